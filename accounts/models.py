@@ -1,0 +1,112 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from leadpulse.models import TimeStampedModel
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra):
+        if not email:
+            raise ValueError("Users need an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Project(TimeStampedModel):
+    name = models.CharField(max_length=200)
+    domain = models.CharField(max_length=253, blank=True)
+    is_active = models.BooleanField(default=True)
+    # Stage thresholds: cold < warm_threshold <= warm < hot_threshold <= hot < qualified_threshold <= qualified.
+    warm_threshold = models.PositiveIntegerField(default=11)
+    hot_threshold = models.PositiveIntegerField(default=31)
+    qualified_threshold = models.PositiveIntegerField(default=60)
+    max_score = models.PositiveIntegerField(default=10000)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(warm_threshold__gt=0)
+                & Q(hot_threshold__gt=F("warm_threshold"))
+                & Q(qualified_threshold__gt=F("hot_threshold"))
+                & Q(max_score__gte=F("qualified_threshold")),
+                name="project_thresholds_monotonic",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(TimeStampedModel):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="membership_unique_user_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class ApiKey(TimeStampedModel):
+    """A project credential. Write keys are public (they sit in web pages) and ingest-only."""
+
+    class Kind(models.TextChoices):
+        WRITE = "write"
+        SECRET = "secret"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    prefix = models.CharField(max_length=16)
+    key_hash = models.CharField(max_length=64, unique=True)
+    # Only write keys keep their plaintext: the dashboard shows them. Secret keys are shown once.
+    key = models.CharField(max_length=64, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(kind="write", revoked_at__isnull=True),
+                name="apikey_one_active_write_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.kind})"

@@ -1,0 +1,63 @@
+"""Writes for users, projects, memberships and keys."""
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from .models import ApiKey, Membership, Project, User
+
+WRITE_KEY_PREFIX = "lp_pub_"
+
+
+def key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def write_key_cache_key(digest: str) -> str:
+    return f"lp:write-key:{digest}"
+
+
+def _write_key_create(*, project: Project) -> ApiKey:
+    raw = WRITE_KEY_PREFIX + secrets.token_urlsafe(24)  # 192 bits of randomness
+    return ApiKey.objects.create(
+        project=project, kind=ApiKey.Kind.WRITE, prefix=raw[:12], key_hash=key_hash(raw), key=raw
+    )
+
+
+@transaction.atomic
+def project_create(*, owner: User, name: str, domain: str = "") -> Project:
+    """Create a project owned by `owner`, with a write key and its provisioned defaults."""
+    project = Project.objects.create(name=name, domain=domain)
+    Membership.objects.create(user=owner, project=project, role=Membership.Role.OWNER)
+    _write_key_create(project=project)
+    # Apps above accounts (scoring's default rules, ...) provision through this hook list,
+    # which keeps the app graph acyclic.
+    for path in settings.LEADPULSE_PROJECT_PROVISIONERS:
+        import_string(path)(project=project)
+    return project
+
+
+@transaction.atomic
+def user_register(*, email: str, password: str, name: str = "") -> tuple[User, Project]:
+    """Create a user and their own first project."""
+    user = User.objects.create_user(email=email, password=password, name=name)
+    project_name = f"{name}'s project" if name else f"{user.email.split('@')[-1]} project"
+    project = project_create(owner=user, name=project_name, domain=user.email.split("@")[-1])
+    return user, project
+
+
+@transaction.atomic
+def write_key_rotate(*, project: Project) -> ApiKey:
+    """Revoke the project's write key at once and issue a new one."""
+    old_keys = list(
+        ApiKey.objects.select_for_update().filter(project=project, kind=ApiKey.Kind.WRITE, revoked_at__isnull=True)
+    )
+    ApiKey.objects.filter(pk__in=[k.pk for k in old_keys]).update(revoked_at=timezone.now())
+    new_key = _write_key_create(project=project)
+    transaction.on_commit(lambda: cache.delete_many([write_key_cache_key(k.key_hash) for k in old_keys]))
+    return new_key

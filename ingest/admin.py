@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import Event, Lead
+
+
+@admin.register(Lead)
+class LeadAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "project", "current_score", "lead_stage", "last_event_at"]
+    list_filter = ["lead_stage", "project"]
+    search_fields = ["anonymous_id", "user_id", "email", "name", "company"]
+    readonly_fields = ["current_score", "lead_stage", "fold_state", "velocity_score", "events_last_24h", "merged_into"]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["name", "event_id", "project", "lead", "timestamp", "processed_at"]
+    list_filter = ["type", "project"]
+    search_fields = ["event_id", "name", "anonymous_id"]
+    list_select_related = ["project", "lead"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

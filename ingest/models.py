@@ -1,0 +1,94 @@
+from django.db import models
+from django.db.models import Q
+
+from leadpulse.models import TimeStampedModel
+
+
+class Lead(TimeStampedModel):
+    """A person (or device, until identified) in a project.
+
+    Identity columns are written by ingest; the score columns are a cache of the
+    scoring fold over the lead's events, written only by `scoring.services.lead_score`.
+    """
+
+    class Stage(models.TextChoices):
+        COLD = "cold"
+        WARM = "warm"
+        HOT = "hot"
+        QUALIFIED = "qualified"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="leads")
+    anonymous_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255, blank=True)
+    email = models.EmailField(max_length=254, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    company = models.CharField(max_length=255, blank=True)
+    traits = models.JSONField(default=dict, blank=True)
+
+    current_score = models.IntegerField(default=0)
+    lead_stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.COLD)
+    velocity_score = models.PositiveSmallIntegerField(default=0)
+    events_last_24h = models.PositiveIntegerField(default=0)
+    first_seen_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    last_scored_at = models.DateTimeField(null=True, blank=True)
+    # The fold's resumable state (score, position of the newest scored event, ...).
+    fold_state = models.JSONField(default=dict, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_leads"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "anonymous_id"], name="lead_unique_project_anonymous_id"),
+            models.CheckConstraint(condition=Q(current_score__gte=0), name="lead_score_non_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-current_score"], name="lead_project_score_idx"),
+            models.Index(fields=["project", "lead_stage"], name="lead_project_stage_idx"),
+            models.Index(fields=["project", "email"], name="lead_project_email_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.email or self.name or self.anonymous_id
+
+
+class Event(models.Model):
+    """One accepted event: the append-only log every score is folded from."""
+
+    class Type(models.TextChoices):
+        TRACK = "track"
+        PAGE = "page"
+        SCREEN = "screen"
+        IDENTIFY = "identify"
+        GROUP = "group"
+        ALIAS = "alias"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="events")
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    event_id = models.CharField(max_length=128)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.TRACK)
+    name = models.CharField(max_length=128)
+    anonymous_id = models.CharField(max_length=255)
+    user_id = models.CharField(max_length=255, blank=True)
+    session_id = models.CharField(max_length=255, blank=True)
+    properties = models.JSONField(default=dict, blank=True)
+    context = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "event_id"], name="event_unique_project_event_id"),
+        ]
+        indexes = [
+            models.Index(fields=["lead", "timestamp", "event_id"], name="event_lead_order_idx"),
+            models.Index(fields=["project", "-timestamp"], name="event_project_time_idx"),
+            models.Index(
+                fields=["received_at"], condition=Q(processed_at__isnull=True), name="event_unprocessed_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.event_id})"

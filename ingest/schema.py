@@ -1,0 +1,189 @@
+"""Validate and normalise every accepted ingest shape into one canonical event.
+
+Pure functions: no ORM, no settings beyond the limits passed in.
+"""
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+
+from leadpulse.errors import ApplicationError
+
+EVENT_NAME_RE = re.compile(r"^[A-Za-z0-9_ .:\-]{1,128}$")
+MAX_PROPERTY_DEPTH = 5
+MAX_IDENTIFIER_LENGTH = 255
+MAX_EVENT_ID_LENGTH = 128
+EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_CLOCK_AHEAD = timedelta(days=1)
+
+
+class SchemaError(ApplicationError):
+    """A rejected field, named as the client sent it (413 when it is about size)."""
+
+    def __init__(self, field: str, message: str, *, too_large: bool = False):
+        super().__init__(
+            message,
+            field=field,
+            code="payload_too_large" if too_large else "invalid",
+            status_code=413 if too_large else 400,
+        )
+
+
+@dataclass(frozen=True)
+class CanonicalEvent:
+    event_id: str
+    name: str
+    anonymous_id: str
+    timestamp: datetime
+    type: str = "track"
+    user_id: str = ""
+    session_id: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_json(raw: bytes, *, max_bytes: int) -> Any:
+    """Decode a request body as JSON whatever its content type (sendBeacon posts text/plain)."""
+    if len(raw) > max_bytes:
+        raise SchemaError("body", f"The request body is larger than {max_bytes // 1024} KB.", too_large=True)
+    if not raw.strip():
+        raise SchemaError("body", "The request body is empty.")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError("body", f"Malformed JSON: {exc}.") from None
+
+
+def encoded_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _object(item: dict[str, Any], key: str, *, depth_limit: int | None = MAX_PROPERTY_DEPTH) -> dict[str, Any]:
+    value = item.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SchemaError(key, "Must be a JSON object.")
+    if depth_limit is not None and _depth(value) > depth_limit:
+        raise SchemaError(key, f"Nested deeper than {depth_limit} levels.")
+    return value
+
+
+def _string(item: dict[str, Any], key: str, *, required: bool, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
+    value = item.get(key)
+    if value is None or value == "":
+        if required:
+            raise SchemaError(key, "This field is required.")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise SchemaError(key, "Must be a string.")
+    value = str(value)
+    if len(value) > max_length:
+        raise SchemaError(key, f"Must be at most {max_length} characters.")
+    if any(ord(ch) < 32 for ch in value):
+        raise SchemaError(key, "Must not contain control characters.")
+    return value
+
+
+def _event_name(item: dict[str, Any], key: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value:
+        raise SchemaError(key, "This field is required and must be a string.")
+    if not EVENT_NAME_RE.match(value):
+        raise SchemaError(key, "Must be 1-128 characters of letters, digits, space, '_', '.', ':' or '-'.")
+    return value
+
+
+def parse_timestamp(value: Any, key: str, *, received_at: datetime) -> datetime:
+    """Parse an ISO-8601 string or epoch seconds/milliseconds; naive times are UTC."""
+    if value is None or value == "":
+        return received_at
+    if isinstance(value, bool):
+        raise SchemaError(key, "Must be an ISO-8601 date-time.")
+    if isinstance(value, int | float):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            parsed: datetime | None = datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise SchemaError(key, "Out of range.") from None
+    elif isinstance(value, str):
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise SchemaError(key, "Must be an ISO-8601 date-time.")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+    else:
+        raise SchemaError(key, "Must be an ISO-8601 date-time.")
+    assert parsed is not None
+    if parsed < EARLIEST_TIMESTAMP:
+        raise SchemaError(key, "Must not be before 2000-01-01.")
+    if parsed > received_at + MAX_CLOCK_AHEAD:
+        raise SchemaError(key, "Must not be more than a day in the future.")
+    return parsed
+
+
+def _event_id(item: dict[str, Any], key: str) -> str:
+    return _string(item, key, required=False, max_length=MAX_EVENT_ID_LENGTH) or str(uuid.uuid4())
+
+
+def _check_item(item: Any, *, max_event_bytes: int) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise SchemaError("body", "Each event must be a JSON object.")
+    if encoded_size(item) > max_event_bytes:
+        raise SchemaError("body", f"An event must be at most {max_event_bytes // 1024} KB.", too_large=True)
+    return item
+
+
+def event_from_sdk(item: Any, *, received_at: datetime, max_event_bytes: int) -> CanonicalEvent:
+    """Shape 1 (`POST /api/ingest/event`): `{apiKey, event, anonymousId, properties, ...}`."""
+    item = _check_item(item, max_event_bytes=max_event_bytes)
+    name = _event_name(item, "event")
+    return CanonicalEvent(
+        event_id=_event_id(item, "eventId"),
+        name=name,
+        type="identify" if name == "identify" else "track",
+        anonymous_id=_string(item, "anonymousId", required=True),
+        session_id=_string(item, "sessionId", required=False),
+        properties=_object(item, "properties"),
+        timestamp=parse_timestamp(item.get("timestamp"), "timestamp", received_at=received_at),
+    )
+
+
+def event_from_server(item: Any, *, received_at: datetime, max_event_bytes: int) -> CanonicalEvent:
+    """Shape 2 (`POST /api/events` and its batch): `{eventType, leadId, properties, ...}`."""
+    item = _check_item(item, max_event_bytes=max_event_bytes)
+    return CanonicalEvent(
+        event_id=_event_id(item, "eventId"),
+        name=_event_name(item, "eventType"),
+        anonymous_id=_string(item, "leadId", required=True),
+        properties=_object(item, "properties"),
+        timestamp=parse_timestamp(item.get("timestamp"), "timestamp", received_at=received_at),
+    )
+
+
+def batch_items(body: Any, *, max_events: int) -> list[Any]:
+    """The list of items of a batch body: `{events: [...]}` or a bare array."""
+    items = body.get("events") if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise SchemaError("events", "Must be a list of events.")
+    if not items:
+        raise SchemaError("events", "Must contain at least one event.")
+    if len(items) > max_events:
+        raise SchemaError("events", f"Must contain at most {max_events} events.", too_large=True)
+    return items

@@ -1,0 +1,38 @@
+"""Shared API plumbing: every tenant endpoint resolves the caller's project here."""
+
+from functools import cached_property
+
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from accounts.models import Membership, Project
+from accounts.selectors import membership_for_user
+from leadpulse.errors import Forbidden
+
+PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
+
+
+def require_admin(membership: Membership) -> None:
+    if membership.role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+        raise Forbidden("Only project owners and admins can do this.")
+
+
+class ProjectApiView(APIView):
+    """An authenticated API view scoped to one project of the caller.
+
+    The project is the caller's first one, or the one named by the
+    `X-LeadPulse-Project` header (404 when the caller is not a member).
+    """
+
+    request: Request
+
+    @cached_property
+    def membership(self) -> Membership:
+        return membership_for_user(user=self.request.user, project_id=self.request.META.get(PROJECT_HEADER))
+
+    @property
+    def project(self) -> Project:
+        return self.membership.project
+
+    def require_admin(self) -> None:
+        require_admin(self.membership)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LeadpulseConfig(AppConfig):
+    name = "leadpulse"
+    verbose_name = "LeadPulse core"

@@ -1,0 +1,41 @@
+"""Celery application: configured from Django settings (CELERY_ namespace)."""
+
+import os
+
+from celery import Celery, bootsteps
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadpulse.settings.local")
+
+app = Celery("leadpulse")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+class HeartbeatStep(bootsteps.StartStopStep):
+    """Record that this worker is alive, for /api/health and the system page."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.tref = None
+
+    def start(self, parent):
+        from django.conf import settings
+
+        from leadpulse.health import worker_heartbeat_record
+
+        worker_heartbeat_record(hostname=parent.hostname)
+        self.tref = parent.timer.call_repeatedly(
+            settings.LEADPULSE_WORKER_HEARTBEAT_SECONDS,
+            worker_heartbeat_record,
+            kwargs={"hostname": parent.hostname},
+        )
+
+    def stop(self, parent):
+        if self.tref is not None:
+            self.tref.cancel()
+            self.tref = None
+
+
+app.steps["worker"].add(HeartbeatStep)

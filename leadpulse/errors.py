@@ -1,0 +1,100 @@
+"""Application errors and the one JSON error shape of the API.
+
+Every error leaves as `{"error": {"code", "message", "fields"}}`, where `fields` maps
+a field name to its messages (empty when the error is not about one field).
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class ApplicationError(Exception):
+    """A failure a client can act on, rendered as a 4xx with a stable code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None, status_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+
+    @property
+    def fields(self) -> dict[str, list[str]]:
+        return {self.field: [self.message]} if self.field else {}
+
+
+class NotAuthenticated(ApplicationError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "not_authenticated"
+
+
+class Forbidden(ApplicationError):
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "forbidden"
+
+
+class NotFound(ApplicationError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class PayloadTooLarge(ApplicationError):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+def error_body(*, code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "fields": fields or {}}}
+
+
+def error_response(error: ApplicationError) -> JsonResponse:
+    """Render an application error outside DRF (plain Django views)."""
+    return JsonResponse(
+        error_body(code=error.code, message=error.message, fields=error.fields), status=error.status_code
+    )
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Render DRF, Django and application errors in the one error shape."""
+    if isinstance(exc, ApplicationError):
+        body = error_body(code=exc.code, message=exc.message, fields=exc.fields)
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = _flatten(detail)
+        first_field = next(iter(fields), "")
+        first = fields[first_field][0] if first_field and isinstance(fields[first_field], list) else ""
+        message = f"{first_field}: {first}" if first else "Invalid input."
+        response.data = error_body(code="invalid", message=message, fields=fields)
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        response.data = error_body(code=code, message=str(exc.detail))
+    return response

@@ -1,0 +1,58 @@
+"""Liveness of the pieces the pipeline needs: database, Redis, a worker."""
+
+import socket
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.utils import timezone
+
+HEARTBEAT_KEY = "lp:worker-heartbeat"
+
+
+def worker_heartbeat_record(*, hostname: str) -> None:
+    """Called by every worker on a timer (see `leadpulse.celery.HeartbeatStep`)."""
+    cache.set(
+        HEARTBEAT_KEY,
+        {"hostname": hostname, "at": timezone.now().isoformat()},
+        timeout=settings.LEADPULSE_WORKER_HEARTBEAT_SECONDS * 3,
+    )
+
+
+def _database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception:
+        return "down"
+
+
+def _redis() -> str:
+    if not settings.REDIS_URL:
+        return "embedded"
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
+        return "ok"
+    except (redis.RedisError, socket.error):
+        return "down"
+
+
+def _worker() -> dict[str, Any]:
+    try:
+        beat = cache.get(HEARTBEAT_KEY)
+    except Exception:
+        beat = None
+    if not beat:
+        return {"status": "down", "lastHeartbeat": None}
+    return {"status": "ok", "lastHeartbeat": beat["at"], "hostname": beat["hostname"]}
+
+
+def system_health() -> dict[str, Any]:
+    """`{status, database, redis, worker}`; status is "ok" or "degraded"."""
+    database, redis_state, worker = _database(), _redis(), _worker()
+    healthy = database == "ok" and redis_state in ("ok", "embedded") and worker["status"] == "ok"
+    return {"status": "ok" if healthy else "degraded", "database": database, "redis": redis_state, "worker": worker}

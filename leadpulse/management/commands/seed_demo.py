@@ -1,0 +1,74 @@
+"""Create a demo user and project and feed it believable journeys through the real pipeline."""
+
+import random
+from datetime import timedelta
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.selectors import membership_for_user, write_key_for_project
+from accounts.services import project_create
+from ingest.schema import CanonicalEvent
+from ingest.services import events_ingest
+from scoring.services import lead_score
+
+DEMO_EMAIL = "demo@leadpulse.local"
+DEMO_PASSWORD = "leadpulse-demo"
+
+# Journeys: (share of leads, events to draw from with weights, events per lead range)
+JOURNEYS = {
+    "browser": (0.45, {"page_view": 8, "download": 1, "email_open": 1}, (1, 6)),
+    "evaluator": (0.3, {"page_view": 6, "pricing_page_visit": 3, "email_open": 2, "form_submit": 1, "webinar_attendance": 1}, (5, 14)),
+    "buyer": (0.15, {"page_view": 4, "pricing_page_visit": 3, "signup": 1, "demo_request": 1, "form_submit": 1}, (6, 16)),
+    "churner": (0.1, {"page_view": 3, "email_open": 2, "unsubscribe": 1}, (2, 8)),
+}
+
+
+class Command(BaseCommand):
+    help = "Create (or top up) the demo account: user, project and scored demo events."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--leads", type=int, default=60)
+        parser.add_argument("--days", type=int, default=14)
+        parser.add_argument("--seed", type=int, default=7)
+
+    def handle(self, *args, leads: int, days: int, seed: int, **options):
+        rng = random.Random(seed)
+        with transaction.atomic():
+            user = User.objects.filter(email=DEMO_EMAIL).first()
+            if user is None:
+                user = User.objects.create_user(email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo", is_staff=True, is_superuser=True)
+                project_create(owner=user, name="Demo project", domain="demo.example")
+        project = membership_for_user(user=user).project
+
+        now = timezone.now()
+        journeys = list(JOURNEYS.items())
+        touched = 0
+        for index in range(leads):
+            name, (_, weights, (low, high)) = rng.choices(journeys, weights=[j[1][0] for j in journeys])[0]
+            anonymous_id = f"demo-{index:04d}"
+            start = now - timedelta(days=rng.uniform(0, days))
+            events = []
+            for n in range(rng.randint(low, high)):
+                event_type = rng.choices(list(weights), weights=list(weights.values()))[0]
+                at = min(start + timedelta(hours=rng.uniform(0, 48) * n), now)
+                events.append(
+                    CanonicalEvent(
+                        event_id=f"{anonymous_id}-{n}",
+                        name=event_type,
+                        anonymous_id=anonymous_id,
+                        timestamp=at,
+                        properties={"url": f"https://demo.example/{event_type.replace('_', '-')}", "journey": name},
+                    )
+                )
+            result = events_ingest(project_id=project.id, events=events)
+            touched += len(result.accepted)
+        # Score right away (the worker would too) so the first page view shows scores.
+        for lead_id in project.leads.values_list("id", flat=True):
+            lead_score(lead_id=lead_id)
+
+        self.stdout.write(f"Demo login:  {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        self.stdout.write(f"Write key:   {write_key_for_project(project=project)}")
+        self.stdout.write(f"Demo events: {touched} new ({leads} leads over {days} days)")

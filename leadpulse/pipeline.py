@@ -1,0 +1,38 @@
+"""The queue between ingest and scoring: it only wakes workers up.
+
+Ingest asks for a lead to be scored; the scoring task claims the request before it
+reads the lead's events. A cache key marks a lead as pending so a burst of events
+enqueues one task, not one per event. The database stays the source of truth: a
+lost message or key only delays scoring until the reconciler re-enqueues the lead.
+"""
+
+import logging
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import cache
+
+from leadpulse.celery import app
+
+logger = logging.getLogger(__name__)
+
+LEAD_SCORE_TASK = "scoring.lead_score_task"
+
+
+def _pending_key(lead_id: int) -> str:
+    return f"lp:score-pending:{lead_id}"
+
+
+def lead_score_request(*, lead_ids: Iterable[int]) -> int:
+    """Enqueue one scoring task per lead that has none pending; return how many were sent."""
+    sent = 0
+    for lead_id in sorted(set(lead_ids)):
+        if cache.add(_pending_key(lead_id), 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
+            app.send_task(LEAD_SCORE_TASK, kwargs={"lead_id": lead_id})
+            sent += 1
+    return sent
+
+
+def lead_score_claim(*, lead_id: int) -> None:
+    """Mark the lead's request as taken: events committed from now on enqueue a new task."""
+    cache.delete(_pending_key(lead_id))

@@ -1,0 +1,3 @@
+"""WebSocket routes. The dashboard's live consumers register here."""
+
+websocket_urlpatterns: list = []

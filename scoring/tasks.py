@@ -1,0 +1,21 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(
+    name="scoring.lead_score_task",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def lead_score_task(*, lead_id: int) -> None:
+    """Score one lead's unprocessed events."""
+    services.lead_score(lead_id=lead_id)
+
+
+@shared_task(name="scoring.events_reconcile_task")
+def events_reconcile_task() -> int:
+    """Re-enqueue leads whose events were not scored in time (lost messages, crashes)."""
+    return services.events_reconcile()
