@@ -1,0 +1,51 @@
+# Two commands matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: run test lint format bench clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "LeadPulse needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -r requirements.txt
+	@touch $@
+
+$(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	@touch $@ $(VENV)/.run-deps
+
+## Start everything: embedded (SQLite, in-process worker and beat) unless DATABASE_URL/REDIS_URL are set.
+run: $(VENV)/.run-deps
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
+		echo "Procfile topology (web, worker, beat) at http://127.0.0.1:$(PORT)/"; \
+		$(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat; \
+	else \
+		$(PY) manage.py runembedded --port $(PORT); \
+	fi
+
+## Install test dependencies, lint, type-check and run the whole suite (needs PostgreSQL and Redis).
+test: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
+	$(VENV)/bin/pytest
+
+lint: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
+
+format: $(VENV)/.test-deps
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: $(VENV)/.test-deps
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

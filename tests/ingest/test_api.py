@@ -1,0 +1,195 @@
+import json
+
+import pytest
+from django.test import Client
+
+from accounts.models import Project
+from ingest.models import Event, Lead
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def http():
+    return Client()
+
+
+def post(http, path, body, *, key=None, content_type="application/json"):
+    headers = {"HTTP_X_API_KEY": key} if key else {}
+    raw = body if isinstance(body, bytes | str) else json.dumps(body)
+    return http.post(path, raw, content_type=content_type, **headers)
+
+
+def test_sdk_shape_is_queued_then_reported_duplicate(tenant, http):
+    body = {"apiKey": tenant.write_key, "event": "page_view", "anonymousId": "anon-1", "eventId": "e-1",
+            "properties": {"url": "/pricing"}, "sessionId": "s-1", "timestamp": "2026-11-01T10:00:00Z"}
+
+    first = post(http, "/api/ingest/event", body)
+    again = post(http, "/api/ingest/event", body)
+
+    assert first.status_code == 202 and first.json() == {"status": "queued", "eventId": "e-1"}
+    assert again.status_code == 200 and again.json() == {"status": "duplicate", "eventId": "e-1"}
+    event = Event.objects.get(project=tenant.project, event_id="e-1")
+    assert (event.name, event.session_id, event.properties) == ("page_view", "s-1", {"url": "/pricing"})
+    assert event.timestamp.isoformat() == "2026-11-01T10:00:00+00:00"
+    assert event.received_at > event.timestamp  # receipt time is kept apart
+    assert event.lead.anonymous_id == "anon-1" and event.processed_at is None
+
+
+def test_server_shape_assigns_a_uuid_and_defaults_the_timestamp(tenant, http):
+    response = post(http, "/api/events", {"eventType": "signup", "leadId": "crm-7"}, key=tenant.write_key)
+
+    assert response.status_code == 202
+    event_id = response.json()["eventId"]
+    assert response.json()["message"]
+    event = Event.objects.get(event_id=event_id)
+    assert len(event_id) == 36 and event.lead.anonymous_id == "crm-7"
+    assert abs((event.timestamp - event.received_at).total_seconds()) < 1
+
+
+def test_text_plain_bodies_parse_like_json(tenant, http):
+    body = {"apiKey": tenant.write_key, "event": "page_view", "anonymousId": "beacon"}
+    response = post(http, "/api/ingest/event", json.dumps(body), content_type="text/plain;charset=UTF-8")
+    assert response.status_code == 202
+    assert Event.objects.filter(anonymous_id="beacon").count() == 1
+
+
+def test_batch_stores_valid_items_and_reports_the_rest(tenant, http):
+    events = [
+        {"eventType": "page_view", "leadId": "a", "eventId": "b-1"},
+        {"eventType": "bad/name", "leadId": "a"},
+        {"eventType": "signup", "leadId": "b", "eventId": "b-2"},
+        {"eventType": "signup", "leadId": "b", "eventId": "b-2"},
+        {"eventType": "page_view"},
+        "not an object",
+    ]
+
+    response = post(http, "/api/events/batch", {"events": events}, key=tenant.write_key)
+
+    assert response.status_code == 202
+    assert response.json() == {
+        "count": 6,
+        "accepted": 2,
+        "duplicates": 1,
+        "errors": [
+            {"index": 1, "field": "eventType", "message": response.json()["errors"][0]["message"]},
+            {"index": 4, "field": "leadId", "message": "This field is required."},
+            {"index": 5, "field": "body", "message": "Each event must be a JSON object."},
+        ],
+    }
+    assert set(Event.objects.values_list("event_id", flat=True)) == {"b-1", "b-2"}
+    assert Lead.objects.filter(project=tenant.project).count() == 2
+
+
+def test_batch_accepts_a_bare_array_and_counts_duplicates_of_earlier_requests(tenant, http):
+    post(http, "/api/events/batch", [{"eventType": "x", "leadId": "a", "eventId": "1"}], key=tenant.write_key)
+    response = post(
+        http,
+        "/api/events/batch",
+        [{"eventType": "x", "leadId": "a", "eventId": "1"}, {"eventType": "x", "leadId": "a", "eventId": "2"}],
+        key=tenant.write_key,
+    )
+    assert response.json()["accepted"] == 1 and response.json()["duplicates"] == 1
+
+
+def test_batch_of_500_is_accepted(tenant, http):
+    events = [{"eventType": "page_view", "leadId": f"l{i % 50}", "eventId": f"id-{i}"} for i in range(500)]
+    response = post(http, "/api/events/batch", {"events": events}, key=tenant.write_key)
+    assert response.status_code == 202 and response.json()["accepted"] == 500
+    assert Lead.objects.filter(project=tenant.project).count() == 50
+
+
+def test_same_anonymous_id_in_two_projects_makes_two_leads(tenant, other_tenant, http):
+    for t in (tenant, other_tenant):
+        post(http, "/api/events", {"eventType": "page_view", "leadId": "same", "eventId": "same"}, key=t.write_key)
+    assert Lead.objects.filter(anonymous_id="same").count() == 2
+    assert Event.objects.filter(event_id="same").count() == 2  # dedupe is per project
+
+
+def test_inactive_project_is_403(tenant, http):
+    Project.objects.filter(pk=tenant.project.pk).update(is_active=False)
+    response = post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "project_inactive"
+
+
+def deep(levels):
+    value = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return value
+
+
+BAD_REQUESTS = [
+    # (path, body, key?, status, field)
+    ("/api/events", {"eventType": "x", "leadId": "a"}, None, 401, "apiKey"),
+    ("/api/events", {"eventType": "x", "leadId": "a"}, "lp_pub_wrong", 401, "apiKey"),
+    ("/api/ingest/event", {"event": "x", "anonymousId": "a"}, None, 401, "apiKey"),
+    ("/api/ingest/event", {"apiKey": "nope", "event": "x", "anonymousId": "a"}, None, 401, "apiKey"),
+    ("/api/events/batch", [{"eventType": "x", "leadId": "a"}], "lp_pub_wrong", 401, "apiKey"),
+    ("/api/events", b"{not json", "KEY", 400, "body"),
+    ("/api/ingest/event", b"[1, 2", None, 400, "body"),
+    ("/api/events", b"", "KEY", 400, "body"),
+    ("/api/events", {"eventType": 5, "leadId": "a"}, "KEY", 400, "eventType"),
+    ("/api/events", {"eventType": "x" * 129, "leadId": "a"}, "KEY", 400, "eventType"),
+    ("/api/events", {"eventType": "drop table;", "leadId": "a"}, "KEY", 400, "eventType"),
+    ("/api/events", {"eventType": "x", "leadId": {"a": 1}}, "KEY", 400, "leadId"),
+    ("/api/events", {"eventType": "x", "leadId": "a", "properties": "str"}, "KEY", 400, "properties"),
+    ("/api/events", {"eventType": "x", "leadId": "a", "properties": deep(6)}, "KEY", 400, "properties"),
+    ("/api/events", {"eventType": "x", "leadId": "a", "timestamp": "nope"}, "KEY", 400, "timestamp"),
+    ("/api/events", {"eventType": "x", "leadId": "a", "properties": {"b": "x" * 33_000}}, "KEY", 413, "body"),
+    ("/api/events/batch", {"events": [{"eventType": "x", "leadId": "a"}] * 501}, "KEY", 413, "events"),
+    ("/api/events/batch", {"events": []}, "KEY", 400, "events"),
+    ("/api/events/batch", {"events": [{"eventType": "x", "leadId": "a", "properties": {"b": "x" * 20_000}}] * 30},
+     "KEY", 413, "body"),
+    ("/api/events/batch", {"events": [{"eventType": "bad/"}]}, "KEY", 400, "events[0].eventType"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "key", "status", "field"), BAD_REQUESTS)
+def test_bad_input_gets_a_4xx_naming_the_field_and_writes_nothing(tenant, http, path, body, key, status, field):
+    if key == "KEY":
+        key = tenant.write_key
+    if isinstance(body, dict) and "apiKey" not in body and path == "/api/ingest/event" and status != 401:
+        body = {**body, "apiKey": tenant.write_key}
+    counts = (Event.objects.count(), Lead.objects.count())
+
+    response = post(http, path, body, key=key)
+
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert field in error["fields"], error
+    assert error["code"] and error["message"]
+    assert (Event.objects.count(), Lead.objects.count()) == counts
+
+
+def test_request_path_runs_a_constant_number_of_queries(tenant, http, django_assert_num_queries):
+    post(http, "/api/events", {"eventType": "x", "leadId": "warm"}, key=tenant.write_key)  # caches the key
+
+    def batch(n, prefix):
+        return {"events": [{"eventType": "page_view", "leadId": f"{prefix}{i}"} for i in range(n)]}
+
+    # new leads: lookup, insert leads, re-lookup, insert events (+ savepoint pair)
+    with django_assert_num_queries(6):
+        post(http, "/api/events", {"eventType": "x", "leadId": "new-1"}, key=tenant.write_key)
+    with django_assert_num_queries(6):
+        post(http, "/api/events/batch", batch(200, "n"), key=tenant.write_key)
+    # known leads: lookup and insert only
+    with django_assert_num_queries(4):
+        post(http, "/api/events/batch", batch(200, "n"), key=tenant.write_key)
+
+
+def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_capture_on_commit_callbacks):
+    from django.core.cache import cache
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        post(http, "/api/events/batch", {"events": [{"eventType": "x", "leadId": "a"}] * 3 + [{"eventType": "x", "leadId": "b"}]},
+             key=tenant.write_key)
+    # nothing enqueued before commit
+    lead_ids = list(Lead.objects.values_list("id", flat=True))
+    assert not any(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)
+    assert len(callbacks) == 2  # enqueue + broadcast
+
+    for callback in callbacks:
+        callback()
+    assert all(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)

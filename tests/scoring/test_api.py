@@ -1,0 +1,105 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from ingest.models import Lead
+from ingest.schema import CanonicalEvent
+from ingest.services import events_ingest
+from scoring.services import lead_score
+
+pytestmark = pytest.mark.django_db
+
+LEAD_FIELDS = {
+    "id", "anonymousId", "email", "name", "company", "currentScore", "leadStage", "velocityScore",
+    "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt",
+}
+
+
+def scored_lead(project, anonymous_id, *names, **fields):
+    now = timezone.now()
+    events_ingest(
+        project_id=project.id,
+        events=[CanonicalEvent(event_id=f"{anonymous_id}-{i}", name=name, anonymous_id=anonymous_id,
+                               timestamp=now - timedelta(minutes=len(names) - i)) for i, name in enumerate(names)],
+    )
+    lead = Lead.objects.get(project=project, anonymous_id=anonymous_id)
+    if fields:
+        Lead.objects.filter(pk=lead.pk).update(**fields)
+    return lead_score(lead_id=lead.id)
+
+
+@pytest.fixture
+def leads(tenant):
+    return {
+        "cold": scored_lead(tenant.project, "cold-1", "page_view", email="cold@example.com"),
+        "warm": scored_lead(tenant.project, "warm-1", "signup", name="Wanda Warm"),
+        "hot": scored_lead(tenant.project, "hot-1", "demo_request", company="Hotco"),
+        "qualified": scored_lead(tenant.project, "q-1", "demo_request", "signup"),
+    }
+
+
+def test_list_is_paginated_ordered_by_score_with_the_lead_fields(tenant, leads):
+    body = tenant.client.get("/api/leads").json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 4
+    assert [r["anonymousId"] for r in body["results"]] == ["q-1", "hot-1", "warm-1", "cold-1"]
+    assert set(body["results"][0]) == LEAD_FIELDS
+    assert body["results"][0]["currentScore"] == 80 and body["results"][0]["leadStage"] == "qualified"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("stage=warm", ["warm-1"]),
+        ("anonymousId=hot-1", ["hot-1"]),
+        ("search=cold@exa", ["cold-1"]),
+        ("search=wanda", ["warm-1"]),
+        ("search=hotco", ["hot-1"]),
+        ("ordering=currentScore", ["cold-1", "warm-1", "hot-1", "q-1"]),
+    ],
+)
+def test_list_filters(tenant, leads, query, expected):
+    assert [r["anonymousId"] for r in tenant.client.get(f"/api/leads?{query}").json()["results"]] == expected
+
+
+def test_search_by_id(tenant, leads):
+    results = tenant.client.get(f"/api/leads?search={leads['hot'].id}").json()["results"]
+    assert leads["hot"].id in [r["id"] for r in results]
+
+
+@pytest.mark.parametrize(("query", "field"), [("stage=boiling", "stage"), ("ordering=password", "ordering")])
+def test_list_rejects_bad_filters(tenant, leads, query, field):
+    response = tenant.client.get(f"/api/leads?{query}")
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]
+
+
+def test_list_query_count_does_not_grow_with_leads(tenant, leads, django_assert_num_queries):
+    with django_assert_num_queries(4):  # user, membership, count, page
+        assert tenant.client.get("/api/leads").status_code == 200
+    for i in range(20):
+        scored_lead(tenant.project, f"more-{i}", "page_view")
+    with django_assert_num_queries(4):
+        assert len(tenant.client.get("/api/leads").json()["results"]) == 24
+
+
+def test_detail_and_timeline(tenant, leads):
+    lead = leads["qualified"]
+    assert tenant.client.get(f"/api/leads/{lead.id}").json()["currentScore"] == 80
+
+    body = tenant.client.get(f"/api/leads/{lead.id}/timeline").json()
+    assert body["lead"]["id"] == lead.id
+    assert [(e["eventType"], e["scoreDelta"], e["newScore"]) for e in body["events"]] == [
+        ("demo_request", 50, 50),
+        ("signup", 30, 80),
+    ]
+    assert set(body["events"][0]) == {"eventId", "eventType", "timestamp", "properties", "scoreDelta", "newScore"}
+
+
+def test_leads_of_another_project_are_404_and_never_listed(tenant, other_tenant, leads):
+    mine = scored_lead(other_tenant.project, "hot-1", "signup")  # same anonymousId, other project
+    for path in (f"/api/leads/{leads['hot'].id}", f"/api/leads/{leads['hot'].id}/timeline"):
+        assert other_tenant.client.get(path).status_code == 404
+    assert tenant.client.get(f"/api/leads/{mine.id}").status_code == 404
+    assert [r["id"] for r in other_tenant.client.get("/api/leads").json()["results"]] == [mine.id]
+    assert tenant.client.get("/api/leads/not-a-number").status_code == 404
