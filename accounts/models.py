@@ -35,7 +35,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS = []
 
     def __str__(self) -> str:
         return self.email
@@ -88,7 +88,7 @@ class ApiKey(TimeStampedModel):
 
     class Kind(models.TextChoices):
         WRITE = "write"
-        SECRET = "secret"
+        SECRET = "secret"  # noqa: S105 (a key kind, not a password)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_keys")
     kind = models.CharField(max_length=8, choices=Kind.choices)

@@ -21,9 +21,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -92,6 +93,9 @@ PHASES: dict[str, Callable[[argparse.Namespace, str], list[Call]]] = {
 # --- Environment: database, Redis, child processes -------------------------------------
 
 
+EXTRA_ENV: dict[str, str] = {}  # --env KEY=VALUE, e.g. to try a setting without editing it
+
+
 def child_env() -> dict[str, str]:
     return {
         **os.environ,
@@ -100,6 +104,7 @@ def child_env() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "leadpulse.settings.local",
         "DJANGO_DEBUG": "false",
         "PYTHONUNBUFFERED": "1",
+        **EXTRA_ENV,
     }
 
 
@@ -200,7 +205,7 @@ async def send_all(base_url: str, calls: list[Call], clients: int) -> tuple[floa
                 resp = await client.post(c.path, content=c.body, headers=c.headers)
                 statuses[resp.status_code] += 1
                 if not resp.is_success and len(samples) < 5:
-                    samples.append(f"{resp.status_code} {resp.text[:300]}")
+                    samples.append(f"{resp.status_code} {' '.join(resp.text.split())[:200]}")
             except httpx.HTTPError as exc:
                 statuses[type(exc).__name__] += 1
                 if len(samples) < 5:
@@ -210,6 +215,26 @@ async def send_all(base_url: str, calls: list[Call], clients: int) -> tuple[floa
         started = time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
         return time.perf_counter() - started, statuses, samples
+
+
+@contextlib.contextmanager
+def peak_db_connections() -> Iterator[list[int]]:
+    """Sample the bench database's connection count in a thread; yields [peak so far]."""
+    peak, stop = [0], threading.Event()
+
+    def sample() -> None:
+        with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+            while not stop.wait(0.2):
+                query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+                peak[0] = max(peak[0], conn.execute(query, (DB_NAME,)).fetchone()[0])
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield peak
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 PHASE_ROWS = "FROM ingest_event WHERE project_id = %(project)s AND event_id LIKE %(prefix)s"
@@ -242,12 +267,13 @@ def run_phase(name: str, args: argparse.Namespace, base_url: str, db: psycopg.Co
     calls = PHASES[name](args, key)
     sent = sum(c.events for c in calls)
     print(f"[{name}] {len(calls)} requests, {sent} events, {args.clients} clients", flush=True)
-    started_at = datetime.now(UTC)
-    wall, statuses, samples = asyncio.run(send_all(base_url, calls, args.clients))
-    for sample in samples:
-        print(f"    non-2xx sample: {sample}")
     params = {"project": project_id, "prefix": f"{name}-%"}
-    unscored = wait_scored(db, params, args.drain_timeout)
+    with peak_db_connections() as peak:
+        started_at = datetime.now(UTC)
+        wall, statuses, samples = asyncio.run(send_all(base_url, calls, args.clients))
+        for sample in samples:
+            print(f"    non-2xx sample: {sample}")
+        unscored = wait_scored(db, params, args.drain_timeout)
     stored, scored, p50, p99, worst, last_scored = db.execute(LATENCY_SQL, params).fetchone()
     drain = (last_scored - started_at).total_seconds() if last_scored else None
     return {
@@ -266,6 +292,7 @@ def run_phase(name: str, args: argparse.Namespace, base_url: str, db: psycopg.Co
         "unscored": unscored,
         "drain_s": drain and round(drain, 3),
         "scored_eps": round(scored / drain, 1) if drain else None,
+        "peak_db_connections": peak[0],
     }
 
 
@@ -274,6 +301,7 @@ COLUMNS = [  # (header, key, width)
     ("non-2xx", "non_2xx", 7), ("ingest s", "ingest_s", 8), ("ingest ev/s", "ingest_eps", 11),
     ("p50 s", "scored_p50_s", 7), ("p99 s", "scored_p99_s", 7), ("max s", "scored_max_s", 7),
     ("unscored", "unscored", 8), ("drain s", "drain_s", 8), ("scored ev/s", "scored_eps", 11),
+    ("db conns", "peak_db_connections", 8),
 ]  # fmt: skip
 
 
@@ -294,11 +322,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--web-workers", type=int, default=2, help="uvicorn --workers")
     p.add_argument("--worker-concurrency", type=int, default=2, help="celery worker --concurrency (prefork)")
     p.add_argument("--beat", action="store_true", help="also run celery beat (the reconciler re-enqueues lost leads)")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra env for every child")
     p.add_argument("--drain-timeout", type=float, default=300, help="seconds to wait for a phase to be scored")
     args = p.parse_args()
     args.phases = [name.strip() for name in args.phases.split(",") if name.strip()]
     if unknown := set(args.phases) - PHASES.keys():
         p.error(f"unknown phase(s): {', '.join(sorted(unknown))}")
+    if bad := [item for item in args.env if "=" not in item]:
+        p.error(f"--env wants KEY=VALUE, got {bad[0]!r}")
+    EXTRA_ENV.update(item.split("=", 1) for item in args.env)
     return args
 
 
@@ -316,13 +348,57 @@ def main() -> None:
     base_url = f"http://127.0.0.1:{port}"
     children = Children()
     try:
-        children.start("web", [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", str(args.web_workers), "--no-access-log"])
-        children.start("worker", [sys.executable, "-m", "celery", "-A", "leadpulse", "worker", "--loglevel", "INFO",
-                                  "-P", "prefork", "--concurrency", str(args.worker_concurrency), "-n", "bench@%h"])
+        children.start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "leadpulse.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.web_workers),
+                "--no-access-log",
+            ],
+        )
+        children.start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "leadpulse",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "-P",
+                "prefork",
+                "--concurrency",
+                str(args.worker_concurrency),
+                "-n",
+                "bench@%h",
+            ],
+        )
         if args.beat:
-            children.start("beat", [sys.executable, "-m", "celery", "-A", "leadpulse", "beat", "--loglevel", "INFO",
-                                    "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"])
+            children.start(
+                "beat",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "leadpulse",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                ],
+            )
         wait_healthy(base_url, children)
         print(f"topology up on {base_url}", flush=True)
         with psycopg.connect(DATABASE_URL, autocommit=True) as db:
@@ -332,9 +408,12 @@ def main() -> None:
     finally:
         children.stop()
 
-    print(f"\nmachine: nproc={machine['nproc']}  web workers={args.web_workers}  "
-          f"worker concurrency={args.worker_concurrency}  batch size={args.batch_size}  leads={args.leads}")
-    print("latency = processed_at - received_at (ingest -> scored); drain = phase start -> last event scored\n")
+    print(
+        f"\nmachine: nproc={machine['nproc']}  web workers={args.web_workers}  "
+        f"worker concurrency={args.worker_concurrency}  batch size={args.batch_size}  leads={args.leads}"
+    )
+    print("p50/p99/max = processed_at - received_at (ingest -> scored); drain = phase start -> last event scored;")
+    print("db conns = peak connections to the bench database during the phase (1 is the bench's own)\n")
     print(table(rows))
     out = RESULTS / "ingest.json"
     out.write_text(json.dumps({"machine": machine, "settings": settings, "phases": rows}, indent=2) + "\n")

@@ -85,9 +85,7 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["lead", "timestamp", "event_id"], name="event_lead_order_idx"),
             models.Index(fields=["project", "-timestamp"], name="event_project_time_idx"),
-            models.Index(
-                fields=["received_at"], condition=Q(processed_at__isnull=True), name="event_unprocessed_idx"
-            ),
+            models.Index(fields=["received_at"], condition=Q(processed_at__isnull=True), name="event_unprocessed_idx"),
         ]
 
     def __str__(self) -> str:

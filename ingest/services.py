@@ -57,8 +57,9 @@ def _events_insert(*, events: list[Event]) -> set[str]:
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # Only quoted model metadata is interpolated; every value is a parameter.
     sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "  # noqa: S608
         f"VALUES {', '.join([row] * len(events))} "
         f"ON CONFLICT ({qn('project_id')}, {qn('event_id')}) DO NOTHING RETURNING {qn('event_id')}"
     )
@@ -117,7 +118,12 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
         if stored:
             touched = {row.lead_id for row in stored}
             summary = [
-                {"eventId": row.event_id, "eventType": row.name, "leadId": row.lead_id, "timestamp": row.timestamp.isoformat()}
+                {
+                    "eventId": row.event_id,
+                    "eventType": row.name,
+                    "leadId": row.lead_id,
+                    "timestamp": row.timestamp.isoformat(),
+                }
                 for row in stored[:50]
             ]
             transaction.on_commit(lambda: lead_score_request(lead_ids=touched))

@@ -5,7 +5,7 @@ from functools import cached_property
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.models import Membership, Project
+from accounts.models import Membership, Project, User
 from accounts.selectors import membership_for_user
 from leadpulse.errors import Forbidden
 
@@ -28,7 +28,9 @@ class ProjectApiView(APIView):
 
     @cached_property
     def membership(self) -> Membership:
-        return membership_for_user(user=self.request.user, project_id=self.request.META.get(PROJECT_HEADER))
+        user = self.request.user
+        assert isinstance(user, User)  # IsAuthenticated ran first
+        return membership_for_user(user=user, project_id=self.request.META.get(PROJECT_HEADER))
 
     @property
     def project(self) -> Project:

@@ -16,10 +16,12 @@ from rest_framework.views import exception_handler
 class ApplicationError(Exception):
     """A failure a client can act on, rendered as a 4xx with a stable code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    code: str = "invalid"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None, status_code: int | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, status_code: int | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -1,6 +1,5 @@
 """Liveness of the pieces the pipeline needs: database, Redis, a worker."""
 
-import socket
 from typing import Any
 
 from django.conf import settings
@@ -37,7 +36,7 @@ def _redis() -> str:
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1).ping()
         return "ok"
-    except (redis.RedisError, socket.error):
+    except (OSError, redis.RedisError):
         return "down"
 
 

@@ -19,6 +19,8 @@ def project_broadcast(*, project_id: int, type: str, payload: dict[str, Any]) ->
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(project_group(project_id), {"type": "project.message", "event": type, "payload": payload})
+        async_to_sync(layer.group_send)(
+            project_group(project_id), {"type": "project.message", "event": type, "payload": payload}
+        )
     except Exception:  # a dropped live update must never fail ingest or scoring
         logger.warning("broadcast %s to project %s failed", type, project_id, exc_info=True)

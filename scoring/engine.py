@@ -130,5 +130,5 @@ def stage_for(score: int, policy: Policy) -> str:
 
 
 def velocity_score(events_last_24h: int) -> int:
-    """0–10: one point per event in the last 24 hours, capped at 10."""
+    """0 to 10: one point per event in the last 24 hours, capped at 10."""
     return max(0, min(10, events_last_24h))

@@ -46,7 +46,9 @@ def leads_for_project(
     descending = ordering.startswith("-")
     column = LEAD_ORDERING_FIELDS.get(ordering.lstrip("-"))
     if column is None:
-        raise ApplicationError(f"Must be one of {', '.join(LEAD_ORDERING_FIELDS)} (prefix - for descending).", field="ordering")
+        raise ApplicationError(
+            f"Must be one of {', '.join(LEAD_ORDERING_FIELDS)} (prefix - for descending).", field="ordering"
+        )
     return leads.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
 
 
@@ -69,7 +71,6 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[tuple[Event, ScoreHis
     newest = list(Event.objects.filter(lead=lead).order_by("-timestamp", "-event_id")[:limit])
     newest.reverse()
     history = {
-        row.event_id: row
-        for row in ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in newest])
+        row.event_id: row for row in ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in newest])
     }
     return [(event, history.get(event.id)) for event in newest]

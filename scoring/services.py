@@ -35,7 +35,9 @@ def project_rules_seed(*, project: Project) -> None:
     """Give a new project the default scoring rules (a project provisioner)."""
     ScoringRule.objects.bulk_create(
         [
-            ScoringRule(project=project, name=event_type.replace("_", " ").capitalize(), event_type=event_type, points=points)
+            ScoringRule(
+                project=project, name=event_type.replace("_", " ").capitalize(), event_type=event_type, points=points
+            )
             for event_type, points in DEFAULT_RULES
         ]
     )
@@ -63,14 +65,23 @@ def _facts(queryset) -> list[tuple[int, engine.EventFact]]:
 def lead_score(*, lead_id: int) -> Lead | None:
     """Fold the lead's unprocessed events into its score, under the lead's row lock.
 
-    The lock serialises scoring of one lead across every worker and host. Events
-    that arrive after the newest scored one continue the fold; an older one makes
-    the fold restart from the lead's first event, rewriting its history.
+    The lock serialises scoring of one lead across every worker and host. It is
+    `FOR NO KEY UPDATE`, which does not conflict with the `FOR KEY SHARE` lock that
+    PostgreSQL's foreign-key check takes when ingest inserts an event for the lead:
+    ingest never waits for scoring, and the two cannot deadlock.
+
+    Events that arrive after the newest scored one continue the fold; an older one
+    makes the fold restart from the lead's first event, rewriting its history.
     """
     lead_score_claim(lead_id=lead_id)
     now = timezone.now()
     with transaction.atomic():
-        lead = Lead.objects.select_for_update().select_related("project").filter(id=lead_id).first()
+        lead = (
+            Lead.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("project")
+            .filter(id=lead_id)
+            .first()
+        )
         if lead is None or lead.merged_into_id:
             return lead
         pending = _facts(Event.objects.filter(lead=lead, processed_at__isnull=True))

@@ -54,7 +54,9 @@ def test_register_refuses_a_taken_email_case_insensitively(api_client):
 
 def test_login_returns_tokens_and_401_on_bad_credentials(api_client):
     register(api_client)
-    ok = api_client.post("/api/auth/login", {"email": "ada@example.com", "password": "s3cure-enough-pass"}, format="json")
+    ok = api_client.post(
+        "/api/auth/login", {"email": "ada@example.com", "password": "s3cure-enough-pass"}, format="json"
+    )
     assert ok.status_code == 200 and set(ok.json()) == {"user", "access", "refresh", "token"}
     bad = api_client.post("/api/auth/login", {"email": "ada@example.com", "password": "wrong"}, format="json")
     assert bad.status_code == 401
@@ -83,15 +85,17 @@ def test_protected_endpoints_need_a_token(api_client):
 
 def test_current_project_shows_the_write_key(tenant):
     body = tenant.client.get("/api/auth/project").json()
-    assert body == {
-        "project": {"id": tenant.project.id, "name": "Tenant A", "domain": "", "apiKey": tenant.write_key}
-    }
+    assert body == {"project": {"id": tenant.project.id, "name": "Tenant A", "domain": "", "apiKey": tenant.write_key}}
 
 
 def test_rotate_key_revokes_the_old_key_at_once(tenant, api_client, django_capture_on_commit_callbacks):
     # the old key works (and is now cached)
-    assert api_client.post("/api/events", {"eventType": "x", "leadId": "l"}, format="json",
-                           HTTP_X_API_KEY=tenant.write_key).status_code == 202
+    assert (
+        api_client.post(
+            "/api/events", {"eventType": "x", "leadId": "l"}, format="json", HTTP_X_API_KEY=tenant.write_key
+        ).status_code
+        == 202
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         response = tenant.client.post(f"/api/projects/{tenant.project.id}/rotate-key")
@@ -100,11 +104,16 @@ def test_rotate_key_revokes_the_old_key_at_once(tenant, api_client, django_captu
     new_key = response.json()["project"]["apiKey"]
     assert new_key.startswith("lp_pub_") and new_key != tenant.write_key
     assert tenant.client.get("/api/auth/project").json()["project"]["apiKey"] == new_key
-    old = api_client.post("/api/events", {"eventType": "x", "leadId": "l"}, format="json",
-                          HTTP_X_API_KEY=tenant.write_key)
+    old = api_client.post(
+        "/api/events", {"eventType": "x", "leadId": "l"}, format="json", HTTP_X_API_KEY=tenant.write_key
+    )
     assert old.status_code == 401
-    assert api_client.post("/api/events", {"eventType": "x", "leadId": "l"}, format="json",
-                           HTTP_X_API_KEY=new_key).status_code == 202
+    assert (
+        api_client.post(
+            "/api/events", {"eventType": "x", "leadId": "l"}, format="json", HTTP_X_API_KEY=new_key
+        ).status_code
+        == 202
+    )
 
 
 def test_rotate_key_of_another_project_is_404(tenant, other_tenant):

@@ -21,8 +21,15 @@ def post(http, path, body, *, key=None, content_type="application/json"):
 
 
 def test_sdk_shape_is_queued_then_reported_duplicate(tenant, http):
-    body = {"apiKey": tenant.write_key, "event": "page_view", "anonymousId": "anon-1", "eventId": "e-1",
-            "properties": {"url": "/pricing"}, "sessionId": "s-1", "timestamp": "2026-11-01T10:00:00Z"}
+    body = {
+        "apiKey": tenant.write_key,
+        "event": "page_view",
+        "anonymousId": "anon-1",
+        "eventId": "e-1",
+        "properties": {"url": "/pricing"},
+        "sessionId": "s-1",
+        "timestamp": "2026-11-01T10:00:00Z",
+    }
 
     first = post(http, "/api/ingest/event", body)
     again = post(http, "/api/ingest/event", body)
@@ -140,8 +147,13 @@ BAD_REQUESTS = [
     ("/api/events", {"eventType": "x", "leadId": "a", "properties": {"b": "x" * 33_000}}, "KEY", 413, "body"),
     ("/api/events/batch", {"events": [{"eventType": "x", "leadId": "a"}] * 501}, "KEY", 413, "events"),
     ("/api/events/batch", {"events": []}, "KEY", 400, "events"),
-    ("/api/events/batch", {"events": [{"eventType": "x", "leadId": "a", "properties": {"b": "x" * 20_000}}] * 30},
-     "KEY", 413, "body"),
+    (
+        "/api/events/batch",
+        {"events": [{"eventType": "x", "leadId": "a", "properties": {"b": "x" * 20_000}}] * 30},
+        "KEY",
+        413,
+        "body",
+    ),
     ("/api/events/batch", {"events": [{"eventType": "bad/"}]}, "KEY", 400, "events[0].eventType"),
 ]
 
@@ -183,8 +195,12 @@ def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_cap
     from django.core.cache import cache
 
     with django_capture_on_commit_callbacks() as callbacks:
-        post(http, "/api/events/batch", {"events": [{"eventType": "x", "leadId": "a"}] * 3 + [{"eventType": "x", "leadId": "b"}]},
-             key=tenant.write_key)
+        post(
+            http,
+            "/api/events/batch",
+            {"events": [{"eventType": "x", "leadId": "a"}] * 3 + [{"eventType": "x", "leadId": "b"}]},
+            key=tenant.write_key,
+        )
     # nothing enqueued before commit
     lead_ids = list(Lead.objects.values_list("id", flat=True))
     assert not any(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)

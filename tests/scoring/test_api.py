@@ -11,8 +11,18 @@ from scoring.services import lead_score
 pytestmark = pytest.mark.django_db
 
 LEAD_FIELDS = {
-    "id", "anonymousId", "email", "name", "company", "currentScore", "leadStage", "velocityScore",
-    "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt",
+    "id",
+    "anonymousId",
+    "email",
+    "name",
+    "company",
+    "currentScore",
+    "leadStage",
+    "velocityScore",
+    "eventsLast24h",
+    "lastEventAt",
+    "firstSeenAt",
+    "createdAt",
 }
 
 
@@ -20,8 +30,15 @@ def scored_lead(project, anonymous_id, *names, **fields):
     now = timezone.now()
     events_ingest(
         project_id=project.id,
-        events=[CanonicalEvent(event_id=f"{anonymous_id}-{i}", name=name, anonymous_id=anonymous_id,
-                               timestamp=now - timedelta(minutes=len(names) - i)) for i, name in enumerate(names)],
+        events=[
+            CanonicalEvent(
+                event_id=f"{anonymous_id}-{i}",
+                name=name,
+                anonymous_id=anonymous_id,
+                timestamp=now - timedelta(minutes=len(names) - i),
+            )
+            for i, name in enumerate(names)
+        ],
     )
     lead = Lead.objects.get(project=project, anonymous_id=anonymous_id)
     if fields:

@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -108,6 +109,6 @@ def test_incremental_fold_equals_a_full_refold(events, split):
     assert state == full_state
     assert head_steps + tail_steps == full_steps
     # the history chain is continuous and ends at the score
-    for previous, step in zip(full_steps, full_steps[1:], strict=False):
+    for previous, step in itertools.pairwise(full_steps):
         assert step.old_score == previous.new_score
     assert full_steps[-1].new_score == full_state.score

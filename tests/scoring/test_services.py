@@ -21,8 +21,10 @@ def ingest(project, *events):
     """events: (name, minutes after T0, event id), all for lead "anon"."""
     result = events_ingest(
         project_id=project.id,
-        events=[CanonicalEvent(event_id=eid, name=name, anonymous_id="anon", timestamp=T0 + timedelta(minutes=m))
-                for name, m, eid in events],
+        events=[
+            CanonicalEvent(event_id=eid, name=name, anonymous_id="anon", timestamp=T0 + timedelta(minutes=m))
+            for name, m, eid in events
+        ],
     )
     return Lead.objects.get(project=project, anonymous_id="anon"), result
 
@@ -99,14 +101,18 @@ def test_velocity_counts_events_in_the_last_24_hours(tenant):
     now = timezone.now()
     events_ingest(
         project_id=tenant.project.id,
-        events=[CanonicalEvent(event_id=f"v{h}", name="page_view", anonymous_id="anon", timestamp=now - timedelta(hours=h))
-                for h in (1, 2, 3, 30)],
+        events=[
+            CanonicalEvent(event_id=f"v{h}", name="page_view", anonymous_id="anon", timestamp=now - timedelta(hours=h))
+            for h in (1, 2, 3, 30)
+        ],
     )
     lead = lead_score(lead_id=Lead.objects.get(anonymous_id="anon").id)
     assert lead.events_last_24h == 3 and lead.velocity_score == 3
 
 
-def test_reconciler_finds_unprocessed_events_past_the_grace_period(tenant, settings, django_capture_on_commit_callbacks):
+def test_reconciler_finds_unprocessed_events_past_the_grace_period(
+    tenant, settings, django_capture_on_commit_callbacks
+):
     from django.core.cache import cache
 
     settings.LEADPULSE_RECONCILE_GRACE_SECONDS = 60

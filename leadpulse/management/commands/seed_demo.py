@@ -15,13 +15,21 @@ from ingest.services import events_ingest
 from scoring.services import lead_score
 
 DEMO_EMAIL = "demo@leadpulse.local"
-DEMO_PASSWORD = "leadpulse-demo"
+DEMO_PASSWORD = "leadpulse-demo"  # noqa: S105 (printed by make run on purpose)
 
 # Journeys: (share of leads, events to draw from with weights, events per lead range)
 JOURNEYS = {
     "browser": (0.45, {"page_view": 8, "download": 1, "email_open": 1}, (1, 6)),
-    "evaluator": (0.3, {"page_view": 6, "pricing_page_visit": 3, "email_open": 2, "form_submit": 1, "webinar_attendance": 1}, (5, 14)),
-    "buyer": (0.15, {"page_view": 4, "pricing_page_visit": 3, "signup": 1, "demo_request": 1, "form_submit": 1}, (6, 16)),
+    "evaluator": (
+        0.3,
+        {"page_view": 6, "pricing_page_visit": 3, "email_open": 2, "form_submit": 1, "webinar_attendance": 1},
+        (5, 14),
+    ),
+    "buyer": (
+        0.15,
+        {"page_view": 4, "pricing_page_visit": 3, "signup": 1, "demo_request": 1, "form_submit": 1},
+        (6, 16),
+    ),
     "churner": (0.1, {"page_view": 3, "email_open": 2, "unsubscribe": 1}, (2, 8)),
 }
 
@@ -39,7 +47,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = User.objects.filter(email=DEMO_EMAIL).first()
             if user is None:
-                user = User.objects.create_user(email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo", is_staff=True, is_superuser=True)
+                user = User.objects.create_user(
+                    email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo", is_staff=True, is_superuser=True
+                )
                 project_create(owner=user, name="Demo project", domain="demo.example")
         project = membership_for_user(user=user).project
 

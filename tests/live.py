@@ -1,0 +1,105 @@
+"""Real Celery worker processes for the live tests (PostgreSQL + Redis, no eager mode)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "test-artifacts" / "workers"
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker that talks to the test database and test Redis."""
+    db = settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "leadpulse.settings.test",
+        "DATABASE_URL": url,
+        "REDIS_URL": settings.REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class WorkerPool:
+    """N `celery worker` processes, each a prefork pool of `concurrency` children."""
+
+    def __init__(self, *, count: int = 2, concurrency: int = 2):
+        self.count = count
+        self.concurrency = concurrency
+        self.processes: list[subprocess.Popen] = []
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+
+    def log(self, index: int) -> Path:
+        return LOG_DIR / f"worker-{index}.log"
+
+    def succeeded(self, index: int) -> int:
+        """How many scoring tasks worker `index` has finished so far."""
+        text = self.log(index).read_text(errors="replace") if self.log(index).exists() else ""
+        return sum(1 for line in text.splitlines() if "scoring.lead_score_task" in line and "succeeded" in line)
+
+    def start(self) -> None:
+        env = worker_env()
+        for index in range(self.count):
+            log = self.log(index).open("a")
+            log.write("\n--- start ---\n")
+            log.flush()
+            self.processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "leadpulse",
+                        "worker",
+                        "--pool",
+                        "prefork",
+                        "--concurrency",
+                        str(self.concurrency),
+                        "--hostname",
+                        f"live{index}@%h",
+                        "--loglevel",
+                        "INFO",
+                        "--without-mingle",
+                        "--without-gossip",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        deadline = time.monotonic() + 60
+        for index in range(self.count):
+            while " ready." not in self.log(index).read_text(errors="replace").split("--- start ---")[-1]:
+                if time.monotonic() > deadline or self.processes[index].poll() is not None:
+                    raise RuntimeError(f"worker {index} did not start: see {self.log(index)}")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes = []
+
+
+def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -1,0 +1,28 @@
+import pytest
+from django.core.cache import cache
+
+from leadpulse.health import HEARTBEAT_KEY, worker_heartbeat_record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_is_503_without_a_worker_heartbeat(api_client):
+    cache.delete(HEARTBEAT_KEY)
+    response = api_client.get("/api/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded" and response.json()["worker"]["status"] == "down"
+
+
+def test_health_is_200_with_a_fresh_heartbeat(api_client):
+    worker_heartbeat_record(hostname="w1@test")
+    body = api_client.get("/api/health").json()
+    assert body["status"] == "ok"
+    assert body["worker"]["hostname"] == "w1@test"
+    assert (body["database"], body["redis"]) == ("ok", "ok")
+
+
+def test_health_is_503_when_redis_is_unreachable(api_client, settings):
+    worker_heartbeat_record(hostname="w1@test")
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = api_client.get("/api/health")
+    assert response.status_code == 503 and response.json()["redis"] == "down"

@@ -1,0 +1,168 @@
+"""The whole pipeline with real processes: HTTP ingest → PostgreSQL → Redis → Celery workers.
+
+Workers are separate `celery worker` processes on the test database; nothing is eager
+and nothing of ours is mocked.
+"""
+
+import itertools
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from ingest.models import Event, Lead
+from leadpulse.celery import app as celery_app
+from leadpulse.pipeline import LEAD_SCORE_TASK
+from scoring.models import ScoreHistory
+from tests.live import WorkerPool, wait_until
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="session")
+def workers(django_db_setup, django_db_blocker):
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    pool = WorkerPool(count=2, concurrency=2)
+    pool.start()
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture
+def live_tenant(workers):
+    from tests.accounts.factories import project_with_owner
+
+    project, _owner, write_key = project_with_owner(name="Live")
+    return project, write_key
+
+
+def send(path, body, *, key=None):
+    """One HTTP request from its own thread and connection, as concurrent clients would."""
+    try:
+        headers = {"HTTP_X_API_KEY": key} if key else {}
+        return Client().post(path, json.dumps(body), content_type="application/json", **headers)
+    finally:
+        connection.close()
+
+
+def all_scored(project):
+    return lambda: not Event.objects.filter(project=project, processed_at__isnull=True).exists()
+
+
+def assert_consistent(lead):
+    """Invariant 3: the materialised score is the fold, the end of an unbroken history chain."""
+    rows = list(
+        ScoreHistory.objects.filter(lead=lead).select_related("event").order_by("occurred_at", "event__event_id")
+    )
+    assert len(rows) == Event.objects.filter(lead=lead).count()
+    for previous, row in itertools.pairwise(rows):
+        assert row.old_score == previous.new_score
+    assert rows[-1].new_score == lead.current_score == lead.fold_state["score"]
+
+
+def test_twenty_threads_sending_one_event_store_and_score_it_once(live_tenant):
+    project, key = live_tenant
+    body = {"eventType": "signup", "leadId": "dup-lead", "eventId": "same-event"}
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(lambda _: send("/api/events", body, key=key), range(20)))
+
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [202]
+    wait_until(all_scored(project), message="the event to be scored")
+    lead = Lead.objects.get(project=project, anonymous_id="dup-lead")
+    assert lead.current_score == 30
+    assert ScoreHistory.objects.filter(lead=lead).count() == 1
+
+
+def test_200_concurrent_events_for_one_lead_across_two_workers_sum_exactly(live_tenant, workers):
+    project, key = live_tenant
+    before = [workers.succeeded(i) for i in range(workers.count)]
+    bodies = [{"eventType": "page_view", "leadId": "busy", "eventId": f"pv-{i:03d}"} for i in range(200)]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(lambda body: send("/api/events", body, key=key).status_code, bodies))
+        # extra redundant scoring tasks for the same lead race the ones ingest enqueued
+        lead_id = Lead.objects.get(project=project, anonymous_id="busy").id
+        for _ in range(40):
+            celery_app.send_task(LEAD_SCORE_TASK, kwargs={"lead_id": lead_id})
+
+    assert statuses == [202] * 200
+    wait_until(all_scored(project), timeout=120, message="200 events to be scored")
+    lead = Lead.objects.get(pk=lead_id)
+    assert lead.current_score == 200 * 5
+    assert lead.lead_stage == "qualified"
+    assert_consistent(lead)
+    # both worker processes took part
+    wait_until(
+        lambda: all(workers.succeeded(i) > before[i] for i in range(workers.count)),
+        timeout=10,
+        message="both workers to log scoring work",
+    )
+
+
+def test_out_of_order_events_through_the_pipeline_score_30_not_10(live_tenant):
+    project, key = live_tenant
+    t1 = timezone.now() - timedelta(hours=2)
+    t2 = t1 + timedelta(minutes=30)
+
+    send("/api/events", {"eventType": "signup", "leadId": "ooo", "eventId": "s", "timestamp": t2.isoformat()}, key=key)
+    wait_until(all_scored(project), message="signup to be scored")
+    assert Lead.objects.get(project=project, anonymous_id="ooo").current_score == 30
+    send(
+        "/api/events",
+        {"eventType": "unsubscribe", "leadId": "ooo", "eventId": "u", "timestamp": t1.isoformat()},
+        key=key,
+    )
+    wait_until(all_scored(project), message="the late unsubscribe to be scored")
+
+    lead = Lead.objects.get(project=project, anonymous_id="ooo")
+    assert lead.current_score == 30
+    assert lead.last_event_at == t2
+    assert_consistent(lead)
+
+
+def test_batch_over_many_leads_is_scored_completely(live_tenant):
+    project, key = live_tenant
+    events = [
+        {"eventType": "email_open" if i % 3 else "form_submit", "leadId": f"b{i % 40}", "eventId": f"b-{i}"}
+        for i in range(400)
+    ]
+    assert send("/api/events/batch", {"events": events}, key=key).json()["accepted"] == 400
+
+    wait_until(all_scored(project), timeout=120, message="the batch to be scored")
+    for lead in Lead.objects.filter(project=project):
+        assert_consistent(lead)
+    expected = sum(10 if i % 3 else 20 for i in range(400))
+    assert sum(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == expected
+
+
+def test_flushing_redis_loses_nothing_the_reconciler_rescores(live_tenant, workers):
+    project, key = live_tenant
+    workers.stop()
+    try:
+        events = [{"eventType": "signup", "leadId": f"r{i}", "eventId": f"r-{i}"} for i in range(30)]
+        assert send("/api/events/batch", {"events": events}, key=key).status_code == 202
+        # the queued tasks and pending markers are gone
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    finally:
+        workers.start()
+
+    assert Event.objects.filter(project=project, processed_at__isnull=True).count() == 30
+    from scoring.tasks import events_reconcile_task
+
+    events_reconcile_task.delay()  # what celery-beat runs every 30 s
+    wait_until(all_scored(project), timeout=60, message="the reconciler to get every event scored")
+    assert set(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == {30}
+
+
+def test_health_reports_a_live_worker(live_tenant, api_client):
+    wait_until(lambda: api_client.get("/api/health").status_code == 200, timeout=30, message="a heartbeat")
+    body = api_client.get("/api/health").json()
+    assert body["status"] == "ok" and body["database"] == "ok" and body["redis"] == "ok"
+    assert body["worker"]["status"] == "ok"
