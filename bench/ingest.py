@@ -177,6 +177,20 @@ class Children:
                 os.killpg(p.pid, sig)
 
 
+def topology(args: argparse.Namespace, port: int) -> dict[str, str]:
+    """The Procfile's processes (release already ran), as `python -m` commands."""
+    web = f"--port {port} --workers {args.web_workers}"
+    worker = f"-P prefork --concurrency {args.worker_concurrency} -n bench@%h"
+    procs = {
+        "web": f"uvicorn leadpulse.asgi:application --host 127.0.0.1 {web} --no-access-log",
+        "worker": f"celery -A leadpulse worker --loglevel INFO {worker}",
+    }
+    if args.beat:
+        scheduler = "django_celery_beat.schedulers:DatabaseScheduler"
+        procs["beat"] = f"celery -A leadpulse beat --loglevel INFO --scheduler {scheduler}"
+    return procs
+
+
 def wait_healthy(base_url: str, children: Children, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -339,7 +353,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the children
     RESULTS.mkdir(parents=True, exist_ok=True)
     settings = dict(vars(args))
-    machine = {"nproc": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    machine = {
+        "nproc": os.cpu_count(),
+        "loadavg_1m_at_start": os.getloadavg()[0],  # other work on the box skews every figure
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     print(f"machine: {machine}\nsettings: {settings}", flush=True)
 
     fresh_stores()
@@ -348,57 +367,8 @@ def main() -> None:
     base_url = f"http://127.0.0.1:{port}"
     children = Children()
     try:
-        children.start(
-            "web",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "leadpulse.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.web_workers),
-                "--no-access-log",
-            ],
-        )
-        children.start(
-            "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "leadpulse",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "-P",
-                "prefork",
-                "--concurrency",
-                str(args.worker_concurrency),
-                "-n",
-                "bench@%h",
-            ],
-        )
-        if args.beat:
-            children.start(
-                "beat",
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "leadpulse",
-                    "beat",
-                    "--loglevel",
-                    "INFO",
-                    "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
-                ],
-            )
+        for name, command in topology(args, port).items():
+            children.start(name, [sys.executable, "-m", *command.split()])
         wait_healthy(base_url, children)
         print(f"topology up on {base_url}", flush=True)
         with psycopg.connect(DATABASE_URL, autocommit=True) as db:
@@ -408,9 +378,10 @@ def main() -> None:
     finally:
         children.stop()
 
+    print(f"\nmachine: nproc={machine['nproc']}, 1-min load {machine['loadavg_1m_at_start']:.2f} at start")
     print(
-        f"\nmachine: nproc={machine['nproc']}  web workers={args.web_workers}  "
-        f"worker concurrency={args.worker_concurrency}  batch size={args.batch_size}  leads={args.leads}"
+        f"web workers={args.web_workers}  worker concurrency={args.worker_concurrency}  "
+        f"batch size={args.batch_size}  leads={args.leads}  extra env={args.env or 'none'}"
     )
     print("p50/p99/max = processed_at - received_at (ingest -> scored); drain = phase start -> last event scored;")
     print("db conns = peak connections to the bench database during the phase (1 is the bench's own)\n")

@@ -83,6 +83,22 @@ class WorkerPool:
                     raise RuntimeError(f"worker {index} did not start: see {self.log(index)}")
                 time.sleep(0.2)
 
+    def wait_idle(self, *, timeout: float = 60) -> None:
+        """Wait until the queue is empty and no worker runs a task (before the test database is flushed)."""
+        import redis
+
+        from leadpulse.celery import app
+
+        broker = redis.Redis.from_url(settings.REDIS_URL)
+
+        def idle() -> bool:
+            if broker.llen("celery"):
+                return False
+            active = app.control.inspect(timeout=1).active() or {}
+            return len(active) == self.count and not any(active.values())
+
+        wait_until(idle, timeout=timeout, interval=0.1, message="the workers to go idle")
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:

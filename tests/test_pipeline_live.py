@@ -34,6 +34,15 @@ def workers(django_db_setup, django_db_blocker):
     pool.stop()
 
 
+@pytest.fixture(autouse=True)
+def _idle_workers_before_flush(transactional_db, workers):
+    # Set up after the database fixture, so torn down before its TRUNCATE: a task still
+    # running would otherwise race the flush.
+    yield
+    if workers.processes:
+        workers.wait_idle()
+
+
 @pytest.fixture
 def live_tenant(workers):
     from tests.accounts.factories import project_with_owner
