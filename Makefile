@@ -1,6 +1,8 @@
 # Two commands matter: `make run` and `make test` (see README.md).
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.13 || command -v python3.12 || command -v python3.11 || command -v python3)
+# The first interpreter that really runs and is 3.11+ (version-manager shims may exist but fail).
+PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
@@ -8,7 +10,7 @@ PORT ?= 8000
 .PHONY: run test lint format bench clean
 
 $(VENV)/bin/python:
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "LeadPulse needs Python 3.11+"'
+	@test -n "$(PYTHON)" || { echo "LeadPulse needs Python 3.11+ (python3 not found or too old)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 
