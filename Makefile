@@ -33,8 +33,14 @@ run: $(VENV)/.run-deps
 		$(PY) manage.py runembedded --port $(PORT); \
 	fi
 
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+
 ## Install test dependencies, lint, type-check and run the whole suite (needs PostgreSQL and Redis).
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .

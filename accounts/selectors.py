@@ -19,10 +19,10 @@ class WriteKeyProject:
     is_active: bool
 
 
-def project_for_write_key(*, raw_key: str | None) -> WriteKeyProject:
+def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> WriteKeyProject:
     """Resolve a write key to its project, through the cache; 401 unknown, 403 inactive."""
     if not raw_key or not isinstance(raw_key, str) or len(raw_key) > 128:
-        raise NotAuthenticated("A valid write key is required.", field="apiKey", code="invalid_api_key")
+        raise NotAuthenticated("A valid write key is required.", field=field, code="invalid_api_key")
     digest = key_hash(raw_key)
     cache_key = write_key_cache_key(digest)
     cached = cache.get(cache_key)
@@ -37,7 +37,7 @@ def project_for_write_key(*, raw_key: str | None) -> WriteKeyProject:
         cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
     project_id, is_active = cached
     if not project_id:
-        raise NotAuthenticated("Invalid write key.", field="apiKey", code="invalid_api_key")
+        raise NotAuthenticated("Invalid write key.", field=field, code="invalid_api_key")
     if not is_active:
         raise Forbidden("This project is inactive.", code="project_inactive")
     return WriteKeyProject(id=project_id, is_active=is_active)

@@ -112,9 +112,11 @@ def manage(*argv: str, log: str) -> str:
     """Run manage.py to completion; stdout is returned, stderr goes to results/<log>."""
     with open(RESULTS / log, "w") as err:
         done = subprocess.run(
-            [sys.executable, "manage.py", *argv],
-            cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=err, text=True, timeout=300, check=True,
+            [sys.executable, "manage.py", *argv], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, stderr=err,
+            text=True, timeout=300, check=False,
         )  # fmt: skip
+    if done.returncode:
+        raise SystemExit(f"manage.py {argv[0]} failed (exit {done.returncode}); see {RESULTS / log}")
     return done.stdout
 
 
@@ -325,6 +327,12 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def git_describe() -> str:
+    """The code measured: commit, "-dirty" when the working tree has changes."""
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--phases", default="single,batch", help=f"comma-separated, from: {', '.join(PHASES)}")
@@ -357,6 +365,7 @@ def main() -> None:
         "nproc": os.cpu_count(),
         "loadavg_1m_at_start": os.getloadavg()[0],  # other work on the box skews every figure
         "python": platform.python_version(),
+        "git": git_describe(),
         "platform": platform.platform(),
     }
     print(f"machine: {machine}\nsettings: {settings}", flush=True)

@@ -3,6 +3,8 @@
 Each view parses, calls `events_ingest` once and shapes the answer its clients expect.
 """
 
+import base64
+import binascii
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +19,15 @@ from rest_framework.views import APIView
 from accounts.selectors import project_for_write_key
 from leadpulse.errors import ApplicationError
 
-from .schema import SchemaError, batch_items, event_from_sdk, event_from_server, parse_json
+from .schema import (
+    SchemaError,
+    batch_items,
+    event_from_sdk,
+    event_from_segment,
+    event_from_server,
+    gunzip,
+    parse_json,
+)
 from .services import events_ingest
 
 
@@ -34,7 +44,20 @@ def request_json(request: Request) -> Any:
         raw = request.body
     except RequestDataTooBig:
         raise SchemaError("body", f"The request body is larger than {limit // 1024} KB.", too_large=True) from None
+    if request.headers.get("Content-Encoding", "").strip().lower() == "gzip":
+        raw = gunzip(raw, max_bytes=limit)
     return parse_json(raw, max_bytes=limit)
+
+
+def segment_write_key(request: Request, body: Any) -> str | None:
+    """Segment clients send the write key as the Basic-auth user name, or as `writeKey`."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic" and credentials:
+        try:
+            return base64.b64decode(credentials, validate=True).decode().split(":", 1)[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return body.get("writeKey") if isinstance(body, dict) else None
 
 
 class IngestApiView(APIView):
@@ -74,6 +97,33 @@ class ServerEventIngestApi(IngestApiView):
         return Response({"message": "Event queued", "eventId": event.event_id}, status=status.HTTP_202_ACCEPTED)
 
 
+def _batch_response(
+    *, items: list[Any], parse, project_id: int, list_field: str, ok_status: int, extra: dict[str, Any]
+) -> Response:
+    """Store the valid items of a batch and report the others by index; 400 when none is valid."""
+    events, errors = [], []
+    for index, item in enumerate(items):
+        try:
+            events.append(parse(item))
+        except ApplicationError as exc:
+            errors.append({"index": index, "field": exc.field, "message": exc.message})
+    result = events_ingest(project_id=project_id, events=events)
+    body = {
+        **extra,
+        "count": len(items),
+        "accepted": len(result.accepted),
+        "duplicates": len(result.duplicates),
+        "errors": errors,
+    }
+    if events:
+        return Response(body, status=ok_status)
+    fields = {f"{list_field}[{e['index']}].{e['field']}": [e["message"]] for e in errors}
+    first = next(iter(fields))
+    body = {**body, "success": False} if "success" in body else body
+    body["error"] = {"code": "invalid", "message": f"No valid events: {first}: {fields[first][0]}", "fields": fields}
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
+
+
 class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
 
@@ -81,27 +131,59 @@ class ServerBatchIngestApi(IngestApiView):
         project = project_for_write_key(raw_key=request.headers.get("X-API-Key"))
         items = batch_items(request_json(request), max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
         received_at = timezone.now()
-        events, errors = [], []
-        for index, item in enumerate(items):
-            try:
-                events.append(
-                    event_from_server(item, received_at=received_at, max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES)
-                )
-            except ApplicationError as exc:
-                errors.append({"index": index, "field": exc.field, "message": exc.message})
-        result = events_ingest(project_id=project.id, events=events)
-        body = {
-            "count": len(items),
-            "accepted": len(result.accepted),
-            "duplicates": len(result.duplicates),
-            "errors": errors,
-        }
-        if not events:
-            first = errors[0]
-            body["error"] = {
-                "code": "invalid",
-                "message": f"No valid events: events[{first['index']}].{first['field']}: {first['message']}",
-                "fields": {f"events[{e['index']}].{e['field']}": [e["message"]] for e in errors},
-            }
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return _batch_response(
+            items=items,
+            parse=lambda item: event_from_server(
+                item, received_at=received_at, max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES
+            ),
+            project_id=project.id,
+            list_field="events",
+            ok_status=status.HTTP_202_ACCEPTED,
+            extra={},
+        )
+
+
+class SegmentCallApi(IngestApiView):
+    """`POST /v1/<type>`: one Segment spec call; answers `{"success": true}` as Segment does."""
+
+    call_type = "track"
+
+    def post(self, request: Request) -> Response:
+        body = request_json(request)
+        if not isinstance(body, dict):
+            raise SchemaError("body", "Must be a JSON object.")
+        project = project_for_write_key(raw_key=segment_write_key(request, body), field="writeKey")
+        event = event_from_segment(
+            body,
+            call_type=self.call_type,
+            received_at=timezone.now(),
+            max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES,
+        )
+        result = events_ingest(project_id=project.id, events=[event])
+        return Response({"success": True, "messageId": event.event_id, "duplicate": bool(result.duplicates)})
+
+
+class SegmentBatchApi(IngestApiView):
+    """`POST /v1/batch`: `{batch: [...], sentAt?, writeKey?}`; per-message results, valid ones stored."""
+
+    def post(self, request: Request) -> Response:
+        body = request_json(request)
+        if not isinstance(body, dict):
+            raise SchemaError("body", "Must be a JSON object.")
+        project = project_for_write_key(raw_key=segment_write_key(request, body), field="writeKey")
+        items = batch_items({"events": body.get("batch")}, max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
+        received_at = timezone.now()
+        return _batch_response(
+            items=items,
+            parse=lambda item: event_from_segment(
+                item,
+                call_type=None,
+                received_at=received_at,
+                batch_sent_at=body.get("sentAt"),
+                max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES,
+            ),
+            project_id=project.id,
+            list_field="batch",
+            ok_status=status.HTTP_200_OK,
+            extra={"success": True},
+        )

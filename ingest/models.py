@@ -47,6 +47,7 @@ class Lead(TimeStampedModel):
             models.Index(fields=["project", "-current_score"], name="lead_project_score_idx"),
             models.Index(fields=["project", "lead_stage"], name="lead_project_stage_idx"),
             models.Index(fields=["project", "email"], name="lead_project_email_idx"),
+            models.Index(fields=["project", "user_id"], name="lead_project_user_id_idx"),
         ]
 
     def __str__(self) -> str:

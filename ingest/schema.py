@@ -6,6 +6,7 @@ Pure functions: no ORM, no settings beyond the limits passed in.
 import json
 import re
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,18 @@ class CanonicalEvent:
     session_id: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] = field(default_factory=dict)
+
+
+def gunzip(raw: bytes, *, max_bytes: int) -> bytes:
+    """Inflate a gzip body, refusing to inflate past `max_bytes` (no decompression bombs)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error:
+        raise SchemaError("body", "Content-Encoding is gzip but the body is not valid gzip.") from None
+    if len(body) > max_bytes or inflater.unconsumed_tail:
+        raise SchemaError("body", f"The request body is larger than {max_bytes // 1024} KB.", too_large=True)
+    return body
 
 
 def parse_json(raw: bytes, *, max_bytes: int) -> Any:
@@ -187,3 +200,90 @@ def batch_items(body: Any, *, max_events: int) -> list[Any]:
     if len(items) > max_events:
         raise SchemaError("events", f"Must contain at most {max_events} events.", too_large=True)
     return items
+
+
+SEGMENT_TYPES = ("track", "page", "screen", "identify", "group", "alias")
+
+
+def _nested_object(container: dict[str, Any], key: str) -> dict[str, Any]:
+    value = container.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _segment_user_id(message: dict[str, Any]) -> str:
+    return _string(message, "userId", required=False)
+
+
+def event_from_segment(
+    message: Any,
+    *,
+    call_type: str | None,
+    received_at: datetime,
+    batch_sent_at: Any = None,
+    max_event_bytes: int,
+) -> CanonicalEvent:
+    """A Segment spec message (`/v1/<type>` or an item of `/v1/batch`) as a canonical event.
+
+    `page`/`screen` become `page_view`/`screen_view`; `identify` and `group` carry their
+    traits as properties; `alias` attaches to the `previousId` it merges away. When
+    `sentAt` is present the client's clock skew is removed:
+    `timestamp := receivedAt - (sentAt - timestamp)`.
+    """
+    message = _check_item(message, max_event_bytes=max_event_bytes)
+    kind = call_type or message.get("type")
+    if kind not in SEGMENT_TYPES:
+        raise SchemaError("type", f"Must be one of {', '.join(SEGMENT_TYPES)}.")
+    user_id = _segment_user_id(message)
+    context = _object(message, "context", depth_limit=None)
+    if encoded_size(context) > max_event_bytes:
+        raise SchemaError("context", "Too large.", too_large=True)
+
+    if kind == "alias":
+        anonymous_id = _string(message, "previousId", required=True)
+        if not user_id:
+            raise SchemaError("userId", "This field is required.")
+    else:
+        anonymous_id = _string(message, "anonymousId", required=False)
+        if not anonymous_id and not user_id:
+            raise SchemaError("anonymousId", "Either anonymousId or userId is required.")
+
+    properties = _object(message, "properties")
+    if kind == "track":
+        name = _event_name(message, "event")
+    elif kind in ("page", "screen"):
+        name = f"{kind}_view"
+        page_name = _string(message, "name", required=False)
+        category = _string(message, "category", required=False)
+        page_context = _nested_object(context, "page") if kind == "page" else {}
+        properties = {
+            **{k: v for k, v in page_context.items() if k in ("url", "path", "referrer", "title")},
+            **properties,
+        }
+        if page_name:
+            properties["name"] = page_name
+        if category:
+            properties["category"] = category
+    else:
+        name = kind
+        properties = _object(message, "traits") or _nested_object(context, "traits")
+        if kind == "group":
+            group_id = _string(message, "groupId", required=True)
+            properties = {**properties, "groupId": group_id}
+
+    timestamp = parse_timestamp(message.get("timestamp"), "timestamp", received_at=received_at)
+    sent_at_raw = message.get("sentAt", batch_sent_at)
+    if sent_at_raw not in (None, "") and message.get("timestamp") not in (None, ""):
+        sent_at = parse_timestamp(sent_at_raw, "sentAt", received_at=received_at)
+        timestamp = received_at - (sent_at - timestamp)
+    session_id = context.get("sessionId") or properties.get("sessionId") or ""
+    return CanonicalEvent(
+        event_id=_event_id(message, "messageId"),
+        name=name,
+        type=kind,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        session_id=str(session_id)[:MAX_IDENTIFIER_LENGTH] if isinstance(session_id, str | int) else "",
+        properties=properties,
+        context=context,
+        timestamp=timestamp,
+    )

@@ -2,9 +2,9 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from leadpulse.pipeline import lead_score_request
@@ -20,30 +20,60 @@ class IngestResult:
     duplicates: list[str]
 
 
-def _leads_resolve(*, project_id: int, anonymous_ids: set[str], first_seen: dict[str, datetime]) -> dict[str, int]:
-    """Map anonymous ids to the lead ids their events belong to, creating missing leads.
+IDENTITY_CALLS = ("identify", "alias", "group")
 
-    Never locks or updates existing lead rows, so ingest does not wait for scoring.
+
+def lead_key(event: CanonicalEvent) -> str:
+    """The anonymous id a new lead for this event gets (user-only events get a synthetic one)."""
+    return event.anonymous_id or f"user:{event.user_id}"
+
+
+def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list[int]:
+    """The lead id each event belongs to, creating missing leads; one to three queries.
+
+    An event goes to the lead of its `userId` when one exists, else to the lead of its
+    anonymous id (following merges). Identity calls stay on their anonymous lead so the
+    worker can merge that lead into the known one. Never locks or updates existing
+    lead rows, so ingest does not wait for scoring.
     """
+    anonymous_ids = {lead_key(event) for event in events}
+    user_ids = {event.user_id for event in events if event.user_id}
 
-    def lookup() -> dict[str, int]:
-        rows = Lead.objects.filter(project_id=project_id, anonymous_id__in=anonymous_ids).values_list(
-            "anonymous_id", "id", "merged_into_id"
-        )
-        return {anonymous_id: merged_into_id or lead_id for anonymous_id, lead_id, merged_into_id in rows}
+    def lookup() -> tuple[dict[str, int], dict[str, int]]:
+        rows = Lead.objects.filter(
+            Q(anonymous_id__in=anonymous_ids) | Q(user_id__in=user_ids), project_id=project_id
+        ).values_list("id", "anonymous_id", "user_id", "merged_into_id")
+        by_anonymous: dict[str, int] = {}
+        by_user: dict[str, int] = {}
+        for lead_id, anonymous_id, user_id, merged_into_id in sorted(rows):
+            by_anonymous[anonymous_id] = merged_into_id or lead_id
+            if user_id and not merged_into_id:
+                by_user.setdefault(user_id, lead_id)
+        return by_anonymous, by_user
 
-    found = lookup()
-    missing = anonymous_ids - found.keys()
+    by_anonymous, by_user = lookup()
+    missing: dict[str, Lead] = {}
+    for event in events:
+        key = lead_key(event)
+        if key not in by_anonymous and event.user_id not in by_user and key not in missing:
+            missing[key] = Lead(
+                project_id=project_id,
+                anonymous_id=key,
+                user_id="" if event.anonymous_id else event.user_id,
+                first_seen_at=event.timestamp,
+            )
+        if key in missing:
+            missing[key].first_seen_at = min(missing[key].first_seen_at or event.timestamp, event.timestamp)
     if missing:
-        Lead.objects.bulk_create(
-            [
-                Lead(project_id=project_id, anonymous_id=anonymous_id, first_seen_at=first_seen[anonymous_id])
-                for anonymous_id in sorted(missing)
-            ],
-            ignore_conflicts=True,
-        )
-        found = lookup()
-    return found
+        Lead.objects.bulk_create(missing.values(), ignore_conflicts=True)
+        by_anonymous, by_user = lookup()
+
+    def resolve(event: CanonicalEvent) -> int:
+        if event.user_id in by_user and not (event.type in IDENTITY_CALLS and lead_key(event) in by_anonymous):
+            return by_user[event.user_id]
+        return by_anonymous[lead_key(event)]
+
+    return [resolve(event) for event in events]
 
 
 def _events_insert(*, events: list[Event]) -> set[str]:
@@ -78,16 +108,12 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
     if not events:
         return IngestResult(accepted=[], duplicates=[])
     received_at = timezone.now()
-    first_seen: dict[str, datetime] = {}
-    for event in events:
-        first_seen[event.anonymous_id] = min(event.timestamp, first_seen.get(event.anonymous_id, event.timestamp))
-
     with transaction.atomic():
-        lead_ids = _leads_resolve(project_id=project_id, anonymous_ids=set(first_seen), first_seen=first_seen)
+        lead_ids = _leads_resolve(project_id=project_id, events=events)
         rows = [
             Event(
                 project_id=project_id,
-                lead_id=lead_ids[event.anonymous_id],
+                lead_id=lead_id,
                 event_id=event.event_id,
                 type=event.type,
                 name=event.name,
@@ -99,7 +125,7 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
                 timestamp=event.timestamp,
                 received_at=received_at,
             )
-            for event in events
+            for event, lead_id in zip(events, lead_ids, strict=True)
         ]
         inserted = _events_insert(events=rows)
         # Within one request the same id may appear twice: only its first row was stored.
@@ -133,3 +159,26 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
                 )
             )
     return IngestResult(accepted=accepted, duplicates=duplicates)
+
+
+@transaction.atomic
+def lead_create(
+    *, project_id: int, anonymous_id: str, email: str = "", name: str = "", company: str = ""
+) -> tuple[Lead, bool]:
+    """Create a lead by hand, or return the existing one for that anonymous id (filling blanks)."""
+    lead, created = Lead.objects.get_or_create(
+        project_id=project_id,
+        anonymous_id=anonymous_id,
+        defaults={"email": email, "name": name, "company": company},
+    )
+    if not created:
+        updates = {
+            f: v for f, v in (("email", email), ("name", name), ("company", company)) if v and not getattr(lead, f)
+        }
+        if updates:
+            for field, value in updates.items():
+                setattr(lead, field, value)
+            lead.save(update_fields=[*updates, "updated_at"])
+    if lead.merged_into_id:
+        lead = Lead.objects.get(pk=lead.merged_into_id)
+    return lead, created

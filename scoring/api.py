@@ -1,8 +1,9 @@
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from ingest.models import Lead
+from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
 
@@ -43,7 +44,27 @@ class LeadPagination(PageNumberPagination):
     max_page_size = 500
 
 
+class LeadCreateSerializer(serializers.Serializer):
+    anonymousId = serializers.CharField(max_length=255)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    company = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
 class LeadListApi(ProjectApiView):
+    def post(self, request):
+        serializer = LeadCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lead, created = lead_create(
+            project_id=self.project.id,
+            anonymous_id=data["anonymousId"],
+            email=data["email"].lower(),
+            name=data["name"],
+            company=data["company"],
+        )
+        return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
     def get(self, request):
         params = request.query_params
         leads = leads_for_project(

@@ -132,3 +132,58 @@ def stage_for(score: int, policy: Policy) -> str:
 def velocity_score(events_last_24h: int) -> int:
     """0 to 10: one point per event in the last 24 hours, capped at 10."""
     return max(0, min(10, events_last_24h))
+
+
+@dataclass(frozen=True)
+class IdentityCall:
+    """What identity resolution needs of one event."""
+
+    type: str
+    user_id: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a run of identify/alias/group calls says the lead is (latest call wins)."""
+
+    user_id: str = ""
+    email: str = ""
+    name: str = ""
+    company: str = ""
+    traits: dict[str, Any] = field(default_factory=dict)
+
+
+IDENTITY_TRAIT_KEYS = ("email", "name", "firstName", "lastName", "company")
+
+
+def normalise_email(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    email = value.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or len(email) > 254 or any(ch.isspace() for ch in email):
+        return ""
+    return email
+
+
+def identity_fold(calls: Iterable[IdentityCall]) -> Identity:
+    """Fold identify (traits), alias (user id) and group (company) calls in order."""
+    user_id = email = name = company = ""
+    traits: dict[str, Any] = {}
+    for call in calls:
+        user_id = call.user_id or user_id
+        props = call.properties
+        if call.type == "group":
+            company = str(props.get("name") or company)
+            traits["company"] = {**traits.get("company", {}), **props}
+            continue
+        if call.type != "identify":
+            continue
+        email = normalise_email(props.get("email")) or email
+        full_name = " ".join(str(props[k]) for k in ("firstName", "lastName") if props.get(k))
+        name = str(props.get("name") or full_name or name)
+        raw_company = props.get("company")
+        company = str(raw_company.get("name", "") if isinstance(raw_company, dict) else raw_company or company)
+        traits.update({k: v for k, v in props.items() if k not in IDENTITY_TRAIT_KEYS})
+    return Identity(user_id=user_id, email=email, name=name[:255], company=company[:255], traits=traits)

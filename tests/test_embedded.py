@@ -51,14 +51,14 @@ def embedded(tmp_path: Path):
 
     try:
         wait_until(up, timeout=60, message="the embedded server")
-        yield base, write_key, seeded.stdout
+        yield base, write_key, seeded.stdout, tmp_path / "embedded.log"
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
 def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):
-    base, write_key, seeded = embedded
+    base, write_key, seeded, log_path = embedded
     assert "demo@leadpulse.local" in seeded
 
     for event_type in ("signup", "demo_request"):
@@ -81,3 +81,10 @@ def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):
     # the seeded demo leads were scored too
     leads = httpx.get(f"{base}/api/leads", headers=auth).json()
     assert leads["count"] == 6 and any(lead["currentScore"] > 0 for lead in leads["results"])
+
+    # celery-beat runs in-process on the database schedule (the reconciler is due every 30 s)
+    wait_until(
+        lambda: "Sending due task scoring: re-enqueue unscored events" in log_path.read_text(),
+        timeout=60,
+        message="embedded beat to send the reconciler",
+    )

@@ -20,31 +20,13 @@ from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
 from leadpulse.pipeline import LEAD_SCORE_TASK
 from scoring.models import ScoreHistory
-from tests.live import WorkerPool, wait_until
+from tests.live import wait_until
 
-pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="session")
-def workers(django_db_setup, django_db_blocker):
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    pool = WorkerPool(count=2, concurrency=2)
-    pool.start()
-    yield pool
-    pool.stop()
-
-
-@pytest.fixture(autouse=True)
-def _idle_workers_before_flush(transactional_db, workers):
-    # Set up after the database fixture, so torn down before its TRUNCATE: a task still
-    # running would otherwise race the flush.
-    yield
-    if workers.processes:
-        workers.wait_idle()
+pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def live_tenant(workers):
+def live_tenant(live_pipeline):
     from tests.accounts.factories import project_with_owner
 
     project, _owner, write_key = project_with_owner(name="Live")

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "django_celery_beat",
     "channels",
+    "corsheaders",
     "leadpulse",
     "accounts",
     "ingest",
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -71,10 +73,26 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------
 SQLITE_PATH = env("LEADPULSE_SQLITE_PATH", default=str(BASE_DIR / "var" / "leadpulse.sqlite3"))
+
+def postgres_database(url: str) -> dict:
+    """PostgreSQL through a per-process psycopg pool.
+
+    Under ASGI every request may run in a different thread, and Django's persistent
+    connections are per thread: they pile up until PostgreSQL refuses clients (Django
+    says to disable them under ASGI). A bounded pool reuses connections instead.
+    """
+    database = environ.Env.db_url_config(url)
+    database["CONN_MAX_AGE"] = 0
+    database.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=1),
+        "max_size": env.int("DATABASE_POOL_MAX", default=8),
+        "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
+    }
+    return database
+
+
 if env("DATABASE_URL", default=""):
-    DATABASES = {"default": env.db("DATABASE_URL")}
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES = {"default": postgres_database(env("DATABASE_URL"))}
 else:
     Path(SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -154,6 +172,14 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- CORS: only the public ingest surface (write key, no cookies) is open to any origin.
+CORS_URLS_REGEX = r"^/(v1/|api/v1/|api/ingest/|api/events(/batch)?$|sdk/)"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ["content-type", "content-encoding", "authorization", "x-api-key"]
+CORS_ALLOW_METHODS = ["GET", "POST", "OPTIONS"]
+CORS_PREFLIGHT_MAX_AGE = 86400
 
 # --- Ingest limits (bytes) ------------------------------------------------
 LEADPULSE_MAX_EVENT_BYTES = 32 * 1024

@@ -1,13 +1,11 @@
 """Production: secrets have no default, PostgreSQL and Redis are required."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, postgres_database
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
-DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES = {"default": postgres_database(env("DATABASE_URL"))}
 if not env("REDIS_URL", default=""):
     raise RuntimeError("REDIS_URL is required in production (broker, channel layer, cache).")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

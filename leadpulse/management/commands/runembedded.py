@@ -27,7 +27,8 @@ class Command(BaseCommand):
         with start_worker(
             celery_app, pool="solo", concurrency=1, perform_ping_check=False, loglevel="INFO", shutdown_timeout=30
         ):
-            beat = EmbeddedService(celery_app, thread=True)
+            # Service() ignores beat_scheduler from the config: name the database scheduler.
+            beat = EmbeddedService(celery_app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
             beat.start()
             self.stdout.write(self.style.SUCCESS(f"LeadPulse is running at http://{host}:{port}/  (Ctrl-C stops it)"))
             try:

@@ -1,0 +1,78 @@
+"""Score leads from the queue, seed default rules, reconcile what the queue lost."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Project
+from ingest.models import Event, Lead
+from leadpulse.pipeline import lead_score_claim, lead_score_request
+
+from ..models import ScoringRule
+from .fold import lead_fold_locked, lead_lock
+from .identity import lead_identify
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RULES = (
+    ("page_view", 5),
+    ("email_open", 10),
+    ("form_submit", 20),
+    ("signup", 30),
+    ("pricing_page_visit", 15),
+    ("webinar_attendance", 25),
+    ("demo_request", 50),
+    ("contract_signed", 100),
+    ("download", 15),
+    ("unsubscribe", -20),
+)
+
+
+def project_rules_seed(*, project: Project) -> None:
+    """Give a new project the default scoring rules (a project provisioner)."""
+    ScoringRule.objects.bulk_create(
+        [
+            ScoringRule(
+                project=project, name=event_type.replace("_", " ").capitalize(), event_type=event_type, points=points
+            )
+            for event_type, points in DEFAULT_RULES
+        ]
+    )
+
+
+def lead_score(*, lead_id: int) -> Lead | None:
+    """Resolve the lead's identity calls (maybe merging it away), then fold its new events."""
+    lead_score_claim(lead_id=lead_id)
+    survivor_id = lead_identify(lead_id=lead_id)
+    if survivor_id is None:
+        return None
+    with transaction.atomic():
+        lead = lead_lock(lead_id=survivor_id)
+        if lead is None:
+            return None
+        if lead.merged_into_id:
+            # Events ingest attached just before the merge committed: hand them on.
+            survivor = lead.merged_into_id
+            if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=survivor):
+                transaction.on_commit(lambda: lead_score_request(lead_ids=[survivor]))
+            return lead
+        lead_fold_locked(lead=lead, now=timezone.now())
+    return lead
+
+
+def events_reconcile(*, limit: int = 10000) -> int:
+    """Re-enqueue leads whose events are still unprocessed after the grace period."""
+    cutoff = timezone.now() - timedelta(seconds=settings.LEADPULSE_RECONCILE_GRACE_SECONDS)
+    lead_ids = list(
+        Event.objects.filter(processed_at__isnull=True, received_at__lte=cutoff)
+        .order_by()
+        .values_list("lead_id", flat=True)
+        .distinct()[:limit]
+    )
+    sent = lead_score_request(lead_ids=lead_ids)
+    if lead_ids:
+        logger.info("reconciler: %d leads with unprocessed events, %d enqueued", len(lead_ids), sent)
+    return sent
