@@ -74,6 +74,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------
 SQLITE_PATH = env("LEADPULSE_SQLITE_PATH", default=str(BASE_DIR / "var" / "leadpulse.sqlite3"))
 
+
 def postgres_database(url: str) -> dict:
     """PostgreSQL through a per-process psycopg pool.
 
