@@ -13,7 +13,9 @@ ids must start with "<phase name>-": that is how the phase's rows are found in t
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import gzip
 import json
 import os
 import platform
@@ -84,9 +86,40 @@ def phase_batch(args: argparse.Namespace, key: str) -> list[Call]:
     return [call("/api/events/batch", {"events": c}, len(c), {"X-API-Key": key}) for c in chunks]
 
 
+def phase_segment(args: argparse.Namespace, key: str) -> list[Call]:
+    """`POST /v1/batch` (Segment spec, Basic auth, gzip as Segment's libraries send it)."""
+    now = datetime.now(UTC).isoformat()
+    messages = [
+        {
+            "type": "track",
+            "event": "page_view",
+            "anonymousId": f"lead-{i % args.leads}",
+            "messageId": f"segment-{i}",
+            "timestamp": now,
+            "properties": {"url": "/pricing"},
+        }
+        for i in range(args.batch_events)
+    ]
+    auth = "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+    calls = []
+    for start in range(0, len(messages), args.batch_size):
+        chunk = messages[start : start + args.batch_size]
+        body = gzip.compress(json.dumps({"batch": chunk, "sentAt": now}, separators=(",", ":")).encode())
+        calls.append(
+            Call(
+                "/v1/batch",
+                body,
+                len(chunk),
+                {"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": auth},
+            )
+        )
+    return calls
+
+
 PHASES: dict[str, Callable[[argparse.Namespace, str], list[Call]]] = {
     "single": phase_single,
     "batch": phase_batch,
+    "segment": phase_segment,
 }
 
 
@@ -335,7 +368,7 @@ def git_describe() -> str:
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--phases", default="single,batch", help=f"comma-separated, from: {', '.join(PHASES)}")
+    p.add_argument("--phases", default="single,batch,segment", help=f"comma-separated, from: {', '.join(PHASES)}")
     p.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients")
     p.add_argument("--single-events", type=int, default=4000)
     p.add_argument("--batch-events", type=int, default=40000)

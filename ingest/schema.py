@@ -111,11 +111,15 @@ def _string(item: dict[str, Any], key: str, *, required: bool, max_length: int =
     return value
 
 
-def _event_name(item: dict[str, Any], key: str) -> str:
+def _event_name(item: dict[str, Any], key: str, *, free_text: bool = False) -> str:
+    """Our own shapes keep names to a safe alphabet; Segment names are any short printable text."""
     value = item.get(key)
     if not isinstance(value, str) or not value:
         raise SchemaError(key, "This field is required and must be a string.")
-    if not EVENT_NAME_RE.match(value):
+    if free_text:
+        if len(value) > 128 or not value.isprintable():
+            raise SchemaError(key, "Must be 1-128 printable characters.")
+    elif not EVENT_NAME_RE.match(value):
         raise SchemaError(key, "Must be 1-128 characters of letters, digits, space, '_', '.', ':' or '-'.")
     return value
 
@@ -249,7 +253,7 @@ def event_from_segment(
 
     properties = _object(message, "properties")
     if kind == "track":
-        name = _event_name(message, "event")
+        name = _event_name(message, "event", free_text=True)
     elif kind in ("page", "screen"):
         name = f"{kind}_view"
         page_name = _string(message, "name", required=False)

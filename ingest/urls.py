@@ -10,11 +10,14 @@ urlpatterns = [
 ]
 
 # Segment's tracking API, so Segment, RudderStack and similar clients only change their host.
+# analytics.js (analytics-next) posts to one-letter paths: /t /i /p /s /g /a, and /b for batches.
+SEGMENT_CALLS = ("track", "identify", "page", "screen", "group", "alias")
 for prefix in ("v1", "api/v1"):
-    urlpatterns += [
-        path(f"{prefix}/batch", api.SegmentBatchApi.as_view(), name=f"segment-batch-{prefix}"),
-        *[
-            path(f"{prefix}/{call}", api.SegmentCallApi.as_view(call_type=call), name=f"segment-{call}-{prefix}")
-            for call in ("track", "identify", "page", "screen", "group", "alias")
-        ],
-    ]
+    for route in ("batch", "b"):
+        urlpatterns.append(path(f"{prefix}/{route}", api.SegmentBatchApi.as_view(), name=f"segment-{route}-{prefix}"))
+    for call in SEGMENT_CALLS:
+        view = api.SegmentCallApi.as_view(call_type=call)
+        urlpatterns += [
+            path(f"{prefix}/{call}", view, name=f"segment-{call}-{prefix}"),
+            path(f"{prefix}/{call[0]}", view, name=f"segment-{call[0]}-{prefix}"),
+        ]

@@ -35,7 +35,8 @@ def leads_for_project(
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
         leads = leads.filter(lead_stage=stage)
     if anonymous_id:
-        leads = leads.filter(anonymous_id=anonymous_id)
+        # a device merged into a known lead still finds that lead
+        leads = leads.filter(Q(anonymous_id=anonymous_id) | Q(merged_leads__anonymous_id=anonymous_id)).distinct()
     if search:
         condition = Q(email__icontains=search) | Q(name__icontains=search) | Q(company__icontains=search)
         condition |= Q(anonymous_id__icontains=search) | Q(user_id__icontains=search)

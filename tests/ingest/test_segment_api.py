@@ -216,3 +216,23 @@ def test_events_with_only_a_user_id_land_on_that_users_lead(tenant, http):
     lead = Lead.objects.get(project=tenant.project)
     assert (lead.anonymous_id, lead.user_id) == ("user:u9", "u9")
     assert lead.events.count() == 2
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/v1/t", "track"), ("/v1/p", "page"), ("/v1/i", "identify")])
+def test_analytics_js_one_letter_paths(tenant, http, path, kind):
+    body = {"writeKey": tenant.write_key, "anonymousId": "a1", "event": "signup", "messageId": f"m-{kind}"}
+    assert post(http, path, body, content_type="text/plain").status_code == 200
+    assert Event.objects.get(event_id=f"m-{kind}").type == kind
+
+
+def test_analytics_js_batching_path(tenant, http):
+    body = {"writeKey": tenant.write_key, "batch": [{"type": "track", "event": "x", "anonymousId": "a"}]}
+    assert post(http, "/v1/b", body, content_type="text/plain").json()["accepted"] == 1
+
+
+def test_segment_event_names_are_free_text_like_segments(tenant, http):
+    for name in ("Signed Up!", "Viewed /pricing", "Inscription réussie"):
+        response = post(http, "/v1/track", {"anonymousId": "a", "event": name}, headers=basic(tenant.write_key))
+        assert response.status_code == 200, name
+    bad = post(http, "/v1/track", {"anonymousId": "a", "event": "tab\there"}, headers=basic(tenant.write_key))
+    assert bad.status_code == 400

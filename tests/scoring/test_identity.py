@@ -204,6 +204,8 @@ def test_the_api_answers_an_old_lead_id_with_the_survivor(tenant):
     body = tenant.client.get(f"/api/leads/{old.id}").json()
     assert body["id"] == old.merged_into_id and body["anonymousId"] == "crm"
     assert [r["anonymousId"] for r in tenant.client.get("/api/leads").json()["results"]] == ["crm"]
+    by_device = tenant.client.get("/api/leads?anonymousId=dev").json()["results"]
+    assert [r["id"] for r in by_device] == [old.merged_into_id]
 
 
 def test_create_lead_by_hand(tenant):
