@@ -50,6 +50,10 @@ class Project(TimeStampedModel):
     hot_threshold = models.PositiveIntegerField(default=31)
     qualified_threshold = models.PositiveIntegerField(default=60)
     max_score = models.PositiveIntegerField(default=10000)
+    # Inactivity decay: after decay_grace_days idle days, lose decay_rate_percent % a day.
+    decay_enabled = models.BooleanField(default=True)
+    decay_rate_percent = models.FloatField(default=5.0)
+    decay_grace_days = models.PositiveIntegerField(default=7)
 
     class Meta:
         constraints = [
@@ -59,7 +63,11 @@ class Project(TimeStampedModel):
                 & Q(qualified_threshold__gt=F("hot_threshold"))
                 & Q(max_score__gte=F("qualified_threshold")),
                 name="project_thresholds_monotonic",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(decay_rate_percent__gte=0) & Q(decay_rate_percent__lte=100),
+                name="project_decay_rate_percent",
+            ),
         ]
 
     def __str__(self) -> str:

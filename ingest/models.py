@@ -25,7 +25,10 @@ class Lead(TimeStampedModel):
     company = models.CharField(max_length=255, blank=True)
     traits = models.JSONField(default=dict, blank=True)
 
-    current_score = models.IntegerField(default=0)
+    current_score = models.IntegerField(default=0)  # engagement + fit, clamped to the project's range
+    engagement_score = models.IntegerField(default=0)  # behaviour: the event fold, decayed to now
+    fit_score = models.IntegerField(default=0)  # who they are: fit rules on traits
+    fit_grade = models.CharField(max_length=1, default="C")
     lead_stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.COLD)
     velocity_score = models.PositiveSmallIntegerField(default=0)
     events_last_24h = models.PositiveIntegerField(default=0)

@@ -2,40 +2,32 @@ from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from ingest.models import Lead
+from accounts.models import Project
 from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
 
-from .selectors import lead_get, lead_timeline, leads_for_project
-
-
-class LeadSerializer(serializers.ModelSerializer):
-    anonymousId = serializers.CharField(source="anonymous_id")
-    currentScore = serializers.IntegerField(source="current_score")
-    leadStage = serializers.CharField(source="lead_stage")
-    velocityScore = serializers.IntegerField(source="velocity_score")
-    eventsLast24h = serializers.IntegerField(source="events_last_24h")
-    lastEventAt = serializers.DateTimeField(source="last_event_at")
-    firstSeenAt = serializers.DateTimeField(source="first_seen_at")
-    createdAt = serializers.DateTimeField(source="created_at")
-
-    class Meta:
-        model = Lead
-        fields = [
-            "id",
-            "anonymousId",
-            "email",
-            "name",
-            "company",
-            "currentScore",
-            "leadStage",
-            "velocityScore",
-            "eventsLast24h",
-            "lastEventAt",
-            "firstSeenAt",
-            "createdAt",
-        ]
+from .models import ScoringRule
+from .selectors import (
+    lead_get,
+    lead_intelligence,
+    lead_score_breakdown,
+    lead_timeline,
+    leads_for_project,
+    rescore_job_get,
+    rule_get,
+    rules_for_project,
+    rules_preview,
+)
+from .serializers import (
+    LeadSerializer,
+    PreviewSerializer,
+    RescoreJobSerializer,
+    RuleSerializer,
+    ScoringSettingsSerializer,
+)
+from .services import rule_create, rule_delete, rule_update, scoring_settings_update
+from .services.fold import project_policy, rule_from_row
 
 
 class LeadPagination(PageNumberPagination):
@@ -105,3 +97,99 @@ class LeadTimelineApi(ProjectApiView):
             for event, history in lead_timeline(lead=lead, limit=limit)
         ]
         return Response({"lead": LeadSerializer(lead).data, "events": events})
+
+
+class LeadScoreBreakdownApi(ProjectApiView):
+    def get(self, request, lead_id: str):
+        return Response(lead_score_breakdown(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class LeadIntelligenceApi(ProjectApiView):
+    def get(self, request, lead_id: str):
+        return Response(lead_intelligence(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class RuleListApi(ProjectApiView):
+    def get(self, request):
+        kind = request.query_params.get("kind")
+        if kind and kind not in ScoringRule.Kind.values:
+            raise ApplicationError("Must be engagement or fit.", field="kind")
+        return Response({"results": RuleSerializer(rules_for_project(project=self.project, kind=kind), many=True).data})
+
+    def post(self, request):
+        self.require_admin()
+        serializer = RuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = rule_create(project=self.project, data=serializer.validated_data)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailApi(ProjectApiView):
+    def get(self, request, rule_id: str):
+        return Response(RuleSerializer(rule_get(project=self.project, rule_id=rule_id)).data)
+
+    def put(self, request, rule_id: str, partial: bool = False):
+        self.require_admin()
+        rule = rule_get(project=self.project, rule_id=rule_id)
+        serializer = RuleSerializer(rule, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(RuleSerializer(rule_update(rule=rule, data=serializer.validated_data)).data)
+
+    def patch(self, request, rule_id: str):
+        return self.put(request, rule_id, partial=True)
+
+    def delete(self, request, rule_id: str):
+        self.require_admin()
+        rule_delete(rule=rule_get(project=self.project, rule_id=rule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RulePreviewApi(ProjectApiView):
+    """What a proposed rule set (and settings) would do, without saving anything."""
+
+    def post(self, request):
+        project = self.project
+        serializer = PreviewSerializer(data=request.data, context={"project": project})
+        serializer.is_valid(raise_exception=True)
+        proposed = [ScoringRule(id=-(i + 1), **data) for i, data in enumerate(serializer.validated_data["rules"])]
+        rules = [rule_from_row(row) for row in proposed if row.is_active]
+        fit_ids = {row.id for row in proposed if row.kind == ScoringRule.Kind.FIT}
+        policy_source = Project(**{**{f.attname: getattr(project, f.attname) for f in Project._meta.concrete_fields},
+                                   **serializer.validated_data.get("settings", {})})  # fmt: skip
+        return Response(
+            rules_preview(
+                project=project,
+                engagement_rules=[rule for rule in rules if rule.id not in fit_ids],
+                fit_rules=[rule for rule in rules if rule.id in fit_ids],
+                policy=project_policy(policy_source),
+            )
+        )
+
+
+class ScoringSettingsApi(ProjectApiView):
+    def get(self, request):
+        return Response(ScoringSettingsSerializer(self.project).data)
+
+    def put(self, request, partial: bool = False):
+        self.require_admin()
+        serializer = ScoringSettingsSerializer(self.project, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(
+            ScoringSettingsSerializer(
+                scoring_settings_update(project=self.project, data=serializer.validated_data)
+            ).data
+        )
+
+    def patch(self, request):
+        return self.put(request, partial=True)
+
+
+class RescoreJobListApi(ProjectApiView):
+    def get(self, request):
+        jobs = self.project.rescore_jobs.order_by("-id")[:20]
+        return Response({"results": RescoreJobSerializer(jobs, many=True).data})
+
+
+class RescoreJobDetailApi(ProjectApiView):
+    def get(self, request, job_id: str):
+        return Response(RescoreJobSerializer(rescore_job_get(project=self.project, job_id=job_id)).data)

@@ -12,13 +12,110 @@ from datetime import datetime
 from typing import Any
 
 STAGES = ("cold", "warm", "hot", "qualified")
+OPERATORS = (
+    "eq", "neq", "contains", "not_contains", "starts_with", "ends_with", "in",
+    "gt", "gte", "lt", "lte", "exists", "not_exists", "regex",
+)  # fmt: skip
+MISSING = object()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`path op value` on an event (`properties.url contains "/pricing"`) or a lead profile."""
+
+    path: str
+    op: str
+    value: Any = None
+    pattern: Any = None  # the compiled (RE2, linear-time) regex for `regex`
+
+    def holds(self, subject: dict[str, Any]) -> bool:
+        actual = resolve(subject, self.path)
+        if self.op == "exists":
+            return actual is not MISSING and actual is not None
+        if self.op == "not_exists":
+            return actual is MISSING or actual is None
+        if actual is MISSING or actual is None:
+            return self.op in ("neq", "not_contains")
+        return _OPERATIONS[self.op](actual, self.value, self.pattern)
+
+
+def resolve(subject: dict[str, Any], path: str) -> Any:
+    value: Any = subject
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return MISSING
+    return value
+
+
+def _text(value: Any) -> str:
+    return str(value).lower()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _equals(actual: Any, expected: Any) -> bool:
+    a, b = _number(actual), _number(expected)
+    if a is not None and b is not None:
+        return a == b
+    return _text(actual) == _text(expected)
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, list):
+        return any(_equals(item, expected) for item in actual)
+    return _text(expected) in _text(actual)
+
+
+def _compare(op):
+    def compare(actual: Any, expected: Any, _pattern: Any) -> bool:
+        a, b = _number(actual), _number(expected)
+        return a is not None and b is not None and op(a, b)
+
+    return compare
+
+
+_OPERATIONS = {
+    "eq": lambda a, v, _: _equals(a, v),
+    "neq": lambda a, v, _: not _equals(a, v),
+    "contains": lambda a, v, _: _contains(a, v),
+    "not_contains": lambda a, v, _: not _contains(a, v),
+    "starts_with": lambda a, v, _: _text(a).startswith(_text(v)),
+    "ends_with": lambda a, v, _: _text(a).endswith(_text(v)),
+    "in": lambda a, v, _: any(_equals(a, item) for item in v),
+    "gt": _compare(lambda a, b: a > b),
+    "gte": _compare(lambda a, b: a >= b),
+    "lt": _compare(lambda a, b: a < b),
+    "lte": _compare(lambda a, b: a <= b),
+    "regex": lambda a, _v, pattern: pattern.search(str(a)) is not None,
+}
 
 
 @dataclass(frozen=True)
 class Rule:
+    """Points for events of a type (or `*`) whose conditions all hold, within optional caps."""
+
     id: int
     event_type: str
     points: int
+    conditions: tuple[Condition, ...] = ()
+    max_per_day: int | None = None
+    max_per_lead: int | None = None
+    max_points: int | None = None
+    name: str = ""
+
+    def matches(self, subject: dict[str, Any]) -> bool:
+        return all(condition.holds(subject) for condition in self.conditions)
 
 
 @dataclass(frozen=True)
@@ -29,10 +126,42 @@ class EventFact:
     name: str
     timestamp: datetime
     properties: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+    type: str = "track"
 
     @property
     def key(self) -> tuple[datetime, str]:
         return (self.timestamp, self.event_id)
+
+    def subject(self) -> dict[str, Any]:
+        """The document conditions are evaluated on: `properties.x`, `context.page.path`, `event`."""
+        return {
+            "event": self.name,
+            "type": self.type,
+            "properties": self.properties,
+            "context": self.context,
+        }
+
+
+@dataclass(frozen=True)
+class Decay:
+    """Inactivity decay: after `grace_days` idle whole days, lose `rate_percent` % per further day."""
+
+    enabled: bool = True
+    rate_percent: float = 5.0
+    grace_days: int = 7
+
+    def days(self, since: datetime, until: datetime) -> int:
+        idle = (until - since).days  # whole days only: the same answer all day long
+        return max(0, idle - self.grace_days) if self.enabled else 0
+
+    def apply(self, score: int, since: datetime | None, until: datetime) -> int:
+        if since is None or score <= 0:
+            return score
+        days = self.days(since, until)
+        if not days:
+            return score
+        return round(score * (1 - self.rate_percent / 100) ** days)
 
 
 @dataclass(frozen=True)
@@ -41,15 +170,29 @@ class Policy:
     hot_threshold: int = 31
     qualified_threshold: int = 60
     max_score: int = 10000
+    decay: Decay = field(default_factory=Decay)
+
+
+@dataclass(frozen=True)
+class RuleTally:
+    """A rule's running totals on one lead: what caps are checked against and breakdowns show."""
+
+    count: int = 0
+    points: int = 0
+    day: str = ""
+    day_count: int = 0
 
 
 @dataclass(frozen=True)
 class FoldState:
-    """Everything needed to continue a fold: the score and where it stopped."""
+    """Everything needed to continue a fold: the engagement score and where it stopped."""
 
     score: int = 0
     last_timestamp: datetime | None = None
     last_event_id: str = ""
+    tallies: dict[int, RuleTally] = field(default_factory=dict)
+    clamped: int = 0  # points lost to the 0..max clamp
+    decayed: int = 0  # points lost to decay between events
 
     @property
     def key(self) -> tuple[datetime, str] | None:
@@ -64,6 +207,9 @@ class FoldState:
             "score": self.score,
             "lastTimestamp": self.last_timestamp.isoformat() if self.last_timestamp else None,
             "lastEventId": self.last_event_id,
+            "rules": {str(rule_id): [t.count, t.points, t.day, t.day_count] for rule_id, t in self.tallies.items()},
+            "clamped": self.clamped,
+            "decayed": self.decayed,
         }
 
     @classmethod
@@ -74,18 +220,22 @@ class FoldState:
             score=int(data["score"]),
             last_timestamp=datetime.fromisoformat(data["lastTimestamp"]),
             last_event_id=str(data["lastEventId"]),
+            tallies={int(k): RuleTally(*v) for k, v in data.get("rules", {}).items()},
+            clamped=int(data.get("clamped", 0)),
+            decayed=int(data.get("decayed", 0)),
         )
 
 
 @dataclass(frozen=True)
 class Step:
-    """The effect of one event on the score."""
+    """The effect of one event on the engagement score (decay since the previous event included)."""
 
     event_id: str
     timestamp: datetime
     old_score: int
     new_score: int
-    applied: tuple[tuple[int, int], ...]  # (rule id, points)
+    applied: tuple[tuple[int, int], ...]  # (rule id, points after caps)
+    decay: int = 0
 
     @property
     def delta(self) -> int:
@@ -99,24 +249,81 @@ def rules_by_event_type(rules: Iterable[Rule]) -> dict[str, list[Rule]]:
     return index
 
 
+def _capped_points(rule: Rule, tally: RuleTally, day: str) -> int:
+    """The points `rule` may still give on `day`, after its caps (0 when a cap is reached)."""
+    if rule.max_per_lead is not None and tally.count >= rule.max_per_lead:
+        return 0
+    if rule.max_per_day is not None and tally.day == day and tally.day_count >= rule.max_per_day:
+        return 0
+    points = rule.points
+    if rule.max_points is not None:
+        room = abs(rule.max_points) - abs(tally.points)
+        points = max(0, min(abs(points), room)) * (1 if points >= 0 else -1)
+    return points
+
+
 def fold(
     events: Iterable[EventFact], *, rules: Iterable[Rule], policy: Policy, state: FoldState | None = None
 ) -> tuple[FoldState, list[Step]]:
-    """Apply `events` in `(timestamp, event_id)` order to `state`; return the new state and one step per event."""
+    """Apply `events` in `(timestamp, event_id)` order to `state`; return the new state and one step per event.
+
+    Before each event the score decays for the idle days since the previous one; then
+    every matching rule adds its points (within its caps) and the score is clamped.
+    """
     state = state or FoldState()
     index = rules_by_event_type(rules)
-    score = state.score
+    wildcard = index.get("*", [])
+    score, last_ts, last_id = state.score, state.last_timestamp, state.last_event_id
+    tallies, clamped, decayed = dict(state.tallies), state.clamped, state.decayed
     steps: list[Step] = []
-    last: EventFact | None = None
     for event in sorted(events, key=lambda e: e.key):
-        applied = tuple((rule.id, rule.points) for rule in index.get(event.name, ()))
-        new_score = min(max(score + sum(points for _, points in applied), 0), policy.max_score)
-        steps.append(Step(event.event_id, event.timestamp, score, new_score, applied))
-        score = new_score
-        last = event
-    if last is None:
+        decayed_score = policy.decay.apply(score, last_ts, event.timestamp)
+        decay = decayed_score - score
+        day = event.timestamp.date().isoformat()
+        subject: dict[str, Any] | None = None
+        applied: list[tuple[int, int]] = []
+        for rule in (*index.get(event.name, ()), *wildcard):
+            if rule.conditions:
+                subject = subject or event.subject()
+                if not rule.matches(subject):
+                    continue
+            tally = tallies.get(rule.id, RuleTally())
+            points = _capped_points(rule, tally, day)
+            if points == 0 and rule.points != 0:
+                continue  # capped: the rule did not apply
+            day_count = tally.day_count + 1 if tally.day == day else 1
+            tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)
+            applied.append((rule.id, points))
+        raw = decayed_score + sum(points for _, points in applied)
+        new_score = min(max(raw, 0), policy.max_score)
+        clamped += new_score - raw
+        decayed += decay
+        steps.append(Step(event.event_id, event.timestamp, score, new_score, tuple(applied), decay))
+        score, last_ts, last_id = new_score, event.timestamp, event.event_id
+    if not steps:
         return state, steps
-    return FoldState(score=score, last_timestamp=last.timestamp, last_event_id=last.event_id), steps
+    return FoldState(score, last_ts, last_id, tallies, clamped, decayed), steps
+
+
+def fit_score(profile: dict[str, Any], fit_rules: Iterable[Rule]) -> tuple[int, list[tuple[int, int]]]:
+    """Points from fit rules whose conditions hold on the lead's profile (each applies once)."""
+    applied = [(rule.id, rule.points) for rule in fit_rules if rule.matches(profile)]
+    return sum(points for _, points in applied), applied
+
+
+def grade_for(fit: int) -> str:
+    """A-D from the fit score: A >= 25, B >= 10, C >= 0, D below."""
+    if fit >= 25:
+        return "A"
+    if fit >= 10:
+        return "B"
+    if fit >= 0:
+        return "C"
+    return "D"
+
+
+def total_score(engagement: int, fit: int, policy: Policy) -> int:
+    return min(max(engagement + fit, 0), policy.max_score)
 
 
 def stage_for(score: int, policy: Policy) -> str:
@@ -187,3 +394,91 @@ def identity_fold(calls: Iterable[IdentityCall]) -> Identity:
         company = str(raw_company.get("name", "") if isinstance(raw_company, dict) else raw_company or company)
         traits.update({k: v for k, v in props.items() if k not in IDENTITY_TRAIT_KEYS})
     return Identity(user_id=user_id, email=email, name=name[:255], company=company[:255], traits=traits)
+
+
+@dataclass(frozen=True)
+class Intelligence:
+    velocity: int
+    velocity_score: int
+    trend: str
+    risk: str
+    next_action: str
+    days_since_last_event: int | None
+
+
+def intelligence(
+    *, events_last_24h: int, events_previous_24h: int, last_event_at: datetime | None, now: datetime, stage: str
+) -> Intelligence:
+    """Velocity, trend, risk and the next sales action for a lead."""
+    # more than 20 % up or down against the previous 24 hours
+    if events_last_24h > events_previous_24h * 1.2:
+        trend = "increasing"
+    elif events_last_24h < events_previous_24h * 0.8:
+        trend = "decreasing"
+    else:
+        trend = "steady"
+    idle = None if last_event_at is None else max(0, (now - last_event_at).days)
+    risk = "high" if idle is None or idle > 14 else "medium" if idle > 7 else "low"
+    speed = velocity_score(events_last_24h)
+    if risk == "high" and stage != "cold":
+        action = "re_engagement_required"
+    elif stage == "qualified" or (stage == "hot" and speed >= 5 and risk == "low"):
+        action = "immediate_sales_contact"
+    elif stage == "hot":
+        action = "schedule_demo"
+    elif stage == "warm":
+        action = "re_engagement_required" if risk == "medium" else "nurture_campaign"
+    else:
+        action = "monitor"
+    return Intelligence(events_last_24h, speed, trend, risk, action, idle)
+
+
+class ConditionError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+PATH_PART_LIMIT = 8
+
+
+def compile_condition(raw: Any) -> Condition:
+    """Validate one `{path, op, value}` and compile its regex with RE2 (linear time, no backtracking)."""
+    if not isinstance(raw, dict):
+        raise ConditionError("", "Must be an object with path, op and value.")
+    path, op, value = raw.get("path"), raw.get("op"), raw.get("value")
+    parts = path.split(".") if isinstance(path, str) else []
+    if not parts or len(parts) > PATH_PART_LIMIT or not all(part and len(part) <= 64 for part in parts):
+        raise ConditionError("path", "Must be a dotted path such as properties.url.")
+    if op not in OPERATORS:
+        raise ConditionError("op", f"Unknown operator; use one of {', '.join(OPERATORS)}.")
+    pattern = None
+    if op in ("exists", "not_exists"):
+        value = None
+    elif op == "in":
+        if not isinstance(value, list) or not value or len(value) > 500:
+            raise ConditionError("value", "Must be a non-empty list (at most 500 items).")
+    elif op in ("gt", "gte", "lt", "lte"):
+        if _number(value) is None:
+            raise ConditionError("value", "Must be a number.")
+    elif op == "regex":
+        if not isinstance(value, str) or not value or len(value) > 500:
+            raise ConditionError("value", "Must be a regular expression of at most 500 characters.")
+        pattern = _compile_regex(value)
+    elif not isinstance(value, str | int | float) or isinstance(value, bool) or value == "":
+        raise ConditionError("value", "Must be a non-empty string or number.")
+    return Condition(path=str(path), op=op, value=value, pattern=pattern)
+
+
+def _compile_regex(value: str) -> Any:
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 1 << 20
+    try:
+        return re2.compile(value, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ConditionError("value", f"Invalid or unsupported regular expression ({detail}).") from None

@@ -5,12 +5,23 @@ from leadpulse.models import TimeStampedModel
 
 
 class ScoringRule(TimeStampedModel):
-    """Points a project gives an event type. Per project, never shared."""
+    """Points for matching events (engagement) or lead traits (fit). Per project, never shared."""
+
+    class Kind(models.TextChoices):
+        ENGAGEMENT = "engagement"
+        FIT = "fit"
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="scoring_rules")
     name = models.CharField(max_length=200, blank=True)
-    event_type = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ENGAGEMENT)
+    # Engagement rules: the event name they score, or "*" for every event. Unused by fit rules.
+    event_type = models.CharField(max_length=128, blank=True)
+    # [{"path": "properties.url", "op": "contains", "value": "/pricing"}, ...]: all must hold.
+    conditions = models.JSONField(default=list, blank=True)
     points = models.IntegerField()
+    max_per_day = models.PositiveIntegerField(null=True, blank=True)
+    max_per_lead = models.PositiveIntegerField(null=True, blank=True)
+    max_points = models.PositiveIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -28,6 +39,7 @@ class ScoreHistory(models.Model):
         DECAY = "decay"
         MERGE = "merge"
         RESCORE = "rescore"
+        FIT = "fit"
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="score_history")
     lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="score_history")
@@ -54,3 +66,32 @@ class ScoreHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.old_score} → {self.new_score} ({self.reason})"
+
+
+class RescoreJob(TimeStampedModel):
+    """A background refold of a project's leads after its rules or policy changed."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        SUPERSEDED = "superseded"
+        FAILED = "failed"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="rescore_jobs")
+    reason = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    # The last lead id refolded: a restarted worker resumes after it.
+    cursor = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "status"], name="rescore_project_status_idx")]
+
+    def __str__(self) -> str:
+        return f"rescore {self.project_id} {self.status} {self.done}/{self.total}"

@@ -1,12 +1,19 @@
 """Reads of leads and their scores, always scoped to a project."""
 
-from django.db.models import Q, QuerySet
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import Project
 from ingest.models import Event, Lead
 from leadpulse.errors import ApplicationError, NotFound
 
-from .models import ScoreHistory
+from . import engine
+from .models import RescoreJob, ScoreHistory, ScoringRule
+from .services.fold import lead_profile, project_rules
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -75,3 +82,155 @@ def lead_timeline(*, lead: Lead, limit: int = 200) -> list[tuple[Event, ScoreHis
         row.event_id: row for row in ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in newest])
     }
     return [(event, history.get(event.id)) for event in newest]
+
+
+def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
+    """Where the lead's score comes from; the parts add up to `currentScore`.
+
+    Σ rule points + clampAdjustment + decayBetweenEvents = foldScore;
+    foldScore + decaySinceLastEvent = engagementScore;
+    engagementScore + fitScore + finalClampAdjustment = currentScore.
+    """
+    state = engine.FoldState.from_json(lead.fold_state)
+    rules = {rule.id: rule for rule in ScoringRule.objects.filter(project_id=lead.project_id)}
+    _, fit_rules = project_rules(lead.project)
+    fit_live, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
+
+    def describe(rule_id: int) -> dict[str, Any]:
+        rule = rules.get(rule_id)
+        return {
+            "ruleId": rule_id,
+            "name": rule.name if rule else "(deleted rule)",
+            "eventType": rule.event_type if rule else "",
+        }
+
+    return {
+        "currentScore": lead.current_score,
+        "engagementScore": lead.engagement_score,
+        "fitScore": lead.fit_score,
+        "fitGrade": lead.fit_grade,
+        "rules": [
+            {**describe(rule_id), "timesApplied": tally.count, "points": tally.points}
+            for rule_id, tally in sorted(state.tallies.items(), key=lambda item: -abs(item[1].points))
+        ],
+        "clampAdjustment": state.clamped,
+        "decayBetweenEvents": state.decayed,
+        "foldScore": state.score,
+        "decaySinceLastEvent": lead.engagement_score - state.score,
+        "fit": [{**describe(rule_id), "points": points} for rule_id, points in fit_applied],
+        "finalClampAdjustment": lead.current_score - lead.engagement_score - lead.fit_score,
+        # rules changed since the last re-score: the numbers above still add up, but are about to move
+        "stale": fit_live != lead.fit_score,
+    }
+
+
+def lead_intelligence(*, lead: Lead, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    counts = Event.objects.filter(lead=lead, timestamp__gte=now - timedelta(hours=48)).aggregate(
+        last=Count("id", filter=Q(timestamp__gte=now - timedelta(hours=24))),
+        previous=Count("id", filter=Q(timestamp__lt=now - timedelta(hours=24))),
+    )
+    result = engine.intelligence(
+        events_last_24h=counts["last"],
+        events_previous_24h=counts["previous"],
+        last_event_at=lead.last_event_at,
+        now=now,
+        stage=lead.lead_stage,
+    )
+    return {
+        "velocity": result.velocity,
+        "velocityScore": result.velocity_score,
+        "trend": result.trend,
+        "eventsPrevious24h": counts["previous"],
+        "risk": result.risk,
+        "nextAction": result.next_action,
+        "daysSinceLastEvent": result.days_since_last_event,
+        "leadStage": lead.lead_stage,
+        "currentScore": lead.current_score,
+    }
+
+
+def rules_for_project(*, project: Project, kind: str | None = None) -> QuerySet[ScoringRule]:
+    rules = ScoringRule.objects.filter(project=project).order_by("id")
+    return rules.filter(kind=kind) if kind else rules
+
+
+def rule_get(*, project: Project, rule_id: int | str) -> ScoringRule:
+    try:
+        return ScoringRule.objects.get(project=project, id=int(rule_id))
+    except (ValueError, TypeError, ScoringRule.DoesNotExist):
+        raise NotFound("Rule not found.") from None
+
+
+def rescore_job_get(*, project: Project, job_id: int | str) -> RescoreJob:
+    try:
+        return RescoreJob.objects.get(project=project, id=int(job_id))
+    except (ValueError, TypeError, RescoreJob.DoesNotExist):
+        raise NotFound("Re-score job not found.") from None
+
+
+def rules_preview(
+    *, project: Project, engagement_rules: list[engine.Rule], fit_rules: list[engine.Rule], policy: engine.Policy
+) -> dict[str, Any]:
+    """What a proposed rule set would do to every lead, saving nothing.
+
+    One pass over the project's events in lead order (streamed), one fold per lead.
+    """
+    now = timezone.now()
+    leads = {
+        row[0]: row
+        for row in Lead.objects.filter(project=project, merged_into__isnull=True).values_list(
+            "id", "anonymous_id", "email", "name", "company", "user_id", "traits", "current_score", "lead_stage"
+        )
+    }
+    rows = (
+        Event.objects.filter(project=project)
+        .order_by("lead_id", "timestamp", "event_id")
+        .values_list("lead_id", "event_id", "name", "timestamp", "properties", "context", "type")
+    )
+    movers: list[dict[str, Any]] = []
+    transitions: Counter[str] = Counter()
+    changed = 0
+
+    def evaluate(lead_id: int, facts: list[engine.EventFact]) -> None:
+        nonlocal changed
+        row = leads.get(lead_id)
+        if row is None:
+            return
+        _, anonymous_id, email, name, company, user_id, traits, current, stage = row
+        state, _ = engine.fold(facts, rules=engagement_rules, policy=policy)
+        profile = {"email": email, "name": name, "company": company, "userId": user_id, "traits": traits}
+        fit, _ = engine.fit_score(profile, fit_rules)
+        score = engine.total_score(policy.decay.apply(state.score, state.last_timestamp, now), fit, policy)
+        new_stage = engine.stage_for(score, policy)
+        if score != current:
+            changed += 1
+            movers.append(
+                {"leadId": lead_id, "anonymousId": anonymous_id, "email": email, "from": current, "to": score,
+                 "delta": score - current, "fromStage": stage, "toStage": new_stage}
+            )  # fmt: skip
+        if new_stage != stage:
+            transitions[f"{stage}->{new_stage}"] += 1
+        seen.add(lead_id)
+
+    seen: set[int] = set()
+    current_lead: int | None = None
+    batch: list[engine.EventFact] = []
+    for lead_id, event_id, name, ts, props, ctx, kind in rows.iterator(chunk_size=5000):
+        if lead_id != current_lead:
+            if current_lead is not None:
+                evaluate(current_lead, batch)
+            current_lead, batch = lead_id, []
+        batch.append(engine.EventFact(event_id, name, ts, props, ctx, kind))
+    if current_lead is not None:
+        evaluate(current_lead, batch)
+    for lead_id in leads.keys() - seen:
+        evaluate(lead_id, [])  # leads without events can still move on fit
+    movers.sort(key=lambda mover: (-abs(mover["delta"]), mover["leadId"]))
+    return {
+        "leadsEvaluated": len(leads),
+        "scoreChanged": changed,
+        "stageChanged": sum(transitions.values()),
+        "stageTransitions": dict(sorted(transitions.items())),
+        "topMovers": movers[:20],
+    }

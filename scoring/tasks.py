@@ -19,3 +19,16 @@ def lead_score_task(*, lead_id: int) -> None:
 def events_reconcile_task() -> int:
     """Re-enqueue leads whose events were not scored in time (lost messages, crashes)."""
     return services.events_reconcile()
+
+
+@shared_task(name="scoring.rescore_job_run_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def rescore_job_run_task(*, job_id: int) -> None:
+    """Refold one chunk of a re-score job, then queue the next chunk."""
+    if services.rescore_job_run(job_id=job_id):
+        rescore_job_run_task.delay(job_id=job_id)
+
+
+@shared_task(name="scoring.decay_materialise_task")
+def decay_materialise_task() -> int:
+    """Write inactivity decay into leads' scores and history (celery-beat, hourly by default)."""
+    return services.decay_materialise()

@@ -6,4 +6,15 @@ urlpatterns = [
     path("api/leads", api.LeadListApi.as_view(), name="lead-list"),
     path("api/leads/<str:lead_id>", api.LeadDetailApi.as_view(), name="lead-detail"),
     path("api/leads/<str:lead_id>/timeline", api.LeadTimelineApi.as_view(), name="lead-timeline"),
+    path("api/leads/<str:lead_id>/score-breakdown", api.LeadScoreBreakdownApi.as_view(), name="lead-breakdown"),
+    path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),
+    path("api/scoring/settings", api.ScoringSettingsApi.as_view(), name="scoring-settings"),
+    path("api/rescore-jobs", api.RescoreJobListApi.as_view(), name="rescore-job-list"),
+    path("api/rescore-jobs/<str:job_id>", api.RescoreJobDetailApi.as_view(), name="rescore-job-detail"),
 ]
+for prefix in ("api/rules", "api/scoring-rules"):
+    urlpatterns += [
+        path(prefix, api.RuleListApi.as_view(), name=f"{prefix}-list"),
+        path(f"{prefix}/preview", api.RulePreviewApi.as_view(), name=f"{prefix}-preview"),
+        path(f"{prefix}/<str:rule_id>", api.RuleDetailApi.as_view(), name=f"{prefix}-detail"),
+    ]

@@ -2,12 +2,28 @@
 
 from .identity import lead_identify, lead_merge
 from .leads import DEFAULT_RULES, events_reconcile, lead_score, project_rules_seed
+from .rules import (
+    decay_materialise,
+    rescore_job_run,
+    rescore_job_start,
+    rule_create,
+    rule_delete,
+    rule_update,
+    scoring_settings_update,
+)
 
 __all__ = [
     "DEFAULT_RULES",
+    "decay_materialise",
     "events_reconcile",
     "lead_identify",
     "lead_merge",
     "lead_score",
     "project_rules_seed",
+    "rescore_job_run",
+    "rescore_job_start",
+    "rule_create",
+    "rule_delete",
+    "rule_update",
+    "scoring_settings_update",
 ]

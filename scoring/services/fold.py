@@ -1,8 +1,10 @@
 """The fold's persistence: feed a locked lead's events to the engine, store what it returns."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
@@ -11,102 +13,212 @@ from leadpulse.realtime import project_broadcast
 from .. import engine
 from ..models import ScoreHistory, ScoringRule
 
+# Rows a refold rewrites; merge rows stay as the audit trail.
+FOLDED_REASONS = (
+    ScoreHistory.Reason.RULE,
+    ScoreHistory.Reason.DECAY,
+    ScoreHistory.Reason.FIT,
+    ScoreHistory.Reason.RESCORE,
+)
 
-def _policy(project: Project) -> engine.Policy:
+
+def project_policy(project: Project) -> engine.Policy:
     return engine.Policy(
         warm_threshold=project.warm_threshold,
         hot_threshold=project.hot_threshold,
         qualified_threshold=project.qualified_threshold,
         max_score=project.max_score,
+        decay=engine.Decay(
+            enabled=project.decay_enabled,
+            rate_percent=project.decay_rate_percent,
+            grace_days=project.decay_grace_days,
+        ),
     )
 
 
-def _rules(project: Project) -> list[engine.Rule]:
-    rows = ScoringRule.objects.filter(project=project, is_active=True).values_list("id", "event_type", "points")
-    return [engine.Rule(id=rule_id, event_type=event_type, points=points) for rule_id, event_type, points in rows]
+def rule_from_row(row: ScoringRule) -> engine.Rule:
+    return engine.Rule(
+        id=row.id,
+        name=row.name,
+        event_type=row.event_type,
+        points=row.points,
+        conditions=tuple(engine.compile_condition(c) for c in row.conditions),
+        max_per_day=row.max_per_day,
+        max_per_lead=row.max_per_lead,
+        max_points=row.max_points,
+    )
 
 
-def _facts(queryset) -> list[tuple[int, engine.EventFact]]:
-    rows = queryset.order_by("timestamp", "event_id").values_list("id", "event_id", "name", "timestamp", "properties")
-    return [(pk, engine.EventFact(event_id, name, ts, props)) for pk, event_id, name, ts, props in rows]
+def project_rules(project: Project) -> tuple[list[engine.Rule], list[engine.Rule]]:
+    """The project's active (engagement, fit) rules as engine values."""
+    engagement: list[engine.Rule] = []
+    fit: list[engine.Rule] = []
+    for row in ScoringRule.objects.filter(project=project, is_active=True).order_by("id"):
+        (fit if row.kind == ScoringRule.Kind.FIT else engagement).append(rule_from_row(row))
+    return engagement, fit
 
 
-def lead_fold_locked(*, lead: Lead, now) -> None:
-    """Fold the lead's unprocessed events into its score; the caller holds the lead's row lock.
+def lead_profile(lead: Lead) -> dict[str, Any]:
+    """The document fit rules look at: `email`, `name`, `company`, `userId`, `traits.x`."""
+    return {
+        "email": lead.email,
+        "name": lead.name,
+        "company": lead.company,
+        "userId": lead.user_id,
+        "traits": lead.traits,
+    }
 
-    Events that arrive after the newest scored one continue the fold; an older one
-    (a late event, or events moved here by a merge) makes the fold restart from the
-    lead's first event, rewriting its history.
+
+def facts(queryset: QuerySet[Event]) -> list[tuple[int, engine.EventFact]]:
+    rows = queryset.order_by("timestamp", "event_id").values_list(
+        "id", "event_id", "name", "timestamp", "properties", "context", "type"
+    )
+    return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, eid, name, ts, props, ctx, kind in rows]
+
+
+def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason: str = "rule") -> bool:
+    """Fold the lead's unprocessed events (all of them when `refold`); the caller holds the row lock.
+
+    Events after the newest scored one continue the fold; an older one (a late event,
+    or events a merge moved here) restarts it from the lead's first event, rewriting
+    the history. History rows carry the lead's total score (engagement + fit) and
+    chain: each row's old score is the previous row's new score. Returns whether
+    anything changed.
     """
-    pending = _facts(Event.objects.filter(lead=lead, processed_at__isnull=True))
-    if not pending:
-        return
+    pending = facts(Event.objects.filter(lead=lead, processed_at__isnull=True))
+    if not pending and not refold:
+        return False
     project = lead.project
-    policy = _policy(project)
+    policy = project_policy(project)
+    engagement_rules, fit_rules = project_rules(project)
     state = engine.FoldState.from_json(lead.fold_state)
-    if state.continues_with([fact for _, fact in pending]):
+    previous_total = lead.current_score
+    if not refold and state.continues_with([fact for _, fact in pending]):
         to_fold = pending
+        chain_from = lead.current_score
     else:
-        to_fold = _facts(Event.objects.filter(lead=lead))
+        refold = True
+        to_fold = facts(Event.objects.filter(lead=lead))
         state = engine.FoldState()
-        ScoreHistory.objects.filter(lead=lead, reason=ScoreHistory.Reason.RULE).delete()
-    state, steps = engine.fold([fact for _, fact in to_fold], rules=_rules(project), policy=policy, state=state)
+        chain_from = 0
+        ScoreHistory.objects.filter(lead=lead, reason__in=FOLDED_REASONS).delete()
+    state, steps = engine.fold([fact for _, fact in to_fold], rules=engagement_rules, policy=policy, state=state)
+    fit, _fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
 
-    event_pks = {fact.event_id: pk for pk, fact in to_fold}
-    ScoreHistory.objects.bulk_create(
-        [
+    rows, event_pks = [], {fact.event_id: pk for pk, fact in to_fold}
+    for step in steps:
+        new_total = engine.total_score(step.new_score, fit, policy)
+        rows.append(
             ScoreHistory(
                 project_id=project.id,
                 lead_id=lead.id,
                 event_id=event_pks[step.event_id],
                 reason=ScoreHistory.Reason.RULE,
-                old_score=step.old_score,
-                new_score=step.new_score,
-                delta=step.delta,
-                details=[{"ruleId": rule_id, "points": points} for rule_id, points in step.applied],
+                old_score=chain_from,
+                new_score=new_total,
+                delta=new_total - chain_from,
+                details={
+                    "rules": [{"ruleId": rule_id, "points": points} for rule_id, points in step.applied],
+                    "decay": step.decay,
+                    "fit": fit,
+                },
                 occurred_at=step.timestamp,
             )
-            for step in steps
-        ]
-    )
-    Event.objects.filter(id__in=[pk for pk, _ in pending]).update(processed_at=now)
+        )
+        chain_from = new_total
+    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
+    current = engine.total_score(engagement_now, fit, policy)
+    if current != chain_from:
+        # decay since the last event (e.g. a backfill of old events), or a changed fit
+        kind = ScoreHistory.Reason.DECAY if engagement_now != state.score else ScoreHistory.Reason.FIT
+        rows.append(_history_row(lead, kind, chain_from, current, now, {"fit": fit}))
+    if refold and reason == ScoreHistory.Reason.RESCORE and current != previous_total:
+        rows.append(_history_row(lead, ScoreHistory.Reason.RESCORE, previous_total, current, now, {"fit": fit}))
+    ScoreHistory.objects.bulk_create(rows)
+    if pending:
+        Event.objects.filter(id__in=[pk for pk, _ in pending]).update(processed_at=now)
 
     old_stage = lead.lead_stage
-    lead.current_score = state.score
-    lead.lead_stage = engine.stage_for(state.score, policy)
+    lead.current_score = current
+    lead.engagement_score = engagement_now
+    lead.fit_score = fit
+    lead.fit_grade = engine.grade_for(fit)
+    lead.lead_stage = engine.stage_for(current, policy)
     lead.fold_state = state.to_json()
     lead.last_event_at = state.last_timestamp
-    first_pending = pending[0][1].timestamp
-    lead.first_seen_at = min(lead.first_seen_at or first_pending, first_pending)
+    if to_fold:
+        first = to_fold[0][1].timestamp
+        lead.first_seen_at = min(lead.first_seen_at or first, first)
     lead.events_last_24h = Event.objects.filter(lead=lead, timestamp__gte=now - timedelta(hours=24)).count()
     lead.velocity_score = engine.velocity_score(lead.events_last_24h)
     lead.last_scored_at = now
-    lead.save(
-        update_fields=[
-            "current_score",
-            "lead_stage",
-            "fold_state",
-            "last_event_at",
-            "first_seen_at",
-            "events_last_24h",
-            "velocity_score",
-            "last_scored_at",
-            "updated_at",
-        ]
+    lead.save(update_fields=LEAD_SCORE_FIELDS)
+    _lead_updated(lead, old_stage=old_stage, old_score=previous_total, events=len(pending))
+    return current != previous_total or old_stage != lead.lead_stage
+
+
+LEAD_SCORE_FIELDS = [
+    "current_score",
+    "engagement_score",
+    "fit_score",
+    "fit_grade",
+    "lead_stage",
+    "fold_state",
+    "last_event_at",
+    "first_seen_at",
+    "events_last_24h",
+    "velocity_score",
+    "last_scored_at",
+    "updated_at",
+]
+
+
+def _history_row(lead: Lead, reason: str, old: int, new: int, at: datetime, details: dict) -> ScoreHistory:
+    return ScoreHistory(
+        project_id=lead.project_id,
+        lead_id=lead.id,
+        reason=reason,
+        old_score=old,
+        new_score=new,
+        delta=new - old,
+        details=details,
+        occurred_at=at,
     )
+
+
+def _lead_updated(lead: Lead, *, old_stage: str, old_score: int, events: int) -> None:
     payload = {
         "id": lead.id,
         "anonymousId": lead.anonymous_id,
         "email": lead.email,
         "currentScore": lead.current_score,
+        "previousScore": old_score,
         "leadStage": lead.lead_stage,
         "previousStage": old_stage,
-        "eventsScored": len(pending),
+        "eventsScored": events,
     }
-    transaction.on_commit(lambda: project_broadcast(project_id=project.id, type="lead.updated", payload=payload))
+    transaction.on_commit(lambda: project_broadcast(project_id=lead.project_id, type="lead.updated", payload=payload))
 
 
-def lead_lock(*, lead_id: int) -> Lead | None:
+def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
+    """Materialise decay up to `now` as a `decay` history row; a second run the same day changes nothing."""
+    policy = project_policy(lead.project)
+    state = engine.FoldState.from_json(lead.fold_state)
+    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
+    current = engine.total_score(engagement_now, lead.fit_score, policy)
+    if current == lead.current_score and engagement_now == lead.engagement_score:
+        return False
+    old_score, old_stage = lead.current_score, lead.lead_stage
+    _history_row(lead, ScoreHistory.Reason.DECAY, old_score, current, now, {"engagement": engagement_now}).save()
+    lead.current_score = current
+    lead.engagement_score = engagement_now
+    lead.lead_stage = engine.stage_for(current, policy)
+    lead.save(update_fields=["current_score", "engagement_score", "lead_stage", "updated_at"])
+    _lead_updated(lead, old_stage=old_stage, old_score=old_score, events=0)
+    return True
+
+
+def lead_lock(*, lead_id: int, skip_locked: bool = False) -> Lead | None:
     """Lock the lead row for scoring (inside a transaction).
 
     `FOR NO KEY UPDATE` serialises scoring of one lead across every worker and host
@@ -114,5 +226,5 @@ def lead_lock(*, lead_id: int) -> Lead | None:
     check takes when ingest inserts an event for the lead: ingest never waits for
     scoring, and the two cannot deadlock. Only the lead row is locked, not its project.
     """
-    leads = Lead.objects.select_for_update(no_key=True, of=("self",)).select_related("project")
-    return leads.filter(id=lead_id).first()
+    leads = Lead.objects.select_for_update(no_key=True, of=("self",), skip_locked=skip_locked)
+    return leads.select_related("project").filter(id=lead_id).first()

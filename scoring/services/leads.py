@@ -14,6 +14,7 @@ from leadpulse.pipeline import lead_score_claim, lead_score_request
 from ..models import ScoringRule
 from .fold import lead_fold_locked, lead_lock
 from .identity import lead_identify
+from .rules import rescore_jobs_resume
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def events_reconcile(*, limit: int = 10000) -> int:
         .distinct()[:limit]
     )
     sent = lead_score_request(lead_ids=lead_ids)
+    rescore_jobs_resume()
     if lead_ids:
         logger.info("reconciler: %d leads with unprocessed events, %d enqueued", len(lead_ids), sent)
     return sent

@@ -11,19 +11,9 @@ from scoring.services import lead_score
 pytestmark = pytest.mark.django_db
 
 LEAD_FIELDS = {
-    "id",
-    "anonymousId",
-    "email",
-    "name",
-    "company",
-    "currentScore",
-    "leadStage",
-    "velocityScore",
-    "eventsLast24h",
-    "lastEventAt",
-    "firstSeenAt",
-    "createdAt",
-}
+    "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
+    "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt",
+}  # fmt: skip
 
 
 def scored_lead(project, anonymous_id, *names, **fields):
