@@ -1,13 +1,50 @@
+from django import forms
 from django.contrib import admin
 
-from .models import ScoreHistory, ScoringRule
+from . import engine
+from .models import RescoreJob, ScoreHistory, ScoringRule
+from .services import rule_create, rule_delete, rule_update
+from .services.rules import RULE_FIELDS
+
+
+class ScoringRuleForm(forms.ModelForm):
+    class Meta:
+        model = ScoringRule
+        fields = ["project", *RULE_FIELDS]
+
+    def clean_conditions(self):
+        conditions = self.cleaned_data["conditions"] or []
+        if not isinstance(conditions, list):
+            raise forms.ValidationError("A list of {path, op, value} objects.")
+        for index, raw in enumerate(conditions):
+            try:
+                engine.compile_condition(raw)
+            except engine.ConditionError as exc:
+                raise forms.ValidationError(f"conditions[{index}].{exc.field}: {exc.message}") from exc
+        return conditions
 
 
 @admin.register(ScoringRule)
 class ScoringRuleAdmin(admin.ModelAdmin):
-    list_display = ["event_type", "points", "is_active", "project"]
-    list_filter = ["is_active", "project"]
+    form = ScoringRuleForm
+    list_display = ["name", "kind", "event_type", "points", "is_active", "project"]
+    list_filter = ["kind", "is_active", "project"]
     search_fields = ["event_type", "name"]
+
+    # Saving through the services re-scores the project, as the API does.
+    def save_model(self, request, obj, form, change):
+        data = {field: form.cleaned_data[field] for field in RULE_FIELDS if field in form.cleaned_data}
+        if change:
+            rule_update(rule=ScoringRule.objects.get(pk=obj.pk), data=data)
+        else:
+            obj.pk = rule_create(project=form.cleaned_data["project"], data=data).pk
+
+    def delete_model(self, request, obj):
+        rule_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            rule_delete(rule=rule)
 
 
 @admin.register(ScoreHistory)
@@ -15,6 +52,18 @@ class ScoreHistoryAdmin(admin.ModelAdmin):
     list_display = ["lead", "reason", "old_score", "new_score", "delta", "occurred_at"]
     list_filter = ["reason"]
     list_select_related = ["lead"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RescoreJob)
+class RescoreJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "status", "done", "total", "changed", "reason", "created_at", "finished_at"]
+    list_filter = ["status"]
 
     def has_add_permission(self, request):
         return False

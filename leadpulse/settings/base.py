@@ -194,6 +194,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LEADPULSE_MAX_REQUEST_BYTES + 1
 LEADPULSE_RECONCILE_GRACE_SECONDS = env.int("LEADPULSE_RECONCILE_GRACE_SECONDS", default=30)
 # How long a lead counts as "scoring pending" so ingest does not enqueue it again.
 LEADPULSE_SCORE_PENDING_SECONDS = env.int("LEADPULSE_SCORE_PENDING_SECONDS", default=120)
+# Re-score jobs refold this many leads per task; a job without progress this long is resumed.
+LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
+LEADPULSE_RESCORE_STALE_SECONDS = env.int("LEADPULSE_RESCORE_STALE_SECONDS", default=120)
 LEADPULSE_WRITE_KEY_CACHE_SECONDS = 60
 LEADPULSE_WORKER_HEARTBEAT_SECONDS = 10
 

@@ -12,3 +12,5 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 LEADPULSE_RECONCILE_GRACE_SECONDS = env.int("LEADPULSE_RECONCILE_GRACE_SECONDS", default=0)
+LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=10)
+LEADPULSE_RESCORE_STALE_SECONDS = env.int("LEADPULSE_RESCORE_STALE_SECONDS", default=2)

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,7 +15,6 @@ from ..models import RescoreJob, ScoringRule
 from .fold import lead_decay_locked, lead_fold_locked, lead_lock
 
 RESCORE_TASK = "scoring.rescore_job_run_task"
-RESCORE_CHUNK = 200
 RULE_FIELDS = (
     "name",
     "kind",
@@ -88,7 +88,7 @@ def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
     return job
 
 
-def rescore_job_run(*, job_id: int, chunk: int = RESCORE_CHUNK) -> bool:
+def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
     """Refold the next chunk of the job's leads, one lead transaction at a time; True if more remain.
 
     Progress is saved after every chunk, so a restarted worker resumes where it stopped;
@@ -105,7 +105,7 @@ def rescore_job_run(*, job_id: int, chunk: int = RESCORE_CHUNK) -> bool:
     lead_ids = list(
         Lead.objects.filter(project=job.project, merged_into__isnull=True, id__gt=job.cursor)
         .order_by("id")
-        .values_list("id", flat=True)[:chunk]
+        .values_list("id", flat=True)[: chunk or settings.LEADPULSE_RESCORE_CHUNK]
     )
     changed = 0
     for lead_id in lead_ids:
@@ -127,9 +127,9 @@ def rescore_job_run(*, job_id: int, chunk: int = RESCORE_CHUNK) -> bool:
     return False
 
 
-def rescore_jobs_resume(*, stale_after: timedelta = timedelta(minutes=2)) -> int:
+def rescore_jobs_resume() -> int:
     """Re-enqueue jobs whose worker went away (no progress for a while)."""
-    cutoff = timezone.now() - stale_after
+    cutoff = timezone.now() - timedelta(seconds=settings.LEADPULSE_RESCORE_STALE_SECONDS)
     stale = list(
         RescoreJob.objects.filter(
             status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING], updated_at__lt=cutoff
