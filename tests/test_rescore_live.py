@@ -24,8 +24,9 @@ pytestmark = pytest.mark.live
 
 def ingest(key, events):
     try:
-        response = Client().post("/api/events/batch", json.dumps({"events": events}), content_type="application/json",
-                                 HTTP_X_API_KEY=key)
+        response = Client().post(
+            "/api/events/batch", json.dumps({"events": events}), content_type="application/json", HTTP_X_API_KEY=key
+        )
         assert response.status_code == 202, response.content
         return response
     finally:
@@ -69,8 +70,11 @@ def test_a_rule_change_rescores_every_lead_resumes_after_a_crash_and_never_block
     ingest(key, [{"eventType": "signup", "leadId": "l0", "eventId": "during-rescore"}])
     workers.start()
     # celery-beat's reconciler resumes the stalled job (stale after 2 s in tests)
-    wait_until(lambda: timezone.now() - RescoreJob.objects.get(pk=job.pk).updated_at > timedelta(seconds=3),
-               timeout=30, message="the job to go stale")
+    wait_until(
+        lambda: timezone.now() - RescoreJob.objects.get(pk=job.pk).updated_at > timedelta(seconds=3),
+        timeout=30,
+        message="the job to go stale",
+    )
     events_reconcile_task.delay()
 
     wait_until(lambda: RescoreJob.objects.get(pk=job.pk).status == "succeeded", timeout=90, message="the job")
@@ -85,7 +89,7 @@ def test_a_rule_change_rescores_every_lead_resumes_after_a_crash_and_never_block
 
 
 def test_decay_is_applied_when_old_events_arrive_and_the_beat_task_then_changes_nothing(live_pipeline):
-    project, owner, key = project_with_owner(name="Decay")
+    project, _owner, key = project_with_owner(name="Decay")
     ten_days_ago = (timezone.now() - timedelta(days=10)).isoformat()
     ingest(key, [{"eventType": "demo_request", "leadId": "idle", "eventId": "old", "timestamp": ten_days_ago}])
     wait_until(all_scored(project), message="the old event")

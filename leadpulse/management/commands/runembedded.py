@@ -5,6 +5,8 @@ in-memory Celery broker and channel layer, and a local-memory cache. The worker
 and beat run as threads beside the ASGI server.
 """
 
+import asyncio
+
 import uvicorn
 from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import start_worker
@@ -12,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from leadpulse.celery import app as celery_app
+from leadpulse.realtime import broadcast_loop_use
 
 
 class Command(BaseCommand):
@@ -31,7 +34,15 @@ class Command(BaseCommand):
             beat = EmbeddedService(celery_app, thread=True, scheduler_cls=settings.CELERY_BEAT_SCHEDULER)
             beat.start()
             self.stdout.write(self.style.SUCCESS(f"LeadPulse is running at http://{host}:{port}/  (Ctrl-C stops it)"))
+            server = uvicorn.Server(
+                uvicorn.Config("leadpulse.asgi:application", host=host, port=port, lifespan="off", log_level="info")
+            )
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            # live updates from the worker thread go through the server's loop (in-memory channel layer)
+            broadcast_loop_use(loop)
             try:
-                uvicorn.run("leadpulse.asgi:application", host=host, port=port, lifespan="off", log_level="info")
+                loop.run_until_complete(server.serve())
             finally:
                 beat.stop()
+                loop.close()
