@@ -28,7 +28,7 @@ run: $(VENV)/.run-deps
 	$(PY) manage.py seed_demo
 	@if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
 		echo "Procfile topology (web, worker, beat) at http://127.0.0.1:$(PORT)/"; \
-		$(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat; \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat; \
 	else \
 		$(PY) manage.py runembedded --port $(PORT); \
 	fi

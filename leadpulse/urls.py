@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import HealthApi
+from .views import HealthApi, home
 
 urlpatterns = [
+    path("", home, name="home"),
     path("admin/", admin.site.urls),
     path("api/health", HealthApi.as_view(), name="health"),
     path("", include("accounts.urls")),

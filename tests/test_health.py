@@ -26,3 +26,10 @@ def test_health_is_503_when_redis_is_unreachable(api_client, settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     response = api_client.get("/api/health")
     assert response.status_code == 503 and response.json()["redis"] == "down"
+
+
+def test_the_landing_page_renders_with_the_health_of_each_part(client):
+    worker_heartbeat_record(hostname="w1@test")
+    response = client.get("/")
+    assert response.status_code == 200
+    assert b"LeadPulse is running" in response.content and b"/sdk/ls.js" in response.content

@@ -43,6 +43,8 @@ class Command(BaseCommand):
             broadcast_loop_use(loop)
             try:
                 loop.run_until_complete(server.serve())
+            except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
+                self.stdout.write("Stopping the worker and beat…")
             finally:
                 beat.stop()
                 loop.close()
