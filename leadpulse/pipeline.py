@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 
 from leadpulse.celery import app
 
@@ -36,3 +37,15 @@ def lead_score_request(*, lead_ids: Iterable[int]) -> int:
 def lead_score_claim(*, lead_id: int) -> None:
     """Mark the lead's request as taken: events committed from now on enqueue a new task."""
     cache.delete(_pending_key(lead_id))
+
+
+LEAD_CHANGED_TASK = "automations.lead_changed_task"
+
+
+def lead_changed(*, change: dict) -> None:
+    """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks.
+
+    `change`: {"kind", "projectId", "leadId", "oldScore", "newScore", "oldStage", "newStage",
+    "velocity", "eventIds", "mergedLeadId"?}. Sent by name, so scoring never imports automations.
+    """
+    transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}))

@@ -5,6 +5,7 @@ code scores incrementally, refolds after a late event and can be tested without 
 database.
 """
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -59,9 +60,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _equals(actual: Any, expected: Any) -> bool:
@@ -249,15 +251,17 @@ def rules_by_event_type(rules: Iterable[Rule]) -> dict[str, list[Rule]]:
     return index
 
 
-def _capped_points(rule: Rule, tally: RuleTally, day: str) -> int:
-    """The points `rule` may still give on `day`, after its caps (0 when a cap is reached)."""
+def _capped_points(rule: Rule, tally: RuleTally, day: str) -> int | None:
+    """The points `rule` may still give on `day` after its caps; None when a cap stops it applying."""
     if rule.max_per_lead is not None and tally.count >= rule.max_per_lead:
-        return 0
+        return None
     if rule.max_per_day is not None and tally.day == day and tally.day_count >= rule.max_per_day:
-        return 0
+        return None
     points = rule.points
     if rule.max_points is not None:
         room = abs(rule.max_points) - abs(tally.points)
+        if room <= 0 and points != 0:
+            return None
         points = max(0, min(abs(points), room)) * (1 if points >= 0 else -1)
     return points
 
@@ -289,7 +293,7 @@ def fold(
                     continue
             tally = tallies.get(rule.id, RuleTally())
             points = _capped_points(rule, tally, day)
-            if points == 0 and rule.points != 0:
+            if points is None:
                 continue  # capped: the rule did not apply
             day_count = tally.day_count + 1 if tally.day == day else 1
             tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)

@@ -84,8 +84,10 @@ class RescoreJob(TimeStampedModel):
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
-    # The last lead id refolded: a restarted worker resumes after it.
+    # The last lead id refolded: a restarted worker resumes after it. Leads created after the
+    # job started (id > last_lead_id) are scored with the new rules already.
     cursor = models.BigIntegerField(default=0)
+    last_lead_id = models.BigIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)

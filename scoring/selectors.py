@@ -94,7 +94,8 @@ def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
     state = engine.FoldState.from_json(lead.fold_state)
     rules = {rule.id: rule for rule in ScoringRule.objects.filter(project_id=lead.project_id)}
     _, fit_rules = project_rules(lead.project)
-    fit_live, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
+    fit_live, _ = engine.fit_score(lead_profile(lead), fit_rules)
+    fit_applied = [(int(rule_id), int(points)) for rule_id, points in lead.fold_state.get("fit", [])]
 
     def describe(rule_id: int) -> dict[str, Any]:
         rule = rules.get(rule_id)
@@ -119,7 +120,7 @@ def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
         "decaySinceLastEvent": lead.engagement_score - state.score,
         "fit": [{**describe(rule_id), "points": points} for rule_id, points in fit_applied],
         "finalClampAdjustment": lead.current_score - lead.engagement_score - lead.fit_score,
-        # rules changed since the last re-score: the numbers above still add up, but are about to move
+        # fit rules or traits changed since the last fold: the numbers add up, but are about to move
         "stale": fit_live != lead.fit_score,
     }
 

@@ -161,4 +161,11 @@ class RescoreJobSerializer(serializers.ModelSerializer):
 
 class PreviewSerializer(serializers.Serializer):
     rules = RuleSerializer(many=True)
-    settings = ScoringSettingsSerializer(required=False, partial=True)
+    settings = serializers.DictField(required=False)
+
+    def validate_settings(self, value: dict[str, Any]) -> dict[str, Any]:
+        """Proposed settings, any subset, checked against the project's others."""
+        project = self.context["project"]
+        settings = ScoringSettingsSerializer(project, data=value, partial=True, context=self.context)
+        settings.is_valid(raise_exception=True)
+        return dict(settings.validated_data)

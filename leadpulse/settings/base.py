@@ -198,6 +198,16 @@ LEADPULSE_SCORE_PENDING_SECONDS = env.int("LEADPULSE_SCORE_PENDING_SECONDS", def
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
 LEADPULSE_RESCORE_STALE_SECONDS = env.int("LEADPULSE_RESCORE_STALE_SECONDS", default=120)
 LEADPULSE_WRITE_KEY_CACHE_SECONDS = 60
+
+# --- Outbound webhooks ----------------------------------------------------------------
+# Private/loopback targets are refused unless allowed (tests, embedded mode); link-local
+# (cloud metadata) and non-http(s) are refused always.
+LEADPULSE_WEBHOOK_ALLOW_PRIVATE = env.bool("LEADPULSE_WEBHOOK_ALLOW_PRIVATE", default=False)
+# Waits before attempts 2..5: five attempts over about an hour.
+LEADPULSE_WEBHOOK_RETRY_DELAYS = [60, 300, 900, 2400]
+LEADPULSE_WEBHOOK_TIMEOUT_SECONDS = 10
+LEADPULSE_WEBHOOK_DISABLE_AFTER = env.int("LEADPULSE_WEBHOOK_DISABLE_AFTER", default=50)
+LEADPULSE_PUBLIC_URL = env("LEADPULSE_PUBLIC_URL", default="http://127.0.0.1:8000")
 LEADPULSE_WORKER_HEARTBEAT_SECONDS = 10
 
 LOGGING = {

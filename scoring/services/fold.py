@@ -8,18 +8,15 @@ from django.db.models import QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from leadpulse.pipeline import lead_changed
 from leadpulse.realtime import project_broadcast
 
 from .. import engine
 from ..models import ScoreHistory, ScoringRule
 
-# Rows a refold rewrites; merge rows stay as the audit trail.
-FOLDED_REASONS = (
-    ScoreHistory.Reason.RULE,
-    ScoreHistory.Reason.DECAY,
-    ScoreHistory.Reason.FIT,
-    ScoreHistory.Reason.RESCORE,
-)
+# Rows a refold rewrites (they chain: each old score is the previous new score). Merge and
+# rescore rows are audit entries outside the chain and stay.
+FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT)
 
 
 def project_policy(project: Project) -> engine.Policy:
@@ -103,7 +100,7 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
         chain_from = 0
         ScoreHistory.objects.filter(lead=lead, reason__in=FOLDED_REASONS).delete()
     state, steps = engine.fold([fact for _, fact in to_fold], rules=engagement_rules, policy=policy, state=state)
-    fit, _fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
+    fit, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
 
     rows, event_pks = [], {fact.event_id: pk for pk, fact in to_fold}
     for step in steps:
@@ -144,7 +141,8 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
     lead.fit_score = fit
     lead.fit_grade = engine.grade_for(fit)
     lead.lead_stage = engine.stage_for(current, policy)
-    lead.fold_state = state.to_json()
+    # the fit rules that applied are kept beside the fold, so the breakdown explains the stored fit
+    lead.fold_state = {**state.to_json(), "fit": [[rule_id, points] for rule_id, points in fit_applied]}
     lead.last_event_at = state.last_timestamp
     if to_fold:
         first = to_fold[0][1].timestamp
@@ -153,7 +151,16 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
     lead.velocity_score = engine.velocity_score(lead.events_last_24h)
     lead.last_scored_at = now
     lead.save(update_fields=LEAD_SCORE_FIELDS)
-    _lead_updated(lead, old_stage=old_stage, old_score=previous_total, events=len(pending))
+    # the scores the lead went through, so automations see every crossing, however events were batched
+    path = [previous_total] if refold else [previous_total, *(row.new_score for row in rows if row.event_id)]
+    _lead_updated(
+        lead,
+        old_stage=old_stage,
+        old_score=previous_total,
+        event_ids=[pk for pk, _ in pending],
+        path=[*path, current],
+        policy=policy,
+    )
     return current != previous_total or old_stage != lead.lead_stage
 
 
@@ -186,7 +193,10 @@ def _history_row(lead: Lead, reason: str, old: int, new: int, at: datetime, deta
     )
 
 
-def _lead_updated(lead: Lead, *, old_stage: str, old_score: int, events: int) -> None:
+def _lead_updated(
+    lead: Lead, *, old_stage: str, old_score: int, event_ids: list[int], path: list[int], policy: engine.Policy
+) -> None:
+    """After commit: tell the dashboard, and automations/webhooks, what changed."""
     payload = {
         "id": lead.id,
         "anonymousId": lead.anonymous_id,
@@ -195,9 +205,31 @@ def _lead_updated(lead: Lead, *, old_stage: str, old_score: int, events: int) ->
         "previousScore": old_score,
         "leadStage": lead.lead_stage,
         "previousStage": old_stage,
-        "eventsScored": events,
+        "eventsScored": len(event_ids),
     }
     transaction.on_commit(lambda: project_broadcast(project_id=lead.project_id, type="lead.updated", payload=payload))
+    lead_changed(
+        change={
+            "kind": "scored",
+            "projectId": lead.project_id,
+            "leadId": lead.id,
+            "oldScore": old_score,
+            "newScore": lead.current_score,
+            "oldStage": old_stage,
+            "newStage": lead.lead_stage,
+            "velocity": lead.events_last_24h,
+            "eventIds": event_ids[:500],
+            "path": [[score, engine.stage_for(score, policy)] for score in _squeeze(path)],
+        }
+    )
+
+
+def _squeeze(path: list[int], limit: int = 500) -> list[int]:
+    """Drop repeats; keep at most `limit` points (ends kept)."""
+    points = [score for i, score in enumerate(path) if i == 0 or score != path[i - 1]]
+    if len(points) > limit:
+        points = [*points[: limit - 1], points[-1]]
+    return points
 
 
 def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
@@ -214,7 +246,9 @@ def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
     lead.engagement_score = engagement_now
     lead.lead_stage = engine.stage_for(current, policy)
     lead.save(update_fields=["current_score", "engagement_score", "lead_stage", "updated_at"])
-    _lead_updated(lead, old_stage=old_stage, old_score=old_score, events=0)
+    _lead_updated(
+        lead, old_stage=old_stage, old_score=old_score, event_ids=[], path=[old_score, current], policy=policy
+    )
     return True
 
 

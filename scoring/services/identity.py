@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
+from leadpulse.pipeline import lead_changed
 from leadpulse.realtime import project_broadcast
 
 from .. import engine
@@ -122,6 +123,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     )
     payload = {"id": target.id, "mergedLeadId": source.id, "currentScore": target.current_score}
     transaction.on_commit(lambda: project_broadcast(project_id=target.project_id, type="lead.merged", payload=payload))
+    lead_changed(change=_change("merged", target, mergedLeadId=source.id, mergedAnonymousId=source.anonymous_id))
     return target
 
 
@@ -156,11 +158,30 @@ def lead_identify(*, lead_id: int) -> int | None:
             if source is None or source.merged_into_id or (target and locked[target.id].merged_into_id):
                 continue  # changed under us: look again
             if target is None:
+                newly_identified = not (source.user_id or source.email)
                 _identity_apply(source, identity)
                 source.save(update_fields=IDENTITY_FIELDS)
+                if newly_identified and (source.user_id or source.email):
+                    lead_changed(change=_change("identified", source))
                 return lead_id
             survivor = locked[target.id]
             _identity_apply(survivor, identity)
             lead_merge(source=source, target=survivor)
             lead_id = survivor.id
     return lead_id
+
+
+def _change(kind: str, lead: Lead, **extra) -> dict:
+    return {
+        "kind": kind,
+        "projectId": lead.project_id,
+        "leadId": lead.id,
+        "oldScore": lead.current_score,
+        "newScore": lead.current_score,
+        "oldStage": lead.lead_stage,
+        "newStage": lead.lead_stage,
+        "velocity": lead.events_last_24h,
+        "eventIds": [],
+        "path": [[lead.current_score, lead.lead_stage]],
+        **extra,
+    }

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project
@@ -82,17 +83,19 @@ def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
     RescoreJob.objects.filter(
         project=project, status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING]
     ).update(status=RescoreJob.Status.SUPERSEDED, finished_at=now, updated_at=now)
-    total = Lead.objects.filter(project=project, merged_into__isnull=True).count()
-    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=total)
+    live = Lead.objects.filter(project=project, merged_into__isnull=True)
+    last_lead_id = live.order_by("-id").values_list("id", flat=True).first() or 0
+    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=live.count(), last_lead_id=last_lead_id)
     transaction.on_commit(lambda: app.send_task(RESCORE_TASK, kwargs={"job_id": job.id}))
     return job
 
 
 def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
-    """Refold the next chunk of the job's leads, one lead transaction at a time; True if more remain.
+    """Refold the next chunk of the job's leads; True if more remain.
 
-    Progress is saved after every chunk, so a restarted worker resumes where it stopped;
-    each lead is locked only while it is refolded, so ingest and scoring carry on.
+    Each lead is refolded and counted in one transaction (lead row lock + job progress),
+    so a worker that dies mid-chunk leaves exact progress behind and a resumed job
+    neither skips nor double-counts a lead. Ingest and scoring carry on meanwhile.
     """
     job = RescoreJob.objects.select_related("project").filter(id=job_id).first()
     if job is None or job.status not in (RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING):
@@ -102,28 +105,28 @@ def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
         RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.PENDING).update(
             status=RescoreJob.Status.RUNNING, started_at=now, updated_at=now
         )
+    size = chunk or settings.LEADPULSE_RESCORE_CHUNK
     lead_ids = list(
-        Lead.objects.filter(project=job.project, merged_into__isnull=True, id__gt=job.cursor)
+        Lead.objects.filter(project=job.project, merged_into__isnull=True, id__gt=job.cursor, id__lte=job.last_lead_id)
         .order_by("id")
-        .values_list("id", flat=True)[: chunk or settings.LEADPULSE_RESCORE_CHUNK]
+        .values_list("id", flat=True)[:size]
     )
-    changed = 0
+    running = RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.RUNNING)
     for lead_id in lead_ids:
         with transaction.atomic():
             lead = lead_lock(lead_id=lead_id)
+            changed = 0
             if lead is not None and not lead.merged_into_id:
-                changed += lead_fold_locked(lead=lead, now=timezone.now(), refold=True, reason="rescore")
-    still_running = RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.RUNNING)
-    if lead_ids:
-        return bool(
-            still_running.update(
-                cursor=lead_ids[-1],
-                done=job.done + len(lead_ids),
-                changed=job.changed + changed,
-                updated_at=timezone.now(),
+                changed = int(lead_fold_locked(lead=lead, now=timezone.now(), refold=True, reason="rescore"))
+            progressed = running.filter(cursor__lt=lead_id).update(
+                cursor=lead_id, done=F("done") + 1, changed=F("changed") + changed, updated_at=timezone.now()
             )
-        )
-    still_running.update(status=RescoreJob.Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now())
+            if not progressed:
+                transaction.set_rollback(True)  # superseded (or already counted): leave it to the newer job
+                return False
+    if lead_ids:
+        return True
+    running.update(status=RescoreJob.Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now())
     return False
 
 

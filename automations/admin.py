@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+
+
+@admin.register(AutomationRule)
+class AutomationRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "trigger", "action", "is_active", "cooldown_seconds"]
+    list_filter = ["trigger", "action", "is_active"]
+    search_fields = ["name"]
+
+
+@admin.register(AutomationExecution)
+class AutomationExecutionAdmin(admin.ModelAdmin):
+    list_display = ["rule", "lead", "status", "attempts", "response_code", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["rule", "lead"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ["url", "project", "is_active", "consecutive_failures", "disabled_at"]
+    list_filter = ["is_active"]
+    readonly_fields = ["secret", "consecutive_failures", "disabled_at", "disabled_reason"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    list_display = ["event", "url", "status", "attempts", "response_code", "created_at", "delivered_at"]
+    list_filter = ["status", "event"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,102 @@
+"""Pure decisions of the automations app: does a change trigger a rule, how is a delivery signed."""
+
+import hashlib
+import hmac
+import itertools
+from typing import Any
+
+from scoring import engine as scoring_engine
+
+STAGE_ORDER = {stage: i for i, stage in enumerate(scoring_engine.STAGES)}
+
+
+def trigger_fires(
+    trigger: str, config: dict[str, Any], change: dict[str, Any], events: list[scoring_engine.EventFact]
+) -> dict[str, Any] | None:
+    """What fired (for the execution log), or None. Transitions only: entering, crossing."""
+    kind = change["kind"]
+    # every (score, stage) the lead went through in this change, however its events were batched
+    steps = list(
+        itertools.pairwise(
+            change.get("path") or [[change["oldScore"], change["oldStage"]], [change["newScore"], change["newStage"]]]
+        )
+    )
+    if trigger == "stage_entered":
+        # into the stage, or past it on the way up ("tell me when a lead gets hot" includes
+        # one that jumps straight to qualified); cold is entered by dropping into it
+        stage = config.get("stage")
+        rank = STAGE_ORDER.get(str(stage), -1)
+        for (_, before), (_, after) in steps:
+            if (rank > 0 and STAGE_ORDER[before] < rank <= STAGE_ORDER[after]) or (
+                rank == 0 and after == stage and before != stage
+            ):
+                return {"trigger": trigger, "from": before, "to": after, "stage": stage}
+    elif trigger in ("score_crossed_up", "score_crossed_down"):
+        threshold = config.get("threshold", 0)
+        for (before, _), (after, _) in steps:
+            up = before < threshold <= after
+            down = before >= threshold > after
+            if (up and trigger == "score_crossed_up") or (down and trigger == "score_crossed_down"):
+                return {"trigger": trigger, "threshold": threshold, "from": before, "to": after}
+    elif trigger == "velocity_at_least":
+        if kind == "scored" and change["velocity"] >= config.get("velocity", 1):
+            return {"trigger": trigger, "velocity": change["velocity"]}
+    elif trigger == "event_received":
+        rule = scoring_engine.Rule(
+            id=0,
+            event_type=config.get("eventType", "*"),
+            points=0,
+            conditions=tuple(scoring_engine.compile_condition(c) for c in config.get("conditions", [])),
+        )
+        for event in events:
+            if rule.event_type in ("*", event.name) and rule.matches(event.subject()):
+                return {"trigger": trigger, "eventId": event.event_id, "eventType": event.name}
+    elif trigger == "lead_merged" and kind == "merged":
+        return {"trigger": trigger, "mergedLeadId": change.get("mergedLeadId")}
+    elif trigger == "lead_identified" and kind == "identified":
+        return {"trigger": trigger}
+    return None
+
+
+def lead_conditions_hold(conditions: dict[str, Any], lead: dict[str, Any]) -> bool:
+    """Optional extra filters on the lead: stages, score range, fit grades, trait conditions."""
+    if conditions.get("stages") and lead["stage"] not in conditions["stages"]:
+        return False
+    if conditions.get("minScore") is not None and lead["score"] < conditions["minScore"]:
+        return False
+    if conditions.get("maxScore") is not None and lead["score"] > conditions["maxScore"]:
+        return False
+    if conditions.get("grades") and lead["grade"] not in conditions["grades"]:
+        return False
+    traits = [scoring_engine.compile_condition(c) for c in conditions.get("traits", [])]
+    return all(condition.holds(lead["profile"]) for condition in traits)
+
+
+def signature_header(*, secret: str, timestamp: int, body: bytes) -> str:
+    """`t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`, as Stripe-style receivers verify it."""
+    signed = f"{timestamp}.".encode() + body
+    digest = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def signature_verify(*, secret: str, header: str, body: bytes, now: int, tolerance: int = 300) -> bool:
+    """The check a receiver runs (used by our tests and shown in the README)."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = signature_header(secret=secret, timestamp=timestamp, body=body).split("v1=")[1]
+    return hmac.compare_digest(expected, fields.get("v1", ""))
+
+
+def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, Any], lead_url: str) -> dict[str, Any]:
+    who = lead["name"] or lead["email"] or lead["anonymousId"]
+    contact = f" <{lead['email']}>" if lead["email"] and lead["name"] else ""
+    text = (
+        f":fire: *{rule_name}*: {who}{contact} is *{lead['stage']}* with a score of *{lead['score']}*"
+        f" ({trigger['trigger'].replace('_', ' ')}). <{lead_url}|Open the lead>"
+    )
+    return {"text": text}

@@ -1,0 +1,132 @@
+import secrets
+
+from django.db import models
+
+from leadpulse.models import TimeStampedModel
+
+
+class AutomationRule(TimeStampedModel):
+    """When a lead does or becomes something, act: once per lead per cooldown window."""
+
+    class Trigger(models.TextChoices):
+        STAGE_ENTERED = "stage_entered"  # config: {"stage": "hot"}
+        SCORE_CROSSED_UP = "score_crossed_up"  # config: {"threshold": 50}
+        SCORE_CROSSED_DOWN = "score_crossed_down"  # config: {"threshold": 20}
+        VELOCITY_AT_LEAST = "velocity_at_least"  # config: {"velocity": 5}
+        EVENT_RECEIVED = "event_received"  # config: {"eventType": "demo_request", "conditions": [...]}
+        LEAD_MERGED = "lead_merged"
+        LEAD_IDENTIFIED = "lead_identified"
+
+    class Action(models.TextChoices):
+        WEBHOOK = "webhook"  # config: {"url": "https://…"}
+        SLACK = "slack"  # config: {"url": "https://hooks.slack.com/…"}
+        EMAIL = "email"  # config: {"to": ["sales@…"]}
+        ADD_TAG = "add_tag"  # config: {"tag": "hot-lead"}
+        SET_OWNER = "set_owner"  # config: {"owner": "ana@…"}
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="automation_rules")
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    trigger_config = models.JSONField(default=dict, blank=True)
+    # Extra conditions on the lead: {"stages": [...], "minScore": n, "maxScore": n, "grades": [...],
+    # "traits": [{"path", "op", "value"}]}.
+    lead_conditions = models.JSONField(default=dict, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    action_config = models.JSONField(default=dict, blank=True)
+    cooldown_seconds = models.PositiveIntegerField(default=86400)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "is_active"], name="automation_project_active_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AutomationExecution(TimeStampedModel):
+    """One firing of a rule for a lead. At most one per rule, lead and cooldown window."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="automation_executions")
+    rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="executions")
+    lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="automation_executions")
+    window = models.BigIntegerField()  # the cooldown window number: epoch seconds // cooldown
+    trigger = models.JSONField(default=dict)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "lead", "window"], name="execution_once_per_window"),
+        ]
+        indexes = [models.Index(fields=["rule", "-created_at"], name="execution_rule_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} → {self.lead_id} ({self.status})"
+
+
+def new_signing_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookSubscription(TimeStampedModel):
+    class Event(models.TextChoices):
+        LEAD_UPDATED = "lead.updated"
+        LEAD_STAGE_CHANGED = "lead.stage_changed"
+        LEAD_MERGED = "lead.merged"
+        AUTOMATION_FIRED = "automation.fired"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="webhook_subscriptions")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list)
+    # Needed in clear to sign deliveries; shown to the user once, at subscribe time.
+    secret = models.CharField(max_length=80, default=new_signing_secret)
+    is_active = models.BooleanField(default=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=200, blank=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookDelivery(TimeStampedModel):
+    """One outbound POST (a subscription's event, an automation's webhook or Slack message)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    subscription = models.ForeignKey(
+        WebhookSubscription, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    execution = models.ForeignKey(
+        AutomationExecution, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    delivery_id = models.UUIDField(unique=True)
+    url = models.URLField(max_length=2000)
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    signed = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["project", "-created_at"], name="delivery_project_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url} ({self.status})"

@@ -1,0 +1,42 @@
+"""Reads of automations and webhooks, always scoped to a project."""
+
+from django.db.models import QuerySet
+
+from accounts.models import Project
+from leadpulse.errors import NotFound
+
+from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+
+
+def _get(queryset: QuerySet, object_id: int | str, what: str):
+    try:
+        return queryset.get(id=int(object_id))
+    except (TypeError, ValueError, queryset.model.DoesNotExist):
+        raise NotFound(f"{what} not found.") from None
+
+
+def automations_for_project(*, project: Project) -> QuerySet[AutomationRule]:
+    return AutomationRule.objects.filter(project=project).order_by("id")
+
+
+def automation_get(*, project: Project, rule_id: int | str) -> AutomationRule:
+    return _get(AutomationRule.objects.filter(project=project), rule_id, "Automation")
+
+
+def executions_for_rule(*, rule: AutomationRule) -> QuerySet[AutomationExecution]:
+    return AutomationExecution.objects.filter(rule=rule, project_id=rule.project_id).order_by("-id")
+
+
+def subscriptions_for_project(*, project: Project) -> QuerySet[WebhookSubscription]:
+    return WebhookSubscription.objects.filter(project=project).order_by("-id")
+
+
+def subscription_get(*, project: Project, subscription_id: int | str) -> WebhookSubscription:
+    return _get(WebhookSubscription.objects.filter(project=project), subscription_id, "Webhook subscription")
+
+
+def deliveries_for_project(*, project: Project, subscription: WebhookSubscription | None = None):
+    deliveries = WebhookDelivery.objects.filter(project=project)
+    if subscription is not None:
+        deliveries = deliveries.filter(subscription=subscription)
+    return deliveries.order_by("-id")

@@ -1,0 +1,453 @@
+"""Automations and webhooks: fire once per window after scoring commits, deliver for real."""
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Project
+from ingest.models import Event, Lead
+from leadpulse.celery import app
+from leadpulse.errors import ApplicationError
+from leadpulse.models import FailedJob
+from leadpulse.realtime import project_broadcast
+from scoring.services.fold import facts, lead_lock, lead_profile
+
+from . import engine
+from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription, new_signing_secret
+from .ssrf import UnsafeUrl, url_check
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "automations.webhook_deliver_task"
+EXECUTE_TASK = "automations.automation_execute_task"
+REPLAY_TASK = "automations.webhook_replay_task"
+RULE_FIELDS = (
+    "name",
+    "is_active",
+    "trigger",
+    "trigger_config",
+    "lead_conditions",
+    "action",
+    "action_config",
+    "cooldown_seconds",
+)
+
+
+def url_validate(url: str, *, field: str = "url") -> str:
+    """Refuse non-http(s) and internal addresses at save time (checked again at delivery)."""
+    try:
+        url_check(url, allow_private=settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE)
+    except UnsafeUrl as exc:
+        raise ApplicationError(str(exc), field=field, code="unsafe_url") from None
+    return url
+
+
+# --- Rules --------------------------------------------------------------------------------
+
+
+def _action_config_prepare(action: str, config: dict[str, Any]) -> dict[str, Any]:
+    if action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
+        url_validate(config.get("url", ""), field="actionConfig.url")
+    if action == AutomationRule.Action.WEBHOOK and not config.get("secret"):
+        config = {**config, "secret": new_signing_secret()}
+    return config
+
+
+@transaction.atomic
+def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRule:
+    data = {k: v for k, v in data.items() if k in RULE_FIELDS}
+    data["action_config"] = _action_config_prepare(data["action"], data.get("action_config", {}))
+    return AutomationRule.objects.create(project=project, **data)
+
+
+@transaction.atomic
+def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> AutomationRule:
+    changed = [field for field in RULE_FIELDS if field in data and getattr(rule, field) != data[field]]
+    for field in changed:
+        setattr(rule, field, data[field])
+    if "action" in changed or "action_config" in changed:
+        rule.action_config = _action_config_prepare(rule.action, {**data.get("action_config", rule.action_config)})
+        changed.append("action_config")
+    if changed:
+        rule.save(update_fields=[*set(changed), "updated_at"])
+    return rule
+
+
+def automation_delete(*, rule: AutomationRule) -> None:
+    rule.delete()
+
+
+# --- Subscriptions ------------------------------------------------------------------------
+
+
+def webhook_subscribe(*, project: Project, url: str, events: list[str]) -> WebhookSubscription:
+    """Subscribe a URL to lead events; its signing secret is returned once, here."""
+    return WebhookSubscription.objects.create(project=project, url=url_validate(url), events=sorted(set(events)))
+
+
+def webhook_unsubscribe(*, subscription: WebhookSubscription) -> None:
+    subscription.delete()
+
+
+def webhook_test_send(*, subscription: WebhookSubscription) -> WebhookDelivery:
+    """Queue a signed `ping` to the subscription now."""
+    with transaction.atomic():
+        return delivery_create(
+            project_id=subscription.project_id,
+            url=subscription.url,
+            event="ping",
+            data={"message": "A test delivery from LeadPulse."},
+            subscription=subscription,
+        )
+
+
+# --- Reacting to lead changes ---------------------------------------------------------------
+
+
+def _lead_document(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "anonymousId": lead.anonymous_id,
+        "userId": lead.user_id,
+        "email": lead.email,
+        "name": lead.name,
+        "company": lead.company,
+        "currentScore": lead.current_score,
+        "engagementScore": lead.engagement_score,
+        "fitScore": lead.fit_score,
+        "fitGrade": lead.fit_grade,
+        "leadStage": lead.lead_stage,
+        "eventsLast24h": lead.events_last_24h,
+        "lastEventAt": lead.last_event_at.isoformat() if lead.last_event_at else None,
+    }
+
+
+def _subscription_events(change: dict[str, Any]) -> list[str]:
+    kinds: list[str] = []
+    if change["kind"] == "merged":
+        kinds.append(WebhookSubscription.Event.LEAD_MERGED)
+    elif change["kind"] == "scored" and (change["oldScore"] != change["newScore"] or change["eventIds"]):
+        kinds.append(WebhookSubscription.Event.LEAD_UPDATED)
+    if change["oldStage"] != change["newStage"]:
+        kinds.append(WebhookSubscription.Event.LEAD_STAGE_CHANGED)
+    return kinds
+
+
+def lead_change_handle(*, change: dict[str, Any]) -> int:
+    """Fire the project's automations whose trigger this change meets; feed webhook subscribers.
+
+    Runs after the scoring transaction committed. Each firing claims its (rule, lead,
+    window) row first: the unique constraint makes concurrent or redelivered changes fire
+    a rule at most once per lead and cooldown window. Returns how many rules fired.
+    """
+    project_id = change["projectId"]
+    rules = list(AutomationRule.objects.filter(project_id=project_id, is_active=True))
+    subscriptions = list(WebhookSubscription.objects.filter(project_id=project_id, is_active=True))
+    if not rules and not subscriptions:
+        return 0
+    lead = Lead.objects.filter(project_id=project_id, id=change["leadId"]).first()
+    if lead is None:
+        return 0
+    document = _lead_document(lead)
+    with transaction.atomic():
+        for kind in _subscription_events(change):
+            for subscription in subscriptions:
+                if kind in subscription.events:
+                    delivery_create(
+                        project_id=project_id,
+                        url=subscription.url,
+                        event=kind,
+                        data={"lead": document, "change": change},
+                        subscription=subscription,
+                    )
+
+    needs_events = any(rule.trigger == AutomationRule.Trigger.EVENT_RECEIVED for rule in rules)
+    events = [fact for _, fact in facts(Event.objects.filter(id__in=change["eventIds"]))] if needs_events else []
+    subject = {
+        "stage": lead.lead_stage,
+        "score": lead.current_score,
+        "grade": lead.fit_grade,
+        "profile": lead_profile(lead),
+    }
+    fired = 0
+    for rule in rules:
+        trigger = engine.trigger_fires(rule.trigger, rule.trigger_config, change, events)
+        if trigger is None or not engine.lead_conditions_hold(rule.lead_conditions, subject):
+            continue
+        execution = _execution_claim(rule=rule, lead=lead, trigger=trigger, now=timezone.now())
+        if execution is None:
+            continue  # already fired in this window
+        fired += 1
+        with transaction.atomic():
+            for subscription in subscriptions:
+                if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
+                    delivery_create(
+                        project_id=project_id,
+                        url=subscription.url,
+                        event="automation.fired",
+                        data={"automation": {"id": rule.id, "name": rule.name}, "lead": document, "trigger": trigger},
+                        subscription=subscription,
+                    )
+            transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
+        project_broadcast(
+            project_id=project_id,
+            type="automation.fired",
+            payload={"automationId": rule.id, "name": rule.name, "leadId": lead.id, "trigger": trigger},
+        )
+    return fired
+
+
+def _execution_claim(*, rule: AutomationRule, lead: Lead, trigger: dict, now: datetime) -> AutomationExecution | None:
+    window = int(now.timestamp()) // max(rule.cooldown_seconds, 1)
+    try:
+        with transaction.atomic():
+            return AutomationExecution.objects.create(
+                project_id=rule.project_id, rule=rule, lead=lead, window=window, trigger=trigger
+            )
+    except IntegrityError:
+        return None
+
+
+def automation_execute(*, execution_id: int) -> None:
+    """Carry out a claimed execution's action."""
+    execution = AutomationExecution.objects.select_related("rule", "lead").filter(id=execution_id).first()
+    if execution is None or execution.status != AutomationExecution.Status.PENDING:
+        return
+    rule, lead = execution.rule, execution.lead
+    config = rule.action_config
+    document = _lead_document(lead)
+    if rule.action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
+        if rule.action == AutomationRule.Action.SLACK:
+            lead_url = f"{settings.LEADPULSE_PUBLIC_URL.rstrip('/')}/admin/ingest/lead/{lead.id}/change/"
+            body = engine.slack_message(
+                rule_name=rule.name,
+                lead=document | {"stage": lead.lead_stage, "score": lead.current_score},
+                trigger=execution.trigger,
+                lead_url=lead_url,
+            )
+        else:
+            body = None
+        with transaction.atomic():
+            delivery_create(
+                project_id=rule.project_id,
+                url=config["url"],
+                event="automation.fired",
+                data={"automation": {"id": rule.id, "name": rule.name}, "lead": document, "trigger": execution.trigger},
+                execution=execution,
+                raw_body=body,
+            )
+        return  # the delivery settles the execution's status
+    try:
+        if rule.action == AutomationRule.Action.EMAIL:
+            who = lead.name or lead.email or lead.anonymous_id
+            send_mail(
+                subject=f"[LeadPulse] {rule.name}: {who} is {lead.lead_stage} ({lead.current_score})",
+                message=json.dumps({"lead": document, "trigger": execution.trigger}, indent=2),
+                from_email=None,
+                recipient_list=list(config.get("to", [])),
+            )
+        elif rule.action in (AutomationRule.Action.ADD_TAG, AutomationRule.Action.SET_OWNER):
+            with transaction.atomic():
+                locked = lead_lock(lead_id=lead.id)
+                if locked is not None:
+                    if rule.action == AutomationRule.Action.ADD_TAG:
+                        tags = [t for t in locked.traits.get("tags", []) if t != config["tag"]]
+                        locked.traits = {**locked.traits, "tags": [*tags, config["tag"]]}
+                    else:
+                        locked.traits = {**locked.traits, "owner": config["owner"]}
+                    locked.save(update_fields=["traits", "updated_at"])
+        _execution_finish(execution, status=AutomationExecution.Status.SUCCEEDED)
+    except Exception as exc:
+        logger.exception("automation %s failed", rule.id)
+        _execution_finish(execution, status=AutomationExecution.Status.FAILED, error=str(exc))
+
+
+def _execution_finish(execution: AutomationExecution, *, status: str, code: int | None = None, error: str = "") -> None:
+    AutomationExecution.objects.filter(id=execution.id).update(
+        status=status,
+        response_code=code,
+        error=error[:2000],
+        attempts=execution.attempts + 1,
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+
+
+# --- Deliveries -----------------------------------------------------------------------------
+
+
+def delivery_create(
+    *,
+    project_id: int,
+    url: str,
+    event: str,
+    data: dict[str, Any],
+    subscription: WebhookSubscription | None = None,
+    execution: AutomationExecution | None = None,
+    raw_body: dict[str, Any] | None = None,
+) -> WebhookDelivery:
+    """Record a delivery and send it after commit (call inside a transaction)."""
+    delivery_id = uuid.uuid4()
+    payload = raw_body or {
+        "id": str(delivery_id),
+        "type": event,
+        "createdAt": timezone.now().isoformat(),
+        "projectId": project_id,
+        "data": data,
+    }
+    delivery = WebhookDelivery.objects.create(
+        project_id=project_id,
+        subscription=subscription,
+        execution=execution,
+        delivery_id=delivery_id,
+        url=url,
+        event=event,
+        payload=payload,
+        signed=raw_body is None,
+    )
+    transaction.on_commit(lambda: app.send_task(DELIVER_TASK, kwargs={"delivery_id": delivery.id}))
+    return delivery
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: str  # "succeeded", "retry" or "failed"
+    retry_in: float | None = None
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST to the vetted address of `url` (no second DNS lookup), without following redirects."""
+    target = url_check(url, allow_private=settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE)
+    parts = httpx.URL(url)
+    address = f"[{target.address}]" if ":" in target.address else target.address
+    default_port = 443 if parts.scheme == "https" else 80
+    host_header = parts.host if target.port == default_port else f"{parts.host}:{target.port}"
+    pinned = parts.copy_with(host=address.strip("[]"))
+    with httpx.Client(timeout=settings.LEADPULSE_WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
+        return client.post(
+            pinned,
+            content=body,
+            headers={**headers, "Host": host_header},
+            extensions={"sni_hostname": parts.host} if parts.scheme == "https" else {},
+        )
+
+
+def delivery_attempt(*, delivery_id: int) -> Attempt:
+    """Try a pending delivery once; decide whether to retry, and dead-letter it when retries run out."""
+    delivery = WebhookDelivery.objects.select_related("subscription", "execution__rule").filter(id=delivery_id).first()
+    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+        return Attempt("done")
+    subscription = delivery.subscription
+    if subscription is not None and not subscription.is_active and delivery.event != "ping":
+        return _delivery_settle(delivery, ok=False, code=None, error="The subscription is disabled.", final=True)
+    body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "LeadPulse-Webhooks/1.0",
+        "LeadPulse-Event": delivery.event,
+        "LeadPulse-Delivery": str(delivery.delivery_id),
+    }
+    secret = (
+        subscription.secret
+        if subscription
+        else (delivery.execution.rule.action_config.get("secret", "") if delivery.execution else "")
+    )
+    if delivery.signed and secret:
+        headers["LeadPulse-Signature"] = engine.signature_header(secret=secret, timestamp=int(time.time()), body=body)
+    try:
+        response = _post(delivery.url, body, headers)
+    except UnsafeUrl as exc:
+        return _delivery_settle(delivery, ok=False, code=None, error=str(exc), final=True)
+    except httpx.HTTPError as exc:
+        return _delivery_settle(delivery, ok=False, code=None, error=f"{type(exc).__name__}: {exc}")
+    ok = 200 <= response.status_code < 300
+    return _delivery_settle(delivery, ok=ok, code=response.status_code, error="" if ok else response.text[:500])
+
+
+def _delivery_settle(
+    delivery: WebhookDelivery, *, ok: bool, code: int | None, error: str, final: bool = False
+) -> Attempt:
+    attempts = delivery.attempts + 1
+    delays = settings.LEADPULSE_WEBHOOK_RETRY_DELAYS
+    retry = not ok and not final and attempts <= len(delays)
+    now = timezone.now()
+    status = (
+        WebhookDelivery.Status.SUCCEEDED
+        if ok
+        else WebhookDelivery.Status.PENDING
+        if retry
+        else WebhookDelivery.Status.FAILED
+    )
+    with transaction.atomic():
+        WebhookDelivery.objects.filter(id=delivery.id).update(
+            status=status,
+            attempts=attempts,
+            response_code=code,
+            error=error[:2000],
+            delivered_at=now if ok else None,
+            updated_at=now,
+        )
+        if delivery.subscription_id:
+            _subscription_health(delivery.subscription_id, ok=ok)
+        if status != WebhookDelivery.Status.PENDING and delivery.execution_id:
+            AutomationExecution.objects.filter(id=delivery.execution_id).update(
+                status=AutomationExecution.Status.SUCCEEDED if ok else AutomationExecution.Status.FAILED,
+                attempts=attempts,
+                response_code=code,
+                error=error[:2000],
+                finished_at=now,
+                updated_at=now,
+            )
+        if status == WebhookDelivery.Status.FAILED:
+            FailedJob.objects.create(
+                project_id=delivery.project_id,
+                kind="webhook.delivery",
+                reference=str(delivery.delivery_id),
+                payload={
+                    "task": REPLAY_TASK,
+                    "kwargs": {"delivery_id": delivery.id},
+                    "url": delivery.url,
+                    "event": delivery.event,
+                },
+                error=error[:2000],
+                attempts=attempts,
+            )
+    if retry:
+        return Attempt("retry", retry_in=delays[attempts - 1])
+    return Attempt("succeeded" if ok else "failed")
+
+
+def _subscription_health(subscription_id: int, *, ok: bool) -> None:
+    if ok:
+        WebhookSubscription.objects.filter(id=subscription_id).update(consecutive_failures=0)
+        return
+    subscription = WebhookSubscription.objects.select_for_update().get(id=subscription_id)
+    subscription.consecutive_failures += 1
+    fields = ["consecutive_failures"]
+    if subscription.is_active and subscription.consecutive_failures >= settings.LEADPULSE_WEBHOOK_DISABLE_AFTER:
+        subscription.is_active = False
+        subscription.disabled_at = timezone.now()
+        subscription.disabled_reason = f"{subscription.consecutive_failures} failed attempts in a row"
+        fields += ["is_active", "disabled_at", "disabled_reason"]
+    subscription.save(update_fields=fields)
+
+
+def delivery_replay(*, delivery_id: int) -> None:
+    """Send a failed delivery again from scratch (from the dead-letter queue)."""
+    with transaction.atomic():
+        updated = WebhookDelivery.objects.filter(id=delivery_id, status=WebhookDelivery.Status.FAILED).update(
+            status=WebhookDelivery.Status.PENDING, attempts=0, error="", updated_at=timezone.now()
+        )
+        if updated:
+            transaction.on_commit(lambda: app.send_task(DELIVER_TASK, kwargs={"delivery_id": delivery_id}))

@@ -1,0 +1,31 @@
+from celery import shared_task
+from django.db import OperationalError
+
+from . import services
+
+
+@shared_task(name="automations.lead_changed_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def lead_changed_task(*, change: dict) -> int:
+    """Fire automations and webhook subscriptions for one committed lead change."""
+    return services.lead_change_handle(change=change)
+
+
+@shared_task(name="automations.automation_execute_task", autoretry_for=(OperationalError,), max_retries=5)
+def automation_execute_task(*, execution_id: int) -> None:
+    """Carry out one claimed automation execution."""
+    services.automation_execute(execution_id=execution_id)
+
+
+@shared_task(bind=True, name="automations.webhook_deliver_task", max_retries=None)
+def webhook_deliver_task(self, *, delivery_id: int) -> str:
+    """Attempt a delivery; retries with backoff live in the service (attempts are stored)."""
+    attempt = services.delivery_attempt(delivery_id=delivery_id)
+    if attempt.retry_in is not None:
+        raise self.retry(countdown=attempt.retry_in)
+    return attempt.status
+
+
+@shared_task(name="automations.webhook_replay_task")
+def webhook_replay_task(*, delivery_id: int) -> None:
+    """Replay a dead-lettered delivery."""
+    services.delivery_replay(delivery_id=delivery_id)
