@@ -1,0 +1,132 @@
+"""Automation actions and webhook bookkeeping through the services, on PostgreSQL."""
+
+import pytest
+from django.core import mail
+
+from automations import services
+from automations.models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from ingest.models import Lead
+from leadpulse.models import FailedJob
+from tests.automations.receiver import receiver_start
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def receiver():
+    receiver = receiver_start()
+    yield receiver
+    receiver.stop()
+
+
+def lead_in(project, **fields):
+    return Lead.objects.create(project=project, anonymous_id="a-1", current_score=40, lead_stage="hot", **fields)
+
+
+def entered_hot(lead):
+    return {"kind": "scored", "projectId": lead.project_id, "leadId": lead.id, "oldScore": 20, "newScore": 40,
+            "oldStage": "warm", "newStage": "hot", "velocity": 3, "eventIds": [],
+            "path": [[20, "warm"], [40, "hot"]]}  # fmt: skip
+
+
+def rule(project, action, config, **extra):
+    return services.automation_create(project=project, data={
+        "name": f"{action} rule", "trigger": "stage_entered", "trigger_config": {"stage": "hot"},
+        "action": action, "action_config": config, **extra})  # fmt: skip
+
+
+def fire(lead):
+    fired = services.lead_change_handle(change=entered_hot(lead))
+    for execution in AutomationExecution.objects.filter(status="pending"):
+        services.automation_execute(execution_id=execution.id)
+    return fired
+
+
+def test_add_tag_and_set_owner_update_the_lead(tenant):
+    lead = lead_in(tenant.project, traits={"tags": ["vip"]})
+    rule(tenant.project, "add_tag", {"tag": "hot-lead"})
+    rule(tenant.project, "set_owner", {"owner": "ana@acme.io"})
+
+    assert fire(lead) == 2
+
+    lead.refresh_from_db()
+    assert lead.traits == {"tags": ["vip", "hot-lead"], "owner": "ana@acme.io"}
+    assert set(AutomationExecution.objects.values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_email_action_sends_through_the_django_backend(tenant):
+    lead = lead_in(tenant.project, email="buyer@corp.io", name="Bea Buyer")
+    rule(tenant.project, "email", {"to": ["sales@acme.io"]})
+
+    fire(lead)
+
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["sales@acme.io"] and "Bea Buyer" in mail.outbox[0].subject
+
+
+def test_cooldown_and_lead_conditions(tenant):
+    lead = lead_in(tenant.project)
+    rule(tenant.project, "add_tag", {"tag": "once"})
+    rule(tenant.project, "add_tag", {"tag": "grade-a-only"}, lead_conditions={"grades": ["A"]})
+
+    assert fire(lead) == 1
+    assert fire(lead) == 0  # same window: the unique constraint refuses a second execution
+    assert AutomationExecution.objects.count() == 1
+
+
+def test_slack_message_names_the_lead_its_score_stage_and_links_to_it(tenant, receiver):
+    lead = lead_in(tenant.project, email="buyer@corp.io", name="Bea Buyer")
+    rule(tenant.project, "slack", {"url": receiver.url})
+    fire(lead)
+    delivery = WebhookDelivery.objects.get()
+    assert services.delivery_attempt(delivery_id=delivery.id).status == "succeeded"
+
+    text = receiver.requests[0].body.decode()
+    assert "Bea Buyer" in text and "buyer@corp.io" in text and "*hot*" in text and "*40*" in text
+    assert f"/admin/ingest/lead/{lead.id}/change/" in text
+    assert "leadpulse-signature" not in receiver.requests[0].headers  # Slack needs no signature
+    assert AutomationExecution.objects.get().status == "succeeded"
+
+
+def test_a_subscription_is_disabled_after_a_long_run_of_failures(tenant, receiver, settings):
+    settings.LEADPULSE_WEBHOOK_DISABLE_AFTER = 3
+    settings.LEADPULSE_WEBHOOK_RETRY_DELAYS = [0, 0]
+    receiver.script = [500]
+    subscription = services.webhook_subscribe(project=tenant.project, url=receiver.url, events=["lead.updated"])
+    lead = lead_in(tenant.project)
+    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    delivery = WebhookDelivery.objects.get()
+
+    outcomes = [services.delivery_attempt(delivery_id=delivery.id).status for _ in range(3)]
+
+    assert outcomes == ["retry", "retry", "failed"]
+    subscription.refresh_from_db()
+    assert not subscription.is_active and subscription.consecutive_failures == 3
+    assert "3 failed attempts" in subscription.disabled_reason
+    assert FailedJob.objects.get().reference == str(delivery.delivery_id)
+    # disabled subscriptions get no new deliveries
+    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [2]})
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_redirects_are_not_followed(tenant, receiver):
+    receiver.script = [302]
+    WebhookSubscription.objects.create(project=tenant.project, url=receiver.url, events=["lead.updated"])
+    lead = lead_in(tenant.project)
+    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    attempt = services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id)
+    assert attempt.status == "retry" and WebhookDelivery.objects.get().response_code == 302
+    assert len(receiver.requests) == 1
+
+
+def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, settings):
+    WebhookSubscription.objects.create(project=tenant.project, url=receiver.url, events=["lead.updated"])
+    lead = lead_in(tenant.project)
+    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now answers 127.0.0.1
+
+    attempt = services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id)
+
+    assert attempt.status == "failed" and receiver.requests == []
+    assert "private and loopback" in WebhookDelivery.objects.get().error
+    assert AutomationRule.objects.count() == 0
