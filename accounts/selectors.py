@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
@@ -48,8 +49,10 @@ def write_key_for_project(*, project: Project) -> str:
     return key.key if key else ""
 
 
-def membership_for_user(*, user: User, project_id: int | str | None = None) -> Membership:
+def membership_for_user(*, user: User | AnonymousUser, project_id: int | str | None = None) -> Membership:
     """The user's membership in the requested project, or in their first project."""
+    if not user.is_authenticated:
+        raise NotFound("Project not found.")
     memberships = Membership.objects.select_related("project").filter(user=user).order_by("created_at", "id")
     if project_id not in (None, ""):
         try:

@@ -4,9 +4,13 @@ import hashlib
 import secrets
 
 from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
 
 from .models import ApiKey, Membership, Project, User
@@ -61,3 +65,31 @@ def write_key_rotate(*, project: Project) -> ApiKey:
     new_key = _write_key_create(project=project)
     transaction.on_commit(lambda: cache.delete_many([write_key_cache_key(k.key_hash) for k in old_keys]))
     return new_key
+
+
+@transaction.atomic
+def member_invite(*, project: Project, email: str, role: str, invited_by: User, base_url: str) -> Membership:
+    """Add a teammate with a role and email them; a new account sets its password from the link."""
+    email = email.lower()
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=None)
+    membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
+    if user.has_usable_password():
+        link = f"{base_url}/"
+    else:
+        uid = urlsafe_base64_encode(force_bytes(user.pk))
+        link = f"{base_url}/password-reset/{uid}/{default_token_generator.make_token(user)}/"
+    body = (
+        f"{invited_by.name or invited_by.email} added you to the LeadPulse project {project.name} as {role}.\n\n"
+        f"{'Sign in' if user.has_usable_password() else 'Choose your password'}: {link}\n"
+    )
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"You're invited to {project.name} on LeadPulse",
+            message=body,
+            from_email=None,
+            recipient_list=[email],
+        )
+    )
+    return membership

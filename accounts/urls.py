@@ -1,9 +1,23 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from . import api
+from . import api, views
 
 urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("register/", views.register, name="register"),
+    path("password-reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password-reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("projects/switch/", views.project_switch, name="project-switch"),
+    path("projects/invite/", views.member_invite_view, name="member-invite"),
     path("api/auth/register", api.RegisterApi.as_view(), name="auth-register"),
     path("api/auth/login", api.LoginApi.as_view(), name="auth-login"),
     path("api/auth/refresh", TokenRefreshView.as_view(), name="auth-refresh"),

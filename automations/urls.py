@@ -22,3 +22,7 @@ urlpatterns = [
     path("api/failed-jobs", api.FailedJobListApi.as_view(), name="failed-job-list"),
     path("api/failed-jobs/<str:job_id>/replay", api.FailedJobReplayApi.as_view(), name="failed-job-replay"),
 ]
+
+from . import views  # noqa: E402
+
+urlpatterns += [path("automations/", views.automations_page, name="automations")]

@@ -21,3 +21,11 @@ for prefix in ("v1", "api/v1"):
             path(f"{prefix}/{call}", view, name=f"segment-{call}-{prefix}"),
             path(f"{prefix}/{call[0]}", view, name=f"segment-{call[0]}-{prefix}"),
         ]
+
+from . import pages  # noqa: E402
+
+urlpatterns += [
+    path("events/", pages.events_page, name="events"),
+    path("simulator/", pages.simulator_page, name="simulator"),
+    path("integrations/", pages.integrations_page, name="integrations"),
+]

@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Max, Min
 from django.utils import timezone
 
 HEARTBEAT_KEY = "lp:worker-heartbeat"
@@ -50,8 +51,43 @@ def _worker() -> dict[str, Any]:
     return {"status": "ok", "lastHeartbeat": beat["at"], "hostname": beat["hostname"]}
 
 
+def _pipeline() -> dict[str, Any]:
+    """Beat's last run, queue depth, the oldest unscored event, the dead-letter count."""
+    from django_celery_beat.models import PeriodicTask
+
+    from ingest.models import Event
+    from leadpulse.models import FailedJob
+
+    try:
+        last_beat = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]
+        oldest = Event.objects.filter(processed_at__isnull=True).aggregate(oldest=Min("received_at"))["oldest"]
+        dead = FailedJob.objects.filter(replayed_at__isnull=True).count()
+    except Exception:
+        return {}
+    depth: int | None = None
+    if settings.REDIS_URL:
+        import redis
+
+        try:
+            depth = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1).llen("celery")
+        except (redis.RedisError, OSError):
+            depth = None
+    return {
+        "beatLastRunAt": last_beat.isoformat() if last_beat else None,
+        "queueDepth": depth,
+        "oldestUnprocessedSeconds": round((timezone.now() - oldest).total_seconds(), 1) if oldest else 0,
+        "deadLetters": dead,
+    }
+
+
 def system_health() -> dict[str, Any]:
-    """`{status, database, redis, worker}`; status is "ok" or "degraded"."""
+    """`{status, database, redis, worker, pipeline}`; status is "ok" or "degraded"."""
     database, redis_state, worker = _database(), _redis(), _worker()
     healthy = database == "ok" and redis_state in ("ok", "embedded") and worker["status"] == "ok"
-    return {"status": "ok" if healthy else "degraded", "database": database, "redis": redis_state, "worker": worker}
+    return {
+        "status": "ok" if healthy else "degraded",
+        "database": database,
+        "redis": redis_state,
+        "worker": worker,
+        "pipeline": _pipeline() if database == "ok" else {},
+    }

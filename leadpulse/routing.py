@@ -1,3 +1,7 @@
-"""WebSocket routes. The dashboard's live consumers register here."""
+"""WebSocket routes."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import ProjectConsumer
+
+websocket_urlpatterns = [path("ws/project/", ProjectConsumer.as_asgi())]

@@ -1,10 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from .views import HealthApi, home
+from .views import HealthApi, overview, system
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", overview, name="overview"),
+    path("system/", system, name="system"),
+    path("", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
     path("api/health", HealthApi.as_view(), name="health"),
     path("", include("accounts.urls")),

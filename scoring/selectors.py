@@ -4,7 +4,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Project
@@ -234,4 +235,45 @@ def rules_preview(
         "stageChanged": sum(transitions.values()),
         "stageTransitions": dict(sorted(transitions.items())),
         "topMovers": movers[:20],
+    }
+
+
+def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
+    """The overview's numbers, from aggregate queries (no rows loaded beyond the top 10)."""
+    now = now or timezone.now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
+    lead_totals = leads.aggregate(
+        total=Count("id"),
+        qualified=Count("id", filter=Q(lead_stage=Lead.Stage.QUALIFIED)),
+        average=Avg("current_score"),
+    )
+    stages = dict.fromkeys(Lead.Stage.values, 0)
+    stages.update(dict(leads.values_list("lead_stage").annotate(n=Count("id")).order_by()))
+    events = Event.objects.filter(project=project)
+    since = today - timedelta(days=days - 1)
+    per_day = dict(
+        events.filter(timestamp__gte=since)
+        .annotate(day=TruncDate("timestamp"))
+        .values_list("day")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    by_type = dict(events.values_list("name").annotate(n=Count("id")).order_by("-n")[:12])
+    return {
+        "totalLeads": lead_totals["total"],
+        "qualifiedLeads": lead_totals["qualified"],
+        "averageScore": round(lead_totals["average"] or 0, 1),
+        "eventsToday": events.filter(timestamp__gte=today).count(),
+        "lastEventAt": events.aggregate(last=Max("timestamp"))["last"],
+        "stageDistribution": stages,
+        "eventsByType": by_type,
+        "eventsPerDay": [
+            {
+                "date": (since + timedelta(days=i)).date().isoformat(),
+                "count": per_day.get((since + timedelta(days=i)).date(), 0),
+            }
+            for i in range(days)
+        ],
+        "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
     }

@@ -18,3 +18,11 @@ for prefix in ("api/rules", "api/scoring-rules"):
         path(f"{prefix}/preview", api.RulePreviewApi.as_view(), name=f"{prefix}-preview"),
         path(f"{prefix}/<str:rule_id>", api.RuleDetailApi.as_view(), name=f"{prefix}-detail"),
     ]
+
+from . import views  # noqa: E402
+
+urlpatterns += [
+    path("leads/", views.leads_page, name="leads"),
+    path("leads/<int:lead_id>/", views.lead_page, name="lead-page"),
+    path("rules/", views.rules_page, name="rules"),
+]

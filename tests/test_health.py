@@ -28,8 +28,13 @@ def test_health_is_503_when_redis_is_unreachable(api_client, settings):
     assert response.status_code == 503 and response.json()["redis"] == "down"
 
 
-def test_the_landing_page_renders_with_the_health_of_each_part(client):
-    worker_heartbeat_record(hostname="w1@test")
+def test_the_root_asks_for_sign_in(client):
     response = client.get("/")
-    assert response.status_code == 200
-    assert b"LeadPulse is running" in response.content and b"/sdk/ls.js" in response.content
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_health_reports_the_pipeline(api_client):
+    worker_heartbeat_record(hostname="w1@test")
+    pipeline = api_client.get("/api/health").json()["pipeline"]
+    assert set(pipeline) == {"beatLastRunAt", "queueDepth", "oldestUnprocessedSeconds", "deadLetters"}
+    assert pipeline["deadLetters"] == 0 and isinstance(pipeline["queueDepth"], int)

@@ -1,0 +1,73 @@
+"""The dashboard's live channel: one WebSocket per page, joined to its project's group only."""
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AnonymousUser
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from accounts.models import Membership
+from accounts.selectors import membership_for_user
+from leadpulse.errors import NotFound
+
+from .realtime import project_group
+
+BEARER_PROTOCOL = "bearer."
+
+
+@database_sync_to_async
+def _user_for_token(token: str) -> Any:
+    auth = JWTAuthentication()
+    try:
+        return auth.get_user(auth.get_validated_token(token.encode()))
+    except (InvalidToken, TokenError, Exception):
+        return AnonymousUser()
+
+
+@database_sync_to_async
+def _membership(user: Any, project_id: str | None, session_project: Any) -> Membership | None:
+    try:
+        return membership_for_user(user=user, project_id=project_id or session_project)
+    except NotFound:
+        return None
+
+
+class ProjectConsumer(AsyncJsonWebsocketConsumer):
+    """Authenticate (session, or a JWT as `?token=` or a `bearer.<jwt>` subprotocol), join, forward."""
+
+    group: str | None = None
+
+    async def connect(self) -> None:
+        query = parse_qs(self.scope.get("query_string", b"").decode())
+        user = self.scope.get("user") or AnonymousUser()
+        protocol = next((p for p in self.scope.get("subprotocols", []) if p.startswith(BEARER_PROTOCOL)), None)
+        token = (query.get("token") or [None])[0] or (protocol[len(BEARER_PROTOCOL) :] if protocol else None)
+        if token:
+            user = await _user_for_token(token)
+        if not user.is_authenticated:
+            await self.close(code=4401)
+            return
+        session = self.scope.get("session")
+        membership = await _membership(
+            user, (query.get("project") or [None])[0], session.get("project_id") if session else None
+        )
+        if membership is None:
+            await self.close(code=4404)  # not a member: same answer as a project that does not exist
+            return
+        self.group = project_group(membership.project_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept(subprotocol=protocol)
+        await self.send_json({"type": "hello", "payload": {"projectId": membership.project_id}})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        """The channel is one-way: clients only listen."""
+
+    async def project_message(self, event: dict[str, Any]) -> None:
+        await self.send_json({"type": event["event"], "payload": event["payload"]})
