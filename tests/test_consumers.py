@@ -1,0 +1,82 @@
+"""The live channel: who may subscribe, and to what (real Redis channel layer)."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing.websocket import WebsocketCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from leadpulse.asgi import application
+from leadpulse.realtime import project_broadcast
+from tests.accounts.factories import project_with_owner
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = (b"origin", b"http://localhost")
+
+
+def session_cookie(user) -> tuple[bytes, bytes]:
+    client = Client()
+    client.force_login(user)
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+async def connect(path, headers=(), subprotocols=None, origin=ORIGIN):
+    communicator = WebsocketCommunicator(application, path, headers=[origin, *headers], subprotocols=subprotocols)
+    connected, detail = await communicator.connect(timeout=5)
+    return communicator, connected, detail
+
+
+def test_a_session_user_receives_only_their_projects_messages():
+    mine, owner, _ = project_with_owner(name="Mine")
+    theirs, _, _ = project_with_owner(name="Theirs")
+
+    cookie = session_cookie(owner)
+
+    async def scenario():
+        socket, connected, _ = await connect("/ws/project/", [cookie])
+        assert connected
+        assert (await socket.receive_json_from(timeout=5)) == {"type": "hello", "payload": {"projectId": mine.id}}
+        project_broadcast(project_id=theirs.id, type="lead.updated", payload={"id": 1}).result(timeout=5)
+        project_broadcast(project_id=mine.id, type="lead.updated", payload={"id": 2}).result(timeout=5)
+        assert (await socket.receive_json_from(timeout=5)) == {"type": "lead.updated", "payload": {"id": 2}}
+        assert await socket.receive_nothing(timeout=0.3)
+        await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_anonymous_and_cross_project_subscriptions_are_refused():
+    _mine, owner, _ = project_with_owner(name="Mine")
+    theirs, _, _ = project_with_owner(name="Theirs")
+
+    cookie = session_cookie(owner)
+
+    async def scenario():
+        _, connected, code = await connect("/ws/project/")
+        assert not connected and code == 4401
+        _, connected, code = await connect(f"/ws/project/?project={theirs.id}", [cookie])
+        assert not connected and code == 4404
+        socket, connected, _ = await connect("/ws/project/", [cookie])
+        assert connected  # the same session from our own origin...
+        await socket.disconnect()
+        _, connected, _ = await connect("/ws/project/", [cookie], origin=(b"origin", b"http://evil.example"))
+        assert not connected  # foreign origin
+
+    async_to_sync(scenario)()
+
+
+def test_api_clients_authenticate_with_a_jwt_query_token_or_subprotocol():
+    _mine, owner, _ = project_with_owner(name="Mine")
+    token = str(RefreshToken.for_user(owner).access_token)
+
+    async def scenario():
+        socket, connected, _ = await connect(f"/ws/project/?token={token}")
+        assert connected
+        await socket.disconnect()
+        socket, connected, protocol = await connect("/ws/project/", subprotocols=[f"bearer.{token}"])
+        assert connected and protocol == f"bearer.{token}"
+        await socket.disconnect()
+        _, connected, code = await connect("/ws/project/?token=garbage")
+        assert not connected and code == 4401
+
+    async_to_sync(scenario)()
