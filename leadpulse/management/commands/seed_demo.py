@@ -12,10 +12,43 @@ from accounts.selectors import membership_for_user, write_key_for_project
 from accounts.services import project_create
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
+from scoring.models import ScoringRule
 from scoring.services import lead_score
 
 DEMO_EMAIL = "demo@leadpulse.local"
 DEMO_PASSWORD = "leadpulse-demo"  # noqa: S105 (printed by make run on purpose)
+
+FIRST = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Frances", "Dennis", "Radia"]
+LAST = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson", "Allen", "Ritchie", "Perlman"]
+COMPANIES = [("Initech", 250), ("Globex", 1200), ("Hooli", 5000), ("Vandelay", 40), ("Acme", 800), ("Umbrella", 90)]
+TITLES = ["VP Sales", "Head of Growth", "Marketing Manager", "Engineer", "CTO", "VP Marketing", "Analyst"]
+FIT_RULES = [
+    {
+        "name": "VP title",
+        "kind": "fit",
+        "points": 20,
+        "conditions": [{"path": "traits.title", "op": "contains", "value": "VP"}],
+    },
+    {
+        "name": "200+ employees",
+        "kind": "fit",
+        "points": 15,
+        "conditions": [{"path": "traits.employees", "op": "gte", "value": 200}],
+    },
+    {
+        "name": "Free email",
+        "kind": "fit",
+        "points": -10,
+        "conditions": [{"path": "email", "op": "ends_with", "value": "@gmail.com"}],
+    },
+    {
+        "name": "Pricing page",
+        "event_type": "page_view",
+        "points": 10,
+        "max_per_day": 1,
+        "conditions": [{"path": "properties.url", "op": "contains", "value": "/pricing"}],
+    },
+]
 
 # Journeys: (share of leads, events to draw from with weights, events per lead range)
 JOURNEYS = {
@@ -34,12 +67,37 @@ JOURNEYS = {
 }
 
 
+PAGES = {"page_view": "docs", "pricing_page_visit": "pricing"}
+
+
+def _identify(rng: random.Random, anonymous_id: str, index: int, at) -> CanonicalEvent:
+    """A person behind the device: the traits fit rules look at."""
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    company, employees = rng.choice(COMPANIES)
+    domain = "gmail.com" if rng.random() < 0.2 else f"{company.lower()}.example"
+    traits = {
+        "email": f"{first}.{last}{index}@{domain}".lower(),
+        "name": f"{first} {last}",
+        "company": company,
+        "title": rng.choice(TITLES),
+        "employees": employees,
+    }
+    return CanonicalEvent(
+        event_id=f"{anonymous_id}-id",
+        name="identify",
+        type="identify",
+        anonymous_id=anonymous_id,
+        timestamp=at,
+        properties=traits,
+    )
+
+
 class Command(BaseCommand):
     help = "Create (or top up) the demo account: user, project and scored demo events."
 
     def add_arguments(self, parser):
-        parser.add_argument("--leads", type=int, default=60)
-        parser.add_argument("--days", type=int, default=14)
+        parser.add_argument("--leads", type=int, default=500)
+        parser.add_argument("--days", type=int, default=30)
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, *args, leads: int, days: int, seed: int, **options):
@@ -50,7 +108,9 @@ class Command(BaseCommand):
                 user = User.objects.create_user(
                     email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo", is_staff=True, is_superuser=True
                 )
-                project_create(owner=user, name="Demo project", domain="demo.example")
+                project = project_create(owner=user, name="Demo project", domain="demo.example")
+                for rule in FIT_RULES:
+                    ScoringRule.objects.create(project=project, **rule)
         project = membership_for_user(user=user).project
 
         now = timezone.now()
@@ -61,6 +121,8 @@ class Command(BaseCommand):
             anonymous_id = f"demo-{index:04d}"
             start = now - timedelta(days=rng.uniform(0, days))
             events = []
+            if name in ("evaluator", "buyer") or rng.random() < 0.2:
+                events.append(_identify(rng, anonymous_id, index, start))
             for n in range(rng.randint(low, high)):
                 event_type = rng.choices(list(weights), weights=list(weights.values()))[0]
                 at = min(start + timedelta(hours=rng.uniform(0, 48) * n), now)
@@ -70,7 +132,7 @@ class Command(BaseCommand):
                         name=event_type,
                         anonymous_id=anonymous_id,
                         timestamp=at,
-                        properties={"url": f"https://demo.example/{event_type.replace('_', '-')}", "journey": name},
+                        properties={"url": f"https://demo.example/{PAGES.get(event_type, 'docs')}", "journey": name},
                     )
                 )
             result = events_ingest(project_id=project.id, events=events)
