@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
+from django.db.models import QuerySet
 
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
 
@@ -63,3 +64,7 @@ def membership_for_user(*, user: User | AnonymousUser, project_id: int | str | N
     if membership is None:
         raise NotFound("Project not found.")
     return membership
+
+
+def members_for_project(*, project: Project) -> QuerySet[Membership]:
+    return Membership.objects.filter(project=project).select_related("user").order_by("created_at", "id")

@@ -40,3 +40,30 @@ def deliveries_for_project(*, project: Project, subscription: WebhookSubscriptio
     if subscription is not None:
         deliveries = deliveries.filter(subscription=subscription)
     return deliveries.order_by("-id")
+
+
+EXECUTION_LOG_SIZE = 20
+
+
+def executions_by_rule(*, project: Project, limit: int = EXECUTION_LOG_SIZE) -> dict[int, list[AutomationExecution]]:
+    """The latest `limit` executions of each of the project's rules, with their leads, in one query."""
+    from django.db.models import F, Window  # imported here: this module's header is shared
+    from django.db.models.functions import RowNumber
+
+    latest = (
+        AutomationExecution.objects.filter(project=project)
+        .annotate(position=Window(RowNumber(), partition_by=F("rule_id"), order_by=F("id").desc()))
+        .filter(position__lte=limit)
+        .select_related("lead")
+        .order_by("rule_id", "-id")
+    )
+    by_rule: dict[int, list[AutomationExecution]] = {}
+    for execution in latest:
+        by_rule.setdefault(execution.rule_id, []).append(execution)
+    return by_rule
+
+
+def recent_deliveries_for_project(*, project: Project, limit: int = 50) -> list[WebhookDelivery]:
+    """The project's latest deliveries, with their subscriptions."""
+    deliveries = deliveries_for_project(project=project).select_related("subscription")
+    return list(deliveries[:limit])

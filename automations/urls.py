@@ -25,4 +25,13 @@ urlpatterns = [
 
 from . import views  # noqa: E402
 
-urlpatterns += [path("automations/", views.automations_page, name="automations")]
+urlpatterns += [
+    path("automations/", views.automations_page, name="automations"),
+    path("automations/rules/", views.automation_create_page, name="automation-create-page"),
+    path("automations/rules/<int:rule_id>/toggle/", views.automation_toggle_page, name="automation-toggle-page"),
+    path("automations/rules/<int:rule_id>/delete/", views.automation_delete_page, name="automation-delete-page"),
+    path("automations/webhooks/", views.webhook_subscribe_page, name="webhook-subscribe-page"),
+    path("automations/webhooks/<int:subscription_id>/delete/", views.webhook_delete_page, name="webhook-delete-page"),
+    path("automations/webhooks/<int:subscription_id>/test/", views.webhook_test_page, name="webhook-test-page"),
+    path("automations/failed-jobs/<int:job_id>/replay/", views.failed_job_replay_page, name="failed-job-replay-page"),
+]

@@ -1,11 +1,143 @@
-"""Dashboard pages of the automations app."""
+"""Dashboard pages of the automations app: rules, executions, webhooks, deliveries, dead letters."""
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import Membership
 from leadpulse.dashboard import project_page
+from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
+from leadpulse.errors import ApplicationError, NotFound
+
+from . import selectors, services
+from .forms import RULE_FIELDS, AutomationRuleForm, WebhookSubscribeForm
+
+ADMIN_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
+FAILED_JOBS_SHOWN = 50
+
+
+def config_summary(config: dict[str, Any]) -> str:
+    """A rule's config as compact JSON, without its signing secret."""
+    return json.dumps({k: v for k, v in config.items() if k != "secret"}, separators=(", ", ": "), sort_keys=True)
+
+
+def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
+    """A POST-only page action for owners and admins; another project's ids are 404s."""
+
+    @project_page
+    @require_POST
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.membership.role not in ADMIN_ROLES:  # type: ignore[attr-defined]
+            raise PermissionDenied
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(exc.message) from None
+
+    return wrapper
+
+
+def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    executions = selectors.executions_by_rule(project=project)
+    rules = [
+        {
+            "rule": rule,
+            "trigger_config": config_summary(rule.trigger_config),
+            "lead_conditions": config_summary(rule.lead_conditions),
+            "action_config": config_summary(rule.action_config),
+            "executions": executions.get(rule.id, []),
+        }
+        for rule in selectors.automations_for_project(project=project)
+    ]
+    context = {
+        "rules": rules,
+        "subscriptions": selectors.subscriptions_for_project(project=project),
+        "deliveries": selectors.recent_deliveries_for_project(project=project),
+        "failed_jobs": failed_jobs_for_project(project=project)[:FAILED_JOBS_SHOWN],
+        "is_admin": request.membership.role in ADMIN_ROLES,  # type: ignore[attr-defined]
+        "rule_form": AutomationRuleForm(),
+        "subscribe_form": WebhookSubscribeForm(),
+        **extra,
+    }
+    return render(request, "automations/automations.html", context)
 
 
 @project_page
 def automations_page(request: HttpRequest) -> HttpResponse:
-    return render(request, "stub.html", {"title": "Automations & webhooks"})
+    return _page(request)
+
+
+@admin_write
+def automation_create_page(request: HttpRequest) -> HttpResponse:
+    form = AutomationRuleForm(request.POST)
+    if form.is_valid():
+        try:
+            rule = services.automation_create(project=request.project, data=form.cleaned_data["validated"])  # type: ignore[attr-defined]
+        except ApplicationError as exc:
+            form.add_error(RULE_FIELDS.get((exc.field or "").split(".")[0]), exc.message)
+        else:
+            messages.success(request, f"Automation “{rule.name}” created.")
+            return redirect("automations")
+    return _page(request, rule_form=form)
+
+
+@admin_write
+def automation_toggle_page(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
+    rule = services.automation_update(rule=rule, data={"is_active": not rule.is_active})
+    messages.success(request, f"Automation “{rule.name}” {'activated' if rule.is_active else 'paused'}.")
+    return redirect("automations")
+
+
+@admin_write
+def automation_delete_page(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
+    services.automation_delete(rule=rule)
+    messages.success(request, f"Automation “{rule.name}” deleted.")
+    return redirect("automations")
+
+
+@admin_write
+def webhook_subscribe_page(request: HttpRequest) -> HttpResponse:
+    form = WebhookSubscribeForm(request.POST)
+    if form.is_valid():
+        try:
+            subscription = services.webhook_subscribe(project=request.project, **form.cleaned_data["validated"])  # type: ignore[attr-defined]
+        except ApplicationError as exc:
+            form.add_error("url", exc.message)
+        else:
+            # Rendered, not redirected: the signing secret is shown this once and never stored in the session.
+            return _page(request, new_subscription=subscription)
+    return _page(request, subscribe_form=form)
+
+
+@admin_write
+def webhook_delete_page(request: HttpRequest, subscription_id: int) -> HttpResponse:
+    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
+    services.webhook_unsubscribe(subscription=subscription)
+    messages.success(request, f"Unsubscribed {subscription.url}.")
+    return redirect("automations")
+
+
+@admin_write
+def webhook_test_page(request: HttpRequest, subscription_id: int) -> HttpResponse:
+    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
+    delivery = services.webhook_test_send(subscription=subscription)
+    messages.success(request, f"Test delivery {delivery.delivery_id} queued to {subscription.url}.")
+    return redirect("automations")
+
+
+@admin_write
+def failed_job_replay_page(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = failed_job_replay(job=failed_job_get(project=request.project, job_id=job_id))  # type: ignore[attr-defined]
+    messages.success(request, f"Replayed {job.kind} {job.reference}.")
+    return redirect("automations")

@@ -28,4 +28,6 @@ urlpatterns += [
     path("events/", pages.events_page, name="events"),
     path("simulator/", pages.simulator_page, name="simulator"),
     path("integrations/", pages.integrations_page, name="integrations"),
+    path("integrations/rotate-key/", pages.write_key_rotate_page, name="integrations-rotate-key"),
+    path("integrations/test-event/", pages.test_event_send_page, name="integrations-test-event"),
 ]

@@ -17,8 +17,8 @@ STYLE = Style(
 OPTIONS = {"style": STYLE, "js": [], "disable_xml_declaration": True, "show_legend": False, "height": 260}
 
 
-def bar_chart(*, labels: Sequence[str], values: Sequence[float], title: str, every: int = 1) -> str:
-    chart = pygal.Bar(**OPTIONS, x_label_rotation=45, show_minor_x_labels=False)
+def bar_chart(*, labels: Sequence[str], values: Sequence[float], title: str, every: int = 1, width: int = 800) -> str:
+    chart = pygal.Bar(**OPTIONS, width=width, x_label_rotation=45, show_minor_x_labels=False)
     chart.title = title
     chart.x_labels = labels
     chart.x_labels_major = list(labels[::every])

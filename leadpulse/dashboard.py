@@ -6,7 +6,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
@@ -24,12 +25,12 @@ def membership_for_request(request: HttpRequest) -> Membership:
         return membership_for_user(user=request.user)
 
 
-def project_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def project_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Sign-in required; sets `request.membership` and `request.project` for the view."""
 
     @login_required
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         request.membership = membership_for_request(request)  # type: ignore[attr-defined]
         request.project = request.membership.project  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)

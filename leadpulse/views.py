@@ -33,9 +33,13 @@ def overview(request: HttpRequest) -> HttpResponse:
             labels=list(data["stageDistribution"]),
             values=list(data["stageDistribution"].values()),
             title="Leads by stage",
+            width=480,
         ),
         "types": bar_chart(
-            labels=list(data["eventsByType"]), values=list(data["eventsByType"].values()), title="Events by type"
+            labels=list(data["eventsByType"]),
+            values=list(data["eventsByType"].values()),
+            title="Events by type",
+            width=480,
         ),
     }
     return render(request, "overview.html", {"data": data, "charts": charts})

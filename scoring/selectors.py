@@ -1,6 +1,7 @@
 """Reads of leads and their scores, always scoped to a project."""
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from leadpulse.errors import ApplicationError, NotFound
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
-from .services.fold import lead_profile, project_rules
+from .services.fold import lead_profile, project_policy, project_rules, rule_from_row
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -277,3 +278,72 @@ def project_dashboard(*, project: Project, now: datetime | None = None, days: in
         ],
         "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
     }
+
+
+# Reads of the dashboard pages (leads, a lead, rules).
+
+CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+LEAD_EXPORT_COLUMNS = (
+    ("id", "id"),
+    ("anonymousId", "anonymous_id"),
+    ("userId", "user_id"),
+    ("email", "email"),
+    ("name", "name"),
+    ("company", "company"),
+    ("currentScore", "current_score"),
+    ("engagementScore", "engagement_score"),
+    ("fitScore", "fit_score"),
+    ("fitGrade", "fit_grade"),
+    ("leadStage", "lead_stage"),
+    ("velocityScore", "velocity_score"),
+    ("eventsLast24h", "events_last_24h"),
+    ("firstSeenAt", "first_seen_at"),
+    ("lastEventAt", "last_event_at"),
+)
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet shows as text, never runs as a formula (OWASP CSV injection)."""
+    text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
+    return f"'{text}" if text.startswith(CSV_FORMULA_PREFIXES) else text
+
+
+def leads_export_rows(*, leads: QuerySet[Lead]) -> Iterator[list[str]]:
+    """A header, then one formula-safe row per lead, streamed from the database."""
+    yield [header for header, _ in LEAD_EXPORT_COLUMNS]
+    columns = [column for _, column in LEAD_EXPORT_COLUMNS]
+    for row in leads.values_list(*columns).iterator(chunk_size=2000):
+        yield [csv_safe(value) for value in row]
+
+
+def lead_score_history(*, lead: Lead, limit: int = 500) -> dict[str, Any]:
+    """The lead's newest `limit` score changes (oldest first), its merge rows and the leads merged into it."""
+    points = list(ScoreHistory.objects.filter(lead=lead).order_by("-occurred_at", "-id")[:limit])
+    points.reverse()
+    merges = list(ScoreHistory.objects.filter(lead=lead, reason=ScoreHistory.Reason.MERGE).order_by("-occurred_at"))
+    merged_leads = list(lead.merged_leads.order_by("-updated_at"))
+    return {"points": points, "merges": merges, "mergedLeads": merged_leads}
+
+
+def rescore_jobs_recent(*, project: Project, limit: int = 5) -> list[RescoreJob]:
+    return list(RescoreJob.objects.filter(project=project).order_by("-id")[:limit])
+
+
+def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringRule | None = None) -> dict[str, Any]:
+    """What the project's rules would do with this rule added (or `rule` changed to `data`), saving nothing."""
+    rows = list(ScoringRule.objects.filter(project=project).order_by("id"))
+    proposed = ScoringRule(id=-1, project=project)
+    for row in rows:
+        if rule is not None and row.id == rule.id:
+            proposed = row  # an unsaved change to the fetched copy, never saved
+    if proposed.id == -1:
+        rows.append(proposed)
+    for field, value in data.items():
+        setattr(proposed, field, value)
+    active = [row for row in rows if row.is_active]
+    return rules_preview(
+        project=project,
+        engagement_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.ENGAGEMENT],
+        fit_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.FIT],
+        policy=project_policy(project),
+    )

@@ -25,4 +25,10 @@ urlpatterns += [
     path("leads/", views.leads_page, name="leads"),
     path("leads/<int:lead_id>/", views.lead_page, name="lead-page"),
     path("rules/", views.rules_page, name="rules"),
+    path("leads/export.csv", views.leads_export, name="leads-export"),
+    path("rules/<int:rule_id>/", views.rule_edit, name="rule-edit"),
+    path("rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule-toggle"),
+    path("rules/<int:rule_id>/delete/", views.rule_remove, name="rule-delete"),
+    path("rules/settings/", views.scoring_settings, name="rules-settings"),
+    path("rules/rescore-jobs/", views.rescore_progress, name="rules-rescore-jobs"),
 ]

@@ -168,6 +168,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves static files under any ASGI server; finders let it work before (or
+# without) collectstatic, which the Procfile's release step runs for production.
+WHITENOISE_USE_FINDERS = True
 
 # --- Sign-in: sessions for the dashboard, JWT for the API, Google when configured ----------
 LOGIN_URL = "login"

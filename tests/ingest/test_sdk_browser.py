@@ -40,10 +40,6 @@ def server(tmp_path_factory):
     env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp / "db.sqlite3")}
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, cwd=ROOT)
-    seeded = subprocess.run(
-        [*manage, "seed_demo", "--leads", "5"], env=env, check=True, capture_output=True, text=True, cwd=ROOT
-    )
-    write_key = re.search(r"(lp_pub_\S+)", seeded.stdout).group(1)
     port = free_port()
     log_path = tmp / "embedded.log"
     log = log_path.open("w")
@@ -65,10 +61,13 @@ def server(tmp_path_factory):
 
     try:
         wait_until(up, timeout=60, message="the embedded server")
+        # a project of its own, with the default rules the expected scores are computed from
         tokens = httpx.post(
-            f"{base}/api/auth/login", json={"email": "demo@leadpulse.local", "password": "leadpulse-demo"}
+            f"{base}/api/auth/register",
+            json={"email": "sdk@example.com", "password": "sdk-test-password", "name": "SDK"},
         ).json()
         api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens['access']}"}, timeout=10)
+        write_key = api.get("/api/auth/project").json()["project"]["apiKey"]
         yield type("Server", (), {"base": base, "key": write_key, "api": api, "log": log_path})
         api.close()
     finally:

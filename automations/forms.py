@@ -1,0 +1,114 @@
+"""Forms of the automations page; validation goes through the API's serializers so both agree."""
+
+import json
+from typing import Any
+
+from django import forms
+from rest_framework import serializers
+
+from .models import AutomationRule, WebhookSubscription
+from .serializers import AutomationRuleSerializer, WebhookSubscribeSerializer
+
+# API field (first part of an error key such as "triggerConfig.stage") → form field.
+RULE_FIELDS = {
+    "name": "name",
+    "isActive": "is_active",
+    "trigger": "trigger",
+    "triggerConfig": "trigger_config",
+    "leadConditions": "lead_conditions",
+    "action": "action",
+    "actionConfig": "action_config",
+    "cooldownSeconds": "cooldown_seconds",
+}
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.strip() or "{}")
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(f"Malformed JSON: {exc}.") from None
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Must be a JSON object.")
+    return value
+
+
+def serializer_errors_to_form(form: forms.Form, errors: Any, field_map: dict[str, str]) -> None:
+    """Attach DRF errors (`{"triggerConfig.stage": ["…"]}`) to the form fields they are about."""
+    for key, messages in dict(errors).items():
+        head = str(key).split(".", 1)[0].split("[", 1)[0]
+        field = field_map.get(head)
+        for path, message in _flatten(str(key), messages):
+            form.add_error(field, str(message) if path == head else f"{path}: {message}")
+
+
+def _flatten(path: str, messages: Any) -> list[tuple[str, Any]]:
+    if isinstance(messages, dict):
+        return [item for key, value in messages.items() for item in _flatten(f"{path}[{key}]", value)]
+    if isinstance(messages, list):
+        return [(path, message) for message in messages]
+    return [(path, messages)]
+
+
+def _json_field(label: str, example: str) -> forms.CharField:
+    return forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        required=False,
+        initial="{}",
+        label=f"{label} (JSON)",
+        help_text=f"e.g. {example}",
+    )
+
+
+class AutomationRuleForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    trigger = forms.ChoiceField(choices=AutomationRule.Trigger.choices)
+    trigger_config = _json_field("Trigger config", '{"stage": "hot"}')
+    lead_conditions = _json_field("Lead conditions", '{"minScore": 40}')
+    action = forms.ChoiceField(choices=AutomationRule.Action.choices)
+    action_config = _json_field("Action config", '{"tag": "hot-lead"}')
+    cooldown_seconds = forms.IntegerField(initial=86400, label="Cooldown (seconds)")
+    is_active = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def clean_trigger_config(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["trigger_config"])
+
+    def clean_lead_conditions(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["lead_conditions"])
+
+    def clean_action_config(self) -> dict[str, Any]:
+        return _json_object(self.cleaned_data["action_config"])
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if self.errors:
+            return data
+        serializer = AutomationRuleSerializer(
+            data={api: data[field] for api, field in RULE_FIELDS.items() if field in data}
+        )
+        try:
+            serializer.is_valid(raise_exception=True)
+        except serializers.ValidationError as exc:
+            serializer_errors_to_form(self, exc.detail, RULE_FIELDS)
+            return data
+        data["validated"] = serializer.validated_data
+        return data
+
+
+class WebhookSubscribeForm(forms.Form):
+    url = forms.CharField(max_length=2000, label="URL")
+    events = forms.MultipleChoiceField(
+        choices=WebhookSubscription.Event.choices, widget=forms.CheckboxSelectMultiple, required=False
+    )
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if self.errors:
+            return data
+        serializer = WebhookSubscribeSerializer(data={"url": data["url"], "events": data.get("events", [])})
+        if not serializer.is_valid():
+            serializer_errors_to_form(self, serializer.errors, {"url": "url", "events": "events"})
+            return data
+        data["validated"] = serializer.validated_data
+        return data

@@ -1,0 +1,43 @@
+"""Reads of the ingest app, always scoped to a project."""
+
+from django.apps import apps
+
+from accounts.models import Project
+
+from .models import Event
+
+EVENT_PAGE_SIZE = 100
+
+
+def events_for_project(*, project: Project, name: str = "", limit: int = EVENT_PAGE_SIZE) -> list[Event]:
+    """The project's newest events (optionally of one name), each with its lead, in one query."""
+    events = Event.objects.filter(project=project).select_related("lead")
+    if name:
+        events = events.filter(name=name)
+    return list(events.order_by("-timestamp", "-id")[:limit])
+
+
+def event_names_for_project(*, project: Project, limit: int = 200) -> list[str]:
+    """The distinct event names the project has received, alphabetically."""
+    names = Event.objects.filter(project=project).values_list("name", flat=True).distinct().order_by("name")
+    return list(names[:limit])
+
+
+def rule_event_types_for_project(*, project: Project) -> list[str]:
+    """The event names the project's scoring rules score (for the simulator's suggestions)."""
+    # Scoring sits above ingest in the app graph: look the model up by name, never import it.
+    rule_model = apps.get_model("scoring", "ScoringRule")
+    names = (
+        rule_model.objects.filter(project=project, kind="engagement")
+        .exclude(event_type__in=["", "*"])
+        .values_list("event_type", flat=True)
+        .distinct()
+        .order_by("event_type")
+    )
+    return list(names)
+
+
+def events_by_event_id(*, project: Project, event_ids: list[str]) -> dict[str, Event]:
+    """The project's events with these client ids, with their leads, in one query."""
+    events = Event.objects.filter(project=project, event_id__in=event_ids).select_related("lead")
+    return {event.event_id: event for event in events}

@@ -1,0 +1,113 @@
+"""Forms of the dashboard pages; rules and settings validate through the API's serializers."""
+
+import json
+from typing import Any
+
+from django import forms
+
+from accounts.models import Project
+from ingest.models import Lead
+
+from .models import ScoringRule
+from .selectors import LEAD_ORDERING_FIELDS
+from .serializers import RuleSerializer, ScoringSettingsSerializer
+
+ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERING_FIELDS] + [(f"-{key}", key) for key in LEAD_ORDERING_FIELDS]
+SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt")
+
+
+class LeadFilterForm(forms.Form):
+    """Search, stage and ordering of the leads table; an unknown value is reported and ignored."""
+
+    search = forms.CharField(required=False, max_length=200)
+    stage = forms.ChoiceField(required=False, choices=[("", "All stages"), *Lead.Stage.choices])
+    ordering = forms.ChoiceField(required=False, choices=ORDERING_CHOICES)
+
+    def filters(self) -> dict[str, str | None]:
+        data = self.cleaned_data if self.is_bound else {}
+        return {name: data.get(name) or None for name in ("search", "stage", "ordering")}
+
+    def sort_links(self) -> dict[str, str]:
+        """The ordering each sortable column header switches to (descending first, then ascending)."""
+        current = self.filters()["ordering"] or "-currentScore"
+        return {key: key if current == f"-{key}" else f"-{key}" for key in SORTABLE}
+
+
+def serializer_errors(form: forms.Form, errors: Any) -> None:
+    """Show a serializer's errors on the form's fields of the same (camelCase) name."""
+    for name, messages in errors.items() if isinstance(errors, dict) else [(None, errors)]:
+        # "conditions[0].op" belongs to the conditions textarea
+        field = name.split("[", 1)[0] if name else None
+        label = f"{name}: " if name and name != field else ""
+        for message in messages if isinstance(messages, list) else [messages]:
+            form.add_error(field if field in form.fields else None, f"{label}{message}")
+
+
+class RuleForm(forms.Form):
+    name = forms.CharField(required=False, max_length=200)
+    kind = forms.ChoiceField(choices=ScoringRule.Kind.choices, initial=ScoringRule.Kind.ENGAGEMENT)
+    eventType = forms.CharField(required=False, max_length=128, label="Event type")
+    points = forms.IntegerField()
+    conditions = forms.CharField(
+        required=False,
+        initial="[]",
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        help_text='A JSON list of {"path", "op", "value"}, e.g. [{"path": "properties.url", "op": "contains", '
+        '"value": "/pricing"}]',
+    )
+    maxPerDay = forms.IntegerField(required=False, label="Max per day")
+    maxPerLead = forms.IntegerField(required=False, label="Max per lead")
+    maxPoints = forms.IntegerField(required=False, label="Max points")
+    isActive = forms.BooleanField(required=False, initial=True, label="Active")
+
+    def __init__(self, data: Any = None, *, rule: ScoringRule | None = None) -> None:
+        initial = None
+        if rule is not None:
+            initial = {**RuleSerializer(rule).data, "conditions": json.dumps(rule.conditions, indent=1)}
+        super().__init__(data, initial=initial)
+        self.rule = rule
+        self.validated_data: dict[str, Any] = {}
+
+    def clean_conditions(self) -> Any:
+        text = self.cleaned_data["conditions"].strip() or "[]"
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        serializer = RuleSerializer(self.rule, data=cleaned)
+        if serializer.is_valid():
+            self.validated_data = dict(serializer.validated_data)
+        else:
+            serializer_errors(self, serializer.errors)
+        return cleaned
+
+
+class ScoringSettingsForm(forms.Form):
+    warmThreshold = forms.IntegerField(label="Warm at")
+    hotThreshold = forms.IntegerField(label="Hot at")
+    qualifiedThreshold = forms.IntegerField(label="Qualified at")
+    maxScore = forms.IntegerField(label="Max score")
+    decayEnabled = forms.BooleanField(required=False, label="Decay enabled")
+    decayRatePercent = forms.FloatField(label="Decay % per day")
+    decayGraceDays = forms.IntegerField(label="Grace days")
+
+    def __init__(self, data: Any = None, *, project: Project) -> None:
+        super().__init__(data, initial=ScoringSettingsSerializer(project).data)
+        self.project = project
+        self.validated_data: dict[str, Any] = {}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        serializer = ScoringSettingsSerializer(self.project, data=cleaned, context={"project": self.project})
+        if serializer.is_valid():
+            self.validated_data = dict(serializer.validated_data)
+        else:
+            serializer_errors(self, serializer.errors)
+        return cleaned

@@ -1,0 +1,46 @@
+/* Leads pages: apply `leadpulse:lead.updated` to any element marked data-lead-id (table rows,
+   the lead header) in place, and refresh the re-score progress block while a job runs. */
+(function () {
+  "use strict";
+
+  function flash(element) {
+    element.classList.remove("flash");
+    void element.offsetWidth; // restart the animation
+    element.classList.add("flash");
+  }
+
+  document.addEventListener("leadpulse:lead.updated", function (event) {
+    var lead = event.detail || {};
+    if (lead.id === undefined || lead.id === null) return;
+    var holders = document.querySelectorAll('[data-lead-id="' + String(lead.id).replace(/"/g, "") + '"]');
+    Array.prototype.forEach.call(holders, function (holder) {
+      var score = holder.querySelector('[data-field="currentScore"]');
+      if (score && lead.currentScore !== undefined) {
+        score.textContent = lead.currentScore;
+        flash(score);
+      }
+      var stage = holder.querySelector('[data-field="leadStage"]');
+      if (stage && lead.leadStage) {
+        stage.textContent = lead.leadStage;
+        stage.className = "stage stage-" + lead.leadStage;
+        if (lead.leadStage !== lead.previousStage) flash(stage);
+      }
+    });
+  });
+
+  var jobs = document.getElementById("rescore-jobs");
+  function refresh() {
+    if (!jobs || !jobs.getAttribute("data-active")) return;
+    fetch(jobs.getAttribute("data-refresh-url"), { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var holder = document.createElement("div");
+        holder.innerHTML = html;
+        var fresh = holder.querySelector("#rescore-jobs");
+        if (fresh) { jobs.replaceWith(fresh); jobs = fresh; }
+        setTimeout(refresh, 2000);
+      })
+      .catch(function () { setTimeout(refresh, 5000); });
+  }
+  setTimeout(refresh, 2000);
+})();
