@@ -67,3 +67,11 @@ def recent_deliveries_for_project(*, project: Project, limit: int = 50) -> list[
     """The project's latest deliveries, with their subscriptions."""
     deliveries = deliveries_for_project(project=project).select_related("subscription")
     return list(deliveries[:limit])
+
+
+def project_has_lead_listeners(*, project_id: int) -> bool:
+    """Any active automation rule or webhook subscription in the project?"""
+    return (
+        AutomationRule.objects.filter(project_id=project_id, is_active=True).exists()
+        or WebhookSubscription.objects.filter(project_id=project_id, is_active=True).exists()
+    )

@@ -20,6 +20,7 @@ from ingest.models import Event, Lead
 from leadpulse.celery import app
 from leadpulse.errors import ApplicationError
 from leadpulse.models import FailedJob
+from leadpulse.pipeline import lead_listeners_changed
 from leadpulse.realtime import project_broadcast
 from scoring.services.fold import facts, lead_lock, lead_profile
 
@@ -68,6 +69,7 @@ def _action_config_prepare(action: str, config: dict[str, Any]) -> dict[str, Any
 def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRule:
     data = {k: v for k, v in data.items() if k in RULE_FIELDS}
     data["action_config"] = _action_config_prepare(data["action"], data.get("action_config", {}))
+    lead_listeners_changed(project_id=project.id)
     return AutomationRule.objects.create(project=project, **data)
 
 
@@ -81,22 +83,29 @@ def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> Automati
         changed.append("action_config")
     if changed:
         rule.save(update_fields=[*set(changed), "updated_at"])
+        lead_listeners_changed(project_id=rule.project_id)
     return rule
 
 
+@transaction.atomic
 def automation_delete(*, rule: AutomationRule) -> None:
+    lead_listeners_changed(project_id=rule.project_id)
     rule.delete()
 
 
 # --- Subscriptions ------------------------------------------------------------------------
 
 
+@transaction.atomic
 def webhook_subscribe(*, project: Project, url: str, events: list[str]) -> WebhookSubscription:
     """Subscribe a URL to lead events; its signing secret is returned once, here."""
+    lead_listeners_changed(project_id=project.id)
     return WebhookSubscription.objects.create(project=project, url=url_validate(url), events=sorted(set(events)))
 
 
+@transaction.atomic
 def webhook_unsubscribe(*, subscription: WebhookSubscription) -> None:
+    lead_listeners_changed(project_id=subscription.project_id)
     subscription.delete()
 
 
@@ -440,6 +449,7 @@ def _subscription_health(subscription_id: int, *, ok: bool) -> None:
         subscription.disabled_at = timezone.now()
         subscription.disabled_reason = f"{subscription.consecutive_failures} failed attempts in a row"
         fields += ["is_active", "disabled_at", "disabled_reason"]
+        lead_listeners_changed(project_id=subscription.project_id)
     subscription.save(update_fields=fields)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.utils.module_loading import import_string
 
 from leadpulse.celery import app
 
@@ -42,10 +43,33 @@ def lead_score_claim(*, lead_id: int) -> None:
 LEAD_CHANGED_TASK = "automations.lead_changed_task"
 
 
+def _listeners_key(project_id: int) -> str:
+    return f"lp:lead-listeners:{project_id}"
+
+
+def project_listens(*, project_id: int) -> bool:
+    """Whether anything (an automation rule, a webhook subscription) wants the project's lead changes.
+
+    Asked through the `LEADPULSE_LEAD_LISTENERS` hook (so scoring never imports automations)
+    and cached; automations call `lead_listeners_changed` when theirs change.
+    """
+
+    def ask() -> bool:
+        return bool(import_string(settings.LEADPULSE_LEAD_LISTENERS)(project_id=project_id))
+
+    return bool(cache.get_or_set(_listeners_key(project_id), ask, timeout=300))
+
+
+def lead_listeners_changed(*, project_id: int) -> None:
+    transaction.on_commit(lambda: cache.delete(_listeners_key(project_id)))
+
+
 def lead_changed(*, change: dict) -> None:
     """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks.
 
     `change`: {"kind", "projectId", "leadId", "oldScore", "newScore", "oldStage", "newStage",
-    "velocity", "eventIds", "mergedLeadId"?}. Sent by name, so scoring never imports automations.
+    "velocity", "eventIds", "path", "mergedLeadId"?}. Sent by name, and only when the project
+    has listeners: most folds of most projects cost no extra task.
     """
-    transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}))
+    if project_listens(project_id=change["projectId"]):
+        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}))

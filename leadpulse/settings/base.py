@@ -253,3 +253,5 @@ LOGGING = {
 
 # Called with `project=` when a project is created (keeps accounts free of upward imports).
 LEADPULSE_PROJECT_PROVISIONERS = ["scoring.services.project_rules_seed"]
+# Asked (and cached) before a lead change is handed to automations: `f(project_id=) -> bool`.
+LEADPULSE_LEAD_LISTENERS = "automations.selectors.project_has_lead_listeners"

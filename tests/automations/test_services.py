@@ -130,3 +130,22 @@ def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, 
     assert attempt.status == "failed" and receiver.requests == []
     assert "private and loopback" in WebhookDelivery.objects.get().error
     assert AutomationRule.objects.count() == 0
+
+
+def test_lead_changes_reach_automations_only_when_the_project_listens(tenant, django_capture_on_commit_callbacks):
+    from leadpulse.pipeline import lead_changed, project_listens
+
+    lead = lead_in(tenant.project)
+    with django_capture_on_commit_callbacks() as quiet:
+        lead_changed(change=entered_hot(lead))
+    assert not project_listens(project_id=tenant.project.id) and quiet == []  # no task for nobody
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = rule(tenant.project, "add_tag", {"tag": "x"})
+    with django_capture_on_commit_callbacks() as sent:
+        lead_changed(change=entered_hot(lead))
+    assert project_listens(project_id=tenant.project.id) and len(sent) == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.automation_delete(rule=created)
+    assert not project_listens(project_id=tenant.project.id)
