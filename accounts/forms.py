@@ -23,4 +23,7 @@ class RegisterForm(forms.Form):
 
 class InviteForm(forms.Form):
     email = forms.EmailField(max_length=254)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+    # ownership is not handed out by invitation
+    role = forms.ChoiceField(
+        choices=[(Membership.Role.ADMIN, "Admin"), (Membership.Role.MEMBER, "Member")], initial=Membership.Role.MEMBER
+    )

@@ -13,6 +13,8 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
 
+from leadpulse.errors import ApplicationError
+
 from .models import ApiKey, Membership, Project, User
 
 WRITE_KEY_PREFIX = "lp_pub_"
@@ -70,11 +72,14 @@ def write_key_rotate(*, project: Project) -> ApiKey:
 @transaction.atomic
 def member_invite(*, project: Project, email: str, role: str, invited_by: User, base_url: str) -> Membership:
     """Add a teammate with a role and email them; a new account sets its password from the link."""
+    if role not in (Membership.Role.ADMIN, Membership.Role.MEMBER):
+        raise ApplicationError("Invitations grant admin or member.", field="role")
     email = email.lower()
     user = User.objects.filter(email=email).first()
     if user is None:
         user = User.objects.create_user(email=email, password=None)
-    membership, _ = Membership.objects.update_or_create(user=user, project=project, defaults={"role": role})
+    # an existing member keeps their role: an invitation never demotes or promotes anyone
+    membership, _ = Membership.objects.get_or_create(user=user, project=project, defaults={"role": role})
     if user.has_usable_password():
         link = f"{base_url}/"
     else:

@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import membership_for_user
@@ -35,7 +36,10 @@ def project_switch(request: HttpRequest) -> HttpResponse:
     except NotFound:
         raise PermissionDenied from None
     request.session[SESSION_PROJECT] = membership.project_id
-    return redirect(request.POST.get("next") or "overview")
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(target)
+    return redirect("overview")
 
 
 @project_page

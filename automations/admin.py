@@ -1,10 +1,24 @@
 from django.contrib import admin
 
+from leadpulse.pipeline import lead_listeners_changed
+
 from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
 
 
+class ListenersChangedMixin:
+    """Edits in the admin must wake (or quiet) the project's lead-change hand-off too."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+        lead_listeners_changed(project_id=obj.project_id)
+
+    def delete_model(self, request, obj):
+        lead_listeners_changed(project_id=obj.project_id)
+        super().delete_model(request, obj)  # type: ignore[misc]
+
+
 @admin.register(AutomationRule)
-class AutomationRuleAdmin(admin.ModelAdmin):
+class AutomationRuleAdmin(ListenersChangedMixin, admin.ModelAdmin):
     list_display = ["name", "project", "trigger", "action", "is_active", "cooldown_seconds"]
     list_filter = ["trigger", "action", "is_active"]
     search_fields = ["name"]
@@ -24,7 +38,7 @@ class AutomationExecutionAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(ListenersChangedMixin, admin.ModelAdmin):
     list_display = ["url", "project", "is_active", "consecutive_failures", "disabled_at"]
     list_filter = ["is_active"]
     readonly_fields = ["secret", "consecutive_failures", "disabled_at", "disabled_reason"]

@@ -92,9 +92,15 @@ def signature_verify(*, secret: str, header: str, body: bytes, now: int, toleran
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
+def slack_escape(text: Any) -> str:
+    """Slack mrkdwn control characters: lead names come from public ingest (no <!channel> pings)."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, Any], lead_url: str) -> dict[str, Any]:
-    who = lead["name"] or lead["email"] or lead["anonymousId"]
-    contact = f" <{lead['email']}>" if lead["email"] and lead["name"] else ""
+    who = slack_escape(lead["name"] or lead["email"] or lead["anonymousId"])
+    rule_name = slack_escape(rule_name)
+    contact = f" ({slack_escape(lead['email'])})" if lead["email"] and lead["name"] else ""
     text = (
         f":fire: *{rule_name}*: {who}{contact} is *{lead['stage']}* with a score of *{lead['score']}*"
         f" ({trigger['trigger'].replace('_', ' ')}). <{lead_url}|Open the lead>"

@@ -75,11 +75,18 @@ def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRu
 
 @transaction.atomic
 def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> AutomationRule:
+    previous_secret = rule.action_config.get("secret")
     changed = [field for field in RULE_FIELDS if field in data and getattr(rule, field) != data[field]]
     for field in changed:
         setattr(rule, field, data[field])
     if "action" in changed or "action_config" in changed:
-        rule.action_config = _action_config_prepare(rule.action, {**data.get("action_config", rule.action_config)})
+        # the signing secret survives a changed URL: receivers keep verifying
+        config = (
+            {"secret": previous_secret, **data.get("action_config", rule.action_config)}
+            if previous_secret
+            else {**data.get("action_config", rule.action_config)}
+        )
+        rule.action_config = _action_config_prepare(rule.action, config)
         changed.append("action_config")
     if changed:
         rule.save(update_fields=[*set(changed), "updated_at"])
@@ -230,15 +237,19 @@ def _execution_claim(*, rule: AutomationRule, lead: Lead, trigger: dict, now: da
 
 def automation_execute(*, execution_id: int) -> None:
     """Carry out a claimed execution's action."""
+    # claim it: a redelivered task finds attempts > 0 and does nothing
+    claimed = AutomationExecution.objects.filter(
+        id=execution_id, status=AutomationExecution.Status.PENDING, attempts=0
+    ).update(attempts=1)
     execution = AutomationExecution.objects.select_related("rule", "lead").filter(id=execution_id).first()
-    if execution is None or execution.status != AutomationExecution.Status.PENDING:
+    if not claimed or execution is None:
         return
     rule, lead = execution.rule, execution.lead
     config = rule.action_config
     document = _lead_document(lead)
     if rule.action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
         if rule.action == AutomationRule.Action.SLACK:
-            lead_url = f"{settings.LEADPULSE_PUBLIC_URL.rstrip('/')}/admin/ingest/lead/{lead.id}/change/"
+            lead_url = f"{settings.LEADPULSE_PUBLIC_URL.rstrip('/')}/leads/{lead.id}/"
             body = engine.slack_message(
                 rule_name=rule.name,
                 lead=document | {"stage": lead.lead_stage, "score": lead.current_score},
@@ -287,7 +298,7 @@ def _execution_finish(execution: AutomationExecution, *, status: str, code: int 
         status=status,
         response_code=code,
         error=error[:2000],
-        attempts=execution.attempts + 1,
+        attempts=max(execution.attempts, 1),
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )

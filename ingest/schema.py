@@ -77,10 +77,17 @@ def encoded_size(value: Any) -> int:
 
 
 def _depth(value: Any) -> int:
+    """Nesting depth; -1 when a key or string holds a NUL character (PostgreSQL cannot store it)."""
+    if isinstance(value, str):
+        return -1 if "\x00" in value else 0
     if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
+        depths = [_depth(v) for v in value.values()]
+        if any(d < 0 for d in depths) or any("\x00" in str(k) for k in value):
+            return -1
+        return 1 + max(depths, default=0)
     if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
+        depths = [_depth(v) for v in value]
+        return -1 if any(d < 0 for d in depths) else 1 + max(depths, default=0)
     return 0
 
 
@@ -90,7 +97,10 @@ def _object(item: dict[str, Any], key: str, *, depth_limit: int | None = MAX_PRO
         return {}
     if not isinstance(value, dict):
         raise SchemaError(key, "Must be a JSON object.")
-    if depth_limit is not None and _depth(value) > depth_limit:
+    depth = _depth(value)
+    if depth < 0:
+        raise SchemaError(key, "Must not contain NUL characters.")
+    if depth_limit is not None and depth > depth_limit:
         raise SchemaError(key, f"Nested deeper than {depth_limit} levels.")
     return value
 
@@ -279,7 +289,11 @@ def event_from_segment(
     if sent_at_raw not in (None, "") and message.get("timestamp") not in (None, ""):
         sent_at = parse_timestamp(sent_at_raw, "sentAt", received_at=received_at)
         timestamp = received_at - (sent_at - timestamp)
+        if not EARLIEST_TIMESTAMP <= timestamp <= received_at + MAX_CLOCK_AHEAD:
+            raise SchemaError("sentAt", "timestamp and sentAt put the event outside 2000-01-01 .. tomorrow.")
     session_id = context.get("sessionId") or properties.get("sessionId") or ""
+    if isinstance(session_id, str) and any(ord(ch) < 32 for ch in session_id):
+        raise SchemaError("context.sessionId", "Must not contain control characters.")
     return CanonicalEvent(
         event_id=_event_id(message, "messageId"),
         name=name,

@@ -55,7 +55,9 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list
     missing: dict[str, Lead] = {}
     for event in events:
         key = lead_key(event)
-        if key not in by_anonymous and event.user_id not in by_user and key not in missing:
+        # identity calls always get their device's lead, so the worker can merge it into the person's
+        needs_own = event.type in IDENTITY_CALLS or event.user_id not in by_user
+        if key not in by_anonymous and needs_own and key not in missing:
             missing[key] = Lead(
                 project_id=project_id,
                 anonymous_id=key,

@@ -11,18 +11,27 @@ from django.http.response import HttpResponseBase
 
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
+from accounts.services import project_create
 from leadpulse.errors import NotFound
 
 SESSION_PROJECT = "project_id"
 
 
 def membership_for_request(request: HttpRequest) -> Membership:
-    """The membership of the project chosen in the session (the first project otherwise)."""
+    """The membership of the project chosen in the session (the first project otherwise).
+
+    A user without any project (e.g. made with createsuperuser) gets one, as registration does.
+    """
     try:
         return membership_for_user(user=request.user, project_id=request.session.get(SESSION_PROJECT))
     except NotFound:
         request.session.pop(SESSION_PROJECT, None)
+    try:
         return membership_for_user(user=request.user)
+    except NotFound:
+        user = request.user
+        project_create(owner=user, name=f"{user.name or user.email}'s project")  # type: ignore[union-attr,arg-type]
+        return membership_for_user(user=user)
 
 
 def project_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:

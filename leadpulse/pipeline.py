@@ -57,7 +57,8 @@ def project_listens(*, project_id: int) -> bool:
     def ask() -> bool:
         return bool(import_string(settings.LEADPULSE_LEAD_LISTENERS)(project_id=project_id))
 
-    return bool(cache.get_or_set(_listeners_key(project_id), ask, timeout=300))
+    # short-lived: bounds the window in which a just-saved rule could be missed
+    return bool(cache.get_or_set(_listeners_key(project_id), ask, timeout=30))
 
 
 def lead_listeners_changed(*, project_id: int) -> None:

@@ -43,13 +43,15 @@ def leads_for_project(
         if stage not in Lead.Stage.values:
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
         leads = leads.filter(lead_stage=stage)
+    anonymous_id = (anonymous_id or "").replace("\x00", "")
     if anonymous_id:
         # a device merged into a known lead still finds that lead
         leads = leads.filter(Q(anonymous_id=anonymous_id) | Q(merged_leads__anonymous_id=anonymous_id)).distinct()
+    search = (search or "").replace("\x00", "").strip()
     if search:
         condition = Q(email__icontains=search) | Q(name__icontains=search) | Q(company__icontains=search)
         condition |= Q(anonymous_id__icontains=search) | Q(user_id__icontains=search)
-        if search.isdigit():
+        if search.isascii() and search.isdecimal() and len(search) < 19:
             condition |= Q(id=int(search))
         leads = leads.filter(condition)
     ordering = ordering or "-currentScore"

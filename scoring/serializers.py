@@ -51,9 +51,15 @@ class LeadSerializer(serializers.ModelSerializer):
 
 class RuleSerializer(serializers.ModelSerializer):
     eventType = serializers.CharField(source="event_type", max_length=128, required=False, allow_blank=True)
-    maxPerDay = serializers.IntegerField(source="max_per_day", min_value=1, required=False, allow_null=True)
-    maxPerLead = serializers.IntegerField(source="max_per_lead", min_value=1, required=False, allow_null=True)
-    maxPoints = serializers.IntegerField(source="max_points", min_value=1, required=False, allow_null=True)
+    maxPerDay = serializers.IntegerField(
+        source="max_per_day", min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
+    maxPerLead = serializers.IntegerField(
+        source="max_per_lead", min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
+    maxPoints = serializers.IntegerField(
+        source="max_points", min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
     isActive = serializers.BooleanField(source="is_active", required=False)
     points = serializers.IntegerField(min_value=-10000, max_value=10000)
     conditions = serializers.JSONField(required=False)

@@ -2,11 +2,16 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
+import httpx
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,3 +124,44 @@ def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, message
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[SimpleNamespace]:
+    """`manage.py runembedded` on a fresh SQLite file, as `make run` starts it (after `seed_demo` when asked)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp / "db.sqlite3")}
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, cwd=ROOT)
+    seeded = ""
+    if seed_args:
+        seeded = subprocess.run(
+            [*manage, "seed_demo", *seed_args], env=env, check=True, capture_output=True, text=True, cwd=ROOT
+        ).stdout
+    port = free_port()
+    log_path = tmp / "embedded.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [*manage, "runembedded", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(up, timeout=60, message="the embedded server")
+            yield SimpleNamespace(base=base, seeded=seeded, log=log_path)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

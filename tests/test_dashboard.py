@@ -125,3 +125,26 @@ def test_overview_keeps_a_fixed_query_budget(tenant, django_assert_max_num_queri
     seed(tenant.project, 60)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get("/").status_code == 200
+
+
+def test_invitations_never_change_an_existing_role_or_grant_ownership(tenant):
+    admin = UserFactory()
+    Membership.objects.create(user=admin, project=tenant.project, role="admin")
+    client = browser(admin)
+    client.post("/projects/invite/", {"email": tenant.owner.email, "role": "member"})
+    client.post("/projects/invite/", {"email": admin.email, "role": "owner"})
+    assert Membership.objects.get(user=tenant.owner, project=tenant.project).role == "owner"
+    assert Membership.objects.get(user=admin, project=tenant.project).role == "admin"
+
+
+def test_the_project_switcher_does_not_redirect_off_site(tenant):
+    response = browser(tenant.owner).post(
+        "/projects/switch/", {"project_id": tenant.project.id, "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+
+
+def test_a_user_without_a_project_gets_one():
+    user = UserFactory()
+    assert browser(user).get("/").status_code == 200
+    assert Membership.objects.filter(user=user, role="owner").count() == 1

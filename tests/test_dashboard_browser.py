@@ -16,8 +16,7 @@ from playwright.sync_api import sync_playwright
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
 from tests.browser.support import launch_chromium, poll
-from tests.live import ROOT, wait_until, worker_env
-from tests.test_embedded import free_port
+from tests.live import ROOT, free_port, wait_until, worker_env
 
 pytestmark = pytest.mark.live
 SHOTS = ROOT / "test-artifacts" / "pages"

@@ -1,60 +1,21 @@
 """`make run`'s embedded mode end to end: SQLite, in-process worker and beat, over real HTTP."""
 
-import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.live import ROOT, wait_until
+from tests.live import embedded_server, wait_until
 
 pytestmark = pytest.mark.live
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def embedded(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp_path / "db.sqlite3")}
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, cwd=ROOT)
-    seeded = subprocess.run(
-        [*manage, "seed_demo", "--leads", "5"], env=env, check=True, capture_output=True, text=True, cwd=ROOT
-    )
-    write_key = re.search(r"(lp_pub_\S+)", seeded.stdout).group(1)
-    port = free_port()
-    log = (tmp_path / "embedded.log").open("w")
-    server = subprocess.Popen(
-        [*manage, "runembedded", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(up, timeout=60, message="the embedded server")
-        yield base, write_key, seeded.stdout, tmp_path / "embedded.log"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with embedded_server(tmp_path, seed_args=("--leads", "5")) as server:
+        write_key = re.search(r"(lp_pub_\S+)", server.seeded).group(1)
+        yield server.base, write_key, server.seeded, server.log
 
 
 def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):

@@ -157,6 +157,8 @@ def lead_identify(*, lead_id: int) -> int | None:
             source = locked.get(lead_id)
             if source is None or source.merged_into_id or (target and locked[target.id].merged_into_id):
                 continue  # changed under us: look again
+            if source.user_id and identity.user_id and source.user_id != identity.user_id:
+                return lead_id  # another person on an identified device: their traits are not this lead's
             if target is None:
                 newly_identified = not (source.user_id or source.email)
                 _identity_apply(source, identity)

@@ -145,8 +145,15 @@ def rescore_jobs_resume() -> int:
 
 
 def decay_materialise(*, now: datetime | None = None) -> int:
-    """Write decay for leads idle past their project's grace period; idempotent within a day."""
+    """Write decay for leads idle past their project's grace period; idempotent within a day.
+
+    Also zeroes the 24-hour velocity of leads with no event in the last 24 hours (it is
+    otherwise refreshed only when a lead scores).
+    """
     now = now or timezone.now()
+    Lead.objects.filter(events_last_24h__gt=0, last_event_at__lt=now - timedelta(hours=24)).update(
+        events_last_24h=0, velocity_score=0, updated_at=now
+    )
     changed = 0
     for project in Project.objects.filter(decay_enabled=True, is_active=True):
         cutoff = now - timedelta(days=project.decay_grace_days + 1)

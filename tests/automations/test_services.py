@@ -83,7 +83,7 @@ def test_slack_message_names_the_lead_its_score_stage_and_links_to_it(tenant, re
 
     text = receiver.requests[0].body.decode()
     assert "Bea Buyer" in text and "buyer@corp.io" in text and "*hot*" in text and "*40*" in text
-    assert f"/admin/ingest/lead/{lead.id}/change/" in text
+    assert f"/leads/{lead.id}/" in text
     assert "leadpulse-signature" not in receiver.requests[0].headers  # Slack needs no signature
     assert AutomationExecution.objects.get().status == "succeeded"
 
@@ -149,3 +149,34 @@ def test_lead_changes_reach_automations_only_when_the_project_listens(tenant, dj
     with django_capture_on_commit_callbacks(execute=True):
         services.automation_delete(rule=created)
     assert not project_listens(project_id=tenant.project.id)
+
+
+def test_changing_a_webhook_automations_url_keeps_its_signing_secret(tenant):
+    created = rule(tenant.project, "webhook", {"url": "http://127.0.0.1:9/a"})
+    secret = created.action_config["secret"]
+    updated = services.automation_update(rule=created, data={"action_config": {"url": "http://127.0.0.1:9/b"}})
+    assert updated.action_config == {"url": "http://127.0.0.1:9/b", "secret": secret}
+
+
+def test_a_redelivered_execution_task_acts_once(tenant, receiver):
+    lead = lead_in(tenant.project)
+    rule(tenant.project, "webhook", {"url": receiver.url})
+    services.lead_change_handle(change=entered_hot(lead))
+    execution = AutomationExecution.objects.get()
+    services.automation_execute(execution_id=execution.id)
+    services.automation_execute(execution_id=execution.id)  # at-least-once delivery ran it twice
+    assert WebhookDelivery.objects.count() == 1
+
+
+def test_slack_text_escapes_what_public_ingest_controls(tenant, receiver):
+    lead = lead_in(tenant.project, name="<!channel> <https://evil.example|Reset>", email="x@y.io")
+    rule(tenant.project, "slack", {"url": receiver.url})
+    fire(lead)
+    text = WebhookDelivery.objects.get().payload["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "evil.example|Reset>" not in text
+
+
+def test_oversized_rule_caps_are_400(tenant):
+    response = tenant.client.post("/api/rules", {"eventType": "x", "points": 1, "maxPerDay": 3_000_000_000},
+                                  format="json")  # fmt: skip
+    assert response.status_code == 400 and "maxPerDay" in response.json()["error"]["fields"]

@@ -6,10 +6,7 @@ across origins, the in-process worker scores and merges, and the assertions read
 
 import gzip
 import json
-import os
 import re
-import subprocess
-import sys
 import uuid
 from collections import Counter
 
@@ -19,8 +16,7 @@ from playwright.sync_api import sync_playwright
 
 from scoring.services import DEFAULT_RULES
 from tests.browser.support import launch_chromium, poll, static_site
-from tests.live import ROOT, wait_until
-from tests.test_embedded import free_port
+from tests.live import ROOT, embedded_server
 
 pytestmark = pytest.mark.live
 
@@ -34,46 +30,17 @@ SECRETS = {"email": "typed-secret@example.org", "company": "Secret Holdings", "m
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`manage.py runembedded` on SQLite with a seeded project, as in tests/test_embedded.py (one per module)."""
-    tmp = tmp_path_factory.mktemp("sdk-server")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp / "db.sqlite3")}
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, cwd=ROOT)
-    port = free_port()
-    log_path = tmp / "embedded.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [*manage, "runembedded", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        try:
-            return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_until(up, timeout=60, message="the embedded server")
-        # a project of its own, with the default rules the expected scores are computed from
+    """`manage.py runembedded` on SQLite (one per module), with a registered project of its own."""
+    with embedded_server(tmp_path_factory.mktemp("sdk-server")) as running:
+        # default rules only: the expected scores below are computed from them
         tokens = httpx.post(
-            f"{base}/api/auth/register",
+            f"{running.base}/api/auth/register",
             json={"email": "sdk@example.com", "password": "sdk-test-password", "name": "SDK"},
         ).json()
-        api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens['access']}"}, timeout=10)
+        api = httpx.Client(base_url=running.base, headers={"Authorization": f"Bearer {tokens['access']}"}, timeout=10)
         write_key = api.get("/api/auth/project").json()["project"]["apiKey"]
-        yield type("Server", (), {"base": base, "key": write_key, "api": api, "log": log_path})
+        yield type("Server", (), {"base": running.base, "key": write_key, "api": api, "log": running.log})
         api.close()
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -236,3 +236,30 @@ def test_segment_event_names_are_free_text_like_segments(tenant, http):
         assert response.status_code == 200, name
     bad = post(http, "/v1/track", {"anonymousId": "a", "event": "tab\there"}, headers=basic(tenant.write_key))
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"properties": {"q": "a\u0000b"}}, "properties"),
+        ({"properties": {"k\u0000": 1}}, "properties"),
+        ({"context": {"sessionId": "s\u0000"}}, "context"),
+        ({"timestamp": "2026-11-25T20:00:00Z", "sentAt": "2000-01-02T00:00:00Z"}, "sentAt"),
+    ],
+)
+def test_nul_characters_and_absurd_skew_are_400_and_the_rest_of_the_batch_is_kept(tenant, http, message, field):
+    good = {"type": "track", "event": "download", "anonymousId": "a", "messageId": "good"}
+    bad = {"type": "track", "event": "download", "anonymousId": "a", **message}
+    response = post(http, "/v1/batch", {"batch": [good, bad]}, headers=basic(tenant.write_key))
+    assert response.status_code == 200 and response.json()["accepted"] == 1
+    assert response.json()["errors"][0]["field"] == field
+    single = post(http, "/v1/track", bad, headers=basic(tenant.write_key))
+    assert single.status_code == 400 and field in single.json()["error"]["fields"]
+
+
+def test_alias_for_a_known_user_records_the_previous_anonymous_id(tenant, http):
+    post(http, "/v1/track", {"userId": "u1", "event": "signup", "messageId": "k"}, headers=basic(tenant.write_key))
+    post(http, "/v1/alias", {"previousId": "anon-9", "userId": "u1", "messageId": "al"},
+         headers=basic(tenant.write_key))  # fmt: skip
+    alias = Event.objects.get(event_id="al")
+    assert alias.lead.anonymous_id == "anon-9"  # its own lead, for the worker to merge into u1's

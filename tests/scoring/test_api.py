@@ -1,12 +1,6 @@
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from ingest.models import Lead
-from ingest.schema import CanonicalEvent
-from ingest.services import events_ingest
-from scoring.services import lead_score
+from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
 
@@ -14,26 +8,6 @@ LEAD_FIELDS = {
     "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
     "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt",
 }  # fmt: skip
-
-
-def scored_lead(project, anonymous_id, *names, **fields):
-    now = timezone.now()
-    events_ingest(
-        project_id=project.id,
-        events=[
-            CanonicalEvent(
-                event_id=f"{anonymous_id}-{i}",
-                name=name,
-                anonymous_id=anonymous_id,
-                timestamp=now - timedelta(minutes=len(names) - i),
-            )
-            for i, name in enumerate(names)
-        ],
-    )
-    lead = Lead.objects.get(project=project, anonymous_id=anonymous_id)
-    if fields:
-        Lead.objects.filter(pk=lead.pk).update(**fields)
-    return lead_score(lead_id=lead.id)
 
 
 @pytest.fixture

@@ -234,3 +234,30 @@ def test_identity_fold_is_latest_wins():
         company="Co",
         traits={"tier": 2, "company": {"name": "Co", "groupId": "g"}},
     )
+
+
+def test_an_identify_for_another_user_does_not_overwrite_an_identified_lead(tenant):
+    send(tenant.project, {"id": "1", "anon": "pc", "type": "identify", "user": "u1", "m": 1,
+                          "props": {"email": "a@x.io", "name": "Alice"}})  # fmt: skip
+    score_all(tenant.project)
+    send(tenant.project, {"id": "2", "anon": "pc", "type": "identify", "user": "u2", "m": 2,
+                          "props": {"email": "b@x.io", "name": "Bob"}})  # fmt: skip
+    score_all(tenant.project)
+    lead = Lead.objects.get(anonymous_id="pc")
+    assert (lead.user_id, lead.email, lead.name) == ("u1", "a@x.io", "Alice")
+
+
+def test_an_alias_seen_before_its_previous_id_still_merges_later_events(tenant):
+    send(tenant.project, {"id": "k", "user": "u1", "name": "signup", "m": 1})
+    send(tenant.project, {"id": "al", "type": "alias", "anon": "anon-9", "user": "u1", "m": 2})
+    score_all(tenant.project)
+    send(tenant.project, {"id": "later", "anon": "anon-9", "name": "download", "m": 3})
+    score_all(tenant.project)
+    (lead,) = live_leads(tenant.project)
+    assert lead.user_id == "u1" and lead.current_score == 45
+    assert Event.objects.get(event_id="later").lead_id == lead.id
+
+
+def test_search_with_non_ascii_digits_and_nul_does_not_fail(tenant):
+    for term in ("²", "١٢", "a\x00b", "9" * 40):
+        assert tenant.client.get("/api/leads", {"search": term}).status_code == 200

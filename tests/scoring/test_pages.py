@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-from datetime import timedelta
 
 import pytest
 from django.test import Client
@@ -14,30 +13,11 @@ from ingest.models import Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.models import RescoreJob, ScoreHistory, ScoringRule
-from scoring.services import lead_merge, lead_score
+from scoring.services import lead_merge
 from tests.accounts.factories import UserFactory
+from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
-
-
-def scored_lead(project, anonymous_id, *names, **fields):
-    now = timezone.now()
-    events_ingest(
-        project_id=project.id,
-        events=[
-            CanonicalEvent(
-                event_id=f"{anonymous_id}-{i}",
-                name=name,
-                anonymous_id=anonymous_id,
-                timestamp=now - timedelta(minutes=len(names) - i),
-            )
-            for i, name in enumerate(names)
-        ],
-    )
-    lead = Lead.objects.get(project=project, anonymous_id=anonymous_id)
-    if fields:
-        Lead.objects.filter(pk=lead.pk).update(**fields)
-    return lead_score(lead_id=lead.id)
 
 
 def browser(user) -> Client:

@@ -470,3 +470,13 @@ def test_decay_follows_the_projects_rate_and_grace(tenant):
     assert decay_materialise(now=lead.last_event_at + timedelta(days=4)) == 1
 
     assert stored(lead)["current_score"] == 81  # 100 * 0.9 ** 2
+
+
+def test_velocity_of_leads_quiet_for_a_day_is_zeroed_by_the_hourly_task(tenant):
+    from datetime import timedelta as td
+
+    lead = Lead.objects.create(project=tenant.project, anonymous_id="quiet", events_last_24h=30, velocity_score=10,
+                               last_event_at=timezone.now() - td(hours=30))  # fmt: skip
+    decay_materialise()
+    lead.refresh_from_db()
+    assert (lead.events_last_24h, lead.velocity_score) == (0, 0)
