@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import ApiKey, Membership, Project, User
+from .services import project_keys_forget
 
 
 @admin.register(User)
@@ -28,6 +29,11 @@ class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "domain", "is_active", "created_at"]
     search_fields = ["name", "domain"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data:
+            project_keys_forget(project=obj)  # ingest sees the new state at once, not after the cache expires
 
 
 @admin.register(ApiKey)

@@ -98,3 +98,10 @@ def member_invite(*, project: Project, email: str, role: str, invited_by: User, 
         )
     )
     return membership
+
+
+def project_keys_forget(*, project: Project) -> None:
+    """Drop the cached write-key lookups of a project (after it is deactivated or reactivated)."""
+    digests = ApiKey.objects.filter(project=project, kind=ApiKey.Kind.WRITE).values_list("key_hash", flat=True)
+    keys = [write_key_cache_key(digest) for digest in digests]
+    transaction.on_commit(lambda: cache.delete_many(keys))

@@ -20,7 +20,7 @@ from ingest.models import Event, Lead
 from leadpulse.celery import app
 from leadpulse.errors import ApplicationError
 from leadpulse.models import FailedJob
-from leadpulse.pipeline import lead_listeners_changed
+from leadpulse.pipeline import lead_listeners_changed, lead_score_request
 from leadpulse.realtime import project_broadcast
 from scoring.services.fold import facts, lead_lock, lead_profile
 
@@ -287,6 +287,7 @@ def automation_execute(*, execution_id: int) -> None:
                     else:
                         locked.traits = {**locked.traits, "owner": config["owner"]}
                     locked.save(update_fields=["traits", "updated_at"])
+                    transaction.on_commit(partial(lead_score_request, lead_ids=[locked.id]))  # fit may move
         _execution_finish(execution, status=AutomationExecution.Status.SUCCEEDED)
     except Exception as exc:
         logger.exception("automation %s failed", rule.id)

@@ -183,4 +183,7 @@ def lead_create(
             lead.save(update_fields=[*updates, "updated_at"])
     if lead.merged_into_id:
         lead = Lead.objects.get(pk=lead.merged_into_id)
+    # the profile may have changed: fit rules look at it
+    lead_id = lead.id
+    transaction.on_commit(lambda: lead_score_request(lead_ids=[lead_id]))
     return lead, created

@@ -48,11 +48,11 @@ def _worker() -> dict[str, Any]:
         beat = None
     if not beat:
         return {"status": "down", "lastHeartbeat": None}
-    return {"status": "ok", "lastHeartbeat": beat["at"], "hostname": beat["hostname"]}
+    return {"status": "ok", "lastHeartbeat": beat["at"]}
 
 
-def _pipeline() -> dict[str, Any]:
-    """Beat's last run, queue depth, the oldest unscored event, the dead-letter count."""
+def _pipeline(project_id: int) -> dict[str, Any]:
+    """Beat's last run, queue depth, and the project's oldest unscored event and dead letters."""
     from django_celery_beat.models import PeriodicTask
 
     from ingest.models import Event
@@ -60,8 +60,9 @@ def _pipeline() -> dict[str, Any]:
 
     try:
         last_beat = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]
-        oldest = Event.objects.filter(processed_at__isnull=True).aggregate(oldest=Min("received_at"))["oldest"]
-        dead = FailedJob.objects.filter(replayed_at__isnull=True).count()
+        unscored = Event.objects.filter(project_id=project_id, processed_at__isnull=True)
+        oldest = unscored.aggregate(oldest=Min("received_at"))["oldest"]
+        dead = FailedJob.objects.filter(project_id=project_id, replayed_at__isnull=True).count()
     except Exception:
         return {}
     depth: int | None = None
@@ -80,14 +81,19 @@ def _pipeline() -> dict[str, Any]:
     }
 
 
-def system_health() -> dict[str, Any]:
-    """`{status, database, redis, worker, pipeline}`; status is "ok" or "degraded"."""
+def system_health(*, project_id: int | None = None) -> dict[str, Any]:
+    """`{status, database, redis, worker}`; with a project (signed-in pages) also its pipeline figures.
+
+    The unauthenticated `/api/health` gets no project: it tells nothing about anyone's data.
+    """
     database, redis_state, worker = _database(), _redis(), _worker()
     healthy = database == "ok" and redis_state in ("ok", "embedded") and worker["status"] == "ok"
-    return {
+    health: dict[str, Any] = {
         "status": "ok" if healthy else "degraded",
         "database": database,
         "redis": redis_state,
         "worker": worker,
-        "pipeline": _pipeline() if database == "ok" else {},
     }
+    if project_id is not None and database == "ok":
+        health["pipeline"] = _pipeline(project_id)
+    return health

@@ -47,4 +47,4 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 @project_page
 def system(request: HttpRequest) -> HttpResponse:
-    return render(request, "system.html", {"health": system_health()})
+    return render(request, "system.html", {"health": system_health(project_id=request.project.id)})  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ def test_health_is_200_with_a_fresh_heartbeat(api_client):
     worker_heartbeat_record(hostname="w1@test")
     body = api_client.get("/api/health").json()
     assert body["status"] == "ok"
-    assert body["worker"]["hostname"] == "w1@test"
+    assert body["worker"]["lastHeartbeat"] and "hostname" not in body["worker"]
     assert (body["database"], body["redis"]) == ("ok", "ok")
 
 
@@ -33,8 +33,21 @@ def test_the_root_asks_for_sign_in(client):
     assert response.status_code == 302 and response["Location"].startswith("/login/")
 
 
-def test_health_reports_the_pipeline(api_client):
+def test_health_tells_strangers_nothing_about_projects_and_the_system_page_scopes_its_figures(api_client, tenant):
+    from django.test import Client
+
+    from leadpulse.models import FailedJob
+
     worker_heartbeat_record(hostname="w1@test")
-    pipeline = api_client.get("/api/health").json()["pipeline"]
-    assert set(pipeline) == {"beatLastRunAt", "queueDepth", "oldestUnprocessedSeconds", "deadLetters"}
-    assert pipeline["deadLetters"] == 0 and isinstance(pipeline["queueDepth"], int)
+    FailedJob.objects.create(project=tenant.project, kind="webhook.delivery", payload={})
+    assert "pipeline" not in api_client.get("/api/health").json()
+    browser = Client()
+    browser.force_login(tenant.owner)
+    page = browser.get("/system/")
+    assert page.status_code == 200 and page.context["health"]["pipeline"]["deadLetters"] == 1
+    assert set(page.context["health"]["pipeline"]) == {
+        "beatLastRunAt",
+        "queueDepth",
+        "oldestUnprocessedSeconds",
+        "deadLetters",
+    }

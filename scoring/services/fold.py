@@ -84,7 +84,7 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
     """
     pending = facts(Event.objects.filter(lead=lead, processed_at__isnull=True))
     if not pending and not refold:
-        return False
+        return _lead_refit_locked(lead=lead, now=now)
     project = lead.project
     policy = project_policy(project)
     engagement_rules, fit_rules = project_rules(project)
@@ -230,6 +230,29 @@ def _squeeze(path: list[int], limit: int = 500) -> list[int]:
     if len(points) > limit:
         points = [*points[: limit - 1], points[-1]]
     return points
+
+
+def _lead_refit_locked(*, lead: Lead, now: datetime) -> bool:
+    """No new events: only the fit can have moved (traits edited, fit rules changed)."""
+    policy = project_policy(lead.project)
+    _, fit_rules = project_rules(lead.project)
+    fit, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
+    if fit == lead.fit_score:
+        return False
+    state = engine.FoldState.from_json(lead.fold_state)
+    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
+    current = engine.total_score(engagement_now, fit, policy)
+    old_score, old_stage = lead.current_score, lead.lead_stage
+    _history_row(lead, ScoreHistory.Reason.FIT, old_score, current, now, {"fit": fit}).save()
+    lead.current_score, lead.engagement_score, lead.fit_score = current, engagement_now, fit
+    lead.fit_grade = engine.grade_for(fit)
+    lead.lead_stage = engine.stage_for(current, policy)
+    lead.fold_state = {**lead.fold_state, "fit": [[rule_id, points] for rule_id, points in fit_applied]}
+    lead.save(update_fields=["current_score", "engagement_score", "fit_score", "fit_grade", "lead_stage",
+                             "fold_state", "updated_at"])  # fmt: skip
+    _lead_updated(lead, old_stage=old_stage, old_score=old_score, event_ids=[], path=[old_score, current],
+                  policy=policy)  # fmt: skip
+    return True
 
 
 def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:

@@ -83,9 +83,8 @@ def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
     RescoreJob.objects.filter(
         project=project, status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING]
     ).update(status=RescoreJob.Status.SUPERSEDED, finished_at=now, updated_at=now)
-    live = Lead.objects.filter(project=project, merged_into__isnull=True)
-    last_lead_id = live.order_by("-id").values_list("id", flat=True).first() or 0
-    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=live.count(), last_lead_id=last_lead_id)
+    total = Lead.objects.filter(project=project, merged_into__isnull=True).count()
+    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=total)
     transaction.on_commit(lambda: app.send_task(RESCORE_TASK, kwargs={"job_id": job.id}))
     return job
 
@@ -102,8 +101,16 @@ def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
         return False
     now = timezone.now()
     if job.status == RescoreJob.Status.PENDING:
+        # the job covers the leads visible once the change committed; later ones score with the new rules
+        live = Lead.objects.filter(project=job.project, merged_into__isnull=True)
+        job.last_lead_id = live.order_by("-id").values_list("id", flat=True).first() or 0
+        job.total = live.count()
         RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.PENDING).update(
-            status=RescoreJob.Status.RUNNING, started_at=now, updated_at=now
+            status=RescoreJob.Status.RUNNING,
+            started_at=now,
+            updated_at=now,
+            last_lead_id=job.last_lead_id,
+            total=job.total,
         )
     size = chunk or settings.LEADPULSE_RESCORE_CHUNK
     lead_ids = list(

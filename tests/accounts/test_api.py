@@ -137,3 +137,22 @@ def test_project_header_selects_among_memberships_and_refuses_others(tenant, oth
     assert chosen.json()["project"]["id"] == other_tenant.project.id
     stranger = other_tenant.client.get("/api/auth/project", HTTP_X_LEADPULSE_PROJECT=str(tenant.project.id))
     assert stranger.status_code == 404
+
+
+def test_deactivating_a_project_in_the_admin_stops_ingest_at_once(
+    tenant, api_client, django_capture_on_commit_callbacks
+):
+    from django.contrib.admin.sites import site
+    from django.test import RequestFactory
+
+    from accounts.models import Project
+
+    body = {"eventType": "x", "leadId": "l"}
+    assert api_client.post("/api/events", body, format="json", HTTP_X_API_KEY=tenant.write_key).status_code == 202
+    admin = site._registry[Project]
+    project = Project.objects.get(pk=tenant.project.pk)
+    project.is_active = False
+    form = type("Form", (), {"changed_data": ["is_active"]})()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin.save_model(RequestFactory().post("/"), project, form, change=True)
+    assert api_client.post("/api/events", body, format="json", HTTP_X_API_KEY=tenant.write_key).status_code == 403
