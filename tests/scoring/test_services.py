@@ -128,3 +128,22 @@ def test_reconciler_finds_unprocessed_events_past_the_grace_period(
 def test_reconciler_is_registered_with_celery_beat():
     task = PeriodicTask.objects.get(task="scoring.events_reconcile_task")
     assert task.enabled and task.interval.every == 30 and task.interval.period == "seconds"
+
+
+def test_a_profile_edit_without_events_refits_the_lead(tenant, django_capture_on_commit_callbacks):
+    ScoringRule.objects.create(project=tenant.project, name="Work email", kind="fit", points=15,
+                               conditions=[{"path": "email", "op": "ends_with", "value": "@corp.io"}])  # fmt: skip
+    lead, _ = ingest(tenant.project, ("signup", 1, "s"))
+    lead = lead_score(lead_id=lead.id)
+    assert (lead.current_score, lead.fit_score) == (30, 0)
+
+    # when the lead's email is filled in by hand (no event)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = tenant.client.post("/api/leads", {"anonymousId": "anon", "email": "ann@corp.io"}, format="json")
+    assert response.status_code == 200
+    lead = lead_score(lead_id=lead.id)
+
+    # then the fit and the score follow, with a history row
+    assert (lead.current_score, lead.fit_score, lead.fit_grade) == (45, 15, "B")
+    assert ScoreHistory.objects.filter(lead=lead).latest("id").reason == "fit"
+    assert ScoreHistory.objects.filter(lead=lead).latest("id").new_score == 45
