@@ -5,20 +5,26 @@ Each view parses, calls `events_ingest` once and shapes the answer its clients e
 
 import base64
 import binascii
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http.response import HttpResponseBase
 from django.utils import timezone
-from rest_framework import status
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import project_for_write_key
+from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
 
+from .models import Event
 from .schema import (
     SchemaError,
     batch_items,
@@ -28,6 +34,7 @@ from .schema import (
     gunzip,
     parse_json,
 )
+from .selectors import events_filtered_for_project
 from .services import events_ingest
 
 
@@ -95,6 +102,10 @@ class ServerEventIngestApi(IngestApiView):
                 status=status.HTTP_200_OK,
             )
         return Response({"message": "Event queued", "eventId": event.event_id}, status=status.HTTP_202_ACCEPTED)
+
+    def get(self, request: Request) -> HttpResponseBase:
+        # The same URL lists events for dashboard users: hand over to a JWT-authenticated view.
+        return EventListApi.as_view()(request._request)
 
 
 def _batch_response(
@@ -187,3 +198,75 @@ class SegmentBatchApi(IngestApiView):
             ok_status=status.HTTP_200_OK,
             extra={"success": True},
         )
+
+
+# `GET /api/events`: the project's event log for dashboard users (JWT), newest first.
+
+
+def query_datetime(request: Request, name: str) -> datetime | None:
+    """An ISO-8601 query parameter (UTC when it names no offset); 400 naming it otherwise."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ApplicationError("Must be an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z.", field=name)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def query_lead_id(request: Request) -> int | None:
+    raw = request.query_params.get("leadId", "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdecimal() and len(raw) < 19):
+        raise ApplicationError("Must be an integer.", field="leadId")
+    return int(raw)
+
+
+class EventCursorPagination(CursorPagination):
+    ordering = ("-timestamp", "-id")
+    page_size = 50
+    page_size_query_param = "pageSize"
+    max_page_size = 200
+
+
+class EventSerializer(serializers.ModelSerializer):
+    eventId = serializers.CharField(source="event_id")
+    eventType = serializers.CharField(source="name")
+    leadId = serializers.IntegerField(source="lead_id")
+    anonymousId = serializers.CharField(source="anonymous_id")
+    userId = serializers.CharField(source="user_id")
+    receivedAt = serializers.DateTimeField(source="received_at")
+    processedAt = serializers.DateTimeField(source="processed_at")
+
+    class Meta:
+        model = Event
+        fields = [
+            "eventId",
+            "eventType",
+            "type",
+            "leadId",
+            "anonymousId",
+            "userId",
+            "timestamp",
+            "receivedAt",
+            "processedAt",
+            "properties",
+        ]
+
+
+class EventListApi(ProjectApiView):
+    def get(self, request: Request) -> Response:
+        events = events_filtered_for_project(
+            project=self.project,
+            event_type=request.query_params.get("eventType", "").replace("\x00", ""),
+            lead_id=query_lead_id(request),
+            since=query_datetime(request, "since"),
+            until=query_datetime(request, "until"),
+        )
+        paginator = EventCursorPagination()
+        page = paginator.paginate_queryset(events, request, view=self)
+        return paginator.get_paginated_response(EventSerializer(page, many=True).data)

@@ -1,6 +1,9 @@
 """Reads of the ingest app, always scoped to a project."""
 
+from datetime import datetime
+
 from django.apps import apps
+from django.db.models import QuerySet
 
 from accounts.models import Project
 
@@ -41,3 +44,24 @@ def events_by_event_id(*, project: Project, event_ids: list[str]) -> dict[str, E
     """The project's events with these client ids, with their leads, in one query."""
     events = Event.objects.filter(project=project, event_id__in=event_ids).select_related("lead")
     return {event.event_id: event for event in events}
+
+
+def events_filtered_for_project(
+    *,
+    project: Project,
+    event_type: str = "",
+    lead_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Event]:
+    """The project's events, optionally of one name, of one lead and within [since, until]."""
+    events = Event.objects.filter(project=project)
+    if event_type:
+        events = events.filter(name=event_type)
+    if lead_id is not None:
+        events = events.filter(lead_id=lead_id)
+    if since is not None:
+        events = events.filter(timestamp__gte=since)
+    if until is not None:
+        events = events.filter(timestamp__lte=until)
+    return events

@@ -1,5 +1,6 @@
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Project
@@ -7,13 +8,17 @@ from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
 
-from .models import ScoringRule
+from .models import ScoreHistory, ScoringRule
 from .selectors import (
     lead_get,
+    lead_history_for_project,
     lead_intelligence,
     lead_score_breakdown,
+    lead_stage_counts,
     lead_timeline,
+    leaderboard,
     leads_for_project,
+    project_dashboard,
     rescore_job_get,
     rule_get,
     rules_for_project,
@@ -193,3 +198,67 @@ class RescoreJobListApi(ProjectApiView):
 class RescoreJobDetailApi(ProjectApiView):
     def get(self, request, job_id: str):
         return Response(RescoreJobSerializer(rescore_job_get(project=self.project, job_id=job_id)).data)
+
+
+# Reporting: leaderboard, stage counts, the dashboard's numbers and a lead's score history.
+
+MAX_OFFSET = 1_000_000_000
+
+
+def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """An integer query parameter within [minimum, maximum]; 400 naming it otherwise."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApplicationError("Must be an integer.", field=name) from None
+    if not minimum <= value <= maximum:
+        raise ApplicationError(f"Must be between {minimum} and {maximum}.", field=name)
+    return value
+
+
+class LeaderboardApi(ProjectApiView):
+    def get(self, request):
+        limit = query_int(request, "limit", default=10, minimum=1, maximum=100)
+        offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
+        leads, count = leaderboard(project=self.project, limit=limit, offset=offset)
+        return Response({"results": LeadSerializer(leads, many=True).data, "count": count})
+
+
+class LeaderboardByStageApi(ProjectApiView):
+    def get(self, request):
+        return Response(lead_stage_counts(project=self.project))
+
+
+class AnalyticsDashboardApi(ProjectApiView):
+    def get(self, request):
+        dashboard = project_dashboard(project=self.project)
+        return Response({**dashboard, "topLeads": LeadSerializer(dashboard["topLeads"], many=True).data})
+
+
+class ScoreHistorySerializer(serializers.ModelSerializer):
+    oldScore = serializers.IntegerField(source="old_score")
+    newScore = serializers.IntegerField(source="new_score")
+    occurredAt = serializers.DateTimeField(source="occurred_at")
+    eventId = serializers.CharField(source="event_uid", allow_null=True)
+
+    class Meta:
+        model = ScoreHistory
+        fields = ["id", "reason", "oldScore", "newScore", "delta", "occurredAt", "eventId", "details"]
+
+
+class ScoreHistoryPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "pageSize"
+    max_page_size = 200
+
+
+class LeadHistoryApi(ProjectApiView):
+    def get(self, request, lead_id: str):
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        paginator = ScoreHistoryPagination()
+        history = lead_history_for_project(project=self.project, lead=lead)
+        page = paginator.paginate_queryset(history, request, view=self)
+        return paginator.get_paginated_response(ScoreHistorySerializer(page, many=True).data)

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, Max, Q, QuerySet
+from django.db.models import Avg, Count, F, Max, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -348,4 +348,28 @@ def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringR
         engagement_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.ENGAGEMENT],
         fit_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.FIT],
         policy=project_policy(project),
+    )
+
+
+# Reads of the reporting API (leaderboard, stage counts, score history).
+
+
+def leaderboard(*, project: Project, limit: int, offset: int) -> tuple[list[Lead], int]:
+    """One page of the project's live leads by score (highest first), and how many there are."""
+    leads = leads_for_project(project=project, ordering="-currentScore")
+    return list(leads[offset : offset + limit]), leads.count()
+
+
+def lead_stage_counts(*, project: Project) -> dict[str, int]:
+    """How many live leads sit in each stage, in one aggregate query."""
+    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
+    return leads.aggregate(**{stage: Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values})
+
+
+def lead_history_for_project(*, project: Project, lead: Lead) -> QuerySet[ScoreHistory]:
+    """The lead's score changes, newest first, each with its event's client id as `event_uid`."""
+    return (
+        ScoreHistory.objects.filter(project=project, lead=lead)
+        .annotate(event_uid=F("event__event_id"))
+        .order_by("-occurred_at", "-id")
     )
