@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
 
 from .models import ApiKey, Membership, Project, User
-from .services import key_hash, write_key_cache_key
+from .services import SECRET_KEY_PREFIX, key_hash, write_key_cache_key
 
 
 @dataclass(frozen=True)
@@ -68,3 +68,45 @@ def membership_for_user(*, user: User | AnonymousUser, project_id: int | str | N
 
 def members_for_project(*, project: Project) -> QuerySet[Membership]:
     return Membership.objects.filter(project=project).select_related("user").order_by("created_at", "id")
+
+
+def secret_key_for_raw(*, raw_key: str) -> ApiKey | None:
+    """The live secret key with this plaintext, with its project, or None."""
+    if not raw_key.startswith(SECRET_KEY_PREFIX) or len(raw_key) > 128:
+        return None
+    return (
+        ApiKey.objects.select_related("project")
+        .filter(key_hash=key_hash(raw_key), kind=ApiKey.Kind.SECRET, revoked_at__isnull=True)
+        .first()
+    )
+
+
+def secret_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(project=project, kind=ApiKey.Kind.SECRET).order_by("-created_at", "-id")
+
+
+def secret_key_for_project(*, project: Project, key_id: int) -> ApiKey:
+    """One of the project's secret keys; 404 for any other id."""
+    api_key = secret_keys_for_project(project=project).filter(pk=key_id).first()
+    if api_key is None:
+        raise NotFound("Secret key not found.")
+    return api_key
+
+
+def memberships_for_user(*, user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("project").order_by("created_at", "id")
+
+
+def membership_for_project_key(*, project: Project, project_id: int | str | None = None) -> Membership:
+    """The admin rights a secret key holds in its own project; 404 when another project is named.
+
+    The membership is unsaved: a key is not a user, but views check rights through a role.
+    """
+    if project_id not in (None, ""):
+        try:
+            requested = int(project_id)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise NotFound("Project not found.") from None
+        if requested != project.pk:
+            raise NotFound("Project not found.")
+    return Membership(project=project, role=Membership.Role.ADMIN)

@@ -2,12 +2,13 @@
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -105,3 +106,60 @@ def project_keys_forget(*, project: Project) -> None:
     digests = ApiKey.objects.filter(project=project, kind=ApiKey.Kind.WRITE).values_list("key_hash", flat=True)
     keys = [write_key_cache_key(digest) for digest in digests]
     transaction.on_commit(lambda: cache.delete_many(keys))
+
+
+SECRET_KEY_PREFIX = "lp_sec_"  # noqa: S105 (a key prefix, not a password)
+SECRET_KEY_TOUCH_SECONDS = 60
+
+
+def secret_key_create(*, project: Project) -> tuple[ApiKey, str]:
+    """Issue a secret key; return the row and the plaintext, which is never stored."""
+    raw = SECRET_KEY_PREFIX + secrets.token_urlsafe(32)  # 256 bits of randomness
+    api_key = ApiKey.objects.create(
+        project=project, kind=ApiKey.Kind.SECRET, prefix=raw[:12], key_hash=key_hash(raw), key=""
+    )
+    return api_key, raw
+
+
+def secret_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    """Revoke a secret key at once (revoking twice keeps the first time)."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+    return api_key
+
+
+def secret_key_touch(*, api_key: ApiKey) -> None:
+    """Record that a secret key was used, writing at most once a minute per key."""
+    now = timezone.now()
+    if api_key.last_used_at and (now - api_key.last_used_at).total_seconds() < SECRET_KEY_TOUCH_SECONDS:
+        return
+    # a conditional UPDATE, so concurrent requests do not all write
+    stale = models.Q(last_used_at__isnull=True) | models.Q(
+        last_used_at__lt=now - timedelta(seconds=SECRET_KEY_TOUCH_SECONDS)
+    )
+    ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
+    api_key.last_used_at = now
+
+
+@transaction.atomic
+def project_update(
+    *, project: Project, name: str | None = None, domain: str | None = None, is_active: bool | None = None
+) -> Project:
+    """Rename, re-domain or (de)activate a project; ingest sees an activity change at once."""
+    fields = []
+    if name is not None:
+        project.name = name
+        fields.append("name")
+    if domain is not None:
+        project.domain = domain
+        fields.append("domain")
+    activity_changed = is_active is not None and is_active != project.is_active
+    if is_active is not None:
+        project.is_active = is_active
+        fields.append("is_active")
+    if fields:
+        project.save(update_fields=[*fields, "updated_at"])
+    if activity_changed:
+        project_keys_forget(project=project)
+    return project

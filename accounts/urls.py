@@ -24,4 +24,12 @@ urlpatterns = [
     path("api/auth/me", api.MeApi.as_view(), name="auth-me"),
     path("api/auth/project", api.CurrentProjectApi.as_view(), name="auth-project"),
     path("api/projects/<int:project_id>/rotate-key", api.WriteKeyRotateApi.as_view(), name="project-rotate-key"),
+    path("api/projects", api.ProjectListApi.as_view(), name="project-list"),
+    path("api/projects/<int:project_id>", api.ProjectDetailApi.as_view(), name="project-detail"),
+    path("api/projects/<int:project_id>/secret-keys", api.SecretKeyListApi.as_view(), name="secret-key-list"),
+    path(
+        "api/projects/<int:project_id>/secret-keys/<int:key_id>",
+        api.SecretKeyDetailApi.as_view(),
+        name="secret-key-detail",
+    ),
 ]

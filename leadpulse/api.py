@@ -5,8 +5,9 @@ from functools import cached_property
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.authentication import ProjectKeyUser
 from accounts.models import Membership, Project, User
-from accounts.selectors import membership_for_user
+from accounts.selectors import membership_for_project_key, membership_for_user
 from leadpulse.errors import Forbidden
 
 PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
@@ -22,15 +23,22 @@ class ProjectApiView(APIView):
 
     The project is the caller's first one, or the one named by the
     `X-LeadPulse-Project` header (404 when the caller is not a member).
+    A secret key reaches only its own project, as an admin.
     """
 
     request: Request
 
     @cached_property
     def membership(self) -> Membership:
+        return self.membership_for(self.request.META.get(PROJECT_HEADER))
+
+    def membership_for(self, project_id: int | str | None) -> Membership:
+        """The caller's rights in a project: a user's membership, or a secret key's admin rights in its own."""
         user = self.request.user
+        if isinstance(user, ProjectKeyUser):
+            return membership_for_project_key(project=user.project, project_id=project_id)
         assert isinstance(user, User)  # IsAuthenticated ran first
-        return membership_for_user(user=user, project_id=self.request.META.get(PROJECT_HEADER))
+        return membership_for_user(user=user, project_id=project_id)
 
     @property
     def project(self) -> Project:

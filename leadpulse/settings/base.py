@@ -145,7 +145,11 @@ CELERY_TIMEZONE = "UTC"
 
 # --- DRF / JWT ------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    # secret keys first: JWT would try to parse an `lp_sec_` bearer token and fail
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.SecretKeyAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
