@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -9,6 +10,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from leadpulse.api import ProjectApiView, require_admin
 from leadpulse.errors import Forbidden, NotAuthenticated
+from leadpulse.ratelimits import rate_limit
 
 from .authentication import ProjectKeyUser
 from .models import ApiKey, Membership, Project, User
@@ -63,6 +65,7 @@ class RegisterApi(APIView):
             return value
 
     def post(self, request):
+        rate_limit(request, scope="register-ip", rate=settings.LEADPULSE_RATE_REGISTER_IP)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user, _project = user_register(**serializer.validated_data)
@@ -78,11 +81,13 @@ class LoginApi(APIView):
         password = serializers.CharField(max_length=128)
 
     def post(self, request):
+        # Every attempt counts, successful or not: per IP, and per account against spread-out guessing.
+        rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = authenticate(
-            request, email=serializer.validated_data["email"].lower(), password=serializer.validated_data["password"]
-        )
+        email = serializer.validated_data["email"].lower()
+        rate_limit(request, scope="login-account", key=email, rate=settings.LEADPULSE_RATE_LOGIN_ACCOUNT)
+        user = authenticate(request, email=email, password=serializer.validated_data["password"])
         if user is None:
             raise NotAuthenticated("Invalid email or password.", code="invalid_credentials")
         return Response(_session_payload(user))

@@ -54,6 +54,8 @@ class Project(TimeStampedModel):
     decay_enabled = models.BooleanField(default=True)
     decay_rate_percent = models.FloatField(default=5.0)
     decay_grace_days = models.PositiveIntegerField(default=7)
+    # Ingest requests per second for this project's write key; null: LEADPULSE_RATE_INGEST_KEY.
+    ingest_rate_per_second = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -67,6 +69,10 @@ class Project(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(decay_rate_percent__gte=0) & Q(decay_rate_percent__lte=100),
                 name="project_decay_rate_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(ingest_rate_per_second__isnull=True) | Q(ingest_rate_per_second__gte=1),
+                name="project_ingest_rate_positive",
             ),
         ]
 

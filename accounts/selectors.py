@@ -19,6 +19,7 @@ class WriteKeyProject:
 
     id: int
     is_active: bool
+    ingest_rate_per_second: int | None = None  # the project's own ingest limit, if any
 
 
 def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> WriteKeyProject:
@@ -31,18 +32,18 @@ def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> Writ
     if cached is None:
         row = (
             ApiKey.objects.filter(key_hash=digest, kind=ApiKey.Kind.WRITE, revoked_at__isnull=True)
-            .values_list("project_id", "project__is_active")
+            .values_list("project_id", "project__is_active", "project__ingest_rate_per_second")
             .first()
         )
         # Unknown keys are cached too (briefly), so random keys cannot hammer the database.
-        cached = row or (0, False)
+        cached = row or (0, False, None)
         cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
-    project_id, is_active = cached
+    project_id, is_active, rate = (*cached, None)[:3]  # entries cached before the rate existed have two
     if not project_id:
         raise NotAuthenticated("Invalid write key.", field=field, code="invalid_api_key")
     if not is_active:
         raise Forbidden("This project is inactive.", code="project_inactive")
-    return WriteKeyProject(id=project_id, is_active=is_active)
+    return WriteKeyProject(id=project_id, is_active=is_active, ingest_rate_per_second=rate)
 
 
 def write_key_for_project(*, project: Project) -> str:

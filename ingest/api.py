@@ -20,9 +20,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.selectors import project_for_write_key
+from accounts.selectors import WriteKeyProject, project_for_write_key
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
+from leadpulse.ratelimits import ingest_key_rate_limit, rate_limit
 
 from .models import Event
 from .schema import (
@@ -68,9 +69,22 @@ def segment_write_key(request: Request, body: Any) -> str | None:
 
 
 class IngestApiView(APIView):
+    """Write-key endpoints, rate-limited per client IP and per write key before anything is stored."""
+
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes: list = []
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method == "POST":
+            # Counted before the key is looked at, so random and invalid keys spend it too.
+            rate_limit(request, scope="ingest-ip", rate=settings.LEADPULSE_RATE_INGEST_IP)
+
+    def project_for_key(self, raw_key: str | None, *, field: str = "apiKey") -> WriteKeyProject:
+        project = project_for_write_key(raw_key=raw_key, field=field)
+        ingest_key_rate_limit(self.request, project=project)
+        return project
 
 
 class SdkEventIngestApi(IngestApiView):
@@ -80,7 +94,7 @@ class SdkEventIngestApi(IngestApiView):
         body = request_json(request)
         if not isinstance(body, dict):
             raise SchemaError("body", "Must be a JSON object.")
-        project = project_for_write_key(raw_key=body.get("apiKey"))
+        project = self.project_for_key(body.get("apiKey"))
         event = event_from_sdk(body, received_at=timezone.now(), max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES)
         result = events_ingest(project_id=project.id, events=[event])
         if result.duplicates:
@@ -92,7 +106,7 @@ class ServerEventIngestApi(IngestApiView):
     """`POST /api/events`: server-side shape, write key in `X-API-Key`."""
 
     def post(self, request: Request) -> Response:
-        project = project_for_write_key(raw_key=request.headers.get("X-API-Key"))
+        project = self.project_for_key(request.headers.get("X-API-Key"))
         body = request_json(request)
         event = event_from_server(body, received_at=timezone.now(), max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES)
         result = events_ingest(project_id=project.id, events=[event])
@@ -139,7 +153,7 @@ class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
 
     def post(self, request: Request) -> Response:
-        project = project_for_write_key(raw_key=request.headers.get("X-API-Key"))
+        project = self.project_for_key(request.headers.get("X-API-Key"))
         items = batch_items(request_json(request), max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
         received_at = timezone.now()
         return _batch_response(
@@ -163,7 +177,7 @@ class SegmentCallApi(IngestApiView):
         body = request_json(request)
         if not isinstance(body, dict):
             raise SchemaError("body", "Must be a JSON object.")
-        project = project_for_write_key(raw_key=segment_write_key(request, body), field="writeKey")
+        project = self.project_for_key(segment_write_key(request, body), field="writeKey")
         event = event_from_segment(
             body,
             call_type=self.call_type,
@@ -181,7 +195,7 @@ class SegmentBatchApi(IngestApiView):
         body = request_json(request)
         if not isinstance(body, dict):
             raise SchemaError("body", "Must be a JSON object.")
-        project = project_for_write_key(raw_key=segment_write_key(request, body), field="writeKey")
+        project = self.project_for_key(segment_write_key(request, body), field="writeKey")
         items = batch_items({"events": body.get("batch")}, max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
         received_at = timezone.now()
         return _batch_response(

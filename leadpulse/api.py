@@ -1,7 +1,9 @@
 """Shared API plumbing: every tenant endpoint resolves the caller's project here."""
 
 from functools import cached_property
+from typing import Any
 
+from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -9,6 +11,7 @@ from accounts.authentication import ProjectKeyUser
 from accounts.models import Membership, Project, User
 from accounts.selectors import membership_for_project_key, membership_for_user
 from leadpulse.errors import Forbidden
+from leadpulse.ratelimits import rate_limit
 
 PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
 
@@ -27,6 +30,11 @@ class ProjectApiView(APIView):
     """
 
     request: Request
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Per caller once authenticated: a user's id, or "key:<id>" for a secret key.
+        rate_limit(request, scope="api", key=f"caller:{request.user.pk}", rate=settings.LEADPULSE_RATE_API)
 
     @cached_property
     def membership(self) -> Membership:

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "channels",
     "corsheaders",
     "social_django",
+    "django_ratelimit",
     "leadpulse",
     "accounts",
     "ingest",
@@ -115,6 +116,8 @@ else:
 # --- Redis: broker, channel layer, cache ----------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
+# django-ratelimit 4.1 does not list Django's own Redis cache, which increments atomically.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -129,6 +132,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
+    # Embedded mode is one process, so a per-process cache counts rate limits correctly.
+    SILENCED_SYSTEM_CHECKS.append("django_ratelimit.E003")
 
 # --- Celery: at-least-once delivery, idempotent tasks ---------------------
 CELERY_TASK_ACKS_LATE = True
@@ -225,6 +230,21 @@ LEADPULSE_MAX_BATCH_EVENTS = 500
 # Django refuses to read larger bodies; one byte above ours so our 413 wins.
 DATA_UPLOAD_MAX_MEMORY_SIZE = LEADPULSE_MAX_REQUEST_BYTES + 1
 
+# --- Rate limits (django-ratelimit, leadpulse/ratelimits.py) -------------------------------
+# "count/period" with period s, m, h or d ("100/5m"); an empty string turns a limit off.
+# Ingest: per client IP before the key is checked (invalid keys count), then per write key
+# (a batch counts once; `Project.ingest_rate_per_second` overrides the per-key rate).
+LEADPULSE_RATE_INGEST_IP = env("LEADPULSE_RATE_INGEST_IP", default="2000/s")
+LEADPULSE_RATE_INGEST_KEY = env("LEADPULSE_RATE_INGEST_KEY", default="1000/s")
+# Sign-in, against brute force: every attempt counts, per IP and per account (email).
+LEADPULSE_RATE_LOGIN_IP = env("LEADPULSE_RATE_LOGIN_IP", default="20/m")
+LEADPULSE_RATE_LOGIN_ACCOUNT = env("LEADPULSE_RATE_LOGIN_ACCOUNT", default="10/m")
+LEADPULSE_RATE_REGISTER_IP = env("LEADPULSE_RATE_REGISTER_IP", default="20/m")
+# The JWT / secret-key API, per user or secret key.
+LEADPULSE_RATE_API = env("LEADPULSE_RATE_API", default="600/m")
+# Behind a proxy, name the META key holding the client IP (e.g. HTTP_X_REAL_IP); default REMOTE_ADDR.
+RATELIMIT_IP_META_KEY = env("RATELIMIT_IP_META_KEY", default="") or None
+
 # --- Pipeline -------------------------------------------------------------
 # An event still unprocessed this long after receipt gets its lead re-enqueued.
 LEADPULSE_RECONCILE_GRACE_SECONDS = env.int("LEADPULSE_RECONCILE_GRACE_SECONDS", default=30)
@@ -259,3 +279,5 @@ LOGGING = {
 LEADPULSE_PROJECT_PROVISIONERS = ["scoring.services.project_rules_seed"]
 # Asked (and cached) before a lead change is handed to automations: `f(project_id=) -> bool`.
 LEADPULSE_LEAD_LISTENERS = "automations.selectors.project_has_lead_listeners"
+# Called with `project_id=, lead_ids=` when leads are erased (GDPR): copies of them elsewhere go too.
+LEADPULSE_LEAD_ERASERS = ["automations.services.lead_deliveries_erase"]

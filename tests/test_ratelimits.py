@@ -1,0 +1,164 @@
+import base64
+import json
+from types import SimpleNamespace
+
+import django_ratelimit.core
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from accounts.services import secret_key_create
+from ingest.models import Event, Lead
+from tests.accounts.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _frozen_windows(monkeypatch):
+    """Hold django-ratelimit's clock still, so no window ends in the middle of a test."""
+    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: 1_800_000_000.5))
+
+
+def http(ip: str = "127.0.0.1") -> Client:
+    return Client(REMOTE_ADDR=ip)
+
+
+def sdk(key, n):
+    return "/api/ingest/event", {"apiKey": key, "event": "page_view", "anonymousId": f"a{n}"}, {}
+
+
+def server(key, n):
+    return "/api/events", {"eventType": "signup", "leadId": f"l{n}"}, {"HTTP_X_API_KEY": key}
+
+
+def server_batch(key, n):
+    events = [{"eventType": "signup", "leadId": f"l{n}", "eventId": f"{n}-{i}"} for i in range(3)]
+    return "/api/events/batch", {"events": events}, {"HTTP_X_API_KEY": key}
+
+
+def segment_track(key, n):
+    return "/v1/track", {"writeKey": key, "event": "Signed Up", "anonymousId": f"a{n}"}, {}
+
+
+def segment_batch(key, n):
+    basic = base64.b64encode(f"{key}:".encode()).decode()
+    batch = [{"type": "track", "event": "Signed Up", "anonymousId": f"a{n}", "messageId": f"{n}-{i}"} for i in range(3)]
+    return "/v1/batch", {"batch": batch}, {"HTTP_AUTHORIZATION": f"Basic {basic}"}
+
+
+def ingest(shape, key, n, *, client=None):
+    path, body, headers = shape(key, n)
+    return (client or http()).post(path, json.dumps(body), content_type="application/json", **headers)
+
+
+def assert_rate_limited(response):
+    assert response.status_code == 429, response.content
+    assert int(response["Retry-After"]) >= 1
+    error = response.json()["error"]
+    assert error["code"] == "rate_limited" and error["message"] and error["fields"] == {}
+
+
+@pytest.mark.parametrize("shape", [sdk, server, server_batch, segment_track, segment_batch])
+def test_ingest_over_the_write_key_limit_is_429_and_writes_nothing(tenant, settings, shape):
+    settings.LEADPULSE_RATE_INGEST_KEY = "2/m"
+    # given: two requests (a batch counts once, whatever it holds)
+    assert ingest(shape, tenant.write_key, 1).status_code in (200, 202)
+    assert ingest(shape, tenant.write_key, 2).status_code in (200, 202)
+    events, leads = Event.objects.count(), Lead.objects.count()
+    # when
+    response = ingest(shape, tenant.write_key, 3)
+    # then
+    assert_rate_limited(response)
+    assert (Event.objects.count(), Lead.objects.count()) == (events, leads)
+
+
+def test_invalid_keys_spend_the_ip_allowance(tenant, settings):
+    settings.LEADPULSE_RATE_INGEST_IP = "3/m"
+    for n in range(3):
+        assert ingest(server, f"lp_pub_random{n}", n).status_code == 401
+    # when: a valid key from the same IP
+    response = ingest(server, tenant.write_key, 9)
+    # then
+    assert_rate_limited(response)
+    assert Event.objects.count() == 0
+    # another client IP is not affected
+    assert ingest(server, tenant.write_key, 10, client=http("10.0.0.9")).status_code == 202
+
+
+def test_the_write_key_limit_is_per_project(tenant, other_tenant, settings):
+    settings.LEADPULSE_RATE_INGEST_KEY = "2/m"
+    for n in range(2):
+        ingest(sdk, tenant.write_key, n)
+
+    assert_rate_limited(ingest(sdk, tenant.write_key, 3))
+    assert ingest(sdk, other_tenant.write_key, 3).status_code == 202
+
+
+def test_a_project_can_override_its_ingest_rate(tenant, other_tenant, settings):
+    settings.LEADPULSE_RATE_INGEST_KEY = "100/s"
+    tenant.project.ingest_rate_per_second = 2
+    tenant.project.save(update_fields=["ingest_rate_per_second"])
+    for n in range(2):
+        assert ingest(server, tenant.write_key, n).status_code == 202
+
+    assert_rate_limited(ingest(server, tenant.write_key, 3))
+    for n in range(3):
+        assert ingest(server, other_tenant.write_key, n).status_code == 202
+
+
+def login(client, email, password=PASSWORD):
+    return client.post("/api/auth/login", {"email": email, "password": password}, format="json")
+
+
+def test_login_is_limited_per_ip_counting_failures(settings):
+    settings.LEADPULSE_RATE_LOGIN_IP = "3/m"
+    user = UserFactory()
+    client = APIClient(REMOTE_ADDR="10.0.0.1")
+    for n in range(3):
+        assert login(client, f"nobody{n}@example.com").status_code == 401
+    # when: the right password, same IP
+    response = login(client, user.email)
+    # then
+    assert_rate_limited(response)
+    assert login(APIClient(REMOTE_ADDR="10.0.0.2"), user.email).status_code == 200
+
+
+def test_login_is_limited_per_account_across_ips(settings):
+    settings.LEADPULSE_RATE_LOGIN_ACCOUNT = "2/m"
+    user, other = UserFactory(), UserFactory()
+    assert login(APIClient(REMOTE_ADDR="10.0.0.1"), user.email, "wrong").status_code == 401
+    assert login(APIClient(REMOTE_ADDR="10.0.0.2"), user.email).status_code == 200
+    # when: a third attempt, from a third IP, in other letter case
+    response = login(APIClient(REMOTE_ADDR="10.0.0.3"), user.email.upper())
+    # then
+    assert_rate_limited(response)
+    assert login(APIClient(REMOTE_ADDR="10.0.0.3"), other.email).status_code == 200
+
+
+def test_register_is_limited_per_ip(settings):
+    settings.LEADPULSE_RATE_REGISTER_IP = "2/m"
+    client = APIClient()
+    for n in range(2):
+        body = {"email": f"new{n}@example.com", "password": "s3cure-enough-pass"}
+        assert client.post("/api/auth/register", body, format="json").status_code == 201
+
+    response = client.post("/api/auth/register", {"email": "new9@example.com", "password": "s3cure-enough-pass"})
+    assert_rate_limited(response)
+
+
+def test_the_api_is_limited_per_user_and_per_secret_key(tenant, other_tenant, settings):
+    settings.LEADPULSE_RATE_API = "3/m"
+    _, raw_key = secret_key_create(project=tenant.project)
+    key_client = APIClient()
+    key_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    for _ in range(3):
+        assert tenant.client.get("/api/projects").status_code == 200
+    # when
+    response = tenant.client.get("/api/projects")
+    # then: the user is limited; another user and the project's secret key are not
+    assert_rate_limited(response)
+    assert other_tenant.client.get("/api/projects").status_code == 200
+    assert key_client.get("/api/leaderboard").status_code == 200
