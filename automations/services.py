@@ -473,3 +473,9 @@ def delivery_replay(*, delivery_id: int) -> None:
         )
         if updated:
             transaction.on_commit(lambda: app.send_task(DELIVER_TASK, kwargs={"delivery_id": delivery_id}))
+
+
+def lead_deliveries_erase(*, project_id: int, lead_ids: list[int]) -> int:
+    """Delete webhook deliveries whose payload carries one of these leads (a lead-erasure hook)."""
+    deleted, _ = WebhookDelivery.objects.filter(project_id=project_id, payload__data__lead__id__in=lead_ids).delete()
+    return deleted

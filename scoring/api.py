@@ -1,3 +1,7 @@
+import json
+from typing import Any
+
+from django.http import StreamingHttpResponse
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -10,6 +14,7 @@ from leadpulse.errors import ApplicationError
 
 from .models import ScoreHistory, ScoringRule
 from .selectors import (
+    lead_export,
     lead_get,
     lead_history_for_project,
     lead_intelligence,
@@ -17,6 +22,7 @@ from .selectors import (
     lead_stage_counts,
     lead_timeline,
     leaderboard,
+    leads_export_csv,
     leads_for_project,
     project_dashboard,
     rescore_job_get,
@@ -31,7 +37,7 @@ from .serializers import (
     RuleSerializer,
     ScoringSettingsSerializer,
 )
-from .services import rule_create, rule_delete, rule_update, scoring_settings_update
+from .services import lead_erase, lead_update, rule_create, rule_delete, rule_update, scoring_settings_update
 from .services.fold import project_policy, rule_from_row
 
 
@@ -46,6 +52,67 @@ class LeadCreateSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
     name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     company = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+TRAITS_MAX_BYTES = 32 * 1024
+TRAITS_MAX_DEPTH = 5
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """How deeply objects and arrays nest in a JSON value (a flat object is 1), and whether a NUL occurs.
+
+    Iterative, so a hostile nesting cannot exhaust the stack.
+    """
+    depth, nul = 0, False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            depth = max(depth, level + 1)
+            nul = nul or any("\x00" in key for key in item)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, str):
+            nul = nul or "\x00" in item
+    return depth, nul
+
+
+class LeadUpdateSerializer(serializers.Serializer):
+    """The fields a person may change on a lead; anything else (scores, ids, project) is rejected."""
+
+    email = serializers.EmailField(max_length=254, allow_blank=True)
+    name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    company = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    traits = serializers.JSONField()
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                # mass assignment is refused, not silently ignored
+                raise serializers.ValidationError({field: ["This field cannot be changed."] for field in unknown})
+        return super().to_internal_value(data)
+
+    def validate_email(self, value: str) -> str:
+        return value.lower()
+
+    def validate_traits(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        depth, nul = json_shape(value)
+        if depth > TRAITS_MAX_DEPTH:
+            raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
+        if nul:
+            raise serializers.ValidationError("Must not contain NUL characters.")  # PostgreSQL's jsonb refuses them
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("Must be valid Unicode.") from None
+        if size > TRAITS_MAX_BYTES:
+            raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
+        return value
 
 
 class LeadListApi(ProjectApiView):
@@ -79,6 +146,48 @@ class LeadListApi(ProjectApiView):
 class LeadDetailApi(ProjectApiView):
     def get(self, request, lead_id: str):
         return Response(LeadSerializer(lead_get(project=self.project, lead_id=lead_id)).data)
+
+    def put(self, request, lead_id: str, partial: bool = False):
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        serializer = LeadUpdateSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(LeadSerializer(lead_update(lead=lead, data=serializer.validated_data)).data)
+
+    def patch(self, request, lead_id: str):
+        return self.put(request, lead_id, partial=True)
+
+    def delete(self, request, lead_id: str):
+        self.require_admin()
+        lead_erase(lead=lead_get(project=self.project, lead_id=lead_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LeadExportApi(ProjectApiView):
+    """Everything stored about one lead, as JSON (GDPR access)."""
+
+    def get(self, request, lead_id: str):
+        return Response(lead_export(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class LeadsCsvExportApi(ProjectApiView):
+    """The project's leads as CSV, streamed, with the filters of the lead list."""
+
+    def perform_content_negotiation(self, request, force=False):
+        # `Accept: text/csv` must not 406: errors still render as JSON
+        return super().perform_content_negotiation(request, force=True)
+
+    def get(self, request):
+        params = request.query_params
+        leads = leads_for_project(
+            project=self.project,
+            stage=params.get("stage"),
+            anonymous_id=params.get("anonymousId"),
+            search=params.get("search"),
+            ordering=params.get("ordering"),
+        )
+        response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="leads.csv"'
+        return response
 
 
 class LeadTimelineApi(ProjectApiView):

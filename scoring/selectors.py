@@ -1,5 +1,6 @@
 """Reads of leads and their scores, always scoped to a project."""
 
+import csv
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -373,3 +374,103 @@ def lead_history_for_project(*, project: Project, lead: Lead) -> QuerySet[ScoreH
         .annotate(event_uid=F("event__event_id"))
         .order_by("-occurred_at", "-id")
     )
+
+
+# Reads of the privacy API (a lead's data, the leads CSV).
+
+LEAD_EXPORT_EVENT_LIMIT = 10_000
+MERGED_IDENTITY_FIELDS = {
+    "id": "id",
+    "anonymous_id": "anonymousId",
+    "user_id": "userId",
+    "email": "email",
+    "name": "name",
+    "company": "company",
+    "traits": "traits",
+    "created_at": "createdAt",
+    "updated_at": "mergedAt",
+}
+EXPORT_EVENT_FIELDS = {
+    "event_id": "eventId",
+    "type": "type",
+    "name": "name",
+    "timestamp": "timestamp",
+    "received_at": "receivedAt",
+    "properties": "properties",
+    "context": "context",
+    "session_id": "sessionId",
+    "anonymous_id": "anonymousId",
+    "user_id": "userId",
+}
+EXPORT_HISTORY_FIELDS = {
+    "id": "id",
+    "reason": "reason",
+    "old_score": "oldScore",
+    "new_score": "newScore",
+    "delta": "delta",
+    "details": "details",
+    "occurred_at": "occurredAt",
+    "event__event_id": "eventId",
+}
+EXPORT_EXECUTION_FIELDS = {
+    "id": "id",
+    "rule_id": "ruleId",
+    "rule__name": "ruleName",
+    "lead_id": "leadId",
+    "trigger": "trigger",
+    "status": "status",
+    "attempts": "attempts",
+    "response_code": "responseCode",
+    "error": "error",
+    "created_at": "createdAt",
+    "finished_at": "finishedAt",
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _renamed(rows: QuerySet[Any], names: dict[str, str], limit: int | None = None) -> list[dict[str, Any]]:
+    values = rows.values(*names)
+    if limit is not None:
+        values = values[:limit]
+    return [{names[key]: value for key, value in row.items()} for row in values]
+
+
+def lead_export(*, lead: Lead, limit: int | None = None) -> dict[str, Any]:
+    """Everything stored about the lead (GDPR access): its fields, merged identities, events, history, executions.
+
+    Events and score history stop at `limit` rows each (oldest first); `truncated` says when they did.
+    """
+    limit = LEAD_EXPORT_EVENT_LIMIT if limit is None else limit
+    merged = lead.merged_leads.order_by("id")
+    events = _renamed(Event.objects.filter(lead=lead).order_by("timestamp", "event_id"), EXPORT_EVENT_FIELDS, limit + 1)
+    history = _renamed(
+        ScoreHistory.objects.filter(lead=lead).order_by("occurred_at", "id"), EXPORT_HISTORY_FIELDS, limit + 1
+    )
+    # executions are reached through the reverse relation: scoring does not import automations
+    executions = lead.automation_executions.model.objects.filter(Q(lead=lead) | Q(lead__merged_into=lead)).order_by(
+        "created_at", "id"
+    )
+    return {
+        "lead": {_camel(field.attname): getattr(lead, field.attname) for field in Lead._meta.concrete_fields},
+        "mergedIdentities": _renamed(merged, MERGED_IDENTITY_FIELDS),
+        "events": events[:limit],
+        "scoreHistory": history[:limit],
+        "automationExecutions": _renamed(executions, EXPORT_EXECUTION_FIELDS),
+        "truncated": len(events) > limit or len(history) > limit,
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def leads_export_csv(*, leads: QuerySet[Lead]) -> Iterator[str]:
+    """The leads as formula-safe CSV lines, streamed from the database."""
+    writer = csv.writer(_Echo())
+    for row in leads_export_rows(leads=leads):
+        yield writer.writerow(row)

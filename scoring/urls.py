@@ -4,7 +4,10 @@ from . import api
 
 urlpatterns = [
     path("api/leads", api.LeadListApi.as_view(), name="lead-list"),
+    # before the detail route, or "export" would be taken for a lead id
+    path("api/leads/export", api.LeadsCsvExportApi.as_view(), name="lead-export-csv"),
     path("api/leads/<str:lead_id>", api.LeadDetailApi.as_view(), name="lead-detail"),
+    path("api/leads/<str:lead_id>/export", api.LeadExportApi.as_view(), name="lead-export"),
     path("api/leads/<str:lead_id>/timeline", api.LeadTimelineApi.as_view(), name="lead-timeline"),
     path("api/leads/<str:lead_id>/score-breakdown", api.LeadScoreBreakdownApi.as_view(), name="lead-breakdown"),
     path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),

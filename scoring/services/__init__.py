@@ -1,7 +1,7 @@
 """Writes of the scoring app."""
 
 from .identity import lead_identify, lead_merge
-from .leads import DEFAULT_RULES, events_reconcile, lead_score, project_rules_seed
+from .leads import DEFAULT_RULES, events_reconcile, lead_erase, lead_score, lead_update, project_rules_seed
 from .rules import (
     decay_materialise,
     rescore_job_run,
@@ -16,9 +16,11 @@ __all__ = [
     "DEFAULT_RULES",
     "decay_materialise",
     "events_reconcile",
+    "lead_erase",
     "lead_identify",
     "lead_merge",
     "lead_score",
+    "lead_update",
     "project_rules_seed",
     "rescore_job_run",
     "rescore_job_start",

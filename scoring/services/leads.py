@@ -2,16 +2,20 @@
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from leadpulse.errors import ApplicationError, NotFound
 from leadpulse.pipeline import lead_score_claim, lead_score_request
 
-from ..models import ScoringRule
+from ..models import ScoreHistory, ScoringRule
 from .fold import lead_fold_locked, lead_lock
 from .identity import lead_identify
 from .rules import rescore_jobs_resume
@@ -78,3 +82,51 @@ def events_reconcile(*, limit: int = 10000) -> int:
     if lead_ids:
         logger.info("reconciler: %d leads with unprocessed events, %d enqueued", len(lead_ids), sent)
     return sent
+
+
+LEAD_EDITABLE_FIELDS = ("name", "email", "company", "traits")
+
+
+@transaction.atomic
+def lead_update(*, lead: Lead, data: dict[str, Any]) -> Lead:
+    """Change the lead's editable identity fields, then re-score it so its fit follows."""
+    unknown = set(data) - set(LEAD_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError("This field cannot be changed.", field=sorted(unknown)[0])
+    locked = lead_lock(lead_id=lead.id)
+    if locked is not None and locked.merged_into_id:
+        locked = lead_lock(lead_id=locked.merged_into_id)  # merged away meanwhile: edit the survivor
+    if locked is None:
+        raise NotFound("Lead not found.")
+    changed = [field for field in LEAD_EDITABLE_FIELDS if field in data and getattr(locked, field) != data[field]]
+    for field in changed:
+        setattr(locked, field, data[field])
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+        transaction.on_commit(lambda: lead_score_request(lead_ids=[locked.id]))
+    return locked
+
+
+@transaction.atomic
+def lead_erase(*, lead: Lead) -> int:
+    """Erase the lead and every lead merged into it, with all that refers to them (GDPR); return leads erased.
+
+    The database cascades reach events, score history, automation executions and their
+    webhook deliveries; copies of the lead elsewhere (e.g. subscription deliveries' payloads)
+    are erased by the `LEADPULSE_LEAD_ERASERS` hooks, so scoring never imports automations.
+    """
+    lead_ids = list(
+        Lead.objects.select_for_update()
+        .filter(Q(id=lead.id) | Q(merged_into_id=lead.id), project_id=lead.project_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if not lead_ids:
+        return 0
+    # history first: one fast delete instead of a cascade collected event by event
+    ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
+    Event.objects.filter(lead_id__in=lead_ids).delete()
+    for path in settings.LEADPULSE_LEAD_ERASERS:
+        import_string(path)(project_id=lead.project_id, lead_ids=lead_ids)
+    Lead.objects.filter(id__in=lead_ids).delete()
+    return len(lead_ids)
