@@ -1,7 +1,9 @@
 """Sign-in pages: register, project switcher, invitations (login/logout/reset are Django's)."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.selectors import membership_for_user
 from leadpulse.dashboard import SESSION_PROJECT, project_page
 from leadpulse.errors import NotFound
+from leadpulse.ratelimits import RateLimited, rate_limit
 
 from .forms import InviteForm, RegisterForm
 from .models import Membership
@@ -59,3 +62,22 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
     return redirect("integrations")
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, limited like the API's: per client IP and per account."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        email = (request.POST.get("username") or "").strip().lower()
+        try:
+            rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
+            if email:
+                rate_limit(request, scope="login-account", key=email, rate=settings.LEADPULSE_RATE_LOGIN_ACCOUNT)
+        except RateLimited as exc:
+            response = render(request, "registration/login.html", {"form": self.get_form(), "rate_limited": True},
+                              status=429)  # fmt: skip
+            response["Retry-After"] = str(int(exc.wait or 1))
+            return response
+        return super().post(request, *args, **kwargs)

@@ -162,3 +162,16 @@ def test_the_api_is_limited_per_user_and_per_secret_key(tenant, other_tenant, se
     assert_rate_limited(response)
     assert other_tenant.client.get("/api/projects").status_code == 200
     assert key_client.get("/api/leaderboard").status_code == 200
+
+
+def test_the_sign_in_page_is_limited_per_account_too(tenant, settings):
+    from django.test import Client
+
+    settings.LEADPULSE_RATE_LOGIN_ACCOUNT = "2/m"
+    statuses = [
+        Client(REMOTE_ADDR=f"10.0.0.{i}")
+        .post("/login/", {"username": tenant.owner.email.upper(), "password": "x"})
+        .status_code
+        for i in range(3)
+    ]
+    assert statuses == [200, 200, 429]
