@@ -78,6 +78,6 @@ class LoginView(auth_views.LoginView):
         except RateLimited as exc:
             response = render(request, "registration/login.html", {"form": self.get_form(), "rate_limited": True},
                               status=429)  # fmt: skip
-            response["Retry-After"] = str(int(exc.wait or 1))
+            response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
             return response
         return super().post(request, *args, **kwargs)
