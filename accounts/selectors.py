@@ -1,5 +1,6 @@
 """Reads for users, projects and keys."""
 
+import logging
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -11,6 +12,8 @@ from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
 
 from .models import ApiKey, Membership, Project, User
 from .services import SECRET_KEY_PREFIX, key_hash, write_key_cache_key
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,11 @@ def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> Writ
         raise NotAuthenticated("A valid write key is required.", field=field, code="invalid_api_key")
     digest = key_hash(raw_key)
     cache_key = write_key_cache_key(digest)
-    cached = cache.get(cache_key)
+    try:
+        cached = cache.get(cache_key)
+    except Exception:  # Redis down: the database still answers, ingest keeps accepting events
+        logger.warning("write-key cache unavailable", exc_info=True)
+        cached, cache_key = None, ""
     if cached is None:
         row = (
             ApiKey.objects.filter(key_hash=digest, kind=ApiKey.Kind.WRITE, revoked_at__isnull=True)
@@ -37,7 +44,8 @@ def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> Writ
         )
         # Unknown keys are cached too (briefly), so random keys cannot hammer the database.
         cached = row or (0, False, None)
-        cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
+        if cache_key:
+            cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
     project_id, is_active, rate = (*cached, None)[:3]  # entries cached before the rate existed have two
     if not project_id:
         raise NotAuthenticated("Invalid write key.", field=field, code="invalid_api_key")

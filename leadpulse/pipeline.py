@@ -28,16 +28,23 @@ def _pending_key(lead_id: int) -> str:
 def lead_score_request(*, lead_ids: Iterable[int]) -> int:
     """Enqueue one scoring task per lead that has none pending; return how many were sent."""
     sent = 0
-    for lead_id in sorted(set(lead_ids)):
-        if cache.add(_pending_key(lead_id), 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
-            app.send_task(LEAD_SCORE_TASK, kwargs={"lead_id": lead_id})
-            sent += 1
+    try:
+        for lead_id in sorted(set(lead_ids)):
+            if cache.add(_pending_key(lead_id), 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
+                app.send_task(LEAD_SCORE_TASK, kwargs={"lead_id": lead_id})
+                sent += 1
+    except Exception:
+        # Redis (cache or broker) is down. The events are stored; the reconciler enqueues them later.
+        logger.warning("scoring not enqueued (%d sent); the reconciler will catch up", sent, exc_info=True)
     return sent
 
 
 def lead_score_claim(*, lead_id: int) -> None:
     """Mark the lead's request as taken: events committed from now on enqueue a new task."""
-    cache.delete(_pending_key(lead_id))
+    try:
+        cache.delete(_pending_key(lead_id))
+    except Exception:  # a stale marker only delays the next enqueue until it expires
+        logger.warning("pending marker of lead %s not cleared", lead_id, exc_info=True)
 
 
 LEAD_CHANGED_TASK = "automations.lead_changed_task"
@@ -58,11 +65,14 @@ def project_listens(*, project_id: int) -> bool:
         return bool(import_string(settings.LEADPULSE_LEAD_LISTENERS)(project_id=project_id))
 
     # short-lived: bounds the window in which a just-saved rule could be missed
-    return bool(cache.get_or_set(_listeners_key(project_id), ask, timeout=30))
+    try:
+        return bool(cache.get_or_set(_listeners_key(project_id), ask, timeout=30))
+    except Exception:  # the cache is down: ask the database directly
+        return ask()
 
 
 def lead_listeners_changed(*, project_id: int) -> None:
-    transaction.on_commit(lambda: cache.delete(_listeners_key(project_id)))
+    transaction.on_commit(lambda: cache.delete(_listeners_key(project_id)), robust=True)
 
 
 def lead_changed(*, change: dict) -> None:
@@ -73,4 +83,4 @@ def lead_changed(*, change: dict) -> None:
     has listeners: most folds of most projects cost no extra task.
     """
     if project_listens(project_id=change["projectId"]):
-        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}))
+        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}), robust=True)

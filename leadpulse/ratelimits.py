@@ -5,6 +5,8 @@ which the API's exception handler renders as 429 `rate_limited` with a `Retry-Af
 A rate is a django-ratelimit string ("1000/s", "20/m", "100/5m"); an empty one disables the limit.
 """
 
+import logging
+
 from django.conf import settings
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
@@ -12,6 +14,8 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
 from accounts.selectors import WriteKeyProject
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimited(Throttled):
@@ -23,13 +27,17 @@ def rate_limit(request: HttpRequest | Request, *, scope: str, rate: str, key: st
     """Count the request against `scope` for `key` (default: the client IP); raise 429 past `rate`."""
     if not rate:
         return
-    usage = get_usage(
-        request,
-        group=f"leadpulse.{scope}",
-        key="ip" if key is None else (lambda group, request: key),
-        rate=rate,
-        increment=True,
-    )
+    try:
+        usage = get_usage(
+            request,
+            group=f"leadpulse.{scope}",
+            key="ip" if key is None else (lambda group, request: key),
+            rate=rate,
+            increment=True,
+        )
+    except Exception:  # the cache (Redis) is down: fail open rather than refuse every request
+        logger.warning("rate limit %s not checked: cache unavailable", scope, exc_info=True)
+        return
     if usage is not None and usage["should_limit"]:
         # The window of a per-second rate ends now; never tell a client to retry in 0 seconds.
         raise RateLimited(wait=max(usage["time_left"], 1))

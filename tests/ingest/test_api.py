@@ -209,3 +209,19 @@ def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_cap
     for callback in callbacks:
         callback()
     assert all(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)
+
+
+def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings, django_capture_on_commit_callbacks):
+    # the write key is looked up once while Redis is up...
+    assert post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key).status_code == 202
+    # ...then the cache (Redis) goes away
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(http, "/api/events", {"eventType": "signup", "leadId": "b", "eventId": "during-outage"},
+                        key=tenant.write_key)  # fmt: skip
+
+    assert response.status_code == 202
+    stored = Event.objects.get(event_id="during-outage")
+    assert stored.processed_at is None  # stored durably; the reconciler will enqueue it
