@@ -96,6 +96,11 @@ class Membership(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.user} in {self.project} ({self.role})"
 
+    @property
+    def is_admin(self) -> bool:
+        """Owners and admins change rules, keys, automations and members; members read."""
+        return self.role in (self.Role.OWNER, self.Role.ADMIN)
+
 
 class ApiKey(TimeStampedModel):
     """A project credential. Write keys are public (they sit in web pages) and ingest-only."""

@@ -17,7 +17,6 @@ from leadpulse.errors import NotFound
 from leadpulse.ratelimits import RateLimited, rate_limit
 
 from .forms import InviteForm, RegisterForm
-from .models import Membership
 from .services import member_invite, user_register
 
 
@@ -48,7 +47,7 @@ def project_switch(request: HttpRequest) -> HttpResponse:
 @project_page
 @require_POST
 def member_invite_view(request: HttpRequest) -> HttpResponse:
-    if request.membership.role not in (Membership.Role.OWNER, Membership.Role.ADMIN):  # type: ignore[attr-defined]
+    if not request.membership.is_admin:  # type: ignore[attr-defined]
         raise PermissionDenied
     form = InviteForm(request.POST)
     if form.is_valid():

@@ -11,7 +11,6 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import Membership
 from leadpulse.dashboard import project_page
 from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from leadpulse.errors import ApplicationError, NotFound
@@ -19,7 +18,6 @@ from leadpulse.errors import ApplicationError, NotFound
 from . import selectors, services
 from .forms import RULE_FIELDS, AutomationRuleForm, WebhookSubscribeForm
 
-ADMIN_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 FAILED_JOBS_SHOWN = 50
 
 
@@ -35,7 +33,7 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     @require_POST
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.membership.role not in ADMIN_ROLES:  # type: ignore[attr-defined]
+        if not request.membership.is_admin:  # type: ignore[attr-defined]
             raise PermissionDenied
         try:
             return view(request, *args, **kwargs)
@@ -63,7 +61,7 @@ def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
         "subscriptions": selectors.subscriptions_for_project(project=project),
         "deliveries": selectors.recent_deliveries_for_project(project=project),
         "failed_jobs": failed_jobs_for_project(project=project)[:FAILED_JOBS_SHOWN],
-        "is_admin": request.membership.role in ADMIN_ROLES,  # type: ignore[attr-defined]
+        "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "rule_form": AutomationRuleForm(),
         "subscribe_form": WebhookSubscribeForm(),
         **extra,

@@ -12,7 +12,6 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.forms import InviteForm
-from accounts.models import Membership
 from accounts.selectors import members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
 from leadpulse.dashboard import project_page
@@ -21,8 +20,6 @@ from . import selectors
 from .forms import RotateKeyForm, SimulatorForm
 from .schema import CanonicalEvent
 from .services import events_ingest
-
-ADMIN_ROLES = (Membership.Role.OWNER, Membership.Role.ADMIN)
 
 
 def properties_summary(properties: dict[str, Any], *, limit: int = 120) -> str:
@@ -34,7 +31,7 @@ def properties_summary(properties: dict[str, Any], *, limit: int = 120) -> str:
 
 
 def _require_admin(request: HttpRequest) -> None:
-    if request.membership.role not in ADMIN_ROLES:  # type: ignore[attr-defined]
+    if not request.membership.is_admin:  # type: ignore[attr-defined]
         raise PermissionDenied
 
 
@@ -85,7 +82,7 @@ def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
     context = {
         "write_key": write_key_for_project(project=project),
         "host": request.build_absolute_uri("/").rstrip("/"),
-        "is_admin": request.membership.role in ADMIN_ROLES,  # type: ignore[attr-defined]
+        "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "members": members_for_project(project=project),
         "invite_form": InviteForm(),
         "rotate_form": RotateKeyForm(),

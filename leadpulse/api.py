@@ -17,7 +17,7 @@ PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
 
 
 def require_admin(membership: Membership) -> None:
-    if membership.role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
+    if not membership.is_admin:
         raise Forbidden("Only project owners and admins can do this.")
 
 

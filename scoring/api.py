@@ -7,7 +7,6 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import Project
 from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
@@ -28,7 +27,7 @@ from .selectors import (
     rescore_job_get,
     rule_get,
     rules_for_project,
-    rules_preview,
+    rules_preview_proposed,
 )
 from .serializers import (
     LeadSerializer,
@@ -38,7 +37,6 @@ from .serializers import (
     ScoringSettingsSerializer,
 )
 from .services import lead_erase, lead_update, rule_create, rule_delete, rule_update, scoring_settings_update
-from .services.fold import project_policy, rule_from_row
 
 
 class LeadPagination(PageNumberPagination):
@@ -265,19 +263,9 @@ class RulePreviewApi(ProjectApiView):
         project = self.project
         serializer = PreviewSerializer(data=request.data, context={"project": project})
         serializer.is_valid(raise_exception=True)
-        proposed = [ScoringRule(id=-(i + 1), **data) for i, data in enumerate(serializer.validated_data["rules"])]
-        rules = [rule_from_row(row) for row in proposed if row.is_active]
-        fit_ids = {row.id for row in proposed if row.kind == ScoringRule.Kind.FIT}
-        policy_source = Project(**{**{f.attname: getattr(project, f.attname) for f in Project._meta.concrete_fields},
-                                   **serializer.validated_data.get("settings", {})})  # fmt: skip
-        return Response(
-            rules_preview(
-                project=project,
-                engagement_rules=[rule for rule in rules if rule.id not in fit_ids],
-                fit_rules=[rule for rule in rules if rule.id in fit_ids],
-                policy=project_policy(policy_source),
-            )
-        )
+        rows = [ScoringRule(id=-(i + 1), **data) for i, data in enumerate(serializer.validated_data["rules"])]
+        settings = serializer.validated_data.get("settings")
+        return Response(rules_preview_proposed(project=project, rows=rows, settings=settings))
 
 
 class ScoringSettingsApi(ProjectApiView):

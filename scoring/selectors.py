@@ -332,24 +332,30 @@ def rescore_jobs_recent(*, project: Project, limit: int = 5) -> list[RescoreJob]
     return list(RescoreJob.objects.filter(project=project).order_by("-id")[:limit])
 
 
-def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringRule | None = None) -> dict[str, Any]:
-    """What the project's rules would do with this rule added (or `rule` changed to `data`), saving nothing."""
-    rows = list(ScoringRule.objects.filter(project=project).order_by("id"))
-    proposed = ScoringRule(id=-1, project=project)
-    for row in rows:
-        if rule is not None and row.id == rule.id:
-            proposed = row  # an unsaved change to the fetched copy, never saved
-    if proposed.id == -1:
-        rows.append(proposed)
-    for field, value in data.items():
-        setattr(proposed, field, value)
+def rules_preview_proposed(
+    *, project: Project, rows: list[ScoringRule], settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a proposed rule set (unsaved rule rows) and settings would do to the project, saving nothing."""
     active = [row for row in rows if row.is_active]
+    current = {f.attname: getattr(project, f.attname) for f in Project._meta.concrete_fields}
     return rules_preview(
         project=project,
         engagement_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.ENGAGEMENT],
         fit_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.FIT],
-        policy=project_policy(project),
+        policy=project_policy(Project(**{**current, **(settings or {})})),
     )
+
+
+def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringRule | None = None) -> dict[str, Any]:
+    """What the project's rules would do with this rule added (or `rule` changed to `data`), saving nothing."""
+    rows = list(ScoringRule.objects.filter(project=project).order_by("id"))
+    proposed = next((row for row in rows if rule is not None and row.id == rule.id), None)
+    if proposed is None:
+        proposed = ScoringRule(id=-1, project=project)
+        rows.append(proposed)
+    for field, value in data.items():
+        setattr(proposed, field, value)  # an unsaved change to the fetched copy, never saved
+    return rules_preview_proposed(project=project, rows=rows)
 
 
 # Reads of the reporting API (leaderboard, stage counts, score history).

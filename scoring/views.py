@@ -1,6 +1,5 @@
 """Dashboard pages of the scoring app: leads, a lead, rules."""
 
-import csv
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,7 +22,7 @@ from .selectors import (
     lead_score_breakdown,
     lead_score_history,
     lead_timeline,
-    leads_export_rows,
+    leads_export_csv,
     leads_for_project,
     rescore_jobs_recent,
     rule_get,
@@ -34,7 +33,6 @@ from .services import rule_create, rule_delete, rule_update, scoring_settings_up
 
 T = TypeVar("T")
 LEADS_PER_PAGE = 50
-EDITOR_ROLES = ("owner", "admin")
 
 
 def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
@@ -45,7 +43,7 @@ def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
 
 
 def _can_edit(request: HttpRequest) -> bool:
-    return request.membership.role in EDITOR_ROLES  # type: ignore[attr-defined]
+    return request.membership.is_admin  # type: ignore[attr-defined]
 
 
 def _require_editor(request: HttpRequest) -> None:
@@ -74,19 +72,11 @@ def leads_page(request: HttpRequest) -> HttpResponse:
     return render(request, "scoring/leads.html", {"form": form, "page": page, "sort": form.sort_links()})
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 @project_page
 def leads_export(request: HttpRequest) -> StreamingHttpResponse:
     """The same filtered leads as CSV, streamed, formula-safe."""
     _, leads = _filtered_leads(request)
-    writer = csv.writer(_Echo())
-    response = StreamingHttpResponse(
-        (writer.writerow(row) for row in leads_export_rows(leads=leads)), content_type="text/csv; charset=utf-8"
-    )
+    response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="leads.csv"'
     return response
 
