@@ -96,7 +96,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         message = f"{first_field}: {first}" if first else "Invalid input."
         response.data = error_body(code="invalid", message=message, fields=fields)
     else:
-        codes = exc.get_codes()
+        words: Any = exc.detail
+        codes: Any = exc.get_codes()
+        if isinstance(words, dict) and isinstance(codes, dict):
+            # simplejwt refuses a token with {"detail", "code", "messages"}: keep the words and the code
+            words, codes = words.get("detail", exc.default_detail), codes.get("code", exc.default_code)
         code = codes if isinstance(codes, str) else exc.default_code
-        response.data = error_body(code=code, message=str(exc.detail))
+        response.data = error_body(code=code, message=str(words))
     return response

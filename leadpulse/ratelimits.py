@@ -27,6 +27,9 @@ def rate_limit(request: HttpRequest | Request, *, scope: str, rate: str, key: st
     """Count the request against `scope` for `key` (default: the client IP); raise 429 past `rate`."""
     if not rate:
         return
+    if key is None and not request.META.get("REMOTE_ADDR"):
+        # no peer address (e.g. an ASGI server on a unix socket): such clients share one bucket
+        key = "ip:unknown"
     try:
         usage = get_usage(
             request,
