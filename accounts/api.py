@@ -1,7 +1,25 @@
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.password_validation import (
+    MinimumLengthValidator,
+    get_default_password_validators,
+    validate_password,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.extensions import (
+    OpenApiSerializerExtension,
+    OpenApiViewExtension,
+)
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiTypes,
+    extend_schema,
+    extend_schema_serializer,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -9,7 +27,9 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from leadpulse.api import ProjectApiView, require_admin
-from leadpulse.errors import Forbidden, NotAuthenticated
+from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
+from leadpulse.fields import StrictBooleanField, StrictCharField
+from leadpulse.openapi import ERROR_DESCRIPTIONS, PROJECT_PARAMETER, AutoSchema, ErrorSerializer, results_of
 from leadpulse.ratelimits import rate_limit
 
 from .authentication import ProjectKeyUser
@@ -29,11 +49,35 @@ from .services import (
     write_key_rotate,
 )
 
+AUTH_ERRORS = {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in (400, 401, 429)}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429], description="Seconds."
+)
+PROJECT_ID = OpenApiParameter(
+    "project_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The project's id."
+)
+KEY_ID = OpenApiParameter(
+    "key_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The secret key's id."
+)
+PASSWORD_MIN_LENGTH = max(
+    (v.min_length for v in get_default_password_validators() if isinstance(v, MinimumLengthValidator)), default=1
+)
 
+
+@extend_schema_serializer(component_name="AuthUser")
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
         fields = ["id", "email", "name"]
+        read_only_fields = fields  # output only
+
+
+@extend_schema_serializer(component_name="AuthSession")
+class SessionSerializer(serializers.Serializer):
+    user = UserSerializer()
+    access = serializers.CharField(help_text="A JWT for `Authorization: Bearer …`.")
+    refresh = serializers.CharField(help_text="Exchanged for a new access token at `POST /api/auth/refresh`.")
+    token = serializers.CharField(help_text="The access token again (older clients read this).")
 
 
 def _session_payload(user: User) -> dict:
@@ -46,10 +90,11 @@ class RegisterApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="AuthRegister")
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=128, write_only=True)
-        name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
+        password = StrictCharField(max_length=128, write_only=True)
+        name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
 
         def validate_email(self, value: str) -> str:
             value = value.lower()
@@ -64,6 +109,16 @@ class RegisterApi(APIView):
                 raise serializers.ValidationError(list(exc.messages)) from exc
             return value
 
+    @extend_schema(
+        summary="Create an account and its first project",
+        description="Signs the new user in. 400 names the field: a taken email, or a password the "
+        "password validators refuse (too short, too common, all digits, too like the email).",
+        tags=["Auth"],
+        auth=[],
+        request=InputSerializer,
+        parameters=[RETRY_AFTER],
+        responses={201: SessionSerializer, 400: AUTH_ERRORS[400], 429: AUTH_ERRORS[429]},
+    )
     def post(self, request):
         rate_limit(request, scope="register-ip", rate=settings.LEADPULSE_RATE_REGISTER_IP)
         serializer = self.InputSerializer(data=request.data)
@@ -76,10 +131,21 @@ class LoginApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema_serializer(component_name="AuthLogin")
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField(max_length=254)
-        password = serializers.CharField(max_length=128)
+        password = StrictCharField(max_length=128)
 
+    @extend_schema(
+        summary="Sign in with email and password",
+        description="401 `invalid_credentials` for a wrong email or password; attempts are rate limited "
+        "per IP and per account.",
+        tags=["Auth"],
+        auth=[],
+        request=InputSerializer,
+        parameters=[RETRY_AFTER],
+        responses={200: SessionSerializer, **AUTH_ERRORS},
+    )
     def post(self, request):
         # Every attempt counts, successful or not: per IP, and per account against spread-out guessing.
         rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
@@ -93,7 +159,63 @@ class LoginApi(APIView):
         return Response(_session_payload(user))
 
 
+class RegisterInputSchema(OpenApiSerializerExtension):
+    """States the password's minimum length, which the password validators (not the field) enforce."""
+
+    target_class = RegisterApi.InputSerializer
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["properties"]["password"]["minLength"] = PASSWORD_MIN_LENGTH
+        return schema
+
+
+class TokenRefreshSchema(OpenApiViewExtension):
+    """Documents simplejwt's `TokenRefreshView`, routed as-is at `/api/auth/refresh`."""
+
+    target_class = "rest_framework_simplejwt.views.TokenRefreshView"
+
+    def view_replacement(self) -> Any:
+        @extend_schema(
+            summary="Exchange a refresh token for a new access token",
+            description="401 `token_not_valid` when the refresh token is malformed, expired or forged.",
+            tags=["Auth"],
+            auth=[],
+            request=inline_serializer("AuthRefresh", fields={"refresh": StrictCharField()}),
+            responses={
+                200: inline_serializer("AuthRefreshed", fields={"access": serializers.CharField()}),
+                400: AUTH_ERRORS[400],
+                401: AUTH_ERRORS[401],
+            },
+        )
+        class Documented(self.target_class):  # type: ignore[name-defined,misc]
+            pass
+
+        return Documented
+
+
+MeProjectSerializer = inline_serializer(
+    "AuthMeProject",
+    fields={
+        "id": serializers.IntegerField(),
+        "name": serializers.CharField(),
+        "role": serializers.ChoiceField(choices=Membership.Role.choices),
+    },
+    many=True,
+)
+
+
 class MeApi(APIView):
+    @extend_schema(
+        summary="The signed-in user and their projects",
+        description="A user endpoint: a secret key gets 403 `user_required`.",
+        tags=["Auth"],
+        responses={
+            200: inline_serializer("AuthMe", fields={"user": UserSerializer(), "projects": MeProjectSerializer}),
+            401: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[401]),
+            403: OpenApiResponse(ErrorSerializer, description="A secret key called a user endpoint."),
+        },
+    )
     def get(self, request):
         if isinstance(request.user, ProjectKeyUser):
             raise Forbidden("This is a user endpoint; secret keys cannot use it.", code="user_required")
@@ -106,7 +228,36 @@ class MeApi(APIView):
         )
 
 
+class PathProjectSchema(AutoSchema):
+    """For views that name their project in the path (or list them all): `X-LeadPulse-Project` is ignored there."""
+
+    def get_override_parameters(self) -> list[Any]:
+        return [p for p in super().get_override_parameters() if p is not PROJECT_PARAMETER]
+
+
 class CurrentProjectApi(ProjectApiView):
+    @extend_schema(
+        summary="The current project and its write key",
+        description="The project chosen by `X-LeadPulse-Project` (default: the caller's first), with the "
+        "public write key the SDKs send (empty when it was revoked and not rotated).",
+        tags=["Projects"],
+        responses={
+            200: inline_serializer(
+                "ProjectCurrent",
+                fields={
+                    "project": inline_serializer(
+                        "ProjectCurrentDetail",
+                        fields={
+                            "id": serializers.IntegerField(),
+                            "name": serializers.CharField(),
+                            "domain": serializers.CharField(),
+                            "apiKey": serializers.CharField(help_text="The public write key, `lp_pub_…`."),
+                        },
+                    )
+                },
+            )
+        },
+    )
     def get(self, request):
         project = self.project
         return Response(
@@ -122,6 +273,29 @@ class CurrentProjectApi(ProjectApiView):
 
 
 class WriteKeyRotateApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="Rotate the project's write key",
+        description="Issues a new public write key and revokes the old one at once. Owners and admins only.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        request=None,
+        responses={
+            200: inline_serializer(
+                "ProjectKeyRotated",
+                fields={
+                    "project": inline_serializer(
+                        "ProjectKeyRotatedDetail",
+                        fields={
+                            "id": serializers.IntegerField(),
+                            "apiKey": serializers.CharField(help_text="The new public write key, `lp_pub_…`."),
+                        },
+                    )
+                },
+            )
+        },
+    )
     def post(self, request, project_id: int):
         membership = self.membership_for(project_id)
         require_admin(membership)
@@ -129,10 +303,11 @@ class WriteKeyRotateApi(ProjectApiView):
         return Response({"project": {"id": membership.project_id, "apiKey": key.key}})
 
 
+@extend_schema_serializer(component_name="ProjectSecretKey")
 class SecretKeySerializer(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at")
-    lastUsedAt = serializers.DateTimeField(source="last_used_at")
-    revokedAt = serializers.DateTimeField(source="revoked_at")
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    revokedAt = serializers.DateTimeField(source="revoked_at", allow_null=True)
 
     class Meta:
         model = ApiKey
@@ -140,10 +315,38 @@ class SecretKeySerializer(serializers.ModelSerializer):
 
 
 class SecretKeyListApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="List the project's secret keys",
+        description="Revoked keys included; the key itself is never shown again, only its prefix.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        responses={200: results_of(SecretKeySerializer, "ProjectSecretKeyList")},
+    )
     def get(self, request, project_id: int):
         keys = secret_keys_for_project(project=self.membership_for(project_id).project)
         return Response({"results": SecretKeySerializer(keys, many=True).data})
 
+    @extend_schema(
+        summary="Issue a secret key",
+        description="The key (`lp_sec_…`) is in this response only. Signed-in owners and admins only: "
+        "a secret key cannot issue keys (403 `user_required`).",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        request=None,
+        responses={
+            201: inline_serializer(
+                "ProjectSecretKeyCreated",
+                fields={
+                    "id": serializers.IntegerField(),
+                    "prefix": serializers.CharField(),
+                    "createdAt": serializers.DateTimeField(),
+                    "key": serializers.CharField(help_text="The secret key, `lp_sec_…`; shown once."),
+                },
+            )
+        },
+    )
     def post(self, request, project_id: int):
         membership = self.membership_for(project_id)
         require_admin(membership)
@@ -156,22 +359,57 @@ class SecretKeyListApi(ProjectApiView):
 
 
 class SecretKeyDetailApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="Revoke a secret key",
+        description="Takes effect at once; revoking a revoked key is a no-op. Owners and admins only.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID, KEY_ID],
+        responses={204: None},
+    )
     def delete(self, request, project_id: int, key_id: int):
         membership = self.membership_for(project_id)
         require_admin(membership)
+        try:
+            key_id = int(key_id)  # routed as an int today; a str route must still answer 404, not 500
+        except (TypeError, ValueError):
+            raise NotFound("Secret key not found.") from None
         secret_key_revoke(api_key=secret_key_for_project(project=membership.project, key_id=key_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_serializer(component_name="Project")
 class ProjectSerializer(serializers.ModelSerializer):
-    isActive = serializers.BooleanField(source="is_active", required=False)
+    name = StrictCharField(max_length=200)
+    domain = StrictCharField(max_length=253, required=False, allow_blank=True)
+    isActive = StrictBooleanField(source="is_active", required=False)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
     class Meta:
         model = Project
         fields = ["id", "name", "domain", "isActive", "createdAt"]
         read_only_fields = ["id"]
-        extra_kwargs = {"domain": {"required": False}}
+
+
+@extend_schema_serializer(component_name="ProjectWithRole")
+class ProjectWithRoleSerializer(ProjectSerializer):
+    """A project as its member sees it (output only)."""
+
+    domain = StrictCharField(read_only=True)
+    isActive = StrictBooleanField(source="is_active", read_only=True)
+    role = serializers.ChoiceField(choices=Membership.Role.choices, read_only=True, help_text="The caller's role.")
+
+    class Meta(ProjectSerializer.Meta):
+        fields = [*ProjectSerializer.Meta.fields, "role"]
+
+
+@extend_schema_serializer(component_name="ProjectCreated")
+class ProjectCreatedSerializer(ProjectWithRoleSerializer):
+    apiKey = serializers.CharField(read_only=True, help_text="The new project's public write key, `lp_pub_…`.")
+
+    class Meta(ProjectWithRoleSerializer.Meta):
+        fields = [*ProjectWithRoleSerializer.Meta.fields, "apiKey"]
 
 
 def _project_payload(project: Project, role: str) -> dict:
@@ -179,6 +417,14 @@ def _project_payload(project: Project, role: str) -> dict:
 
 
 class ProjectListApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="List the caller's projects",
+        description="A user's projects with their role in each; a secret key sees only its own project.",
+        tags=["Projects"],
+        responses={200: results_of(ProjectWithRoleSerializer, "ProjectList")},
+    )
     def get(self, request):
         if isinstance(request.user, ProjectKeyUser):
             memberships = [self.membership_for(None)]
@@ -186,6 +432,14 @@ class ProjectListApi(ProjectApiView):
             memberships = list(memberships_for_user(user=request.user))
         return Response({"results": [_project_payload(m.project, m.role) for m in memberships]})
 
+    @extend_schema(
+        summary="Create a project",
+        description="The caller becomes its owner; it gets a write key and the default scoring rules. "
+        "Signed-in users only: a secret key gets 403 `user_required`.",
+        tags=["Projects"],
+        request=ProjectSerializer,
+        responses={201: ProjectCreatedSerializer},
+    )
     def post(self, request):
         if isinstance(request.user, ProjectKeyUser):
             raise Forbidden("Projects are created by signed-in users.", code="user_required")
@@ -198,6 +452,16 @@ class ProjectListApi(ProjectApiView):
 
 
 class ProjectDetailApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="Rename, re-domain or (de)activate a project",
+        description="An inactive project's write key is refused by ingest at once. Owners and admins only.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        request=ProjectSerializer,
+        responses={200: ProjectWithRoleSerializer},
+    )
     def patch(self, request, project_id: int):
         membership = self.membership_for(project_id)
         require_admin(membership)

@@ -1,9 +1,11 @@
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from leadpulse.api import ProjectApiView
 from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
+from leadpulse.openapi import page_of, results_of
 
 from . import selectors, services
 from .serializers import (
@@ -12,8 +14,26 @@ from .serializers import (
     FailedJobSerializer,
     WebhookDeliverySerializer,
     WebhookSubscribeSerializer,
+    WebhookSubscriptionCreatedSerializer,
     WebhookSubscriptionSerializer,
 )
+
+PAGE = OpenApiParameter(
+    "page",
+    # DRF reads an empty `page=` as the first page
+    {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 0}]},
+    OpenApiParameter.QUERY,
+    description="1-based (empty: 1); 404 past the last page.",
+)
+
+
+def _id(name: str, what: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.INT, OpenApiParameter.PATH, description=f"The {what}'s id.")
+
+
+RULE_ID = _id("rule_id", "automation rule")
+SUBSCRIPTION_ID = _id("subscription_id", "webhook subscription")
+JOB_ID = _id("job_id", "failed job")
 
 
 def _page(view: ProjectApiView, queryset, serializer_class) -> Response:
@@ -23,10 +43,24 @@ def _page(view: ProjectApiView, queryset, serializer_class) -> Response:
 
 
 class AutomationListApi(ProjectApiView):
+    @extend_schema(
+        summary="List automation rules",
+        description="Every rule of the project, oldest first; webhook signing secrets are not shown.",
+        tags=["Automations"],
+        responses={200: results_of(AutomationRuleSerializer, "AutomationRuleList")},
+    )
     def get(self, request):
         rules = selectors.automations_for_project(project=self.project)
         return Response({"results": AutomationRuleSerializer(rules, many=True).data})
 
+    @extend_schema(
+        summary="Create an automation rule",
+        description="When a lead does or becomes `trigger` (and meets `leadConditions`), run `action`, once per "
+        "lead per cooldown. A webhook action's signing secret is in this response only. Owners and admins only.",
+        tags=["Automations"],
+        request=AutomationRuleSerializer,
+        responses={201: AutomationRuleSerializer},
+    )
     def post(self, request):
         self.require_admin()
         serializer = AutomationRuleSerializer(data=request.data)
@@ -37,10 +71,20 @@ class AutomationListApi(ProjectApiView):
         )
 
 
+@extend_schema(parameters=[RULE_ID])
 class AutomationDetailApi(ProjectApiView):
+    @extend_schema(summary="Get an automation rule", tags=["Automations"], responses={200: AutomationRuleSerializer})
     def get(self, request, rule_id: str):
         return Response(AutomationRuleSerializer(selectors.automation_get(project=self.project, rule_id=rule_id)).data)
 
+    @extend_schema(
+        summary="Replace an automation rule",
+        description="Fields left out keep their values; the webhook signing secret survives a changed URL. "
+        "Owners and admins only.",
+        tags=["Automations"],
+        request=AutomationRuleSerializer,
+        responses={200: AutomationRuleSerializer},
+    )
     def put(self, request, rule_id: str, partial: bool = False):
         self.require_admin()
         rule = selectors.automation_get(project=self.project, rule_id=rule_id)
@@ -50,9 +94,21 @@ class AutomationDetailApi(ProjectApiView):
             AutomationRuleSerializer(services.automation_update(rule=rule, data=serializer.validated_data)).data
         )
 
+    @extend_schema(
+        summary="Update some fields of an automation rule",
+        description="The result is checked as a whole: e.g. a new `trigger` needs a `triggerConfig` that fits it. "
+        "Owners and admins only.",
+        tags=["Automations"],
+        request=AutomationRuleSerializer,
+        responses={200: AutomationRuleSerializer},
+    )
     def patch(self, request, rule_id: str):
         return self.put(request, rule_id, partial=True)
 
+    @extend_schema(
+        summary="Delete an automation rule", description="Owners and admins only.", tags=["Automations"],
+        responses={204: None},
+    )  # fmt: skip
     def delete(self, request, rule_id: str):
         self.require_admin()
         services.automation_delete(rule=selectors.automation_get(project=self.project, rule_id=rule_id))
@@ -60,28 +116,54 @@ class AutomationDetailApi(ProjectApiView):
 
 
 class AutomationExecutionListApi(ProjectApiView):
+    @extend_schema(
+        summary="List a rule's executions",
+        description="Newest first, 50 a page.",
+        tags=["Automations"],
+        parameters=[RULE_ID, PAGE],
+        responses={200: page_of(AutomationExecutionSerializer, "AutomationExecutionPage")},
+    )
     def get(self, request, rule_id: str):
         rule = selectors.automation_get(project=self.project, rule_id=rule_id)
         return _page(self, selectors.executions_for_rule(rule=rule), AutomationExecutionSerializer)
 
 
 class WebhookSubscribeApi(ProjectApiView):
+    @extend_schema(
+        summary="Subscribe a URL to lead events",
+        description="Deliveries are signed with the returned secret, shown here only. Owners and admins only.",
+        tags=["Webhooks"],
+        request=WebhookSubscribeSerializer,
+        responses={201: WebhookSubscriptionCreatedSerializer},
+    )
     def post(self, request):
         self.require_admin()
         serializer = WebhookSubscribeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         subscription = services.webhook_subscribe(project=self.project, **serializer.validated_data)
-        body = {**WebhookSubscriptionSerializer(subscription).data, "secret": subscription.secret}
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
 
 class WebhookListApi(ProjectApiView):
+    @extend_schema(
+        summary="List webhook subscriptions",
+        description="Newest first; signing secrets are not shown.",
+        tags=["Webhooks"],
+        responses={200: results_of(WebhookSubscriptionSerializer, "WebhookSubscriptionList")},
+    )
     def get(self, request):
         subscriptions = selectors.subscriptions_for_project(project=self.project)
         return Response({"results": WebhookSubscriptionSerializer(subscriptions, many=True).data})
 
 
 class WebhookDetailApi(ProjectApiView):
+    @extend_schema(
+        summary="Unsubscribe",
+        description="Owners and admins only.",
+        tags=["Webhooks"],
+        parameters=[SUBSCRIPTION_ID],
+        responses={204: None},
+    )
     def delete(self, request, subscription_id: str):
         self.require_admin()
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
@@ -90,6 +172,15 @@ class WebhookDetailApi(ProjectApiView):
 
 
 class WebhookTestApi(ProjectApiView):
+    @extend_schema(
+        summary="Send a test delivery",
+        description="Queues a signed `ping` to the subscription, answering with the pending delivery. "
+        "Owners and admins only.",
+        tags=["Webhooks"],
+        parameters=[SUBSCRIPTION_ID],
+        request=None,
+        responses={202: WebhookDeliverySerializer},
+    )
     def post(self, request, subscription_id: str):
         self.require_admin()
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
@@ -98,6 +189,13 @@ class WebhookTestApi(ProjectApiView):
 
 
 class WebhookDeliveryListApi(ProjectApiView):
+    @extend_schema(
+        summary="List a subscription's deliveries",
+        description="Newest first, 50 a page.",
+        tags=["Webhooks"],
+        parameters=[SUBSCRIPTION_ID, PAGE],
+        responses={200: page_of(WebhookDeliverySerializer, "WebhookDeliveryPage")},
+    )
     def get(self, request, subscription_id: str):
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
         deliveries = selectors.deliveries_for_project(project=self.project, subscription=subscription)
@@ -105,11 +203,26 @@ class WebhookDeliveryListApi(ProjectApiView):
 
 
 class FailedJobListApi(ProjectApiView):
+    @extend_schema(
+        summary="List failed jobs (the dead-letter queue)",
+        description="Work that exhausted its retries (e.g. webhook deliveries), newest first, 50 a page.",
+        tags=["Automations"],
+        parameters=[PAGE],
+        responses={200: page_of(FailedJobSerializer, "FailedJobPage")},
+    )
     def get(self, request):
         return _page(self, failed_jobs_for_project(project=self.project), FailedJobSerializer)
 
 
 class FailedJobReplayApi(ProjectApiView):
+    @extend_schema(
+        summary="Replay a failed job",
+        description="Runs the job's task again; 202 with the job, now with `replayedAt`. Owners and admins only.",
+        tags=["Automations"],
+        parameters=[JOB_ID],
+        request=None,
+        responses={202: FailedJobSerializer},
+    )
     def post(self, request, job_id: str):
         self.require_admin()
         job = failed_job_replay(job=failed_job_get(project=self.project, job_id=job_id))

@@ -1,7 +1,10 @@
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictBooleanField, StrictCharField, StrictIntegerField
 from leadpulse.models import FailedJob
 from scoring import engine as scoring_engine
 
@@ -42,14 +45,195 @@ ACTION_CONFIG: dict[str, tuple[str, Any, str]] = {
 }
 
 
+def _all_in(value: Any, allowed: tuple[str, ...]) -> bool:
+    """A list whose items are all among `allowed` (not a string, number or object that merely iterates)."""
+    return isinstance(value, list) and all(isinstance(item, str) and item in allowed for item in value)
+
+
+def _contains_nul(value: Any) -> bool:
+    """Whether a NUL occurs in any string or key of a JSON value (PostgreSQL's jsonb refuses them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+# --- The OpenAPI document: what `validate` enforces, as JSON Schema ---------------------------
+
+TEXT = {"type": "string", "pattern": NO_NUL}
+CONDITION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One condition `{path, op, value}`, as in scoring rules.",
+    "properties": {
+        "path": {
+            "type": "string",
+            "pattern": rf"^[^.\x00]{{1,64}}(\.[^.\x00]{{1,64}}){{0,{scoring_engine.PATH_PART_LIMIT - 1}}}$",
+            "description": "A dotted path of 1-8 parts (each 1-64 characters), e.g. `properties.url`.",
+        },
+        "op": {"type": "string", "enum": list(scoring_engine.OPERATORS)},
+        "value": {"description": "Depends on `op`; ignored for exists/not_exists."},
+    },
+    "required": ["path", "op"],
+    "oneOf": [
+        {"properties": {"op": {"enum": ["exists", "not_exists"]}}},
+        {
+            "properties": {"op": {"enum": ["in"]}, "value": {"type": "array", "minItems": 1, "maxItems": 500}},
+            "required": ["value"],
+        },
+        {
+            "properties": {
+                "op": {"enum": ["gt", "gte", "lt", "lte"]},
+                "value": {"oneOf": [{"type": "number"}, TEXT], "description": "A number or a numeric string."},
+            },
+            "required": ["value"],
+        },
+        {
+            "properties": {
+                "op": {"enum": ["regex"]},
+                "value": {**TEXT, "minLength": 1, "maxLength": 500, "description": "An RE2 regular expression."},
+            },
+            "required": ["value"],
+        },
+        {
+            "properties": {
+                "op": {"enum": ["eq", "neq", "contains", "not_contains", "starts_with", "ends_with"]},
+                "value": {"oneOf": [{"type": "number"}, {**TEXT, "minLength": 1}]},
+            },
+            "required": ["value"],
+        },
+    ],
+}
+CONDITIONS_SCHEMA = {"type": "array", "maxItems": 20, "items": CONDITION_SCHEMA}
+URL_SCHEMA = {
+    "type": "string",
+    "format": "uri",
+    "pattern": r"^[hH][tT][tT][pP][sS]?://[^\x00]+$",
+    "description": "http(s); refused (400 `unsafe_url`) unless its host resolves to public addresses.",
+}
+TRIGGER_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
+    "stage_entered": {"stage": {"type": "string", "enum": list(scoring_engine.STAGES)}},
+    "score_crossed_up": {"threshold": {"type": "integer", "minimum": 0}},
+    "score_crossed_down": {"threshold": {"type": "integer", "minimum": 0}},
+    "velocity_at_least": {"velocity": {"type": "integer", "minimum": 1}},
+}
+ACTION_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
+    "webhook": {"url": URL_SCHEMA},
+    "slack": {"url": {**URL_SCHEMA, "description": "A Slack incoming-webhook URL. " + URL_SCHEMA["description"]}},
+    "email": {"to": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[^\x00]*@[^\x00]*$"}}},
+    "add_tag": {"tag": {**TEXT, "minLength": 1, "maxLength": 64}},
+    "set_owner": {"owner": {**TEXT, "minLength": 1, "maxLength": 254}},
+}
+
+
+def _one_of(*values: str) -> dict[str, Any]:
+    # a pattern, not an enum: drf-spectacular would hoist an enum into a shared component
+    return {"type": "string", "pattern": f"^({'|'.join(values)})$"}
+
+
+def _partial(variants: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """For PATCH: a config must fit the trigger or action sent with it; alone, it meets the stored one."""
+    loosened = [{**variant, "required": [key]} for variant in variants]
+    return {"anyOf": [{"not": {"required": [key]}}, *loosened]}
+
+
+def _trigger_variants() -> list[dict[str, Any]]:
+    variants: list[dict[str, Any]] = []
+    for trigger, properties in TRIGGER_CONFIG_SCHEMAS.items():
+        config = {"type": "object", "properties": properties, "required": list(properties)}
+        variants.append(
+            {"properties": {"trigger": _one_of(trigger), "triggerConfig": config}, "required": ["triggerConfig"]}
+        )
+    event_config = {
+        "type": "object",
+        "properties": {
+            "eventType": {**TEXT, "minLength": 1, "default": "*", "description": "An event name, or `*`."},
+            "conditions": CONDITIONS_SCHEMA,
+        },
+    }
+    variants.append({"properties": {"trigger": _one_of("event_received"), "triggerConfig": event_config}})
+    variants.append({"properties": {"trigger": _one_of("lead_merged", "lead_identified")}})
+    return variants
+
+
+def _action_variants() -> list[dict[str, Any]]:
+    variants = []
+    for action, properties in ACTION_CONFIG_SCHEMAS.items():
+        config: dict[str, Any] = {"type": "object", "properties": dict(properties), "required": list(properties)}
+        if action == "webhook":
+            config["properties"]["secret"] = {
+                **TEXT,
+                "description": "The signing secret (default: a new `whsec_…`); shown in the create response only.",
+            }
+        variants.append(
+            {"properties": {"action": _one_of(action), "actionConfig": config}, "required": ["actionConfig"]}
+        )
+    return variants
+
+
+class AutomationRuleSchema(OpenApiSerializerExtension):
+    """A rule's request: which `triggerConfig` and `actionConfig` keys are required follows `trigger` and `action`.
+
+    A partial update (PATCH) is checked against the stored rule: there a config is tied only to a trigger or
+    action sent with it.
+    """
+
+    target_class = "automations.serializers.AutomationRuleSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        properties = schema["properties"]
+        if direction != "request":
+            for name in ("triggerConfig", "leadConditions", "actionConfig"):
+                properties[name] = {"type": "object", "additionalProperties": {}}
+            return {**schema, "required": sorted(properties)}  # every field is in every response
+        properties["name"]["pattern"] = NOT_BLANK_NO_NUL
+        properties["triggerConfig"] = {
+            "type": "object",
+            "description": "Depends on `trigger`: `{stage}` for stage_entered, `{threshold}` for score_crossed_up/"
+            "down, `{velocity}` for velocity_at_least, `{eventType, conditions}` for event_received; nothing "
+            "for lead_merged and lead_identified. No string may contain NUL.",
+        }
+        properties["actionConfig"] = {
+            "type": "object",
+            "description": "Depends on `action`: `{url, secret}` for webhook, `{url}` for slack, `{to}` for email, "
+            "`{tag}` for add_tag, `{owner}` for set_owner. No string may contain NUL.",
+        }
+        properties["leadConditions"] = {
+            "type": "object",
+            "description": "Further conditions on the lead; all must hold.",
+            "properties": {
+                "stages": {"type": "array", "items": {"type": "string", "enum": list(scoring_engine.STAGES)}},
+                "grades": {"type": "array", "items": {"type": "string", "enum": ["A", "B", "C", "D"]}},
+                "minScore": {"type": "integer", "nullable": True},
+                "maxScore": {"type": "integer", "nullable": True},
+                "traits": CONDITIONS_SCHEMA,
+            },
+            "additionalProperties": False,
+        }
+        if "required" not in schema:  # PATCH
+            return {
+                **schema,
+                "allOf": [_partial(_trigger_variants(), "trigger"), _partial(_action_variants(), "action")],
+            }
+        return {**schema, "allOf": [{"oneOf": _trigger_variants()}, {"oneOf": _action_variants()}]}
+
+
+@extend_schema_serializer(component_name="AutomationRule")
 class AutomationRuleSerializer(serializers.ModelSerializer):
-    isActive = serializers.BooleanField(source="is_active", required=False)
+    name = StrictCharField(max_length=200)
+    isActive = StrictBooleanField(source="is_active", required=False)
     triggerConfig = serializers.JSONField(source="trigger_config", required=False)
     leadConditions = serializers.JSONField(source="lead_conditions", required=False)
     actionConfig = serializers.JSONField(source="action_config", required=False)
-    cooldownSeconds = serializers.IntegerField(
-        source="cooldown_seconds", min_value=60, max_value=365 * 86400, required=False
-    )
+    cooldownSeconds = StrictIntegerField(source="cooldown_seconds", min_value=60, max_value=365 * 86400, required=False)
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
 
     class Meta:
@@ -76,6 +260,10 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
         return data
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        for source, name in (("trigger_config", "triggerConfig"), ("lead_conditions", "leadConditions"),
+                             ("action_config", "actionConfig")):  # fmt: skip
+            if _contains_nul(attrs.get(source)):
+                raise serializers.ValidationError({name: ["Text may not contain NUL characters."]})
         trigger = attrs.get("trigger", getattr(self.instance, "trigger", None))
         config = attrs.get("trigger_config", getattr(self.instance, "trigger_config", {}))
         if not isinstance(config, dict):
@@ -96,15 +284,17 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
         key, check, what = ACTION_CONFIG[str(action)]
         if not check(action_config.get(key)):
             raise serializers.ValidationError({f"actionConfig.{key}": [f"Must be {what}."]})
+        if not isinstance(action_config.get("secret", ""), str):
+            raise serializers.ValidationError({"actionConfig.secret": ["Must be a string."]})
         conditions = attrs.get("lead_conditions", getattr(self.instance, "lead_conditions", {}))
         if not isinstance(conditions, dict):
             raise serializers.ValidationError({"leadConditions": ["Must be an object."]})
         unknown = set(conditions) - {"stages", "minScore", "maxScore", "grades", "traits"}
         if unknown:
             raise serializers.ValidationError({f"leadConditions.{sorted(unknown)[0]}": ["Unknown condition."]})
-        if not set(conditions.get("stages", [])) <= set(scoring_engine.STAGES):
+        if not _all_in(conditions.get("stages", []), scoring_engine.STAGES):
             raise serializers.ValidationError({"leadConditions.stages": ["Stages are cold, warm, hot, qualified."]})
-        if not set(conditions.get("grades", [])) <= {"A", "B", "C", "D"}:
+        if not _all_in(conditions.get("grades", []), ("A", "B", "C", "D")):
             raise serializers.ValidationError({"leadConditions.grades": ["Grades are A, B, C, D."]})
         for bound in ("minScore", "maxScore"):
             value = conditions.get(bound)
@@ -114,17 +304,26 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
         return attrs
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {}})
+class ObjectField(serializers.JSONField):
+    """A JSON object (documented as one; `JSONField` alone is documented as any value)."""
+
+
+@extend_schema_serializer(component_name="AutomationExecution")
 class AutomationExecutionSerializer(serializers.ModelSerializer):
     leadId = serializers.IntegerField(source="lead_id")
-    responseCode = serializers.IntegerField(source="response_code")
+    trigger = ObjectField(help_text="What fired the rule, e.g. the stage entered or the event received.")
+    responseCode = serializers.IntegerField(source="response_code", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
 
     class Meta:
         model = AutomationExecution
         fields = ["id", "leadId", "trigger", "status", "attempts", "responseCode", "error", "createdAt", "finishedAt"]
+        read_only_fields = fields  # output only
 
 
+@extend_schema_serializer(component_name="WebhookSubscribe")
 class WebhookSubscribeSerializer(serializers.Serializer):
     url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
@@ -132,10 +331,21 @@ class WebhookSubscribeSerializer(serializers.Serializer):
     )
 
 
+class WebhookSubscribeSchema(OpenApiSerializerExtension):
+    target_class = "automations.serializers.WebhookSubscribeSerializer"
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> Any:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["properties"]["url"] = {**schema["properties"]["url"], **URL_SCHEMA}
+        return schema
+
+
+@extend_schema_serializer(component_name="WebhookSubscription")
 class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.ChoiceField(choices=WebhookSubscription.Event.values))
     isActive = serializers.BooleanField(source="is_active")
     consecutiveFailures = serializers.IntegerField(source="consecutive_failures")
-    disabledAt = serializers.DateTimeField(source="disabled_at")
+    disabledAt = serializers.DateTimeField(source="disabled_at", allow_null=True)
     disabledReason = serializers.CharField(source="disabled_reason")
     createdAt = serializers.DateTimeField(source="created_at")
 
@@ -144,11 +354,21 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "events", "isActive", "consecutiveFailures", "disabledAt", "disabledReason", "createdAt"]
 
 
+@extend_schema_serializer(component_name="WebhookSubscriptionCreated")
+class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
+    secret = serializers.CharField(help_text="The signing secret, `whsec_…`; shown in this response only.")
+
+    class Meta(WebhookSubscriptionSerializer.Meta):
+        fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
+
+
+@extend_schema_serializer(component_name="WebhookDelivery")
 class WebhookDeliverySerializer(serializers.ModelSerializer):
     deliveryId = serializers.UUIDField(source="delivery_id")
-    responseCode = serializers.IntegerField(source="response_code")
+    event = serializers.CharField(help_text="The event, e.g. `lead.updated`, `automation.fired` or `ping`.")
+    responseCode = serializers.IntegerField(source="response_code", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
-    deliveredAt = serializers.DateTimeField(source="delivered_at")
+    deliveredAt = serializers.DateTimeField(source="delivered_at", allow_null=True)
 
     class Meta:
         model = WebhookDelivery
@@ -164,12 +384,15 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
             "createdAt",
             "deliveredAt",
         ]
+        read_only_fields = fields  # output only
 
 
+@extend_schema_serializer(component_name="FailedJob")
 class FailedJobSerializer(serializers.ModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at")
-    replayedAt = serializers.DateTimeField(source="replayed_at")
+    replayedAt = serializers.DateTimeField(source="replayed_at", allow_null=True)
 
     class Meta:
         model = FailedJob
         fields = ["id", "kind", "reference", "error", "attempts", "createdAt", "replayedAt"]
+        read_only_fields = fields  # output only

@@ -6,14 +6,15 @@ Each view parses, calls `events_ingest` once and shapes the answer its clients e
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import status
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -23,9 +24,9 @@ from rest_framework.views import APIView
 from accounts.selectors import WriteKeyProject, project_for_write_key
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
+from leadpulse.openapi import PROJECT_PARAMETER, AutoSchema, cursor_page_of
 from leadpulse.ratelimits import ingest_key_rate_limit, rate_limit
 
-from .models import Event
 from .schema import (
     SchemaError,
     batch_items,
@@ -36,6 +37,23 @@ from .schema import (
     parse_json,
 )
 from .selectors import events_filtered_for_project
+from .serializers import (
+    SEGMENT_CALL_REQUESTS,
+    BatchRejectedSerializer,
+    BatchResultSerializer,
+    EventSerializer,
+    SdkDuplicateSerializer,
+    SdkEventSerializer,
+    SdkQueuedSerializer,
+    SegmentBatchRejectedSerializer,
+    SegmentBatchResultSerializer,
+    SegmentBatchSerializer,
+    SegmentCallResultSerializer,
+    ServerBatchSerializer,
+    ServerDuplicateSerializer,
+    ServerEventSerializer,
+    ServerQueuedSerializer,
+)
 from .services import events_ingest
 
 
@@ -68,12 +86,62 @@ def segment_write_key(request: Request, body: Any) -> str | None:
     return body.get("writeKey") if isinstance(body, dict) else None
 
 
+class IngestAutoSchema(AutoSchema):
+    """Ingest bodies are JSON whatever their content type; `GET /api/events` is a project API view."""
+
+    def map_parsers(self) -> list[Any]:
+        return ["application/json"]
+
+    def error_codes(self) -> list[int]:
+        if self.method == "GET":  # handed over to `EventListApi`
+            return [400, 401, 404, 429]
+        return super().error_codes()
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = super().get_override_parameters()
+        return [*parameters, PROJECT_PARAMETER] if self.method == "GET" else parameters
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        operation = super().get_operation(*args, **kwargs)
+        if operation and "requestBody" in operation:
+            operation["requestBody"]["required"] = True  # an empty body is a 400
+        for parameter in operation.get("parameters", []) if operation else []:
+            if parameter["in"] == "query":
+                parameter["allowEmptyValue"] = True  # `?since=` is the same as no `since`
+        return operation
+
+
+class SegmentCallAutoSchema(IngestAutoSchema):
+    """One view class serves every `/v1/<call>`: document each call's own body."""
+
+    def get_request_serializer(self) -> Any:
+        return SEGMENT_CALL_REQUESTS[cast("SegmentCallApi", self.view).call_type]
+
+    def get_summary(self) -> str:
+        return f"Record a Segment `{cast('SegmentCallApi', self.view).call_type}` call"
+
+
+# drf-spectacular's `auth` takes security requirement objects, though its hint says strings
+NO_AUTH: Any = [{}]
+WRITE_KEY_HEADER_AUTH: Any = [{"writeKeyHeader": []}]
+SEGMENT_WRITE_KEY_AUTH: Any = [{"writeKeyBasic": []}, {}]
+PROJECT_API_AUTH: Any = [{"jwtAuth": []}, {"secretKey": []}]
+
+GZIP = "The body may be gzip-compressed (`Content-Encoding: gzip`) and is read as JSON whatever its content type. "
+SIZE = "Bodies up to 500 KB, events up to 32 KB (413 beyond)."
+SEGMENT_AUTH = (
+    "The write key is the HTTP Basic user name (no password), as Segment's libraries send it, "
+    "or the body's `writeKey`. "
+)
+
+
 class IngestApiView(APIView):
     """Write-key endpoints, rate-limited per client IP and per write key before anything is stored."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     parser_classes: list = []
+    schema = IngestAutoSchema()
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -90,6 +158,18 @@ class IngestApiView(APIView):
 class SdkEventIngestApi(IngestApiView):
     """`POST /api/ingest/event`: the browser SDK's shape, write key in the body."""
 
+    @extend_schema(
+        summary="Record one browser SDK event",
+        description="The browser SDK's shape, with the write key in the body's `apiKey` "
+        "(so `navigator.sendBeacon` can post it as `text/plain`). " + GZIP + SIZE,
+        tags=["Ingest"],
+        auth=NO_AUTH,
+        request=SdkEventSerializer,
+        responses={
+            202: OpenApiResponse(SdkQueuedSerializer, "Stored; scoring follows."),
+            200: OpenApiResponse(SdkDuplicateSerializer, "An event with this `eventId` was stored before."),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = request_json(request)
         if not isinstance(body, dict):
@@ -105,6 +185,17 @@ class SdkEventIngestApi(IngestApiView):
 class ServerEventIngestApi(IngestApiView):
     """`POST /api/events`: server-side shape, write key in `X-API-Key`."""
 
+    @extend_schema(
+        summary="Record one server-side event",
+        description="The server shape, with the write key in `X-API-Key`. " + GZIP + SIZE,
+        tags=["Ingest"],
+        auth=WRITE_KEY_HEADER_AUTH,
+        request=ServerEventSerializer,
+        responses={
+            202: OpenApiResponse(ServerQueuedSerializer, "Stored; scoring follows."),
+            200: OpenApiResponse(ServerDuplicateSerializer, "An event with this `eventId` was stored before."),
+        },
+    )
     def post(self, request: Request) -> Response:
         project = self.project_for_key(request.headers.get("X-API-Key"))
         body = request_json(request)
@@ -117,6 +208,30 @@ class ServerEventIngestApi(IngestApiView):
             )
         return Response({"message": "Event queued", "eventId": event.event_id}, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        summary="List the project's events",
+        description="The project's event log, newest first, one cursor page at a time (follow `next`). "
+        "Takes a user's JWT or a secret key, not a write key.",
+        tags=["Events"],
+        auth=PROJECT_API_AUTH,
+        parameters=[
+            OpenApiParameter("eventType", OpenApiTypes.STR, description="Only events of this name."),
+            OpenApiParameter(
+                "leadId",
+                {"type": "integer", "minimum": 0, "maximum": 10**18 - 1},
+                description="Only this lead's events.",
+            ),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="Only events at or after this time."),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Only events at or before this time."),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="The page: taken from `next` or `previous`."),
+            OpenApiParameter(
+                "pageSize",
+                {"type": "integer", "minimum": 1},
+                description="Events per page: 50 by default; more than 200 is capped at 200.",
+            ),
+        ],
+        responses={200: cursor_page_of(EventSerializer, "IngestEventPage")},
+    )
     def get(self, request: Request) -> HttpResponseBase:
         # The same URL lists events for dashboard users: hand over to a JWT-authenticated view.
         return EventListApi.as_view()(request._request)
@@ -152,6 +267,21 @@ def _batch_response(
 class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
 
+    @extend_schema(
+        summary="Record a batch of server-side events",
+        description='Up to 500 server-shape events, as `{"events": [...]}` or a bare array, with the write key '
+        "in `X-API-Key`. Valid events are stored and the others reported in `errors` by index; "
+        "when none is valid the answer is 400 with the same counts. " + GZIP + SIZE,
+        tags=["Ingest"],
+        auth=WRITE_KEY_HEADER_AUTH,
+        request=ServerBatchSerializer,
+        responses={
+            202: OpenApiResponse(BatchResultSerializer, "The valid events are stored."),
+            400: OpenApiResponse(
+                BatchRejectedSerializer, "Bad input, or no valid event (then with the counts and `errors`)."
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         project = self.project_for_key(request.headers.get("X-API-Key"))
         items = batch_items(request_json(request), max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
@@ -172,7 +302,16 @@ class SegmentCallApi(IngestApiView):
     """`POST /v1/<type>`: one Segment spec call; answers `{"success": true}` as Segment does."""
 
     call_type = "track"
+    schema = SegmentCallAutoSchema()
 
+    @extend_schema(
+        description="One call of Segment's tracking API spec, so Segment, RudderStack and similar clients only "
+        "change their host. " + SEGMENT_AUTH + "Answers `success: true` like Segment, with `duplicate: true` "
+        "when the `messageId` was seen before. " + GZIP + SIZE,
+        tags=["Segment"],
+        auth=SEGMENT_WRITE_KEY_AUTH,
+        responses={200: OpenApiResponse(SegmentCallResultSerializer, "Stored (or a duplicate).")},
+    )
     def post(self, request: Request) -> Response:
         body = request_json(request)
         if not isinstance(body, dict):
@@ -191,12 +330,29 @@ class SegmentCallApi(IngestApiView):
 class SegmentBatchApi(IngestApiView):
     """`POST /v1/batch`: `{batch: [...], sentAt?, writeKey?}`; per-message results, valid ones stored."""
 
+    @extend_schema(
+        summary="Record a batch of Segment calls",
+        description="Up to 500 Segment messages of any type (the `type` of each names its call). "
+        + SEGMENT_AUTH
+        + "Valid messages are stored and the others reported in `errors` by index; when none is valid the "
+        "answer is 400 with `success: false` and the same counts. " + GZIP + SIZE,
+        tags=["Segment"],
+        auth=SEGMENT_WRITE_KEY_AUTH,
+        request=SegmentBatchSerializer,
+        responses={
+            200: OpenApiResponse(SegmentBatchResultSerializer, "The valid messages are stored."),
+            400: OpenApiResponse(
+                SegmentBatchRejectedSerializer,
+                "Bad input, or no valid message (then with `success: false`, the counts and `errors`).",
+            ),
+        },
+    )
     def post(self, request: Request) -> Response:
         body = request_json(request)
         if not isinstance(body, dict):
             raise SchemaError("body", "Must be a JSON object.")
         project = self.project_for_key(segment_write_key(request, body), field="writeKey")
-        items = batch_items({"events": body.get("batch")}, max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
+        items = batch_items({"batch": body.get("batch")}, max_events=settings.LEADPULSE_MAX_BATCH_EVENTS, field="batch")
         received_at = timezone.now()
         return _batch_response(
             items=items,
@@ -246,30 +402,15 @@ class EventCursorPagination(CursorPagination):
     page_size_query_param = "pageSize"
     max_page_size = 200
 
-
-class EventSerializer(serializers.ModelSerializer):
-    eventId = serializers.CharField(source="event_id")
-    eventType = serializers.CharField(source="name")
-    leadId = serializers.IntegerField(source="lead_id")
-    anonymousId = serializers.CharField(source="anonymous_id")
-    userId = serializers.CharField(source="user_id")
-    receivedAt = serializers.DateTimeField(source="received_at")
-    processedAt = serializers.DateTimeField(source="processed_at")
-
-    class Meta:
-        model = Event
-        fields = [
-            "eventId",
-            "eventType",
-            "type",
-            "leadId",
-            "anonymousId",
-            "userId",
-            "timestamp",
-            "receivedAt",
-            "processedAt",
-            "properties",
-        ]
+    def get_page_size(self, request: Request) -> int:
+        """`pageSize` if given (capped); 400 naming it unless it is a positive integer."""
+        raw = request.query_params.get(self.page_size_query_param, "").strip()
+        if not raw:
+            return self.page_size
+        digits = raw.lstrip("0")
+        if not (raw.isascii() and raw.isdecimal() and digits):
+            raise ApplicationError("Must be a positive integer.", field=self.page_size_query_param)
+        return self.max_page_size if len(digits) > 6 else min(int(digits), self.max_page_size)
 
 
 class EventListApi(ProjectApiView):

@@ -16,6 +16,7 @@ from django.utils.dateparse import parse_datetime
 from leadpulse.errors import ApplicationError
 
 EVENT_NAME_RE = re.compile(r"^[A-Za-z0-9_ .:\-]{1,128}$")
+ESCAPED_SURROGATE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
 MAX_PROPERTY_DEPTH = 5
 MAX_IDENTIFIER_LENGTH = 255
 MAX_EVENT_ID_LENGTH = 128
@@ -67,9 +68,18 @@ def parse_json(raw: bytes, *, max_bytes: int) -> Any:
     if not raw.strip():
         raise SchemaError("body", "The request body is empty.")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(raw)
+    except ValueError as exc:  # also UnicodeDecodeError, and integers too long to convert
         raise SchemaError("body", f"Malformed JSON: {exc}.") from None
+    except RecursionError:
+        raise SchemaError("body", "Malformed JSON: nested too deeply.") from None
+    if ESCAPED_SURROGATE_RE.search(raw):
+        try:
+            encoded_size(value)
+        except UnicodeEncodeError:
+            # an unpaired `\ud800` escape decodes, but cannot be stored (or hashed) as UTF-8
+            raise SchemaError("body", "Malformed JSON: unpaired UTF-16 surrogate.") from None
+    return value
 
 
 def encoded_size(value: Any) -> int:
@@ -129,7 +139,7 @@ def _event_name(item: dict[str, Any], key: str, *, free_text: bool = False) -> s
     if free_text:
         if len(value) > 128 or not value.isprintable():
             raise SchemaError(key, "Must be 1-128 printable characters.")
-    elif not EVENT_NAME_RE.match(value):
+    elif not EVENT_NAME_RE.fullmatch(value):  # `$` alone would let a trailing newline through
         raise SchemaError(key, "Must be 1-128 characters of letters, digits, space, '_', '.', ':' or '-'.")
     return value
 
@@ -204,15 +214,15 @@ def event_from_server(item: Any, *, received_at: datetime, max_event_bytes: int)
     )
 
 
-def batch_items(body: Any, *, max_events: int) -> list[Any]:
-    """The list of items of a batch body: `{events: [...]}` or a bare array."""
-    items = body.get("events") if isinstance(body, dict) else body
+def batch_items(body: Any, *, max_events: int, field: str = "events") -> list[Any]:
+    """The list of items of a batch body: `{<field>: [...]}` or a bare array; errors name `field`."""
+    items = body.get(field) if isinstance(body, dict) else body
     if not isinstance(items, list):
-        raise SchemaError("events", "Must be a list of events.")
+        raise SchemaError(field, "Must be a list of events.")
     if not items:
-        raise SchemaError("events", "Must contain at least one event.")
+        raise SchemaError(field, "Must contain at least one event.")
     if len(items) > max_events:
-        raise SchemaError("events", f"Must contain at most {max_events} events.", too_large=True)
+        raise SchemaError(field, f"Must contain at most {max_events} events.", too_large=True)
     return items
 
 
@@ -286,8 +296,9 @@ def event_from_segment(
 
     timestamp = parse_timestamp(message.get("timestamp"), "timestamp", received_at=received_at)
     sent_at_raw = message.get("sentAt", batch_sent_at)
-    if sent_at_raw not in (None, "") and message.get("timestamp") not in (None, ""):
-        sent_at = parse_timestamp(sent_at_raw, "sentAt", received_at=received_at)
+    # a bad sentAt is refused even when there is no timestamp for it to correct
+    sent_at = parse_timestamp(sent_at_raw, "sentAt", received_at=received_at) if sent_at_raw not in (None, "") else None
+    if sent_at is not None and message.get("timestamp") not in (None, ""):
         timestamp = received_at - (sent_at - timestamp)
         if not EARLIEST_TIMESTAMP <= timestamp <= received_at + MAX_CLOCK_AHEAD:
             raise SchemaError("sentAt", "timestamp and sentAt put the event outside 2000-01-01 .. tomorrow.")

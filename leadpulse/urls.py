@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from .views import HealthApi, overview, system
 
@@ -9,8 +10,13 @@ urlpatterns = [
     path("", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
     path("api/health", HealthApi.as_view(), name="health"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("accounts.urls")),
     path("", include("ingest.urls")),
     path("", include("scoring.urls")),
     path("", include("automations.urls")),
 ]
+
+handler404 = "leadpulse.views.not_found"
+handler500 = "leadpulse.views.server_error"

@@ -1,5 +1,9 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as django_server_error
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,13 +12,44 @@ from scoring.selectors import project_dashboard
 
 from .charts import bar_chart
 from .dashboard import project_page
+from .errors import ApplicationError, NotFound, error_response
 from .health import system_health
 
 
 class HealthApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # the same shape with 200 and 503
+    health = inline_serializer(
+        "Health",
+        fields={
+            "status": serializers.ChoiceField(choices=[("ok", "Everything is up"), ("degraded", "Something is down")]),
+            "database": serializers.ChoiceField(choices=[("ok", "Answers"), ("down", "Unreachable")]),
+            "redis": serializers.ChoiceField(
+                choices=[("ok", "Answers"), ("down", "Unreachable"), ("embedded", "None configured (in-process)")]
+            ),
+            "worker": inline_serializer(
+                "HealthWorker",
+                fields={
+                    "status": serializers.ChoiceField(
+                        choices=[("ok", "A recent heartbeat"), ("down", "No recent heartbeat")]
+                    ),
+                    "lastHeartbeat": serializers.DateTimeField(allow_null=True),
+                },
+            ),
+        },
+    )
 
+    @extend_schema(
+        summary="Liveness of the database, Redis and the workers",
+        description="Unauthenticated; says nothing about any project's data.",
+        tags=["Health"],
+        auth=[],
+        responses={
+            200: OpenApiResponse(health, description="Everything is up."),
+            503: OpenApiResponse(health, description="Degraded: the database, Redis or every worker is down."),
+        },
+    )
     def get(self, request):
         health = system_health()
         return Response(health, status=200 if health["status"] == "ok" else 503)
@@ -48,3 +83,20 @@ def overview(request: HttpRequest) -> HttpResponse:
 @project_page
 def system(request: HttpRequest) -> HttpResponse:
     return render(request, "system.html", {"health": system_health(project_id=request.project.id)})  # type: ignore[attr-defined]
+
+
+# The API answers in its one error shape even where no DRF view is reached: an unknown URL
+# (or an id that does not match a route's converter) and an unhandled exception.
+API_PREFIXES = ("/api/", "/v1/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith(API_PREFIXES):
+        return error_response(NotFound("Not found."))
+    return page_not_found(request, exception)  # type: ignore[arg-type]
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith(API_PREFIXES):
+        return error_response(ApplicationError("Internal server error.", code="server_error", status_code=500))
+    return django_server_error(request)

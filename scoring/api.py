@@ -2,6 +2,13 @@ import json
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    OpenApiTypes,
+    extend_schema,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -10,9 +17,13 @@ from rest_framework.response import Response
 from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
+from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictCharField, StrictEmailField
+from leadpulse.openapi import page_of, results_of
 
-from .models import ScoreHistory, ScoringRule
+from . import engine
+from .models import ScoringRule
 from .selectors import (
+    LEAD_ORDERING_FIELDS,
     lead_export,
     lead_get,
     lead_history_for_project,
@@ -30,30 +41,92 @@ from .selectors import (
     rules_preview_proposed,
 )
 from .serializers import (
+    DashboardSerializer,
+    IntelligenceSerializer,
+    LeaderboardSerializer,
+    LeadExportSerializer,
     LeadSerializer,
     PreviewSerializer,
     RescoreJobSerializer,
+    RulePreviewSerializer,
     RuleSerializer,
+    ScoreBreakdownSerializer,
+    ScoreHistorySerializer,
     ScoringSettingsSerializer,
+    StageCountsSerializer,
+    TimelineSerializer,
+    openapi_patch,
 )
 from .services import lead_erase, lead_update, rule_create, rule_delete, rule_update, scoring_settings_update
 
 
-class LeadPagination(PageNumberPagination):
+class StrictPageNumberPagination(PageNumberPagination):
+    """`page` and `pageSize` as documented: a malformed value is an error, not silently the default."""
+
     page_size = 50
     page_size_query_param = "pageSize"
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        # "" is not page 1 but an invalid page (404), like "abc"
+        return request.query_params.get(self.page_query_param, 1)
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            raise ApplicationError("Must be an integer.", field=self.page_size_query_param) from None
+        if size < 1:
+            raise ApplicationError("Must be at least 1.", field=self.page_size_query_param)
+        return min(size, self.max_page_size or size)
+
+
+class LeadPagination(StrictPageNumberPagination):
     max_page_size = 500
 
 
+@extend_schema_serializer(component_name="LeadCreate")
+@openapi_patch(request={"anonymousId": {"pattern": NOT_BLANK_NO_NUL}, "name": {"pattern": NO_NUL},
+                        "company": {"pattern": NO_NUL}})  # fmt: skip
 class LeadCreateSerializer(serializers.Serializer):
-    anonymousId = serializers.CharField(max_length=255)
-    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
-    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-    company = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    anonymousId = StrictCharField(max_length=255)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    company = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 
 TRAITS_MAX_BYTES = 32 * 1024
 TRAITS_MAX_DEPTH = 5
+
+
+def json_schema(depth: int) -> dict[str, Any]:
+    """Any JSON value without NUL characters whose objects and arrays nest at most `depth` levels."""
+    scalars: list[dict[str, Any]] = [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "string", "nullable": True, "enum": [None]},
+    ]
+    if depth == 0:
+        return {"oneOf": scalars}
+    inner = json_schema(depth - 1)
+    return {
+        "oneOf": [
+            *scalars,
+            {"type": "object", "additionalProperties": inner},
+            {"type": "array", "items": inner},
+        ]
+    }
+
+
+TRAITS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": json_schema(TRAITS_MAX_DEPTH - 1),
+    "description": f"Free-form traits: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, "
+    f"at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
+}
 
 
 def json_shape(value: Any) -> tuple[int, bool]:
@@ -77,12 +150,16 @@ def json_shape(value: Any) -> tuple[int, bool]:
     return depth, nul
 
 
+@extend_schema_serializer(component_name="LeadUpdate")
+@openapi_patch(
+    request={"name": {"pattern": NO_NUL}, "company": {"pattern": NO_NUL}, "traits": TRAITS_SCHEMA}, closed=True
+)
 class LeadUpdateSerializer(serializers.Serializer):
     """The fields a person may change on a lead; anything else (scores, ids, project) is rejected."""
 
-    email = serializers.EmailField(max_length=254, allow_blank=True)
-    name = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
-    company = serializers.CharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    email = StrictEmailField(max_length=254, allow_blank=True)
+    name = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    company = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
     traits = serializers.JSONField()
 
     def to_internal_value(self, data: Any) -> Any:
@@ -113,7 +190,54 @@ class LeadUpdateSerializer(serializers.Serializer):
         return value
 
 
+STAGE_PARAMETER = OpenApiParameter(
+    "stage", OpenApiTypes.STR, enum=["", *engine.STAGES], description="Only leads in this stage (empty: all)."
+)
+LEAD_FILTER_PARAMETERS = [
+    STAGE_PARAMETER,
+    OpenApiParameter(
+        "anonymousId",
+        OpenApiTypes.STR,
+        description="Only the lead with this anonymous id, or the lead a device with this id was merged into.",
+    ),
+    OpenApiParameter(
+        "search",
+        OpenApiTypes.STR,
+        description="Case-insensitive substring of email, name, company, anonymous id or user id; "
+        "a number also matches the lead id.",
+    ),
+    OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        enum=["", *LEAD_ORDERING_FIELDS, *(f"-{name}" for name in LEAD_ORDERING_FIELDS)],
+        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`.",
+    ),
+]
+
+
+def page_parameters(max_page_size: int) -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter(
+            "page", {"type": "integer", "minimum": 1}, description="1-based page number (404 past the last page)."
+        ),
+        OpenApiParameter(
+            "pageSize",
+            {"type": "integer", "minimum": 1},
+            description=f"Items per page, default 50, capped at {max_page_size}.",
+        ),
+    ]
+
+
 class LeadListApi(ProjectApiView):
+    @extend_schema(
+        summary="Create a lead, or return the one with this anonymous id",
+        tags=["Leads"],
+        request=LeadCreateSerializer,
+        responses={
+            201: OpenApiResponse(LeadSerializer, description="Created."),
+            200: OpenApiResponse(LeadSerializer, description="A lead with this anonymous id already exists."),
+        },
+    )
     def post(self, request):
         serializer = LeadCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -127,6 +251,12 @@ class LeadListApi(ProjectApiView):
         )
         return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
+    @extend_schema(
+        summary="List the project's leads",
+        tags=["Leads"],
+        parameters=[*LEAD_FILTER_PARAMETERS, *page_parameters(LeadPagination.max_page_size)],
+        responses=page_of(LeadSerializer, "LeadPage"),
+    )
     def get(self, request):
         params = request.query_params
         leads = leads_for_project(
@@ -141,19 +271,48 @@ class LeadListApi(ProjectApiView):
         return paginator.get_paginated_response(LeadSerializer(page, many=True).data)
 
 
+LEAD_ID = OpenApiParameter(
+    "lead_id",
+    OpenApiTypes.INT,
+    OpenApiParameter.PATH,
+    description="A lead id; a merged-away lead's id answers with the lead it was merged into.",
+)
+
+
 class LeadDetailApi(ProjectApiView):
+    @extend_schema(summary="Get a lead", tags=["Leads"], parameters=[LEAD_ID], responses=LeadSerializer)
     def get(self, request, lead_id: str):
         return Response(LeadSerializer(lead_get(project=self.project, lead_id=lead_id)).data)
 
+    @extend_schema(
+        summary="Replace a lead's editable fields",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        request=LeadUpdateSerializer,
+        responses=LeadSerializer,
+    )
     def put(self, request, lead_id: str, partial: bool = False):
         lead = lead_get(project=self.project, lead_id=lead_id)
         serializer = LeadUpdateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return Response(LeadSerializer(lead_update(lead=lead, data=serializer.validated_data)).data)
 
+    @extend_schema(
+        summary="Change some of a lead's editable fields",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        request=LeadUpdateSerializer,
+        responses=LeadSerializer,
+    )
     def patch(self, request, lead_id: str):
         return self.put(request, lead_id, partial=True)
 
+    @extend_schema(
+        summary="Erase a lead and everything stored about it (GDPR; admins)",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses={204: OpenApiResponse(description="Erased.")},
+    )
     def delete(self, request, lead_id: str):
         self.require_admin()
         lead_erase(lead=lead_get(project=self.project, lead_id=lead_id))
@@ -163,6 +322,12 @@ class LeadDetailApi(ProjectApiView):
 class LeadExportApi(ProjectApiView):
     """Everything stored about one lead, as JSON (GDPR access)."""
 
+    @extend_schema(
+        summary="Export everything stored about a lead (GDPR access)",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=LeadExportSerializer,
+    )
     def get(self, request, lead_id: str):
         return Response(lead_export(lead=lead_get(project=self.project, lead_id=lead_id)))
 
@@ -174,6 +339,17 @@ class LeadsCsvExportApi(ProjectApiView):
         # `Accept: text/csv` must not 406: errors still render as JSON
         return super().perform_content_negotiation(request, force=True)
 
+    @extend_schema(
+        summary="Export the project's leads as CSV",
+        tags=["Leads"],
+        parameters=LEAD_FILTER_PARAMETERS,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="A header row, then one row per lead (formula-safe cells), streamed as an attachment.",
+            )
+        },
+    )
     def get(self, request):
         params = request.query_params
         leads = leads_for_project(
@@ -189,6 +365,19 @@ class LeadsCsvExportApi(ProjectApiView):
 
 
 class LeadTimelineApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's newest events with the score change each made",
+        tags=["Leads"],
+        parameters=[
+            LEAD_ID,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                description="How many events (default 200).",
+            ),
+        ],
+        responses=TimelineSerializer,
+    )
     def get(self, request, lead_id: str):
         lead = lead_get(project=self.project, lead_id=lead_id)
         try:
@@ -212,22 +401,56 @@ class LeadTimelineApi(ProjectApiView):
 
 
 class LeadScoreBreakdownApi(ProjectApiView):
+    @extend_schema(
+        summary="Where a lead's score comes from",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=ScoreBreakdownSerializer,
+    )
     def get(self, request, lead_id: str):
         return Response(lead_score_breakdown(lead=lead_get(project=self.project, lead_id=lead_id)))
 
 
 class LeadIntelligenceApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's velocity, trend, risk and next sales action",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=IntelligenceSerializer,
+    )
     def get(self, request, lead_id: str):
         return Response(lead_intelligence(lead=lead_get(project=self.project, lead_id=lead_id)))
 
 
+RULE_ID = OpenApiParameter("rule_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A scoring rule id.")
+
+
 class RuleListApi(ProjectApiView):
+    @extend_schema(
+        summary="List the project's scoring rules",
+        tags=["Rules"],
+        parameters=[
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                enum=["", *ScoringRule.Kind.values],
+                description="Only rules of this kind (empty: all).",
+            )
+        ],
+        responses=results_of(RuleSerializer, "ScoringRuleList"),
+    )
     def get(self, request):
         kind = request.query_params.get("kind")
         if kind and kind not in ScoringRule.Kind.values:
             raise ApplicationError("Must be engagement or fit.", field="kind")
         return Response({"results": RuleSerializer(rules_for_project(project=self.project, kind=kind), many=True).data})
 
+    @extend_schema(
+        summary="Create a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        request=RuleSerializer,
+        responses={201: RuleSerializer},
+    )
     def post(self, request):
         self.require_admin()
         serializer = RuleSerializer(data=request.data)
@@ -237,9 +460,17 @@ class RuleListApi(ProjectApiView):
 
 
 class RuleDetailApi(ProjectApiView):
+    @extend_schema(summary="Get a scoring rule", tags=["Rules"], parameters=[RULE_ID], responses=RuleSerializer)
     def get(self, request, rule_id: str):
         return Response(RuleSerializer(rule_get(project=self.project, rule_id=rule_id)).data)
 
+    @extend_schema(
+        summary="Replace a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        request=RuleSerializer,
+        responses=RuleSerializer,
+    )
     def put(self, request, rule_id: str, partial: bool = False):
         self.require_admin()
         rule = rule_get(project=self.project, rule_id=rule_id)
@@ -247,9 +478,22 @@ class RuleDetailApi(ProjectApiView):
         serializer.is_valid(raise_exception=True)
         return Response(RuleSerializer(rule_update(rule=rule, data=serializer.validated_data)).data)
 
+    @extend_schema(
+        summary="Change some of a scoring rule's fields (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        request=RuleSerializer,
+        responses=RuleSerializer,
+    )
     def patch(self, request, rule_id: str):
         return self.put(request, rule_id, partial=True)
 
+    @extend_schema(
+        summary="Delete a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        responses={204: OpenApiResponse(description="Deleted.")},
+    )
     def delete(self, request, rule_id: str):
         self.require_admin()
         rule_delete(rule=rule_get(project=self.project, rule_id=rule_id))
@@ -259,6 +503,12 @@ class RuleDetailApi(ProjectApiView):
 class RulePreviewApi(ProjectApiView):
     """What a proposed rule set (and settings) would do, without saving anything."""
 
+    @extend_schema(
+        summary="Preview what a proposed rule set and settings would do to the leads, saving nothing",
+        tags=["Rules"],
+        request=PreviewSerializer,
+        responses=RulePreviewSerializer,
+    )
     def post(self, request):
         project = self.project
         serializer = PreviewSerializer(data=request.data, context={"project": project})
@@ -269,9 +519,21 @@ class RulePreviewApi(ProjectApiView):
 
 
 class ScoringSettingsApi(ProjectApiView):
+    @extend_schema(
+        summary="The project's stage thresholds, score cap and decay",
+        tags=["Scoring"],
+        responses=ScoringSettingsSerializer,
+    )
     def get(self, request):
         return Response(ScoringSettingsSerializer(self.project).data)
 
+    @extend_schema(
+        summary="Replace the scoring settings (admins); re-scores the project's leads",
+        description="Thresholds must rise: warmThreshold < hotThreshold < qualifiedThreshold <= maxScore.",
+        tags=["Scoring"],
+        request=ScoringSettingsSerializer,
+        responses=ScoringSettingsSerializer,
+    )
     def put(self, request, partial: bool = False):
         self.require_admin()
         serializer = ScoringSettingsSerializer(self.project, data=request.data, partial=partial)
@@ -282,17 +544,38 @@ class ScoringSettingsApi(ProjectApiView):
             ).data
         )
 
+    @extend_schema(
+        summary="Change some scoring settings (admins); re-scores the project's leads",
+        description="Thresholds must rise: warmThreshold < hotThreshold < qualifiedThreshold <= maxScore "
+        "(unchanged ones keep their stored values).",
+        tags=["Scoring"],
+        request=ScoringSettingsSerializer,
+        responses=ScoringSettingsSerializer,
+    )
     def patch(self, request):
         return self.put(request, partial=True)
 
 
 class RescoreJobListApi(ProjectApiView):
+    @extend_schema(
+        summary="The project's 20 newest re-score jobs",
+        tags=["Scoring"],
+        responses=results_of(RescoreJobSerializer, "ScoringRescoreJobList"),
+    )
     def get(self, request):
         jobs = self.project.rescore_jobs.order_by("-id")[:20]
         return Response({"results": RescoreJobSerializer(jobs, many=True).data})
 
 
 class RescoreJobDetailApi(ProjectApiView):
+    @extend_schema(
+        summary="A re-score job's progress",
+        tags=["Scoring"],
+        parameters=[
+            OpenApiParameter("job_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A re-score job id.")
+        ],
+        responses=RescoreJobSerializer,
+    )
     def get(self, request, job_id: str):
         return Response(RescoreJobSerializer(rescore_job_get(project=self.project, job_id=job_id)).data)
 
@@ -317,6 +600,21 @@ def query_int(request: Request, name: str, *, default: int, minimum: int, maximu
 
 
 class LeaderboardApi(ProjectApiView):
+    @extend_schema(
+        summary="The project's live leads by score, highest first",
+        tags=["Reports"],
+        parameters=[
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 100}, description="Page size (default 10)."
+            ),
+            OpenApiParameter(
+                "offset",
+                {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+                description="Leads to skip (default 0).",
+            ),
+        ],
+        responses=LeaderboardSerializer,
+    )
     def get(self, request):
         limit = query_int(request, "limit", default=10, minimum=1, maximum=100)
         offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
@@ -325,34 +623,29 @@ class LeaderboardApi(ProjectApiView):
 
 
 class LeaderboardByStageApi(ProjectApiView):
+    @extend_schema(summary="How many live leads sit in each stage", tags=["Reports"], responses=StageCountsSerializer)
     def get(self, request):
         return Response(lead_stage_counts(project=self.project))
 
 
 class AnalyticsDashboardApi(ProjectApiView):
+    @extend_schema(summary="The overview dashboard's numbers", tags=["Reports"], responses=DashboardSerializer)
     def get(self, request):
         dashboard = project_dashboard(project=self.project)
         return Response({**dashboard, "topLeads": LeadSerializer(dashboard["topLeads"], many=True).data})
 
 
-class ScoreHistorySerializer(serializers.ModelSerializer):
-    oldScore = serializers.IntegerField(source="old_score")
-    newScore = serializers.IntegerField(source="new_score")
-    occurredAt = serializers.DateTimeField(source="occurred_at")
-    eventId = serializers.CharField(source="event_uid", allow_null=True)
-
-    class Meta:
-        model = ScoreHistory
-        fields = ["id", "reason", "oldScore", "newScore", "delta", "occurredAt", "eventId", "details"]
-
-
-class ScoreHistoryPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "pageSize"
+class ScoreHistoryPagination(StrictPageNumberPagination):
     max_page_size = 200
 
 
 class LeadHistoryApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's score changes, newest first",
+        tags=["Leads"],
+        parameters=[LEAD_ID, *page_parameters(ScoreHistoryPagination.max_page_size)],
+        responses=page_of(ScoreHistorySerializer, "LeadScoreHistoryPage"),
+    )
     def get(self, request, lead_id: str):
         lead = lead_get(project=self.project, lead_id=lead_id)
         paginator = ScoreHistoryPagination()

@@ -51,3 +51,9 @@ def test_health_tells_strangers_nothing_about_projects_and_the_system_page_scope
         "oldestUnprocessedSeconds",
         "deadLetters",
     }
+
+
+def test_health_is_documented_unauthenticated_with_its_503(api_client):
+    operation = api_client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]["/api/health"]["get"]
+    assert not any(operation.get("security", []))  # no scheme required
+    assert operation["responses"]["503"]["content"] == operation["responses"]["200"]["content"]

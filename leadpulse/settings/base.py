@@ -34,6 +34,8 @@ INSTALLED_APPS = [
     "corsheaders",
     "social_django",
     "django_ratelimit",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "leadpulse",
     "accounts",
     "ingest",
@@ -161,12 +163,48 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "leadpulse.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "leadpulse.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=60)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=14)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ (assets from drf-spectacular-sidecar, no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LeadPulse API",
+    "DESCRIPTION": (
+        "Real-time lead scoring. Ingest endpoints take a project's public **write key**; "
+        "everything else takes a user's JWT (`POST /api/auth/login`) or a project's **secret key** "
+        '(`Authorization: Bearer lp_sec_…`). Every error is `{"error": {"code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["leadpulse.openapi.canonical_endpoints"],
+    # Write keys authenticate ingest only; they are not DRF authenticators, so they are declared here.
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "writeKeyHeader": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-API-Key",
+                "description": "A project's public write key (`lp_pub_…`).",
+            },
+            "writeKeyBasic": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "Segment style: the write key as the user name, no password.",
+            },
+        }
+    },
 }
 
 # --- Internationalisation, static -----------------------------------------

@@ -137,6 +137,9 @@ def test_project_header_selects_among_memberships_and_refuses_others(tenant, oth
     assert chosen.json()["project"]["id"] == other_tenant.project.id
     stranger = other_tenant.client.get("/api/auth/project", HTTP_X_LEADPULSE_PROJECT=str(tenant.project.id))
     assert stranger.status_code == 404
+    for junk in ("", " ", "-1", "1.0", "abc"):  # a header that names no project never means "the default one"
+        response = tenant.client.get("/api/auth/project", HTTP_X_LEADPULSE_PROJECT=junk)
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found", junk
 
 
 def test_deactivating_a_project_in_the_admin_stops_ingest_at_once(
@@ -156,3 +159,29 @@ def test_deactivating_a_project_in_the_admin_stops_ingest_at_once(
     with django_capture_on_commit_callbacks(execute=True):
         admin.save_model(RequestFactory().post("/"), project, form, change=True)
     assert api_client.post("/api/events", body, format="json", HTTP_X_API_KEY=tenant.write_key).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "field"),
+    [
+        ("/api/auth/login", {"email": "ada@example.com", "password": 12345678}, "password"),
+        ("/api/auth/register", {"email": "ada@example.com", "password": "s3cure-enough-pass", "name": 7}, "name"),
+        ("/api/projects", {"name": 0}, "name"),
+        ("/api/projects", {"name": "Acme", "isActive": 0}, "isActive"),
+    ],
+)
+def test_json_types_are_not_coerced(tenant, path, payload, field):
+    response = tenant.client.post(path, payload, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+
+
+def test_revoking_a_non_numeric_key_id_is_404(tenant):
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from accounts.api import SecretKeyDetailApi
+
+    request = APIRequestFactory().delete("/")
+    force_authenticate(request, user=tenant.owner)
+    response = SecretKeyDetailApi.as_view()(request, project_id=tenant.project.id, key_id="abc")
+    assert response.status_code == 404

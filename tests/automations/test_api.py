@@ -112,3 +112,32 @@ def test_members_read_but_cannot_change_automations(tenant):
 def test_unauthenticated_calls_are_401(api_client):
     for path in ("/api/automations", "/api/webhooks", "/api/failed-jobs"):
         assert api_client.get(path).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"leadConditions": {"stages": 5}}, "leadConditions.stages"),
+        ({"leadConditions": {"grades": [{"A": 1}]}}, "leadConditions.grades"),
+        ({"leadConditions": {"stages": "hot"}}, "leadConditions.stages"),
+        ({"triggerConfig": {"stage": "hot", "note": "a\x00b"}}, "triggerConfig"),
+        ({"actionConfig": {"url": "http://127.0.0.1:9/hook", "secret": 5}}, "actionConfig.secret"),
+        ({"name": 0}, "name"),
+        ({"isActive": 0}, "isActive"),
+        ({"cooldownSeconds": "3600"}, "cooldownSeconds"),
+    ],
+)
+def test_malformed_rules_are_400_not_500(tenant, patch, field):
+    # regression: these crashed (set() of a number, NUL in jsonb) or were silently coerced
+    response = tenant.client.post("/api/automations", {**HOT, **patch}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["error"]["fields"]
+    assert not AutomationRule.objects.exists()
+
+
+def test_a_rule_may_set_its_own_signing_secret(tenant):
+    created = tenant.client.post(
+        "/api/automations", {**HOT, "actionConfig": {"url": "http://127.0.0.1:9/hook", "secret": "whsec_mine"}},
+        format="json",
+    )  # fmt: skip
+    assert created.status_code == 201 and created.json()["actionConfig"]["secret"] == "whsec_mine"

@@ -2,9 +2,12 @@ import json
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from ingest.schema import CanonicalEvent
+from ingest.services import events_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -155,6 +158,12 @@ BAD_REQUESTS = [
         "body",
     ),
     ("/api/events/batch", {"events": [{"eventType": "bad/"}]}, "KEY", 400, "events[0].eventType"),
+    # these were 500s: a too-long integer, a too-deep nesting, an unpaired surrogate
+    ("/api/events", b'{"eventType": "x", "leadId": ' + b"1" * 5000 + b"}", "KEY", 400, "body"),
+    ("/api/events", b"[" * 100_000 + b"]" * 100_000, "KEY", 400, "body"),
+    ("/api/events", b'{"eventType": "x", "leadId": "a\\ud800"}', "KEY", 400, "body"),
+    ("/api/ingest/event", b'{"apiKey": "\\ud800", "event": "x", "anonymousId": "a"}', None, 400, "body"),
+    ("/api/events", {"eventType": "x\n", "leadId": "a"}, "KEY", 400, "eventType"),
 ]
 
 
@@ -225,3 +234,22 @@ def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings
     assert response.status_code == 202
     stored = Event.objects.get(event_id="during-outage")
     assert stored.processed_at is None  # stored durably; the reconciler will enqueue it
+
+
+@pytest.mark.parametrize("page_size", ["abc", "0", "-1", "1.5", "00"])
+def test_event_list_refuses_a_page_size_that_is_not_a_positive_integer(tenant, page_size):
+    response = tenant.client.get("/api/events", {"pageSize": page_size})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"pageSize": ["Must be a positive integer."]}
+
+
+@pytest.mark.parametrize(("page_size", "expected"), [("", 50), ("007", 7), ("9" * 5000, 200)])
+def test_event_list_page_size_defaults_and_caps(tenant, page_size, expected):
+    now = timezone.now()
+    events = [CanonicalEvent(event_id=f"e-{i}", name="x", anonymous_id="a", timestamp=now) for i in range(210)]
+    events_ingest(project_id=tenant.project.id, events=events)
+
+    response = tenant.client.get("/api/events", {"pageSize": page_size})
+
+    assert response.status_code == 200 and len(response.json()["results"]) == expected

@@ -98,3 +98,28 @@ def test_batch_items_accepts_an_envelope_or_a_bare_list():
     with pytest.raises(schema.SchemaError) as excinfo:
         schema.batch_items([1, 2, 3], max_events=2)
     assert excinfo.value.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"leadId": ' + b"1" * 5000 + b"}",  # past Python's integer-to-text limit
+        b"[" * 100_000 + b"]" * 100_000,  # past the decoder's recursion limit
+        b'{"leadId": "a\\ud800"}',  # an unpaired surrogate: decodes, but is not UTF-8
+        b'{"properties": {"k\\udc00": 1}}',
+    ],
+)
+def test_parse_json_refuses_what_json_loads_cannot_or_postgres_would_not_take(raw):
+    with pytest.raises(schema.SchemaError) as excinfo:
+        schema.parse_json(raw, max_bytes=len(raw))
+    assert (excinfo.value.field, excinfo.value.status_code) == ("body", 400)
+
+
+def test_parse_json_keeps_escaped_surrogate_pairs():
+    assert schema.parse_json(b'{"a": "\\ud83d\\ude00"}', max_bytes=100) == {"a": "\N{GRINNING FACE}"}
+
+
+def test_event_names_may_not_end_in_a_newline():
+    with pytest.raises(schema.SchemaError) as excinfo:
+        schema.event_from_sdk(sdk(event="page_view\n"), received_at=NOW, max_event_bytes=LIMIT)
+    assert excinfo.value.field == "event"

@@ -160,7 +160,9 @@ def test_batch_like_analytics_clients_send_it(tenant, http):
             "sentAt",
         ),
         ("/v1/track", {"anonymousId": "a", "event": "x", "properties": {"b": "x" * 33_000}}, "key", 413, "body"),
-        ("/v1/batch", {"batch": []}, "key", 400, "events"),
+        ("/v1/batch", {"batch": []}, "key", 400, "batch"),
+        ("/v1/batch", {"batch": "not a list"}, "key", 400, "batch"),
+        ("/v1/track", {"anonymousId": "a", "event": "x", "sentAt": "nope"}, "key", 400, "sentAt"),
         ("/v1/batch", {"batch": [{"type": "track", "anonymousId": "a"}]}, "key", 400, "batch[0].event"),
         (
             "/v1/batch",

@@ -84,3 +84,43 @@ def test_leads_of_another_project_are_404_and_never_listed(tenant, other_tenant,
     assert tenant.client.get(f"/api/leads/{mine.id}").status_code == 404
     assert [r["id"] for r in other_tenant.client.get("/api/leads").json()["results"]] == [mine.id]
     assert tenant.client.get("/api/leads/not-a-number").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ("pageSize=abc", 400, "pageSize"),
+        ("pageSize=0", 400, "pageSize"),
+        ("pageSize=", 400, "pageSize"),
+        ("page=", 404, None),
+        ("page=0", 404, None),
+    ],
+)
+def test_malformed_pagination_is_refused_not_defaulted(tenant, leads, query, status, field):
+    response = tenant.client.get(f"/api/leads?{query}")
+    assert response.status_code == status
+    if field:
+        assert field in response.json()["error"]["fields"]
+
+
+def test_page_size_is_capped(tenant, leads):
+    body = tenant.client.get("/api/leads?pageSize=100000").json()
+    assert body["count"] == 4 and len(body["results"]) == 4
+
+
+@pytest.mark.parametrize("query", ["stage=", "ordering=", "stage=&ordering=&search=&anonymousId="])
+def test_empty_filters_mean_no_filter(tenant, leads, query):
+    assert tenant.client.get(f"/api/leads?{query}").json()["count"] == 4
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"anonymousId": 5}, "anonymousId"),
+        ({"anonymousId": "a", "company": 0}, "company"),
+        ({"anonymousId": " "}, "anonymousId"),
+    ],
+)
+def test_create_takes_json_strings_only(tenant, payload, field):
+    response = tenant.client.post("/api/leads", payload, format="json")
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]

@@ -237,6 +237,17 @@ def test_conditions_are_stored_normalised(tenant):
         ({**PRICING, "maxPerDay": 0}, "maxPerDay"),
         ({**PRICING, "maxPoints": -5}, "maxPoints"),
         ({**PRICING, "kind": "demographic"}, "kind"),
+        # PostgreSQL's jsonb refuses NUL: these were 500s
+        (with_conditions(("properties.url", "contains", "a\x00b")), "conditions[0]"),
+        (with_conditions(("properties.\x00", "exists", None)), "conditions[0]"),
+        (
+            {**PRICING, "conditions": [{"path": "properties.tags", "op": "in", "value": [{"k": "\x00"}]}]},
+            "conditions[0]",
+        ),
+        # JSON types as documented: no coercion of strings and numbers
+        ({**PRICING, "points": "10"}, "points"),
+        ({**PRICING, "isActive": 1}, "isActive"),
+        ({**PRICING, "name": 7}, "name"),
     ],
 )
 def test_create_rejects_invalid_rules_naming_the_field(tenant, payload, field):
@@ -432,6 +443,9 @@ def test_settings_get_put_patch(tenant):
         ("patch", {"decayRatePercent": 101}, "decayRatePercent"),
         ("patch", {"decayRatePercent": -1}, "decayRatePercent"),
         ("patch", {"decayGraceDays": "soon"}, "decayGraceDays"),
+        ("patch", {"decayGraceDays": "3"}, "decayGraceDays"),  # JSON types as documented
+        ("patch", {"decayEnabled": 0}, "decayEnabled"),
+        ("patch", {"decayRatePercent": "5"}, "decayRatePercent"),
         ("put", {k: v for k, v in SETTINGS.items() if k != "maxScore"}, "maxScore"),
     ],
 )

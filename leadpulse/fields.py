@@ -1,0 +1,65 @@
+"""Request fields shared by the API: JSON types as the OpenAPI document states them.
+
+DRF's fields coerce (0 for "0", "60" for 60, "yes" for true); the document promises JSON types,
+and schemathesis holds the API to its document, so request serializers use these.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from rest_framework import serializers
+
+# What DRF's CharField refuses, as JSON Schema patterns: NUL characters, and all-blank (it trims).
+NO_NUL = r"^[^\x00]*$"
+NON_EMPTY_NO_NUL = r"^[^\x00]+$"
+NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"  # trimmed, it is not blank
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictEmailField(serializers.EmailField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON number with no fraction (1.0 is an integer in JSON Schema); never a string or a boolean."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """A strict string's pattern: no NUL characters, and not all-blank unless blank is allowed."""
+
+    target_class = StrictCharField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> Any:
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            # drf-spectacular adds the blank string as a `oneOf` branch of its own, so the pattern excludes it
+            schema["pattern"] = NON_EMPTY_NO_NUL if self.target.allow_blank else NOT_BLANK_NO_NUL
+        return schema
