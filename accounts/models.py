@@ -54,7 +54,7 @@ class Project(TimeStampedModel):
     decay_enabled = models.BooleanField(default=True)
     decay_rate_percent = models.FloatField(default=5.0)
     decay_grace_days = models.PositiveIntegerField(default=7)
-    # Ingest requests per second for this project's write key; null: LEADPULSE_RATE_INGEST_KEY.
+    # Ingest events per second for this project's write key; null: LEADPULSE_RATE_INGEST_KEY.
     ingest_rate_per_second = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:

@@ -149,9 +149,11 @@ class IngestApiView(APIView):
             # Counted before the key is looked at, so random and invalid keys spend it too.
             rate_limit(request, scope="ingest-ip", rate=settings.LEADPULSE_RATE_INGEST_IP)
 
-    def project_for_key(self, raw_key: str | None, *, field: str = "apiKey") -> WriteKeyProject:
+    def project_for_key(self, raw_key: str | None, *, field: str = "apiKey", events: int = 1) -> WriteKeyProject:
+        """The write key's project, having spent `events` of its allowance (batches pass 0 and spend
+        their size once it is known, before anything is stored)."""
         project = project_for_write_key(raw_key=raw_key, field=field)
-        ingest_key_rate_limit(self.request, project=project)
+        ingest_key_rate_limit(self.request, project=project, events=events)
         return project
 
 
@@ -283,8 +285,9 @@ class ServerBatchIngestApi(IngestApiView):
         },
     )
     def post(self, request: Request) -> Response:
-        project = self.project_for_key(request.headers.get("X-API-Key"))
+        project = self.project_for_key(request.headers.get("X-API-Key"), events=0)
         items = batch_items(request_json(request), max_events=settings.LEADPULSE_MAX_BATCH_EVENTS)
+        ingest_key_rate_limit(request, project=project, events=len(items))
         received_at = timezone.now()
         return _batch_response(
             items=items,
@@ -351,8 +354,9 @@ class SegmentBatchApi(IngestApiView):
         body = request_json(request)
         if not isinstance(body, dict):
             raise SchemaError("body", "Must be a JSON object.")
-        project = self.project_for_key(segment_write_key(request, body), field="writeKey")
+        project = self.project_for_key(segment_write_key(request, body), field="writeKey", events=0)
         items = batch_items({"batch": body.get("batch")}, max_events=settings.LEADPULSE_MAX_BATCH_EVENTS, field="batch")
+        ingest_key_rate_limit(request, project=project, events=len(items))
         received_at = timezone.now()
         return _batch_response(
             items=items,

@@ -61,10 +61,10 @@ def assert_rate_limited(response):
     assert error["code"] == "rate_limited" and error["message"] and error["fields"] == {}
 
 
-@pytest.mark.parametrize("shape", [sdk, server, server_batch, segment_track, segment_batch])
+@pytest.mark.parametrize("shape", [sdk, server, segment_track])
 def test_ingest_over_the_write_key_limit_is_429_and_writes_nothing(tenant, settings, shape):
     settings.LEADPULSE_RATE_INGEST_KEY = "2/m"
-    # given: two requests (a batch counts once, whatever it holds)
+    # given: two events
     assert ingest(shape, tenant.write_key, 1).status_code in (200, 202)
     assert ingest(shape, tenant.write_key, 2).status_code in (200, 202)
     events, leads = Event.objects.count(), Lead.objects.count()
@@ -73,6 +73,23 @@ def test_ingest_over_the_write_key_limit_is_429_and_writes_nothing(tenant, setti
     # then
     assert_rate_limited(response)
     assert (Event.objects.count(), Lead.objects.count()) == (events, leads)
+
+
+@pytest.mark.parametrize("shape", [server_batch, segment_batch])
+def test_a_batch_spends_one_unit_of_the_write_key_limit_per_event(tenant, settings, shape):
+    settings.LEADPULSE_RATE_INGEST_KEY = "5/m"
+    # given: a batch of 3 events spends 3 of 5
+    assert ingest(shape, tenant.write_key, 1).status_code in (200, 202)
+    events = Event.objects.count()
+    # when: 3 more would be 6
+    response = ingest(shape, tenant.write_key, 2)
+    # then: refused whole, nothing stored, and the refused batch spent nothing
+    assert_rate_limited(response)
+    assert "5 events per 60 s" in response.json()["error"]["message"]
+    assert Event.objects.count() == events
+    assert ingest(server, tenant.write_key, 3).status_code == 202  # the 4th event
+    assert ingest(server, tenant.write_key, 4).status_code == 202  # the 5th
+    assert_rate_limited(ingest(server, tenant.write_key, 5))
 
 
 def test_invalid_keys_spend_the_ip_allowance(tenant, settings):

@@ -270,10 +270,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LEADPULSE_MAX_REQUEST_BYTES + 1
 
 # --- Rate limits (django-ratelimit, leadpulse/ratelimits.py) -------------------------------
 # "count/period" with period s, m, h or d ("100/5m"); an empty string turns a limit off.
-# Ingest: per client IP before the key is checked (invalid keys count), then per write key
-# (a batch counts once; `Project.ingest_rate_per_second` overrides the per-key rate).
+# Ingest: requests per client IP before the key is checked (invalid keys count), then
+# events per write key (a batch of 500 spends 500; `Project.ingest_rate_per_second` overrides it).
 LEADPULSE_RATE_INGEST_IP = env("LEADPULSE_RATE_INGEST_IP", default="2000/s")
-LEADPULSE_RATE_INGEST_KEY = env("LEADPULSE_RATE_INGEST_KEY", default="1000/s")
+LEADPULSE_RATE_INGEST_KEY = env("LEADPULSE_RATE_INGEST_KEY", default="5000/s")
 # Sign-in, against brute force: every attempt counts, per IP and per account (email).
 LEADPULSE_RATE_LOGIN_IP = env("LEADPULSE_RATE_LOGIN_IP", default="20/m")
 LEADPULSE_RATE_LOGIN_ACCOUNT = env("LEADPULSE_RATE_LOGIN_ACCOUNT", default="10/m")
