@@ -123,10 +123,19 @@ class WebhookDelivery(TimeStampedModel):
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # "<changeId>:<event>" for a subscription's delivery of a lead change: a redelivered change task sends nothing twice
+    change_key = models.CharField(max_length=80, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
         indexes = [models.Index(fields=["project", "-created_at"], name="delivery_project_time_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "change_key"],
+                condition=~models.Q(change_key=""),
+                name="delivery_once_per_change",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} → {self.url} ({self.status})"

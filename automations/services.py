@@ -119,13 +119,15 @@ def webhook_unsubscribe(*, subscription: WebhookSubscription) -> None:
 def webhook_test_send(*, subscription: WebhookSubscription) -> WebhookDelivery:
     """Queue a signed `ping` to the subscription now."""
     with transaction.atomic():
-        return delivery_create(
+        delivery = delivery_create(
             project_id=subscription.project_id,
             url=subscription.url,
             event="ping",
             data={"message": "A test delivery from LeadPulse."},
             subscription=subscription,
         )
+    assert delivery is not None  # only deliveries of a change are deduplicated
+    return delivery
 
 
 # --- Reacting to lead changes ---------------------------------------------------------------
@@ -186,6 +188,7 @@ def lead_change_handle(*, change: dict[str, Any]) -> int:
                         event=kind,
                         data={"lead": document, "change": change},
                         subscription=subscription,
+                        change_key=f"{change['changeId']}:{kind}" if change.get("changeId") else "",
                     )
 
     needs_events = any(rule.trigger == AutomationRule.Trigger.EVENT_RECEIVED for rule in rules)
@@ -317,8 +320,12 @@ def delivery_create(
     subscription: WebhookSubscription | None = None,
     execution: AutomationExecution | None = None,
     raw_body: dict[str, Any] | None = None,
-) -> WebhookDelivery:
-    """Record a delivery and send it after commit (call inside a transaction)."""
+    change_key: str = "",
+) -> WebhookDelivery | None:
+    """Record a delivery and send it after commit (call inside a transaction).
+
+    With a `change_key`, a subscription gets one delivery per change: None when it already has it.
+    """
     delivery_id = uuid.uuid4()
     payload = raw_body or {
         "id": str(delivery_id),
@@ -327,16 +334,23 @@ def delivery_create(
         "projectId": project_id,
         "data": data,
     }
-    delivery = WebhookDelivery.objects.create(
-        project_id=project_id,
-        subscription=subscription,
-        execution=execution,
-        delivery_id=delivery_id,
-        url=url,
-        event=event,
-        payload=payload,
-        signed=raw_body is None,
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent redelivery may insert the same change first
+            delivery = WebhookDelivery.objects.create(
+                project_id=project_id,
+                subscription=subscription,
+                execution=execution,
+                delivery_id=delivery_id,
+                url=url,
+                event=event,
+                payload=payload,
+                signed=raw_body is None,
+                change_key=change_key,
+            )
+    except IntegrityError:
+        if not change_key:
+            raise
+        return None
     transaction.on_commit(lambda: app.send_task(DELIVER_TASK, kwargs={"delivery_id": delivery.id}))
     return delivery
 

@@ -7,6 +7,7 @@ lost message or key only delays scoring until the reconciler re-enqueues the lea
 """
 
 import logging
+import uuid
 from collections.abc import Iterable
 
 from django.conf import settings
@@ -79,8 +80,10 @@ def lead_changed(*, change: dict) -> None:
     """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks.
 
     `change`: {"kind", "projectId", "leadId", "oldScore", "newScore", "oldStage", "newStage",
-    "velocity", "eventIds", "path", "mergedLeadId"?}. Sent by name, and only when the project
+    "velocity", "eventIds", "path", "mergedLeadId"?}; "changeId" is added here. Sent by name, and only when the project
     has listeners: most folds of most projects cost no extra task.
     """
     if project_listens(project_id=change["projectId"]):
+        # The id travels with the task: a redelivered message is the same change, not a new one.
+        change = {**change, "changeId": uuid.uuid4().hex}
         transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}), robust=True)

@@ -180,3 +180,20 @@ def test_oversized_rule_caps_are_400(tenant):
     response = tenant.client.post("/api/rules", {"eventType": "x", "points": 1, "maxPerDay": 3_000_000_000},
                                   format="json")  # fmt: skip
     assert response.status_code == 400 and "maxPerDay" in response.json()["error"]["fields"]
+
+
+def test_a_redelivered_change_sends_each_subscription_one_delivery(tenant):
+    subscription = services.webhook_subscribe(
+        project=tenant.project, url="http://127.0.0.1:9/h", events=["lead.updated", "lead.stage_changed"]
+    )
+    lead = lead_in(tenant.project)
+    change = {**entered_hot(lead), "eventIds": [1], "changeId": "c1"}  # the id lead_changed gives a change
+    # when: the broker delivers the task twice (a worker died before acking), and another change follows
+    services.lead_change_handle(change=change)
+    services.lead_change_handle(change=change)
+    services.lead_change_handle(change={**change, "changeId": "c2"})
+    # then: each event of each change reaches the subscriber once, and says which change it is
+    deliveries = WebhookDelivery.objects.filter(subscription=subscription)
+    assert sorted(deliveries.values_list("change_key", flat=True)) == [
+        "c1:lead.stage_changed", "c1:lead.updated", "c2:lead.stage_changed", "c2:lead.updated"]  # fmt: skip
+    assert {d.payload["data"]["change"]["changeId"] for d in deliveries} == {"c1", "c2"}

@@ -100,6 +100,8 @@ def test_a_receiver_failing_four_times_gets_exactly_one_successful_delivery(tena
                message="the delivery to succeed after retries")  # fmt: skip
     delivery = WebhookDelivery.objects.get()
     assert (delivery.attempts, delivery.response_code) == (5, 200)
+    # the change carries the id that makes a redelivered change task send nothing twice
+    assert delivery.change_key == f"{delivery.payload['data']['change']['changeId']}:lead.updated"
     assert len(receiver.requests) == 5
     assert len({r.headers["leadpulse-delivery"] for r in receiver.requests}) == 1  # same delivery id each time
     assert not FailedJob.objects.exists()
