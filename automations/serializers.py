@@ -4,7 +4,14 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictBooleanField, StrictCharField, StrictIntegerField
+from leadpulse.fields import (
+    NO_NUL,
+    NOT_BLANK_NO_NUL,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    contains_nul,
+)
 from leadpulse.models import FailedJob
 from scoring import engine as scoring_engine
 
@@ -48,22 +55,6 @@ ACTION_CONFIG: dict[str, tuple[str, Any, str]] = {
 def _all_in(value: Any, allowed: tuple[str, ...]) -> bool:
     """A list whose items are all among `allowed` (not a string, number or object that merely iterates)."""
     return isinstance(value, list) and all(isinstance(item, str) and item in allowed for item in value)
-
-
-def _contains_nul(value: Any) -> bool:
-    """Whether a NUL occurs in any string or key of a JSON value (PostgreSQL's jsonb refuses them)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 # --- The OpenAPI document: what `validate` enforces, as JSON Schema ---------------------------
@@ -262,7 +253,7 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         for source, name in (("trigger_config", "triggerConfig"), ("lead_conditions", "leadConditions"),
                              ("action_config", "actionConfig")):  # fmt: skip
-            if _contains_nul(attrs.get(source)):
+            if contains_nul(attrs.get(source)):
                 raise serializers.ValidationError({name: ["Text may not contain NUL characters."]})
         trigger = attrs.get("trigger", getattr(self.instance, "trigger", None))
         config = attrs.get("trigger_config", getattr(self.instance, "trigger_config", {}))

@@ -12,7 +12,7 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from leadpulse.fields import NO_NUL
+from leadpulse.fields import json_value_schema
 from leadpulse.openapi import ErrorSerializer
 
 from .models import Event
@@ -90,19 +90,6 @@ def timestamp_field(help_text: str) -> TimestampField:
         "(milliseconds above 10^11), from 2000-01-01 to at most a day ahead of the server's clock. "
         "Empty or null: the time of receipt.",
     )
-
-
-def json_value_schema(depth: int) -> dict[str, Any]:
-    """Any JSON value without NUL characters in its strings, nesting at most `depth` levels."""
-    kinds: list[dict[str, Any]] = [
-        {"type": "string", "pattern": NO_NUL},
-        {"type": "number"},
-        {"type": "boolean"},
-    ]
-    if depth:
-        inner = json_value_schema(depth - 1)
-        kinds += [{"type": "object", "additionalProperties": inner}, {"type": "array", "items": inner}]
-    return {"anyOf": kinds, "nullable": True}
 
 
 PROPERTIES_COMPONENT = ResolvedComponent(

@@ -15,6 +15,35 @@ NON_EMPTY_NO_NUL = r"^[^\x00]+$"
 NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"  # trimmed, it is not blank
 
 
+def contains_nul(value: Any) -> bool:
+    """Whether a NUL occurs in any string or key of a JSON value (PostgreSQL's jsonb refuses them)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def json_value_schema(depth: int) -> dict[str, Any]:
+    """JSON Schema of any JSON value without NUL characters in its strings, nesting at most `depth` levels."""
+    kinds: list[dict[str, Any]] = [
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "number"},
+        {"type": "boolean"},
+    ]
+    if depth:
+        inner = json_value_schema(depth - 1)
+        kinds += [{"type": "object", "additionalProperties": inner}, {"type": "array", "items": inner}]
+    return {"anyOf": kinds, "nullable": True}
+
+
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
-from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictCharField, StrictEmailField
+from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictCharField, StrictEmailField, json_value_schema
 from leadpulse.openapi import page_of, results_of
 
 from . import engine
@@ -101,29 +101,9 @@ TRAITS_MAX_BYTES = 32 * 1024
 TRAITS_MAX_DEPTH = 5
 
 
-def json_schema(depth: int) -> dict[str, Any]:
-    """Any JSON value without NUL characters whose objects and arrays nest at most `depth` levels."""
-    scalars: list[dict[str, Any]] = [
-        {"type": "string", "pattern": NO_NUL},
-        {"type": "number"},
-        {"type": "boolean"},
-        {"type": "string", "nullable": True, "enum": [None]},
-    ]
-    if depth == 0:
-        return {"oneOf": scalars}
-    inner = json_schema(depth - 1)
-    return {
-        "oneOf": [
-            *scalars,
-            {"type": "object", "additionalProperties": inner},
-            {"type": "array", "items": inner},
-        ]
-    }
-
-
 TRAITS_SCHEMA = {
     "type": "object",
-    "additionalProperties": json_schema(TRAITS_MAX_DEPTH - 1),
+    "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
     "description": f"Free-form traits: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, "
     f"at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
 }

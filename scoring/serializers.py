@@ -15,6 +15,7 @@ from leadpulse.fields import (
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
+    contains_nul,
 )
 
 from . import engine
@@ -91,22 +92,6 @@ class EnumFieldExtension(OpenApiSerializerFieldExtension):
         )
         auto_schema.registry.register_on_missing(component)
         return component.ref
-
-
-def contains_nul(value: Any) -> bool:
-    """Whether a NUL occurs in any string (or key) of a JSON value: PostgreSQL's jsonb refuses them."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 CONDITION_VALUE = {
