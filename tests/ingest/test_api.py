@@ -1,4 +1,8 @@
+import contextlib
 import json
+import socket
+import threading
+import time
 
 import pytest
 from django.test import Client
@@ -234,6 +238,44 @@ def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings
     assert response.status_code == 202
     stored = Event.objects.get(event_id="during-outage")
     assert stored.processed_at is None  # stored durably; the reconciler will enqueue it
+
+
+@pytest.fixture
+def hung_redis():
+    """A TCP server that accepts connections and never answers: a Redis behind a network partition."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                accepted.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    stop.set()
+    thread.join(timeout=5)
+    for connection in accepted:
+        connection.close()
+    server.close()
+
+
+def test_ingest_answers_in_bounded_time_when_redis_hangs(tenant, http, settings, django_capture_on_commit_callbacks,
+                                                          hung_redis):  # fmt: skip
+    assert post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key).status_code == 202
+    # the production cache settings (their timeouts), pointed at a Redis that never answers
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": hung_redis}}
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(http, "/api/events", {"eventType": "signup", "leadId": "b", "eventId": "during-hang"},
+                        key=tenant.write_key)  # fmt: skip
+
+    assert response.status_code == 202
+    assert time.monotonic() - started < 15
+    assert Event.objects.get(event_id="during-hang").processed_at is None  # stored; the reconciler enqueues it
 
 
 @pytest.mark.parametrize("page_size", ["abc", "0", "-1", "1.5", "00"])
