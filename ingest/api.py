@@ -388,7 +388,11 @@ def query_datetime(request: Request, name: str) -> datetime | None:
         value = None
     if value is None:
         raise ApplicationError("Must be an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z.", field=name)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        # in UTC: PostgreSQL refuses offsets past ±15:59, which ISO-8601 (and Python) allow
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise ApplicationError("Out of range.", field=name) from None
 
 
 def query_lead_id(request: Request) -> int | None:

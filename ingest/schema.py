@@ -163,8 +163,11 @@ def parse_timestamp(value: Any, key: str, *, received_at: datetime) -> datetime:
             parsed = None
         if parsed is None:
             raise SchemaError(key, "Must be an ISO-8601 date-time.")
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
+        try:
+            # in UTC: PostgreSQL refuses offsets past ±15:59, which ISO-8601 (and Python) allow
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except OverflowError:
+            raise SchemaError(key, "Out of range.") from None
     else:
         raise SchemaError(key, "Must be an ISO-8601 date-time.")
     assert parsed is not None

@@ -129,6 +129,10 @@ class AutoSchema(SpectacularAutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query" and not parameter.get("required"):
+                # one rule for every optional query parameter: empty is the same as leaving it out
+                parameter["allowEmptyValue"] = True
         error = self.resolve_serializer(ErrorSerializer, "response").ref
         for code in self.error_codes():
             response: dict[str, Any] = {

@@ -61,18 +61,18 @@ from .services import lead_erase, lead_update, rule_create, rule_delete, rule_up
 
 
 class StrictPageNumberPagination(PageNumberPagination):
-    """`page` and `pageSize` as documented: a malformed value is an error, not silently the default."""
+    """`page` and `pageSize` as documented: a malformed value is an error, not silently the default
+    (an empty one, like every empty query parameter, is the same as leaving it out)."""
 
     page_size = 50
     page_size_query_param = "pageSize"
 
     def get_page_number(self, request: Request, paginator: Any) -> Any:
-        # "" is not page 1 but an invalid page (404), like "abc"
-        return request.query_params.get(self.page_query_param, 1)
+        return request.query_params.get(self.page_query_param) or 1
 
     def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
+        raw = request.query_params.get(self.page_size_query_param, "").strip()
+        if not raw:
             return self.page_size
         try:
             size = int(raw)

@@ -80,6 +80,12 @@ def test_auth_schemes_and_the_one_error_shape_are_declared():
     assert {"writeKeyBasic": []} in doc["paths"]["/v1/batch"]["post"]["security"]
 
 
+def test_every_optional_query_parameter_may_be_empty():
+    query = [p for item in document()["paths"].values() for op in item.values() for p in op.get("parameters", [])
+             if p["in"] == "query"]  # fmt: skip
+    assert len(query) > 20 and all(p.get("allowEmptyValue") for p in query if not p.get("required"))
+
+
 def test_operation_ids_are_unique():
     ids = [op["operationId"] for item in document()["paths"].values() for op in item.values() if "operationId" in op]
     assert len(ids) == len(set(ids)) > 40

@@ -113,6 +113,11 @@ def test_leaderboard_rejects_bad_paging(params, field, tenant):
     assert error_field(response) == field
 
 
+def test_empty_paging_parameters_are_the_defaults(tenant):
+    # an empty query parameter is the same as leaving it out, as the OpenAPI document says
+    assert tenant.client.get("/api/leaderboard", {"limit": "", "offset": ""}).status_code == 200
+
+
 def test_by_stage_counts_live_leads_of_the_project(tenant, leads, django_assert_num_queries):
     expected = Counter(live_leads(tenant.project).values_list("lead_stage", flat=True))
 

@@ -186,7 +186,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Real-time lead scoring. Ingest endpoints take a project's public **write key**; "
         "everything else takes a user's JWT (`POST /api/auth/login`) or a project's **secret key** "
-        '(`Authorization: Bearer lp_sec_…`). Every error is `{"error": {"code", "message", "fields"}}`.'
+        '(`Authorization: Bearer lp_sec_…`). Every error is `{"error": {"code", "message", "fields"}}`. '
+        "An empty query parameter is the same as leaving it out."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

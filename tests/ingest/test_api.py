@@ -295,3 +295,19 @@ def test_event_list_page_size_defaults_and_caps(tenant, page_size, expected):
     response = tenant.client.get("/api/events", {"pageSize": page_size})
 
     assert response.status_code == 200 and len(response.json()["results"]) == expected
+
+
+def test_offsets_postgresql_cannot_store_are_taken_in_utc(tenant, http):
+    # ISO-8601 allows +20:00; PostgreSQL refuses offsets past ±15:59 (this was a 500)
+    now = timezone.now().replace(microsecond=0)
+    far_east = now.astimezone(timezone.get_fixed_timezone(20 * 60)).isoformat()
+    response = post(http, "/api/events", {"eventType": "x", "leadId": "a", "eventId": "tz", "timestamp": far_east},
+                    key=tenant.write_key)  # fmt: skip
+
+    assert response.status_code == 202, response.content
+    assert Event.objects.get(event_id="tz").timestamp == now
+    since = (now - timezone.timedelta(minutes=1)).astimezone(timezone.get_fixed_timezone(20 * 60 + 33)).isoformat()
+    listed = tenant.client.get("/api/events", {"since": since, "until": "9999-12-31T23:59:59-05:00"})
+    assert listed.status_code == 400 and listed.json()["error"]["fields"] == {"until": ["Out of range."]}
+    listed = tenant.client.get("/api/events", {"since": since})
+    assert listed.status_code == 200 and [e["eventId"] for e in listed.json()["results"]] == ["tz"]
