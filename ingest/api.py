@@ -92,11 +92,6 @@ class IngestAutoSchema(AutoSchema):
     def map_parsers(self) -> list[Any]:
         return ["application/json"]
 
-    def error_codes(self) -> list[int]:
-        if self.method == "GET":  # handed over to `EventListApi`
-            return [400, 401, 404, 429]
-        return super().error_codes()
-
     def get_override_parameters(self) -> list[Any]:
         parameters = super().get_override_parameters()
         return [*parameters, PROJECT_PARAMETER] if self.method == "GET" else parameters
@@ -105,9 +100,6 @@ class IngestAutoSchema(AutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation and "requestBody" in operation:
             operation["requestBody"]["required"] = True  # an empty body is a 400
-        for parameter in operation.get("parameters", []) if operation else []:
-            if parameter["in"] == "query":
-                parameter["allowEmptyValue"] = True  # `?since=` is the same as no `since`
         return operation
 
 
