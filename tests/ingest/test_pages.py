@@ -159,6 +159,7 @@ def test_integrations_shows_this_projects_key_snippets_and_team(tenant, other_te
     assert "http://testserver/sdk/ls.js" in html
     assert "http://testserver/api/ingest/event" in html and "http://testserver/api/events/batch" in html
     assert "http://testserver/v1/track" in html
+    assert 'href="/api/docs/"' in html and f"/api/projects/{tenant.project.id}/secret-keys" in html
     assert "segment.analytics" in html and "AnalyticsBrowser.load" in html
     assert mate.email in html and other_tenant.owner.email not in html
     assert 'action="/projects/invite/"' in html and "navigator.clipboard" in html
