@@ -12,7 +12,9 @@ from rest_framework import serializers
 # What DRF's CharField refuses, as JSON Schema patterns: NUL characters, and all-blank (it trims).
 NO_NUL = r"^[^\x00]*$"
 NON_EMPTY_NO_NUL = r"^[^\x00]+$"
-NOT_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"  # trimmed, it is not blank
+# Python's str.strip() whitespace, which DRF trims; ECMA's \s differs (it lacks \x1c-\x1f and \x85, adds \ufeff).
+PY_WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK_NO_NUL = rf"^[^\x00]*[^\x00{PY_WHITESPACE}][^\x00]*$"  # trimmed, it is not blank
 
 
 def contains_nul(value: Any) -> bool:

@@ -360,12 +360,7 @@ class LeadTimelineApi(ProjectApiView):
     )
     def get(self, request, lead_id: str):
         lead = lead_get(project=self.project, lead_id=lead_id)
-        try:
-            limit = int(request.query_params.get("limit", 200))
-        except ValueError:
-            raise ApplicationError("Must be an integer.", field="limit") from None
-        if not 1 <= limit <= 1000:
-            raise ApplicationError("Must be between 1 and 1000.", field="limit")
+        limit = query_int(request, "limit", default=200, minimum=1, maximum=1000)
         events = [
             {
                 "eventId": event.event_id,

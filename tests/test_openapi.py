@@ -133,3 +133,16 @@ def test_swagger_ui_in_a_browser_lists_the_api_and_calls_it_with_a_secret_key(li
             assert "swagger-visitor" in body
         finally:
             browser.close()
+
+
+def test_the_not_blank_pattern_agrees_with_what_drf_trims():
+    # DRF trims with str.strip(); the document's pattern must refuse exactly the blank strings it refuses
+    import re
+
+    from leadpulse.fields import NOT_BLANK_NO_NUL
+
+    for code in range(0x3001):
+        text = chr(code)
+        if text != "\x00":
+            assert bool(re.match(NOT_BLANK_NO_NUL, text)) == bool(text.strip()), hex(code)
+    assert re.match(NOT_BLANK_NO_NUL, "\ufeff")  # not whitespace to Python, though it is to ECMA's \s

@@ -75,6 +75,8 @@ def test_detail_and_timeline(tenant, leads):
         ("signup", 30, 80),
     ]
     assert set(body["events"][0]) == {"eventId", "eventType", "timestamp", "properties", "scoreDelta", "newScore"}
+    assert tenant.client.get(f"/api/leads/{lead.id}/timeline?limit=").json() == body  # empty: the default
+    assert len(tenant.client.get(f"/api/leads/{lead.id}/timeline?limit=1").json()["events"]) == 1
 
 
 def test_leads_of_another_project_are_404_and_never_listed(tenant, other_tenant, leads):
