@@ -47,9 +47,13 @@ def json_value_schema(depth: int) -> dict[str, Any]:
 
 
 class StrictCharField(serializers.CharField):
+    """A JSON string; `max_length` holds for the string as sent (DRF checks it after trimming)."""
+
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 

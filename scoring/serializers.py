@@ -200,12 +200,14 @@ class ConditionsField(serializers.JSONField):
         [
             {
                 "title": "engagement",
-                "properties": {"kind": {"enum": ["engagement"]}, "eventType": {"pattern": EVENT_TYPE_PATTERN}},
+                # a pattern, not an enum: drf-spectacular hoists enums into one component per property name,
+                # which merged both branches' kinds into `engagement` and made every fit rule invalid
+                "properties": {"kind": {"pattern": "^engagement$"}, "eventType": {"pattern": EVENT_TYPE_PATTERN}},
                 "required": ["eventType"],
             },
             {
                 "title": "fit",
-                "properties": {"kind": {"enum": ["fit"]}, "conditions": {"minItems": 1}},
+                "properties": {"kind": {"pattern": "^fit$"}, "conditions": {"minItems": 1}},
                 "required": ["kind", "conditions"],
             },
         ],

@@ -146,3 +146,9 @@ def test_the_not_blank_pattern_agrees_with_what_drf_trims():
         if text != "\x00":
             assert bool(re.match(NOT_BLANK_NO_NUL, text)) == bool(text.strip()), hex(code)
     assert re.match(NOT_BLANK_NO_NUL, "\ufeff")  # not whitespace to Python, though it is to ECMA's \s
+
+
+def test_a_new_rules_kind_variants_keep_their_own_kinds():
+    # drf-spectacular once hoisted both branches' `kind` enums into one component holding only "engagement"
+    variants = document()["components"]["schemas"]["ScoringNewRuleRequest"]["oneOf"]
+    assert [v["properties"]["kind"] for v in variants] == [{"pattern": "^engagement$"}, {"pattern": "^fit$"}]

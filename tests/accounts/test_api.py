@@ -168,6 +168,7 @@ def test_deactivating_a_project_in_the_admin_stops_ingest_at_once(
         ("/api/auth/register", {"email": "ada@example.com", "password": "s3cure-enough-pass", "name": 7}, "name"),
         ("/api/projects", {"name": 0}, "name"),
         ("/api/projects", {"name": "Acme", "isActive": 0}, "isActive"),
+        ("/api/projects", {"name": "  " + "x" * 199}, "name"),  # max 200 as sent, not after trimming
     ],
 )
 def test_json_types_are_not_coerced(tenant, path, payload, field):
