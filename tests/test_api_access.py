@@ -212,7 +212,8 @@ BAD_INPUT_OPS = [op for op in OPS if op.bad is not None] + [
 ]
 
 
-def cases(test: str, ops: list[Op], name=lambda op: op.id) -> list:
+def cases(ops: list[Op], name=lambda op: op.id) -> list:
+    """One pytest param per operation, named after it."""
     return [pytest.param(op, id=name(op)) for op in ops]
 
 
@@ -433,7 +434,7 @@ def test_aliases_serve_the_same_view_as_an_audited_route():
 
 
 @pytest.mark.parametrize("kind", ["none", "write-key", "revoked-secret-key", "expired-token"])
-@pytest.mark.parametrize("op", cases("unauthenticated", API_OPS))
+@pytest.mark.parametrize("op", cases(API_OPS))
 def test_missing_or_refused_credentials_are_401(op, kind, world):
     before = state(world.project)
     assert_error(call_valid(world.refused[kind], op, world), 401)
@@ -450,7 +451,7 @@ def test_a_refused_token_is_explained_in_words(world):
     assert "ErrorDetail" not in refresh.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("op", cases("ingest_valid", INGEST_OPS))
+@pytest.mark.parametrize("op", cases(INGEST_OPS))
 def test_ingest_accepts_its_write_key(op, world):
     before = Event.objects.filter(project=world.project).count()
     assert_2xx(ingest(world, op, world.write_key, op.body))
@@ -469,7 +470,7 @@ def bad_write_key(kind: str, world) -> str | None:
 
 
 @pytest.mark.parametrize("kind", ["missing", "unknown", "revoked", "secret-key"])
-@pytest.mark.parametrize("op", cases("ingest_bad_key", INGEST_OPS))
+@pytest.mark.parametrize("op", cases(INGEST_OPS))
 def test_ingest_without_a_valid_write_key_is_401_and_stores_nothing(op, kind, world):
     key = bad_write_key(kind, world)
     before = counts()
@@ -484,7 +485,7 @@ SCOPED_OPS = [op for op in API_OPS if op.scoped]
 
 
 @pytest.mark.parametrize("caller", ["owner", "secret"])
-@pytest.mark.parametrize("op", cases("other_projects_object", OBJECT_OPS))
+@pytest.mark.parametrize("op", cases(OBJECT_OPS))
 def test_another_projects_object_is_404_and_untouched(op, caller, world, other_world):
     before = state(other_world.project)
     assert_error(call_valid(getattr(world, caller), op, other_world), 404)
@@ -492,7 +493,7 @@ def test_another_projects_object_is_404_and_untouched(op, caller, world, other_w
 
 
 @pytest.mark.parametrize("caller", ["owner", "secret"])
-@pytest.mark.parametrize("op", cases("other_project_header", SCOPED_OPS))
+@pytest.mark.parametrize("op", cases(SCOPED_OPS))
 def test_naming_another_project_in_the_header_is_404(op, caller, world, other_world):
     before = state(other_world.project)
     response = call_valid(getattr(world, caller), op, world, HTTP_X_LEADPULSE_PROJECT=str(other_world.project.id))
@@ -510,7 +511,7 @@ def test_a_key_of_another_project_in_an_own_project_url_is_404(world, other_worl
 # --- c. Roles ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", cases("member", API_OPS))
+@pytest.mark.parametrize("op", cases(API_OPS))
 def test_a_member_reads_but_gets_403_on_admin_writes(op, world):
     before = state(world.project)
     response = call_valid(world.member, op, world)
@@ -521,12 +522,12 @@ def test_a_member_reads_but_gets_403_on_admin_writes(op, world):
         assert_2xx(response)
 
 
-@pytest.mark.parametrize("op", cases("admin", API_OPS))
+@pytest.mark.parametrize("op", cases(API_OPS))
 def test_an_admin_may_do_everything(op, world):
     assert_2xx(call_valid(world.admin, op, world))
 
 
-@pytest.mark.parametrize("op", cases("secret_key", API_OPS))
+@pytest.mark.parametrize("op", cases(API_OPS))
 def test_a_secret_key_acts_as_an_admin_of_its_project(op, world):
     response = call_valid(world.secret, op, world)
     if op.user_only:
@@ -542,7 +543,7 @@ def bad_input_name(op: Op) -> str:
     return f"{op.id} {op.field}"
 
 
-@pytest.mark.parametrize("op", cases("bad_input", [op for op in BAD_INPUT_OPS if op.role != INGEST], bad_input_name))
+@pytest.mark.parametrize("op", cases([op for op in BAD_INPUT_OPS if op.role != INGEST], bad_input_name))
 def test_bad_input_is_400_naming_the_field_and_stores_nothing(op, world):
     client = world.anonymous if op.role == PUBLIC else world.owner
     before = state(world.project), counts()
@@ -550,7 +551,7 @@ def test_bad_input_is_400_naming_the_field_and_stores_nothing(op, world):
     assert (state(world.project), counts()) == before
 
 
-@pytest.mark.parametrize("op", cases("bad_input", [op for op in BAD_INPUT_OPS if op.role == INGEST], bad_input_name))
+@pytest.mark.parametrize("op", cases([op for op in BAD_INPUT_OPS if op.role == INGEST], bad_input_name))
 def test_bad_ingest_input_is_400_naming_the_field_and_stores_nothing(op, world):
     before = counts()
     assert_error(ingest(world, op, world.write_key, op.bad), 400, op.field)
