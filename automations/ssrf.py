@@ -23,9 +23,26 @@ class Target:
     address: str  # the vetted IP to connect to
 
 
-def _address_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_private: bool) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+# NAT64's well-known prefix (RFC 6052): the last 32 bits are the IPv4 address a translator connects to.
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def embedded_ipv4(address: Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: IPv4-mapped, 6to4, Teredo (server and client) and NAT64.
+
+    A relay or translator on the path connects to them, so they are vetted like the address itself.
+    """
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if address in NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [ipv4 for ipv4 in embedded if ipv4 is not None]
+
+
+def _refusal(address: Address, *, allow_private: bool) -> str | None:
     if address.is_link_local:
         return "link-local addresses (cloud metadata) are never allowed"
     if address.is_multicast or address.is_unspecified:
@@ -35,6 +52,16 @@ def _address_refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, 
     if address.is_reserved or not address.is_global:
         return "reserved addresses are not allowed"
     return None
+
+
+def _address_refusal(address: Address, *, allow_private: bool) -> str | None:
+    for ipv4 in embedded_ipv4(address):
+        refusal = _refusal(ipv4, allow_private=allow_private)
+        if refusal:
+            return f"it embeds {ipv4}, and {refusal}"
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return None  # ::ffff:0:0/96 itself is "private": the mapped address alone decides
+    return _refusal(address, allow_private=allow_private)
 
 
 def url_check(url: str, *, allow_private: bool, resolve: bool = True) -> Target:

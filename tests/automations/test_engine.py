@@ -107,3 +107,37 @@ def test_link_local_and_other_schemes_are_refused_even_when_private_is_allowed(u
 def test_loopback_is_allowed_only_when_configured():
     assert url_check("http://127.0.0.1:9/x", allow_private=True).address == "127.0.0.1"
     assert url_check("https://8.8.8.8/x", allow_private=False).port == 443
+
+
+# IPv6 forms that carry an IPv4 address a relay or translator would connect to
+EMBEDDED_LOOPBACK = [
+    "http://[::ffff:127.0.0.1]/",  # IPv4-mapped
+    "http://[2002:7f00:1::]/",  # 6to4: bits 16-48 are 127.0.0.1
+    "http://[2002:7f00:1:0:1:2:3:4]:8080/x",
+    "http://[64:ff9b::7f00:1]/",  # NAT64 well-known prefix
+    "http://[2001:0:7f00:1::]/",  # Teredo, server 127.0.0.1
+]
+EMBEDDED_METADATA = [
+    "http://[::ffff:169.254.169.254]/",
+    "http://[2002:a9fe:a9fe::]/",  # 6to4 of 169.254.169.254
+    "http://[2002:a9fe:a9fe:1::1]/latest/meta-data",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[2001:0:a9fe:a9fe::]/",  # Teredo server 169.254.169.254
+    "http://[2001:0:808:808:0:0:5601:5601]/",  # Teredo client (obfuscated): 169.254.169.254
+]
+
+
+@pytest.mark.parametrize("url", EMBEDDED_LOOPBACK + EMBEDDED_METADATA)
+def test_an_ipv4_embedded_in_ipv6_is_vetted_like_the_address_itself(url):
+    with pytest.raises(UnsafeUrl, match="embeds"):
+        url_check(url, allow_private=False)
+
+
+@pytest.mark.parametrize("url", EMBEDDED_METADATA)
+def test_an_embedded_link_local_address_is_refused_even_when_private_is_allowed(url):
+    with pytest.raises(UnsafeUrl, match=r"embeds 169\.254\.169\.254.*link-local"):
+        url_check(url, allow_private=True)
+
+
+def test_6to4_of_a_public_address_is_allowed():
+    assert url_check("http://[2002:808:808::1]/", allow_private=False).address == "2002:808:808::1"  # 8.8.8.8
