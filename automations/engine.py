@@ -1,9 +1,17 @@
 """Pure decisions of the automations app: does a change trigger a rule, how is a delivery signed."""
 
+import errno
 import hashlib
 import hmac
 import itertools
+import os
+import re
+import ssl
+import unicodedata
+from http import HTTPStatus
 from typing import Any
+
+import httpx
 
 from scoring import engine as scoring_engine
 
@@ -106,3 +114,52 @@ def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, An
         f" ({trigger['trigger'].replace('_', ' ')}). <{lead_url}|Open the lead>"
     )
     return {"text": text}
+
+
+# --- Why a delivery failed: a short line of our own words, never the receiver's body --------
+
+REASON_LIMIT = 200
+
+
+def reason_clean(text: str, *, limit: int = REASON_LIMIT) -> str:
+    """One printable line of at most `limit` characters (control and format characters become spaces)."""
+    printable = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)
+    line = re.sub(r" {2,}", " ", printable).strip()
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def status_reason(code: int) -> str:
+    """`HTTP 500 Internal Server Error`: the standard phrase, not the one the receiver sent."""
+    try:
+        return f"HTTP {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _os_error(exc: BaseException | None) -> OSError | None:
+    seen = 0
+    while exc is not None and seen < 10:  # httpx wraps httpcore, which wraps the socket's error
+        if isinstance(exc, OSError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def error_reason(exc: httpx.HTTPError, *, timeout: float) -> str:
+    """`timeout after 10 s`, `connection refused`, `TLS certificate not trusted`…: what went wrong, in our words."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timeout after {timeout:g} s"
+    cause = _os_error(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return "TLS certificate not trusted"
+    if isinstance(cause, ssl.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, httpx.ConnectError):
+        if cause is not None and cause.errno == errno.ECONNREFUSED:
+            return "connection refused"
+        return (
+            f"connection failed: {os.strerror(cause.errno).lower()}" if cause and cause.errno else "connection failed"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the receiver's response was not valid HTTP"
+    return f"request failed ({type(exc).__name__})"

@@ -301,7 +301,7 @@ def _execution_finish(execution: AutomationExecution, *, status: str, code: int 
     AutomationExecution.objects.filter(id=execution.id).update(
         status=status,
         response_code=code,
-        error=error[:2000],
+        error=engine.reason_clean(error),
         attempts=max(execution.attempts, 1),
         finished_at=timezone.now(),
         updated_at=timezone.now(),
@@ -361,21 +361,28 @@ class Attempt:
     retry_in: float | None = None
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    """POST to the vetted address of `url` (no second DNS lookup), without following redirects."""
+def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST to the vetted address of `url` (no second DNS lookup), without following redirects: the status code.
+
+    The response body is never read: whatever the receiver answers, only its status is kept.
+    """
     target = url_check(url, allow_private=settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE)
     parts = httpx.URL(url)
     address = f"[{target.address}]" if ":" in target.address else target.address
     default_port = 443 if parts.scheme == "https" else 80
     host_header = parts.host if target.port == default_port else f"{parts.host}:{target.port}"
     pinned = parts.copy_with(host=address.strip("[]"))
-    with httpx.Client(timeout=settings.LEADPULSE_WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client:
-        return client.post(
+    with (
+        httpx.Client(timeout=settings.LEADPULSE_WEBHOOK_TIMEOUT_SECONDS, follow_redirects=False) as client,
+        client.stream(
+            "POST",
             pinned,
             content=body,
             headers={**headers, "Host": host_header},
             extensions={"sni_hostname": parts.host} if parts.scheme == "https" else {},
-        )
+        ) as response,
+    ):
+        return response.status_code
 
 
 def delivery_attempt(*, delivery_id: int) -> Attempt:
@@ -401,18 +408,21 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
     if delivery.signed and secret:
         headers["LeadPulse-Signature"] = engine.signature_header(secret=secret, timestamp=int(time.time()), body=body)
     try:
-        response = _post(delivery.url, body, headers)
+        code = _post(delivery.url, body, headers)
     except UnsafeUrl as exc:
         return _delivery_settle(delivery, ok=False, code=None, error=str(exc), final=True)
     except httpx.HTTPError as exc:
-        return _delivery_settle(delivery, ok=False, code=None, error=f"{type(exc).__name__}: {exc}")
-    ok = 200 <= response.status_code < 300
-    return _delivery_settle(delivery, ok=ok, code=response.status_code, error="" if ok else response.text[:500])
+        timeout = settings.LEADPULSE_WEBHOOK_TIMEOUT_SECONDS
+        return _delivery_settle(delivery, ok=False, code=None, error=engine.error_reason(exc, timeout=timeout))
+    ok = 200 <= code < 300
+    return _delivery_settle(delivery, ok=ok, code=code, error="" if ok else engine.status_reason(code))
 
 
 def _delivery_settle(
     delivery: WebhookDelivery, *, ok: bool, code: int | None, error: str, final: bool = False
 ) -> Attempt:
+    """Record an attempt's outcome (every delivery outcome passes here) and decide what comes next."""
+    error = engine.reason_clean(error)
     attempts = delivery.attempts + 1
     delays = settings.LEADPULSE_WEBHOOK_RETRY_DELAYS
     retry = not ok and not final and attempts <= len(delays)
@@ -429,7 +439,7 @@ def _delivery_settle(
             status=status,
             attempts=attempts,
             response_code=code,
-            error=error[:2000],
+            error=error,
             delivered_at=now if ok else None,
             updated_at=now,
         )
@@ -440,7 +450,7 @@ def _delivery_settle(
                 status=AutomationExecution.Status.SUCCEEDED if ok else AutomationExecution.Status.FAILED,
                 attempts=attempts,
                 response_code=code,
-                error=error[:2000],
+                error=error,
                 finished_at=now,
                 updated_at=now,
             )
@@ -455,7 +465,7 @@ def _delivery_settle(
                     "url": delivery.url,
                     "event": delivery.event,
                 },
-                error=error[:2000],
+                error=error,
                 attempts=attempts,
             )
     if retry:

@@ -1,6 +1,7 @@
 """A real HTTP receiver on 127.0.0.1 for webhook tests: records requests, answers as scripted."""
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,6 +19,9 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # status codes to answer in order; the last one repeats
     script: list[int] = field(default_factory=lambda: [200])
+    body: bytes | None = None  # the response body (default: "ok" or "nope")
+    reason: str | None = None  # the status line's reason phrase (default: the standard one)
+    delay: float = 0.0  # seconds to wait before answering
 
     @property
     def url(self) -> str:
@@ -38,9 +42,16 @@ def receiver_start() -> Receiver:
             with lock:
                 receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                 status = receiver.script.pop(0) if len(receiver.script) > 1 else receiver.script[0]
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(b"ok" if status < 300 else b"nope")
+            time.sleep(receiver.delay)
+            body = receiver.body if receiver.body is not None else b"ok" if status < 300 else b"nope"
+            try:
+                self.send_response(status, receiver.reason)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up waiting
 
         def log_message(self, *args):
             pass

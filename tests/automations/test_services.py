@@ -197,3 +197,102 @@ def test_a_redelivered_change_sends_each_subscription_one_delivery(tenant):
     assert sorted(deliveries.values_list("change_key", flat=True)) == [
         "c1:lead.stage_changed", "c1:lead.updated", "c2:lead.stage_changed", "c2:lead.updated"]  # fmt: skip
     assert {d.payload["data"]["change"]["changeId"] for d in deliveries} == {"c1", "c2"}
+
+
+# --- What a failed delivery keeps: the status or a short reason of our own, never the receiver's body
+
+LEAKY_BODY = (b"<html><script>alert(1)</script><pre>DATABASE_URL=postgres://admin:hunter2@db/prod\n"
+              b"sk_live_51Hc0ntr0l\x00\x1b[31m\x07\r\n</pre>" + b"<p>stack trace</p>" * 5000 + b"</html>")  # fmt: skip
+
+
+def failed_delivery(tenant, url):
+    """A subscription's delivery to `url`, attempted once; the delivery as the API lists it."""
+    subscription = WebhookSubscription.objects.create(project=tenant.project, url=url, events=["lead.updated"])
+    services.lead_change_handle(change={**entered_hot(lead_in(tenant.project)), "eventIds": [1]})
+    assert services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id).status == "retry"
+    (listed,) = tenant.client.get(f"/api/webhooks/{subscription.id}/deliveries").json()["results"]
+    return listed
+
+
+def assert_short_and_printable(reason):
+    assert len(reason) <= 200 and reason.isprintable(), reason
+
+
+def test_a_failed_delivery_keeps_the_status_line_not_the_receivers_body(tenant, receiver):
+    receiver.script = [500]
+    receiver.body = LEAKY_BODY
+    receiver.reason = "<b>sk_live_51Hc0ntr0l</b>"  # the receiver's own reason phrase is not trusted either
+
+    listed = failed_delivery(tenant, receiver.url)
+
+    assert listed["error"] == "HTTP 500 Internal Server Error" and listed["responseCode"] == 500
+    assert WebhookDelivery.objects.get().error == "HTTP 500 Internal Server Error"
+    assert len(receiver.requests) == 1
+
+
+def test_a_delivery_that_times_out_says_so(tenant, receiver, settings):
+    settings.LEADPULSE_WEBHOOK_TIMEOUT_SECONDS = 0.5
+    receiver.delay = 1.5
+    listed = failed_delivery(tenant, receiver.url)
+    assert listed["error"] == "timeout after 0.5 s" and listed["responseCode"] is None
+
+
+def test_a_refused_connection_says_so(tenant):
+    from tests.live import free_port
+
+    listed = failed_delivery(tenant, f"http://127.0.0.1:{free_port()}/hook")
+    assert listed["error"] == "connection refused"
+
+
+def test_a_dead_lettered_delivery_and_its_execution_keep_only_the_short_reason(tenant, receiver, settings):
+    settings.LEADPULSE_WEBHOOK_RETRY_DELAYS = []
+    receiver.script = [418]
+    receiver.body = LEAKY_BODY
+    rule(tenant.project, "webhook", {"url": receiver.url})
+    fire(lead_in(tenant.project))
+
+    assert services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id).status == "failed"
+
+    execution = AutomationExecution.objects.get()
+    assert (execution.status, execution.error) == ("failed", "HTTP 418 I'm a Teapot")
+    assert FailedJob.objects.get().error == "HTTP 418 I'm a Teapot"
+    (listed,) = tenant.client.get(f"/api/automations/{execution.rule_id}/executions").json()["results"]
+    assert listed["error"] == "HTTP 418 I'm a Teapot"
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("HTTP 500 Internal Server Error", "HTTP 500 Internal Server Error"),
+        ("a\r\nb\x00c\x1b[31md\u2028e\u200bf", "a b c [31md e f"),
+        ("x" * 500, "x" * 199 + "…"),
+    ],
+)
+def test_reasons_are_one_short_printable_line(raw, clean):
+    from automations.engine import reason_clean
+
+    assert reason_clean(raw) == clean
+    assert_short_and_printable(reason_clean(raw))
+
+
+def test_the_migration_drops_receiver_bodies_stored_before(tenant):
+    import importlib
+    import uuid
+
+    from django.apps import apps
+
+    migration = importlib.import_module("automations.migrations.0003_failure_reasons_short")
+    body = LEAKY_BODY.decode().replace("\x00", "")[:500]
+    delivery = WebhookDelivery.objects.create(project=tenant.project, delivery_id=uuid.uuid4(), url="http://x.io/h",
+                                              event="ping", payload={}, status="failed", response_code=500,
+                                              error=body)  # fmt: skip
+    timed_out = WebhookDelivery.objects.create(project=tenant.project, delivery_id=uuid.uuid4(), url="http://x.io/h",
+                                               event="ping", payload={}, error="ReadTimeout: timed\nout")  # fmt: skip
+    job = FailedJob.objects.create(project=tenant.project, kind="webhook.delivery",
+                                   reference=str(delivery.delivery_id), error=body)  # fmt: skip
+
+    migration.forwards(apps, None)
+
+    assert WebhookDelivery.objects.get(id=delivery.id).error == "HTTP 500 Internal Server Error"
+    assert WebhookDelivery.objects.get(id=timed_out.id).error == "ReadTimeout: timed out"
+    assert FailedJob.objects.get(id=job.id).error == "HTTP 500 Internal Server Error"
