@@ -1,6 +1,7 @@
 """Reads of leads and their scores, always scoped to a project."""
 
 import csv
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -285,7 +286,14 @@ def project_dashboard(*, project: Project, now: datetime | None = None, days: in
 
 # Reads of the dashboard pages (leads, a lead, rules).
 
-CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# OWASP CSV injection: a cell starting with one of these is a formula to a spreadsheet. A cell is also
+# split at any separator a spreadsheet may be set to (Excel uses ";" in many locales and ignores our quoting
+# when told to split on tabs), so what follows each separator is a cell start too.
+CSV_FORMULA_TRIGGERS = "=+-@\t\r"
+CSV_SEPARATORS = ",;\t\r\n"
+_CSV_FORMULA_START = re.compile(  # a cell start, then whitespace or quotes, then a trigger
+    rf"(?:^|(?<=[{re.escape(CSV_SEPARATORS)}]))" + r'(?=[\s"]*[' + re.escape(CSV_FORMULA_TRIGGERS) + "])"
+)
 LEAD_EXPORT_COLUMNS = (
     ("id", "id"),
     ("anonymousId", "anonymous_id"),
@@ -306,9 +314,13 @@ LEAD_EXPORT_COLUMNS = (
 
 
 def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula (OWASP CSV injection)."""
+    """A cell a spreadsheet shows as text, never runs as a formula (OWASP CSV injection).
+
+    Every place a cell may start (the start, and after any separator) that leads, past whitespace, to a
+    formula trigger gets a `'`: `x;=1+1` becomes `x;'=1+1`, which stays text however it is split.
+    """
     text = "" if value is None else value.isoformat() if isinstance(value, datetime) else str(value)
-    return f"'{text}" if text.startswith(CSV_FORMULA_PREFIXES) else text
+    return _CSV_FORMULA_START.sub("'", text)
 
 
 def leads_export_rows(*, leads: QuerySet[Lead]) -> Iterator[list[str]]:
