@@ -11,6 +11,8 @@ from . import selectors, services
 from .serializers import (
     AutomationExecutionSerializer,
     AutomationRuleSerializer,
+    EmailRecipientRequestSerializer,
+    EmailRecipientSerializer,
     FailedJobSerializer,
     WebhookDeliverySerializer,
     WebhookSubscribeSerializer,
@@ -34,6 +36,7 @@ def _id(name: str, what: str) -> OpenApiParameter:
 RULE_ID = _id("rule_id", "automation rule")
 SUBSCRIPTION_ID = _id("subscription_id", "webhook subscription")
 JOB_ID = _id("job_id", "failed job")
+RECIPIENT_ID = _id("recipient_id", "email recipient")
 
 
 def _page(view: ProjectApiView, queryset, serializer_class) -> Response:
@@ -227,3 +230,50 @@ class FailedJobReplayApi(ProjectApiView):
         self.require_admin()
         job = failed_job_replay(job=failed_job_get(project=self.project, job_id=job_id))
         return Response(FailedJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EmailRecipientListApi(ProjectApiView):
+    @extend_schema(
+        summary="List email recipients outside the project",
+        description="Addresses an email action may mail besides the project's members: verified, or pending "
+        "their owner's confirmation.",
+        tags=["Automations"],
+        responses={200: results_of(EmailRecipientSerializer, "EmailRecipientList")},
+    )
+    def get(self, request):
+        recipients = selectors.email_recipients_for_project(project=self.project)
+        return Response({"results": EmailRecipientSerializer(recipients, many=True).data})
+
+    @extend_schema(
+        summary="Request an email recipient's verification",
+        description="Mails the address a confirmation link (valid 7 days; a new request replaces it); once its "
+        "owner confirms, email actions may mail it. 202 with the pending recipient; 200 when it is verified "
+        "already; 400 for a member's address (members need no verification); 429 when the project's daily "
+        "email budget is spent. Owners and admins only.",
+        tags=["Automations"],
+        request=EmailRecipientRequestSerializer,
+        responses={200: EmailRecipientSerializer, 202: EmailRecipientSerializer},
+    )
+    def post(self, request):
+        self.require_admin()
+        serializer = EmailRecipientRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        recipient, sent = services.email_recipient_request(project=self.project, **serializer.validated_data)
+        return Response(
+            EmailRecipientSerializer(recipient).data, status=status.HTTP_202_ACCEPTED if sent else status.HTTP_200_OK
+        )
+
+
+class EmailRecipientDetailApi(ProjectApiView):
+    @extend_schema(
+        summary="Remove an email recipient",
+        description="Email actions stop mailing it at once. Owners and admins only.",
+        tags=["Automations"],
+        parameters=[RECIPIENT_ID],
+        responses={204: None},
+    )
+    def delete(self, request, recipient_id: str):
+        self.require_admin()
+        recipient = selectors.email_recipient_get(project=self.project, recipient_id=recipient_id)
+        services.email_recipient_delete(recipient=recipient)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 import httpx
+from django.core import signing
 
 from scoring import engine as scoring_engine
 
@@ -121,7 +122,7 @@ def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, An
 REASON_LIMIT = 200
 
 
-def reason_clean(text: str, *, limit: int = REASON_LIMIT) -> str:
+def one_line(text: str, *, limit: int = REASON_LIMIT) -> str:
     """One printable line of at most `limit` characters (control and format characters become spaces)."""
     printable = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in text)
     line = re.sub(r" {2,}", " ", printable).strip()
@@ -163,3 +164,33 @@ def error_reason(exc: httpx.HTTPError, *, timeout: float) -> str:
     if isinstance(exc, httpx.RemoteProtocolError):
         return "the receiver's response was not valid HTTP"
     return f"request failed ({type(exc).__name__})"
+
+
+# --- Email recipients' confirmation links ------------------------------------------------------
+
+RECIPIENT_TOKEN_SALT = "automations.recipient"  # noqa: S105 (a signing namespace, not a password)
+RECIPIENT_TOKEN_MAX_AGE = 7 * 86400
+
+
+def recipient_token_make(*, recipient_id: int, nonce: str) -> str:
+    """A signed token naming the recipient; the nonce makes each request's link a new one."""
+    return signing.dumps({"r": recipient_id, "n": nonce}, salt=RECIPIENT_TOKEN_SALT)
+
+
+def recipient_token_read(token: str) -> int | None:
+    """The recipient a token names, or None when it is forged, malformed or older than a week."""
+    try:
+        data = signing.loads(token, salt=RECIPIENT_TOKEN_SALT, max_age=RECIPIENT_TOKEN_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    recipient_id = data.get("r") if isinstance(data, dict) else None
+    return recipient_id if isinstance(recipient_id, int) else None
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def email_subject(*, rule_name: str, who: str, stage: str, score: int) -> str:
+    """One header line: a lead's name comes from public ingest, so no line break or control character survives."""
+    return one_line(f"[LeadPulse] {rule_name}: {who} is {stage} ({score})")

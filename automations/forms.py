@@ -7,7 +7,7 @@ from django import forms
 from rest_framework import serializers
 
 from .models import AutomationRule, WebhookSubscription
-from .serializers import AutomationRuleSerializer, WebhookSubscribeSerializer
+from .serializers import AutomationRuleSerializer, EmailRecipientRequestSerializer, WebhookSubscribeSerializer
 
 # API field (first part of an error key such as "triggerConfig.stage") → form field.
 RULE_FIELDS = {
@@ -109,6 +109,22 @@ class WebhookSubscribeForm(forms.Form):
         serializer = WebhookSubscribeSerializer(data={"url": data["url"], "events": data.get("events", [])})
         if not serializer.is_valid():
             serializer_errors_to_form(self, serializer.errors, {"url": "url", "events": "events"})
+            return data
+        data["validated"] = serializer.validated_data
+        return data
+
+
+class EmailRecipientForm(forms.Form):
+    email = forms.CharField(max_length=254, label="Email address")
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
+        if self.errors:
+            return data
+        serializer = EmailRecipientRequestSerializer(data={"email": data["email"]})
+        if not serializer.is_valid():
+            serializer_errors_to_form(self, serializer.errors, {"email": "email"})
             return data
         data["validated"] = serializer.validated_data
         return data

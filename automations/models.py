@@ -139,3 +139,33 @@ class WebhookDelivery(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.url} ({self.status})"
+
+
+class VerifiedRecipient(TimeStampedModel):
+    """An address outside the project that agreed, by a confirmation link, to get its automation emails."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="email_recipients")
+    email = models.EmailField(max_length=254)  # lower-cased
+    # SHA-256 of the pending confirmation token: a new request supersedes the last link, and a link works once
+    token_hash = models.CharField(max_length=64, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "email"], name="recipient_once_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({'verified' if self.verified_at else 'pending'})"
+
+
+class EmailSendDay(models.Model):
+    """How many emails a project's automations sent on a (UTC) day: its daily budget, counted in the database."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="email_send_days")
+    day = models.DateField()
+    sent = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "day"], name="email_send_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.day}: {self.sent}"

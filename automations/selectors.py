@@ -1,11 +1,15 @@
 """Reads of automations and webhooks, always scoped to a project."""
 
+import hmac
+
 from django.db.models import QuerySet
 
 from accounts.models import Project
+from accounts.selectors import members_for_project
 from leadpulse.errors import NotFound
 
-from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from . import engine
+from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription
 
 
 def _get(queryset: QuerySet, object_id: int | str, what: str):
@@ -75,3 +79,41 @@ def project_has_lead_listeners(*, project_id: int) -> bool:
         AutomationRule.objects.filter(project_id=project_id, is_active=True).exists()
         or WebhookSubscription.objects.filter(project_id=project_id, is_active=True).exists()
     )
+
+
+def email_recipients_for_project(*, project: Project) -> QuerySet[VerifiedRecipient]:
+    return VerifiedRecipient.objects.filter(project=project).order_by("email")
+
+
+def email_recipient_get(*, project: Project, recipient_id: int | str) -> VerifiedRecipient:
+    return _get(VerifiedRecipient.objects.filter(project=project), recipient_id, "Recipient")
+
+
+def email_recipients_allowed(*, project: Project, addresses: list[str]) -> list[str]:
+    """Those of `addresses` the project may mail now: its active members' and its verified recipients' (any case)."""
+    from django.db.models.functions import Lower  # imported here: this module's header is shared
+
+    wanted = sorted({address.lower() for address in addresses})
+    members = members_for_project(project=project).filter(user__is_active=True)
+    allowed = set(
+        members.annotate(address=Lower("user__email")).filter(address__in=wanted).values_list("address", flat=True)
+    )
+    verified = VerifiedRecipient.objects.filter(project=project, email__in=wanted, verified_at__isnull=False)
+    allowed |= set(verified.values_list("email", flat=True))
+    recipients: list[str] = []
+    for address in addresses:
+        if address.lower() in allowed and address.lower() not in {r.lower() for r in recipients}:
+            recipients.append(address)
+    return recipients
+
+
+def email_recipient_for_token(*, token: str, lock: bool = False) -> VerifiedRecipient | None:
+    """The not yet verified recipient a confirmation link names, if the link is genuine, recent and its latest."""
+    recipient_id = engine.recipient_token_read(token)
+    if recipient_id is None:
+        return None
+    recipients = VerifiedRecipient.objects.select_related("project").filter(id=recipient_id, verified_at__isnull=True)
+    recipient = (recipients.select_for_update(of=("self",)) if lock else recipients).first()
+    if recipient is None or not recipient.token_hash:
+        return None
+    return recipient if hmac.compare_digest(recipient.token_hash, engine.token_hash(token)) else None

@@ -1,5 +1,7 @@
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import validate_email
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
@@ -9,13 +11,35 @@ from leadpulse.fields import (
     NOT_BLANK_NO_NUL,
     StrictBooleanField,
     StrictCharField,
+    StrictEmailField,
     StrictIntegerField,
     contains_nul,
 )
 from leadpulse.models import FailedJob
 from scoring import engine as scoring_engine
 
-from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription
+
+EMAIL_RECIPIENTS_PER_RULE = 10
+
+
+def _email_address(value: Any) -> bool:
+    """One plain address (no display name, list or line break: nothing a mail header could be split at)."""
+    if not isinstance(value, str) or len(value) > 254:
+        return False
+    try:
+        validate_email(value)
+    except DjangoValidationError:
+        return False
+    return True
+
+
+def _email_addresses(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= EMAIL_RECIPIENTS_PER_RULE
+        and all(_email_address(address) for address in value)
+    )
 
 
 def _conditions(value: Any, field: str) -> list[dict[str, Any]]:
@@ -44,8 +68,8 @@ ACTION_CONFIG: dict[str, tuple[str, Any, str]] = {
     "slack": ("url", lambda v: isinstance(v, str) and v, "a Slack incoming-webhook URL"),
     "email": (
         "to",
-        lambda v: isinstance(v, list) and v and all(isinstance(a, str) and "@" in a for a in v),
-        "a list of email addresses",
+        _email_addresses,
+        f"a list of 1 to {EMAIL_RECIPIENTS_PER_RULE} email addresses, each a project member's or a verified one",
     ),
     "add_tag": ("tag", lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a tag of at most 64 characters"),
     "set_owner": ("owner", lambda v: isinstance(v, str) and 0 < len(v) <= 254, "an owner"),
@@ -118,7 +142,16 @@ TRIGGER_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
 ACTION_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
     "webhook": {"url": URL_SCHEMA},
     "slack": {"url": {**URL_SCHEMA, "description": "A Slack incoming-webhook URL. " + URL_SCHEMA["description"]}},
-    "email": {"to": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[^\x00]*@[^\x00]*$"}}},
+    "email": {
+        "to": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": EMAIL_RECIPIENTS_PER_RULE,
+            "items": {"type": "string", "format": "email", "maxLength": 254},
+            "description": "Members of the project, or addresses verified through `POST /api/email-recipients` "
+            "(400 `recipient_not_allowed` otherwise); checked again at each send.",
+        }
+    },
     "add_tag": {"tag": {**TEXT, "minLength": 1, "maxLength": 64}},
     "set_owner": {"owner": {**TEXT, "minLength": 1, "maxLength": 254}},
 }
@@ -386,4 +419,22 @@ class FailedJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = FailedJob
         fields = ["id", "kind", "reference", "error", "attempts", "createdAt", "replayedAt"]
+        read_only_fields = fields  # output only
+
+
+@extend_schema_serializer(component_name="EmailRecipientRequest")
+class EmailRecipientRequestSerializer(serializers.Serializer):
+    email = StrictEmailField(max_length=254)
+
+
+@extend_schema_serializer(component_name="EmailRecipient")
+class EmailRecipientSerializer(serializers.ModelSerializer):
+    verifiedAt = serializers.DateTimeField(
+        source="verified_at", allow_null=True, help_text="When its owner confirmed; null while pending."
+    )
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = VerifiedRecipient
+        fields = ["id", "email", "verifiedAt", "createdAt"]
         read_only_fields = fields  # output only

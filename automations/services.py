@@ -2,10 +2,11 @@
 
 import json
 import logging
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -13,6 +14,8 @@ import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
@@ -21,11 +24,20 @@ from leadpulse.celery import app
 from leadpulse.errors import ApplicationError
 from leadpulse.models import FailedJob
 from leadpulse.pipeline import lead_listeners_changed, lead_score_request
+from leadpulse.ratelimits import RateLimited
 from leadpulse.realtime import project_broadcast
 from scoring.services.fold import facts, lead_lock, lead_profile
 
-from . import engine
-from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription, new_signing_secret
+from . import engine, selectors
+from .models import (
+    AutomationExecution,
+    AutomationRule,
+    EmailSendDay,
+    VerifiedRecipient,
+    WebhookDelivery,
+    WebhookSubscription,
+    new_signing_secret,
+)
 from .ssrf import UnsafeUrl, url_check
 
 logger = logging.getLogger(__name__)
@@ -57,9 +69,11 @@ def url_validate(url: str, *, field: str = "url") -> str:
 # --- Rules --------------------------------------------------------------------------------
 
 
-def _action_config_prepare(action: str, config: dict[str, Any]) -> dict[str, Any]:
+def _action_config_prepare(action: str, config: dict[str, Any], *, project: Project) -> dict[str, Any]:
     if action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
         url_validate(config.get("url", ""), field="actionConfig.url")
+    if action == AutomationRule.Action.EMAIL:
+        recipients_validate(project=project, addresses=config.get("to", []), field="actionConfig.to")
     if action == AutomationRule.Action.WEBHOOK and not config.get("secret"):
         config = {**config, "secret": new_signing_secret()}
     return config
@@ -68,7 +82,7 @@ def _action_config_prepare(action: str, config: dict[str, Any]) -> dict[str, Any
 @transaction.atomic
 def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRule:
     data = {k: v for k, v in data.items() if k in RULE_FIELDS}
-    data["action_config"] = _action_config_prepare(data["action"], data.get("action_config", {}))
+    data["action_config"] = _action_config_prepare(data["action"], data.get("action_config", {}), project=project)
     lead_listeners_changed(project_id=project.id)
     return AutomationRule.objects.create(project=project, **data)
 
@@ -86,7 +100,7 @@ def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> Automati
             if previous_secret
             else {**data.get("action_config", rule.action_config)}
         )
-        rule.action_config = _action_config_prepare(rule.action, config)
+        rule.action_config = _action_config_prepare(rule.action, config, project=rule.project)
         changed.append("action_config")
     if changed:
         rule.save(update_fields=[*set(changed), "updated_at"])
@@ -98,6 +112,99 @@ def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> Automati
 def automation_delete(*, rule: AutomationRule) -> None:
     lead_listeners_changed(project_id=rule.project_id)
     rule.delete()
+
+
+# --- Email recipients and the daily email budget ---------------------------------------------
+
+
+class EmailBudgetExhausted(RateLimited):
+    default_detail = "The project's emails for today are spent."
+    default_code = "email_budget_exhausted"
+
+
+def recipients_validate(*, project: Project, addresses: list[str], field: str) -> None:
+    """Refuse an address that is neither a project member's nor verified by its owner (no open relay)."""
+    allowed = {address.lower() for address in selectors.email_recipients_allowed(project=project, addresses=addresses)}
+    for address in addresses:
+        if address.lower() not in allowed:
+            raise ApplicationError(
+                f"{address} is neither a member of this project nor a verified recipient: request its verification.",
+                field=field,
+                code="recipient_not_allowed",
+            )
+
+
+def email_budget_spend(*, project_id: int, count: int) -> bool:
+    """Take `count` emails from the project's budget for today (UTC); False, taking none, when too few are left.
+
+    Counted by one conditional UPDATE of a row per project and day: concurrent workers on any host
+    queue on its lock and each sees the others' counts.
+    """
+    day = timezone.now().date()
+    with transaction.atomic():
+        EmailSendDay.objects.get_or_create(project_id=project_id, day=day)
+        spent = EmailSendDay.objects.filter(
+            project_id=project_id, day=day, sent__lte=settings.LEADPULSE_EMAIL_DAILY_BUDGET - count
+        ).update(sent=F("sent") + count)
+    return spent == 1
+
+
+def _seconds_to_tomorrow() -> int:
+    now = timezone.now()
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return max(int((tomorrow - now).total_seconds()), 1)
+
+
+@transaction.atomic
+def email_recipient_request(*, project: Project, email: str) -> tuple[VerifiedRecipient, bool]:
+    """Mail `email` a link that makes it a verified recipient of the project's automation emails.
+
+    Returns the recipient and whether a link was sent (not when it is verified already). Each request
+    replaces the previous link; the mail counts against the daily email budget (429 when spent).
+    """
+    email = email.lower()
+    if email in selectors.email_recipients_allowed(project=project, addresses=[email]):
+        recipient = VerifiedRecipient.objects.filter(project=project, email=email, verified_at__isnull=False).first()
+        if recipient is None:
+            raise ApplicationError(
+                f"{email} is a member of this project: it needs no verification.", field="email", code="member"
+            )
+        return recipient, False
+    if not email_budget_spend(project_id=project.id, count=1):
+        raise EmailBudgetExhausted(wait=_seconds_to_tomorrow())
+    recipient, _ = VerifiedRecipient.objects.get_or_create(project=project, email=email)
+    token = engine.recipient_token_make(recipient_id=recipient.id, nonce=secrets.token_urlsafe(16))
+    recipient.token_hash = engine.token_hash(token)
+    recipient.save(update_fields=["token_hash", "updated_at"])
+    link = settings.LEADPULSE_PUBLIC_URL.rstrip("/") + reverse("email-recipient-confirm-page", args=[token])
+    message = (
+        f"The LeadPulse project “{engine.one_line(project.name)}” asks to send its automation emails to "
+        f"{email}.\n\nTo agree, open this link within 7 days and confirm:\n{link}\n\n"
+        "If you did not expect this, ignore this email: nothing will be sent to you."
+    )
+    transaction.on_commit(
+        partial(send_mail, "Confirm LeadPulse automation emails", message, None, [email]), robust=True
+    )
+    return recipient, True
+
+
+def email_recipient_confirm(*, token: str) -> VerifiedRecipient:
+    """Mark the recipient a confirmation link names as verified; the link works once, and only the latest one."""
+    with transaction.atomic():
+        recipient = selectors.email_recipient_for_token(token=token, lock=True)
+        if recipient is None:
+            raise ApplicationError(
+                "This link is invalid, expired, used or replaced by a newer one.", code="invalid_token"
+            )
+        recipient.verified_at = timezone.now()
+        recipient.token_hash = ""
+        recipient.save(update_fields=["verified_at", "token_hash", "updated_at"])
+    return recipient
+
+
+def email_recipient_delete(*, recipient: VerifiedRecipient) -> None:
+    """Forget a recipient: rules naming it stop mailing it at once (recipients are checked at send time)."""
+    recipient.delete()
 
 
 # --- Subscriptions ------------------------------------------------------------------------
@@ -244,7 +351,7 @@ def automation_execute(*, execution_id: int) -> None:
     claimed = AutomationExecution.objects.filter(
         id=execution_id, status=AutomationExecution.Status.PENDING, attempts=0
     ).update(attempts=1)
-    execution = AutomationExecution.objects.select_related("rule", "lead").filter(id=execution_id).first()
+    execution = AutomationExecution.objects.select_related("rule__project", "lead").filter(id=execution_id).first()
     if not claimed or execution is None:
         return
     rule, lead = execution.rule, execution.lead
@@ -273,13 +380,10 @@ def automation_execute(*, execution_id: int) -> None:
         return  # the delivery settles the execution's status
     try:
         if rule.action == AutomationRule.Action.EMAIL:
-            who = lead.name or lead.email or lead.anonymous_id
-            send_mail(
-                subject=f"[LeadPulse] {rule.name}: {who} is {lead.lead_stage} ({lead.current_score})",
-                message=json.dumps({"lead": document, "trigger": execution.trigger}, indent=2),
-                from_email=None,
-                recipient_list=list(config.get("to", [])),
-            )
+            skipped = _email_send(execution=execution, document=document)
+            if skipped:
+                _execution_finish(execution, status=AutomationExecution.Status.SKIPPED, error=skipped)
+                return
         elif rule.action in (AutomationRule.Action.ADD_TAG, AutomationRule.Action.SET_OWNER):
             with transaction.atomic():
                 locked = lead_lock(lead_id=lead.id)
@@ -297,11 +401,36 @@ def automation_execute(*, execution_id: int) -> None:
         _execution_finish(execution, status=AutomationExecution.Status.FAILED, error=str(exc))
 
 
+def _email_send(*, execution: AutomationExecution, document: dict[str, Any]) -> str:
+    """Mail the rule's recipients that are still allowed, within the daily budget; why not, when skipped."""
+    rule, lead = execution.rule, execution.lead
+    # checked now, not only when the rule was saved: a member removed since is not mailed
+    recipients = selectors.email_recipients_allowed(project=rule.project, addresses=list(rule.action_config.get("to", [])))
+    if not recipients:
+        return "no_recipients: none of the rule's addresses is a member or a verified recipient any more"
+    if not email_budget_spend(project_id=rule.project_id, count=len(recipients)):
+        logger.warning("automation %s: project %s's email budget is spent", rule.id, rule.project_id)
+        budget = settings.LEADPULSE_EMAIL_DAILY_BUDGET
+        return f"budget_exhausted: the project's {budget} emails of today are spent"
+    send_mail(
+        subject=engine.email_subject(
+            rule_name=rule.name,
+            who=lead.name or lead.email or lead.anonymous_id,
+            stage=lead.lead_stage,
+            score=lead.current_score,
+        ),
+        message=json.dumps({"lead": document, "trigger": execution.trigger}, indent=2),
+        from_email=None,
+        recipient_list=recipients,
+    )
+    return ""
+
+
 def _execution_finish(execution: AutomationExecution, *, status: str, code: int | None = None, error: str = "") -> None:
     AutomationExecution.objects.filter(id=execution.id).update(
         status=status,
         response_code=code,
-        error=engine.reason_clean(error),
+        error=engine.one_line(error),
         attempts=max(execution.attempts, 1),
         finished_at=timezone.now(),
         updated_at=timezone.now(),
@@ -422,7 +551,7 @@ def _delivery_settle(
     delivery: WebhookDelivery, *, ok: bool, code: int | None, error: str, final: bool = False
 ) -> Attempt:
     """Record an attempt's outcome (every delivery outcome passes here) and decide what comes next."""
-    error = engine.reason_clean(error)
+    error = engine.one_line(error)
     attempts = delivery.attempts + 1
     delays = settings.LEADPULSE_WEBHOOK_RETRY_DELAYS
     retry = not ok and not final and attempts <= len(delays)

@@ -19,6 +19,10 @@ urlpatterns = [
         api.WebhookDeliveryListApi.as_view(),
         name="webhook-deliveries",
     ),
+    path("api/email-recipients", api.EmailRecipientListApi.as_view(), name="email-recipient-list"),
+    path(
+        "api/email-recipients/<str:recipient_id>", api.EmailRecipientDetailApi.as_view(), name="email-recipient-detail"
+    ),
     path("api/failed-jobs", api.FailedJobListApi.as_view(), name="failed-job-list"),
     path("api/failed-jobs/<str:job_id>/replay", api.FailedJobReplayApi.as_view(), name="failed-job-replay"),
 ]
@@ -34,4 +38,16 @@ urlpatterns += [
     path("automations/webhooks/<int:subscription_id>/delete/", views.webhook_delete_page, name="webhook-delete-page"),
     path("automations/webhooks/<int:subscription_id>/test/", views.webhook_test_page, name="webhook-test-page"),
     path("automations/failed-jobs/<int:job_id>/replay/", views.failed_job_replay_page, name="failed-job-replay-page"),
+    path("automations/recipients/", views.email_recipient_request_page, name="email-recipient-request-page"),
+    path(
+        "automations/recipients/<int:recipient_id>/delete/",
+        views.email_recipient_delete_page,
+        name="email-recipient-delete-page",
+    ),
+    # public: the recipient, who may have no account, confirms from the link in their mail
+    path(
+        "automations/recipients/confirm/<str:token>/",
+        views.email_recipient_confirm_page,
+        name="email-recipient-confirm-page",
+    ),
 ]

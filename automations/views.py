@@ -9,14 +9,14 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from leadpulse.dashboard import project_page
 from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from leadpulse.errors import ApplicationError, NotFound
 
 from . import selectors, services
-from .forms import RULE_FIELDS, AutomationRuleForm, WebhookSubscribeForm
+from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
 
 FAILED_JOBS_SHOWN = 50
 
@@ -64,6 +64,8 @@ def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
         "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "rule_form": AutomationRuleForm(),
         "subscribe_form": WebhookSubscribeForm(),
+        "recipients": selectors.email_recipients_for_project(project=project),
+        "recipient_form": EmailRecipientForm(),
         **extra,
     }
     return render(request, "automations/automations.html", context)
@@ -139,3 +141,47 @@ def failed_job_replay_page(request: HttpRequest, job_id: int) -> HttpResponse:
     job = failed_job_replay(job=failed_job_get(project=request.project, job_id=job_id))  # type: ignore[attr-defined]
     messages.success(request, f"Replayed {job.kind} {job.reference}.")
     return redirect("automations")
+
+
+@admin_write
+def email_recipient_request_page(request: HttpRequest) -> HttpResponse:
+    form = EmailRecipientForm(request.POST)
+    if form.is_valid():
+        try:
+            recipient, sent = services.email_recipient_request(
+                project=request.project,  # type: ignore[attr-defined]
+                email=form.cleaned_data["validated"]["email"],
+            )
+        except ApplicationError as exc:
+            form.add_error("email", exc.message)
+        except services.EmailBudgetExhausted as exc:
+            form.add_error("email", str(exc.detail))
+        else:
+            messages.success(
+                request,
+                f"Confirmation link sent to {recipient.email}." if sent else f"{recipient.email} is verified already.",
+            )
+            return redirect("automations")
+    return _page(request, recipient_form=form)
+
+
+@admin_write
+def email_recipient_delete_page(request: HttpRequest, recipient_id: int) -> HttpResponse:
+    recipient = selectors.email_recipient_get(project=request.project, recipient_id=recipient_id)  # type: ignore[attr-defined]
+    services.email_recipient_delete(recipient=recipient)
+    messages.success(request, f"{recipient.email} will get no more automation emails.")
+    return redirect("automations")
+
+
+@require_http_methods(["GET", "POST"])
+def email_recipient_confirm_page(request: HttpRequest, token: str) -> HttpResponse:
+    """Public: the address's owner confirms with a POST (a GET changes nothing, as mail scanners follow links)."""
+    recipient = selectors.email_recipient_for_token(token=token)
+    confirmed = False
+    if request.method == "POST" and recipient is not None:
+        try:
+            recipient, confirmed = services.email_recipient_confirm(token=token), True
+        except ApplicationError:
+            recipient = None
+    context = {"recipient": recipient, "confirmed": confirmed}
+    return render(request, "automations/recipient_confirm.html", context, status=200 if recipient else 404)

@@ -27,7 +27,13 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import Membership, Project, User
 from accounts.services import secret_key_create, secret_key_revoke, write_key_rotate
-from automations.services import automation_create, delivery_attempt, delivery_create, webhook_subscribe
+from automations.services import (
+    automation_create,
+    delivery_attempt,
+    delivery_create,
+    email_recipient_request,
+    webhook_subscribe,
+)
 from ingest.models import Event, Lead
 from leadpulse.deadletter import failed_jobs_for_project
 from scoring.selectors import rules_for_project
@@ -144,6 +150,10 @@ OPS = [
     Op("DELETE", "/api/webhooks/{subscription}", ADMIN),
     Op("POST", "/api/webhooks/{subscription}/test", ADMIN),
     Op("GET", "/api/webhooks/{subscription}/deliveries", MEMBER),
+    Op("GET", "/api/email-recipients", MEMBER),
+    Op("POST", "/api/email-recipients", ADMIN, {"email": "partner@outside.example"}, bad={"email": "not an address"},
+       field="email"),
+    Op("DELETE", "/api/email-recipients/{recipient}", ADMIN),
     Op("GET", "/api/failed-jobs", MEMBER),
     Op("POST", "/api/failed-jobs/{failed_job}/replay", ADMIN),
     # ingest: the project's public write key, where each family of clients puts it
@@ -193,6 +203,8 @@ UNAUTHENTICATED = {
     "/api/docs/",  # Swagger UI over it
 }
 
+EMAIL_AUTOMATION = {**AUTOMATION, "action": "email"}
+ELEVEN_ADDRESSES = [f"u{i}@example.com" for i in range(11)]
 # More bad inputs than the table's one per operation: (operation, input, the field the 400 must name).
 MORE_BAD_INPUT = [
     ("GET /api/events", {"leadId": "abc"}, "leadId"),
@@ -204,6 +216,10 @@ MORE_BAD_INPUT = [
     ("PATCH /api/scoring/settings", {"hotThreshold": 5}, "hotThreshold"),
     ("PATCH /api/projects/{project}", {"name": "x" * 201}, "name"),
     ("POST /api/webhooks/subscribe", {"url": "http://127.0.0.1:9/h", "events": ["lead.eaten"]}, "events"),
+    # the email action mails members and verified addresses only, ten at most
+    ("POST /api/automations", {**EMAIL_AUTOMATION, "actionConfig": {"to": ["x@outside.example"]}}, "actionConfig.to"),
+    ("POST /api/automations", {**EMAIL_AUTOMATION, "actionConfig": {"to": ELEVEN_ADDRESSES}}, "actionConfig.to"),
+    ("POST /api/email-recipients", {"email": "a@example.com\nBcc: b@example.com"}, "email"),
     ("POST /api/events/batch", {"events": []}, "events"),
     ("POST /v1/batch", {"batch": "not a list"}, "batch"),
 ]
@@ -226,6 +242,7 @@ def world_for(name: str) -> SimpleNamespace:
     lead = scored_lead(project, "visitor-1", "page_view", "signup")
     automation = automation_create(project=project, data=AUTOMATION_ROW)
     subscription = webhook_subscribe(project=project, url="http://127.0.0.1:9/h", events=["lead.updated"])
+    recipient, _ = email_recipient_request(project=project, email="pending@outside.example")
     key, _ = secret_key_create(project=project)
     _, secret = secret_key_create(project=project)
     revoked, revoked_secret = secret_key_create(project=project)
@@ -245,6 +262,7 @@ def world_for(name: str) -> SimpleNamespace:
         "rule": rules_for_project(project=project).first().id,
         "automation": automation.id,
         "subscription": subscription.id,
+        "recipient": recipient.id,
         "key": key.id,
         "rescore_job": rescore_job.id,
         "failed_job": failed_jobs_for_project(project=project).get().id,

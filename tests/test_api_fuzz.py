@@ -43,9 +43,11 @@ SEMANTIC_400_ACCOUNTS: dict[str, str] = {
     "POST /api/auth/register": "a taken email; a password the validators refuse (common, numeric, like the email)",
 }
 SEMANTIC_400_AUTOMATIONS: dict[str, str] = {
-    "POST /api/automations": "a webhook/slack actionConfig.url whose host does not resolve to a public address",
-    "PUT /api/automations/{rule_id}": "as POST (unsafe URL); fields left out are taken from the stored rule",
-    "PATCH /api/automations/{rule_id}": "as POST (unsafe URL); the result is checked together with the stored rule",
+    "POST /api/automations": "a webhook/slack actionConfig.url whose host does not resolve to a public address; "
+    "an email actionConfig.to address that is no member's nor verified, or that Django's validate_email refuses",
+    "PUT /api/automations/{rule_id}": "as POST (unsafe URL, recipients); fields left out come from the stored rule",
+    "PATCH /api/automations/{rule_id}": "as POST (unsafe URL, recipients); checked together with the stored rule",
+    "POST /api/email-recipients": "a member's address (members need no verification); an address Django refuses",
     "POST /api/webhooks/subscribe": "a URL Django's URLValidator refuses, or whose host does not resolve publicly",
 }
 SEMANTIC_400_INGEST: dict[str, str] = {
