@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from leadpulse import metrics
 from leadpulse.celery import app
 from leadpulse.errors import ApplicationError
 from leadpulse.models import FailedJob
@@ -597,6 +598,8 @@ def _delivery_settle(
                 error=error,
                 attempts=attempts,
             )
+            metrics.dead_lettered(kind="webhook.delivery")
+    metrics.webhook_delivery(outcome="succeeded" if ok else "retrying" if retry else "failed")
     if retry:
         return Attempt("retry", retry_in=delays[attempts - 1])
     return Attempt("succeeded" if ok else "failed")

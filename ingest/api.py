@@ -22,8 +22,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.selectors import WriteKeyProject, project_for_write_key
+from leadpulse import metrics
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
+from leadpulse.logs import log_bind
 from leadpulse.openapi import PROJECT_PARAMETER, AutoSchema, cursor_page_of
 from leadpulse.ratelimits import ingest_key_rate_limit, rate_limit
 
@@ -134,6 +136,7 @@ class IngestApiView(APIView):
     permission_classes = [AllowAny]
     parser_classes: list = []
     schema = IngestAutoSchema()
+    batch = False  # a refused single-event request counts one rejected event; a batch counts its items
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -145,8 +148,19 @@ class IngestApiView(APIView):
         """The write key's project, having spent `events` of its allowance (batches pass 0 and spend
         their size once it is known, before anything is stored)."""
         project = project_for_write_key(raw_key=raw_key, field=field)
+        log_bind(project_id=project.id)
         ingest_key_rate_limit(self.request, project=project, events=events)
         return project
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, SchemaError) and not self.batch:
+            metrics.ingest_events(rejected=1)
+        return super().handle_exception(exc)
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        if request.method == "POST":  # counted once per ingest request, whatever the view answered
+            metrics.ingest_request(endpoint=f"/{request.resolver_match.route}", status=response.status_code)  # type: ignore[union-attr]
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class SdkEventIngestApi(IngestApiView):
@@ -242,6 +256,7 @@ def _batch_response(
         except ApplicationError as exc:
             errors.append({"index": index, "field": exc.field, "message": exc.message})
     result = events_ingest(project_id=project_id, events=events)
+    metrics.ingest_events(rejected=len(errors))
     body = {
         **extra,
         "count": len(items),
@@ -260,6 +275,8 @@ def _batch_response(
 
 class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
+
+    batch = True
 
     @extend_schema(
         summary="Record a batch of server-side events",
@@ -324,6 +341,8 @@ class SegmentCallApi(IngestApiView):
 
 class SegmentBatchApi(IngestApiView):
     """`POST /v1/batch`: `{batch: [...], sentAt?, writeKey?}`; per-message results, valid ones stored."""
+
+    batch = True
 
     @extend_schema(
         summary="Record a batch of Segment calls",

@@ -7,6 +7,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from leadpulse import metrics
 from leadpulse.pipeline import lead_score_request
 from leadpulse.realtime import project_broadcast
 
@@ -160,6 +161,7 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
                     project_id=project_id, type="event.ingested", payload={"count": len(stored), "events": summary}
                 )
             )
+    metrics.ingest_events(accepted=len(accepted), duplicate=len(duplicates))
     return IngestResult(accepted=accepted, duplicates=duplicates)
 
 

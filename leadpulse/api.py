@@ -11,6 +11,7 @@ from accounts.authentication import ProjectKeyUser
 from accounts.models import Membership, Project, User
 from accounts.selectors import membership_for_project_key, membership_for_user
 from leadpulse.errors import Forbidden, NotFound
+from leadpulse.logs import log_bind
 from leadpulse.ratelimits import rate_limit
 
 PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
@@ -41,7 +42,9 @@ class ProjectApiView(APIView):
         requested = self.request.META.get(PROJECT_HEADER)
         if requested is not None and not requested.strip().isdecimal():
             raise NotFound("Project not found.")  # present but empty or not an id: never "the default project"
-        return self.membership_for(requested)
+        membership = self.membership_for(requested)
+        log_bind(project_id=membership.project_id)
+        return membership
 
     def membership_for(self, project_id: int | str | None) -> Membership:
         """The caller's rights in a project: a user's membership, or a secret key's admin rights in its own."""

@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery, bootsteps, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadpulse.settings.local")
 
@@ -39,3 +39,25 @@ class HeartbeatStep(bootsteps.StartStopStep):
 
 
 app.steps["worker"].add(HeartbeatStep)
+
+
+@signals.task_prerun.connect
+def task_prerun(**kwargs):
+    from leadpulse.logs import task_started
+
+    task_started(**kwargs)
+
+
+@signals.task_postrun.connect
+def task_postrun(**kwargs):
+    from leadpulse.logs import task_ended
+
+    task_ended(**kwargs)
+
+
+@signals.worker_process_init.connect
+def worker_process_init(**kwargs):
+    """A prefork child replacing one that died: fold the dead one's metric files away."""
+    from leadpulse.metrics import multiprocess_compact
+
+    multiprocess_compact()

@@ -13,6 +13,7 @@ from accounts.models import Membership
 from accounts.selectors import membership_for_user
 from accounts.services import project_create
 from leadpulse.errors import NotFound
+from leadpulse.logs import log_bind
 
 SESSION_PROJECT = "project_id"
 
@@ -42,6 +43,7 @@ def project_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpRes
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         request.membership = membership_for_request(request)  # type: ignore[attr-defined]
         request.project = request.membership.project  # type: ignore[attr-defined]
+        log_bind(project_id=request.project.id)  # type: ignore[attr-defined]
         return view(request, *args, **kwargs)
 
     return wrapper

@@ -17,6 +17,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
 from accounts.selectors import WriteKeyProject
+from leadpulse import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def rate_limit(request: HttpRequest | Request, *, scope: str, rate: str, key: st
         logger.warning("rate limit %s not checked: cache unavailable", scope, exc_info=True)
         return
     if usage is not None and usage["should_limit"]:
+        metrics.rate_limited(scope=scope)
         # The window of a per-second rate ends now; never tell a client to retry in 0 seconds.
         raise RateLimited(wait=max(usage["time_left"], 1))
 
@@ -85,6 +87,7 @@ def ingest_key_rate_limit(request: HttpRequest | Request, *, project: WriteKeyPr
         logger.warning("rate limit ingest-key not checked: cache unavailable", exc_info=True)
         return
     if count > limit:
+        metrics.rate_limited(scope="ingest-key")
         raise RateLimited(
             detail=f"Over this write key's limit of {limit} events per {period} s.",
             wait=max(int(window_end - now), 1),

@@ -16,18 +16,22 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_DIR = ROOT / "test-artifacts" / "workers"
+# Shared by the live workers and web servers, as on one production host (docs/deploy.md).
+METRICS_DIR = ROOT / "test-artifacts" / "prometheus"
 
 
 def worker_env() -> dict[str, str]:
     """The environment of a worker that talks to the test database and test Redis."""
     db = settings.DATABASES["default"]
     url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    METRICS_DIR.mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "leadpulse.settings.test",
         "DATABASE_URL": url,
         "REDIS_URL": settings.REDIS_URL,
         "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(METRICS_DIR),
     }
 
 

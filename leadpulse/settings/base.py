@@ -44,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "leadpulse.logs.RequestLogMiddleware",  # first: its request id and duration cover everything below
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -315,14 +316,38 @@ LEADPULSE_PUBLIC_URL = env("LEADPULSE_PUBLIC_URL", default="http://127.0.0.1:800
 LEADPULSE_EMAIL_DAILY_BUDGET = env.int("LEADPULSE_EMAIL_DAILY_BUDGET", default=200)
 LEADPULSE_WORKER_HEARTBEAT_SECONDS = 10
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Metrics (GET /metrics, leadpulse/metrics.py) and logs (leadpulse/logs.py) --------------
+# Scrapes need `Authorization: Bearer <token>` or a peer address in one of the CIDRs; neither → 404.
+LEADPULSE_METRICS_TOKEN = env("LEADPULSE_METRICS_TOKEN", default="")
+LEADPULSE_METRICS_ALLOW = env.list("LEADPULSE_METRICS_ALLOW", default=[])
+
+
+def logging_config(log_format: str) -> dict:
+    """Plain lines for people (development, tests) or one JSON object per line (production)."""
+    formatters = {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "leadpulse.logs.JsonFormatter", "fmt": "{asctime}{levelname}{name}{message}", "style": "{"},
+    }
+    if log_format not in formatters:
+        raise ValueError(f"LOG_FORMAT must be plain or json, not {log_format!r}")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": "leadpulse.logs.ContextFilter"}},
+        "formatters": {log_format: formatters[log_format]},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}},
+        "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+        "loggers": {
+            "django.db.backends": {"level": "WARNING"},
+            # uvicorn configured its own handlers before Django loaded: route its lines through ours,
+            # except the access log, which writes query strings (leadpulse.request replaces it)
+            "uvicorn": {"handlers": ["console"], "propagate": False},
+            "uvicorn.access": {"handlers": [], "propagate": False},
+        },
+    }
+
+
+LOGGING = logging_config(env("LOG_FORMAT", default="plain"))
 
 # Called with `project=` when a project is created (keeps accounts free of upward imports).
 LEADPULSE_PROJECT_PROVISIONERS = ["scoring.services.project_rules_seed"]

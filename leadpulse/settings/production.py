@@ -1,7 +1,7 @@
 """Production: secrets have no default, PostgreSQL and Redis are required."""
 
 from .base import *  # noqa: F403
-from .base import env, postgres_database
+from .base import env, logging_config, postgres_database
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -16,3 +16,4 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+LOGGING = logging_config(env("LOG_FORMAT", default="json"))

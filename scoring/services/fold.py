@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from leadpulse import metrics
 from leadpulse.pipeline import lead_changed
 from leadpulse.realtime import project_broadcast
 
@@ -134,6 +135,7 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
     ScoreHistory.objects.bulk_create(rows)
     if pending:
         Event.objects.filter(id__in=[pk for pk, _ in pending]).update(processed_at=now)
+        metrics.events_scored_on_commit(event_pks=[pk for pk, _ in pending], scored_at=now)
 
     old_stage = lead.lead_stage
     lead.current_score = current
