@@ -104,9 +104,7 @@ def test_counters_move_by_exactly_what_was_ingested_and_scored(live_pipeline, we
     assert batch.status_code == 202
     assert (batch.json()["accepted"], batch.json()["duplicates"], len(batch.json()["errors"])) == (7, 2, 1)
     assert singles == [202, 202, 202, 400, 401]
-    wait_until(
-        lambda: not Event.objects.filter(processed_at__isnull=True).exists(), timeout=60, message="scoring"
-    )
+    wait_until(lambda: not Event.objects.filter(processed_at__isnull=True).exists(), timeout=60, message="scoring")
     live_pipeline.wait_idle()
     after = scrape(web.base)
 
