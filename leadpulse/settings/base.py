@@ -339,10 +339,10 @@ def logging_config(log_format: str) -> dict:
         "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
-            # uvicorn configured its own handlers before Django loaded: route its lines through ours,
-            # except the access log, which writes query strings (leadpulse.request replaces it)
+            # uvicorn configured its own handlers before Django loaded: route its lines through ours.
+            # Its access log writes query strings: production drops it (leadpulse.request replaces it).
             "uvicorn": {"handlers": ["console"], "propagate": False},
-            "uvicorn.access": {"handlers": [], "propagate": False},
+            "uvicorn.access": {"handlers": ["console"] if log_format == "plain" else [], "propagate": False},
         },
     }
 
