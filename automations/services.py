@@ -406,7 +406,9 @@ def _email_send(*, execution: AutomationExecution, document: dict[str, Any]) -> 
     """Mail the rule's recipients that are still allowed, within the daily budget; why not, when skipped."""
     rule, lead = execution.rule, execution.lead
     # checked now, not only when the rule was saved: a member removed since is not mailed
-    recipients = selectors.email_recipients_allowed(project=rule.project, addresses=list(rule.action_config.get("to", [])))
+    recipients = selectors.email_recipients_allowed(
+        project=rule.project, addresses=list(rule.action_config.get("to", []))
+    )
     if not recipients:
         return "no_recipients: none of the rule's addresses is a member or a verified recipient any more"
     if not email_budget_spend(project_id=rule.project_id, count=len(recipients)):

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from automations import services as automation_services
 from automations.models import WebhookDelivery
 from leadpulse import metrics
+from leadpulse.logfilters import RedactSecrets
 from leadpulse.logs import ContextFilter, JsonFormatter
 from leadpulse.models import FailedJob
 from scoring.tasks import lead_score_task
@@ -333,6 +334,14 @@ def test_request_lines_name_the_project_and_user_and_mask_secret_url_parameters(
     assert (ingest.project_id, getattr(ingest, "user_id", None)) == (tenant.project.id, None)
     assert "c1ud2-0123456789abcdef" not in reset.path
     assert "MQ" not in reset.path
+
+
+def test_tokens_in_any_log_message_are_redacted():
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '"GET %s HTTP/1.1" 200', ("/ws/?token=eyJ.a.b&x=1",), None
+    )
+    RedactSecrets().filter(record)
+    assert record.getMessage() == '"GET /ws/?token=[redacted]&x=1 HTTP/1.1" 200'
 
 
 def test_json_lines_parse_and_leave_out_whole_requests_and_task_arguments(rf):

@@ -333,9 +333,14 @@ def logging_config(log_format: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "leadpulse.logs.ContextFilter"}},
+        "filters": {
+            "context": {"()": "leadpulse.logs.ContextFilter"},
+            "redact": {"()": "leadpulse.logfilters.RedactSecrets"},
+        },
         "formatters": {log_format: formatters[log_format]},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context"]}},
+        "handlers": {
+            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context", "redact"]}
+        },
         "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
