@@ -8,10 +8,8 @@ from django.contrib.auth.password_validation import (
     validate_password,
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.extensions import (
-    OpenApiSerializerExtension,
-    OpenApiViewExtension,
-)
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -24,7 +22,6 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from leadpulse.api import ProjectApiView, require_admin
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
@@ -45,6 +42,9 @@ from .services import (
     project_update,
     secret_key_create,
     secret_key_revoke,
+    session_refresh,
+    session_revoke,
+    session_tokens_issue,
     user_register,
     write_key_rotate,
 )
@@ -76,14 +76,15 @@ class UserSerializer(serializers.ModelSerializer):
 class SessionSerializer(serializers.Serializer):
     user = UserSerializer()
     access = serializers.CharField(help_text="A JWT for `Authorization: Bearer …`.")
-    refresh = serializers.CharField(help_text="Exchanged for a new access token at `POST /api/auth/refresh`.")
+    refresh = serializers.CharField(
+        help_text="Exchanged once for new tokens at `POST /api/auth/refresh`; revoked by `POST /api/auth/logout`."
+    )
     token = serializers.CharField(help_text="The access token again (older clients read this).")
 
 
 def _session_payload(user: User) -> dict:
-    refresh = RefreshToken.for_user(user)
-    access = str(refresh.access_token)
-    return {"user": UserSerializer(user).data, "access": access, "refresh": str(refresh), "token": access}
+    access, refresh = session_tokens_issue(user=user)
+    return {"user": UserSerializer(user).data, "access": access, "refresh": refresh, "token": access}
 
 
 class RegisterApi(APIView):
@@ -170,28 +171,73 @@ class RegisterInputSchema(OpenApiSerializerExtension):
         return schema
 
 
-class TokenRefreshSchema(OpenApiViewExtension):
-    """Documents simplejwt's `TokenRefreshView`, routed as-is at `/api/auth/refresh`."""
+class UserJWTScheme(SimpleJWTScheme):
+    """Our JWT authentication is simplejwt's with revocation checks: the same `jwtAuth` scheme."""
 
-    target_class = "rest_framework_simplejwt.views.TokenRefreshView"
+    target_class = "accounts.authentication.UserJWTAuthentication"
 
-    def view_replacement(self) -> Any:
-        @extend_schema(
-            summary="Exchange a refresh token for a new access token",
-            description="401 `token_not_valid` when the refresh token is malformed, expired or forged.",
-            tags=["Auth"],
-            auth=[],
-            request=inline_serializer("AuthRefresh", fields={"refresh": StrictCharField()}),
-            responses={
-                200: inline_serializer("AuthRefreshed", fields={"access": serializers.CharField()}),
-                400: AUTH_ERRORS[400],
-                401: AUTH_ERRORS[401],
-            },
-        )
-        class Documented(self.target_class):  # type: ignore[name-defined,misc]
-            pass
 
-        return Documented
+class TokenApiView(APIView):
+    """Takes a refresh token in the body, no credentials; a refused token is 401 (DRF would make it 403)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+
+class RefreshApi(TokenApiView):
+    @extend_schema_serializer(component_name="AuthRefresh")
+    class InputSerializer(serializers.Serializer):
+        refresh = StrictCharField(help_text="The refresh token of the last sign-in or refresh.")
+
+    @extend_schema(
+        summary="Exchange a refresh token for a new access and refresh token",
+        description="A refresh token works once: keep the new one. 401 `token_not_valid` when it is malformed, "
+        "expired, forged, already used, signed out, or older than the user's last password change.",
+        tags=["Auth"],
+        auth=[],
+        request=InputSerializer,
+        responses={
+            200: inline_serializer(
+                "AuthRefreshed",
+                fields={
+                    "access": serializers.CharField(help_text="A JWT for `Authorization: Bearer …`."),
+                    "refresh": serializers.CharField(help_text="The next refresh token (this one is now spent)."),
+                },
+            ),
+            400: AUTH_ERRORS[400],
+            401: AUTH_ERRORS[401],
+        },
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        access, refresh = session_refresh(raw_refresh=serializer.validated_data["refresh"])
+        return Response({"access": access, "refresh": refresh})
+
+
+class LogoutApi(TokenApiView):
+    @extend_schema_serializer(component_name="AuthLogout")
+    class InputSerializer(serializers.Serializer):
+        refresh = StrictCharField(help_text="The refresh token to revoke.")
+
+    @extend_schema(
+        summary="Sign out: revoke a refresh token",
+        description="The refresh token can no longer be exchanged; access tokens already issued expire on their "
+        "own (`JWT_ACCESS_MINUTES`). A password change or reset revokes every token of the user at once. "
+        "401 `token_not_valid` when the token is not a live refresh token.",
+        tags=["Auth"],
+        auth=[],
+        request=InputSerializer,
+        responses={205: OpenApiResponse(description="Signed out."), 400: AUTH_ERRORS[400], 401: AUTH_ERRORS[401]},
+    )
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session_revoke(raw_refresh=serializer.validated_data["refresh"])
+        return Response(status=status.HTTP_205_RESET_CONTENT)
 
 
 MeProjectSerializer = inline_serializer(

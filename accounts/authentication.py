@@ -1,15 +1,18 @@
 """Server-to-server authentication of the API with a project's secret key."""
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import Token
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
 
-    from .models import ApiKey, Project
+    from .models import ApiKey, Project, User
 
 # DRF imports this module while `rest_framework.views` (and so leadpulse.errors) is still
 # loading, so the services and selectors are imported when a request arrives.
@@ -70,3 +73,35 @@ class SecretKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request: "Request") -> str:
         # being first in the list, this decides that unauthenticated requests get 401, not 403
         return f'{self.keyword} realm="api"'
+
+
+class UserJWTAuthentication(JWTAuthentication):
+    """simplejwt's bearer JWT, refused for an inactive user and once the user's password changed.
+
+    With `CHECK_REVOKE_TOKEN` every token carries a digest of the password hash, so a reset or a
+    change anywhere (dashboard, admin, shell) refuses all earlier access and refresh tokens. That
+    refusal is `token_not_valid`, as for any other dead token (simplejwt calls it `password_changed`).
+    """
+
+    def get_user(self, validated_token: Token) -> Any:
+        try:
+            return super().get_user(validated_token)
+        except exceptions.AuthenticationFailed as exc:
+            # simplejwt's errors carry their code in the detail: {"detail": ..., "code": "password_changed"}
+            if isinstance(exc.detail, dict) and exc.detail.get("code") == "password_changed":
+                raise InvalidToken("Token is no longer valid: the password was changed after it was issued.") from exc
+            raise
+
+
+def user_for_token(token: Token) -> "User":
+    """The user a verified token belongs to, under the API's checks (active, password unchanged); else 401."""
+    return UserJWTAuthentication().get_user(token)
+
+
+def user_for_access_token(raw_token: str) -> "User | None":
+    """The user of a raw access JWT under the API's checks, or None when it is refused (for WebSocket handshakes)."""
+    auth = UserJWTAuthentication()
+    try:
+        return auth.get_user(auth.get_validated_token(raw_token.encode()))
+    except (TokenError, exceptions.AuthenticationFailed):
+        return None

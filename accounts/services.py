@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
@@ -13,9 +14,13 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from leadpulse.errors import ApplicationError
 
+from .authentication import user_for_token
 from .models import ApiKey, Membership, Project, User
 
 WRITE_KEY_PREFIX = "lp_pub_"
@@ -163,3 +168,40 @@ def project_update(
     if activity_changed:
         project_keys_forget(project=project)
     return project
+
+
+def session_tokens_issue(*, user: User) -> tuple[str, str]:
+    """Sign a user in to the API: an access token and a single-use refresh token."""
+    refresh = RefreshToken.for_user(user)
+    return str(refresh.access_token), str(refresh)
+
+
+def _refresh_token(raw_refresh: str) -> RefreshToken:
+    try:
+        return RefreshToken(raw_refresh)  # type: ignore[arg-type]  # verifies signature, expiry, type, blacklist
+    except TokenError as exc:
+        raise InvalidToken(exc.args[0]) from exc
+
+
+@transaction.atomic
+def session_refresh(*, raw_refresh: str) -> tuple[str, str]:
+    """Spend a refresh token for a new access and refresh token; a spent, revoked or outdated one is 401."""
+    refresh = _refresh_token(raw_refresh)
+    user = user_for_token(refresh)  # still active, password unchanged since it was issued
+    # simplejwt annotates blacklist() as the row; it returns get_or_create's (row, created). The
+    # unique blacklist row decides a race: of two requests spending one token, one creates it.
+    _row, spent_now = cast(tuple[Any, bool], refresh.blacklist())
+    if not spent_now:
+        raise InvalidToken("Token is blacklisted")
+    return session_tokens_issue(user=user)
+
+
+def session_revoke(*, raw_refresh: str) -> None:
+    """Sign out: the refresh token can no longer be exchanged (access tokens expire on their own)."""
+    _refresh_token(raw_refresh).blacklist()
+
+
+def expired_tokens_flush() -> int:
+    """Delete the records of refresh tokens that expired (a blacklist entry goes with its token)."""
+    deleted, _ = OutstandingToken.objects.filter(expires_at__lte=timezone.now()).delete()
+    return deleted

@@ -6,9 +6,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth.models import AnonymousUser
-from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from accounts.authentication import user_for_access_token
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
 from leadpulse.errors import NotFound
@@ -20,11 +19,8 @@ BEARER_PROTOCOL = "bearer."
 
 @database_sync_to_async
 def _user_for_token(token: str) -> Any:
-    auth = JWTAuthentication()
-    try:
-        return auth.get_user(auth.get_validated_token(token.encode()))
-    except (InvalidToken, TokenError, Exception):
-        return AnonymousUser()
+    # the API's own checks: signature, expiry, active user, password unchanged since the token was issued
+    return user_for_access_token(token) or AnonymousUser()
 
 
 @database_sync_to_async

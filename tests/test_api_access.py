@@ -88,6 +88,7 @@ OPS = [
     Op("POST", "/api/auth/register", PUBLIC, bad={"email": "not-an-email", "password": "x7!kq-Lm2@pz"}, field="email"),
     Op("POST", "/api/auth/login", PUBLIC, bad={"email": "ada@example.com"}, field="password"),
     Op("POST", "/api/auth/refresh", PUBLIC, bad={}, field="refresh"),
+    Op("POST", "/api/auth/logout", PUBLIC, bad={"refresh": 7}, field="refresh"),
     Op("GET", "/api/auth/me", MEMBER, scoped=False, user_only=True),
     Op("GET", "/api/auth/project", MEMBER),
     Op("GET", "/api/projects", MEMBER, scoped=False),
