@@ -1,5 +1,7 @@
 """Sign-in pages: register, project switcher, invitations (login/logout/reset are Django's)."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -63,20 +65,71 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     return redirect("integrations")
 
 
-class LoginView(auth_views.LoginView):
-    """Django's login page, limited like the API's: per client IP and per account."""
+SIGN_IN_LIMITED = "Too many sign-in attempts. Wait a minute and try again."
+
+
+def sign_in_rate_limit(request: HttpRequest, *, email: str) -> None:
+    """Count a sign-in attempt, whatever its outcome, per client IP and per account; RateLimited past either.
+
+    The dashboard, the admin and the API count in the same windows, so no door adds guesses.
+    """
+    rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
+    email = email.strip().lower()
+    if email:
+        rate_limit(request, scope="login-account", key=email, rate=settings.LEADPULSE_RATE_LOGIN_ACCOUNT)
+
+
+class RateLimitedFormMixin:
+    """Count each POST before its form is looked at; past a limit, 429 with the form blank again.
+
+    The refused form is never bound: rendering a bound one validates it, and a sign-in form's
+    errors would tell whether the password was right, past the limit.
+    """
+
+    limited_field: str
+
+    def rate_limit_post(self, request: HttpRequest) -> None:
+        raise NotImplementedError
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            self.rate_limit_post(request)
+        except RateLimited as exc:
+            view: Any = self
+            form_kwargs = {key: value for key, value in view.get_form_kwargs().items() if key not in ("data", "files")}
+            form_kwargs["initial"] = {
+                **form_kwargs.get("initial", {}),
+                self.limited_field: request.POST.get(self.limited_field, ""),
+            }
+            context = view.get_context_data(form=view.get_form_class()(**form_kwargs), rate_limited=True)
+            response = view.render_to_response(context, status=429)
+            response["Retry-After"] = str(max(int(getattr(exc, "wait", None) or 1), 1))
+            return response
+        return super().post(request, *args, **kwargs)  # type: ignore[misc]
+
+
+class LoginView(RateLimitedFormMixin, auth_views.LoginView):
+    """Django's login page, limited like the API's and the admin's: per client IP and per account."""
 
     redirect_authenticated_user = True
+    limited_field = "username"
 
-    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        email = (request.POST.get("username") or "").strip().lower()
-        try:
-            rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
-            if email:
-                rate_limit(request, scope="login-account", key=email, rate=settings.LEADPULSE_RATE_LOGIN_ACCOUNT)
-        except RateLimited as exc:
-            response = render(request, "registration/login.html", {"form": self.get_form(), "rate_limited": True},
-                              status=429)  # fmt: skip
-            response["Retry-After"] = str(int(getattr(exc, "wait", None) or 1))
-            return response
-        return super().post(request, *args, **kwargs)
+    def rate_limit_post(self, request: HttpRequest) -> None:
+        sign_in_rate_limit(request, email=request.POST.get("username", ""))
+
+
+class PasswordResetView(RateLimitedFormMixin, auth_views.PasswordResetView):
+    """Django's reset-mail form, limited per client IP and per address.
+
+    Every address counts, with an account or not, so the answer never tells which have one.
+    """
+
+    limited_field = "email"
+
+    def rate_limit_post(self, request: HttpRequest) -> None:
+        rate_limit(request, scope="password-reset-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
+        email = request.POST.get("email", "").strip().lower()
+        if email:
+            rate_limit(
+                request, scope="password-reset-account", key=email, rate=settings.LEADPULSE_RATE_PASSWORD_RESET_ACCOUNT
+            )

@@ -21,7 +21,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "accounts.apps.AdminConfig",  # django.contrib.admin, with rate-limited sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -295,6 +295,8 @@ LEADPULSE_RATE_INGEST_KEY = env("LEADPULSE_RATE_INGEST_KEY", default="5000/s")
 LEADPULSE_RATE_LOGIN_IP = env("LEADPULSE_RATE_LOGIN_IP", default="20/m")
 LEADPULSE_RATE_LOGIN_ACCOUNT = env("LEADPULSE_RATE_LOGIN_ACCOUNT", default="10/m")
 LEADPULSE_RATE_REGISTER_IP = env("LEADPULSE_RATE_REGISTER_IP", default="20/m")
+# Password-reset mail: requests per IP as for sign-in; per address tighter, so no one floods a mailbox.
+LEADPULSE_RATE_PASSWORD_RESET_ACCOUNT = env("LEADPULSE_RATE_PASSWORD_RESET_ACCOUNT", default="5/h")
 # The JWT / secret-key API, per user or secret key.
 LEADPULSE_RATE_API = env("LEADPULSE_RATE_API", default="600/m")
 # Behind a proxy, name the META key holding the client IP (e.g. HTTP_X_REAL_IP); default REMOTE_ADDR.
