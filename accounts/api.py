@@ -25,19 +25,24 @@ from rest_framework.views import APIView
 
 from leadpulse.api import ProjectApiView, require_admin
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
-from leadpulse.fields import StrictBooleanField, StrictCharField
+from leadpulse.fields import StrictBooleanField, StrictCharField, StrictEmailField
 from leadpulse.openapi import ERROR_DESCRIPTIONS, PROJECT_PARAMETER, AutoSchema, ErrorSerializer, results_of
 from leadpulse.ratelimits import rate_limit
 
 from .authentication import ProjectKeyUser
-from .models import ApiKey, Membership, Project, User
+from .models import INVITATION_ROLES, ApiKey, Invitation, Membership, Project, User
 from .selectors import (
+    invitation_for_project,
+    invitations_for_project,
     memberships_for_user,
     secret_key_for_project,
     secret_keys_for_project,
     write_key_for_project,
 )
 from .services import (
+    invitation_accept,
+    invitation_create,
+    invitation_revoke,
     project_create,
     project_update,
     secret_key_create,
@@ -55,6 +60,9 @@ RETRY_AFTER = OpenApiParameter(
 )
 PROJECT_ID = OpenApiParameter(
     "project_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The project's id."
+)
+INVITATION_ID = OpenApiParameter(
+    "invitation_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The invitation's id."
 )
 KEY_ID = OpenApiParameter(
     "key_id", {"type": "integer", "minimum": 0}, OpenApiParameter.PATH, description="The secret key's id."
@@ -521,3 +529,119 @@ class ProjectDetailApi(ProjectApiView):
             is_active=data.get("is_active"),
         )
         return Response(_project_payload(project, membership.role))
+
+
+@extend_schema_serializer(component_name="ProjectInvitation")
+class InvitationSerializer(serializers.ModelSerializer):
+    invitedBy = serializers.EmailField(source="invited_by.email", allow_null=True, read_only=True)
+    status = serializers.ChoiceField(
+        choices=["pending", "expired"], read_only=True, help_text="`expired`: invite again to send a new link."
+    )
+    createdAt = serializers.DateTimeField(source="created_at", read_only=True)
+    expiresAt = serializers.DateTimeField(source="expires_at", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invitedBy", "status", "createdAt", "expiresAt"]
+        read_only_fields = fields  # output only
+
+
+class InvitationListApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema_serializer(component_name="ProjectInvitationNew")
+    class InputSerializer(serializers.Serializer):
+        email = StrictEmailField(max_length=254)
+        role = serializers.ChoiceField(choices=INVITATION_ROLES, required=False, default=Membership.Role.MEMBER)
+
+    @extend_schema(
+        summary="List the project's open invitations",
+        description="Invitations not yet accepted or revoked, expired ones included. Owners and admins only.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        responses={
+            200: results_of(InvitationSerializer, "ProjectInvitationList"),
+            403: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[403]),
+        },
+    )
+    def get(self, request, project_id: int):
+        membership = self.membership_for(project_id)
+        require_admin(membership)
+        invitations = invitations_for_project(project=membership.project)
+        return Response({"results": InvitationSerializer(invitations, many=True).data})
+
+    @extend_schema(
+        summary="Invite someone to the project",
+        description="Emails the address a link to accept (valid 7 days); nothing changes for them until they "
+        "accept, signed in as that address (`POST /api/invitations/accept`). Inviting an address again renews "
+        "its invitation: a new link, and the old one stops working. 409 `already_member` for a member's "
+        "address. Signed-in owners and admins only: a secret key gets 403 `user_required`.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID],
+        request=InputSerializer,
+        responses={
+            201: InvitationSerializer,
+            409: OpenApiResponse(ErrorSerializer, description="The address is already a member's."),
+        },
+    )
+    def post(self, request, project_id: int):
+        membership = self.membership_for(project_id)
+        require_admin(membership)
+        if isinstance(request.user, ProjectKeyUser):
+            # a leaked key must not be able to turn itself into a person's lasting access
+            raise Forbidden("Invitations are sent by signed-in owners and admins.", code="user_required")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        invitation = invitation_create(
+            project=membership.project,
+            invited_by=request.user,
+            base_url=request.build_absolute_uri("/").rstrip("/"),
+            **serializer.validated_data,
+        )
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationDetailApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema(
+        summary="Revoke an invitation",
+        description="Its link stops working at once; revoking twice, or an accepted invitation, changes nothing. "
+        "Owners and admins only.",
+        tags=["Projects"],
+        parameters=[PROJECT_ID, INVITATION_ID],
+        responses={204: None},
+    )
+    def delete(self, request, project_id: int, invitation_id: int):
+        membership = self.membership_for(project_id)
+        require_admin(membership)
+        invitation_revoke(invitation=invitation_for_project(project=membership.project, invitation_id=invitation_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationAcceptApi(ProjectApiView):
+    schema = PathProjectSchema()
+
+    @extend_schema_serializer(component_name="InvitationAccept")
+    class InputSerializer(serializers.Serializer):
+        token = StrictCharField(max_length=128, help_text="The token of the emailed link, `/invitations/<token>/`.")
+
+    @extend_schema(
+        summary="Accept an invitation",
+        description="Joins its project with the invited role. The caller must be signed in as the invited "
+        "address (403 `invitation_for_another_user`); a secret key gets 403 `user_required`. 404 for an unknown "
+        "token; 410 `invitation_accepted`, `invitation_revoked` or `invitation_expired`.",
+        tags=["Projects"],
+        request=InputSerializer,
+        responses={
+            200: ProjectWithRoleSerializer,
+            410: OpenApiResponse(ErrorSerializer, description="The invitation was accepted, revoked or expired."),
+        },
+    )
+    def post(self, request):
+        if isinstance(request.user, ProjectKeyUser):
+            raise Forbidden("Invitations are accepted by the invited person.", code="user_required")
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = invitation_accept(token=serializer.validated_data["token"], user=request.user)
+        return Response(_project_payload(membership.project, membership.role))

@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib.auth.password_validation import validate_password
 
-from .models import Membership, User
+from .models import INVITATION_ROLES, Membership, User
 
 
 class RegisterForm(forms.Form):
@@ -23,7 +23,4 @@ class RegisterForm(forms.Form):
 
 class InviteForm(forms.Form):
     email = forms.EmailField(max_length=254)
-    # ownership is not handed out by invitation
-    role = forms.ChoiceField(
-        choices=[(Membership.Role.ADMIN, "Admin"), (Membership.Role.MEMBER, "Member")], initial=Membership.Role.MEMBER
-    )
+    role = forms.ChoiceField(choices=INVITATION_ROLES, initial=Membership.Role.MEMBER)

@@ -129,3 +129,48 @@ class ApiKey(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.kind})"
+
+
+# What an invitation may grant: ownership is never handed out by invitation.
+INVITATION_ROLES = [(Membership.Role.ADMIN.value, "Admin"), (Membership.Role.MEMBER.value, "Member")]
+
+
+class Invitation(TimeStampedModel):
+    """An offer to join a project, accepted by whoever holds its emailed link and signs in as `email`.
+
+    Nothing changes for the invitee until they accept: no account, no membership. The link's
+    token is stored hashed; re-inviting issues a new one and the old link stops working.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()  # lower case
+    role = models.CharField(max_length=16, choices=INVITATION_ROLES, default=Membership.Role.MEMBER)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="invitations_sent")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="invitation_one_open_per_email",
+            ),
+            models.CheckConstraint(condition=~Q(role="owner"), name="invitation_not_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.project} ({self.role})"
+
+    @property
+    def status(self) -> str:
+        """accepted, revoked, expired or pending."""
+        if self.accepted_at:
+            return "accepted"
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"

@@ -10,8 +10,8 @@ from django.db.models import QuerySet
 
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
 
-from .models import ApiKey, Membership, Project, User
-from .services import SECRET_KEY_PREFIX, key_hash, write_key_cache_key
+from .models import ApiKey, Invitation, Membership, Project, User
+from .services import SECRET_KEY_PREFIX, invitation_check_open, key_hash, write_key_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -119,3 +119,32 @@ def membership_for_project_key(*, project: Project, project_id: int | str | None
         if requested != project.pk:
             raise NotFound("Project not found.")
     return Membership(project=project, role=Membership.Role.ADMIN)
+
+
+def invitations_for_project(*, project: Project) -> QuerySet[Invitation]:
+    """The project's invitations not yet accepted or revoked (expired ones included), oldest first."""
+    return (
+        Invitation.objects.filter(project=project, accepted_at__isnull=True, revoked_at__isnull=True)
+        .select_related("invited_by")
+        .order_by("created_at", "id")
+    )
+
+
+def invitation_for_project(*, project: Project, invitation_id: int) -> Invitation:
+    """One of the project's invitations (any state); 404 for any other id."""
+    invitation = Invitation.objects.filter(project=project, pk=invitation_id).first()
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation
+
+
+def invitation_for_token(*, token: str) -> Invitation:
+    """The open invitation behind an emailed link; 404 unknown, 410 accepted, revoked or expired."""
+    invitation = (
+        Invitation.objects.select_related("project", "invited_by").filter(token_hash=key_hash(token)).first()
+        if token and len(token) <= 128
+        else None
+    )
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    return invitation_check_open(invitation)

@@ -6,22 +6,19 @@ from datetime import timedelta
 from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import models, transaction
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 from django.utils.module_loading import import_string
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from leadpulse.errors import ApplicationError
+from leadpulse.errors import ApplicationError, Forbidden, NotFound
 
 from .authentication import user_for_token
-from .models import ApiKey, Membership, Project, User
+from .models import ApiKey, Invitation, Membership, Project, User
 
 WRITE_KEY_PREFIX = "lp_pub_"
 
@@ -75,25 +72,52 @@ def write_key_rotate(*, project: Project) -> ApiKey:
     return new_key
 
 
+INVITATION_LIFETIME = timedelta(days=7)
+INVITATION_GONE = {
+    "accepted": "This invitation was already accepted.",
+    "revoked": "This invitation was withdrawn by the project's admins.",
+    "expired": "This invitation expired. Ask the project's admins for a new one.",
+}
+
+
+def invitation_check_open(invitation: Invitation) -> Invitation:
+    """The invitation if it can still be accepted; 410 `invitation_accepted|revoked|expired` otherwise."""
+    status = invitation.status
+    if status != "pending":
+        raise ApplicationError(INVITATION_GONE[status], code=f"invitation_{status}", status_code=410)
+    return invitation
+
+
 @transaction.atomic
-def member_invite(*, project: Project, email: str, role: str, invited_by: User, base_url: str) -> Membership:
-    """Add a teammate with a role and email them; a new account sets its password from the link."""
+def invitation_create(*, project: Project, email: str, role: str, invited_by: User, base_url: str) -> Invitation:
+    """Invite an address to a project (renewing its open invitation) and email it a link to accept.
+
+    Nothing changes for the invitee until they accept: no account is created, no membership added.
+    """
     if role not in (Membership.Role.ADMIN, Membership.Role.MEMBER):
         raise ApplicationError("Invitations grant admin or member.", field="role")
-    email = email.lower()
-    user = User.objects.filter(email=email).first()
-    if user is None:
-        user = User.objects.create_user(email=email, password=None)
-    # an existing member keeps their role: an invitation never demotes or promotes anyone
-    membership, _ = Membership.objects.get_or_create(user=user, project=project, defaults={"role": role})
-    if user.has_usable_password():
-        link = f"{base_url}/"
-    else:
-        uid = urlsafe_base64_encode(force_bytes(user.pk))
-        link = f"{base_url}/password-reset/{uid}/{default_token_generator.make_token(user)}/"
+    email = email.strip().lower()
+    # Invitations to one project queue here, so one address never gets two open invitations.
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    if Membership.objects.filter(project=project, user__email__iexact=email).exists():
+        raise ApplicationError(
+            f"{email} is already a member of this project.", field="email", code="already_member", status_code=409
+        )
+    invitation = Invitation.objects.filter(
+        project=project, email=email, accepted_at__isnull=True, revoked_at__isnull=True
+    ).first() or Invitation(project=project, email=email)
+    token = secrets.token_urlsafe(32)  # 256 bits; only its hash is stored, and a renewal replaces it
+    invitation.role = role
+    invitation.invited_by = invited_by
+    invitation.token_hash = key_hash(token)
+    invitation.expires_at = timezone.now() + INVITATION_LIFETIME
+    invitation.save()
+    inviter = invited_by.name or invited_by.email
     body = (
-        f"{invited_by.name or invited_by.email} added you to the LeadPulse project {project.name} as {role}.\n\n"
-        f"{'Sign in' if user.has_usable_password() else 'Choose your password'}: {link}\n"
+        f"{inviter} invited you to join the LeadPulse project {project.name} as {role}.\n\n"
+        f"Accept the invitation: {base_url}/invitations/{token}/\n\n"
+        f"The link works for {INVITATION_LIFETIME.days} days. Sign in as {email}, or create an account with "
+        "this address if you have none. If you did not expect this, ignore it: nothing happens unless you accept.\n"
     )
     transaction.on_commit(
         lambda: send_mail(
@@ -103,7 +127,41 @@ def member_invite(*, project: Project, email: str, role: str, invited_by: User, 
             recipient_list=[email],
         )
     )
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Join the project of an open invitation addressed to the user's email; the invitation is used up."""
+    invitation = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(token_hash=key_hash(token))
+        .first()
+    )
+    if invitation is None:
+        raise NotFound("Invitation not found.")
+    invitation_check_open(invitation)
+    if invitation.email != user.email.lower():
+        raise Forbidden(
+            f"This invitation is for {invitation.email}: sign in with that address to accept it.",
+            code="invitation_for_another_user",
+        )
+    # someone already a member (added since) keeps their role: an invitation never demotes anyone
+    membership, _ = Membership.objects.get_or_create(
+        user=user, project=invitation.project, defaults={"role": invitation.role}
+    )
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at", "updated_at"])
     return membership
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    """Withdraw an invitation that was not accepted: its link stops working (revoking twice is a no-op)."""
+    if invitation.accepted_at is None and invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at", "updated_at"])
+    return invitation
 
 
 def project_keys_forget(*, project: Project) -> None:

@@ -7,29 +7,68 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.selectors import membership_for_user
 from leadpulse.dashboard import SESSION_PROJECT, project_page
-from leadpulse.errors import NotFound
+from leadpulse.errors import ApplicationError, NotFound
 from leadpulse.ratelimits import RateLimited, rate_limit
 
 from .forms import InviteForm, RegisterForm
-from .services import member_invite, user_register
+from .models import Invitation
+from .selectors import invitation_for_project, invitation_for_token, membership_for_user
+from .services import invitation_accept, invitation_create, invitation_revoke, user_register
+
+INVITATION_SESSION = "invitation_token"
+
+
+def _open_invitation(request: HttpRequest) -> Invitation | None:
+    try:
+        return invitation_for_token(token=request.session.get(INVITATION_SESSION, ""))
+    except ApplicationError:
+        return None
 
 
 def register(request: HttpRequest) -> HttpResponse:
-    form = RegisterForm(request.POST or None)
+    # someone who follows an invitation link and has no account registers with the invited address
+    invitation = _open_invitation(request)
+    form = RegisterForm(request.POST or None, initial={"email": invitation.email} if invitation else None)
     if request.method == "POST" and form.is_valid():
         user, project = user_register(**form.cleaned_data)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_PROJECT] = project.id
-        return redirect("overview")
-    return render(request, "registration/register.html", {"form": form})
+        return redirect("invitation-accept" if invitation else "overview")
+    return render(request, "registration/register.html", {"form": form, "invitation": invitation})
+
+
+def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+    """The emailed link: keep its token in the session, out of the address bar (as Django's reset link does)."""
+    request.session[INVITATION_SESSION] = token[:128]
+    return redirect("invitation-accept")
+
+
+def invitation_accept_view(request: HttpRequest) -> HttpResponse:
+    """Show the invitation in the session; a POST by the invited address joins the project."""
+    token = request.session.get(INVITATION_SESSION, "")
+    try:
+        invitation = invitation_for_token(token=token)
+        if request.method == "POST":
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = invitation_accept(token=token, user=request.user)  # type: ignore[arg-type]
+            del request.session[INVITATION_SESSION]
+            request.session[SESSION_PROJECT] = membership.project_id
+            messages.success(request, f"You joined {membership.project.name} as {membership.role}.")
+            return redirect("overview")
+    except ApplicationError as exc:
+        return render(request, "accounts/invitation.html", {"error": exc.message}, status=exc.status_code)
+    user_email = request.user.email.lower() if request.user.is_authenticated else ""  # type: ignore[union-attr]
+    context = {"invitation": invitation, "is_invitee": user_email == invitation.email, "user_email": user_email}
+    return render(request, "accounts/invitation.html", context)
 
 
 @login_required
@@ -52,16 +91,36 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     if not request.membership.is_admin:  # type: ignore[attr-defined]
         raise PermissionDenied
     form = InviteForm(request.POST)
-    if form.is_valid():
-        membership = member_invite(
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
+        return redirect("integrations")
+    try:
+        invitation = invitation_create(
             project=request.project,  # type: ignore[attr-defined]
             invited_by=request.user,  # type: ignore[arg-type]
             base_url=request.build_absolute_uri("/").rstrip("/"),
             **form.cleaned_data,
         )
-        messages.success(request, f"{membership.user.email} is now {membership.role} of {request.project.name}.")  # type: ignore[attr-defined]
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
     else:
-        messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
+        messages.success(
+            request, f"Invitation sent to {invitation.email}: they join as {invitation.role} once they accept it."
+        )
+    return redirect("integrations")
+
+
+@project_page
+@require_POST
+def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    if not request.membership.is_admin:  # type: ignore[attr-defined]
+        raise PermissionDenied
+    try:
+        invitation = invitation_for_project(project=request.project, invitation_id=invitation_id)  # type: ignore[attr-defined]
+    except NotFound:
+        raise Http404 from None
+    invitation_revoke(invitation=invitation)
+    messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
     return redirect("integrations")
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.forms import InviteForm
-from accounts.selectors import members_for_project, write_key_for_project
+from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
 from leadpulse.dashboard import project_page
 
@@ -84,6 +84,7 @@ def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
         "host": request.build_absolute_uri("/").rstrip("/"),
         "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "members": members_for_project(project=project),
+        "invitations": invitations_for_project(project=project) if request.membership.is_admin else [],  # type: ignore[attr-defined]
         "invite_form": InviteForm(),
         "rotate_form": RotateKeyForm(),
         **extra,

@@ -38,7 +38,7 @@ from ingest.models import Event, Lead
 from leadpulse.deadletter import failed_jobs_for_project
 from scoring.selectors import rules_for_project
 from scoring.services.rules import rescore_job_start
-from tests.accounts.factories import UserFactory, project_with_owner
+from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
 from tests.conftest import client_for
 from tests.scoring.factories import scored_lead
 
@@ -63,7 +63,7 @@ class Op:
     method: str
     path: str
     role: str  # PUBLIC (no credentials), INGEST (write key), MEMBER or ADMIN (least role that may call it)
-    body: Any = None  # a valid body, for writes
+    body: Any = None  # a valid body, for writes (or a function of the world and the calling client)
     bad: dict[str, Any] | None = None  # a bad body (or query string, for GET) ...
     field: str = ""  # ... and the field the 400 must name
     scoped: bool = True  # the project comes from X-LeadPulse-Project (not the path, nor no project at all)
@@ -100,6 +100,13 @@ OPS = [
     Op("GET", "/api/projects/{project}/secret-keys", MEMBER, scoped=False),
     Op("POST", "/api/projects/{project}/secret-keys", ADMIN, scoped=False, user_only=True),
     Op("DELETE", "/api/projects/{project}/secret-keys/{key}", ADMIN, scoped=False),
+    Op("GET", "/api/projects/{project}/invitations", ADMIN, scoped=False),
+    Op("POST", "/api/projects/{project}/invitations", ADMIN, {"email": "audit-invitee@example.com", "role": "admin"},
+       bad={"email": "audit-invitee@example.com", "role": "owner"}, field="role", scoped=False, user_only=True),
+    Op("DELETE", "/api/projects/{project}/invitations/{invitation}", ADMIN, scoped=False),
+    # an invitation is accepted by the person it names: each caller gets a token of its own
+    Op("POST", "/api/invitations/accept", MEMBER, lambda world, client: {"token": world.invitation_tokens.get(client)},
+       bad={"token": 7}, field="token", scoped=False, user_only=True),
     # events: the GET of the server ingest URL is the dashboard's event log
     Op("GET", "/api/events", MEMBER, bad={"since": "yesterday"}, field="since"),
     # leads
@@ -216,6 +223,7 @@ MORE_BAD_INPUT = [
     ("POST /api/rules/preview", {"rules": [RULE], "settings": {"warmThreshold": 0}}, "settings"),
     ("PATCH /api/scoring/settings", {"hotThreshold": 5}, "hotThreshold"),
     ("PATCH /api/projects/{project}", {"name": "x" * 201}, "name"),
+    ("POST /api/projects/{project}/invitations", {"email": "not-an-email"}, "email"),
     ("POST /api/webhooks/subscribe", {"url": "http://127.0.0.1:9/h", "events": ["lead.eaten"]}, "events"),
     # the email action mails members and verified addresses only, ten at most
     ("POST /api/automations", {**EMAIL_AUTOMATION, "actionConfig": {"to": ["x@outside.example"]}}, "actionConfig.to"),
@@ -257,6 +265,13 @@ def world_for(name: str) -> SimpleNamespace:
     member, admin = UserFactory(), UserFactory()
     Membership.objects.create(user=member, project=project, role=Membership.Role.MEMBER)
     Membership.objects.create(user=admin, project=project, role=Membership.Role.ADMIN)
+    invitation, _ = invitation_with_token(project=project, email="audit-pending@example.com", invited_by=owner)
+    # another project's invitations to this project's member and admin, for them to accept
+    inviting, inviter, _ = project_with_owner(name=f"{name}, inviting")
+    tokens = {
+        user: invitation_with_token(project=inviting, email=user.email, invited_by=inviter)[1]
+        for user in (member, admin)
+    }
     ids = {
         "project": project.id,
         "lead": lead.id,
@@ -267,15 +282,19 @@ def world_for(name: str) -> SimpleNamespace:
         "key": key.id,
         "rescore_job": rescore_job.id,
         "failed_job": failed_jobs_for_project(project=project).get().id,
+        "invitation": invitation.id,
     }
+    clients = {user: client_for(user) for user in (owner, member, admin)}
     return SimpleNamespace(
         project=project,
+        projects=[project, inviting],
         ids=ids,
         write_key=write_key,
-        users=[owner, member, admin],
-        owner=client_for(owner),
-        member=client_for(member),
-        admin=client_for(admin),
+        users=[owner, member, admin, inviter],
+        owner=clients[owner],
+        member=clients[member],
+        admin=clients[admin],
+        invitation_tokens={clients[user]: token for user, token in tokens.items()},
         secret=bearer(secret),
         # clients are made once: each new one loads the middleware, and WhiteNoise scans the static files
         anonymous=APIClient(),
@@ -295,7 +314,7 @@ def worlds(django_db_setup, django_db_blocker):
         made = [world_for("Tenant A"), world_for("Tenant B")]
     yield made
     with django_db_blocker.unblock(), transaction.atomic():
-        Project.objects.filter(pk__in=[w.project.pk for w in made]).delete()
+        Project.objects.filter(pk__in=[p.pk for w in made for p in w.projects]).delete()
         User.objects.filter(pk__in=[user.pk for w in made for user in w.users]).delete()
 
 
@@ -331,7 +350,8 @@ def call(client: APIClient, op: Op, world, *, body: Any = None, query: dict | No
 
 
 def call_valid(client: APIClient, op: Op, world, **headers):
-    return call(client, op, world, body=op.body, **headers)
+    body = op.body(world, client) if callable(op.body) else op.body
+    return call(client, op, world, body=body, **headers)
 
 
 def call_bad(client: APIClient, op: Op, world):

@@ -20,6 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from accounts.services import secret_key_create
 from leadpulse.health import worker_heartbeat_record
+from tests.accounts.factories import invitation_with_token
 from tests.scoring.factories import scored_lead
 
 # Schema-invalid input may also be refused as too large (413), e.g. a batch past 500 events.
@@ -92,6 +93,7 @@ def world(tenant):
         "/api/webhooks/subscribe", {"url": "http://127.0.0.1:9/h", "events": ["lead.updated"]}, format="json"
     ).json()
     secret_key, _raw = secret_key_create(project=tenant.project)
+    invitation, _ = invitation_with_token(project=tenant.project, email="fuzz@example.com", invited_by=tenant.owner)
     worker_heartbeat_record(hostname="fuzz@test")  # /api/health is 503 without a worker
     ids = {
         "lead_id": lead.id,
@@ -100,6 +102,7 @@ def world(tenant):
         "subscription_id": subscription["id"],
         "project_id": tenant.project.id,
         "key_id": secret_key.id,
+        "invitation_id": invitation.id,
     }
     # As Django's test client does while it runs a request (so only after the setup's requests):
     # a request's start and end must not close the connection holding the test's transaction.

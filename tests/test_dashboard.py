@@ -104,18 +104,6 @@ def test_project_switcher_only_switches_to_own_projects(tenant, other_tenant):
     assert b"Tenant B" in client.get("/").content
 
 
-def test_invite_a_teammate(tenant, mailoutbox, django_capture_on_commit_callbacks):
-    client = browser(tenant.owner)
-    with django_capture_on_commit_callbacks(execute=True):
-        client.post("/projects/invite/", {"email": "Mate@X.io", "role": "admin"})
-    membership = Membership.objects.get(user__email="mate@x.io")
-    assert membership.project == tenant.project and membership.role == "admin"
-    assert len(mailoutbox) == 1 and "mate@x.io" in mailoutbox[0].to
-    link = next(line for line in mailoutbox[0].body.splitlines() if "/password-reset/" in line).split("testserver")[1]
-    form = Client().get(link, follow=True)
-    assert b"new password" in form.content.lower()  # the invitee chooses a password from the link
-
-
 def test_overview_keeps_a_fixed_query_budget(tenant, django_assert_max_num_queries):
     seed(tenant.project, 5)
     client = browser(tenant.owner)
@@ -125,16 +113,6 @@ def test_overview_keeps_a_fixed_query_budget(tenant, django_assert_max_num_queri
     seed(tenant.project, 60)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get("/").status_code == 200
-
-
-def test_invitations_never_change_an_existing_role_or_grant_ownership(tenant):
-    admin = UserFactory()
-    Membership.objects.create(user=admin, project=tenant.project, role="admin")
-    client = browser(admin)
-    client.post("/projects/invite/", {"email": tenant.owner.email, "role": "member"})
-    client.post("/projects/invite/", {"email": admin.email, "role": "owner"})
-    assert Membership.objects.get(user=tenant.owner, project=tenant.project).role == "owner"
-    assert Membership.objects.get(user=admin, project=tenant.project).role == "admin"
 
 
 def test_the_project_switcher_does_not_redirect_off_site(tenant):

@@ -206,6 +206,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["leadpulse.openapi.canonical_endpoints"],
+    # a member's role (owner, admin, member) and what an invitation may grant (admin, member)
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.Membership.Role",
+        "InvitationRoleEnum": "accounts.models.INVITATION_ROLES",
+    },
     # Write keys authenticate ingest only; they are not DRF authenticators, so they are declared here.
     "APPEND_COMPONENTS": {
         "securitySchemes": {
