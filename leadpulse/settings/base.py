@@ -54,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leadpulse.errors.DatabaseUnavailableMiddleware",  # 503 + Retry-After, not 500, while the database is away
 ]
 
 ROOT_URLCONF = "leadpulse.urls"
@@ -90,6 +91,9 @@ def postgres_database(url: str) -> dict:
     """
     database = environ.Env.db_url_config(url)
     database["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before handing it out (ConnectionPool.check_connection), so
+    # one broken by a database restart is replaced, not used; broken ones returned are dropped.
+    database["CONN_HEALTH_CHECKS"] = True
     database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
         "max_size": env.int("DATABASE_POOL_MAX", default=8),
