@@ -14,10 +14,12 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from leadpulse.errors import ApplicationError
+from leadpulse.jsonbody import BodyTooDeep, json_loads, json_value_problem, path_name
 
 EVENT_NAME_RE = re.compile(r"^[A-Za-z0-9_ .:\-]{1,128}$")
 ESCAPED_SURROGATE_RE = re.compile(rb"\\u[dD][89a-fA-F]")
-MAX_PROPERTY_DEPTH = 5
+MAX_PROPERTY_DEPTH = 5  # properties and traits
+MAX_CONTEXT_DEPTH = 16  # Segment's `context` (its own fields nest 2-3 levels)
 MAX_IDENTIFIER_LENGTH = 255
 MAX_EVENT_ID_LENGTH = 128
 EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
@@ -68,11 +70,11 @@ def parse_json(raw: bytes, *, max_bytes: int) -> Any:
     if not raw.strip():
         raise SchemaError("body", "The request body is empty.")
     try:
-        value = json.loads(raw)
+        value = json_loads(raw)
+    except BodyTooDeep as exc:
+        raise SchemaError(exc.path, str(exc)) from None
     except ValueError as exc:  # also UnicodeDecodeError, and integers too long to convert
         raise SchemaError("body", f"Malformed JSON: {exc}.") from None
-    except RecursionError:
-        raise SchemaError("body", "Malformed JSON: nested too deeply.") from None
     if ESCAPED_SURROGATE_RE.search(raw):
         try:
             encoded_size(value)
@@ -86,33 +88,22 @@ def encoded_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth; -1 when a key or string holds a NUL character (PostgreSQL cannot store it)."""
-    if isinstance(value, str):
-        return -1 if "\x00" in value else 0
-    if isinstance(value, dict):
-        depths = [_depth(v) for v in value.values()]
-        if any(d < 0 for d in depths) or any("\x00" in str(k) for k in value):
-            return -1
-        return 1 + max(depths, default=0)
-    if isinstance(value, list):
-        depths = [_depth(v) for v in value]
-        return -1 if any(d < 0 for d in depths) else 1 + max(depths, default=0)
-    return 0
+def _checked(value: Any, key: str, *, depth_limit: int) -> dict[str, Any]:
+    """`value` if PostgreSQL can store it and it nests at most `depth_limit` levels; else 400 naming the spot."""
+    problem = json_value_problem(value, max_depth=depth_limit)
+    if problem:
+        path, message = problem
+        raise SchemaError(path_name(key, path), message)
+    return value
 
 
-def _object(item: dict[str, Any], key: str, *, depth_limit: int | None = MAX_PROPERTY_DEPTH) -> dict[str, Any]:
+def _object(item: dict[str, Any], key: str, *, depth_limit: int = MAX_PROPERTY_DEPTH) -> dict[str, Any]:
     value = item.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise SchemaError(key, "Must be a JSON object.")
-    depth = _depth(value)
-    if depth < 0:
-        raise SchemaError(key, "Must not contain NUL characters.")
-    if depth_limit is not None and depth > depth_limit:
-        raise SchemaError(key, f"Nested deeper than {depth_limit} levels.")
-    return value
+    return _checked(value, key, depth_limit=depth_limit)
 
 
 def _string(item: dict[str, Any], key: str, *, required: bool, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
@@ -261,7 +252,7 @@ def event_from_segment(
     if kind not in SEGMENT_TYPES:
         raise SchemaError("type", f"Must be one of {', '.join(SEGMENT_TYPES)}.")
     user_id = _segment_user_id(message)
-    context = _object(message, "context", depth_limit=None)
+    context = _object(message, "context", depth_limit=MAX_CONTEXT_DEPTH)
     if encoded_size(context) > max_event_bytes:
         raise SchemaError("context", "Too large.", too_large=True)
 
@@ -290,9 +281,12 @@ def event_from_segment(
             properties["name"] = page_name
         if category:
             properties["category"] = category
+        _checked(properties, "context.page", depth_limit=MAX_PROPERTY_DEPTH)  # its fields became properties
     else:
         name = kind
-        properties = _object(message, "traits") or _nested_object(context, "traits")
+        properties = _object(message, "traits") or _checked(
+            _nested_object(context, "traits"), "context.traits", depth_limit=MAX_PROPERTY_DEPTH
+        )
         if kind == "group":
             group_id = _string(message, "groupId", required=True)
             properties = {**properties, "groupId": group_id}

@@ -1,9 +1,13 @@
 """Writes of the ingest app: store accepted events durably, then wake scoring."""
 
+import logging
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -13,6 +17,8 @@ from leadpulse.realtime import project_broadcast
 
 from .models import Event, Lead
 from .schema import CanonicalEvent
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list
         if key in missing:
             missing[key].first_seen_at = min(missing[key].first_seen_at or event.timestamp, event.timestamp)
     if missing:
-        Lead.objects.bulk_create(missing.values(), ignore_conflicts=True)
+        # In one global order (by key): concurrent requests creating the same leads then wait
+        # for each other on the unique index instead of deadlocking in opposite orders.
+        Lead.objects.bulk_create([missing[key] for key in sorted(missing)], ignore_conflicts=True)
         by_anonymous, by_user = lookup()
 
     def resolve(event: CanonicalEvent) -> int:
@@ -102,15 +110,39 @@ def _events_insert(*, events: list[Event]) -> set[str]:
         return {inserted for (inserted,) in cursor.fetchall()}
 
 
+# PostgreSQL's deadlock victim and serialization failure: the whole transaction may simply run again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+INGEST_ATTEMPTS = 4
+
+
+def _retryable(error: DatabaseError) -> bool:
+    return getattr(error.__cause__, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
 def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> IngestResult:
     """Store a request's valid events in one transaction; enqueue scoring after commit.
 
     A constant number of queries whatever the number of events: one lead lookup (plus
-    one insert and one re-read when leads are new) and one event insert.
+    one insert and one re-read when leads are new) and one event insert. A deadlock
+    victim or serialization failure runs the transaction again (a few times), which is
+    safe because nothing of it was kept and events are inserted `ON CONFLICT DO NOTHING`;
+    inside a caller's transaction there is nothing to retry, so the error goes up.
     """
     if not events:
         return IngestResult(accepted=[], duplicates=[])
     received_at = timezone.now()
+    for attempt in range(1, INGEST_ATTEMPTS + 1):
+        try:
+            return _events_store(project_id=project_id, events=events, received_at=received_at)
+        except DatabaseError as error:
+            if attempt == INGEST_ATTEMPTS or connection.in_atomic_block or not _retryable(error):
+                raise
+            logger.info("ingest transaction retried (attempt %d): %s", attempt, error.__cause__.__class__.__name__)
+            time.sleep(random.uniform(0, 0.02 * attempt))  # jitter, so victims do not collide again
+    raise AssertionError("unreachable")
+
+
+def _events_store(*, project_id: int, events: Sequence[CanonicalEvent], received_at: datetime) -> IngestResult:
     with transaction.atomic():
         lead_ids = _leads_resolve(project_id=project_id, events=events)
         rows = [
@@ -130,7 +162,8 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
             )
             for event, lead_id in zip(events, lead_ids, strict=True)
         ]
-        inserted = _events_insert(events=rows)
+        # Sorted (stably: a repeated id keeps its first row) for the same reason as new leads.
+        inserted = _events_insert(events=sorted(rows, key=lambda row: row.event_id))
         # Within one request the same id may appear twice: only its first row was stored.
         stored: list[Event] = []
         accepted: list[str] = []

@@ -4,10 +4,13 @@ Every error leaves as `{"error": {"code", "message", "fields"}}`, where `fields`
 a field name to its messages (empty when the error is not about one field).
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -55,6 +58,53 @@ class PayloadTooLarge(ApplicationError):
     code = "payload_too_large"
 
 
+logger = logging.getLogger(__name__)
+
+# Paths answered in the JSON error shape even outside DRF views (unknown URLs, crashes).
+API_PREFIXES = ("/api/", "/v1/")
+DATABASE_RETRY_AFTER_SECONDS = 5
+DATABASE_UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` means the database cannot answer now (down, restarting, no free connection).
+
+    Django wraps the driver's errors, psycopg_pool's `PoolTimeout` included, in these two.
+    """
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def database_unavailable_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 with Retry-After outside DRF: JSON in the one error shape under the API, a short page otherwise."""
+    logger.warning("database unavailable: %s", first_line(exc))
+    response: HttpResponse
+    if request.path.startswith(API_PREFIXES):
+        body = error_body(code="database_unavailable", message=DATABASE_UNAVAILABLE_MESSAGE)
+        response = JsonResponse(body, status=503)
+    else:
+        response = HttpResponse(
+            "<!doctype html><title>Unavailable</title><h1>LeadPulse is unavailable</h1>"
+            "<p>The database cannot be reached. This page will work again shortly.</p>",
+            status=503,
+        )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware(MiddlewareMixin):
+    """Plain Django views (pages, non-DRF endpoints) answer 503 rather than 500 while the database is away.
+
+    DRF views get the same from `api_exception_handler`; `leadpulse.views.server_error` covers the rest.
+    """
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        return database_unavailable_response(request, exception) if database_unavailable(exception) else None
+
+
 def error_body(*, code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
@@ -79,6 +129,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, ApplicationError):
         body = error_body(code=exc.code, message=exc.message, fields=exc.fields)
         return Response(body, status=exc.status_code)
+    if database_unavailable(exc):
+        logger.warning("database unavailable: %s", first_line(exc))
+        return Response(
+            error_body(code="database_unavailable", message=DATABASE_UNAVAILABLE_MESSAGE),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

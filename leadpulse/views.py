@@ -1,3 +1,5 @@
+import sys
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found
@@ -12,7 +14,14 @@ from scoring.selectors import project_dashboard
 
 from .charts import bar_chart
 from .dashboard import project_page
-from .errors import ApplicationError, NotFound, error_response
+from .errors import (
+    API_PREFIXES,
+    ApplicationError,
+    NotFound,
+    database_unavailable,
+    database_unavailable_response,
+    error_response,
+)
 from .health import system_health
 
 
@@ -87,7 +96,6 @@ def system(request: HttpRequest) -> HttpResponse:
 
 # The API answers in its one error shape even where no DRF view is reached: an unknown URL
 # (or an id that does not match a route's converter) and an unhandled exception.
-API_PREFIXES = ("/api/", "/v1/")
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -97,6 +105,9 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    exc = sys.exc_info()[1]  # set when Django handles the exception in this thread
+    if exc is not None and database_unavailable(exc):
+        return database_unavailable_response(request, exc)
     if request.path.startswith(API_PREFIXES):
         return error_response(ApplicationError("Internal server error.", code="server_error", status_code=500))
     return django_server_error(request)

@@ -37,3 +37,21 @@ def test_a_crash_under_the_api_is_500_in_the_error_shape_and_pages_get_html():
     assert json.loads(api.content)["error"]["code"] == "server_error"
     page = server_error(RequestFactory().get("/leads/"))
     assert page.status_code == 500 and page["Content-Type"].startswith("text/html")
+
+
+def test_database_unavailable_is_503_with_retry_after_in_the_error_shape_for_the_api_and_pages():
+    from django.db import OperationalError
+
+    from leadpulse.errors import DatabaseUnavailableMiddleware, api_exception_handler
+
+    error = OperationalError("couldn't get a connection after 3.00 sec")
+    api = api_exception_handler(error, {"request": RequestFactory().post("/api/events/batch")})
+    assert api is not None and api.status_code == 503 and api["Retry-After"].isdigit()
+    assert api.data["error"]["code"] == "database_unavailable" and api.data["error"]["fields"] == {}
+
+    middleware = DatabaseUnavailableMiddleware(lambda request: None)
+    plain_api = middleware.process_exception(RequestFactory().get("/v1/nowhere"), error)
+    assert plain_api.status_code == 503 and json.loads(plain_api.content)["error"]["code"] == "database_unavailable"
+    page = middleware.process_exception(RequestFactory().get("/leads/"), error)
+    assert page.status_code == 503 and page["Content-Type"].startswith("text/html") and page["Retry-After"]
+    assert middleware.process_exception(RequestFactory().get("/leads/"), ValueError("a bug")) is None

@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "leadpulse.errors.DatabaseUnavailableMiddleware",  # 503 + Retry-After, not 500, while the database is away
 ]
 
 ROOT_URLCONF = "leadpulse.urls"
@@ -91,6 +92,9 @@ def postgres_database(url: str) -> dict:
     """
     database = environ.Env.db_url_config(url)
     database["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before handing it out (ConnectionPool.check_connection), so
+    # one broken by a database restart is replaced, not used; broken ones returned are dropped.
+    database["CONN_HEALTH_CHECKS"] = True
     database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
         "max_size": env.int("DATABASE_POOL_MAX", default=8),
@@ -169,7 +173,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser, but no NaN/Infinity/1e400 (jsonb refuses them) and no stack-deep nesting
+    "DEFAULT_PARSER_CLASSES": ["leadpulse.jsonbody.JsonBodyParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "leadpulse.errors.api_exception_handler",

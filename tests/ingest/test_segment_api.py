@@ -243,9 +243,9 @@ def test_segment_event_names_are_free_text_like_segments(tenant, http):
 @pytest.mark.parametrize(
     ("message", "field"),
     [
-        ({"properties": {"q": "a\u0000b"}}, "properties"),
+        ({"properties": {"q": "a\u0000b"}}, "properties.q"),
         ({"properties": {"k\u0000": 1}}, "properties"),
-        ({"context": {"sessionId": "s\u0000"}}, "context"),
+        ({"context": {"sessionId": "s\u0000"}}, "context.sessionId"),
         ({"timestamp": "2026-11-25T20:00:00Z", "sentAt": "2000-01-02T00:00:00Z"}, "sentAt"),
     ],
 )
