@@ -1,5 +1,7 @@
 """The live channel: who may subscribe, and to what (real Redis channel layer)."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing.websocket import WebsocketCommunicator
@@ -78,5 +80,22 @@ def test_api_clients_authenticate_with_a_jwt_query_token_or_subprotocol():
         await socket.disconnect()
         _, connected, code = await connect("/ws/project/?token=garbage")
         assert not connected and code == 4401
+
+    async_to_sync(scenario)()
+
+
+def test_an_idle_socket_outlives_the_channel_layers_blocking_reads():
+    """channels-redis waits for messages 5 s at a time: a consumer idle for longer still gets the next one."""
+    mine, owner, _ = project_with_owner(name="Mine")
+    cookie = session_cookie(owner)
+
+    async def scenario():
+        socket, connected, _ = await connect("/ws/project/", [cookie])
+        assert connected
+        assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+        await asyncio.sleep(11)  # two full blocking reads on Redis, and then some
+        project_broadcast(project_id=mine.id, type="lead.updated", payload={"id": 3}).result(timeout=5)
+        assert (await socket.receive_json_from(timeout=5)) == {"type": "lead.updated", "payload": {"id": 3}}
+        await socket.disconnect()
 
     async_to_sync(scenario)()

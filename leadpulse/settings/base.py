@@ -9,6 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -137,10 +140,24 @@ if REDIS_URL:
             "OPTIONS": REDIS_TIMEOUTS,
         }
     }
+    # Not the cache's 1 s timeouts. channels-redis waits for messages with BZPOPMIN blocking 5 s,
+    # so a read timeout at or under that (redis-py's default is 5 s) fails every idle receive and
+    # kills the WebSocket. No read timeout at all: with one, redis-py sends through
+    # asyncio.wait_for, which on Python 3.11 can swallow a cancellation, and a consumer whose
+    # socket closed then never ends. A live Redis answers BZPOPMIN every 5 s; a dead one is
+    # found by TCP keepalive (about 45 s), idle connections are pinged before reuse, and a
+    # dropped connection is retried.
+    CHANNEL_LAYER_REDIS = {
+        "socket_timeout": None,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+        "retry": Retry(ExponentialWithJitterBackoff(cap=2, base=0.1), 3, supported_errors=(RedisConnectionError,)),
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "leadpulse"},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, **CHANNEL_LAYER_REDIS}], "prefix": "leadpulse"},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
