@@ -169,3 +169,37 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextmanager
+def web_server(log_path: Path, *, port: int | None = None) -> Iterator[str]:
+    """`uvicorn leadpulse.asgi:application` (the Procfile's web process, access log on) on the test database
+    and Redis; yields its base URL. `port` reuses a port (a restart); the log is appended to `log_path`."""
+    port = port or free_port()
+    with log_path.open("a") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited: see {log_path}")
+            try:
+                return httpx.get(f"{base}/api/health", timeout=1).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(up, timeout=60, message="uvicorn")
+            yield base
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)  # a graceful stop waits for every consumer to end
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                raise AssertionError(f"uvicorn did not stop within 30 s of SIGTERM: see {log_path}") from None

@@ -1,5 +1,6 @@
 /* Live parts of the ingest pages, fed by live.js's `leadpulse:*` events.
-   Events page: prepend rows for `event.ingested` (respecting the type filter).
+   Events page: prepend rows for `event.ingested` (respecting the type filter); after a
+   reconnect, take the rows of the re-fetched page (`leadpulse:resync`).
    Simulator: show the simulated lead's new score when its `lead.updated` arrives. */
 (function () {
   "use strict";
@@ -64,6 +65,17 @@
         cell(row, "", "muted");
         while (body.rows.length > limit) body.deleteRow(-1);
       });
+    });
+    // After a reconnect (events may have been missed): the fresh page's rows, new ones highlighted.
+    document.addEventListener("leadpulse:resync", function (e) {
+      var fresh = e.detail.querySelector("table[data-events] tbody");
+      if (!fresh) return;
+      Array.prototype.forEach.call(fresh.rows, function (row) {
+        var id = row.getAttribute("data-event-id");
+        if (id && !body.querySelector('tr[data-event-id="' + CSS.escape(id) + '"]')) row.className = "flash";
+      });
+      body.replaceWith(fresh);
+      body = fresh;
     });
   }
 

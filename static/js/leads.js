@@ -1,5 +1,6 @@
-/* Leads pages: apply `leadpulse:lead.updated` to any element marked data-lead-id (table rows,
-   the lead header) in place, and refresh the re-score progress block while a job runs. */
+/* Leads pages: apply `leadpulse:lead.updated` (and, after a reconnect, `leadpulse:resync`) to any
+   element marked data-lead-id (table rows, the lead header) in place, and refresh the re-score
+   progress block while a job runs. */
 (function () {
   "use strict";
 
@@ -25,6 +26,22 @@
         stage.className = "stage stage-" + lead.leadStage;
         if (lead.leadStage !== lead.previousStage) flash(stage);
       }
+    });
+  });
+
+  // After a reconnect (updates may have been missed): take each shown lead's fields from the fresh page.
+  document.addEventListener("leadpulse:resync", function (event) {
+    var fresh = event.detail;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-lead-id]"), function (holder) {
+      var twin = fresh.querySelector('[data-lead-id="' + CSS.escape(holder.getAttribute("data-lead-id")) + '"]');
+      if (!twin) return;
+      Array.prototype.forEach.call(holder.querySelectorAll("[data-field]"), function (field) {
+        var same = twin.querySelector('[data-field="' + CSS.escape(field.getAttribute("data-field")) + '"]');
+        if (!same || same.textContent === field.textContent) return;
+        field.textContent = same.textContent;
+        field.className = same.className;
+        flash(field);
+      });
     });
   });
 

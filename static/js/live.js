@@ -1,11 +1,13 @@
 /* LeadPulse live updates: one WebSocket per page, reconnecting with backoff.
    Pages listen for `leadpulse:<type>` events on document (event.ingested, lead.updated,
-   lead.merged, automation.fired); the indicator shows the socket's state. */
+   lead.merged, automation.fired); the indicator shows the socket's state. Broadcasts sent
+   while the socket was down are gone, so after a reconnect the page is fetched once more and
+   `leadpulse:resync` hands the fresh document to the page scripts, which take what changed. */
 (function () {
   "use strict";
   var indicator = document.querySelector("[data-live]");
   var project = document.body.getAttribute("data-project");
-  var delay = 1000, socket = null;
+  var delay = 1000, socket = null, opens = 0;
 
   function show(state) {
     if (!indicator) return;
@@ -13,11 +15,25 @@
     indicator.textContent = state === "on" ? "● Live" : state === "connecting" ? "○ Connecting…" : "○ Offline";
   }
 
+  function resync() {
+    fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.dispatchEvent(new CustomEvent("leadpulse:resync", { detail: fresh }));
+      })
+      .catch(function () {}); // the next reconnect tries again
+  }
+
   function connect() {
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
     show("connecting");
     socket = new WebSocket(scheme + location.host + "/ws/project/?project=" + encodeURIComponent(project || ""));
-    socket.onopen = function () { delay = 1000; show("on"); };
+    socket.onopen = function () {
+      delay = 1000;
+      show("on");
+      if (++opens > 1) resync();
+    };
     socket.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }
@@ -26,11 +42,11 @@
     socket.onclose = function (event) {
       show("off");
       if (event.code === 4401 || event.code === 4404) return; // refused: do not hammer
-      setTimeout(connect, delay);
+      setTimeout(connect, delay * (0.5 + Math.random() / 2)); // jitter: pages do not return in step
       delay = Math.min(delay * 2, 30000);
     };
   }
 
-  window.LeadPulseLive = { socket: function () { return socket; } };
+  window.LeadPulseLive = { socket: function () { return socket; }, opens: function () { return opens; } };
   if (project) connect();
 })();
