@@ -32,7 +32,7 @@ def _membership(user: Any, project_id: str | None, session_project: Any) -> Memb
 
 
 class ProjectConsumer(AsyncJsonWebsocketConsumer):
-    """Authenticate (session, or a JWT as `?token=` or a `bearer.<jwt>` subprotocol), join, forward."""
+    """Authenticate (session, or a JWT as a `bearer.<jwt>` subprotocol or the older `?token=`), join, forward."""
 
     group: str | None = None
 
