@@ -55,8 +55,11 @@ def project_create(*, owner: User, name: str, domain: str = "") -> Project:
 def user_register(*, email: str, password: str, name: str = "") -> tuple[User, Project]:
     """Create a user and their own first project."""
     user = User.objects.create_user(email=email, password=password, name=name)
-    project_name = f"{name}'s project" if name else f"{user.email.split('@')[-1]} project"
-    project = project_create(owner=user, name=project_name, domain=user.email.split("@")[-1])
+    domain = user.email.split("@")[-1]
+    project_name = f"{name}'s project" if name else f"{domain} project"
+    # an email's domain may be longer than a project's name can be
+    max_length = Project._meta.get_field("name").max_length or len(project_name)
+    project = project_create(owner=user, name=project_name[:max_length], domain=domain)
     return user, project
 
 

@@ -52,6 +52,15 @@ def test_register_refuses_a_taken_email_case_insensitively(api_client):
     assert "email" in response.json()["error"]["fields"]
 
 
+def test_register_with_a_long_email_domain_names_the_project_within_its_limit(api_client):
+    # found by the fuzzer: "<domain> project" overflowed the 200 characters of a project's name (a 500)
+    domain = ".".join(["a" * 60] * 4)
+    response = register(api_client, email=f"ada@{domain}", name="")
+    assert response.status_code == 201, response.json()
+    project = Membership.objects.get(user__email=f"ada@{domain}").project
+    assert project.domain == domain and project.name == f"{domain} project"[:200]
+
+
 def test_login_returns_tokens_and_401_on_bad_credentials(api_client):
     register(api_client)
     ok = api_client.post(
