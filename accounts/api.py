@@ -25,7 +25,14 @@ from rest_framework.views import APIView
 
 from leadpulse.api import ProjectApiView, require_admin
 from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
-from leadpulse.fields import StrictBooleanField, StrictCharField, StrictEmailField
+from leadpulse.fields import (
+    EmptySerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictEmailField,
+    StrictModelSerializer,
+    StrictSerializer,
+)
 from leadpulse.openapi import ERROR_DESCRIPTIONS, PROJECT_PARAMETER, AutoSchema, ErrorSerializer, results_of
 from leadpulse.ratelimits import rate_limit
 
@@ -100,7 +107,7 @@ class RegisterApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="AuthRegister")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         password = StrictCharField(max_length=128, write_only=True)
         name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
@@ -141,7 +148,7 @@ class LoginApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema_serializer(component_name="AuthLogin")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         email = serializers.EmailField(max_length=254)
         password = StrictCharField(max_length=128)
 
@@ -197,7 +204,7 @@ class TokenApiView(APIView):
 
 class RefreshApi(TokenApiView):
     @extend_schema_serializer(component_name="AuthRefresh")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         refresh = StrictCharField(help_text="The refresh token of the last sign-in or refresh.")
 
     @extend_schema(
@@ -228,7 +235,7 @@ class RefreshApi(TokenApiView):
 
 class LogoutApi(TokenApiView):
     @extend_schema_serializer(component_name="AuthLogout")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         refresh = StrictCharField(help_text="The refresh token to revoke.")
 
     @extend_schema(
@@ -353,6 +360,7 @@ class WriteKeyRotateApi(ProjectApiView):
     def post(self, request, project_id: int):
         membership = self.membership_for(project_id)
         require_admin(membership)
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
         key = write_key_rotate(project=membership.project)
         return Response({"project": {"id": membership.project_id, "apiKey": key.key}})
 
@@ -407,6 +415,7 @@ class SecretKeyListApi(ProjectApiView):
         if isinstance(request.user, ProjectKeyUser):
             # a leaked key must not be able to mint itself successors
             raise Forbidden("Secret keys are issued by signed-in owners and admins.", code="user_required")
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
         api_key, raw_key = secret_key_create(project=membership.project)
         body = {"id": api_key.id, "prefix": api_key.prefix, "createdAt": api_key.created_at, "key": raw_key}
         return Response(body, status=status.HTTP_201_CREATED)
@@ -434,7 +443,7 @@ class SecretKeyDetailApi(ProjectApiView):
 
 
 @extend_schema_serializer(component_name="Project")
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(StrictModelSerializer):
     name = StrictCharField(max_length=200)
     domain = StrictCharField(max_length=253, required=False, allow_blank=True)
     isActive = StrictBooleanField(source="is_active", required=False)
@@ -550,7 +559,7 @@ class InvitationListApi(ProjectApiView):
     schema = PathProjectSchema()
 
     @extend_schema_serializer(component_name="ProjectInvitationNew")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         email = StrictEmailField(max_length=254)
         role = serializers.ChoiceField(choices=INVITATION_ROLES, required=False, default=Membership.Role.MEMBER)
 
@@ -623,7 +632,7 @@ class InvitationAcceptApi(ProjectApiView):
     schema = PathProjectSchema()
 
     @extend_schema_serializer(component_name="InvitationAccept")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(StrictSerializer):
         token = StrictCharField(max_length=128, help_text="The token of the emailed link, `/invitations/<token>/`.")
 
     @extend_schema(

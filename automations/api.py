@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from leadpulse.api import ProjectApiView
 from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
+from leadpulse.fields import EmptySerializer
 from leadpulse.openapi import page_of, results_of
 
 from . import selectors, services
@@ -187,6 +188,7 @@ class WebhookTestApi(ProjectApiView):
     def post(self, request, subscription_id: str):
         self.require_admin()
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
         delivery = services.webhook_test_send(subscription=subscription)
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
@@ -228,7 +230,9 @@ class FailedJobReplayApi(ProjectApiView):
     )
     def post(self, request, job_id: str):
         self.require_admin()
-        job = failed_job_replay(job=failed_job_get(project=self.project, job_id=job_id))
+        job = failed_job_get(project=self.project, job_id=job_id)
+        EmptySerializer(data=request.data).is_valid(raise_exception=True)
+        job = failed_job_replay(job=job)
         return Response(FailedJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -13,7 +13,10 @@ from leadpulse.fields import (
     StrictCharField,
     StrictEmailField,
     StrictIntegerField,
+    StrictModelSerializer,
+    StrictSerializer,
     contains_nul,
+    unknown_fields,
 )
 from leadpulse.models import FailedJob
 from scoring import engine as scoring_engine
@@ -46,6 +49,9 @@ def _conditions(value: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or len(value) > 20:
         raise serializers.ValidationError({field: ["Must be a list of at most 20 conditions."]})
     for index, raw in enumerate(value):
+        unknown = unknown_fields(raw, scoring_engine.CONDITION_FIELDS, prefix=f"{field}[{index}].")
+        if unknown:
+            raise serializers.ValidationError(unknown)
         try:
             scoring_engine.compile_condition(raw)
         except scoring_engine.ConditionError as exc:
@@ -76,6 +82,17 @@ ACTION_CONFIG: dict[str, tuple[str, Any, str]] = {
 }
 
 
+# The keys each trigger's and action's config may hold; any other is refused when a config is sent.
+TRIGGER_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    **{trigger: (key,) for trigger, (key, _, _) in TRIGGER_CONFIG.items()},
+    "event_received": ("eventType", "conditions"),
+}
+ACTION_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    **{action: (key,) for action, (key, _, _) in ACTION_CONFIG.items()},
+    "webhook": ("url", "secret"),
+}
+
+
 def _all_in(value: Any, allowed: tuple[str, ...]) -> bool:
     """A list whose items are all among `allowed` (not a string, number or object that merely iterates)."""
     return isinstance(value, list) and all(isinstance(item, str) and item in allowed for item in value)
@@ -97,6 +114,7 @@ CONDITION_SCHEMA: dict[str, Any] = {
         "value": {"description": "Depends on `op`; ignored for exists/not_exists."},
     },
     "required": ["path", "op"],
+    "additionalProperties": False,
     "oneOf": [
         {"properties": {"op": {"enum": ["exists", "not_exists"]}}},
         {
@@ -171,7 +189,8 @@ def _partial(variants: list[dict[str, Any]], key: str) -> dict[str, Any]:
 def _trigger_variants() -> list[dict[str, Any]]:
     variants: list[dict[str, Any]] = []
     for trigger, properties in TRIGGER_CONFIG_SCHEMAS.items():
-        config = {"type": "object", "properties": properties, "required": list(properties)}
+        config: dict[str, Any] = {"type": "object", "properties": properties, "required": list(properties)}
+        config["additionalProperties"] = False
         variants.append(
             {"properties": {"trigger": _one_of(trigger), "triggerConfig": config}, "required": ["triggerConfig"]}
         )
@@ -181,16 +200,23 @@ def _trigger_variants() -> list[dict[str, Any]]:
             "eventType": {**TEXT, "minLength": 1, "default": "*", "description": "An event name, or `*`."},
             "conditions": CONDITIONS_SCHEMA,
         },
+        "additionalProperties": False,
     }
     variants.append({"properties": {"trigger": _one_of("event_received"), "triggerConfig": event_config}})
-    variants.append({"properties": {"trigger": _one_of("lead_merged", "lead_identified")}})
+    nothing = {"type": "object", "additionalProperties": False}
+    variants.append({"properties": {"trigger": _one_of("lead_merged", "lead_identified"), "triggerConfig": nothing}})
     return variants
 
 
 def _action_variants() -> list[dict[str, Any]]:
     variants = []
     for action, properties in ACTION_CONFIG_SCHEMAS.items():
-        config: dict[str, Any] = {"type": "object", "properties": dict(properties), "required": list(properties)}
+        config: dict[str, Any] = {
+            "type": "object",
+            "properties": dict(properties),
+            "required": list(properties),
+            "additionalProperties": False,
+        }
         if action == "webhook":
             config["properties"]["secret"] = {
                 **TEXT,
@@ -251,7 +277,7 @@ class AutomationRuleSchema(OpenApiSerializerExtension):
 
 
 @extend_schema_serializer(component_name="AutomationRule")
-class AutomationRuleSerializer(serializers.ModelSerializer):
+class AutomationRuleSerializer(StrictModelSerializer):
     name = StrictCharField(max_length=200)
     isActive = StrictBooleanField(source="is_active", required=False)
     triggerConfig = serializers.JSONField(source="trigger_config", required=False)
@@ -292,6 +318,10 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
         config = attrs.get("trigger_config", getattr(self.instance, "trigger_config", {}))
         if not isinstance(config, dict):
             raise serializers.ValidationError({"triggerConfig": ["Must be an object."]})
+        if "trigger_config" in attrs:  # only what is sent: a stored config may predate these checks
+            extra = unknown_fields(config, TRIGGER_CONFIG_FIELDS.get(str(trigger), ()), prefix="triggerConfig.")
+            if extra:
+                raise serializers.ValidationError(extra)
         if trigger in TRIGGER_CONFIG:
             key, check, what = TRIGGER_CONFIG[trigger]
             if not check(config.get(key)):
@@ -305,6 +335,10 @@ class AutomationRuleSerializer(serializers.ModelSerializer):
         action_config = attrs.get("action_config", getattr(self.instance, "action_config", {}))
         if not isinstance(action_config, dict):
             raise serializers.ValidationError({"actionConfig": ["Must be an object."]})
+        if "action_config" in attrs:
+            extra = unknown_fields(action_config, ACTION_CONFIG_FIELDS.get(str(action), ()), prefix="actionConfig.")
+            if extra:
+                raise serializers.ValidationError(extra)
         key, check, what = ACTION_CONFIG[str(action)]
         if not check(action_config.get(key)):
             raise serializers.ValidationError({f"actionConfig.{key}": [f"Must be {what}."]})
@@ -348,7 +382,7 @@ class AutomationExecutionSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_serializer(component_name="WebhookSubscribe")
-class WebhookSubscribeSerializer(serializers.Serializer):
+class WebhookSubscribeSerializer(StrictSerializer):
     url = serializers.URLField(max_length=2000)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookSubscription.Event.values), min_length=1, max_length=10

@@ -124,6 +124,23 @@ def _flatten(detail: Any) -> Any:
     return str(detail)
 
 
+def _first_error(detail: Any, path: str = "") -> tuple[str, str]:
+    """The path and message of the first error in a (nested) DRF error detail, e.g. `rules[0].window`."""
+    if isinstance(detail, str):
+        return path, detail
+    if isinstance(detail, list):  # a field's messages, or a list serializer's items
+        for index, item in enumerate(detail):
+            found = _first_error(item, path if isinstance(item, str) else f"{path}[{index}]")
+            if found[1]:
+                return found
+    elif isinstance(detail, dict):  # fields; a ListField keys its items' errors by index
+        for key, value in detail.items():
+            found = _first_error(value, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+            if found[1]:
+                return found
+    return path, ""
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Render DRF, Django and application errors in the one error shape."""
     if isinstance(exc, ApplicationError):
@@ -148,8 +165,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if isinstance(exc, exceptions.ValidationError):
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         fields = _flatten(detail)
-        first_field = next(iter(fields), "")
-        first = fields[first_field][0] if first_field and isinstance(fields[first_field], list) else ""
+        first_field, first = _first_error(fields)
         message = f"{first_field}: {first}" if first else "Invalid input."
         response.data = error_body(code="invalid", message=message, fields=fields)
     else:

@@ -98,3 +98,58 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
             # drf-spectacular adds the blank string as a `oneOf` branch of its own, so the pattern excludes it
             schema["pattern"] = NON_EMPTY_NO_NUL if self.target.allow_blank else NOT_BLANK_NO_NUL
         return schema
+
+
+UNKNOWN_FIELD = "Unknown field."
+READ_ONLY_FIELD = "This field cannot be changed."
+
+
+def unknown_fields(data: Any, known: Any, *, prefix: str = "") -> dict[str, list[str]]:
+    """The keys of a JSON object that are not among `known`, each with its error (`prefix` names nested ones)."""
+    if not isinstance(data, dict):
+        return {}
+    return {f"{prefix}{key}": [UNKNOWN_FIELD] for key in data if key not in known}
+
+
+class StrictSerializerMixin:
+    """Refuse keys of the body that are not writable fields (400 naming each), as Stripe does.
+
+    DRF silently drops unknown keys, so a client's typo or a field the API does not have
+    (`window` on a rule) would be stored as something other than what the client meant.
+    Read-only fields (`id`, `createdAt`, scores) are refused too, though a client may echo them
+    back from a GET: changing them is not possible, and saying so beats pretending.
+    Nested serializers and `many=True` children refuse theirs: DRF validates them through here too.
+    """
+
+    fields: Any
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors: dict[str, list[str]] = {}
+        if isinstance(data, dict):
+            for key in data:
+                field = self.fields.get(key)
+                if field is None or isinstance(field, serializers.HiddenField):
+                    errors[key] = [UNKNOWN_FIELD]
+                elif field.read_only:
+                    errors[key] = [READ_ONLY_FIELD]
+        try:
+            value = super().to_internal_value(data)  # type: ignore[misc]
+        except serializers.ValidationError as exc:
+            if errors and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**errors, **exc.detail}) from exc
+            raise
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class StrictSerializer(StrictSerializerMixin, serializers.Serializer):
+    """A request body: unknown keys are refused (see `StrictSerializerMixin`)."""
+
+
+class StrictModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """A model's request body: unknown and read-only keys are refused (see `StrictSerializerMixin`)."""
+
+
+class EmptySerializer(StrictSerializer):
+    """The body of a write that takes no fields: nothing, or `{}`; any key is unknown."""

@@ -12,6 +12,8 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, inline_serializer
 from rest_framework import serializers
 
+from leadpulse.fields import StrictSerializerMixin
+
 PROJECT_PARAMETER = OpenApiParameter(
     "X-LeadPulse-Project",
     OpenApiTypes.INT,
@@ -100,6 +102,12 @@ ACTIONS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "partial_up
 
 
 class AutoSchema(SpectacularAutoSchema):
+    def _map_basic_serializer(self, serializer: Any, direction: Any) -> Any:
+        schema = super()._map_basic_serializer(serializer, direction)
+        if direction == "request" and isinstance(serializer, StrictSerializerMixin):
+            schema["additionalProperties"] = False  # the server refuses unknown fields: say so
+        return schema
+
     def get_operation_id(self) -> str:
         # the path with its parameters, so `/api/leads` and `/api/leads/{lead_id}` differ: leads_get, leads_lead_id_get
         tokens = [t.strip("{}").replace("-", "_") for t in self.path.split("/") if t and t != "api"]

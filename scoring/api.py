@@ -17,7 +17,14 @@ from rest_framework.response import Response
 from ingest.services import lead_create
 from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
-from leadpulse.fields import NO_NUL, NOT_BLANK_NO_NUL, StrictCharField, StrictEmailField, json_value_schema
+from leadpulse.fields import (
+    NO_NUL,
+    NOT_BLANK_NO_NUL,
+    StrictCharField,
+    StrictEmailField,
+    StrictSerializer,
+    json_value_schema,
+)
 from leadpulse.openapi import page_of, results_of
 
 from . import engine
@@ -90,7 +97,7 @@ class LeadPagination(StrictPageNumberPagination):
 @extend_schema_serializer(component_name="LeadCreate")
 @openapi_patch(request={"anonymousId": {"pattern": NOT_BLANK_NO_NUL}, "name": {"pattern": NO_NUL},
                         "company": {"pattern": NO_NUL}})  # fmt: skip
-class LeadCreateSerializer(serializers.Serializer):
+class LeadCreateSerializer(StrictSerializer):
     anonymousId = StrictCharField(max_length=255)
     email = StrictEmailField(max_length=254, required=False, allow_blank=True, default="")
     name = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
@@ -131,24 +138,14 @@ def json_shape(value: Any) -> tuple[int, bool]:
 
 
 @extend_schema_serializer(component_name="LeadUpdate")
-@openapi_patch(
-    request={"name": {"pattern": NO_NUL}, "company": {"pattern": NO_NUL}, "traits": TRAITS_SCHEMA}, closed=True
-)
-class LeadUpdateSerializer(serializers.Serializer):
-    """The fields a person may change on a lead; anything else (scores, ids, project) is rejected."""
+@openapi_patch(request={"name": {"pattern": NO_NUL}, "company": {"pattern": NO_NUL}, "traits": TRAITS_SCHEMA})
+class LeadUpdateSerializer(StrictSerializer):
+    """The fields a person may change on a lead; anything else (scores, ids, project) is refused."""
 
     email = StrictEmailField(max_length=254, allow_blank=True)
     name = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
     company = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
     traits = serializers.JSONField()
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                # mass assignment is refused, not silently ignored
-                raise serializers.ValidationError({field: ["This field cannot be changed."] for field in unknown})
-        return super().to_internal_value(data)
 
     def validate_email(self, value: str) -> str:
         return value.lower()

@@ -447,6 +447,9 @@ class ConditionError(ValueError):
 PATH_PART_LIMIT = 8
 
 
+CONDITION_FIELDS = ("path", "op", "value")
+
+
 def compile_condition(raw: Any) -> Condition:
     """Validate one `{path, op, value}` and compile its regex with RE2 (linear time, no backtracking)."""
     if not isinstance(raw, dict):

@@ -15,7 +15,10 @@ from leadpulse.fields import (
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
+    StrictModelSerializer,
+    StrictSerializer,
     contains_nul,
+    unknown_fields,
 )
 
 from . import engine
@@ -32,14 +35,13 @@ NUMERIC_STRING = r"^\s*[+-]?(\d(_?\d)*(\.(\d(_?\d)*)?)?|\.\d(_?\d)*)([eE][+-]?\d
 def openapi_patch(
     *,
     request: dict[str, dict[str, Any]] | None = None,
-    closed: bool = False,
     create: tuple[str, list[dict[str, Any]]] | None = None,
 ) -> Any:
-    """Add schema keywords to a serializer's request properties; `closed` refuses unknown properties;
+    """Add schema keywords to a serializer's request properties;
     `create` names the POST body apart and adds the `oneOf` variants it must match (constraints between fields)."""
 
     def decorate(serializer: Any) -> Any:
-        serializer._openapi_patch = {"request": request or {}, "closed": closed, "create": create}
+        serializer._openapi_patch = {"request": request or {}, "create": create}
         return serializer
 
     return decorate
@@ -65,8 +67,6 @@ class PatchedSerializerExtension(OpenApiSerializerExtension):
         if direction == "request":
             for name, keywords in patch["request"].items():
                 schema["properties"][name] = {**schema["properties"].get(name, {}), **keywords}
-            if patch["closed"]:
-                schema["additionalProperties"] = False
         if self.creates(auto_schema, direction):
             schema["oneOf"] = patch["create"][1]
         return schema
@@ -113,6 +113,7 @@ CONDITION_SCHEMA = {
         "value": CONDITION_VALUE,
     },
     "required": ["path", "op"],
+    "additionalProperties": False,
     "oneOf": [
         {"properties": {"op": {"enum": ["exists", "not_exists"]}}},
         {
@@ -213,7 +214,7 @@ class ConditionsField(serializers.JSONField):
         ],
     ),
 )
-class RuleSerializer(serializers.ModelSerializer):
+class RuleSerializer(StrictModelSerializer):
     kind = enum_field(
         "ScoringRuleKind",
         ScoringRule.Kind.values,
@@ -271,6 +272,10 @@ class RuleSerializer(serializers.ModelSerializer):
             if contains_nul(raw):
                 errors[f"conditions[{index}]"] = ["Must not contain NUL characters."]
                 continue
+            unknown = unknown_fields(raw, engine.CONDITION_FIELDS, prefix=f"conditions[{index}].")
+            if unknown:
+                errors.update(unknown)
+                continue
             try:
                 condition = engine.compile_condition(raw)
             except engine.ConditionError as exc:
@@ -306,7 +311,7 @@ class RuleSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_serializer(component_name="ScoringSettings")
-class ScoringSettingsSerializer(serializers.Serializer):
+class ScoringSettingsSerializer(StrictSerializer):
     warmThreshold = StrictIntegerField(source="warm_threshold", min_value=1)
     hotThreshold = StrictIntegerField(source="hot_threshold", min_value=2)
     qualifiedThreshold = StrictIntegerField(source="qualified_threshold", min_value=3)
@@ -367,7 +372,7 @@ class ProposedSettingsField(serializers.DictField):
 
 
 @extend_schema_serializer(component_name="ScoringRuleProposal")
-class PreviewSerializer(serializers.Serializer):
+class PreviewSerializer(StrictSerializer):
     rules = RuleSerializer(many=True, help_text="The whole proposed rule set (replacing the project's).")
     settings = ProposedSettingsField(
         required=False, help_text="Proposed settings, any subset; the others are the project's."

@@ -22,8 +22,9 @@ import pytest
 from django.apps import apps
 from django.db import connection, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import Membership, Project, User
 from accounts.services import secret_key_create, secret_key_revoke, write_key_rotate
@@ -595,3 +596,113 @@ def test_bad_ingest_input_is_400_naming_the_field_and_stores_nothing(op, world):
     before = counts()
     assert_error(ingest(world, op, world.write_key, op.bad), 400, op.field)
     assert counts() == before
+
+
+# --- e. Unknown fields ---------------------------------------------------------------------------------------------
+# Our own write bodies refuse what they do not know (400 naming it, nothing stored), as Stripe does: a rule with a
+# `window` the API has not got must not be stored as a rule that awards on every event. Ingest bodies follow the
+# Segment spec, which lets clients send extra fields, so they keep accepting them.
+
+WRITE_METHODS = ("POST", "PUT", "PATCH")
+STRICT_OPS = [op for op in OPS if op.method in WRITE_METHODS and op.role != INGEST]
+FIT_RULE = {"name": "Pro plan", "kind": "fit", "points": 10, "conditions": [{"path": "traits.plan", "op": "eq",
+                                                                            "value": "pro"}]}  # fmt: skip
+EVENT_AUTOMATION = {**AUTOMATION, "trigger": "event_received", "triggerConfig": {"eventType": "signup",
+                    "conditions": [{"path": "properties.plan", "op": "exists"}]}}  # fmt: skip
+# (operation, body, the unknown field's path in the error): nested objects and list items refuse theirs too.
+NESTED_UNKNOWN_FIELDS = [
+    ("POST /api/rules", {**FIT_RULE, "conditions": [{**FIT_RULE["conditions"][0], "window": "7d"}]},
+     "conditions[0].window"),
+    ("PUT /api/rules/{rule}", {**RULE, "id": 1}, "id"),  # read-only, e.g. echoed back from a GET
+    ("POST /api/rules/preview", {"rules": [RULE, {**RULE, "window": "7d"}]}, "rules[1].window"),
+    ("POST /api/rules/preview", {"rules": [RULE], "settings": {"warmThreshold": 12, "window": 7}}, "settings.window"),
+    ("POST /api/automations", {**AUTOMATION, "triggerConfig": {"stage": "hot", "window": 7}}, "triggerConfig.window"),
+    ("POST /api/automations", {**AUTOMATION, "actionConfig": {"url": "http://127.0.0.1:9/hook", "headers": {}}},
+     "actionConfig.headers"),
+    ("PATCH /api/automations/{automation}", {"trigger": "lead_merged", "triggerConfig": {"stage": "hot"}},
+     "triggerConfig.stage"),
+    ("POST /api/automations", {**EVENT_AUTOMATION, "triggerConfig": {"eventType": "signup", "conditions": [
+        {"path": "properties.plan", "op": "exists", "window": 7}]}}, "triggerConfig.conditions[0].window"),
+    ("PATCH /api/leads/{lead}", {"name": "Ada", "currentScore": 999}, "currentScore"),
+]  # fmt: skip
+
+
+def error_paths(fields: Any, path: str = "") -> set[str]:
+    """Every field path an error's `fields` names: `window`, `rules[1].window`, `conditions[0].window`
+    (list items' errors come keyed by index, as DRF gives them)."""
+    if isinstance(fields, dict):
+        return {
+            found
+            for key, value in fields.items()
+            for found in error_paths(value, f"{path}[{key}]" if key.isdecimal() else f"{path}.{key}".lstrip("."))
+        }
+    if isinstance(fields, list) and any(isinstance(item, dict | list) for item in fields):
+        return {found for index, item in enumerate(fields) for found in error_paths(item, f"{path}[{index}]")}
+    return {path} if fields else set()
+
+
+def strict_body(op: Op, world) -> dict[str, Any]:
+    """A body the operation would accept (PUBLIC ones have none in the table)."""
+    if op.id == "POST /api/auth/register":
+        return {"email": "strict@example.com", "password": "x7!kq-Lm2@pz"}
+    if op.id == "POST /api/auth/login":
+        return {"email": world.users[0].email, "password": "correct horse battery staple"}
+    if op.id == "POST /api/auth/refresh":
+        return {"refresh": str(RefreshToken.for_user(world.users[0]))}
+    return dict(op.body or {})
+
+
+def test_every_write_operation_in_the_document_is_strict_or_ingest():
+    """The OpenAPI document closes every request body of ours (and leaves ingest's open); each is tested below."""
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    components = document["components"]["schemas"]
+    strict, ingest_ops = {normalized(op) for op in STRICT_OPS}, {normalized(op) for op in INGEST_OPS}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            key = method.upper(), re.sub(r"\{[^}]*\}", "{}", path)
+            if key[0] not in WRITE_METHODS:
+                continue
+            content = operation.get("requestBody", {}).get("content", {"application/json": {"schema": {}}})
+            schema = content["application/json"]["schema"]
+            schema = components[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+            if key in ingest_ops:
+                assert schema.get("additionalProperties") is not False, f"{method} {path}: Segment allows extras"
+            else:
+                assert key in strict, f"{method} {path} is not in STRICT_OPS: add it to OPS"
+                if "requestBody" in operation:
+                    assert schema.get("additionalProperties") is False, f"{method} {path} documents an open body"
+
+
+@pytest.mark.parametrize("op", cases(STRICT_OPS))
+def test_an_unknown_field_is_400_naming_it_and_stores_nothing(op, world):
+    client = world.anonymous if op.role == PUBLIC else world.owner
+    before = state(world.project), counts()
+    # when: a body the operation accepts, plus a field it does not know
+    response = call(client, op, world, body={**strict_body(op, world), "window": "7d"})
+    # then
+    assert_error(response, 400, "window")
+    error = response.json()["error"]
+    assert error["fields"] == {"window": ["Unknown field."]}, error
+    assert error["message"] == "window: Unknown field.", error
+    assert (state(world.project), counts()) == before
+
+
+@pytest.mark.parametrize(("op_id", "body", "path"), NESTED_UNKNOWN_FIELDS, ids=[c[2] for c in NESTED_UNKNOWN_FIELDS])
+def test_an_unknown_nested_field_is_400_naming_its_path(op_id, body, path, world):
+    op = next(op for op in OPS if op.id == op_id)
+    before = state(world.project), counts()
+
+    response = call(world.owner, op, world, body=body)
+
+    assert_error(response, 400)
+    error = response.json()["error"]
+    assert error_paths(error["fields"]) == {path}, error
+    assert error["message"].startswith(f"{path}: "), error
+    assert (state(world.project), counts()) == before
+
+
+@pytest.mark.parametrize("op", cases(INGEST_OPS))
+def test_ingest_bodies_keep_accepting_extra_fields(op, world):
+    before = Event.objects.filter(project=world.project).count()
+    assert_2xx(ingest(world, op, world.write_key, {**op.body, "window": "7d"}))
+    assert Event.objects.filter(project=world.project).count() == before + 1
