@@ -1,12 +1,17 @@
-"""Server-to-server authentication of the API with a project's secret key."""
+"""Authentication of the API: a project's secret key (server to server), or a user's JWT.
+
+Both count failed lookups per client IP (`leadpulse.ratelimits.FailedKeyLookups`).
+"""
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import Token
 
 if TYPE_CHECKING:
@@ -48,6 +53,8 @@ class SecretKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: "Request") -> tuple[ProjectKeyUser, "ApiKey"] | None:
+        from leadpulse.ratelimits import FailedKeyLookups
+
         from .selectors import secret_key_for_raw
         from .services import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_touch
 
@@ -64,7 +71,8 @@ class SecretKeyAuthentication(BaseAuthentication):
             )
         if not raw_key.startswith(SECRET_KEY_PREFIX):
             return None
-        api_key = secret_key_for_raw(raw_key=raw_key)
+        guard = FailedKeyLookups(request, scope="api-bad-key", rate=settings.LEADPULSE_RATE_API_BAD_KEY_IP)
+        api_key = secret_key_for_raw(raw_key=raw_key, guard=guard)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked secret key.", code="invalid_api_key")
         secret_key_touch(api_key=api_key)
@@ -82,6 +90,20 @@ class UserJWTAuthentication(JWTAuthentication):
     change anywhere (dashboard, admin, shell) refuses all earlier access and refresh tokens. That
     refusal is `token_not_valid`, as for any other dead token (simplejwt calls it `password_changed`).
     """
+
+    def authenticate(self, request: "Request") -> Any:
+        try:
+            return super().authenticate(request)
+        except InvalidToken:
+            # A forged or garbled token counts against the IP's allowance of failed key lookups (429 past it).
+            # One of ours, correctly signed, is no guess: expired, or revoked by a password change.
+            header = self.get_header(request)
+            raw_token = self.get_raw_token(header) if header is not None else None
+            if raw_token is not None and not _signed_by_us(raw_token):
+                from leadpulse.ratelimits import FailedKeyLookups
+
+                FailedKeyLookups(request, scope="api-bad-key", rate=settings.LEADPULSE_RATE_API_BAD_KEY_IP).failed()
+            raise
 
     def get_user(self, validated_token: Token) -> Any:
         try:
@@ -105,3 +127,16 @@ def user_for_access_token(raw_token: str) -> "User | None":
         return auth.get_user(auth.get_validated_token(raw_token.encode()))
     except (TokenError, exceptions.AuthenticationFailed):
         return None
+
+
+def _signed_by_us(raw_token: bytes) -> bool:
+    """Whether a refused token is one of ours, correctly signed (so expired, revoked or of the wrong user)."""
+    for token_class in jwt_settings.AUTH_TOKEN_CLASSES:
+        try:
+            token_class(raw_token)
+        except ExpiredTokenError:  # PyJWT checks the signature before the expiry
+            return True
+        except TokenError:
+            continue
+        return True
+    return False

@@ -2,6 +2,7 @@
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -25,8 +26,22 @@ class WriteKeyProject:
     ingest_rate_per_second: int | None = None  # the project's own ingest limit, if any
 
 
-def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> WriteKeyProject:
-    """Resolve a write key to its project, through the cache; 401 unknown, 403 inactive."""
+class KeyLookupGuard(Protocol):
+    """Limits a client's failed key lookups (leadpulse.ratelimits.FailedKeyLookups)."""
+
+    def check(self) -> None: ...  # before looking up a key not known to be good: raises past the allowance
+
+    def failed(self) -> None: ...  # after a key turned out to be none: counts it, raises past the allowance
+
+
+def project_for_write_key(
+    *, raw_key: str | None, field: str = "apiKey", guard: KeyLookupGuard | None = None
+) -> WriteKeyProject:
+    """Resolve a write key to its project, through the cache; 401 unknown, 403 inactive.
+
+    With a `guard`, a key not cached as valid is looked up only while the client has failed
+    lookups left (429 past them); cached valid keys always pass.
+    """
     if not raw_key or not isinstance(raw_key, str) or len(raw_key) > 128:
         raise NotAuthenticated("A valid write key is required.", field=field, code="invalid_api_key")
     digest = key_hash(raw_key)
@@ -36,18 +51,23 @@ def project_for_write_key(*, raw_key: str | None, field: str = "apiKey") -> Writ
     except Exception:  # Redis down: the database still answers, ingest keeps accepting events
         logger.warning("write-key cache unavailable", exc_info=True)
         cached, cache_key = None, ""
+    if guard is not None and not (cached and cached[0]):
+        guard.check()
     if cached is None:
         row = (
             ApiKey.objects.filter(key_hash=digest, kind=ApiKey.Kind.WRITE, revoked_at__isnull=True)
             .values_list("project_id", "project__is_active", "project__ingest_rate_per_second")
             .first()
         )
-        # Unknown keys are cached too (briefly), so random keys cannot hammer the database.
+        # Unknown keys are cached too (briefly), so one bad key repeated costs one lookup; with a guard,
+        # a client IP can add only its allowance of failed lookups of them per window.
         cached = row or (0, False, None)
         if cache_key:
             cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
     project_id, is_active, rate = (*cached, None)[:3]  # entries cached before the rate existed have two
     if not project_id:
+        if guard is not None:
+            guard.failed()
         raise NotAuthenticated("Invalid write key.", field=field, code="invalid_api_key")
     if not is_active:
         raise Forbidden("This project is inactive.", code="project_inactive")
@@ -79,15 +99,38 @@ def members_for_project(*, project: Project) -> QuerySet[Membership]:
     return Membership.objects.filter(project=project).select_related("user").order_by("created_at", "id")
 
 
-def secret_key_for_raw(*, raw_key: str) -> ApiKey | None:
-    """The live secret key with this plaintext, with its project, or None."""
+SECRET_KEY_SEEN_SECONDS = 86400
+
+
+def secret_key_for_raw(*, raw_key: str, guard: KeyLookupGuard | None = None) -> ApiKey | None:
+    """The live secret key with this plaintext, with its project, or None.
+
+    The database decides (a revoked key fails at once). With a `guard`, a key not seen valid in
+    the last day is looked up only while the client has failed lookups left (429 past them).
+    """
     if not raw_key.startswith(SECRET_KEY_PREFIX) or len(raw_key) > 128:
         return None
-    return (
+    digest = key_hash(raw_key)
+    seen_key = f"lp:secret-key-seen:{digest}"  # a marker of a digest that was valid, never the key itself
+    try:
+        seen = cache.get(seen_key) is not None
+    except Exception:  # Redis down: look it up
+        logger.warning("secret-key cache unavailable", exc_info=True)
+        seen, seen_key = True, ""
+    if guard is not None and not seen:
+        guard.check()
+    api_key = (
         ApiKey.objects.select_related("project")
-        .filter(key_hash=key_hash(raw_key), kind=ApiKey.Kind.SECRET, revoked_at__isnull=True)
+        .filter(key_hash=digest, kind=ApiKey.Kind.SECRET, revoked_at__isnull=True)
         .first()
     )
+    if api_key is None:
+        if guard is not None:
+            guard.failed()
+        return None
+    if not seen and seen_key:
+        cache.set(seen_key, 1, SECRET_KEY_SEEN_SECONDS)
+    return api_key
 
 
 def secret_keys_for_project(*, project: Project) -> QuerySet[ApiKey]:

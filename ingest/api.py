@@ -27,7 +27,7 @@ from leadpulse.api import ProjectApiView
 from leadpulse.errors import ApplicationError
 from leadpulse.logs import log_bind
 from leadpulse.openapi import PROJECT_PARAMETER, AutoSchema, cursor_page_of
-from leadpulse.ratelimits import ingest_key_rate_limit, rate_limit
+from leadpulse.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
 
 from .schema import (
     SchemaError,
@@ -147,7 +147,8 @@ class IngestApiView(APIView):
     def project_for_key(self, raw_key: str | None, *, field: str = "apiKey", events: int = 1) -> WriteKeyProject:
         """The write key's project, having spent `events` of its allowance (batches pass 0 and spend
         their size once it is known, before anything is stored)."""
-        project = project_for_write_key(raw_key=raw_key, field=field)
+        guard = FailedKeyLookups(self.request, scope="ingest-bad-key", rate=settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP)
+        project = project_for_write_key(raw_key=raw_key, field=field, guard=guard)
         log_bind(project_id=project.id)
         ingest_key_rate_limit(self.request, project=project, events=events)
         return project

@@ -2,12 +2,15 @@
 
 Views call `rate_limit` before they write anything; past the limit it raises `RateLimited`,
 which the API's exception handler renders as 429 `rate_limited` with a `Retry-After` header.
+Every refusal is raised by `refuse`. `FailedKeyLookups` counts a client IP's failed key
+lookups (random write keys, secret keys, forged JWTs) in a window of their own.
 A rate is a django-ratelimit string ("1000/s", "20/m", "100/5m"); an empty one disables the limit.
 """
 
 import logging
 import re
 import time
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.cache import cache
@@ -27,28 +30,68 @@ class RateLimited(Throttled):
     default_code = "rate_limited"
 
 
-def rate_limit(request: HttpRequest | Request, *, scope: str, rate: str, key: str | None = None) -> None:
-    """Count the request against `scope` for `key` (default: the client IP); raise 429 past `rate`."""
-    if not rate:
-        return
+def refuse(*, scope: str, wait: float, detail: str | None = None) -> NoReturn:
+    """Refuse a request over the `scope` limit: 429 `rate_limited`, retry after `wait` seconds (at least 1)."""
+    metrics.rate_limited(scope=scope)
+    # The window of a per-second rate ends now; never tell a client to retry in 0 seconds.
+    raise RateLimited(detail=detail, wait=max(int(wait), 1))
+
+
+def _usage(request: HttpRequest | Request, *, scope: str, rate: str, key: str | None, increment: bool) -> Any:
+    """django-ratelimit's count of `scope` for `key` (default: the client IP); None when the cache is down."""
     if key is None and not request.META.get("REMOTE_ADDR"):
         # no peer address (e.g. an ASGI server on a unix socket): such clients share one bucket
         key = "ip:unknown"
     try:
-        usage = get_usage(
+        return get_usage(
             request,
             group=f"leadpulse.{scope}",
             key="ip" if key is None else (lambda group, request: key),
             rate=rate,
-            increment=True,
+            increment=increment,
         )
     except Exception:  # the cache (Redis) is down: fail open rather than refuse every request
         logger.warning("rate limit %s not checked: cache unavailable", scope, exc_info=True)
+        return None
+
+
+def rate_limit(request: HttpRequest | Request, *, scope: str, rate: str, key: str | None = None) -> None:
+    """Count the request against `scope` for `key` (default: the client IP); raise 429 past `rate`."""
+    if not rate:
         return
+    usage = _usage(request, scope=scope, rate=rate, key=key, increment=True)
     if usage is not None and usage["should_limit"]:
-        metrics.rate_limited(scope=scope)
-        # The window of a per-second rate ends now; never tell a client to retry in 0 seconds.
-        raise RateLimited(wait=max(usage["time_left"], 1))
+        refuse(scope=scope, wait=usage["time_left"])
+
+
+class FailedKeyLookups:
+    """A client IP's failed key lookups, counted against `rate` in a window of their own.
+
+    Each random key costs a database lookup (and a short negative cache entry), so guessing is
+    limited apart from, and far below, the IP's request rate. Key lookups call `check` before
+    looking up a key that is not known good (cached as valid), and `failed` when it is no key:
+    within the allowance a guess is a 401; past it, 429 without any lookup or new cache entry.
+    Known-good keys skip `check`, so valid keys keep working from an IP that floods bad ones.
+    """
+
+    def __init__(self, request: HttpRequest | Request, *, scope: str, rate: str) -> None:
+        self.request, self.scope, self.rate = request, scope, rate
+
+    def check(self) -> None:
+        """Refuse (429) when this IP has spent its allowance of failed lookups; counts nothing."""
+        if not self.rate:
+            return
+        usage = _usage(self.request, scope=self.scope, rate=self.rate, key=None, increment=False)
+        if usage is not None and usage["count"] >= usage["limit"]:
+            refuse(scope=self.scope, wait=usage["time_left"], detail="Too many invalid keys from this address.")
+
+    def failed(self) -> None:
+        """Count one failed lookup; refuse (429) once past the allowance."""
+        if not self.rate:
+            return
+        usage = _usage(self.request, scope=self.scope, rate=self.rate, key=None, increment=True)
+        if usage is not None and usage["should_limit"]:
+            refuse(scope=self.scope, wait=usage["time_left"], detail="Too many invalid keys from this address.")
 
 
 RATE_RE = re.compile(r"^(\d+)/(\d*)([smhd])$")
@@ -87,8 +130,8 @@ def ingest_key_rate_limit(request: HttpRequest | Request, *, project: WriteKeyPr
         logger.warning("rate limit ingest-key not checked: cache unavailable", exc_info=True)
         return
     if count > limit:
-        metrics.rate_limited(scope="ingest-key")
-        raise RateLimited(
+        refuse(
+            scope="ingest-key",
+            wait=window_end - now,
             detail=f"Over this write key's limit of {limit} events per {period} s.",
-            wait=max(int(window_end - now), 1),
         )

@@ -1,13 +1,18 @@
 import base64
 import json
+import secrets
+from datetime import timedelta
 from types import SimpleNamespace
 
 import django_ratelimit.core
+import jwt
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts.services import secret_key_create
+from accounts.services import key_hash, secret_key_create, write_key_cache_key, write_key_rotate
 from ingest.models import Event, Lead
 from tests.accounts.factories import UserFactory
 
@@ -192,3 +197,92 @@ def test_the_sign_in_page_is_limited_per_account_too(tenant, settings):
         for i in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+# --- Failed key lookups per client IP: random keys are guesses, limited apart and far below the request rate --------
+
+
+def random_key(prefix: str = "lp_pub_") -> str:
+    return prefix + secrets.token_urlsafe(24)
+
+
+@pytest.mark.parametrize("shape", [server, sdk, segment_batch])
+def test_random_write_keys_from_one_ip_get_401_then_429_without_a_lookup(
+    tenant, settings, shape, django_assert_num_queries
+):
+    settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP = "30/m"
+    attacker = http("10.6.6.6")
+    assert ingest(shape, tenant.write_key, 0, client=http("10.1.1.1")).status_code in (200, 202)  # in use elsewhere
+    # given: an IP spends its 30 failed lookups
+    statuses = [ingest(shape, random_key(), n, client=attacker).status_code for n in range(30)]
+    assert statuses == [401] * 30
+    # when: it goes on guessing
+    guesses = [random_key() for _ in range(370)]
+    with django_assert_num_queries(0):
+        responses = [ingest(shape, key, n, client=attacker) for n, key in enumerate(guesses)]
+    # then: 429 in the error shape, no database lookup and no cache entry per guess
+    for response in responses:
+        assert_rate_limited(response)
+    assert cache.get_many([write_key_cache_key(key_hash(key)) for key in guesses]) == {}
+    # a valid key from the same IP still works, and other IPs' guesses are still only 401
+    assert ingest(shape, tenant.write_key, 1, client=attacker).status_code in (200, 202)
+    assert ingest(shape, random_key(), 1, client=http("10.7.7.7")).status_code == 401
+    assert Event.objects.filter(project=tenant.project).count() == 2 * (3 if "batch" in shape.__name__ else 1)
+
+
+def test_a_revoked_write_key_repeated_spends_the_allowance_too(tenant, settings):
+    settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP = "3/m"
+    write_key_rotate(project=tenant.project)  # the old key, still in a page somewhere
+    statuses = [ingest(server, tenant.write_key, n, client=http("10.6.6.6")).status_code for n in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+def test_a_valid_key_not_in_use_waits_out_the_window_on_a_flooded_ip(tenant, settings, django_assert_num_queries):
+    # Deciding a key is valid takes a lookup, which a flooding IP has spent: only keys in use (cached) pass.
+    settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP = "3/m"
+    attacker = http("10.6.6.6")
+    for n in range(3):
+        assert ingest(server, random_key(), n, client=attacker).status_code == 401
+    cache.delete(write_key_cache_key(key_hash(tenant.write_key)))
+    with django_assert_num_queries(0):
+        assert_rate_limited(ingest(server, tenant.write_key, 9, client=attacker))
+    # the key works from anywhere else, and once used it passes on the flooded IP too
+    assert ingest(server, tenant.write_key, 10, client=http("10.1.1.1")).status_code == 202
+    assert ingest(server, tenant.write_key, 11, client=attacker).status_code == 202
+
+
+def api_get(ip: str, authorization: str):
+    return APIClient(REMOTE_ADDR=ip).get("/api/leads", HTTP_AUTHORIZATION=authorization)
+
+
+def test_random_secret_keys_from_one_ip_get_401_then_429_without_a_lookup(tenant, settings, django_assert_num_queries):
+    settings.LEADPULSE_RATE_API_BAD_KEY_IP = "30/m"
+    _, secret = secret_key_create(project=tenant.project)
+    assert api_get("10.1.1.1", f"Bearer {secret}").status_code == 200  # in use
+    statuses = [api_get("10.6.6.6", f"Bearer {random_key('lp_sec_')}").status_code for _ in range(30)]
+    assert statuses == [401] * 30
+
+    with django_assert_num_queries(0):
+        responses = [api_get("10.6.6.6", f"Bearer {random_key('lp_sec_')}") for _ in range(50)]
+
+    for response in responses:
+        assert_rate_limited(response)
+    assert api_get("10.6.6.6", f"Bearer {secret}").status_code == 200
+    assert api_get("10.7.7.7", f"Bearer {random_key('lp_sec_')}").status_code == 401
+
+
+def test_forged_jwts_from_one_ip_get_401_then_429_and_expired_ones_are_not_counted(tenant, settings):
+    settings.LEADPULSE_RATE_API_BAD_KEY_IP = "5/m"
+    expired = AccessToken.for_user(tenant.owner)
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    forged = jwt.encode({**AccessToken.for_user(tenant.owner).payload}, "not-the-secret-key", algorithm="HS256")
+    # expired tokens are genuine: a client refreshing late is not guessing
+    assert {api_get("10.6.6.6", f"Bearer {expired}").status_code for _ in range(8)} == {401}
+    # when: forged and garbled tokens
+    statuses = [api_get("10.6.6.6", f"Bearer {token}").status_code for token in [forged, "abc.def.ghi"] * 4]
+    # then
+    assert statuses == [401] * 5 + [429] * 3
+    assert_rate_limited(api_get("10.6.6.6", f"Bearer {forged}"))
+    valid = str(AccessToken.for_user(tenant.owner))
+    assert api_get("10.6.6.6", f"Bearer {valid}").status_code == 200
+    assert api_get("10.7.7.7", f"Bearer {forged}").status_code == 401

@@ -318,6 +318,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LEADPULSE_MAX_REQUEST_BYTES + 1
 # events per write key (a batch of 500 spends 500; `Project.ingest_rate_per_second` overrides it).
 LEADPULSE_RATE_INGEST_IP = env("LEADPULSE_RATE_INGEST_IP", default="2000/s")
 LEADPULSE_RATE_INGEST_KEY = env("LEADPULSE_RATE_INGEST_KEY", default="5000/s")
+# Failed key lookups per client IP, apart and tight: unknown write keys at ingest; unknown secret keys and
+# forged JWTs at the API. Past it, 429 with no lookup; keys known valid (cached) still work from that IP.
+LEADPULSE_RATE_INGEST_BAD_KEY_IP = env("LEADPULSE_RATE_INGEST_BAD_KEY_IP", default="30/m")
+LEADPULSE_RATE_API_BAD_KEY_IP = env("LEADPULSE_RATE_API_BAD_KEY_IP", default="30/m")
 # Sign-in, against brute force: every attempt counts, per IP and per account (email).
 LEADPULSE_RATE_LOGIN_IP = env("LEADPULSE_RATE_LOGIN_IP", default="20/m")
 LEADPULSE_RATE_LOGIN_ACCOUNT = env("LEADPULSE_RATE_LOGIN_ACCOUNT", default="10/m")
