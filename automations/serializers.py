@@ -457,7 +457,7 @@ class FailedJobSerializer(serializers.ModelSerializer):
 
 
 @extend_schema_serializer(component_name="EmailRecipientRequest")
-class EmailRecipientRequestSerializer(serializers.Serializer):
+class EmailRecipientRequestSerializer(StrictSerializer):
     email = StrictEmailField(max_length=254)
 
 
