@@ -12,6 +12,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+import leadpulse.ratelimits
 from accounts.services import key_hash, secret_key_create, write_key_cache_key, write_key_rotate
 from ingest.models import Event, Lead
 from tests.accounts.factories import UserFactory
@@ -23,8 +24,11 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(autouse=True)
 def _frozen_windows(monkeypatch):
-    """Hold django-ratelimit's clock still, so no window ends in the middle of a test."""
-    monkeypatch.setattr(django_ratelimit.core, "time", SimpleNamespace(time=lambda: 1_800_000_000.5))
+    """Hold the clocks of django-ratelimit and of the write key's event window still, so no window ends in the
+    middle of a test (a per-second window crossed between two requests made the override test flaky)."""
+    frozen = SimpleNamespace(time=lambda: 1_800_000_000.5)
+    monkeypatch.setattr(django_ratelimit.core, "time", frozen)
+    monkeypatch.setattr(leadpulse.ratelimits, "time", frozen)
 
 
 def http(ip: str = "127.0.0.1") -> Client:
