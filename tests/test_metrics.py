@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from automations import services as automation_services
@@ -163,19 +164,25 @@ def test_webhook_deliveries_are_counted_by_outcome_and_dead_letters_show_at_scra
 
 @pytest.mark.django_db(transaction=True)
 def test_scoring_observes_each_event_once_and_the_backlog_empties(tenant):
-    # given three events stored but not scored (no worker runs here)
+    # given three events stored but not scored. Stored directly, not through ingest: ingest would
+    # wake the session's live Celery workers (when an earlier test started them), which would score
+    # the lead in their own processes and leave nothing for the task this test runs.
+    from ingest.models import Event, Lead
+
     before = scrape_in_process()
-    client = Client()
-    body = {"events": [{"eventType": "page_view", "leadId": "lat-1", "eventId": f"lat-{i}"} for i in range(3)]}
-    client.post("/api/events/batch", json.dumps(body), content_type="application/json", HTTP_X_API_KEY=tenant.write_key)
+    lead = Lead.objects.create(project=tenant.project, anonymous_id="lat-1")
+    now = timezone.now()
+    Event.objects.bulk_create(
+        Event(project=tenant.project, lead=lead, event_id=f"lat-{i}", name="page_view", anonymous_id="lat-1",
+              timestamp=now, received_at=now)
+        for i in range(3)
+    )  # fmt: skip
     pending = scrape_in_process()
     assert value(pending, "leadpulse_unscored_events") == 3
     assert value(pending, "leadpulse_oldest_unscored_event_age_seconds") >= 0
 
     # when the scoring task runs (eagerly: the signals and the fold are the real ones)
-    from ingest.models import Lead
-
-    lead_score_task.apply(kwargs={"lead_id": Lead.objects.get(anonymous_id="lat-1").id}).get()
+    lead_score_task.apply(kwargs={"lead_id": lead.id}).get()
     after = scrape_in_process()
 
     # then
