@@ -1,10 +1,10 @@
 """Celery application: configured from Django settings (CELERY_ namespace)."""
 
-import os
-
 from celery import Celery, bootsteps, signals
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadpulse.settings.local")
+from leadpulse.boot import settings_load
+
+settings_load()
 
 app = Celery("leadpulse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
