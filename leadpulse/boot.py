@@ -1,4 +1,4 @@
-"""Start-up of the Celery and ASGI processes: production settings unless told otherwise, loaded at once."""
+"""Start-up of every process: production settings unless told otherwise, checked before anything runs."""
 
 import os
 import sys
@@ -8,13 +8,18 @@ DEFAULT_SETTINGS_MODULE = "leadpulse.settings.production"
 STARTUP_FAILURE = 3
 
 
+def settings_module_default() -> None:
+    """Name the production settings unless DJANGO_SETTINGS_MODULE names others."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
+
+
 def settings_load() -> None:
     """Import the settings now; if they refuse to load, exit with their one-line reason.
 
     Settings raise ImproperlyConfigured for a missing secret key or database; left to the
-    first import that touches them, that surfaces as a traceback deep inside Celery or uvicorn.
+    first code that touches them, that surfaces as a traceback deep inside Celery or uvicorn.
     """
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
+    settings_module_default()
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
