@@ -27,7 +27,7 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 run: $(VENV)/.run-deps
 	@if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
 		export DJANGO_SETTINGS_MODULE=leadpulse.settings.production; \
-		$(PY) manage.py migrate --noinput && $(PY) manage.py seed_demo || exit 1; \
+		$(PY) manage.py migrate --noinput && $(PY) manage.py collectstatic --noinput -v0 && $(PY) manage.py seed_demo || exit 1; \
 		echo "Procfile topology (web, worker, beat), production settings, at http://127.0.0.1:$(PORT)/ (plain HTTP needs DJANGO_SECURE_SSL_REDIRECT=false)"; \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat; \
 	else \
