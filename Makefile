@@ -22,15 +22,17 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	@touch $@ $(VENV)/.run-deps
 
-## Start everything: embedded (SQLite, in-process worker and beat) unless DATABASE_URL/REDIS_URL are set.
+## Start everything: embedded (SQLite, in-process worker and beat, development settings) unless
+## DATABASE_URL/REDIS_URL are set: then the Procfile topology on production settings (needs DJANGO_SECRET_KEY).
 run: $(VENV)/.run-deps
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
 	@if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
-		echo "Procfile topology (web, worker, beat) at http://127.0.0.1:$(PORT)/"; \
+		export DJANGO_SETTINGS_MODULE=leadpulse.settings.production; \
+		$(PY) manage.py migrate --noinput && $(PY) manage.py collectstatic --noinput -v0 && $(PY) manage.py seed_demo || exit 1; \
+		echo "Procfile topology (web, worker, beat), production settings, at http://127.0.0.1:$(PORT)/ (plain HTTP needs DJANGO_SECURE_SSL_REDIRECT=false)"; \
 		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile start -p $(PORT) web worker beat; \
 	else \
-		$(PY) manage.py runembedded --port $(PORT); \
+		export DJANGO_SETTINGS_MODULE=leadpulse.settings.local; \
+		$(PY) manage.py migrate --noinput && $(PY) manage.py seed_demo && $(PY) manage.py runembedded --port $(PORT); \
 	fi
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download).

@@ -1,10 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels."""
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadpulse.settings.local")
+from leadpulse.boot import settings_load
+
+settings_load()
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -1,14 +1,20 @@
 """Celery application: configured from Django settings (CELERY_ namespace)."""
 
-import os
-
 from celery import Celery, bootsteps, signals
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadpulse.settings.local")
+from leadpulse.boot import settings_load, settings_module_default
+
+settings_module_default()  # before the app: Celery's Django fix-up looks for it
 
 app = Celery("leadpulse")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_configure.connect
+def settings_check(sender, **kwargs):
+    """Load the settings as Celery first reads its configuration: a misconfiguration is one line, not a traceback."""
+    settings_load()
 
 
 class HeartbeatStep(bootsteps.StartStopStep):

@@ -69,21 +69,28 @@ def overview(request: HttpRequest) -> HttpResponse:
     """KPIs, events per day, stages, event types and the top leads of the current project."""
     data = project_dashboard(project=request.project)  # type: ignore[attr-defined]
     days = data["eventsPerDay"]
+    nonce = request.csp_nonce  # type: ignore[attr-defined]
     charts = {
         "perDay": bar_chart(
-            labels=[d["date"][5:] for d in days], values=[d["count"] for d in days], title="Events per day", every=5
+            labels=[d["date"][5:] for d in days],
+            values=[d["count"] for d in days],
+            title="Events per day",
+            every=5,
+            nonce=nonce,
         ),
         "stages": bar_chart(
             labels=list(data["stageDistribution"]),
             values=list(data["stageDistribution"].values()),
             title="Leads by stage",
             width=480,
+            nonce=nonce,
         ),
         "types": bar_chart(
             labels=list(data["eventsByType"]),
             values=list(data["eventsByType"].values()),
             title="Events by type",
             width=480,
+            nonce=nonce,
         ),
     }
     return render(request, "overview.html", {"data": data, "charts": charts})

@@ -90,6 +90,7 @@ def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
         labels=[row.occurred_at.strftime("%m-%d %H:%M") for row in history["points"]],
         values=[row.new_score for row in history["points"]],
         title="Score over time",
+        nonce=request.csp_nonce,  # type: ignore[attr-defined]
     )
     context = {
         "lead": lead,

@@ -203,3 +203,47 @@ def web_server(log_path: Path, *, port: int | None = None) -> Iterator[str]:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 raise AssertionError(f"uvicorn did not stop within 30 s of SIGTERM: see {log_path}") from None
+
+
+def procfile_commands() -> dict[str, str]:
+    """The Procfile's processes (name -> shell command), read as honcho reads them."""
+    from honcho.environ import parse_procfile
+
+    return dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
+
+
+def procfile_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` with this virtualenv first on PATH, as `make run` gives the Procfile's bare `python` and `celery`."""
+    return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def procfile_web(env: dict[str, str], *, log: Path) -> Iterator[str]:
+    """The Procfile's web process (uvicorn, one worker) on a free port with `env`; yields its URL once it answers."""
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", procfile_commands()["web"]],
+            env=procfile_env({**env, "PORT": str(port), "WEB_CONCURRENCY": "1"}),
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"the web process exited ({process.returncode}): {log.read_text()[-2000:]}")
+            try:
+                return httpx.get(f"{base}/api/health", timeout=1).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
+        try:
+            wait_until(up, timeout=60, message="the Procfile's web process")
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()

@@ -387,7 +387,7 @@ def test_production_settings_log_json_and_local_settings_plain():
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": str(ROOT),
-        "DJANGO_SECRET_KEY": "x" * 60,
+        "DJANGO_SECRET_KEY": "metrics-test-key-long-and-varied-enough-for-production-0123456789",
         "DJANGO_ALLOWED_HOSTS": "example.com",
         "DATABASE_URL": "postgres://u@127.0.0.1:5432/x",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
