@@ -1,8 +1,10 @@
 """Create a demo user and project and feed it believable journeys through the real pipeline."""
 
 import random
+import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -104,9 +106,12 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         with transaction.atomic():
             user = User.objects.filter(email=DEMO_EMAIL).first()
+            # A well-known password is fine on a developer's machine, never on a reachable server.
+            password: str | None = DEMO_PASSWORD if settings.DEBUG else secrets.token_urlsafe(12)
+            created = user is None
             if user is None:
                 user = User.objects.create_user(
-                    email=DEMO_EMAIL, password=DEMO_PASSWORD, name="Demo", is_staff=True, is_superuser=True
+                    email=DEMO_EMAIL, password=password, name="Demo", is_staff=True, is_superuser=True
                 )
                 project = project_create(owner=user, name="Demo project", domain="demo.example")
                 for rule in FIT_RULES:
@@ -141,6 +146,9 @@ class Command(BaseCommand):
         for lead_id in project.leads.values_list("id", flat=True):
             lead_score(lead_id=lead_id)
 
-        self.stdout.write(f"Demo login:  {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        if created or settings.DEBUG:
+            self.stdout.write(f"Demo login:  {DEMO_EMAIL} / {password}")
+        else:
+            self.stdout.write(f"Demo login:  {DEMO_EMAIL} (its password was printed when it was created)")
         self.stdout.write(f"Write key:   {write_key_for_project(project=project)}")
         self.stdout.write(f"Demo events: {touched} new ({leads} leads over {days} days)")
