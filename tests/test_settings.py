@@ -141,3 +141,15 @@ def test_production_redirects_plain_http_except_probes_and_sends_hsts_and_csp(pr
     assert secure.status_code == 401
     assert secure.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
     assert "script-src 'self'" in secure.headers["content-security-policy"]
+
+
+def test_every_long_running_procfile_process_shares_one_metrics_directory():
+    # given the environment a deploy gives (no PROMETHEUS_MULTIPROC_DIR of its own)
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    seen = {}
+    for name in ("web", "worker", "beat"):
+        # when the shell runs the process's command line up to its program
+        probe = procfile_commands()[name].split(" ", 1)[0] + " sh -c 'printf %s \"$PROMETHEUS_MULTIPROC_DIR\"'"
+        seen[name] = subprocess.run(["/bin/sh", "-c", probe], env=env, capture_output=True, text=True).stdout
+    # then each writes its figures where the web process's /metrics reads them
+    assert set(seen.values()) == {"var/prometheus"}, seen
