@@ -44,19 +44,26 @@ class ProjectConsumer(AsyncJsonWebsocketConsumer):
         if token:
             user = await _user_for_token(token)
         if not user.is_authenticated:
-            await self.close(code=4401)
+            await self.refuse(code=4401, subprotocol=protocol)
             return
         session = self.scope.get("session")
         membership = await _membership(
             user, (query.get("project") or [None])[0], session.get("project_id") if session else None
         )
         if membership is None:
-            await self.close(code=4404)  # not a member: same answer as a project that does not exist
+            # not a member: same answer as a project that does not exist
+            await self.refuse(code=4404, subprotocol=protocol)
             return
         self.group = project_group(membership.project_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept(subprotocol=protocol)
         await self.send_json({"type": "hello", "payload": {"projectId": membership.project_id}})
+
+    async def refuse(self, *, code: int, subprotocol: str | None) -> None:
+        """Accept, then close with `code`: a close before the handshake reaches the browser as a bare
+        HTTP 403 (close code 1006), and the page could not tell "refused, stop" from "network, retry"."""
+        await self.accept(subprotocol=subprotocol)
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         if self.group:

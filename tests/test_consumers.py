@@ -11,6 +11,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from leadpulse.asgi import application
 from leadpulse.realtime import project_broadcast
 from tests.accounts.factories import project_with_owner
+from tests.sockets import refused_or_open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://localhost")
@@ -23,9 +24,9 @@ def session_cookie(user) -> tuple[bytes, bytes]:
 
 
 async def connect(path, headers=(), subprotocols=None, origin=ORIGIN):
+    """(socket, connected, subprotocol) for a socket kept open; (socket, False, close code) for a refused one."""
     communicator = WebsocketCommunicator(application, path, headers=[origin, *headers], subprotocols=subprotocols)
-    connected, detail = await communicator.connect(timeout=5)
-    return communicator, connected, detail
+    return (communicator, *await refused_or_open(communicator))
 
 
 def test_a_session_user_receives_only_their_projects_messages():
@@ -37,7 +38,7 @@ def test_a_session_user_receives_only_their_projects_messages():
     async def scenario():
         socket, connected, _ = await connect("/ws/project/", [cookie])
         assert connected
-        assert (await socket.receive_json_from(timeout=5)) == {"type": "hello", "payload": {"projectId": mine.id}}
+        assert socket.hello == {"type": "hello", "payload": {"projectId": mine.id}}
         project_broadcast(project_id=theirs.id, type="lead.updated", payload={"id": 1}).result(timeout=5)
         project_broadcast(project_id=mine.id, type="lead.updated", payload={"id": 2}).result(timeout=5)
         assert (await socket.receive_json_from(timeout=5)) == {"type": "lead.updated", "payload": {"id": 2}}
@@ -92,10 +93,25 @@ def test_an_idle_socket_outlives_the_channel_layers_blocking_reads():
     async def scenario():
         socket, connected, _ = await connect("/ws/project/", [cookie])
         assert connected
-        assert (await socket.receive_json_from(timeout=5))["type"] == "hello"
+        assert socket.hello["type"] == "hello"
         await asyncio.sleep(11)  # two full blocking reads on Redis, and then some
         project_broadcast(project_id=mine.id, type="lead.updated", payload={"id": 3}).result(timeout=5)
         assert (await socket.receive_json_from(timeout=5)) == {"type": "lead.updated", "payload": {"id": 3}}
         await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_a_refused_socket_tells_a_real_client_its_close_code(tmp_path):
+    """Over a real server: closing before the handshake would reach the browser as HTTP 403 (code 1006),
+    so the page's "refused: stop retrying" branch could never run (a signed-out page retried forever)."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.live import web_server
+
+    with web_server(tmp_path / "web.log") as base:
+        url = base.replace("http://", "ws://") + "/ws/project/"
+        with ws_connect(url, origin=base, open_timeout=10) as socket, pytest.raises(ConnectionClosed) as closed:  # type: ignore[arg-type]
+            socket.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401

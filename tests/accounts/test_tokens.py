@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from leadpulse.asgi import application
 from tests.accounts.factories import UserFactory, project_with_owner
+from tests.sockets import refused_or_open
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +151,7 @@ def test_a_websocket_with_an_access_token_issued_before_a_password_change_is_ref
         for path, protocols in ((f"/ws/project/?token={access}", None), ("/ws/project/", [f"bearer.{access}"])):
             socket = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://localhost")],
                                            subprotocols=protocols)  # fmt: skip
-            connected, _ = await socket.connect(timeout=5)
+            connected, _ = await refused_or_open(socket)
             await socket.disconnect()
             if not connected:
                 return False
