@@ -91,6 +91,31 @@ class Wire:
         return [m for m in self.messages if m.get("event") == name or (m["type"] != "track" and m["type"] == name)]
 
 
+# When the SDK hands each batch to the browser and when the answer reaches the page, read from the page's
+# own clock: the times at which Playwright reports requests to this process vary with the machine's load.
+SENDS_SCRIPT = """(() => {
+    const sends = [];
+    Object.defineProperty(window, "__sends", {value: sends});
+    const fetch = window.fetch, sendBeacon = navigator.sendBeacon;
+    window.fetch = function () {
+        const send = {via: "fetch", start: performance.now(), end: null};
+        sends.push(send);
+        const answered = fetch.apply(this, arguments);
+        const done = () => { send.end = performance.now(); };
+        answered.then(done, done);  // runs before the SDK's own handlers: attached first
+        return answered;
+    };
+    navigator.sendBeacon = function () {
+        sends.push({via: "beacon", start: performance.now(), end: null});
+        return sendBeacon.apply(this, arguments);
+    };
+})();"""
+
+
+def sends(page) -> list[dict]:
+    return page.evaluate("window.__sends")
+
+
 def watch(page) -> dict[str, list]:
     """Console messages and uncaught errors of the page: the SDK must produce neither."""
     seen: dict[str, list] = {"console": [], "errors": []}
@@ -251,6 +276,7 @@ def test_sdk_tracks_scores_and_merges_a_visitor_into_the_known_lead(server, site
 
 def test_queued_events_leave_with_sendbeacon_when_the_page_hides_or_closes(server, site, browser):
     context = browser.new_context()
+    context.add_init_script(SENDS_SCRIPT)
     page = context.new_page()
     seen = watch(page)
     wire = Wire(page, server.base)
@@ -259,15 +285,17 @@ def test_queued_events_leave_with_sendbeacon_when_the_page_hides_or_closes(serve
     anonymous_id = page.evaluate("LS.anonymousId()")
 
     # Hidden tab: the queue leaves at once as a beacon, not after the 1 s batching delay.
-    page.evaluate(
+    sent = page.evaluate(
         """() => {
             LS.track("download", {file: "whitepaper.pdf"});
             Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
             document.dispatchEvent(new Event("visibilitychange"));
             delete document.visibilityState;
+            return window.__sends.map(send => send.via);
         }"""
     )
-    poll(page, lambda: len(wire.requests) == 2, timeout=0.8, message="the beacon (before the 1 s flush timer)")
+    assert sent == ["fetch", "beacon"]  # the beacon left within the event, before any timer could run
+    poll(page, lambda: len(wire.requests) == 2, message="the beacon")
     beacon = wire.requests[1]
     assert beacon["type"] == "ping", beacon  # navigator.sendBeacon
     assert beacon["headers"].get("content-type") == "text/plain"
@@ -294,13 +322,14 @@ def test_queued_events_leave_with_sendbeacon_when_the_page_hides_or_closes(serve
 def test_failed_batches_are_retried_with_backoff_and_stored_once(server, site, browser):
     """Fault injection at the browser's network layer (the server is real): 503, then a dropped connection."""
     context = browser.new_context()
+    context.add_init_script(SENDS_SCRIPT)
     page = context.new_page()
     seen = watch(page)
-    attempts: list[tuple[float, str, list[str]]] = []
+    attempts: list[tuple[str, list[str]]] = []
 
     def flaky(route):
         ids = [m["messageId"] for m in json.loads(route.request.post_data)["batch"]]
-        attempts.append((page.evaluate("performance.now()"), route.request.post_data, ids))
+        attempts.append((route.request.post_data, ids))
         if len(attempts) == 1:
             route.fulfill(status=503, body="unavailable")
         elif len(attempts) == 2:
@@ -314,10 +343,11 @@ def test_failed_batches_are_retried_with_backoff_and_stored_once(server, site, b
     page.wait_for_timeout(500)
     anonymous_id = page.evaluate("LS.anonymousId()")
     assert len(attempts) == 3, attempts  # delivered on the third attempt, then no more
-    assert attempts[0][2] == attempts[1][2] == attempts[2][2]  # the same messages, so the server can dedupe
-    # Exponential backoff: 1 s, then 2 s.
-    assert 900 <= attempts[1][0] - attempts[0][0] <= 1800, attempts
-    assert 1800 <= attempts[2][0] - attempts[1][0] <= 3000, attempts
+    assert attempts[0][1] == attempts[1][1] == attempts[2][1]  # the same messages, so the server can dedupe
+    # Exponential backoff: 1 s, then 2 s, from the failed answer to the next attempt (the page's clock).
+    first, second, third = sends(page)[:3]
+    assert 950 <= second["start"] - first["end"] < 2000, sends(page)
+    assert 1950 <= third["start"] - second["end"] < 4000, sends(page)
     poll(page, lambda: scored(server, anonymous_id, Counter(page_view=1)), message="the retried page_view, once")
     # A 4xx is final: the SDK drops the batch instead of retrying it.
     page.unroute(f"{server.base}/v1/batch")
@@ -326,7 +356,8 @@ def test_failed_batches_are_retried_with_backoff_and_stored_once(server, site, b
         f"{server.base}/v1/batch", lambda route: (rejected.append(route.request.post_data), route.fulfill(status=400))
     )
     page.evaluate("LS.track('email_open')")
-    page.wait_for_timeout(3500)
+    poll(page, lambda: rejected, message="the batch answered 400")
+    page.wait_for_timeout(2500)  # past the 1 s (and 2 s) a retry would wait
     assert len(rejected) == 1
     # The browser itself reports the injected failures; the SDK adds nothing and throws nothing.
     assert all(line.startswith("error: Failed to load resource") for line in seen["console"]), seen
@@ -336,6 +367,7 @@ def test_failed_batches_are_retried_with_backoff_and_stored_once(server, site, b
 
 def test_batches_of_twenty_sessions_and_user_ids(server, site, browser):
     context = browser.new_context()
+    context.add_init_script(SENDS_SCRIPT)
     page = context.new_page()
     seen = watch(page)
     wire = Wire(page, server.base)
@@ -345,11 +377,14 @@ def test_batches_of_twenty_sessions_and_user_ids(server, site, browser):
     session = wire.messages[0]["context"]["sessionId"]
 
     # 20 queued messages leave at once, in batches of at most 20; the rest after the 1 s delay.
-    page.evaluate("for (let i = 0; i < 45; i++) LS.track('email_open', {i})")
-    poll(page, lambda: len(wire.requests) == 3, timeout=0.5, message="two full batches without waiting")
-    page.wait_for_timeout(500)
-    assert len(wire.requests) == 3
-    poll(page, lambda: len(wire.requests) == 4, timeout=2, message="the remainder after the delay")
+    sent = page.evaluate("""() => {
+        const before = window.__sends.length;
+        for (let i = 0; i < 45; i++) LS.track('email_open', {i});
+        return window.__sends.length - before;
+    }""")
+    assert sent == 2  # two full batches left within the calls, without waiting
+    poll(page, lambda: len(wire.requests) == 4, message="the remainder after the delay")
+    assert sends(page)[3]["start"] - sends(page)[2]["start"] >= 990  # the remainder waited for the 1 s delay
     assert [len(r["body"]["batch"]) for r in wire.requests] == [1, 20, 20, 5]
     assert [m["properties"]["i"] for m in wire.messages[1:]] == list(range(45))
     assert {m["context"]["sessionId"] for m in wire.messages} == {session}
