@@ -1,6 +1,7 @@
 """Real Celery worker processes for the live tests (PostgreSQL + Redis, no eager mode)."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -93,18 +94,27 @@ class WorkerPool:
                 time.sleep(0.2)
 
     def wait_idle(self, *, timeout: float = 60) -> None:
-        """Wait until the queue is empty and no worker runs a task (before the test database is flushed)."""
+        """Wait until the queue is empty and no worker holds a task (before the test database is flushed).
+
+        A worker holds a task while it runs it, but also once it has taken it off the queue and before a
+        pool process starts it (reserved), and while it waits for a retry's countdown (scheduled).
+        """
         import redis
 
         from leadpulse.celery import app
 
         broker = redis.Redis.from_url(settings.REDIS_URL)
+        # `limit`: stop listening once every worker answered, instead of always waiting out the timeout
+        inspect = app.control.inspect(timeout=5, limit=self.count)
 
         def idle() -> bool:
             if broker.llen("celery"):
                 return False
-            active = app.control.inspect(timeout=1).active() or {}
-            return len(active) == self.count and not any(active.values())
+            for held in (inspect.active, inspect.reserved, inspect.scheduled):
+                replies = held() or {}
+                if len(replies) != self.count or any(replies.values()):
+                    return False
+            return True
 
         wait_until(idle, timeout=timeout, interval=0.1, message="the workers to go idle")
 
@@ -131,9 +141,32 @@ def wait_until(predicate, *, timeout: float = 60, interval: float = 0.2, message
 
 
 def free_port() -> int:
+    """A port that was free a moment ago: another process may take it before a server binds it.
+
+    Prefer starting a server on port 0 and reading the port it bound (`listening_port`).
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+UVICORN_LISTENING = re.compile(r"Uvicorn running on https?://\S+?:(\d+) ")
+
+
+def listening_port(process: subprocess.Popen, log: Path, *, timeout: float = 60) -> int:
+    """The port a uvicorn server started with `--port 0` bound, from its start-up line in `log`."""
+    found: list[int] = []
+
+    def listening() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}: see {log}")
+        match = UVICORN_LISTENING.search(log.read_text(errors="replace"))
+        if match:
+            found.append(int(match.group(1)))
+        return bool(match)
+
+    wait_until(listening, timeout=timeout, interval=0.1, message=f"the server to listen (see {log})")
+    return found[0]
 
 
 @contextmanager
@@ -148,22 +181,22 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
         seeded = subprocess.run(
             [*manage, "seed_demo", *seed_args], env=env, check=True, capture_output=True, text=True, cwd=ROOT
         ).stdout
-    port = free_port()
     log_path = tmp / "embedded.log"
     with log_path.open("w") as log:
+        # port 0: the server binds a free port itself, so no other process can take it in between
         server = subprocess.Popen(
-            [*manage, "runembedded", "--port", str(port)],
+            [*manage, "runembedded", "--port", "0"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         try:
+            base = f"http://127.0.0.1:{listening_port(server, log_path)}"
+
+            def up() -> bool:
+                try:
+                    return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
             wait_until(up, timeout=60, message="the embedded server")
             yield SimpleNamespace(base=base, seeded=seeded, log=log_path)
         finally:
