@@ -1,3 +1,7 @@
+import socket
+from types import SimpleNamespace
+
+import django_ratelimit.core
 import pytest
 import redis
 from django.conf import settings
@@ -5,8 +9,33 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+import leadpulse.ratelimits
 from tests.accounts.factories import project_with_owner
 from tests.live import WorkerPool
+
+
+@pytest.fixture
+def frozen_rate_windows(monkeypatch):
+    """Hold the rate limits' clocks still, so that no fixed window ends in the middle of a test.
+
+    Windows are aligned to the wall clock: one ending between two requests resets the count and
+    the expected 429 is a 2xx. Both counters read `time.time()`: django-ratelimit's (per IP, user,
+    account) and ours (`leadpulse.ratelimits`, the write key's events).
+    """
+    frozen = SimpleNamespace(time=lambda: 1_800_000_000.5)
+    monkeypatch.setattr(django_ratelimit.core, "time", frozen)
+    monkeypatch.setattr(leadpulse.ratelimits, "time", frozen)
+
+
+@pytest.fixture
+def refusing_port():
+    """A port of 127.0.0.1 that refuses connections during the test: bound, never listening.
+
+    Unlike a `free_port()`, nobody else can start listening on it in the meantime.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from leadpulse.logfilters import RedactSecrets
 from leadpulse.logs import ContextFilter, JsonFormatter
 from leadpulse.models import FailedJob
 from scoring.tasks import lead_score_task
-from tests.live import ROOT, free_port
+from tests.live import ROOT
 
 TOKEN = "test-metrics-token-7f3a"
 
@@ -108,7 +108,7 @@ def test_a_malformed_network_is_a_configuration_error_naming_the_setting(rf):
 
 @pytest.mark.django_db
 @override_settings(LEADPULSE_RATE_INGEST_IP="2/m")
-def test_rate_limit_refusals_and_ingest_statuses_are_counted(tenant):
+def test_rate_limit_refusals_and_ingest_statuses_are_counted(tenant, frozen_rate_windows):
     before = scrape_in_process()
     client = Client()
     statuses = [
@@ -133,13 +133,13 @@ def test_rate_limit_refusals_and_ingest_statuses_are_counted(tenant):
 
 
 @pytest.mark.django_db
-def test_webhook_deliveries_are_counted_by_outcome_and_dead_letters_show_at_scrape(tenant, settings):
+def test_webhook_deliveries_are_counted_by_outcome_and_dead_letters_show_at_scrape(tenant, settings, refusing_port):
     # given a delivery to a port nobody listens on, one attempt before its last
     settings.LEADPULSE_WEBHOOK_RETRY_DELAYS = [1]
     delivery = WebhookDelivery.objects.create(
         project=tenant.project,
         delivery_id=uuid.uuid4(),
-        url=f"http://127.0.0.1:{free_port()}/hook",
+        url=f"http://127.0.0.1:{refusing_port}/hook",
         event="lead.updated",
         payload={},
     )

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.models import Event
 from tests.accounts.factories import project_with_owner
-from tests.live import ROOT, free_port, wait_until, worker_env
+from tests.live import ROOT, listening_port, wait_until, worker_env
 
 pytestmark = pytest.mark.live
 
@@ -34,7 +34,6 @@ DASHBOARD = ROOT / "docs" / "grafana" / "leadpulse.json"
 @pytest.fixture(scope="module")
 def web(workers, tmp_path_factory):
     """`uvicorn leadpulse.asgi:application --workers 2`, the Procfile's web process, logging JSON."""
-    port = free_port()
     log_path: Path = tmp_path_factory.mktemp("web") / "web.log"
     env = {
         **worker_env(),
@@ -46,18 +45,18 @@ def web(workers, tmp_path_factory):
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "2", "--no-access-log"],
+             "--port", "0", "--workers", "2", "--no-access-log"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{base}/metrics", headers=AUTH, timeout=5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         try:
+            base = f"http://127.0.0.1:{listening_port(process, log_path)}"  # port 0: no free-port race
+
+            def up() -> bool:
+                try:
+                    return httpx.get(f"{base}/metrics", headers=AUTH, timeout=5).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
             wait_until(up, timeout=90, message="uvicorn with two workers")
             yield SimpleNamespace(base=base, log=log_path)
         finally:

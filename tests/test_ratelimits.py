@@ -2,9 +2,7 @@ import base64
 import json
 import secrets
 from datetime import timedelta
-from types import SimpleNamespace
 
-import django_ratelimit.core
 import jwt
 import pytest
 from django.core.cache import cache
@@ -12,7 +10,6 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-import leadpulse.ratelimits
 from accounts.services import key_hash, secret_key_create, write_key_cache_key, write_key_rotate
 from ingest.models import Event, Lead
 from tests.accounts.factories import UserFactory
@@ -23,12 +20,8 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
-def _frozen_windows(monkeypatch):
-    """Hold the clocks of django-ratelimit and of the write key's event window still, so no window ends in the
-    middle of a test (a per-second window crossed between two requests made the override test flaky)."""
-    frozen = SimpleNamespace(time=lambda: 1_800_000_000.5)
-    monkeypatch.setattr(django_ratelimit.core, "time", frozen)
-    monkeypatch.setattr(leadpulse.ratelimits, "time", frozen)
+def _frozen_windows(frozen_rate_windows):
+    """Every test here counts requests in fixed windows: none may end mid-test (see tests/conftest.py)."""
 
 
 def http(ip: str = "127.0.0.1") -> Client:
