@@ -14,6 +14,22 @@ from tests.accounts.factories import project_with_owner
 from tests.live import WorkerPool
 
 
+def pytest_collection_modifyitems(items):
+    """Run the tests that share the Celery worker processes last (in their order, after pytest-django's).
+
+    Once started, the session's workers consume every task sent to the test Redis until the session
+    ends. A test that does not ask for them (one that runs a task itself, counts what is queued, or
+    expects nothing to be scored) would otherwise depend on whether a live test happened to run first.
+    """
+    shared = [item for item in items if "workers" in getattr(item, "fixturenames", ())]
+    # a module's live tests together, so its module-scoped servers start once
+    first = {}
+    for index, item in enumerate(shared):
+        first.setdefault(item.module, index)
+    shared.sort(key=lambda item: first[item.module])
+    items[:] = [item for item in items if "workers" not in getattr(item, "fixturenames", ())] + shared
+
+
 @pytest.fixture
 def frozen_rate_windows(monkeypatch):
     """Hold the rate limits' clocks still, so that no fixed window ends in the middle of a test.
