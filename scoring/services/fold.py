@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
@@ -74,16 +74,22 @@ def facts(queryset: QuerySet[Event]) -> list[tuple[int, engine.EventFact]]:
     return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, eid, name, ts, props, ctx, kind in rows]
 
 
-def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason: str = "rule") -> bool:
+def lead_fold_locked(
+    *, lead: Lead, now: datetime, refold: bool = False, reason: str = "rule", event_ids: list[int] | None = None
+) -> bool:
     """Fold the lead's unprocessed events (all of them when `refold`); the caller holds the row lock.
 
     Events after the newest scored one continue the fold; an older one (a late event,
     or events a merge moved here) restarts it from the lead's first event, rewriting
     the history. History rows carry the lead's total score (engagement + fit) and
     chain: each row's old score is the previous row's new score. Returns whether
-    anything changed.
+    anything changed. `event_ids`: fold only these of the unprocessed events (the ones the
+    caller checked); ingest may commit more meanwhile, which wait for their own fold.
     """
-    pending = facts(Event.objects.filter(lead=lead, processed_at__isnull=True))
+    unprocessed = Event.objects.filter(lead=lead, processed_at__isnull=True)
+    if event_ids is not None:
+        unprocessed = unprocessed.filter(id__in=event_ids)
+    pending = facts(unprocessed)
     if not pending and not refold:
         return _lead_refit_locked(lead=lead, now=now)
     project = lead.project
@@ -96,7 +102,10 @@ def lead_fold_locked(*, lead: Lead, now: datetime, refold: bool = False, reason:
         chain_from = lead.current_score
     else:
         refold = True
-        to_fold = facts(Event.objects.filter(lead=lead))
+        # the events folded before and the pending ones read above; one committed since is not marked
+        # processed below, so it must not be folded here either (it would be counted again by its own fold)
+        folded = Q(processed_at__isnull=False) | Q(id__in=[pk for pk, _ in pending])
+        to_fold = facts(Event.objects.filter(lead=lead).filter(folded))
         state = engine.FoldState()
         chain_from = 0
         ScoreHistory.objects.filter(lead=lead, reason__in=FOLDED_REASONS).delete()

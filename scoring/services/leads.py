@@ -2,6 +2,7 @@
 
 import logging
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from leadpulse.pipeline import lead_score_claim, lead_score_request
 
 from ..models import ScoreHistory, ScoringRule
 from .fold import lead_fold_locked, lead_lock
-from .identity import lead_identify
+from .identity import identity_calls_pending, lead_identify
 from .rules import rescore_jobs_resume
 
 logger = logging.getLogger(__name__)
@@ -48,23 +49,34 @@ def project_rules_seed(*, project: Project) -> None:
     )
 
 
+# Rounds of identity resolution one scoring task makes while identity calls keep arriving.
+IDENTITY_ROUNDS = 5
+
+
 def lead_score(*, lead_id: int) -> Lead | None:
     """Resolve the lead's identity calls (maybe merging it away), then fold its new events."""
     lead_score_claim(lead_id=lead_id)
-    survivor_id = lead_identify(lead_id=lead_id)
-    if survivor_id is None:
-        return None
-    with transaction.atomic():
-        lead = lead_lock(lead_id=survivor_id)
-        if lead is None:
+    for round_ in range(IDENTITY_ROUNDS):
+        survivor_id = lead_identify(lead_id=lead_id)
+        if survivor_id is None:
             return None
-        if lead.merged_into_id:
-            # Events ingest attached just before the merge committed: hand them on.
-            survivor = lead.merged_into_id
-            if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=survivor):
-                transaction.on_commit(lambda: lead_score_request(lead_ids=[survivor]))
-            return lead
-        lead_fold_locked(lead=lead, now=timezone.now())
+        with transaction.atomic():
+            lead = lead_lock(lead_id=survivor_id)
+            if lead is None:
+                return None
+            if lead.merged_into_id:
+                # Events ingest attached just before the merge committed: hand them on.
+                survivor = lead.merged_into_id
+                if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=survivor):
+                    transaction.on_commit(partial(lead_score_request, lead_ids=[survivor]))
+                return lead
+            # The events this fold takes, read once. An identity call among them was committed after
+            # lead_identify looked: resolve it first, or it would be folded as a plain event and lost.
+            pending = list(Event.objects.filter(lead=lead, processed_at__isnull=True).values_list("id", flat=True))
+            if round_ == IDENTITY_ROUNDS - 1 or not identity_calls_pending(lead_id=lead.id, event_ids=pending):
+                lead_fold_locked(lead=lead, now=timezone.now(), event_ids=pending)
+                return lead
+        lead_id = survivor_id
     return lead
 
 

@@ -261,3 +261,29 @@ def test_an_alias_seen_before_its_previous_id_still_merges_later_events(tenant):
 def test_search_with_non_ascii_digits_and_nul_does_not_fail(tenant):
     for term in ("²", "١٢", "a\x00b", "9" * 40):
         assert tenant.client.get("/api/leads", {"search": term}).status_code == 200
+
+
+def test_an_identify_stored_while_its_lead_is_being_scored_is_resolved_not_just_folded(tenant, monkeypatch):
+    # given a lead with a page view, and a scoring task that has just looked for identity calls (none yet)
+    from scoring.services import leads
+
+    send(tenant.project, {"id": "p", "anon": "late", "name": "page_view", "m": 1})
+    lead = Lead.objects.get(project=tenant.project, anonymous_id="late")
+    resolve = leads.lead_identify
+
+    def identify_then_an_identify_arrives(*, lead_id):
+        survivor = resolve(lead_id=lead_id)
+        if not Event.objects.filter(event_id="i").exists():  # ingest commits it before the task folds
+            send(tenant.project, {"id": "i", "anon": "late", "type": "identify", "user": "u-late", "m": 2,
+                                  "props": {"email": "late@corp.io"}})  # fmt: skip
+        return survivor
+
+    monkeypatch.setattr(leads, "lead_identify", identify_then_an_identify_arrives)
+
+    # when the task goes on to fold the lead
+    lead_score(lead_id=lead.id)
+
+    # then the identify is applied (was: folded as a plain event, the lead never learned who it is)
+    lead.refresh_from_db()
+    assert (lead.user_id, lead.email) == ("u-late", "late@corp.io")
+    assert not Event.objects.filter(lead=lead, processed_at__isnull=True).exists()
