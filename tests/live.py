@@ -153,14 +153,14 @@ def free_port() -> int:
 UVICORN_LISTENING = re.compile(r"Uvicorn running on https?://\S+?:(\d+) ")
 
 
-def listening_port(process: subprocess.Popen, log: Path, *, timeout: float = 60) -> int:
-    """The port a uvicorn server started with `--port 0` bound, from its start-up line in `log`."""
+def listening_port(process: subprocess.Popen, log: Path, *, since: int = 0, timeout: float = 60) -> int:
+    """The port a uvicorn server started with `--port 0` bound, from its start-up line in `log` (after `since`)."""
     found: list[int] = []
 
     def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}: see {log}")
-        match = UVICORN_LISTENING.search(log.read_text(errors="replace"))
+        match = UVICORN_LISTENING.search(log.read_text(errors="replace")[since:])
         if match:
             found.append(int(match.group(1)))
         return bool(match)
@@ -207,24 +207,27 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
 @contextmanager
 def web_server(log_path: Path, *, port: int | None = None) -> Iterator[str]:
     """`uvicorn leadpulse.asgi:application` (the Procfile's web process, access log on) on the test database
-    and Redis; yields its base URL. `port` reuses a port (a restart); the log is appended to `log_path`."""
-    port = port or free_port()
+    and Redis; yields its base URL. `port` reuses a port (a restart); the log is appended to `log_path`.
+    Without one, uvicorn binds a free port itself (port 0), so no other process can take it in between."""
+    since = len(log_path.read_text(errors="replace")) if log_path.exists() else 0
     with log_path.open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
+             "--port", str(port or 0)],
             cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-
-        def up() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited: see {log_path}")
-            try:
-                return httpx.get(f"{base}/api/health", timeout=1).status_code in (200, 503)
-            except httpx.HTTPError:
-                return False
 
         try:
+            base = f"http://127.0.0.1:{port or listening_port(process, log_path, since=since)}"
+
+            def up() -> bool:
+                if process.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited: see {log_path}")
+                try:
+                    return httpx.get(f"{base}/api/health", timeout=1).status_code in (200, 503)
+                except httpx.HTTPError:
+                    return False
+
             wait_until(up, timeout=60, message="uvicorn")
             yield base
         finally:

@@ -26,7 +26,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.live import ROOT, free_port, wait_until
+from tests.live import ROOT, free_port, listening_port, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -111,21 +111,22 @@ def web(cluster) -> Iterator[SimpleNamespace]:
     shell = subprocess.run([*manage, "shell", "-c", seed], env=env, cwd=ROOT, check=True, capture_output=True,
                            text=True)  # fmt: skip
     email, key = shell.stdout.strip().splitlines()[-1].split()  # after the shell's notice of what it imported
-    port = free_port()
-    log = (LOG_DIR / "outage-web.log").open("w")
+    log_path = LOG_DIR / "outage-web.log"
+    log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1", "--port", "0"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/api/health", timeout=5).status_code in (200, 503)
-        except httpx.HTTPError:
-            return False
 
     try:
+        base = f"http://127.0.0.1:{listening_port(process, log_path)}"  # port 0: no free-port race
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/api/health", timeout=5).status_code in (200, 503)
+            except httpx.HTTPError:
+                return False
+
         wait_until(up, timeout=60, message="uvicorn")
         yield SimpleNamespace(base=base, key=key, email=email, process=process)
     finally:

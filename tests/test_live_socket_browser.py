@@ -11,7 +11,7 @@ from playwright.sync_api import sync_playwright
 from ingest.models import Lead
 from tests.accounts.factories import project_with_owner
 from tests.browser.support import launch_chromium, poll
-from tests.live import ROOT, free_port, wait_until, web_server
+from tests.live import ROOT, wait_until, web_server
 from tests.test_dashboard_browser import ingest, settled, sign_in
 
 pytestmark = pytest.mark.live
@@ -89,13 +89,13 @@ def test_a_change_broadcast_while_the_socket_was_down_shows_after_the_reconnect(
     project, owner, key = project_with_owner(name="Restart Co")
     ingest_and_score(key, project, [{"eventType": "page_view", "leadId": "pat", "eventId": "pat-1"}])
     pat = Lead.objects.get(project=project, anonymous_id="pat")
-    port = free_port()
     LOG.parent.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
-        with web_server(LOG, port=port) as base:
+        with web_server(LOG) as base:
+            port = int(base.rsplit(":", 1)[1])  # the restart below comes back on the same port
             page = leads_page(browser, base, owner)
             page.evaluate("window.__notReloaded = true")
         # the web process restarts (a deploy): the page is offline when the lead's update is broadcast
