@@ -237,10 +237,8 @@ def test_a_delivery_that_times_out_says_so(tenant, receiver, settings):
     assert listed["error"] == "timeout after 0.5 s" and listed["responseCode"] is None
 
 
-def test_a_refused_connection_says_so(tenant):
-    from tests.live import free_port
-
-    listed = failed_delivery(tenant, f"http://127.0.0.1:{free_port()}/hook")
+def test_a_refused_connection_says_so(tenant, refusing_port):
+    listed = failed_delivery(tenant, f"http://127.0.0.1:{refusing_port}/hook")
     assert listed["error"] == "connection refused"
 
 
