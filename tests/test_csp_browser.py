@@ -142,6 +142,8 @@ def test_every_page_works_under_the_content_security_policy(web):
         page.fill("input[name=anonymous_id]", "pat")
         page.get_by_role("button", name="Send event").click()
         page.wait_for_selector("[data-sim-lead]")
+        # the box is parsed before events.js (at the end of the page) runs and starts listening
+        page.wait_for_load_state("load")
         page.evaluate(
             """id => document.dispatchEvent(new CustomEvent("leadpulse:lead.updated",
                  {detail: {id: id, currentScore: 85, previousScore: 35, leadStage: "qualified"}}))""",
