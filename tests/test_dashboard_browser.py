@@ -2,12 +2,7 @@
 PostgreSQL, Celery workers, Redis as broker and channel layer. Screenshots go to test-artifacts/pages/."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
-import httpx
 import pytest
 from django.db import connection
 from django.test import Client
@@ -16,7 +11,7 @@ from playwright.sync_api import sync_playwright
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
 from tests.browser.support import launch_chromium, poll
-from tests.live import ROOT, listening_port, wait_until, worker_env
+from tests.live import ROOT, wait_until, web_server
 
 pytestmark = pytest.mark.live
 SHOTS = ROOT / "test-artifacts" / "pages"
@@ -27,29 +22,8 @@ PASSWORD = "correct horse battery staple"
 def web(live_pipeline):
     """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    log_path = ROOT / "test-artifacts" / "web.log"
-    log = log_path.open("w")
-    # port 0: uvicorn binds a free port itself, so no other process can take it in between
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1", "--port", "0"],
-        cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-
-    try:
-        base = f"http://127.0.0.1:{listening_port(process, log_path)}"
-
-        def up():
-            try:
-                return httpx.get(f"{base}/api/health", timeout=1).status_code in (200, 503)
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout=60, message="uvicorn")
+    with web_server(ROOT / "test-artifacts" / "web.log") as base:
         yield base
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
 
 
 def ingest(key, events):
