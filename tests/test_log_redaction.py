@@ -11,7 +11,7 @@ import jwt
 import pytest
 from rest_framework_simplejwt.tokens import RefreshToken
 from uvicorn.logging import AccessFormatter
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from leadpulse.logfilters import RedactSecrets, redact
@@ -31,6 +31,8 @@ def socket_attempts(base: str, token: str) -> list[str]:
                 outcomes.append(f"accepted {socket.recv(timeout=5)[: len(HELLO)]}")
         except InvalidStatus as refused:
             outcomes.append(f"refused {refused.response.status_code}")
+        except ConnectionClosed as closed:  # refused after the handshake, so the page sees why
+            outcomes.append(f"closed {closed.rcvd.code if closed.rcvd else None}")
     return outcomes
 
 
@@ -45,15 +47,15 @@ def assert_logged_and_redacted(log: str, credentials: list[str]) -> None:
         assert credential not in log
         assert credential[-16:] not in log  # not even its tail
     # the lines are there, with the credentials taken out
-    assert log.count('"WebSocket /ws/project/?token=[redacted]" [accepted]') == 1
-    assert log.count('"WebSocket /ws/project/?token=[redacted]" 403') == 2
+    # one valid and two forged tokens: each handshake is accepted (a refusal then closes with 4401)
+    assert log.count('"WebSocket /ws/project/?token=[redacted]" [accepted]') == 3
     assert log.count('GET /ws/project/?token=[redacted] HTTP/1.1" 404') == 2
 
 
 def exercise(base: str, valid: str, forged: list[str]) -> None:
     assert socket_attempts(base, valid) == [f"accepted {HELLO}"] * 2
     for token in forged:
-        assert socket_attempts(base, token) == ["refused 403"] * 2
+        assert socket_attempts(base, token) == ["closed 4401"] * 2
         assert httpx.get(f"{base}/ws/project/?token={token}").status_code == 404  # plain HTTP to the socket path
 
 
