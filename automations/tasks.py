@@ -10,6 +10,12 @@ def lead_changed_task(*, change: dict) -> int:
     return services.lead_change_handle(change=change)
 
 
+@shared_task(name="automations.lead_changes_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def lead_changes_task(*, changes: list[dict]) -> int:
+    """Handle a scoring batch's lead changes in order (each keeps its change id: a retry repeats none)."""
+    return sum(services.lead_change_handle(change=change) for change in changes)
+
+
 @shared_task(name="automations.automation_execute_task", autoretry_for=(OperationalError,), max_retries=5)
 def automation_execute_task(*, execution_id: int) -> None:
     """Carry out one claimed automation execution."""

@@ -49,6 +49,7 @@ def lead_score_claim(*, lead_id: int) -> None:
 
 
 LEAD_CHANGED_TASK = "automations.lead_changed_task"
+LEAD_CHANGES_TASK = "automations.lead_changes_task"
 
 
 def _listeners_key(project_id: int) -> str:
@@ -80,10 +81,28 @@ def lead_changed(*, change: dict) -> None:
     """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks.
 
     `change`: {"kind", "projectId", "leadId", "oldScore", "newScore", "oldStage", "newStage",
-    "velocity", "eventIds", "path", "mergedLeadId"?}; "changeId" is added here. Sent by name, and only when the project
-    has listeners: most folds of most projects cost no extra task.
+    "velocity", "eventIds", "path", "mergedLeadId"?}; "changeId" is added here.
     """
-    if project_listens(project_id=change["projectId"]):
-        # The id travels with the task: a redelivered message is the same change, not a new one.
-        change = {**change, "changeId": uuid.uuid4().hex}
+    lead_changes(changes=[change])
+
+
+def lead_changes(*, changes: list[dict]) -> None:
+    """After commit, hand a batch's lead changes to automations and webhooks in one message.
+
+    Each change keeps the shape `lead_changed` documents and gets its own "changeId". Sent
+    by name, and only for projects with listeners: most folds of most projects cost no task.
+    """
+    listening: dict[int, bool] = {}
+    wanted = []
+    for change in changes:
+        project_id = change["projectId"]
+        if project_id not in listening:
+            listening[project_id] = project_listens(project_id=project_id)
+        if listening[project_id]:
+            # The id travels with the task: a redelivered message is the same change, not a new one.
+            wanted.append({**change, "changeId": uuid.uuid4().hex})
+    if len(wanted) == 1:
+        change = wanted[0]
         transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}), robust=True)
+    elif wanted:
+        transaction.on_commit(lambda: app.send_task(LEAD_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)

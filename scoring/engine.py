@@ -309,6 +309,163 @@ def fold(
     return FoldState(score, last_ts, last_id, tallies, clamped, decayed), steps
 
 
+@dataclass(frozen=True)
+class Materialised:
+    """What a lead holds now (its score columns and fold checkpoint): where an evaluation starts."""
+
+    score: int = 0
+    engagement: int = 0
+    fit: int = 0
+    stage: str = "cold"
+    state: FoldState = field(default_factory=FoldState)
+    fit_applied: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class HistoryStep:
+    """One history row an evaluation leaves: each old score is the previous step's new score."""
+
+    reason: str  # rule | decay | fit | rescore
+    old_score: int
+    new_score: int
+    occurred_at: datetime
+    details: dict[str, Any]
+    event_id: str | None = None  # the event a `rule` step folded
+
+    @property
+    def delta(self) -> int:
+        return self.new_score - self.old_score
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A lead's scores after an evaluation, and the history that leads there from `Materialised`."""
+
+    state: FoldState
+    engagement: int
+    fit: int
+    fit_applied: tuple[tuple[int, int], ...]
+    score: int
+    stage: str
+    grade: str
+    history: tuple[HistoryStep, ...]
+    path: tuple[int, ...]  # every total score the lead went through, so automations see each crossing
+    refolded: bool
+    folded: int  # events folded
+    first_timestamp: datetime | None  # of the events folded
+    writes: bool  # False: nothing to persist (e.g. a refit whose fit did not move)
+    changed: bool  # the score or stage moved
+
+
+PURPOSES = ("score", "rescore", "decay")
+
+
+def lead_evaluate(
+    *,
+    lead: Materialised,
+    events: Iterable[EventFact],
+    profile: dict[str, Any],
+    rules: Iterable[Rule],
+    fit_rules: Iterable[Rule],
+    policy: Policy,
+    now: datetime,
+    refold: bool = False,
+    purpose: str = "score",
+) -> Evaluation:
+    """Fold + fit + decay + total + stage for one lead: the one function every score comes from.
+
+    `score`: fold `events` on from the lead's checkpoint (or, with `refold`, the lead's whole
+    log from nothing; the caller decides, see `FoldState.continues_with`); with no events
+    only the fit can move. `rescore`: a refold that also leaves a `rescore` audit step.
+    `decay`: materialise decay up to `now` on the stored fit, folding nothing.
+    History steps carry the total score (engagement + fit) and chain from `lead.score`
+    (from 0 on a refold, whose rule steps replace the lead's folded history).
+    """
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}")
+    if purpose == "decay":
+        return _decay_evaluate(lead, policy, now)
+    refold = refold or purpose == "rescore"
+    fit, fit_applied = fit_score(profile, fit_rules)
+    events = list(events)
+    if not events and not refold:
+        return _refit_evaluate(lead, fit, tuple(fit_applied), policy, now)
+    state, steps = fold(events, rules=rules, policy=policy, state=FoldState() if refold else lead.state)
+    history: list[HistoryStep] = []
+    chain = 0 if refold else lead.score
+    for step in steps:
+        total = total_score(step.new_score, fit, policy)
+        details = {"rules": [{"ruleId": r, "points": p} for r, p in step.applied], "decay": step.decay, "fit": fit}
+        history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
+        chain = total
+    path = [lead.score] if refold else [lead.score, *(row.new_score for row in history)]
+    engagement = policy.decay.apply(state.score, state.last_timestamp, now)
+    score = total_score(engagement, fit, policy)
+    if score != chain:
+        # decay since the last event (e.g. a backfill of old events), or a changed fit
+        kind = "decay" if engagement != state.score else "fit"
+        history.append(HistoryStep(kind, chain, score, now, {"fit": fit}))
+    if purpose == "rescore" and score != lead.score:
+        history.append(HistoryStep("rescore", lead.score, score, now, {"fit": fit}))
+    stage = stage_for(score, policy)
+    return Evaluation(
+        state=state,
+        engagement=engagement,
+        fit=fit,
+        fit_applied=tuple(fit_applied),
+        score=score,
+        stage=stage,
+        grade=grade_for(fit),
+        history=tuple(history),
+        path=(*path, score),
+        refolded=refold,
+        folded=len(steps),
+        first_timestamp=steps[0].timestamp if steps else None,
+        writes=True,
+        changed=score != lead.score or stage != lead.stage,
+    )
+
+
+def _unchanged(lead: Materialised, policy: Policy) -> Evaluation:
+    return Evaluation(
+        state=lead.state, engagement=lead.engagement, fit=lead.fit, fit_applied=lead.fit_applied, score=lead.score,
+        stage=lead.stage, grade=grade_for(lead.fit), history=(), path=(lead.score,), refolded=False, folded=0,
+        first_timestamp=None, writes=False, changed=False,
+    )  # fmt: skip
+
+
+def _refit_evaluate(
+    lead: Materialised, fit: int, fit_applied: tuple[tuple[int, int], ...], policy: Policy, now: datetime
+) -> Evaluation:
+    """No new events: only the fit can have moved (traits edited, fit rules changed)."""
+    if fit == lead.fit:
+        return _unchanged(lead, policy)
+    engagement = policy.decay.apply(lead.state.score, lead.state.last_timestamp, now)
+    score = total_score(engagement, fit, policy)
+    stage = stage_for(score, policy)
+    return Evaluation(
+        state=lead.state, engagement=engagement, fit=fit, fit_applied=fit_applied, score=score, stage=stage,
+        grade=grade_for(fit), history=(HistoryStep("fit", lead.score, score, now, {"fit": fit}),),
+        path=(lead.score, score), refolded=False, folded=0, first_timestamp=None, writes=True,
+        changed=score != lead.score or stage != lead.stage,
+    )  # fmt: skip
+
+
+def _decay_evaluate(lead: Materialised, policy: Policy, now: datetime) -> Evaluation:
+    """Decay up to `now` as one `decay` step; a second run the same day changes nothing."""
+    engagement = policy.decay.apply(lead.state.score, lead.state.last_timestamp, now)
+    score = total_score(engagement, lead.fit, policy)
+    if score == lead.score and engagement == lead.engagement:
+        return _unchanged(lead, policy)
+    stage = stage_for(score, policy)
+    step = HistoryStep("decay", lead.score, score, now, {"engagement": engagement})
+    return Evaluation(
+        state=lead.state, engagement=engagement, fit=lead.fit, fit_applied=lead.fit_applied, score=score,
+        stage=stage, grade=grade_for(lead.fit), history=(step,), path=(lead.score, score), refolded=False,
+        folded=0, first_timestamp=None, writes=True, changed=score != lead.score or stage != lead.stage,
+    )  # fmt: skip
+
+
 def fit_score(profile: dict[str, Any], fit_rules: Iterable[Rule]) -> tuple[int, list[tuple[int, int]]]:
     """Points from fit rules whose conditions hold on the lead's profile (each applies once)."""
     applied = [(rule.id, rule.points) for rule in fit_rules if rule.matches(profile)]

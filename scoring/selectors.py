@@ -205,11 +205,17 @@ def rules_preview(
         if row is None:
             return
         _, anonymous_id, email, name, company, user_id, traits, current, stage = row
-        state, _ = engine.fold(facts, rules=engagement_rules, policy=policy)
-        profile = {"email": email, "name": name, "company": company, "userId": user_id, "traits": traits}
-        fit, _ = engine.fit_score(profile, fit_rules)
-        score = engine.total_score(policy.decay.apply(state.score, state.last_timestamp, now), fit, policy)
-        new_stage = engine.stage_for(score, policy)
+        evaluation = engine.lead_evaluate(
+            lead=engine.Materialised(score=current, stage=stage),
+            events=facts,
+            profile={"email": email, "name": name, "company": company, "userId": user_id, "traits": traits},
+            rules=engagement_rules,
+            fit_rules=fit_rules,
+            policy=policy,
+            now=now,
+            refold=True,
+        )
+        score, new_stage = evaluation.score, evaluation.stage
         if score != current:
             changed += 1
             movers.append(

@@ -1,15 +1,19 @@
-"""The fold's persistence: feed a locked lead's events to the engine, store what it returns."""
+"""The fold's persistence: feed locked leads' events to `engine.lead_evaluate`, store what it returns."""
 
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
 from leadpulse import metrics
-from leadpulse.pipeline import lead_changed
+from leadpulse.pipeline import lead_changes
 from leadpulse.realtime import project_broadcast
 
 from .. import engine
@@ -74,6 +78,29 @@ def facts(queryset: QuerySet[Event]) -> list[tuple[int, engine.EventFact]]:
     return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, eid, name, ts, props, ctx, kind in rows]
 
 
+def lead_materialised(lead: Lead) -> engine.Materialised:
+    """The lead's stored scores and fold checkpoint, as the engine takes them."""
+    return engine.Materialised(
+        score=lead.current_score,
+        engagement=lead.engagement_score,
+        fit=lead.fit_score,
+        stage=lead.lead_stage,
+        state=engine.FoldState.from_json(lead.fold_state),
+        fit_applied=tuple((int(r), int(p)) for r, p in (lead.fold_state or {}).get("fit", [])),
+    )
+
+
+@dataclass
+class Scored:
+    """A locked lead, its evaluation, and the stored events the evaluation folded or consumed."""
+
+    lead: Lead
+    evaluation: engine.Evaluation
+    event_pks: dict[str, int] = field(default_factory=dict)  # event_id -> pk of the events folded
+    pending: list[int] = field(default_factory=list)  # pks of the events to mark processed
+    policy: engine.Policy = field(default_factory=engine.Policy)
+
+
 def lead_fold_locked(
     *, lead: Lead, now: datetime, refold: bool = False, reason: str = "rule", event_ids: list[int] | None = None
 ) -> bool:
@@ -81,98 +108,50 @@ def lead_fold_locked(
 
     Events after the newest scored one continue the fold; an older one (a late event,
     or events a merge moved here) restarts it from the lead's first event, rewriting
-    the history. History rows carry the lead's total score (engagement + fit) and
-    chain: each row's old score is the previous row's new score. Returns whether
-    anything changed. `event_ids`: fold only these of the unprocessed events (the ones the
+    the history. With nothing pending only the fit can move. Returns whether the score
+    or stage changed. `event_ids`: fold only these of the unprocessed events (the ones the
     caller checked); ingest may commit more meanwhile, which wait for their own fold.
     """
+    policy = project_policy(lead.project)
+    engagement_rules, fit_rules = project_rules(lead.project)
     unprocessed = Event.objects.filter(lead=lead, processed_at__isnull=True)
     if event_ids is not None:
         unprocessed = unprocessed.filter(id__in=event_ids)
     pending = facts(unprocessed)
-    if not pending and not refold:
-        return _lead_refit_locked(lead=lead, now=now)
-    project = lead.project
-    policy = project_policy(project)
-    engagement_rules, fit_rules = project_rules(project)
-    state = engine.FoldState.from_json(lead.fold_state)
-    previous_total = lead.current_score
-    if not refold and state.continues_with([fact for _, fact in pending]):
-        to_fold = pending
-        chain_from = lead.current_score
-    else:
-        refold = True
+    materialised = lead_materialised(lead)
+    refold = refold or not materialised.state.continues_with([fact for _, fact in pending])
+    if refold:
         # the events folded before and the pending ones read above; one committed since is not marked
         # processed below, so it must not be folded here either (it would be counted again by its own fold)
         folded = Q(processed_at__isnull=False) | Q(id__in=[pk for pk, _ in pending])
         to_fold = facts(Event.objects.filter(lead=lead).filter(folded))
-        state = engine.FoldState()
-        chain_from = 0
-        ScoreHistory.objects.filter(lead=lead, reason__in=FOLDED_REASONS).delete()
-    state, steps = engine.fold([fact for _, fact in to_fold], rules=engagement_rules, policy=policy, state=state)
-    fit, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
-
-    rows, event_pks = [], {fact.event_id: pk for pk, fact in to_fold}
-    for step in steps:
-        new_total = engine.total_score(step.new_score, fit, policy)
-        rows.append(
-            ScoreHistory(
-                project_id=project.id,
-                lead_id=lead.id,
-                event_id=event_pks[step.event_id],
-                reason=ScoreHistory.Reason.RULE,
-                old_score=chain_from,
-                new_score=new_total,
-                delta=new_total - chain_from,
-                details={
-                    "rules": [{"ruleId": rule_id, "points": points} for rule_id, points in step.applied],
-                    "decay": step.decay,
-                    "fit": fit,
-                },
-                occurred_at=step.timestamp,
-            )
-        )
-        chain_from = new_total
-    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
-    current = engine.total_score(engagement_now, fit, policy)
-    if current != chain_from:
-        # decay since the last event (e.g. a backfill of old events), or a changed fit
-        kind = ScoreHistory.Reason.DECAY if engagement_now != state.score else ScoreHistory.Reason.FIT
-        rows.append(_history_row(lead, kind, chain_from, current, now, {"fit": fit}))
-    if refold and reason == ScoreHistory.Reason.RESCORE and current != previous_total:
-        rows.append(_history_row(lead, ScoreHistory.Reason.RESCORE, previous_total, current, now, {"fit": fit}))
-    ScoreHistory.objects.bulk_create(rows)
-    if pending:
-        Event.objects.filter(id__in=[pk for pk, _ in pending]).update(processed_at=now)
-        metrics.events_scored_on_commit(event_pks=[pk for pk, _ in pending], scored_at=now)
-
-    old_stage = lead.lead_stage
-    lead.current_score = current
-    lead.engagement_score = engagement_now
-    lead.fit_score = fit
-    lead.fit_grade = engine.grade_for(fit)
-    lead.lead_stage = engine.stage_for(current, policy)
-    # the fit rules that applied are kept beside the fold, so the breakdown explains the stored fit
-    lead.fold_state = {**state.to_json(), "fit": [[rule_id, points] for rule_id, points in fit_applied]}
-    lead.last_event_at = state.last_timestamp
-    if to_fold:
-        first = to_fold[0][1].timestamp
-        lead.first_seen_at = min(lead.first_seen_at or first, first)
-    lead.events_last_24h = Event.objects.filter(lead=lead, timestamp__gte=now - timedelta(hours=24)).count()
-    lead.velocity_score = engine.velocity_score(lead.events_last_24h)
-    lead.last_scored_at = now
-    lead.save(update_fields=LEAD_SCORE_FIELDS)
-    # the scores the lead went through, so automations see every crossing, however events were batched
-    path = [previous_total] if refold else [previous_total, *(row.new_score for row in rows if row.event_id)]
-    _lead_updated(
-        lead,
-        old_stage=old_stage,
-        old_score=previous_total,
-        event_ids=[pk for pk, _ in pending],
-        path=[*path, current],
+    else:
+        to_fold = pending
+    evaluation = engine.lead_evaluate(
+        lead=materialised,
+        events=[fact for _, fact in to_fold],
+        profile=lead_profile(lead),
+        rules=engagement_rules,
+        fit_rules=fit_rules,
         policy=policy,
+        now=now,
+        refold=refold,
+        purpose="rescore" if reason == ScoreHistory.Reason.RESCORE else "score",
     )
-    return current != previous_total or old_stage != lead.lead_stage
+    scored = Scored(lead, evaluation, {fact.event_id: pk for pk, fact in to_fold}, [pk for pk, _ in pending], policy)
+    evaluations_save(scored=[scored], now=now)
+    return evaluation.changed
+
+
+def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
+    """Materialise decay up to `now` as a `decay` history row; a second run the same day changes nothing."""
+    policy = project_policy(lead.project)
+    evaluation = engine.lead_evaluate(
+        lead=lead_materialised(lead), events=(), profile={}, rules=(), fit_rules=(), policy=policy, now=now,
+        purpose="decay",
+    )  # fmt: skip
+    evaluations_save(scored=[Scored(lead, evaluation, policy=policy)], now=now)
+    return evaluation.changed
 
 
 LEAD_SCORE_FIELDS = [
@@ -191,48 +170,105 @@ LEAD_SCORE_FIELDS = [
 ]
 
 
-def _history_row(lead: Lead, reason: str, old: int, new: int, at: datetime, details: dict) -> ScoreHistory:
-    return ScoreHistory(
-        project_id=lead.project_id,
-        lead_id=lead.id,
-        reason=reason,
-        old_score=old,
-        new_score=new,
-        delta=new - old,
-        details=details,
-        occurred_at=at,
-    )
+def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
+    """Persist evaluations of locked leads in a few bulk statements, then tell listeners on commit.
+
+    Refolded leads lose their folded history first (merge and rescore rows are audit
+    entries outside the chain and stay); every history row goes in one INSERT, every
+    consumed event is marked in one UPDATE, and the leads are updated in one statement.
+    """
+    scored = [item for item in scored if item.evaluation.writes or item.pending]
+    if not scored:
+        return
+    refolded = [item.lead.id for item in scored if item.evaluation.refolded]
+    if refolded:
+        ScoreHistory.objects.filter(lead_id__in=refolded, reason__in=FOLDED_REASONS).delete()
+    rows = [
+        ScoreHistory(
+            project_id=item.lead.project_id,
+            lead_id=item.lead.id,
+            event_id=item.event_pks[step.event_id] if step.event_id is not None else None,
+            reason=step.reason,
+            old_score=step.old_score,
+            new_score=step.new_score,
+            delta=step.delta,
+            details=step.details,
+            occurred_at=step.occurred_at,
+        )
+        for item in scored
+        for step in item.evaluation.history
+    ]
+    ScoreHistory.objects.bulk_create(rows, batch_size=2000)
+    pending = [pk for item in scored for pk in item.pending]
+    if pending:
+        Event.objects.filter(id__in=pending).update(processed_at=now)
+        metrics.events_scored_on_commit(event_pks=pending, scored_at=now)
+    folded = [item.lead.id for item in scored if item.evaluation.folded or item.evaluation.refolded]
+    recent: dict[int, int] = {}
+    if folded:
+        counts = (
+            Event.objects.filter(lead_id__in=folded, timestamp__gte=now - timedelta(hours=24))
+            .values("lead_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        recent = {row["lead_id"]: row["n"] for row in counts}
+    changes: list[dict[str, Any]] = []
+    broadcasts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for item in scored:
+        lead, evaluation = item.lead, item.evaluation
+        old_score, old_stage = lead.current_score, lead.lead_stage
+        lead.current_score = evaluation.score
+        lead.engagement_score = evaluation.engagement
+        lead.fit_score = evaluation.fit
+        lead.fit_grade = evaluation.grade
+        lead.lead_stage = evaluation.stage
+        # the fit rules that applied are kept beside the fold, so the breakdown explains the stored fit
+        lead.fold_state = {**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]}
+        if lead.id in folded:
+            lead.last_event_at = evaluation.state.last_timestamp
+            if evaluation.first_timestamp is not None:
+                lead.first_seen_at = min(lead.first_seen_at or evaluation.first_timestamp, evaluation.first_timestamp)
+            lead.events_last_24h = recent.get(lead.id, 0)
+            lead.velocity_score = engine.velocity_score(lead.events_last_24h)
+            lead.last_scored_at = now
+        lead.updated_at = now
+        broadcasts[lead.project_id].append(
+            {
+                "id": lead.id,
+                "anonymousId": lead.anonymous_id,
+                "email": lead.email,
+                "currentScore": lead.current_score,
+                "previousScore": old_score,
+                "leadStage": lead.lead_stage,
+                "previousStage": old_stage,
+                "eventsScored": len(item.pending),
+            }
+        )
+        changes.append(
+            {
+                "kind": "scored",
+                "projectId": lead.project_id,
+                "leadId": lead.id,
+                "oldScore": old_score,
+                "newScore": lead.current_score,
+                "oldStage": old_stage,
+                "newStage": lead.lead_stage,
+                "velocity": lead.events_last_24h,
+                "eventIds": item.pending[:500],
+                "path": [[score, engine.stage_for(score, item.policy)] for score in _squeeze(list(evaluation.path))],
+            }
+        )
+    Lead.objects.bulk_update([item.lead for item in scored], LEAD_SCORE_FIELDS)
+    _leads_updated(broadcasts=broadcasts, changes=changes)
 
 
-def _lead_updated(
-    lead: Lead, *, old_stage: str, old_score: int, event_ids: list[int], path: list[int], policy: engine.Policy
-) -> None:
-    """After commit: tell the dashboard, and automations/webhooks, what changed."""
-    payload = {
-        "id": lead.id,
-        "anonymousId": lead.anonymous_id,
-        "email": lead.email,
-        "currentScore": lead.current_score,
-        "previousScore": old_score,
-        "leadStage": lead.lead_stage,
-        "previousStage": old_stage,
-        "eventsScored": len(event_ids),
-    }
-    transaction.on_commit(lambda: project_broadcast(project_id=lead.project_id, type="lead.updated", payload=payload))
-    lead_changed(
-        change={
-            "kind": "scored",
-            "projectId": lead.project_id,
-            "leadId": lead.id,
-            "oldScore": old_score,
-            "newScore": lead.current_score,
-            "oldStage": old_stage,
-            "newStage": lead.lead_stage,
-            "velocity": lead.events_last_24h,
-            "eventIds": event_ids[:500],
-            "path": [[score, engine.stage_for(score, policy)] for score in _squeeze(path)],
-        }
-    )
+def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[dict[str, Any]]) -> None:
+    """After commit: one `leads.updated` broadcast per project, one lead-changes message for automations."""
+    for project_id, leads in broadcasts.items():
+        transaction.on_commit(partial(project_broadcast, project_id=project_id, type="leads.updated",
+                                      payload={"leads": leads}))  # fmt: skip
+    lead_changes(changes=changes)
 
 
 def _squeeze(path: list[int], limit: int = 500) -> list[int]:
@@ -241,49 +277,6 @@ def _squeeze(path: list[int], limit: int = 500) -> list[int]:
     if len(points) > limit:
         points = [*points[: limit - 1], points[-1]]
     return points
-
-
-def _lead_refit_locked(*, lead: Lead, now: datetime) -> bool:
-    """No new events: only the fit can have moved (traits edited, fit rules changed)."""
-    policy = project_policy(lead.project)
-    _, fit_rules = project_rules(lead.project)
-    fit, fit_applied = engine.fit_score(lead_profile(lead), fit_rules)
-    if fit == lead.fit_score:
-        return False
-    state = engine.FoldState.from_json(lead.fold_state)
-    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
-    current = engine.total_score(engagement_now, fit, policy)
-    old_score, old_stage = lead.current_score, lead.lead_stage
-    _history_row(lead, ScoreHistory.Reason.FIT, old_score, current, now, {"fit": fit}).save()
-    lead.current_score, lead.engagement_score, lead.fit_score = current, engagement_now, fit
-    lead.fit_grade = engine.grade_for(fit)
-    lead.lead_stage = engine.stage_for(current, policy)
-    lead.fold_state = {**lead.fold_state, "fit": [[rule_id, points] for rule_id, points in fit_applied]}
-    lead.save(update_fields=["current_score", "engagement_score", "fit_score", "fit_grade", "lead_stage",
-                             "fold_state", "updated_at"])  # fmt: skip
-    _lead_updated(lead, old_stage=old_stage, old_score=old_score, event_ids=[], path=[old_score, current],
-                  policy=policy)  # fmt: skip
-    return True
-
-
-def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
-    """Materialise decay up to `now` as a `decay` history row; a second run the same day changes nothing."""
-    policy = project_policy(lead.project)
-    state = engine.FoldState.from_json(lead.fold_state)
-    engagement_now = policy.decay.apply(state.score, state.last_timestamp, now)
-    current = engine.total_score(engagement_now, lead.fit_score, policy)
-    if current == lead.current_score and engagement_now == lead.engagement_score:
-        return False
-    old_score, old_stage = lead.current_score, lead.lead_stage
-    _history_row(lead, ScoreHistory.Reason.DECAY, old_score, current, now, {"engagement": engagement_now}).save()
-    lead.current_score = current
-    lead.engagement_score = engagement_now
-    lead.lead_stage = engine.stage_for(current, policy)
-    lead.save(update_fields=["current_score", "engagement_score", "lead_stage", "updated_at"])
-    _lead_updated(
-        lead, old_stage=old_stage, old_score=old_score, event_ids=[], path=[old_score, current], policy=policy
-    )
-    return True
 
 
 def lead_lock(*, lead_id: int, skip_locked: bool = False) -> Lead | None:

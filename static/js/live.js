@@ -37,7 +37,12 @@
     socket.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }
-      document.dispatchEvent(new CustomEvent("leadpulse:" + data.type, { detail: data.payload }));
+      // a scoring batch coalesces its leads into one `leads.updated`: pages see one lead.updated each
+      var each = data.type === "leads.updated" ? (data.payload.leads || []) : [data.payload];
+      var type = data.type === "leads.updated" ? "lead.updated" : data.type;
+      each.forEach(function (payload) {
+        document.dispatchEvent(new CustomEvent("leadpulse:" + type, { detail: payload }));
+      });
     };
     socket.onclose = function (event) {
       show("off");
