@@ -1,15 +1,19 @@
 """The queue between ingest and scoring: it only wakes workers up.
 
-Ingest asks for a lead to be scored; the scoring task claims the request before it
-reads the lead's events. A cache key marks a lead as pending so a burst of events
-enqueues one task, not one per event. The database stays the source of truth: a
-lost message or key only delays scoring until the reconciler re-enqueues the lead.
+Ingest adds the leads it touched to a set of pending lead ids (Redis; in embedded mode
+a set in the one process) and wakes the scoring task, deduplicated while a wake-up is
+queued. A scoring task claims the wake-up, then pops up to a batch of lead ids at a
+time until the set is empty, waking a second worker whenever a batch comes back full.
+The database stays the source of truth: a lost message or set only delays scoring
+until the reconciler requests the leads again.
 """
 
 import logging
+import threading
 import uuid
 from collections.abc import Iterable
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -19,33 +23,76 @@ from leadpulse.celery import app
 
 logger = logging.getLogger(__name__)
 
-LEAD_SCORE_TASK = "scoring.lead_score_task"
+LEAD_SCORE_TASK = "scoring.lead_score_task"  # one lead (kept for messages already queued)
+LEADS_SCORE_TASK = "scoring.leads_score_task"
+PENDING_KEY = "lp:score-pending"
+WAKE_KEY = "lp:score-wake"
+
+_local_lock = threading.Lock()
+_local_pending: set[int] = set()  # embedded mode: web, worker and beat share one process
+_redis: redis.Redis | None = None
 
 
-def _pending_key(lead_id: int) -> str:
-    return f"lp:score-pending:{lead_id}"
+def _client() -> redis.Redis:
+    global _redis
+    if _redis is None:  # redis-py re-creates its connections after a fork
+        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    return _redis
 
 
-def lead_score_request(*, lead_ids: Iterable[int]) -> int:
-    """Enqueue one scoring task per lead that has none pending; return how many were sent."""
-    sent = 0
+def _pending_add(lead_ids: list[int]) -> None:
+    if settings.EMBEDDED:
+        with _local_lock:
+            _local_pending.update(lead_ids)
+    else:
+        _client().sadd(PENDING_KEY, *lead_ids)
+
+
+def lead_score_pending_pop(*, count: int) -> list[int]:
+    """Take up to `count` pending lead ids; each is handed to one caller only."""
+    if settings.EMBEDDED:
+        with _local_lock:
+            return [_local_pending.pop() for _ in range(min(count, len(_local_pending)))]
+    return sorted(int(lead_id) for lead_id in _client().spop(PENDING_KEY, count) or [])
+
+
+def lead_score_request(*, lead_ids: Iterable[int], countdown: float | None = None) -> int:
+    """Ask for the leads to be scored (`countdown` seconds from now); return how many were requested."""
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return 0
     try:
-        for lead_id in sorted(set(lead_ids)):
-            if cache.add(_pending_key(lead_id), 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
-                app.send_task(LEAD_SCORE_TASK, kwargs={"lead_id": lead_id})
-                sent += 1
+        if countdown:
+            app.send_task(LEADS_SCORE_TASK, kwargs={"lead_ids": ids}, countdown=countdown)
+        else:
+            _pending_add(ids)
+            lead_score_wake()
     except Exception:
-        # Redis (cache or broker) is down. The events are stored; the reconciler enqueues them later.
-        logger.warning("scoring not enqueued (%d sent); the reconciler will catch up", sent, exc_info=True)
-    return sent
+        # Redis (set or broker) is down. The events are stored; the reconciler requests them later.
+        logger.warning("scoring of %d leads not requested; the reconciler will catch up", len(ids), exc_info=True)
+        return 0
+    return len(ids)
 
 
-def lead_score_claim(*, lead_id: int) -> None:
-    """Mark the lead's request as taken: events committed from now on enqueue a new task."""
+def lead_score_wake(*, force: bool = False) -> None:
+    """Send a scoring task unless one is queued already (`force`: send one anyway).
+
+    The reconciler forces one: a wake-up a killed worker had reserved is only redelivered
+    after the broker's visibility timeout, and its marker would hold new ones back meanwhile.
+    """
+    if force:
+        cache.set(WAKE_KEY, 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS)
+        app.send_task(LEADS_SCORE_TASK)
+    elif cache.add(WAKE_KEY, 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
+        app.send_task(LEADS_SCORE_TASK)
+
+
+def lead_score_wake_claim() -> None:
+    """Mark the queued wake-up as taken: leads requested from now on wake a worker again."""
     try:
-        cache.delete(_pending_key(lead_id))
-    except Exception:  # a stale marker only delays the next enqueue until it expires
-        logger.warning("pending marker of lead %s not cleared", lead_id, exc_info=True)
+        cache.delete(WAKE_KEY)
+    except Exception:  # a stale marker only delays the next wake-up until it expires
+        logger.warning("scoring wake-up marker not cleared", exc_info=True)
 
 
 LEAD_CHANGED_TASK = "automations.lead_changed_task"

@@ -1,18 +1,23 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from leadpulse import pipeline
+
 from . import services
 
 
-@shared_task(
-    name="scoring.lead_score_task",
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=5,
-)
-def lead_score_task(*, lead_id: int) -> None:
-    """Score one lead's unprocessed events."""
-    services.lead_score(lead_id=lead_id)
+@shared_task(name="scoring.leads_score_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def leads_score_task(*, lead_ids: list[int] | None = None) -> int:
+    """Score pending leads in batches until none is left (`lead_ids`: request these first)."""
+    if lead_ids:
+        pipeline.lead_score_request(lead_ids=lead_ids)
+    return services.leads_score_drain()
+
+
+@shared_task(name="scoring.lead_score_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def lead_score_task(*, lead_id: int) -> int:
+    """Score one lead (messages sent before batches existed): request it, then drain."""
+    return leads_score_task(lead_ids=[lead_id])
 
 
 @shared_task(name="scoring.events_reconcile_task")

@@ -51,7 +51,7 @@ class WorkerPool:
     def succeeded(self, index: int) -> int:
         """How many scoring tasks worker `index` has finished so far."""
         text = self.log(index).read_text(errors="replace") if self.log(index).exists() else ""
-        return sum(1 for line in text.splitlines() if "scoring.lead_score_task" in line and "succeeded" in line)
+        return sum(1 for line in text.splitlines() if "_score_task[" in line and "succeeded" in line)
 
     def start(self) -> None:
         env = worker_env()

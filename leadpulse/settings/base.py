@@ -359,8 +359,12 @@ RATELIMIT_IP_META_KEY = env("RATELIMIT_IP_META_KEY", default="") or None
 # --- Pipeline -------------------------------------------------------------
 # An event still unprocessed this long after receipt gets its lead re-enqueued.
 LEADPULSE_RECONCILE_GRACE_SECONDS = env.int("LEADPULSE_RECONCILE_GRACE_SECONDS", default=30)
-# How long a lead counts as "scoring pending" so ingest does not enqueue it again.
+# How long a queued scoring wake-up counts as pending so ingest does not send another.
 LEADPULSE_SCORE_PENDING_SECONDS = env.int("LEADPULSE_SCORE_PENDING_SECONDS", default=120)
+# Scoring batches: leads claimed at once, events of one lead folded per batch, seconds a task drains.
+LEADPULSE_SCORE_BATCH = env.int("LEADPULSE_SCORE_BATCH", default=200)
+LEADPULSE_SCORE_CHUNK_EVENTS = env.int("LEADPULSE_SCORE_CHUNK_EVENTS", default=5000)
+LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", default=30)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
 LEADPULSE_RESCORE_STALE_SECONDS = env.int("LEADPULSE_RESCORE_STALE_SECONDS", default=120)

@@ -1,5 +1,6 @@
 """Writes of the scoring app."""
 
+from .batch import leads_score, leads_score_drain
 from .identity import lead_identify, lead_merge
 from .leads import DEFAULT_RULES, events_reconcile, lead_erase, lead_score, lead_update, project_rules_seed
 from .rules import (
@@ -21,6 +22,8 @@ __all__ = [
     "lead_merge",
     "lead_score",
     "lead_update",
+    "leads_score",
+    "leads_score_drain",
     "project_rules_seed",
     "rescore_job_run",
     "rescore_job_start",

@@ -2,7 +2,6 @@
 
 import logging
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -14,11 +13,12 @@ from django.utils.module_loading import import_string
 from accounts.models import Project
 from ingest.models import Event, Lead
 from leadpulse.errors import ApplicationError, NotFound
-from leadpulse.pipeline import lead_score_claim, lead_score_request
+from leadpulse.pipeline import lead_score_request, lead_score_wake
 
 from ..models import ScoreHistory, ScoringRule
-from .fold import lead_fold_locked, lead_lock
-from .identity import identity_calls_pending, lead_identify
+from .batch import leads_score
+from .fold import lead_lock
+from .identity import lead_identify
 from .rules import rescore_jobs_resume
 
 logger = logging.getLogger(__name__)
@@ -49,35 +49,13 @@ def project_rules_seed(*, project: Project) -> None:
     )
 
 
-# Rounds of identity resolution one scoring task makes while identity calls keep arriving.
-IDENTITY_ROUNDS = 5
-
-
 def lead_score(*, lead_id: int) -> Lead | None:
-    """Resolve the lead's identity calls (maybe merging it away), then fold its new events."""
-    lead_score_claim(lead_id=lead_id)
-    for round_ in range(IDENTITY_ROUNDS):
-        survivor_id = lead_identify(lead_id=lead_id)
-        if survivor_id is None:
-            return None
-        with transaction.atomic():
-            lead = lead_lock(lead_id=survivor_id)
-            if lead is None:
-                return None
-            if lead.merged_into_id:
-                # Events ingest attached just before the merge committed: hand them on.
-                survivor = lead.merged_into_id
-                if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=survivor):
-                    transaction.on_commit(partial(lead_score_request, lead_ids=[survivor]))
-                return lead
-            # The events this fold takes, read once. An identity call among them was committed after
-            # lead_identify looked: resolve it first, or it would be folded as a plain event and lost.
-            pending = list(Event.objects.filter(lead=lead, processed_at__isnull=True).values_list("id", flat=True))
-            if round_ == IDENTITY_ROUNDS - 1 or not identity_calls_pending(lead_id=lead.id, event_ids=pending):
-                lead_fold_locked(lead=lead, now=timezone.now(), event_ids=pending)
-                return lead
-        lead_id = survivor_id
-    return lead
+    """Resolve the lead's identity calls (maybe merging it away), then score it: a batch of one."""
+    survivor_id = lead_identify(lead_id=lead_id)
+    if survivor_id is None:
+        return None
+    leads_score(lead_ids=[survivor_id])
+    return Lead.objects.select_related("project").filter(id=survivor_id).first()
 
 
 def events_reconcile(*, limit: int = 10000) -> int:
@@ -90,6 +68,11 @@ def events_reconcile(*, limit: int = 10000) -> int:
         .distinct()[:limit]
     )
     sent = lead_score_request(lead_ids=lead_ids)
+    if sent:
+        try:
+            lead_score_wake(force=True)
+        except Exception:  # Redis is down: the next run tries again
+            logger.warning("reconciler could not wake the scoring workers", exc_info=True)
     rescore_jobs_resume()
     if lead_ids:
         logger.info("reconciler: %d leads with unprocessed events, %d enqueued", len(lead_ids), sent)

@@ -205,7 +205,7 @@ def test_request_path_runs_a_constant_number_of_queries(tenant, http, django_ass
 
 
 def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_capture_on_commit_callbacks):
-    from django.core.cache import cache
+    from leadpulse.pipeline import lead_score_pending_pop
 
     with django_capture_on_commit_callbacks() as callbacks:
         post(
@@ -215,13 +215,13 @@ def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_cap
             key=tenant.write_key,
         )
     # nothing enqueued before commit
-    lead_ids = list(Lead.objects.values_list("id", flat=True))
-    assert not any(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)
+    lead_ids = sorted(Lead.objects.values_list("id", flat=True))
+    assert lead_score_pending_pop(count=10) == []
     assert len(callbacks) == 2  # enqueue + broadcast
 
     for callback in callbacks:
         callback()
-    assert all(cache.get(f"lp:score-pending:{lead_id}") for lead_id in lead_ids)
+    assert lead_score_pending_pop(count=10) == lead_ids  # each lead once
 
 
 def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings, django_capture_on_commit_callbacks):

@@ -1,0 +1,216 @@
+"""Scoring in batches: claim many pending leads at once, fold each in the engine, write in bulk."""
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from accounts.models import Project
+from ingest.models import Event, Lead
+from ingest.services import IDENTITY_CALLS
+from leadpulse import pipeline
+
+from .. import engine
+from ..models import ScoringRule
+from .fold import Scored, evaluations_save, lead_materialised, lead_profile, project_policy, rule_from_row
+from .identity import lead_identify
+
+logger = logging.getLogger(__name__)
+
+FACT_FIELDS = ("id", "lead_id", "event_id", "name", "timestamp", "properties", "context", "type", "processed_at")
+
+
+@dataclass
+class BatchResult:
+    """What one batch did: leads scored, events folded, and leads left for a later batch."""
+
+    scored: int = 0
+    events: int = 0
+    busy: set[int] = field(default_factory=set)  # locked by another worker: try again a moment later
+    more: set[int] = field(default_factory=set)  # a chunk folded, more events pending: carry on
+
+
+# Compiled rules per project, keyed by the rows' (id, updated_at): a rule created, changed,
+# deactivated or deleted changes the key, so the cache never serves a stale rule set.
+_rules_cache: dict[int, tuple[tuple, tuple[list[engine.Rule], list[engine.Rule]]]] = {}
+
+
+def projects_rules(*, project_ids: Iterable[int]) -> dict[int, tuple[list[engine.Rule], list[engine.Rule]]]:
+    """Each project's active (engagement, fit) rules: one small query, compiled once per version."""
+    ids = sorted(set(project_ids))
+    versions: dict[int, list[tuple]] = {pid: [] for pid in ids}
+    active = ScoringRule.objects.filter(project_id__in=ids, is_active=True).order_by("project_id", "id")
+    for project_id, rule_id, updated_at in active.values_list("project_id", "id", "updated_at"):
+        versions[project_id].append((rule_id, updated_at))
+    stale = [pid for pid in ids if pid not in _rules_cache or _rules_cache[pid][0] != tuple(versions[pid])]
+    if stale:
+        compiled: dict[int, tuple[list[engine.Rule], list[engine.Rule]]] = {pid: ([], []) for pid in stale}
+        for row in active.filter(project_id__in=stale):
+            engagement, fit = compiled[row.project_id]
+            (fit if row.kind == ScoringRule.Kind.FIT else engagement).append(rule_from_row(row))
+        for pid in stale:
+            # keyed by the first query's versions: a change in between only costs a recompile next batch
+            _rules_cache[pid] = (tuple(versions[pid]), compiled[pid])
+    return {pid: _rules_cache[pid][1] for pid in ids}
+
+
+def _identity_pending(lead_ids: list[int]) -> set[int]:
+    """Which of the leads have unscored identity calls (one query)."""
+    carries_other_user = ~Q(user_id="") & ~Q(user_id=F("lead__user_id"))
+    return set(
+        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=True)
+        .filter(Q(type__in=IDENTITY_CALLS) | carries_other_user)
+        .order_by()
+        .values_list("lead_id", flat=True)
+        .distinct()
+    )
+
+
+def _claim(lead_ids: list[int]) -> list[Lead]:
+    """Lock the leads no other worker holds, in one statement (inside a transaction).
+
+    PostgreSQL: `FOR NO KEY UPDATE SKIP LOCKED` serialises scoring per lead across every
+    worker and host without waits, and does not conflict with the `FOR KEY SHARE` lock
+    ingest's foreign-key checks take. SQLite has no row locks: its IMMEDIATE transactions
+    (settings) take the database's write lock at BEGIN, so claims are serialised anyway.
+    """
+    leads = Lead.objects.select_for_update(no_key=True, of=("self",), skip_locked=True)
+    return list(leads.select_related("project").filter(id__in=lead_ids).order_by("id"))
+
+
+def _pending_facts(lead_ids: list[int], chunk: int) -> dict[int, list[tuple[int, engine.EventFact]]]:
+    """The leads' unprocessed events in fold order, at most `chunk` per lead (a hot lead's backlog is
+    folded a chunk at a time from its checkpoint), in one query."""
+    position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
+    rows = (
+        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=True)
+        .annotate(position=position)
+        .filter(position__lte=chunk)
+        .order_by("lead_id", "timestamp", "event_id")
+        .values_list(*FACT_FIELDS)
+    )
+    by_lead: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
+    for pk, lead_id, event_id, name, ts, props, ctx, kind, _ in rows:
+        by_lead[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
+    return by_lead
+
+
+def _full_log(lead_id: int) -> tuple[list[tuple[int, engine.EventFact]], list[int]]:
+    """The lead's whole log in fold order, and which of its events are unprocessed."""
+    rows = Event.objects.filter(lead_id=lead_id).order_by("timestamp", "event_id").values_list(*FACT_FIELDS)
+    log, pending = [], []
+    for pk, _, event_id, name, ts, props, ctx, kind, processed in rows:
+        log.append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
+        if processed is None:
+            pending.append(pk)
+    return log, pending
+
+
+def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> BatchResult:
+    """Score a batch of leads: identity first, then one claim, one events read, one bulk write.
+
+    Leads another worker holds are skipped (they come back in `busy`); a lead with more
+    pending events than one chunk folds a chunk from its checkpoint (and comes back in `more`).
+    """
+    result = BatchResult()
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return result
+    # identify/alias/group calls may promote a lead or merge it away first (per lead: they are rare)
+    for lead_id in _identity_pending(ids):
+        survivor = lead_identify(lead_id=lead_id)
+        ids.remove(lead_id)
+        if survivor is not None:
+            ids.append(survivor)
+    ids = sorted(set(ids))
+    chunk = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    with transaction.atomic():
+        leads = _claim(ids)
+        claimed = {lead.id for lead in leads}
+        skipped = set(ids) - claimed
+        if skipped:  # locked by another worker (or erased): the live ones are tried again later
+            result.busy |= set(Lead.objects.filter(id__in=skipped).values_list("id", flat=True))
+        handed_on: set[int] = set()
+        live = []
+        for lead in leads:
+            if lead.merged_into_id:
+                # events ingest attached just before the merge committed: hand them on
+                if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=lead.merged_into_id):
+                    handed_on.add(lead.merged_into_id)
+            else:
+                live.append(lead)
+        pending = _pending_facts([lead.id for lead in live], chunk)
+        rules = projects_rules(project_ids={lead.project_id for lead in live})
+        policies: dict[int, engine.Policy] = {}
+        now = now or timezone.now()
+        batch: list[Scored] = []
+        for lead in live:
+            project: Project = lead.project
+            policy = policies.setdefault(project.id, project_policy(project))
+            engagement_rules, fit_rules = rules[project.id]
+            own = pending.get(lead.id, [])
+            materialised = lead_materialised(lead)
+            refold = not materialised.state.continues_with([fact for _, fact in own])
+            if refold:  # a late event (or events a merge moved here): fold the whole log again
+                to_fold, consumed = _full_log(lead.id)
+            else:
+                to_fold, consumed = own, [pk for pk, _ in own]
+                if len(own) >= chunk:
+                    result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
+            evaluation = engine.lead_evaluate(
+                lead=materialised,
+                events=[fact for _, fact in to_fold],
+                profile=lead_profile(lead),
+                rules=engagement_rules,
+                fit_rules=fit_rules,
+                policy=policy,
+                now=now,
+                refold=refold,
+            )
+            batch.append(Scored(lead, evaluation, {fact.event_id: pk for pk, fact in to_fold}, consumed, policy))
+            result.events += len(consumed)
+        evaluations_save(scored=batch, now=now)
+        result.scored = len(batch)
+        if handed_on:
+            transaction.on_commit(lambda: pipeline.lead_score_request(lead_ids=handed_on))
+    return result
+
+
+def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:
+    """Score pending leads batch after batch until none is left (or time is up); return events folded.
+
+    The wake-up is claimed first, so anything requested from now on wakes a worker again.
+    When a batch comes back full, another worker is woken to share the backlog.
+    """
+    batch_size = batch_size or settings.LEADPULSE_SCORE_BATCH
+    deadline = time.monotonic() + (seconds or settings.LEADPULSE_SCORE_DRAIN_SECONDS)
+    pipeline.lead_score_wake_claim()
+    folded = 0
+    while True:
+        lead_ids = pipeline.lead_score_pending_pop(count=batch_size)
+        if not lead_ids:
+            return folded
+        if len(lead_ids) == batch_size:
+            pipeline.lead_score_wake()  # more work than one batch: let another worker share it
+        try:
+            result = leads_score(lead_ids=lead_ids)
+        except BaseException:
+            pipeline.lead_score_request(lead_ids=lead_ids)  # not scored: back in the set for a retry
+            raise
+        folded += result.events
+        if result.more:
+            pipeline.lead_score_request(lead_ids=result.more)
+        if result.busy:
+            # scored or merged by another worker right now: try them again a moment later
+            pipeline.lead_score_request(lead_ids=result.busy, countdown=1)
+        if time.monotonic() > deadline:
+            pipeline.lead_score_wake()  # yield the worker to other tasks; a new task carries on
+            return folded
