@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Project
@@ -259,8 +259,32 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
                 "path": [[score, engine.stage_for(score, item.policy)] for score in _squeeze(list(evaluation.path))],
             }
         )
-    Lead.objects.bulk_update([item.lead for item in scored], LEAD_SCORE_FIELDS)
+    _leads_update([item.lead for item in scored])
     _leads_updated(broadcasts=broadcasts, changes=changes)
+
+
+def _leads_update(leads: list[Lead]) -> None:
+    """Write the leads' score columns in one statement: `UPDATE … FROM (VALUES …)` on PostgreSQL.
+
+    Django's bulk_update builds a CASE per column and row, which costs more Python time
+    than the whole fold of a batch; elsewhere (SQLite) it is good enough.
+    """
+    if connection.vendor != "postgresql":
+        Lead.objects.bulk_update(leads, LEAD_SCORE_FIELDS)
+        return
+    by_name = {f.name: f for f in Lead._meta.concrete_fields}
+    fields = [by_name[name] for name in ["id", *LEAD_SCORE_FIELDS]]
+    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
+    quoted = [connection.ops.quote_name(str(f.column)) for f in fields]
+    columns = ", ".join(quoted)
+    assignments = ", ".join(f"{column} = v.{column}" for column in quoted[1:])
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    params = [f.get_db_prep_save(getattr(lead, f.attname), connection) for lead in leads for f in fields]
+    values = ", ".join([row] * len(leads))
+    # identifiers and casts come from the model's metadata; every value is a parameter
+    sql = f"UPDATE {table} AS l SET {assignments} FROM (VALUES {values}) AS v ({columns}) WHERE l.id = v.id"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[dict[str, Any]]) -> None:
