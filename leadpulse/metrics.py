@@ -79,7 +79,7 @@ SCORED_LATENCY = Histogram(
 )
 TASK_DURATION = Histogram(
     "leadpulse_task_duration_seconds",
-    "Celery task run time by task name and outcome (success, retry, failure); scoring is scoring.lead_score_task.",
+    "Celery task run time by task name and outcome (success, retry, failure); scoring is scoring.leads_score_task.",
     ["task", "outcome"],
     buckets=TASK_BUCKETS,
     registry=REGISTRY,

@@ -56,16 +56,14 @@ def lead_score_pending_pop(*, count: int) -> list[int]:
     return sorted(int(lead_id) for lead_id in _client().spop(PENDING_KEY, count) or [])
 
 
-def lead_score_request(*, lead_ids: Iterable[int], countdown: float | None = None) -> int:
-    """Ask for the leads to be scored (`countdown` seconds from now); return how many were requested."""
+def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
+    """Ask for the leads to be scored (and wake a worker unless `wake` is False); return how many."""
     ids = sorted(set(lead_ids))
     if not ids:
         return 0
     try:
-        if countdown:
-            app.send_task(LEADS_SCORE_TASK, kwargs={"lead_ids": ids}, countdown=countdown)
-        else:
-            _pending_add(ids)
+        _pending_add(ids)
+        if wake:
             lead_score_wake()
     except Exception:
         # Redis (set or broker) is down. The events are stored; the reconciler requests them later.

@@ -10,7 +10,7 @@ from . import services
 def leads_score_task(*, lead_ids: list[int] | None = None) -> int:
     """Score pending leads in batches until none is left (`lead_ids`: request these first)."""
     if lead_ids:
-        pipeline.lead_score_request(lead_ids=lead_ids)
+        pipeline.lead_score_request(lead_ids=lead_ids, wake=False)  # this task drains them now
     return services.leads_score_drain()
 
 

@@ -26,6 +26,7 @@ from .identity import lead_identify
 logger = logging.getLogger(__name__)
 
 FACT_FIELDS = ("id", "lead_id", "event_id", "name", "timestamp", "properties", "context", "type", "processed_at")
+PENDING_FIELDS = (*FACT_FIELDS, "user_id")
 
 
 @dataclass
@@ -86,21 +87,26 @@ def _claim(lead_ids: list[int]) -> list[Lead]:
     return list(leads.select_related("project").filter(id__in=lead_ids).order_by("id"))
 
 
-def _pending_facts(lead_ids: list[int], chunk: int) -> dict[int, list[tuple[int, engine.EventFact]]]:
+def _pending_facts(
+    leads: dict[int, Lead], chunk: int
+) -> tuple[dict[int, list[tuple[int, engine.EventFact]]], set[int]]:
     """The leads' unprocessed events in fold order, at most `chunk` per lead (a hot lead's backlog is
-    folded a chunk at a time from its checkpoint), in one query."""
+    folded a chunk at a time from its checkpoint), in one query; and which leads have identity calls."""
     position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
     rows = (
-        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=True)
+        Event.objects.filter(lead_id__in=list(leads), processed_at__isnull=True)
         .annotate(position=position)
         .filter(position__lte=chunk)
         .order_by("lead_id", "timestamp", "event_id")
-        .values_list(*FACT_FIELDS)
+        .values_list(*PENDING_FIELDS)
     )
     by_lead: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
-    for pk, lead_id, event_id, name, ts, props, ctx, kind, _ in rows:
+    identity: set[int] = set()
+    for pk, lead_id, event_id, name, ts, props, ctx, kind, _, user_id in rows:
         by_lead[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
-    return by_lead
+        if kind in IDENTITY_CALLS or (user_id and user_id != leads[lead_id].user_id):
+            identity.add(lead_id)
+    return by_lead, identity
 
 
 def _full_log(lead_id: int) -> tuple[list[tuple[int, engine.EventFact]], list[int]]:
@@ -125,11 +131,13 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
     if not ids:
         return result
     # identify/alias/group calls may promote a lead or merge it away first (per lead: they are rare)
+    resolved: set[int] = set()
     for lead_id in _identity_pending(ids):
         survivor = lead_identify(lead_id=lead_id)
         ids.remove(lead_id)
         if survivor is not None:
             ids.append(survivor)
+            resolved.add(survivor)
     ids = sorted(set(ids))
     chunk = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     with transaction.atomic():
@@ -147,7 +155,12 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
                     handed_on.add(lead.merged_into_id)
             else:
                 live.append(lead)
-        pending = _pending_facts([lead.id for lead in live], chunk)
+        pending, identity = _pending_facts({lead.id: lead for lead in live}, chunk)
+        # an identity call that arrived after the check above must be resolved before it is folded
+        unresolved = identity - resolved
+        if unresolved:
+            result.more |= unresolved
+            live = [lead for lead in live if lead.id not in unresolved]
         rules = projects_rules(project_ids={lead.project_id for lead in live})
         policies: dict[int, engine.Policy] = {}
         now = now or timezone.now()
@@ -209,8 +222,12 @@ def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = 
         if result.more:
             pipeline.lead_score_request(lead_ids=result.more)
         if result.busy:
-            # scored or merged by another worker right now: try them again a moment later
-            pipeline.lead_score_request(lead_ids=result.busy, countdown=1)
+            # Held by another worker right now: back in the set without a wake-up. A scoring
+            # holder drains the set again after its commit; any other holder (a merge, an edit)
+            # leaves them to the next wake-up or the reconciler's.
+            pipeline.lead_score_request(lead_ids=result.busy, wake=False)
+            if not result.scored:
+                return folded  # only busy leads left: do not spin on them
         if time.monotonic() > deadline:
             pipeline.lead_score_wake()  # yield the worker to other tasks; a new task carries on
             return folded

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from ingest.models import Event, Lead
+from leadpulse.pipeline import PENDING_KEY
 from tests.accounts.factories import project_with_owner
 from tests.live import wait_until
 
@@ -25,7 +26,7 @@ from tests.live import wait_until
 def committed(transactional_db):
     """Committed data; the scoring requests it enqueues are dropped afterwards (no worker needs them)."""
     yield
-    redis.Redis.from_url(settings.REDIS_URL).delete("celery")
+    redis.Redis.from_url(settings.REDIS_URL).delete("celery", PENDING_KEY)
 
 
 def post_batch(key: str, events: list[dict], start: threading.Barrier) -> tuple[int, str]:
