@@ -27,6 +27,17 @@ def committed(transactional_db):
     """Committed data; the scoring requests it enqueues are dropped afterwards (no worker needs them)."""
     yield
     redis.Redis.from_url(settings.REDIS_URL).delete("celery", PENDING_KEY)
+    # live workers of an earlier test may be scoring these leads: let their transactions end before the flush
+    wait_until(_no_other_transactions, timeout=30, message="other transactions on the test database to end")
+
+
+def _no_other_transactions() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND xact_start IS NOT NULL"
+        )
+        return cursor.fetchone()[0] == 0
 
 
 def post_batch(key: str, events: list[dict], start: threading.Barrier) -> tuple[int, str]:
