@@ -15,9 +15,9 @@ def leads_score_task(*, lead_ids: list[int] | None = None) -> int:
 
 
 @shared_task(name="scoring.lead_score_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def lead_score_task(*, lead_id: int) -> int:
-    """Score one lead (messages sent before batches existed): request it, then drain."""
-    return leads_score_task(lead_ids=[lead_id])
+def lead_score_task(*, lead_id: int) -> None:
+    """Score one lead now (messages sent before batches existed, manual runs): a batch of one."""
+    services.lead_score(lead_id=lead_id)
 
 
 @shared_task(name="scoring.events_reconcile_task")
