@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -63,16 +64,36 @@ def projects_rules(*, project_ids: Iterable[int]) -> dict[int, tuple[list[engine
     return {pid: _rules_cache[pid][1] for pid in ids}
 
 
-def _identity_pending(lead_ids: list[int]) -> set[int]:
-    """Which of the leads have unscored identity calls (one query)."""
+def _identity_pending(lead_ids: list[int]) -> dict[int, set[int]]:
+    """The leads' unscored identity calls: lead id -> the events' pks (one query)."""
     carries_other_user = ~Q(user_id="") & ~Q(user_id=F("lead__user_id"))
-    return set(
+    rows = (
         Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=True)
         .filter(Q(type__in=IDENTITY_CALLS) | carries_other_user)
         .order_by()
-        .values_list("lead_id", flat=True)
-        .distinct()
+        .values_list("lead_id", "id")
     )
+    calls: dict[int, set[int]] = defaultdict(set)
+    for lead_id, pk in rows:
+        calls[lead_id].add(pk)
+    return calls
+
+
+def _leads_identify(lead_ids: list[int], resolved: set[int]) -> list[int]:
+    """Apply the leads' pending identity calls (per lead: they are rare); return the leads to score.
+
+    A lead may be promoted or merged away (its survivor is scored instead). The calls read
+    here go into `resolved`: `lead_identify` reads the lead's calls again after this, so it
+    applies every one of them (and any that arrived in between).
+    """
+    ids = set(lead_ids)
+    for lead_id, calls in _identity_pending(lead_ids).items():
+        resolved |= calls
+        survivor = lead_identify(lead_id=lead_id)
+        ids.discard(lead_id)
+        if survivor is not None:
+            ids.add(survivor)
+    return sorted(ids)
 
 
 def _claim(lead_ids: list[int]) -> list[Lead]:
@@ -89,9 +110,9 @@ def _claim(lead_ids: list[int]) -> list[Lead]:
 
 def _pending_facts(
     leads: dict[int, Lead], chunk: int
-) -> tuple[dict[int, list[tuple[int, engine.EventFact]]], set[int]]:
+) -> tuple[dict[int, list[tuple[int, engine.EventFact]]], dict[int, set[int]]]:
     """The leads' unprocessed events in fold order, at most `chunk` per lead (a hot lead's backlog is
-    folded a chunk at a time from its checkpoint), in one query; and which leads have identity calls."""
+    folded a chunk at a time from its checkpoint), in one query; and the identity calls among them."""
     position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
     rows = (
         Event.objects.filter(lead_id__in=list(leads), processed_at__isnull=True)
@@ -101,23 +122,27 @@ def _pending_facts(
         .values_list(*PENDING_FIELDS)
     )
     by_lead: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
-    identity: set[int] = set()
+    identity: dict[int, set[int]] = defaultdict(set)
     for pk, lead_id, event_id, name, ts, props, ctx, kind, _, user_id in rows:
         by_lead[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
         if kind in IDENTITY_CALLS or (user_id and user_id != leads[lead_id].user_id):
-            identity.add(lead_id)
+            identity[lead_id].add(pk)
     return by_lead, identity
 
 
-def _full_log(lead_id: int) -> tuple[list[tuple[int, engine.EventFact]], list[int]]:
-    """The lead's whole log in fold order, and which of its events are unprocessed."""
-    rows = Event.objects.filter(lead_id=lead_id).order_by("timestamp", "event_id").values_list(*FACT_FIELDS)
-    log, pending = [], []
-    for pk, _, event_id, name, ts, props, ctx, kind, processed in rows:
-        log.append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
-        if processed is None:
-            pending.append(pk)
-    return log, pending
+def _full_log(lead_id: int, pending: list[int]) -> list[tuple[int, engine.EventFact]]:
+    """The lead's log to refold, in fold order: the events folded before and the `pending` ones read.
+
+    Not one committed since: it is not marked processed by this fold, so it must not be folded
+    here either (its own fold would count it again, and an identity call would never be resolved).
+    """
+    log = Event.objects.filter(lead_id=lead_id).filter(Q(processed_at__isnull=False) | Q(id__in=pending))
+    rows = log.order_by("timestamp", "event_id").values_list(*FACT_FIELDS[:-1])
+    return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, _, eid, name, ts, props, ctx, kind in rows]
+
+
+# Rounds of identity resolution one batch makes while identity calls keep arriving.
+IDENTITY_ROUNDS = 5
 
 
 def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> BatchResult:
@@ -125,25 +150,32 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
 
     Leads another worker holds are skipped (they come back in `busy`); a lead with more
     pending events than one chunk folds a chunk from its checkpoint (and comes back in `more`).
+    An identity call among the events a fold read that was not resolved before (ingest
+    committed it meanwhile) holds its lead back: it is resolved in another round, up to
+    IDENTITY_ROUNDS; a lead still getting new ones then comes back in `more`, unfolded.
     """
     result = BatchResult()
     ids = sorted(set(lead_ids))
-    if not ids:
-        return result
-    # identify/alias/group calls may promote a lead or merge it away first (per lead: they are rare)
-    resolved: set[int] = set()
-    for lead_id in _identity_pending(ids):
-        survivor = lead_identify(lead_id=lead_id)
-        ids.remove(lead_id)
-        if survivor is not None:
-            ids.append(survivor)
-            resolved.add(survivor)
-    ids = sorted(set(ids))
+    resolved: set[int] = set()  # pks of the identity calls lead_identify has applied
+    for _ in range(IDENTITY_ROUNDS):
+        if not ids:
+            return result
+        ids = _leads_identify(ids, resolved)
+        ids = _leads_fold(ids, resolved=resolved, result=result, now=now)
+    result.more |= set(ids)
+    return result
+
+
+def _leads_fold(lead_ids: list[int], *, resolved: set[int], result: BatchResult, now: datetime | None) -> list[int]:
+    """Claim the leads and fold their pending events in one transaction, adding to `result`.
+
+    Returns the leads held back: an identity call among the events read is not in `resolved`.
+    """
     chunk = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     with transaction.atomic():
-        leads = _claim(ids)
+        leads = _claim(lead_ids)
         claimed = {lead.id for lead in leads}
-        skipped = set(ids) - claimed
+        skipped = set(lead_ids) - claimed
         if skipped:  # locked by another worker (or erased): the live ones are tried again later
             result.busy |= set(Lead.objects.filter(id__in=skipped).values_list("id", flat=True))
         handed_on: set[int] = set()
@@ -156,11 +188,10 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
             else:
                 live.append(lead)
         pending, identity = _pending_facts({lead.id: lead for lead in live}, chunk)
-        # an identity call that arrived after the check above must be resolved before it is folded
-        unresolved = identity - resolved
-        if unresolved:
-            result.more |= unresolved
-            live = [lead for lead in live if lead.id not in unresolved]
+        # an identity call committed after lead_identify looked: resolve it first, or it would be
+        # folded as a plain event and the lead would never learn who it is
+        unresolved = {lead_id for lead_id, calls in identity.items() if not calls <= resolved}
+        live = [lead for lead in live if lead.id not in unresolved]
         rules = projects_rules(project_ids={lead.project_id for lead in live})
         policies: dict[int, engine.Policy] = {}
         now = now or timezone.now()
@@ -172,12 +203,11 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
             own = pending.get(lead.id, [])
             materialised = lead_materialised(lead)
             refold = not materialised.state.continues_with([fact for _, fact in own])
-            if refold:  # a late event (or events a merge moved here): fold the whole log again
-                to_fold, consumed = _full_log(lead.id)
-            else:
-                to_fold, consumed = own, [pk for pk, _ in own]
-                if len(own) >= chunk:
-                    result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
+            consumed = [pk for pk, _ in own]
+            # a late event (or events a merge moved here): fold the whole log again
+            to_fold = _full_log(lead.id, consumed) if refold else own
+            if len(own) >= chunk:
+                result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
             evaluation = engine.lead_evaluate(
                 lead=materialised,
                 events=[fact for _, fact in to_fold],
@@ -191,10 +221,10 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
             batch.append(Scored(lead, evaluation, {fact.event_id: pk for pk, fact in to_fold}, consumed, policy))
             result.events += len(consumed)
         evaluations_save(scored=batch, now=now)
-        result.scored = len(batch)
+        result.scored += len(batch)
         if handed_on:
-            transaction.on_commit(lambda: pipeline.lead_score_request(lead_ids=handed_on))
-    return result
+            transaction.on_commit(partial(pipeline.lead_score_request, lead_ids=handed_on))
+    return sorted(unresolved)
 
 
 def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:

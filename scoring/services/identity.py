@@ -19,14 +19,12 @@ MAX_HOPS = 5
 IDENTITY_FIELDS = ["user_id", "email", "name", "company", "traits", "updated_at"]
 
 
-def _identity_calls(lead_id: int, event_ids: list[int] | None = None) -> list[engine.IdentityCall]:
-    """The lead's unscored events (of `event_ids`) that say who it is, in fold order (one query, no lead fetch)."""
+def _identity_calls(lead_id: int) -> list[engine.IdentityCall]:
+    """The lead's unscored events that say who it is, in fold order (one query, no lead fetch)."""
     carries_other_user = ~Q(user_id="") & ~Q(user_id=F("lead__user_id"))
-    events = Event.objects.filter(lead_id=lead_id, processed_at__isnull=True)
-    if event_ids is not None:
-        events = events.filter(id__in=event_ids)
     rows = (
-        events.filter(Q(type__in=IDENTITY_CALLS) | carries_other_user)
+        Event.objects.filter(lead_id=lead_id, processed_at__isnull=True)
+        .filter(Q(type__in=IDENTITY_CALLS) | carries_other_user)
         .order_by("timestamp", "event_id")
         .values_list("type", "user_id", "properties")
     )
@@ -127,11 +125,6 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     transaction.on_commit(lambda: project_broadcast(project_id=target.project_id, type="lead.merged", payload=payload))
     lead_changed(change=_change("merged", target, mergedLeadId=source.id, mergedAnonymousId=source.anonymous_id))
     return target
-
-
-def identity_calls_pending(*, lead_id: int, event_ids: list[int]) -> bool:
-    """Whether any of these unscored events of the lead is an identity call (lead_identify resolves them)."""
-    return bool(_identity_calls(lead_id, event_ids))
 
 
 def lead_identify(*, lead_id: int) -> int | None:

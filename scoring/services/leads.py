@@ -54,7 +54,9 @@ def lead_score(*, lead_id: int) -> Lead | None:
     survivor_id = lead_identify(lead_id=lead_id)
     if survivor_id is None:
         return None
-    leads_score(lead_ids=[survivor_id])
+    result = leads_score(lead_ids=[survivor_id])
+    if result.more or result.busy:  # more to fold, or held elsewhere right now: a later batch carries on
+        lead_score_request(lead_ids=result.more | result.busy)
     return Lead.objects.select_related("project").filter(id=survivor_id).first()
 
 

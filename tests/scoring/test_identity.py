@@ -287,3 +287,36 @@ def test_an_identify_stored_while_its_lead_is_being_scored_is_resolved_not_just_
     lead.refresh_from_db()
     assert (lead.user_id, lead.email) == ("u-late", "late@corp.io")
     assert not Event.objects.filter(lead=lead, processed_at__isnull=True).exists()
+
+
+@pytest.mark.parametrize("score", ["batch", "lead"])
+def test_an_identify_stored_after_a_batch_resolved_its_lead_is_resolved_too_before_the_fold(tenant, monkeypatch, score):
+    # given an identified lead with an identify pending, and a batch that has just resolved it
+    from scoring.services import batch
+
+    send(tenant.project, {"id": "p", "anon": "again", "name": "page_view", "m": 1},
+         {"id": "i1", "anon": "again", "type": "identify", "user": "u-again", "m": 2,
+          "props": {"email": "old@corp.io"}})  # fmt: skip
+    lead = Lead.objects.get(project=tenant.project, anonymous_id="again")
+    resolve = batch.lead_identify
+
+    def identify_then_another_identify_arrives(*, lead_id):
+        survivor = resolve(lead_id=lead_id)
+        if not Event.objects.filter(event_id="i2").exists():  # ingest commits it before the batch folds
+            send(tenant.project, {"id": "i2", "anon": "again", "type": "identify", "user": "u-again", "m": 3,
+                                  "props": {"email": "new@corp.io"}})  # fmt: skip
+        return survivor
+
+    monkeypatch.setattr(batch, "lead_identify", identify_then_another_identify_arrives)
+
+    # when the batch (or the single-lead task, a batch of one) folds the lead
+    if score == "batch":
+        result = batch.leads_score(lead_ids=[lead.id])
+        assert (result.scored, result.events, result.more) == (1, 3, set())
+    else:
+        lead_score(lead_id=lead.id)
+
+    # then the second identify is applied too (was: the lead counted as resolved, the identify folded as an event)
+    lead.refresh_from_db()
+    assert (lead.user_id, lead.email) == ("u-again", "new@corp.io")
+    assert not Event.objects.filter(lead=lead, processed_at__isnull=True).exists()
