@@ -266,7 +266,9 @@ def phase_preview(args: argparse.Namespace, project: int) -> list[dict]:
             login = client.post("/api/auth/login", json={"email": EMAIL, "password": PASSWORD}).raise_for_status()
             client.headers["Authorization"] = f"Bearer {login.json()['access']}"
             rules = client.get("/api/rules").raise_for_status().json()["results"]
-            body = {"rules": [{**r, "points": args.points} if r["eventType"] == "page_view" else r for r in rules]}
+            # the rules as a client proposes them: what GET returns, less the fields the server owns
+            proposed = [{k: v for k, v in r.items() if k not in ("id", "createdAt", "updatedAt")} for r in rules]
+            body = {"rules": [{**r, "points": args.points} if r["eventType"] == "page_view" else r for r in proposed]}
             seconds = []
             for _ in range(args.preview_runs):
                 started = time.perf_counter()
