@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from leadpulse.ratelimits import RateLimited
+from core.ratelimits import RateLimited
 
 from .views import SIGN_IN_LIMITED, sign_in_rate_limit
 

@@ -23,9 +23,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadpulse.api import ProjectApiView, require_admin
-from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
-from leadpulse.fields import (
+from accounts.scoping import ProjectApiView, require_admin
+from core.errors import Forbidden, NotAuthenticated, NotFound
+from core.fields import (
     EmptySerializer,
     StrictBooleanField,
     StrictCharField,
@@ -33,8 +33,8 @@ from leadpulse.fields import (
     StrictModelSerializer,
     StrictSerializer,
 )
-from leadpulse.openapi import ERROR_DESCRIPTIONS, PROJECT_PARAMETER, AutoSchema, ErrorSerializer, results_of
-from leadpulse.ratelimits import rate_limit
+from core.openapi import ERROR_DESCRIPTIONS, PROJECT_PARAMETER, AutoSchema, ErrorSerializer, results_of
+from core.ratelimits import rate_limit
 
 from .authentication import ProjectKeyUser
 from .models import INVITATION_ROLES, ApiKey, Invitation, Membership, Project, User

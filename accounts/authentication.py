@@ -1,6 +1,6 @@
 """Authentication of the API: a project's secret key (server to server), or a user's JWT.
 
-Both count failed lookups per client IP (`leadpulse.ratelimits.FailedKeyLookups`).
+Both count failed lookups per client IP (`core.ratelimits.FailedKeyLookups`).
 """
 
 from dataclasses import dataclass, field
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .models import ApiKey, Project, User
 
-# DRF imports this module while `rest_framework.views` (and so leadpulse.errors) is still
+# DRF imports this module while `rest_framework.views` (and so core.errors) is still
 # loading, so the services and selectors are imported when a request arrives.
 
 
@@ -53,7 +53,7 @@ class SecretKeyAuthentication(BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: "Request") -> tuple[ProjectKeyUser, "ApiKey"] | None:
-        from leadpulse.ratelimits import FailedKeyLookups
+        from core.ratelimits import FailedKeyLookups
 
         from .selectors import secret_key_for_raw
         from .services import SECRET_KEY_PREFIX, WRITE_KEY_PREFIX, secret_key_touch
@@ -100,7 +100,7 @@ class UserJWTAuthentication(JWTAuthentication):
             header = self.get_header(request)
             raw_token = self.get_raw_token(header) if header is not None else None
             if raw_token is not None and not _signed_by_us(raw_token):
-                from leadpulse.ratelimits import FailedKeyLookups
+                from core.ratelimits import FailedKeyLookups
 
                 FailedKeyLookups(request, scope="api-bad-key", rate=settings.LEADPULSE_RATE_API_BAD_KEY_IP).failed()
             raise

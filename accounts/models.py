@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from leadpulse.models import TimeStampedModel
+from core.models import TimeStampedModel
 
 
 class UserManager(BaseUserManager["User"]):

@@ -9,7 +9,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from django.db.models import QuerySet
 
-from leadpulse.errors import Forbidden, NotAuthenticated, NotFound
+from core.errors import Forbidden, NotAuthenticated, NotFound
 
 from .models import ApiKey, Invitation, Membership, Project, User
 from .services import SECRET_KEY_PREFIX, invitation_check_open, key_hash, write_key_cache_key
@@ -27,7 +27,7 @@ class WriteKeyProject:
 
 
 class KeyLookupGuard(Protocol):
-    """Limits a client's failed key lookups (leadpulse.ratelimits.FailedKeyLookups)."""
+    """Limits a client's failed key lookups (core.ratelimits.FailedKeyLookups)."""
 
     def check(self) -> None: ...  # before looking up a key not known to be good: raises past the allowance
 

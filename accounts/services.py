@@ -15,7 +15,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from leadpulse.errors import ApplicationError, Forbidden, NotFound
+from core.errors import ApplicationError, Forbidden, NotFound
 
 from .authentication import user_for_token
 from .models import ApiKey, Invitation, Membership, Project, User

@@ -14,9 +14,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from leadpulse.dashboard import SESSION_PROJECT, project_page
-from leadpulse.errors import ApplicationError, NotFound
-from leadpulse.ratelimits import RateLimited, rate_limit
+from accounts.scoping import SESSION_PROJECT, project_page
+from core.errors import ApplicationError, NotFound
+from core.ratelimits import RateLimited, rate_limit
 
 from .forms import InviteForm, RegisterForm
 from .models import Invitation

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from leadpulse.pipeline import lead_listeners_changed
+from core.pipeline import lead_listeners_changed
 
 from .models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
 

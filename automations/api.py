@@ -3,10 +3,10 @@ from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from leadpulse.api import ProjectApiView
-from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
-from leadpulse.fields import EmptySerializer
-from leadpulse.openapi import page_of, results_of
+from accounts.scoping import ProjectApiView
+from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
+from core.fields import EmptySerializer
+from core.openapi import page_of, results_of
 
 from . import selectors, services
 from .serializers import (
@@ -216,7 +216,7 @@ class FailedJobListApi(ProjectApiView):
         responses={200: page_of(FailedJobSerializer, "FailedJobPage")},
     )
     def get(self, request):
-        return _page(self, failed_jobs_for_project(project=self.project), FailedJobSerializer)
+        return _page(self, failed_jobs_for_project(project_id=self.project.id), FailedJobSerializer)
 
 
 class FailedJobReplayApi(ProjectApiView):
@@ -230,7 +230,7 @@ class FailedJobReplayApi(ProjectApiView):
     )
     def post(self, request, job_id: str):
         self.require_admin()
-        job = failed_job_get(project=self.project, job_id=job_id)
+        job = failed_job_get(project_id=self.project.id, job_id=job_id)
         EmptySerializer(data=request.data).is_valid(raise_exception=True)
         job = failed_job_replay(job=job)
         return Response(FailedJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -2,7 +2,7 @@ import secrets
 
 from django.db import models
 
-from leadpulse.models import TimeStampedModel
+from core.models import TimeStampedModel
 
 
 class AutomationRule(TimeStampedModel):

@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Project
 from accounts.selectors import members_for_project
-from leadpulse.errors import NotFound
+from core.errors import NotFound
 
 from . import engine
 from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription

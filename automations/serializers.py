@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from leadpulse.fields import (
+from core.fields import (
     NO_NUL,
     NOT_BLANK_NO_NUL,
     StrictBooleanField,
@@ -18,7 +18,7 @@ from leadpulse.fields import (
     contains_nul,
     unknown_fields,
 )
-from leadpulse.models import FailedJob
+from core.models import FailedJob
 from scoring import engine as scoring_engine
 
 from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription

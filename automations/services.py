@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+from celery import current_app as app
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
@@ -19,14 +20,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Project
+from core import metrics
+from core.errors import ApplicationError
+from core.models import FailedJob
+from core.pipeline import lead_listeners_changed, lead_score_request
+from core.ratelimits import RateLimited
+from core.realtime import project_broadcast
 from ingest.models import Event, Lead
-from leadpulse import metrics
-from leadpulse.celery import app
-from leadpulse.errors import ApplicationError
-from leadpulse.models import FailedJob
-from leadpulse.pipeline import lead_listeners_changed, lead_score_request
-from leadpulse.ratelimits import RateLimited
-from leadpulse.realtime import project_broadcast
 from scoring.services.fold import facts, lead_lock, lead_profile
 
 from . import engine, selectors

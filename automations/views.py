@@ -11,9 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from leadpulse.dashboard import project_page
-from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
-from leadpulse.errors import ApplicationError, NotFound
+from accounts.scoping import project_page
+from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
+from core.errors import ApplicationError, NotFound
 
 from . import selectors, services
 from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
@@ -60,7 +60,7 @@ def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
         "rules": rules,
         "subscriptions": selectors.subscriptions_for_project(project=project),
         "deliveries": selectors.recent_deliveries_for_project(project=project),
-        "failed_jobs": failed_jobs_for_project(project=project)[:FAILED_JOBS_SHOWN],
+        "failed_jobs": failed_jobs_for_project(project_id=project.id)[:FAILED_JOBS_SHOWN],
         "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "rule_form": AutomationRuleForm(),
         "subscribe_form": WebhookSubscribeForm(),
@@ -138,7 +138,7 @@ def webhook_test_page(request: HttpRequest, subscription_id: int) -> HttpRespons
 
 @admin_write
 def failed_job_replay_page(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = failed_job_replay(job=failed_job_get(project=request.project, job_id=job_id))  # type: ignore[attr-defined]
+    job = failed_job_replay(job=failed_job_get(project_id=request.project.id, job_id=job_id))  # type: ignore[attr-defined]
     messages.success(request, f"Replayed {job.kind} {job.reference}.")
     return redirect("automations")
 

@@ -26,10 +26,11 @@ import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
 # Intended order, bottom first. A package may import those before it, never one after it.
-LAYERS = ["leadpulse", "accounts", "ingest", "scoring", "automations", "companies", "predictions", "web"]
+LAYERS = ["core", "accounts", "ingest", "scoring", "automations", "companies", "predictions", "leadpulse"]
 PACKAGES = [name for name in LAYERS if (ROOT / name / "__init__.py").exists()]
-APPS = [name for name in PACKAGES if (ROOT / name / "apps.py").exists() and name != LAYERS[0]]  # bottom layer: open
-PUBLIC = ("services", "selectors", "contracts")  # what another app may import
+# The apps between the bottom layer (open to all) and the wiring layer (imported by none).
+APPS = [name for name in PACKAGES if (ROOT / name / "apps.py").exists() and name not in (LAYERS[0], LAYERS[-1])]
+PUBLIC = ("services", "selectors", "contracts", "scoping")  # what another app may import
 SKIP_PARTS = {"migrations", "tests", ".venv", "bench"}
 
 
@@ -57,7 +58,7 @@ def graph_figures() -> dict:
                 continue
             edges[(source, target)] += 1
             parts = imported.split(".")
-            if target in APPS and len(parts) > 1 and parts[1] not in PUBLIC:
+            if source in APPS and target in APPS and len(parts) > 1 and parts[1] not in PUBLIC:
                 reach_ins.append(f"{importer} -> {imported}")
     order = {name: i for i, name in enumerate(LAYERS)}
     back_edges = sorted(f"{a} -> {b} ({n})" for (a, b), n in edges.items() if order[a] < order[b])
@@ -99,7 +100,7 @@ def code_figures() -> dict:
 
 
 def duplicate_pairs() -> str | None:
-    if not shutil.which("duplicates"):
+    if not shutil.which("duplicates"):  # the tool library's command; absent elsewhere
         return None
     out = subprocess.run(["duplicates", "--repo", str(ROOT), "--seconds", "60"], capture_output=True, text=True)
     return out.stdout.splitlines()[0] if out.stdout else None

@@ -21,13 +21,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.scoping import ProjectApiView
 from accounts.selectors import WriteKeyProject, project_for_write_key
-from leadpulse import metrics
-from leadpulse.api import ProjectApiView
-from leadpulse.errors import ApplicationError
-from leadpulse.logs import log_bind
-from leadpulse.openapi import PROJECT_PARAMETER, AutoSchema, cursor_page_of
-from leadpulse.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
+from core import metrics
+from core.errors import ApplicationError
+from core.logs import log_bind
+from core.openapi import INGEST_ERRORS, PROJECT_PARAMETER, AutoSchema, cursor_page_of
+from core.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
 
 from .schema import (
     SchemaError,
@@ -136,6 +136,7 @@ class IngestApiView(APIView):
     permission_classes = [AllowAny]
     parser_classes: list = []
     schema = IngestAutoSchema()
+    openapi_errors = INGEST_ERRORS
     batch = False  # a refused single-event request counts one rejected event; a batch counts its items
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

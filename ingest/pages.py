@@ -12,9 +12,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.forms import InviteForm
+from accounts.scoping import project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
-from leadpulse.dashboard import project_page
 
 from . import selectors
 from .forms import RotateKeyForm, SimulatorForm

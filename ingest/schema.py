@@ -13,8 +13,8 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from leadpulse.errors import ApplicationError
-from leadpulse.jsonbody import BodyTooDeep, json_loads, json_value_problem, path_name
+from core.errors import ApplicationError
+from core.jsonbody import BodyTooDeep, json_loads, json_value_problem, path_name
 
 EVENT_NAME_RE = re.compile(r"^[A-Za-z0-9_ .:\-]{1,128}$")
 ESCAPED_SURROGATE_RE = re.compile(rb"\\u[dD][89a-fA-F]")

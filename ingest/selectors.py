@@ -1,9 +1,10 @@
 """Reads of the ingest app, always scoped to a project."""
 
 from datetime import datetime
+from typing import Any
 
 from django.apps import apps
-from django.db.models import QuerySet
+from django.db.models import Count, Min, QuerySet
 
 from accounts.models import Project
 
@@ -65,3 +66,12 @@ def events_filtered_for_project(
     if until is not None:
         events = events.filter(timestamp__lte=until)
     return events
+
+
+def events_unscored_summary() -> dict[str, Any]:
+    """Every project's stored events not scored yet: {"n": count, "oldest": earliest received_at}.
+
+    One query on the partial index `event_unprocessed_idx` (unprocessed rows only): it costs the
+    backlog, not the events table. /metrics asks it at scrape time (`LEADPULSE_BACKLOG`).
+    """
+    return Event.objects.filter(processed_at__isnull=True).aggregate(n=Count("*"), oldest=Min("received_at"))

@@ -12,8 +12,8 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from leadpulse.fields import json_value_schema
-from leadpulse.openapi import ErrorSerializer
+from core.fields import json_value_schema
+from core.openapi import ErrorSerializer
 
 from .models import Event
 from .schema import (

@@ -11,9 +11,9 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from leadpulse import metrics
-from leadpulse.pipeline import lead_score_request
-from leadpulse.realtime import project_broadcast
+from core import metrics
+from core.pipeline import lead_score_request
+from core.realtime import project_broadcast
 
 from .models import Event, Lead
 from .schema import CanonicalEvent

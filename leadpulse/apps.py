@@ -2,10 +2,8 @@ from django.apps import AppConfig
 
 
 class LeadpulseConfig(AppConfig):
+    """The wiring layer above the apps: URLs, ASGI routing, the dashboard shell, management commands."""
+
     name = "leadpulse"
-    verbose_name = "LeadPulse core"
-
-    def ready(self) -> None:
-        from leadpulse.metrics import multiprocess_compact
-
-        multiprocess_compact()  # every process that starts Django: uvicorn workers, Celery, beat
+    label = "wiring"  # "leadpulse" is the core app's (see core/apps.py)
+    verbose_name = "LeadPulse"

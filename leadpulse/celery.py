@@ -7,6 +7,10 @@ from leadpulse.boot import settings_load, settings_module_default
 settings_module_default()  # before the app: Celery's Django fix-up looks for it
 
 app = Celery("leadpulse")
+# The app of every thread: the bottom layer and the apps send tasks through `celery.current_app`,
+# never importing this wiring module (a thread other than the one that made the app would get
+# Celery's unconfigured default app otherwise).
+app.set_default()
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
@@ -49,14 +53,14 @@ app.steps["worker"].add(HeartbeatStep)
 
 @signals.task_prerun.connect
 def task_prerun(**kwargs):
-    from leadpulse.logs import task_started
+    from core.logs import task_started
 
     task_started(**kwargs)
 
 
 @signals.task_postrun.connect
 def task_postrun(**kwargs):
-    from leadpulse.logs import task_ended
+    from core.logs import task_ended
 
     task_ended(**kwargs)
 
@@ -64,6 +68,6 @@ def task_postrun(**kwargs):
 @signals.worker_process_init.connect
 def worker_process_init(**kwargs):
     """A prefork child replacing one that died: fold the dead one's metric files away."""
-    from leadpulse.metrics import multiprocess_compact
+    from core.metrics import multiprocess_compact
 
     multiprocess_compact()

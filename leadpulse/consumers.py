@@ -10,9 +10,8 @@ from django.contrib.auth.models import AnonymousUser
 from accounts.authentication import user_for_access_token
 from accounts.models import Membership
 from accounts.selectors import membership_for_user
-from leadpulse.errors import NotFound
-
-from .realtime import project_group
+from core.errors import NotFound
+from core.realtime import project_group
 
 BEARER_PROTOCOL = "bearer."
 

@@ -55,8 +55,8 @@ def _pipeline(project_id: int) -> dict[str, Any]:
     """Beat's last run, queue depth, and the project's oldest unscored event and dead letters."""
     from django_celery_beat.models import PeriodicTask
 
+    from core.models import FailedJob
     from ingest.models import Event
-    from leadpulse.models import FailedJob
 
     try:
         last_beat = PeriodicTask.objects.aggregate(last=Max("last_run_at"))["last"]

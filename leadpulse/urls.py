@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from .metrics import metrics_view
+from core.metrics import metrics_view
+
 from .views import HealthApi, overview, system
 
 urlpatterns = [

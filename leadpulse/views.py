@@ -10,11 +10,9 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scoring.selectors import project_dashboard
-
-from .charts import bar_chart
-from .dashboard import project_page
-from .errors import (
+from accounts.scoping import project_page
+from core.charts import bar_chart
+from core.errors import (
     API_PREFIXES,
     ApplicationError,
     NotFound,
@@ -22,6 +20,8 @@ from .errors import (
     database_unavailable_response,
     error_response,
 )
+from scoring.selectors import project_dashboard
+
 from .health import system_health
 
 

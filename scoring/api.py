@@ -14,10 +14,9 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ingest.services import lead_create
-from leadpulse.api import ProjectApiView
-from leadpulse.errors import ApplicationError
-from leadpulse.fields import (
+from accounts.scoping import ProjectApiView
+from core.errors import ApplicationError
+from core.fields import (
     NO_NUL,
     NOT_BLANK_NO_NUL,
     StrictCharField,
@@ -25,7 +24,8 @@ from leadpulse.fields import (
     StrictSerializer,
     json_value_schema,
 )
-from leadpulse.openapi import page_of, results_of
+from core.openapi import page_of, results_of
+from ingest.services import lead_create
 
 from . import engine
 from .models import ScoringRule

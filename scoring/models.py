@@ -1,7 +1,7 @@
 from django.db import models
 from django.db.models import Q
 
-from leadpulse.models import TimeStampedModel
+from core.models import TimeStampedModel
 
 
 class ScoringRule(TimeStampedModel):

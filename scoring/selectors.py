@@ -12,8 +12,8 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Project
+from core.errors import ApplicationError, NotFound
 from ingest.models import Event, Lead
-from leadpulse.errors import ApplicationError, NotFound
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule

@@ -7,9 +7,7 @@ from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
-from ingest.models import Event, Lead
-from ingest.schema import EVENT_NAME_RE
-from leadpulse.fields import (
+from core.fields import (
     NO_NUL,
     StrictBooleanField,
     StrictCharField,
@@ -20,6 +18,8 @@ from leadpulse.fields import (
     contains_nul,
     unknown_fields,
 )
+from ingest.models import Event, Lead
+from ingest.schema import EVENT_NAME_RE
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule

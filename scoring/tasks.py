@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from leadpulse import pipeline
+from core import pipeline
 
 from . import services
 

@@ -10,9 +10,9 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from leadpulse.charts import line_chart
-from leadpulse.dashboard import project_page
-from leadpulse.errors import NotFound
+from accounts.scoping import project_page
+from core.charts import line_chart
+from core.errors import NotFound
 
 from .forms import LeadFilterForm, RuleForm, ScoringSettingsForm
 from .models import ScoringRule

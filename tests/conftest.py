@@ -9,7 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-import leadpulse.ratelimits
+import core.ratelimits
 from tests.accounts.factories import project_with_owner
 from tests.live import WorkerPool
 
@@ -36,11 +36,11 @@ def frozen_rate_windows(monkeypatch):
 
     Windows are aligned to the wall clock: one ending between two requests resets the count and
     the expected 429 is a 2xx. Both counters read `time.time()`: django-ratelimit's (per IP, user,
-    account) and ours (`leadpulse.ratelimits`, the write key's events).
+    account) and ours (`core.ratelimits`, the write key's events).
     """
     frozen = SimpleNamespace(time=lambda: 1_800_000_000.5)
     monkeypatch.setattr(django_ratelimit.core, "time", frozen)
-    monkeypatch.setattr(leadpulse.ratelimits, "time", frozen)
+    monkeypatch.setattr(core.ratelimits, "time", frozen)
 
 
 @pytest.fixture

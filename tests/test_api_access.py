@@ -35,8 +35,8 @@ from automations.services import (
     email_recipient_request,
     webhook_subscribe,
 )
+from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
-from leadpulse.deadletter import failed_jobs_for_project
 from scoring.selectors import rules_for_project
 from scoring.services.rules import rescore_job_start
 from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
@@ -282,7 +282,7 @@ def world_for(name: str) -> SimpleNamespace:
         "recipient": recipient.id,
         "key": key.id,
         "rescore_job": rescore_job.id,
-        "failed_job": failed_jobs_for_project(project=project).get().id,
+        "failed_job": failed_jobs_for_project(project_id=project.id).get().id,
         "invitation": invitation.id,
     }
     clients = {user: client_for(user) for user in (owner, member, admin)}

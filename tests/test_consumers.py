@@ -8,8 +8,8 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.test import Client
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from core.realtime import project_broadcast
 from leadpulse.asgi import application
-from leadpulse.realtime import project_broadcast
 from tests.accounts.factories import project_with_owner
 from tests.sockets import refused_or_open
 

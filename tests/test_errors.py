@@ -42,7 +42,7 @@ def test_a_crash_under_the_api_is_500_in_the_error_shape_and_pages_get_html():
 def test_database_unavailable_is_503_with_retry_after_in_the_error_shape_for_the_api_and_pages():
     from django.db import OperationalError
 
-    from leadpulse.errors import DatabaseUnavailableMiddleware, api_exception_handler
+    from core.errors import DatabaseUnavailableMiddleware, api_exception_handler
 
     error = OperationalError("couldn't get a connection after 3.00 sec")
     api = api_exception_handler(error, {"request": RequestFactory().post("/api/events/batch")})

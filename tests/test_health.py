@@ -36,7 +36,7 @@ def test_the_root_asks_for_sign_in(client):
 def test_health_tells_strangers_nothing_about_projects_and_the_system_page_scopes_its_figures(api_client, tenant):
     from django.test import Client
 
-    from leadpulse.models import FailedJob
+    from core.models import FailedJob
 
     worker_heartbeat_record(hostname="w1@test")
     FailedJob.objects.create(project=tenant.project, kind="webhook.delivery", payload={})

@@ -9,9 +9,9 @@ from django.db import connection
 from django.test import Client
 from segment.analytics import Client as SegmentClient
 
+from core.pipeline import LEAD_SCORE_TASK
 from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
-from leadpulse.pipeline import LEAD_SCORE_TASK
 from scoring.models import ScoreHistory
 from tests.accounts.factories import project_with_owner
 from tests.live import wait_until

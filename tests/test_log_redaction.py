@@ -14,7 +14,7 @@ from uvicorn.logging import AccessFormatter
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from leadpulse.logfilters import RedactSecrets, redact
+from core.logfilters import RedactSecrets, redact
 from tests.accounts.factories import project_with_owner
 from tests.live import embedded_server, web_server
 

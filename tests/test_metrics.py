@@ -22,10 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automations import services as automation_services
 from automations.models import WebhookDelivery
-from leadpulse import metrics
-from leadpulse.logfilters import RedactSecrets
-from leadpulse.logs import ContextFilter, JsonFormatter
-from leadpulse.models import FailedJob
+from core import metrics
+from core.logfilters import RedactSecrets
+from core.logs import ContextFilter, JsonFormatter
+from core.models import FailedJob
 from scoring.tasks import lead_score_task
 from tests.live import ROOT
 
@@ -232,7 +232,7 @@ def test_the_scrape_time_queries_read_the_partial_index_not_the_events_table(ten
 
 RECORD = """
 import sys
-from leadpulse import metrics
+from core import metrics
 metrics.ingest_events(accepted=int(sys.argv[1]))
 metrics.SCORED_LATENCY.observe(0.3)
 if len(sys.argv) > 2:
@@ -249,7 +249,7 @@ for m in MultiProcessCollector.merge(glob.glob(os.path.join(os.environ["PROMETHE
         ):
             print(s.name, s.value)
 """
-COMPACT = "from leadpulse import metrics; metrics.multiprocess_compact()"
+COMPACT = "from core import metrics; metrics.multiprocess_compact()"
 
 
 def test_files_of_dead_processes_fold_into_an_archive_and_totals_stay(tmp_path):

@@ -9,7 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from playwright.sync_api import sync_playwright
 
 from accounts.services import secret_key_create
-from leadpulse.openapi import canonical_endpoints
+from core.openapi import canonical_endpoints
 from tests.browser.support import launch_chromium
 from tests.live import ROOT
 from tests.scoring.factories import scored_lead
@@ -139,7 +139,7 @@ def test_the_not_blank_pattern_agrees_with_what_drf_trims():
     # DRF trims with str.strip(); the document's pattern must refuse exactly the blank strings it refuses
     import re
 
-    from leadpulse.fields import NOT_BLANK_NO_NUL
+    from core.fields import NOT_BLANK_NO_NUL
 
     for code in range(0x3001):
         text = chr(code)

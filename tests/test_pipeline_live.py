@@ -16,9 +16,9 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from core.pipeline import LEAD_SCORE_TASK
 from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
-from leadpulse.pipeline import LEAD_SCORE_TASK
 from scoring.models import ScoreHistory
 from tests.live import wait_until
 

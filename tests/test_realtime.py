@@ -5,7 +5,7 @@ from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
-from leadpulse.realtime import project_broadcast, project_group
+from core.realtime import project_broadcast, project_group
 
 
 @pytest.mark.parametrize("project_id", [41])

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "leadpulse",
     "accounts",
     "ingest",
@@ -50,7 +51,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "leadpulse.logs.RequestLogMiddleware",  # first: its request id and duration cover everything below
+    "core.logs.RequestLogMiddleware",  # first: its request id and duration cover everything below
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -61,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "leadpulse.errors.DatabaseUnavailableMiddleware",  # 503 + Retry-After, not 500, while the database is away
+    "core.errors.DatabaseUnavailableMiddleware",  # 503 + Retry-After, not 500, while the database is away
 ]
 
 ROOT_URLCONF = "leadpulse.urls"
@@ -194,11 +195,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     # DRF's JSON parser, but no NaN/Infinity/1e400 (jsonb refuses them) and no stack-deep nesting
-    "DEFAULT_PARSER_CLASSES": ["leadpulse.jsonbody.JsonBodyParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.jsonbody.JsonBodyParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "leadpulse.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "leadpulse.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 SIMPLE_JWT = {
@@ -230,7 +231,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "PREPROCESSING_HOOKS": ["leadpulse.openapi.canonical_endpoints"],
+    "PREPROCESSING_HOOKS": ["core.openapi.canonical_endpoints"],
     # a member's role (owner, admin, member) and what an invitation may grant (admin, member)
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Membership.Role",
@@ -393,7 +394,7 @@ def logging_config(log_format: str) -> dict:
     """Plain lines for people (development, tests) or one JSON object per line (production)."""
     formatters = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "leadpulse.logs.JsonFormatter", "fmt": "{asctime}{levelname}{name}{message}", "style": "{"},
+        "json": {"()": "core.logs.JsonFormatter", "fmt": "{asctime}{levelname}{name}{message}", "style": "{"},
     }
     if log_format not in formatters:
         raise ValueError(f"LOG_FORMAT must be plain or json, not {log_format!r}")
@@ -401,8 +402,8 @@ def logging_config(log_format: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {
-            "context": {"()": "leadpulse.logs.ContextFilter"},
-            "redact": {"()": "leadpulse.logfilters.RedactSecrets"},
+            "context": {"()": "core.logs.ContextFilter"},
+            "redact": {"()": "core.logfilters.RedactSecrets"},
         },
         "formatters": {log_format: formatters[log_format]},
         "handlers": {
@@ -425,5 +426,7 @@ LOGGING = logging_config(env("LOG_FORMAT", default="plain"))
 LEADPULSE_PROJECT_PROVISIONERS = ["scoring.services.project_rules_seed"]
 # Asked (and cached) before a lead change is handed to automations: `f(project_id=) -> bool`.
 LEADPULSE_LEAD_LISTENERS = "automations.selectors.project_has_lead_listeners"
+# Asked by /metrics at scrape time: `f() -> {"n": unscored events, "oldest": earliest received_at}`.
+LEADPULSE_BACKLOG = "ingest.selectors.events_unscored_summary"
 # Called with `project_id=, lead_ids=` when leads are erased (GDPR): copies of them elsewhere go too.
 LEADPULSE_LEAD_ERASERS = ["automations.services.lead_deliveries_erase"]

@@ -15,9 +15,9 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.models import Project
+from core import pipeline
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
-from leadpulse import pipeline
 
 from .. import engine
 from ..models import ScoringRule

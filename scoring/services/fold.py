@@ -11,10 +11,10 @@ from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Project
+from core import metrics
+from core.pipeline import lead_changes
+from core.realtime import project_broadcast
 from ingest.models import Event, Lead
-from leadpulse import metrics
-from leadpulse.pipeline import lead_changes
-from leadpulse.realtime import project_broadcast
 
 from .. import engine
 from ..models import ScoreHistory, ScoringRule
@@ -202,7 +202,8 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     pending = [pk for item in scored for pk in item.pending]
     if pending:
         Event.objects.filter(id__in=pending).update(processed_at=now)
-        metrics.events_scored_on_commit(event_pks=pending, scored_at=now)
+        received = Event.objects.filter(id__in=pending).values_list("received_at", flat=True)
+        metrics.events_scored_on_commit(received=received.iterator, scored_at=now)
     folded = [item.lead.id for item in scored if item.evaluation.folded or item.evaluation.refolded]
     recent: dict[int, int] = {}
     if folded:

@@ -6,10 +6,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.pipeline import lead_changed
+from core.realtime import project_broadcast
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
-from leadpulse.pipeline import lead_changed
-from leadpulse.realtime import project_broadcast
 
 from .. import engine
 from ..models import ScoreHistory

@@ -11,9 +11,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import Project
+from core.errors import ApplicationError, NotFound
+from core.pipeline import lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
-from leadpulse.errors import ApplicationError, NotFound
-from leadpulse.pipeline import lead_score_request, lead_score_wake
 
 from ..models import ScoreHistory, ScoringRule
 from .batch import leads_score

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app as app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -10,7 +11,6 @@ from django.utils import timezone
 
 from accounts.models import Project
 from ingest.models import Lead
-from leadpulse.celery import app
 
 from ..models import RescoreJob, ScoringRule
 from .fold import lead_decay_locked, lead_fold_locked, lead_lock

@@ -9,8 +9,8 @@ from django.utils import timezone
 from accounts.models import Membership
 from automations import services
 from automations.models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from core.models import FailedJob
 from ingest.services import lead_create
-from leadpulse.models import FailedJob
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -165,7 +165,7 @@ def test_bad_subscriptions_are_shown_per_field(tenant, data, field):
 def test_replay_sends_the_failed_job_through_its_task(tenant):
     job = FailedJob.objects.create(project=tenant.project, kind="webhook.delivery", reference="r1",
                                    payload=REPLAY)  # fmt: skip
-    with mock.patch("leadpulse.deadletter.app.send_task") as send_task:
+    with mock.patch("core.deadletter.app.send_task") as send_task:
         response = browser(tenant.owner).post(f"/automations/failed-jobs/{job.id}/replay/")
     assert response.status_code == 302
     send_task.assert_called_once_with("automations.webhook_replay_task", kwargs={"delivery_id": 0})

@@ -5,8 +5,8 @@ from django.core import mail
 
 from automations import services
 from automations.models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from core.models import FailedJob
 from ingest.models import Lead
-from leadpulse.models import FailedJob
 from tests.automations.receiver import receiver_start
 
 pytestmark = pytest.mark.django_db
@@ -133,7 +133,7 @@ def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, 
 
 
 def test_lead_changes_reach_automations_only_when_the_project_listens(tenant, django_capture_on_commit_callbacks):
-    from leadpulse.pipeline import lead_changed, project_listens
+    from core.pipeline import lead_changed, project_listens
 
     lead = lead_in(tenant.project)
     with django_capture_on_commit_callbacks() as quiet:

@@ -10,7 +10,7 @@ from django.test import Client
 
 from automations import engine
 from automations.models import AutomationExecution, WebhookDelivery, WebhookSubscription
-from leadpulse.models import FailedJob
+from core.models import FailedJob
 from tests.accounts.factories import project_with_owner
 from tests.automations.receiver import receiver_start
 from tests.conftest import client_for

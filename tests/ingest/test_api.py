@@ -205,7 +205,7 @@ def test_request_path_runs_a_constant_number_of_queries(tenant, http, django_ass
 
 
 def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_capture_on_commit_callbacks):
-    from leadpulse.pipeline import lead_score_pending_pop
+    from core.pipeline import lead_score_pending_pop
 
     with django_capture_on_commit_callbacks() as callbacks:
         post(

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test import Client
 
+from core.pipeline import PENDING_KEY
 from ingest.models import Event, Lead
-from leadpulse.pipeline import PENDING_KEY
 from tests.accounts.factories import project_with_owner
 from tests.live import wait_until
 

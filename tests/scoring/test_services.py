@@ -113,7 +113,7 @@ def test_velocity_counts_events_in_the_last_24_hours(tenant):
 def test_reconciler_finds_unprocessed_events_past_the_grace_period(
     tenant, settings, django_capture_on_commit_callbacks
 ):
-    from leadpulse.pipeline import lead_score_pending_pop
+    from core.pipeline import lead_score_pending_pop
 
     settings.LEADPULSE_RECONCILE_GRACE_SECONDS = 60
     lead, _ = ingest(tenant.project, ("signup", 1, "a"))

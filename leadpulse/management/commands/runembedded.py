@@ -13,8 +13,8 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.realtime import broadcast_loop_use
 from leadpulse.celery import app as celery_app
-from leadpulse.realtime import broadcast_loop_use
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ A rate is a django-ratelimit string ("1000/s", "20/m", "100/5m"); an empty one d
 import logging
 import re
 import time
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
@@ -19,10 +19,19 @@ from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
-from accounts.selectors import WriteKeyProject
-from leadpulse import metrics
+from core import metrics
 
 logger = logging.getLogger(__name__)
+
+
+class KeyedProject(Protocol):
+    """The project behind a write key, as its ingest limit needs it (accounts' `WriteKeyProject`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def ingest_rate_per_second(self) -> int | None: ...
 
 
 class RateLimited(Throttled):
@@ -107,7 +116,7 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return int(count), int(multiplier or 1) * PERIOD_SECONDS[unit]
 
 
-def ingest_key_rate_limit(request: HttpRequest | Request, *, project: WriteKeyProject, events: int = 1) -> None:
+def ingest_key_rate_limit(request: HttpRequest | Request, *, project: KeyedProject, events: int = 1) -> None:
     """Spend `events` of the write key's allowance, which counts events (a batch of 500 is 500), not requests.
 
     django-ratelimit counts one per call, so this one window is counted here, in the same cache:

@@ -14,12 +14,11 @@ import uuid
 from collections.abc import Iterable
 
 import redis
+from celery import current_app as app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
-
-from leadpulse.celery import app
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The OpenAPI document: one error shape, the auth schemes, and which routes it lists.
 
-`AutoSchema` adds the error responses every operation can give, decided by the kind of view
-(a project API view, an ingest view), so views declare only their own success shapes.
+`AutoSchema` adds the error responses every operation can give, from the kind of view (a
+project API view, an ingest view: their `openapi_errors`), so views declare only their own
+success shapes.
 """
 
 from typing import Any
@@ -12,7 +13,13 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, inline_serializer
 from rest_framework import serializers
 
-from leadpulse.fields import StrictSerializerMixin
+from core.fields import StrictSerializerMixin
+
+# The error responses a kind of view can give, by method ("*": any other). Views say which applies
+# (`openapi_errors`), so this module needs none of them.
+PROJECT_ERRORS = {"GET": [400, 401, 404, 429], "*": [400, 401, 403, 404, 429]}
+# GET /api/events shares its URL with ingest but hands over to a project API view
+INGEST_ERRORS = {**PROJECT_ERRORS, "POST": [400, 401, 403, 413, 429]}
 
 PROJECT_PARAMETER = OpenApiParameter(
     "X-LeadPulse-Project",
@@ -114,22 +121,13 @@ class AutoSchema(SpectacularAutoSchema):
         return "_".join([*tokens, ACTIONS[self.method]])
 
     def error_codes(self) -> list[int]:
-        # imported here: views import this module's neighbours while DRF settings load
-        from ingest.api import IngestApiView
-        from leadpulse.api import ProjectApiView
-
-        if isinstance(self.view, IngestApiView) and self.method == "POST":
-            return [400, 401, 403, 413, 429]
-        # GET /api/events shares its URL with ingest but hands over to a project API view
-        if isinstance(self.view, ProjectApiView | IngestApiView):
-            return [400, 401, 404, 429] if self.method == "GET" else [400, 401, 403, 404, 429]
-        return []
+        """The view's `openapi_errors` for this method (`"*"`: any other method); none declared: none."""
+        errors: dict[str, list[int]] = getattr(self.view, "openapi_errors", {})
+        return errors.get(self.method, errors.get("*", []))
 
     def get_override_parameters(self) -> list[Any]:
-        from leadpulse.api import ProjectApiView
-
         parameters = list(super().get_override_parameters())
-        if isinstance(self.view, ProjectApiView):
+        if getattr(self.view, "openapi_project_scoped", False):
             parameters.append(PROJECT_PARAMETER)
         return parameters
 

@@ -1,18 +1,28 @@
-"""Shared API plumbing: every tenant endpoint resolves the caller's project here."""
+"""Project scoping for every tenant view: the API base class and the dashboard's page decorator.
 
-from functools import cached_property
+Every tenant endpoint and page resolves the caller's project here, so no query of another
+project's data can start anywhere else.
+"""
+
+from collections.abc import Callable
+from functools import cached_property, wraps
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from accounts.authentication import ProjectKeyUser
 from accounts.models import Membership, Project, User
 from accounts.selectors import membership_for_project_key, membership_for_user
-from leadpulse.errors import Forbidden, NotFound
-from leadpulse.logs import log_bind
-from leadpulse.ratelimits import rate_limit
+from accounts.services import project_create
+from core.errors import Forbidden, NotFound
+from core.logs import log_bind
+from core.openapi import PROJECT_ERRORS
+from core.ratelimits import rate_limit
 
 PROJECT_HEADER = "HTTP_X_LEADPULSE_PROJECT"
 
@@ -31,6 +41,8 @@ class ProjectApiView(APIView):
     """
 
     request: Request
+    openapi_errors = PROJECT_ERRORS
+    openapi_project_scoped = True  # documents the X-LeadPulse-Project header
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
@@ -60,3 +72,37 @@ class ProjectApiView(APIView):
 
     def require_admin(self) -> None:
         require_admin(self.membership)
+
+
+SESSION_PROJECT = "project_id"
+
+
+def membership_for_request(request: HttpRequest) -> Membership:
+    """The membership of the project chosen in the session (the first project otherwise).
+
+    A user without any project (e.g. made with createsuperuser) gets one, as registration does.
+    """
+    try:
+        return membership_for_user(user=request.user, project_id=request.session.get(SESSION_PROJECT))
+    except NotFound:
+        request.session.pop(SESSION_PROJECT, None)
+    try:
+        return membership_for_user(user=request.user)
+    except NotFound:
+        user = request.user
+        project_create(owner=user, name=f"{user.name or user.email}'s project")  # type: ignore[union-attr,arg-type]
+        return membership_for_user(user=user)
+
+
+def project_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Sign-in required; sets `request.membership` and `request.project` for the view."""
+
+    @login_required
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        request.membership = membership_for_request(request)  # type: ignore[attr-defined]
+        request.project = request.membership.project  # type: ignore[attr-defined]
+        log_bind(project_id=request.project.id)  # type: ignore[attr-defined]
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -28,6 +28,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -127,13 +128,14 @@ def ingest_events(*, accepted: int = 0, duplicate: int = 0, rejected: int = 0) -
             INGEST_EVENTS.labels(outcome=outcome).inc(count)
 
 
-def events_scored_on_commit(*, event_pks: Sequence[int], scored_at: datetime) -> None:
-    """Once the fold that marked these events processed commits, observe their ingest→scored latency."""
+def events_scored_on_commit(*, received: Callable[[], Iterable[datetime]], scored_at: datetime) -> None:
+    """Once the fold that marked events processed commits, observe their ingest→scored latency.
+
+    `received`: reads the events' arrival times then (after commit, outside the fold's transaction).
+    """
 
     def observe() -> None:
-        from ingest.models import Event
-
-        for received_at in Event.objects.filter(id__in=event_pks).values_list("received_at", flat=True):
+        for received_at in received():
             SCORED_LATENCY.observe(max((scored_at - received_at).total_seconds(), 0.0))
 
     # robust: a failed observation must never fail the scoring that already committed
@@ -187,20 +189,18 @@ class ScrapeTimeCollector:
         yield up
 
     def _database(self) -> list[Metric]:
-        from django.db.models import Count, Min
+        from django.db.models import Count
         from django.utils import timezone
 
-        from ingest.models import Event
-        from leadpulse.models import FailedJob
+        from core.models import FailedJob
 
         with transaction.atomic():
             if connection.vendor == "postgresql":
                 # a scrape must never queue up behind a slow database
                 with connection.cursor() as cursor:
                     cursor.execute("SET LOCAL statement_timeout = 2000")
-            unscored = Event.objects.filter(processed_at__isnull=True).aggregate(
-                n=Count("*"), oldest=Min("received_at")
-            )
+            # {"n": count, "oldest": received_at}: the app that owns events answers (LEADPULSE_BACKLOG)
+            unscored = import_string(settings.LEADPULSE_BACKLOG)()
             dead_rows = list(
                 FailedJob.objects.filter(replayed_at__isnull=True)
                 .values_list("kind")

@@ -19,7 +19,7 @@ from django.utils.functional import SimpleLazyObject, empty
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as BaseJsonFormatter
 
-from leadpulse import metrics
+from core import metrics
 
 request_logger = logging.getLogger("leadpulse.request")
 task_logger = logging.getLogger("leadpulse.task")

@@ -1,22 +1,21 @@
 """The dead-letter queue: list and replay jobs that exhausted their retries."""
 
+from celery import current_app as app
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Project
-from leadpulse.celery import app
-from leadpulse.errors import NotFound
+from core.errors import NotFound
 
 from .models import FailedJob
 
 
-def failed_jobs_for_project(*, project: Project) -> QuerySet[FailedJob]:
-    return FailedJob.objects.filter(project=project).order_by("-id")
+def failed_jobs_for_project(*, project_id: int) -> QuerySet[FailedJob]:
+    return FailedJob.objects.filter(project_id=project_id).order_by("-id")
 
 
-def failed_job_get(*, project: Project, job_id: int | str) -> FailedJob:
+def failed_job_get(*, project_id: int, job_id: int | str) -> FailedJob:
     try:
-        return FailedJob.objects.get(project=project, id=int(job_id))
+        return FailedJob.objects.get(project_id=project_id, id=int(job_id))
     except (TypeError, ValueError, FailedJob.DoesNotExist):
         raise NotFound("Failed job not found.") from None
 
