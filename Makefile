@@ -41,15 +41,16 @@ $(CHROMIUM):
 	@command -v apt-get >/dev/null || { echo "Install Chromium at $(CHROMIUM) for the browser tests"; exit 1; }
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
-## Install test dependencies, lint, type-check and run the whole suite (needs PostgreSQL and Redis).
-test: $(VENV)/.test-deps $(CHROMIUM)
+## Install test dependencies, lint (style, types, import boundaries) and run the whole suite (needs PostgreSQL and Redis).
+test: lint $(CHROMIUM)
+	$(VENV)/bin/pytest
+
+## Style, formatting, types and the import boundaries of .importlinter (layers, apps' public faces).
+lint: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
-	$(VENV)/bin/pytest
-
-lint: $(VENV)/.test-deps
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-cache
 
 format: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
@@ -58,4 +59,4 @@ bench: $(VENV)/.test-deps
 	$(PY) bench/ingest.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from django.core import signing
 
-from scoring import engine as scoring_engine
+from scoring import contracts as scoring_engine
 
 STAGE_ORDER = {stage: i for i, stage in enumerate(scoring_engine.STAGES)}
 

@@ -19,7 +19,7 @@ from core.fields import (
     unknown_fields,
 )
 from core.models import FailedJob
-from scoring import engine as scoring_engine
+from scoring import contracts as scoring_engine
 
 from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription
 

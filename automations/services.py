@@ -26,8 +26,9 @@ from core.models import FailedJob
 from core.pipeline import lead_listeners_changed, lead_score_request
 from core.ratelimits import RateLimited
 from core.realtime import project_broadcast
-from ingest.models import Event, Lead
-from scoring.services.fold import facts, lead_lock, lead_profile
+from ingest.models import Lead
+from scoring.selectors import event_facts, lead_profile
+from scoring.services import lead_lock
 
 from . import engine, selectors
 from .models import (
@@ -300,7 +301,7 @@ def lead_change_handle(*, change: dict[str, Any]) -> int:
                     )
 
     needs_events = any(rule.trigger == AutomationRule.Trigger.EVENT_RECEIVED for rule in rules)
-    events = [fact for _, fact in facts(Event.objects.filter(id__in=change["eventIds"]))] if needs_events else []
+    events = event_facts(event_ids=change["eventIds"]) if needs_events else []
     subject = {
         "stage": lead.lead_stage,
         "score": lead.current_score,

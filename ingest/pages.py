@@ -11,7 +11,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts.forms import InviteForm
 from accounts.scoping import project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
@@ -85,7 +84,6 @@ def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
         "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
         "members": members_for_project(project=project),
         "invitations": invitations_for_project(project=project) if request.membership.is_admin else [],  # type: ignore[attr-defined]
-        "invite_form": InviteForm(),
         "rotate_form": RotateKeyForm(),
         **extra,
     }

@@ -17,7 +17,7 @@ from ingest.models import Event, Lead
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
-from .services.fold import lead_profile, project_policy, project_rules, rule_from_row
+from .services.fold import facts, lead_profile, project_policy, project_rules, rule_from_row
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -498,3 +498,8 @@ def leads_export_csv(*, leads: QuerySet[Lead]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     for row in leads_export_rows(leads=leads):
         yield writer.writerow(row)
+
+
+def event_facts(*, event_ids: list[int]) -> list[engine.EventFact]:
+    """The events as the engine (and automations' event triggers) see them, in fold order."""
+    return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids))]

@@ -18,8 +18,8 @@ from core.fields import (
     contains_nul,
     unknown_fields,
 )
+from ingest.contracts import event_name_valid
 from ingest.models import Event, Lead
-from ingest.schema import EVENT_NAME_RE
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
@@ -27,7 +27,7 @@ from .models import RescoreJob, ScoreHistory, ScoringRule
 MAX_CONDITIONS = 20
 
 # What validation enforces beyond the fields' own constraints, for the OpenAPI document.
-# EVENT_NAME_RE or "*", once trimmed
+# an event name ingest accepts, or "*", once trimmed
 EVENT_TYPE_PATTERN = r"^\s*(\*|[A-Za-z0-9_.:\-]([A-Za-z0-9_ .:\-]{0,126}[A-Za-z0-9_.:\-])?)\s*$"
 NUMERIC_STRING = r"^\s*[+-]?(\d(_?\d)*(\.(\d(_?\d)*)?)?|\.\d(_?\d)*)([eE][+-]?\d(_?\d)*)?\s*$"
 
@@ -301,7 +301,7 @@ class RuleSerializer(StrictModelSerializer):
         kind = attrs.get("kind", getattr(self.instance, "kind", ScoringRule.Kind.ENGAGEMENT))
         event_type = attrs.get("event_type", getattr(self.instance, "event_type", ""))
         if kind == ScoringRule.Kind.ENGAGEMENT:
-            if event_type != "*" and not EVENT_NAME_RE.match(event_type or ""):
+            if event_type != "*" and not event_name_valid(event_type or ""):
                 raise serializers.ValidationError({"eventType": ["An event name, or * for every event."]})
         elif "event_type" in attrs:
             attrs["event_type"] = ""

@@ -1,6 +1,7 @@
 """Writes of the scoring app."""
 
 from .batch import leads_score, leads_score_drain
+from .fold import lead_lock
 from .identity import lead_identify, lead_merge
 from .leads import DEFAULT_RULES, events_reconcile, lead_erase, lead_score, lead_update, project_rules_seed
 from .rules import (
@@ -19,6 +20,7 @@ __all__ = [
     "events_reconcile",
     "lead_erase",
     "lead_identify",
+    "lead_lock",
     "lead_merge",
     "lead_score",
     "lead_update",

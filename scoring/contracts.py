@@ -1,0 +1,30 @@
+"""What other apps may rely on from scoring, besides its services and selectors.
+
+The vocabulary of rules and conditions (automations match lead changes and events with the
+same conditions rules use), re-exported from the pure engine so that no other app depends on
+the engine's internals.
+"""
+
+from .engine import (
+    CONDITION_FIELDS,
+    OPERATORS,
+    PATH_PART_LIMIT,
+    STAGES,
+    Condition,
+    ConditionError,
+    EventFact,
+    Rule,
+    compile_condition,
+)
+
+__all__ = [
+    "CONDITION_FIELDS",
+    "OPERATORS",
+    "PATH_PART_LIMIT",
+    "STAGES",
+    "Condition",
+    "ConditionError",
+    "EventFact",
+    "Rule",
+    "compile_condition",
+]
