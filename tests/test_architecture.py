@@ -1,5 +1,8 @@
 """The import boundaries `make lint` checks (`.importlinter`): the custom contract catches what it should."""
 
+import ast
+from pathlib import Path
+
 import grimp
 from importlinter import ContractCheck
 
@@ -57,3 +60,49 @@ def test_internals_and_models_outside_the_data_layer_are_refused():
         ("scoring.api", "ingest.models"),
         ("scoring.views", "ingest.schema"),
     ]
+
+
+# --- Scoring is the only writer of a lead's score columns -----------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SCORE_COLUMNS = {
+    "current_score", "engagement_score", "fit_score", "fit_grade", "lead_stage", "fold_state",
+    "velocity_score", "events_last_24h", "last_scored_at",
+}  # fmt: skip
+
+
+def score_column_writes(source: str) -> list[tuple[int, str]]:
+    """`x.current_score = …`, `….update(lead_stage=…)`, `Lead(fit_score=…)`: a write of a score column."""
+    writes = []
+    for node in ast.walk(ast.parse(source)):
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AugAssign | ast.AnnAssign)
+            else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Attribute) and target.attr in SCORE_COLUMNS:
+                writes.append((node.lineno, target.attr))
+        if isinstance(node, ast.Call):
+            writes += [(node.lineno, k.arg) for k in node.keywords if k.arg in SCORE_COLUMNS]
+    return writes
+
+
+def test_the_score_column_check_sees_each_kind_of_write():
+    source = "lead.current_score = 5\nLead.objects.filter(id=1).update(lead_stage='hot')\nLead(fit_score=3)\n"
+    assert score_column_writes(source) == [(1, "current_score"), (2, "lead_stage"), (3, "fit_score")]
+
+
+def test_only_scoring_writes_the_leads_score_columns():
+    """ingest owns the lead's identity row; its score columns are written by scoring alone (DESIGN, README)."""
+    offenders = []
+    for package in ("core", "accounts", "ingest", "automations", "leadpulse"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT)}:{line} {column}" for line, column in score_column_writes(path.read_text())
+            ]
+    assert offenders == []
