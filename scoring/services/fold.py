@@ -12,6 +12,7 @@ from django.db.models import Count, Q, QuerySet
 
 from accounts.models import Project
 from ingest.models import Event, Lead
+from ingest.rollups import events_mark_processed
 from leadpulse import metrics
 from leadpulse.pipeline import lead_changes
 from leadpulse.realtime import project_broadcast
@@ -201,7 +202,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     ScoreHistory.objects.bulk_create(rows, batch_size=2000)
     pending = [pk for item in scored for pk in item.pending]
     if pending:
-        Event.objects.filter(id__in=pending).update(processed_at=now)
+        events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
         metrics.events_scored_on_commit(event_pks=pending, scored_at=now)
     folded = [item.lead.id for item in scored if item.evaluation.folded or item.evaluation.refolded]
     recent: dict[int, int] = {}

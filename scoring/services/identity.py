@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from ingest.models import Event, Lead
+from ingest.rollups import rollups_counted, rollups_subtract
 from ingest.services import IDENTITY_CALLS
 from leadpulse.pipeline import lead_changed
 from leadpulse.realtime import project_broadcast
@@ -82,6 +83,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     """
     now = timezone.now()
     old_score = target.current_score
+    counted = rollups_counted(events=Event.objects.filter(lead=source))  # scored once: folded again below
     moved = Event.objects.filter(lead=source).update(lead=target, processed_at=None)
     ScoreHistory.objects.filter(lead=source).delete()
     Lead.objects.filter(merged_into=source).update(merged_into=target)
@@ -111,6 +113,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     )
 
     lead_fold_locked(lead=target, now=now)
+    rollups_subtract(counted=counted)  # after the fold: its marks counted the moved events again
     ScoreHistory.objects.create(
         project_id=target.project_id,
         lead=target,
