@@ -3,6 +3,7 @@
 No pytest here: the SQLite check runs this module in a process of its own.
 """
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -90,3 +91,9 @@ def answers_differ(project, *, now: datetime | None = None) -> list[str]:
 def rollup_problems(project) -> list[str]:
     """Drift of the stored rollups from a recount of the processed events, then any answer that differs."""
     return [f"drift {key}: {n:+d}" for key, n in rollups_drift(project_id=project.id).items()] + answers_differ(project)
+
+
+def normalised(html: str) -> str:
+    """A page without what differs between two renders of the same data (nonces, CSRF tokens, chart ids)."""
+    html = re.sub(r'(nonce|name="csrfmiddlewaretoken" value)="[^"]*"', "", html)
+    return re.sub(r"chart-[0-9a-f]{8}-[0-9a-f-]{27}", "chart", html)

@@ -1,6 +1,5 @@
 """Per-day and per-name event rollups: exact under retries, merges and erasure; the answers they replace."""
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from ingest.rollups import events_mark_processed, rollups_drift, rollups_rebuild
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.services import lead_erase, lead_score
-from tests.ingest.rollup_checks import dashboard_from_events, event_names_from_events, rollup_problems
+from tests.ingest.rollup_checks import dashboard_from_events, event_names_from_events, normalised, rollup_problems
 
 pytestmark = pytest.mark.django_db
 
@@ -164,12 +163,6 @@ def test_rebuild_recounts_what_the_migration_backfills(tenant, other_tenant):
     # then they equal a count of the processed events
     call_command("rollups_rebuild", "--check")
     assert rollup_problems(tenant.project) == [] and rollup_problems(other_tenant.project) == []
-
-
-def normalised(html: str) -> str:
-    """A page without what differs between two renders of the same data (nonces, CSRF tokens, chart ids)."""
-    html = re.sub(r'(nonce|name="csrfmiddlewaretoken" value)="[^"]*"', "", html)
-    return re.sub(r"chart-[0-9a-f]{8}-[0-9a-f-]{27}", "chart", html)
 
 
 @pytest.mark.parametrize("path", ["/", "/events/", "/api/analytics/dashboard"])
