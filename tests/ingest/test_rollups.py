@@ -1,9 +1,11 @@
 """Per-day and per-name event rollups: exact under retries, merges and erasure; the answers they replace."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -11,11 +13,12 @@ import ingest.pages
 import leadpulse.views
 import scoring.api
 from ingest.models import Event, EventName, EventRollup, Lead
-from ingest.rollups import events_mark_processed, rollups_drift, rollups_rebuild
+from ingest.rollups import events_mark_processed, rollups_counted, rollups_drift, rollups_rebuild, rollups_subtract
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.services import lead_erase, lead_score
 from tests.ingest.rollup_checks import dashboard_from_events, event_names_from_events, normalised, rollup_problems
+from tests.live import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -195,3 +198,63 @@ def test_pages_and_api_answer_what_the_event_scans_answered(path, tenant, monkey
     # then they are the same
     assert new == old
     assert Event.objects.filter(project=tenant.project, processed_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transaction_that_writes_rollups_twice_does_not_deadlock_with_a_scoring_batch(tenant):
+    # given scored events named a and b (their rollup rows exist), and three unscored ones
+    project = tenant.project
+    send(project, "x", ("a1", "a", NOW), ("b1", "b", NOW))
+    score(project)
+    send(project, "x", ("b2", "b", NOW))
+    send(project, "y", ("a3", "a", NOW), ("b3", "b", NOW))
+    pk = dict(Event.objects.filter(project=project).values_list("event_id", "id"))
+    first_marked, second_pid, errors = threading.Event(), [], []
+
+    def waiting(pid: int) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            return cursor.fetchone()[0] == "Lock"
+
+    def merge_like():
+        """Like a merge: its fold marks (row b), then it subtracts what it handed on unprocessed (row a)."""
+        try:
+            with transaction.atomic():
+                events_mark_processed(event_pks=[pk["b2"]], project_ids={project.id}, processed_at=timezone.now())
+                first_marked.set()
+                wait_until(lambda: second_pid and waiting(second_pid[0]), timeout=10, message="the batch to queue")
+                counted = rollups_counted(events=Event.objects.filter(id=pk["a1"]))
+                Event.objects.filter(id=pk["a1"]).update(processed_at=None)
+                rollups_subtract(counted=counted)
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def batch():
+        """A scoring batch marking an a and a b: it takes row a, then row b."""
+        try:
+            first_marked.wait(timeout=10)
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    second_pid.append(cursor.fetchone()[0])
+                marked = events_mark_processed(
+                    event_pks=[pk["a3"], pk["b3"]], project_ids={project.id}, processed_at=timezone.now()
+                )
+                assert marked == 2
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    # when they run at once, the batch starting between the other's two writes
+    threads = [threading.Thread(target=merge_like), threading.Thread(target=batch)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    # then neither is a deadlock victim, and the counts are exact
+    assert errors == []
+    assert rollup_problems(project) == []
