@@ -28,7 +28,8 @@ at a time anyway.
 """
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
 from django.db import connection, transaction
@@ -202,6 +203,19 @@ def rollups_subtract(*, counted: Tally) -> None:
         # nothing of an erased lead's events stays behind, not even an event name only it had
         EventRollup.objects.filter(project_id__in=project_ids, count__lte=0).delete()
         EventName.objects.filter(project_id__in=project_ids, count__lte=0).delete()
+
+
+@contextmanager
+def events_deleting(*, events: QuerySet[Event]) -> Iterator[None]:
+    """Around any other delete that removes these events (the admin's): they go out of the counts too.
+
+    The events are row-locked first, so no batch marks one of them between the count and the delete.
+    """
+    with transaction.atomic():
+        pks = list(events.select_related(None).select_for_update().order_by("id").values_list("id", flat=True))
+        counted = rollups_counted(events=Event.objects.filter(id__in=pks))
+        yield
+        rollups_subtract(counted=counted)
 
 
 def rollups_rebuild(*, project_id: int | None = None) -> int:

@@ -258,3 +258,24 @@ def test_a_transaction_that_writes_rollups_twice_does_not_deadlock_with_a_scorin
     # then neither is a deadlock victim, and the counts are exact
     assert errors == []
     assert rollup_problems(project) == []
+
+
+def test_deletes_in_the_admin_take_their_events_out_of_the_counts(tenant, admin_client):
+    # given scored events of two leads
+    send(tenant.project, "a", ("a1", "page_view", NOW), ("a2", "only_a", NOW - timedelta(days=1)))
+    send(tenant.project, "b", ("b1", "page_view", NOW), ("b2", "signup", NOW), ("b3", "signup", NOW))
+    score(tenant.project)
+    lead = Lead.objects.get(project=tenant.project, anonymous_id="a")
+    signups = list(Event.objects.filter(name="signup").values_list("id", flat=True))
+
+    # when an admin deletes a lead (its events cascade) and, in bulk, two events
+    assert admin_client.post(f"/admin/ingest/lead/{lead.id}/delete/", {"post": "yes"}).status_code == 302
+    response = admin_client.post(
+        "/admin/ingest/event/", {"action": "delete_selected", "_selected_action": signups, "post": "yes"}
+    )
+    assert response.status_code == 302
+
+    # then the counts lose exactly those events
+    assert list(Event.objects.filter(project=tenant.project).values_list("event_id", flat=True)) == ["b1"]
+    assert rollups(tenant.project)[1] == {"page_view": 1}
+    assert rollup_problems(tenant.project) == []
