@@ -14,7 +14,9 @@ server), it times `--runs` (7) requests of each page after one warm-up:
   old  the selectors before the rollups (scans of the events table: tests/ingest/rollup_checks.py)
   new  the selectors in the tree (rollups + the unprocessed backlog)
 
-and checks that both answer the same. Prints a table of medians (ms), writes
+and checks that both answer the same. It also times scoring's write path on the backlog: marking
+it processed with the one UPDATE of before, and with `events_mark_processed` (the UPDATE feeding the
+rollup upserts), each rolled back. Prints a table of medians (ms), writes
 bench/results/dashboards.json, and drops the database at the end unless `--keep`.
 """
 
@@ -141,14 +143,17 @@ def main() -> None:
     django.setup()
     import logging
 
+    from django.db import transaction
     from django.test import Client
+    from django.utils import timezone
     from rest_framework_simplejwt.tokens import RefreshToken
 
     import ingest.selectors
     import leadpulse.views
     import scoring.api
     from accounts.services import user_register
-    from ingest.rollups import rollups_rebuild
+    from ingest.models import Event
+    from ingest.rollups import events_mark_processed, rollups_rebuild
     from scoring.selectors import project_dashboard
     from tests.ingest.rollup_checks import dashboard_from_events, event_names_from_events, normalised
 
@@ -218,6 +223,26 @@ def main() -> None:
                 row["new"] = statistics.median(times[False])
                 rows.append(row)
                 print(f"  {label:<58} old {row['old']:>8.1f} ms   new {row['new']:>7.1f} ms", flush=True)
+            # scoring's write path: marking the backlog processed, as evaluations_save did (one UPDATE)
+            # and does (events_mark_processed: the UPDATE feeding the rollup upserts), rolled back
+            unprocessed = Event.objects.filter(project=project, processed_at__isnull=True)
+            backlog = list(unprocessed.values_list("id", flat=True))
+            times = {True: [], False: []}
+            for _ in range(args.runs * 3):
+                for old in (True, False):
+                    with transaction.atomic():
+                        t0 = time.perf_counter()
+                        if old:
+                            Event.objects.filter(id__in=backlog).update(processed_at=timezone.now())
+                        else:
+                            now = timezone.now()
+                            events_mark_processed(event_pks=backlog, project_ids={project.id}, processed_at=now)
+                        times[old].append((time.perf_counter() - t0) * 1000)
+                        transaction.set_rollback(True)
+            label = f"  scoring: mark {len(backlog):,} events processed"
+            rows.append({"events": size, "page": label, "old": statistics.median(times[True]),
+                         "new": statistics.median(times[False])})  # fmt: skip
+            print(f"  {label:<58} old {rows[-1]['old']:>8.1f} ms   new {rows[-1]['new']:>7.1f} ms", flush=True)
     finally:
         use(old=False)
         conn.close()
