@@ -201,8 +201,9 @@ def rollups_subtract(*, counted: Tally) -> None:
                 [(n, p, name) for (p, name), n in sorted(_by_name(counted).items())],
             )
         # nothing of an erased lead's events stays behind, not even an event name only it had
-        EventRollup.objects.filter(project_id__in=project_ids, count__lte=0).delete()
-        EventName.objects.filter(project_id__in=project_ids, count__lte=0).delete()
+        touched = {"project_id__in": project_ids, "name__in": {name for _, _, name in counted}, "count__lte": 0}
+        EventRollup.objects.filter(**touched, day__in={day for _, day, _ in counted}).delete()
+        EventName.objects.filter(**touched).delete()
 
 
 @contextmanager

@@ -23,8 +23,10 @@ def events_for_project(*, project: Project, name: str = "", limit: int = EVENT_P
 
 
 def event_names_for_project(*, project: Project, limit: int = 200) -> list[str]:
-    """The distinct event names the project has received, alphabetically."""
-    return sorted(event_counts_by_name(project=project))[:limit]
+    """The distinct event names the project has received, alphabetically (in the database's collation)."""
+    counted = EventName.objects.filter(project=project, count__gt=0).values_list("name", flat=True).order_by()
+    pending = _unprocessed(project).values_list("name", flat=True)
+    return list(counted.union(pending).order_by("name")[:limit])
 
 
 # Counts of the project's events. Each reads the rollups (the processed events, see ingest.rollups)
