@@ -191,3 +191,8 @@ def invitation_for_token(*, token: str) -> Invitation:
     if invitation is None:
         raise NotFound("Invitation not found.")
     return invitation_check_open(invitation)
+
+
+def project_ids() -> list[int]:
+    """Every project's id, in order (maintenance jobs that walk all projects)."""
+    return list(Project.objects.order_by("id").values_list("id", flat=True))

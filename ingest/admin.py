@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from .models import Event, Lead
+from .rollups import events_deleting
 
 
 @admin.register(Lead)
@@ -9,6 +10,16 @@ class LeadAdmin(admin.ModelAdmin):
     list_filter = ["lead_stage", "project"]
     search_fields = ["anonymous_id", "user_id", "email", "name", "company"]
     readonly_fields = ["current_score", "lead_stage", "fold_state", "velocity_score", "events_last_24h", "merged_into"]
+
+    # Deleting a lead cascades to its events: they leave the event counts too. (Erasure is the API's
+    # DELETE /api/leads/<id>: it also erases merged leads and copies elsewhere.)
+    def delete_model(self, request, obj):
+        with events_deleting(events=Event.objects.filter(lead=obj)):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with events_deleting(events=Event.objects.filter(lead__in=queryset)):
+            super().delete_queryset(request, queryset)
 
 
 @admin.register(Event)
@@ -23,3 +34,11 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def delete_model(self, request, obj):
+        with events_deleting(events=Event.objects.filter(id=obj.id)):
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with events_deleting(events=queryset):
+            super().delete_queryset(request, queryset)

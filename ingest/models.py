@@ -94,3 +94,46 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.event_id})"
+
+
+class EventRollup(models.Model):
+    """How many of a project's scored events fall on one UTC day under one name: the overview's charts.
+
+    Maintained in the transaction that marks events processed (`ingest.rollups`), so at every
+    commit it equals a count over the processed events; readers add the (few) unprocessed ones.
+    """
+
+    # the unique constraint's index leads with the project: no index of its own
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="event_rollups", db_index=False
+    )
+    day = models.DateField()  # the UTC date of the events' timestamp
+    name = models.CharField(max_length=128)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "day", "name"], name="event_rollup_unique_project_day_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.name}: {self.count}"
+
+
+class EventName(models.Model):
+    """A name the project's scored events carry (the API's `eventType`), with how many carry it.
+
+    The events page's type filter and the overview's events by type read it instead of the log.
+    """
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="event_names", db_index=False
+    )
+    name = models.CharField(max_length=128)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="event_name_unique_project_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.count}"

@@ -1,14 +1,16 @@
 """Reads of the ingest app, always scoped to a project."""
 
-from datetime import datetime
+from collections import Counter
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from accounts.models import Project
 
-from .models import Event
+from .models import Event, EventName, EventRollup
 
 EVENT_PAGE_SIZE = 100
 
@@ -22,9 +24,53 @@ def events_for_project(*, project: Project, name: str = "", limit: int = EVENT_P
 
 
 def event_names_for_project(*, project: Project, limit: int = 200) -> list[str]:
-    """The distinct event names the project has received, alphabetically."""
-    names = Event.objects.filter(project=project).values_list("name", flat=True).distinct().order_by("name")
-    return list(names[:limit])
+    """The distinct event names the project has received, alphabetically (in the database's collation)."""
+    counted = EventName.objects.filter(project=project, count__gt=0).values_list("name", flat=True).order_by()
+    pending = _unprocessed(project).values_list("name", flat=True)
+    return list(counted.union(pending).order_by("name")[:limit])
+
+
+# Counts of the project's events. Each reads the rollups (the processed events, see ingest.rollups)
+# and the events not processed yet in one statement, so it sees one snapshot: a scoring batch that
+# commits meanwhile moves events from one side to the other, and the sum stays exact. The second
+# side scans the backlog (the partial index of unprocessed events), never the whole log.
+
+
+def _unprocessed(project: Project) -> QuerySet[Event]:
+    return Event.objects.filter(project=project, processed_at__isnull=True).order_by()
+
+
+def event_counts_by_name(*, project: Project) -> dict[str, int]:
+    """How many events of the project carry each name (names with none are left out)."""
+    counted = EventName.objects.filter(project=project, count__gt=0).values_list("name", "count").order_by()
+    pending = _unprocessed(project).values_list("name").annotate(n=Count("id"))
+    totals: Counter[str] = Counter()
+    for name, n in counted.union(pending, all=True):
+        totals[name] += n
+    return dict(totals)
+
+
+def event_counts_by_day(*, project: Project, since: date) -> dict[date, int]:
+    """How many events of the project fall on each UTC day from `since` on (days with none are left out)."""
+    counted = (
+        EventRollup.objects.filter(project=project, day__gte=since)
+        .values_list("day")
+        .annotate(n=Sum("count"))
+        .order_by()
+    )
+    # every unprocessed day, cut below: a time condition here would tempt the planner to AND the
+    # partial index with the project's (whole-log) time index
+    pending = _unprocessed(project).annotate(day=TruncDate("timestamp", tzinfo=UTC)).values_list("day")
+    totals: Counter[date] = Counter()
+    for day, n in counted.union(pending.annotate(n=Count("id")), all=True):
+        if day >= since:
+            totals[day] += n
+    return {day: n for day, n in totals.items() if n}
+
+
+def event_last_timestamp(*, project: Project) -> datetime | None:
+    """The newest event's timestamp (one step down the project's time index)."""
+    return Event.objects.filter(project=project).aggregate(last=Max("timestamp"))["last"]
 
 
 def rule_event_types_for_project(*, project: Project) -> list[str]:

@@ -16,6 +16,11 @@ from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 
 from .models import Event, Lead
+
+# re-exported: the rollups' writes other apps make (scoring marks events processed, merges and erasure subtract)
+from .rollups import events_mark_processed as events_mark_processed
+from .rollups import rollups_counted as rollups_counted
+from .rollups import rollups_subtract as rollups_subtract
 from .schema import CanonicalEvent
 
 logger = logging.getLogger(__name__)

@@ -4,16 +4,16 @@ import csv
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, F, Max, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models import Avg, Count, F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from ingest.models import Event, Lead
+from ingest.selectors import event_counts_by_day, event_counts_by_name, event_last_timestamp
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
@@ -250,41 +250,33 @@ def rules_preview(
 
 
 def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """The overview's numbers, from aggregate queries (no rows loaded beyond the top 10)."""
+    """The overview's numbers: lead aggregates in one query, event counts from the rollups (never the log).
+
+    Days are UTC days; `eventsToday` counts events from today's UTC midnight on (later ones too).
+    """
     now = now or timezone.now()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = now.astimezone(UTC).date()
+    since = today - timedelta(days=days - 1)
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     lead_totals = leads.aggregate(
         total=Count("id"),
         qualified=Count("id", filter=Q(lead_stage=Lead.Stage.QUALIFIED)),
         average=Avg("current_score"),
+        **{f"stage_{stage}": Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values},
     )
-    stages = dict.fromkeys(Lead.Stage.values, 0)
-    stages.update(dict(leads.values_list("lead_stage").annotate(n=Count("id")).order_by()))
-    events = Event.objects.filter(project=project)
-    since = today - timedelta(days=days - 1)
-    per_day = dict(
-        events.filter(timestamp__gte=since)
-        .annotate(day=TruncDate("timestamp"))
-        .values_list("day")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    by_type = dict(events.values_list("name").annotate(n=Count("id")).order_by("-n")[:12])
+    per_day = event_counts_by_day(project=project, since=since)
+    by_name = event_counts_by_name(project=project)
     return {
         "totalLeads": lead_totals["total"],
         "qualifiedLeads": lead_totals["qualified"],
         "averageScore": round(lead_totals["average"] or 0, 1),
-        "eventsToday": events.filter(timestamp__gte=today).count(),
-        "lastEventAt": events.aggregate(last=Max("timestamp"))["last"],
-        "stageDistribution": stages,
-        "eventsByType": by_type,
+        "eventsToday": sum(n for day, n in per_day.items() if day >= today),
+        "lastEventAt": event_last_timestamp(project=project),
+        "stageDistribution": {stage: lead_totals[f"stage_{stage}"] for stage in Lead.Stage.values},
+        "eventsByType": dict(sorted(by_name.items(), key=lambda item: (-item[1], item[0]))[:12]),
         "eventsPerDay": [
-            {
-                "date": (since + timedelta(days=i)).date().isoformat(),
-                "count": per_day.get((since + timedelta(days=i)).date(), 0),
-            }
-            for i in range(days)
+            {"date": day.isoformat(), "count": per_day.get(day, 0)}
+            for day in (since + timedelta(days=i) for i in range(days))
         ],
         "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
     }

@@ -15,6 +15,7 @@ from core import metrics
 from core.pipeline import lead_changes
 from core.realtime import project_broadcast
 from ingest.models import Event, Lead
+from ingest.services import events_mark_processed
 
 from .. import engine
 from ..models import ScoreHistory, ScoringRule
@@ -201,7 +202,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     ScoreHistory.objects.bulk_create(rows, batch_size=2000)
     pending = [pk for item in scored for pk in item.pending]
     if pending:
-        Event.objects.filter(id__in=pending).update(processed_at=now)
+        events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
         received = Event.objects.filter(id__in=pending).values_list("received_at", flat=True)
         metrics.events_scored_on_commit(received=received.iterator, scored_at=now)
     folded = [item.lead.id for item in scored if item.evaluation.folded or item.evaluation.refolded]

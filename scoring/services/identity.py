@@ -9,7 +9,7 @@ from django.utils import timezone
 from core.pipeline import lead_changed
 from core.realtime import project_broadcast
 from ingest.models import Event, Lead
-from ingest.services import IDENTITY_CALLS
+from ingest.services import IDENTITY_CALLS, rollups_counted, rollups_subtract
 
 from .. import engine
 from ..models import ScoreHistory
@@ -82,6 +82,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     """
     now = timezone.now()
     old_score = target.current_score
+    counted = rollups_counted(events=Event.objects.filter(lead=source))  # scored once: folded again below
     moved = Event.objects.filter(lead=source).update(lead=target, processed_at=None)
     ScoreHistory.objects.filter(lead=source).delete()
     Lead.objects.filter(merged_into=source).update(merged_into=target)
@@ -111,6 +112,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     )
 
     lead_fold_locked(lead=target, now=now)
+    rollups_subtract(counted=counted)  # after the fold: its marks counted the moved events again
     ScoreHistory.objects.create(
         project_id=target.project_id,
         lead=target,

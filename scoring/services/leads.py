@@ -14,6 +14,7 @@ from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from core.pipeline import lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
+from ingest.services import rollups_counted, rollups_subtract
 
 from ..models import ScoreHistory, ScoringRule
 from .batch import leads_score
@@ -122,8 +123,10 @@ def lead_erase(*, lead: Lead) -> int:
         return 0
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
+    counted = rollups_counted(events=Event.objects.filter(lead_id__in=lead_ids))
     Event.objects.filter(lead_id__in=lead_ids).delete()
     for path in settings.LEADPULSE_LEAD_ERASERS:
         import_string(path)(project_id=lead.project_id, lead_ids=lead_ids)
     Lead.objects.filter(id__in=lead_ids).delete()
+    rollups_subtract(counted=counted)  # last: the project's scoring waits on it until commit
     return len(lead_ids)
