@@ -3,7 +3,6 @@
 import errno
 import hashlib
 import hmac
-import itertools
 import os
 import re
 import ssl
@@ -16,55 +15,17 @@ from django.core import signing
 
 from scoring import engine as scoring_engine
 
-STAGE_ORDER = {stage: i for i, stage in enumerate(scoring_engine.STAGES)}
+from . import triggers
 
 
 def trigger_fires(
     trigger: str, config: dict[str, Any], change: dict[str, Any], events: list[scoring_engine.EventFact]
 ) -> dict[str, Any] | None:
-    """What fired (for the execution log), or None. Transitions only: entering, crossing."""
-    kind = change["kind"]
-    # every (score, stage) the lead went through in this change, however its events were batched
-    steps = list(
-        itertools.pairwise(
-            change.get("path") or [[change["oldScore"], change["oldStage"]], [change["newScore"], change["newStage"]]]
-        )
-    )
-    if trigger == "stage_entered":
-        # into the stage, or past it on the way up ("tell me when a lead gets hot" includes
-        # one that jumps straight to qualified); cold is entered by dropping into it
-        stage = config.get("stage")
-        rank = STAGE_ORDER.get(str(stage), -1)
-        for (_, before), (_, after) in steps:
-            if (rank > 0 and STAGE_ORDER[before] < rank <= STAGE_ORDER[after]) or (
-                rank == 0 and after == stage and before != stage
-            ):
-                return {"trigger": trigger, "from": before, "to": after, "stage": stage}
-    elif trigger in ("score_crossed_up", "score_crossed_down"):
-        threshold = config.get("threshold", 0)
-        for (before, _), (after, _) in steps:
-            up = before < threshold <= after
-            down = before >= threshold > after
-            if (up and trigger == "score_crossed_up") or (down and trigger == "score_crossed_down"):
-                return {"trigger": trigger, "threshold": threshold, "from": before, "to": after}
-    elif trigger == "velocity_at_least":
-        if kind == "scored" and change["velocity"] >= config.get("velocity", 1):
-            return {"trigger": trigger, "velocity": change["velocity"]}
-    elif trigger == "event_received":
-        rule = scoring_engine.Rule(
-            id=0,
-            event_type=config.get("eventType", "*"),
-            points=0,
-            conditions=tuple(scoring_engine.compile_condition(c) for c in config.get("conditions", [])),
-        )
-        for event in events:
-            if rule.event_type in ("*", event.name) and rule.matches(event.subject()):
-                return {"trigger": trigger, "eventId": event.event_id, "eventType": event.name}
-    elif trigger == "lead_merged" and kind == "merged":
-        return {"trigger": trigger, "mergedLeadId": change.get("mergedLeadId")}
-    elif trigger == "lead_identified" and kind == "identified":
-        return {"trigger": trigger}
-    return None
+    """What fired (for the execution log), or None: the registered lead trigger's decision on this lead change."""
+    found = triggers.registry.get(trigger)
+    if found is None or found.subject != "lead":
+        return None
+    return found.fires(config, change, events)
 
 
 def lead_conditions_hold(conditions: dict[str, Any], lead: dict[str, Any]) -> bool:

@@ -29,7 +29,7 @@ from leadpulse.ratelimits import RateLimited
 from leadpulse.realtime import project_broadcast
 from scoring.services.fold import facts, lead_lock, lead_profile
 
-from . import engine, selectors
+from . import engine, selectors, triggers
 from .models import (
     AutomationExecution,
     AutomationRule,
@@ -299,7 +299,7 @@ def lead_change_handle(*, change: dict[str, Any]) -> int:
                         change_key=f"{change['changeId']}:{kind}" if change.get("changeId") else "",
                     )
 
-    needs_events = any(rule.trigger == AutomationRule.Trigger.EVENT_RECEIVED for rule in rules)
+    needs_events = any(getattr(triggers.registry.get(rule.trigger), "needs_events", False) for rule in rules)
     events = [fact for _, fact in facts(Event.objects.filter(id__in=change["eventIds"]))] if needs_events else []
     subject = {
         "stage": lead.lead_stage,
