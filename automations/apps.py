@@ -5,6 +5,7 @@ class AutomationsConfig(AppConfig):
     name = "automations"
 
     def ready(self) -> None:
-        from . import triggers  # a registry: each module of it registers one trigger
+        from . import actions, triggers  # registries: each module of theirs registers one trigger or action
 
         triggers.autodiscover()
+        actions.autodiscover()

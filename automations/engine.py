@@ -62,22 +62,6 @@ def signature_verify(*, secret: str, header: str, body: bytes, now: int, toleran
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def slack_escape(text: Any) -> str:
-    """Slack mrkdwn control characters: lead names come from public ingest (no <!channel> pings)."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, Any], lead_url: str) -> dict[str, Any]:
-    who = slack_escape(lead["name"] or lead["email"] or lead["anonymousId"])
-    rule_name = slack_escape(rule_name)
-    contact = f" ({slack_escape(lead['email'])})" if lead["email"] and lead["name"] else ""
-    text = (
-        f":fire: *{rule_name}*: {who}{contact} is *{lead['stage']}* with a score of *{lead['score']}*"
-        f" ({trigger['trigger'].replace('_', ' ')}). <{lead_url}|Open the lead>"
-    )
-    return {"text": text}
-
-
 # --- Why a delivery failed: a short line of our own words, never the receiver's body --------
 
 REASON_LIMIT = 200
@@ -150,8 +134,3 @@ def recipient_token_read(token: str) -> int | None:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def email_subject(*, rule_name: str, who: str, stage: str, score: int) -> str:
-    """One header line: a lead's name comes from public ingest, so no line break or control character survives."""
-    return one_line(f"[LeadPulse] {rule_name}: {who} is {stage} ({score})")
