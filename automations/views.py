@@ -1,7 +1,7 @@
 """Dashboard pages of the automations app: rules, executions, webhooks, deliveries, dead letters."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
@@ -15,15 +15,15 @@ from leadpulse.dashboard import project_page
 from leadpulse.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from leadpulse.errors import ApplicationError, NotFound
 
-from . import selectors, services
+from . import actions, selectors, services
 from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
 
 FAILED_JOBS_SHOWN = 50
 
 
-def config_summary(config: dict[str, Any]) -> str:
-    """A rule's config as compact JSON, without its signing secret."""
-    return json.dumps({k: v for k, v in config.items() if k != "secret"}, separators=(", ", ": "), sort_keys=True)
+def config_summary(config: dict[str, Any], *, hidden: Collection[str] = ()) -> str:
+    """A rule's config as compact JSON, without its secrets (a webhook's signing secret)."""
+    return json.dumps({k: v for k, v in config.items() if k not in hidden}, separators=(", ", ": "), sort_keys=True)
 
 
 def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
@@ -46,12 +46,13 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     executions = selectors.executions_by_rule(project=project)
+    secret = actions.secret_config_keys()
     rules = [
         {
             "rule": rule,
-            "trigger_config": config_summary(rule.trigger_config),
-            "lead_conditions": config_summary(rule.lead_conditions),
-            "action_config": config_summary(rule.action_config),
+            "trigger_config": config_summary(rule.trigger_config, hidden=secret),
+            "lead_conditions": config_summary(rule.lead_conditions, hidden=secret),
+            "action_config": config_summary(rule.action_config, hidden=secret),
             "executions": executions.get(rule.id, []),
         }
         for rule in selectors.automations_for_project(project=project)
