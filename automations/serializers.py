@@ -82,7 +82,11 @@ class AutomationRuleSchema(OpenApiSerializerExtension):
     target_class = "automations.serializers.AutomationRuleSerializer"
 
     def map_serializer(self, auto_schema: Any, direction: str) -> Any:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        # A fresh instance: one a schema helper holds (`results_of`) keeps the fields, so the trigger and action
+        # choices, of the first document built; a trigger registered since (in tests) would be missing.
+        serializer = type(self.target)()
+        serializer.partial = self.target.partial
+        schema = auto_schema._map_serializer(serializer, direction, bypass_extensions=True)
         properties = schema["properties"]
         if direction != "request":
             for name in ("triggerConfig", "leadConditions", "actionConfig"):
