@@ -3,7 +3,6 @@
 import errno
 import hashlib
 import hmac
-import itertools
 import os
 import re
 import ssl
@@ -16,55 +15,17 @@ from django.core import signing
 
 from scoring import contracts as scoring_engine
 
-STAGE_ORDER = {stage: i for i, stage in enumerate(scoring_engine.STAGES)}
+from . import triggers
 
 
 def trigger_fires(
     trigger: str, config: dict[str, Any], change: dict[str, Any], events: list[scoring_engine.EventFact]
 ) -> dict[str, Any] | None:
-    """What fired (for the execution log), or None. Transitions only: entering, crossing."""
-    kind = change["kind"]
-    # every (score, stage) the lead went through in this change, however its events were batched
-    steps = list(
-        itertools.pairwise(
-            change.get("path") or [[change["oldScore"], change["oldStage"]], [change["newScore"], change["newStage"]]]
-        )
-    )
-    if trigger == "stage_entered":
-        # into the stage, or past it on the way up ("tell me when a lead gets hot" includes
-        # one that jumps straight to qualified); cold is entered by dropping into it
-        stage = config.get("stage")
-        rank = STAGE_ORDER.get(str(stage), -1)
-        for (_, before), (_, after) in steps:
-            if (rank > 0 and STAGE_ORDER[before] < rank <= STAGE_ORDER[after]) or (
-                rank == 0 and after == stage and before != stage
-            ):
-                return {"trigger": trigger, "from": before, "to": after, "stage": stage}
-    elif trigger in ("score_crossed_up", "score_crossed_down"):
-        threshold = config.get("threshold", 0)
-        for (before, _), (after, _) in steps:
-            up = before < threshold <= after
-            down = before >= threshold > after
-            if (up and trigger == "score_crossed_up") or (down and trigger == "score_crossed_down"):
-                return {"trigger": trigger, "threshold": threshold, "from": before, "to": after}
-    elif trigger == "velocity_at_least":
-        if kind == "scored" and change["velocity"] >= config.get("velocity", 1):
-            return {"trigger": trigger, "velocity": change["velocity"]}
-    elif trigger == "event_received":
-        rule = scoring_engine.Rule(
-            id=0,
-            event_type=config.get("eventType", "*"),
-            points=0,
-            conditions=tuple(scoring_engine.compile_condition(c) for c in config.get("conditions", [])),
-        )
-        for event in events:
-            if rule.event_type in ("*", event.name) and rule.matches(event.subject()):
-                return {"trigger": trigger, "eventId": event.event_id, "eventType": event.name}
-    elif trigger == "lead_merged" and kind == "merged":
-        return {"trigger": trigger, "mergedLeadId": change.get("mergedLeadId")}
-    elif trigger == "lead_identified" and kind == "identified":
-        return {"trigger": trigger}
-    return None
+    """What fired (for the execution log), or None: the registered lead trigger's decision on this lead change."""
+    found = triggers.registry.get(trigger)
+    if found is None or found.subject != "lead":
+        return None
+    return found.fires(config, change, events)
 
 
 def lead_conditions_hold(conditions: dict[str, Any], lead: dict[str, Any]) -> bool:
@@ -99,22 +60,6 @@ def signature_verify(*, secret: str, header: str, body: bytes, now: int, toleran
         return False
     expected = signature_header(secret=secret, timestamp=timestamp, body=body).split("v1=")[1]
     return hmac.compare_digest(expected, fields.get("v1", ""))
-
-
-def slack_escape(text: Any) -> str:
-    """Slack mrkdwn control characters: lead names come from public ingest (no <!channel> pings)."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, Any], lead_url: str) -> dict[str, Any]:
-    who = slack_escape(lead["name"] or lead["email"] or lead["anonymousId"])
-    rule_name = slack_escape(rule_name)
-    contact = f" ({slack_escape(lead['email'])})" if lead["email"] and lead["name"] else ""
-    text = (
-        f":fire: *{rule_name}*: {who}{contact} is *{lead['stage']}* with a score of *{lead['score']}*"
-        f" ({trigger['trigger'].replace('_', ' ')}). <{lead_url}|Open the lead>"
-    )
-    return {"text": text}
 
 
 # --- Why a delivery failed: a short line of our own words, never the receiver's body --------
@@ -189,8 +134,3 @@ def recipient_token_read(token: str) -> int | None:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def email_subject(*, rule_name: str, who: str, stage: str, score: int) -> str:
-    """One header line: a lead's name comes from public ingest, so no line break or control character survives."""
-    return one_line(f"[LeadPulse] {rule_name}: {who} is {stage} ({score})")

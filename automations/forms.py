@@ -6,7 +6,8 @@ from typing import Any
 from django import forms
 from rest_framework import serializers
 
-from .models import AutomationRule, WebhookSubscription
+from . import actions, triggers
+from .models import WebhookSubscription
 from .serializers import AutomationRuleSerializer, EmailRecipientRequestSerializer, WebhookSubscribeSerializer
 
 # API field (first part of an error key such as "triggerConfig.stage") → form field.
@@ -61,10 +62,11 @@ def _json_field(label: str, example: str) -> forms.CharField:
 
 class AutomationRuleForm(forms.Form):
     name = forms.CharField(max_length=200)
-    trigger = forms.ChoiceField(choices=AutomationRule.Trigger.choices)
+    # callables: a trigger or action registered later is offered too
+    trigger = forms.ChoiceField(choices=triggers.choices)
     trigger_config = _json_field("Trigger config", '{"stage": "hot"}')
     lead_conditions = _json_field("Lead conditions", '{"minScore": 40}')
-    action = forms.ChoiceField(choices=AutomationRule.Action.choices)
+    action = forms.ChoiceField(choices=actions.choices)
     action_config = _json_field("Action config", '{"tag": "hot-lead"}')
     cooldown_seconds = forms.IntegerField(initial=86400, label="Cooldown (seconds)")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")

@@ -4,35 +4,22 @@ from django.db import models
 
 from core.models import TimeStampedModel
 
+from . import actions, triggers
+
 
 class AutomationRule(TimeStampedModel):
     """When a lead does or becomes something, act: once per lead per cooldown window."""
 
-    class Trigger(models.TextChoices):
-        STAGE_ENTERED = "stage_entered"  # config: {"stage": "hot"}
-        SCORE_CROSSED_UP = "score_crossed_up"  # config: {"threshold": 50}
-        SCORE_CROSSED_DOWN = "score_crossed_down"  # config: {"threshold": 20}
-        VELOCITY_AT_LEAST = "velocity_at_least"  # config: {"velocity": 5}
-        EVENT_RECEIVED = "event_received"  # config: {"eventType": "demo_request", "conditions": [...]}
-        LEAD_MERGED = "lead_merged"
-        LEAD_IDENTIFIED = "lead_identified"
-
-    class Action(models.TextChoices):
-        WEBHOOK = "webhook"  # config: {"url": "https://…"}
-        SLACK = "slack"  # config: {"url": "https://hooks.slack.com/…"}
-        EMAIL = "email"  # config: {"to": ["sales@…"]}
-        ADD_TAG = "add_tag"  # config: {"tag": "hot-lead"}
-        SET_OWNER = "set_owner"  # config: {"owner": "ana@…"}
-
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="automation_rules")
     name = models.CharField(max_length=200)
     is_active = models.BooleanField(default=True)
-    trigger = models.CharField(max_length=32, choices=Trigger.choices)
+    # the registries' keys (automations/triggers/, automations/actions/): one module each, with its config schema
+    trigger = models.CharField(max_length=triggers.KEY_MAX_LENGTH, choices=triggers.choices)
     trigger_config = models.JSONField(default=dict, blank=True)
     # Extra conditions on the lead: {"stages": [...], "minScore": n, "maxScore": n, "grades": [...],
     # "traits": [{"path", "op", "value"}]}.
     lead_conditions = models.JSONField(default=dict, blank=True)
-    action = models.CharField(max_length=16, choices=Action.choices)
+    action = models.CharField(max_length=actions.KEY_MAX_LENGTH, choices=actions.choices)
     action_config = models.JSONField(default=dict, blank=True)
     cooldown_seconds = models.PositiveIntegerField(default=86400)
 

@@ -1,13 +1,12 @@
+import re
+from collections.abc import Iterable
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.validators import validate_email
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from core.fields import (
-    NO_NUL,
     NOT_BLANK_NO_NUL,
     StrictBooleanField,
     StrictCharField,
@@ -16,81 +15,13 @@ from core.fields import (
     StrictModelSerializer,
     StrictSerializer,
     contains_nul,
-    unknown_fields,
 )
 from core.models import FailedJob
 from scoring import contracts as scoring_engine
 
+from . import actions, config_schema, triggers
+from .config_schema import CONDITIONS_SCHEMA, URL_SCHEMA
 from .models import AutomationExecution, AutomationRule, VerifiedRecipient, WebhookDelivery, WebhookSubscription
-
-EMAIL_RECIPIENTS_PER_RULE = 10
-
-
-def _email_address(value: Any) -> bool:
-    """One plain address (no display name, list or line break: nothing a mail header could be split at)."""
-    if not isinstance(value, str) or len(value) > 254:
-        return False
-    try:
-        validate_email(value)
-    except DjangoValidationError:
-        return False
-    return True
-
-
-def _email_addresses(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and 0 < len(value) <= EMAIL_RECIPIENTS_PER_RULE
-        and all(_email_address(address) for address in value)
-    )
-
-
-def _conditions(value: Any, field: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or len(value) > 20:
-        raise serializers.ValidationError({field: ["Must be a list of at most 20 conditions."]})
-    for index, raw in enumerate(value):
-        unknown = unknown_fields(raw, scoring_engine.CONDITION_FIELDS, prefix=f"{field}[{index}].")
-        if unknown:
-            raise serializers.ValidationError(unknown)
-        try:
-            scoring_engine.compile_condition(raw)
-        except scoring_engine.ConditionError as exc:
-            raise serializers.ValidationError({f"{field}[{index}].{exc.field}": [exc.message]}) from exc
-    return value
-
-
-TRIGGER_CONFIG: dict[str, tuple[str, Any, str]] = {
-    "stage_entered": ("stage", lambda v: v in scoring_engine.STAGES, "one of cold, warm, hot, qualified"),
-    "score_crossed_up": ("threshold", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a score"),
-    "score_crossed_down": ("threshold", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a score"),
-    "velocity_at_least": (
-        "velocity",
-        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "an integer >= 1",
-    ),
-}
-ACTION_CONFIG: dict[str, tuple[str, Any, str]] = {
-    "webhook": ("url", lambda v: isinstance(v, str) and v, "a URL"),
-    "slack": ("url", lambda v: isinstance(v, str) and v, "a Slack incoming-webhook URL"),
-    "email": (
-        "to",
-        _email_addresses,
-        f"a list of 1 to {EMAIL_RECIPIENTS_PER_RULE} email addresses, each a project member's or a verified one",
-    ),
-    "add_tag": ("tag", lambda v: isinstance(v, str) and 0 < len(v) <= 64, "a tag of at most 64 characters"),
-    "set_owner": ("owner", lambda v: isinstance(v, str) and 0 < len(v) <= 254, "an owner"),
-}
-
-
-# The keys each trigger's and action's config may hold; any other is refused when a config is sent.
-TRIGGER_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
-    **{trigger: (key,) for trigger, (key, _, _) in TRIGGER_CONFIG.items()},
-    "event_received": ("eventType", "conditions"),
-}
-ACTION_CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
-    **{action: (key,) for action, (key, _, _) in ACTION_CONFIG.items()},
-    "webhook": ("url", "secret"),
-}
 
 
 def _all_in(value: Any, allowed: tuple[str, ...]) -> bool:
@@ -98,86 +29,12 @@ def _all_in(value: Any, allowed: tuple[str, ...]) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) and item in allowed for item in value)
 
 
-# --- The OpenAPI document: what `validate` enforces, as JSON Schema ---------------------------
-
-TEXT = {"type": "string", "pattern": NO_NUL}
-CONDITION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "One condition `{path, op, value}`, as in scoring rules.",
-    "properties": {
-        "path": {
-            "type": "string",
-            "pattern": rf"^[^.\x00]{{1,64}}(\.[^.\x00]{{1,64}}){{0,{scoring_engine.PATH_PART_LIMIT - 1}}}$",
-            "description": "A dotted path of 1-8 parts (each 1-64 characters), e.g. `properties.url`.",
-        },
-        "op": {"type": "string", "enum": list(scoring_engine.OPERATORS)},
-        "value": {"description": "Depends on `op`; ignored for exists/not_exists."},
-    },
-    "required": ["path", "op"],
-    "additionalProperties": False,
-    "oneOf": [
-        {"properties": {"op": {"enum": ["exists", "not_exists"]}}},
-        {
-            "properties": {"op": {"enum": ["in"]}, "value": {"type": "array", "minItems": 1, "maxItems": 500}},
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {"enum": ["gt", "gte", "lt", "lte"]},
-                "value": {"oneOf": [{"type": "number"}, TEXT], "description": "A number or a numeric string."},
-            },
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {"enum": ["regex"]},
-                "value": {**TEXT, "minLength": 1, "maxLength": 500, "description": "An RE2 regular expression."},
-            },
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {"enum": ["eq", "neq", "contains", "not_contains", "starts_with", "ends_with"]},
-                "value": {"oneOf": [{"type": "number"}, {**TEXT, "minLength": 1}]},
-            },
-            "required": ["value"],
-        },
-    ],
-}
-CONDITIONS_SCHEMA = {"type": "array", "maxItems": 20, "items": CONDITION_SCHEMA}
-URL_SCHEMA = {
-    "type": "string",
-    "format": "uri",
-    "pattern": r"^[hH][tT][tT][pP][sS]?://[^\x00]+$",
-    "description": "http(s); refused (400 `unsafe_url`) unless its host resolves to public addresses.",
-}
-TRIGGER_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
-    "stage_entered": {"stage": {"type": "string", "enum": list(scoring_engine.STAGES)}},
-    "score_crossed_up": {"threshold": {"type": "integer", "minimum": 0}},
-    "score_crossed_down": {"threshold": {"type": "integer", "minimum": 0}},
-    "velocity_at_least": {"velocity": {"type": "integer", "minimum": 1}},
-}
-ACTION_CONFIG_SCHEMAS: dict[str, dict[str, Any]] = {
-    "webhook": {"url": URL_SCHEMA},
-    "slack": {"url": {**URL_SCHEMA, "description": "A Slack incoming-webhook URL. " + URL_SCHEMA["description"]}},
-    "email": {
-        "to": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": EMAIL_RECIPIENTS_PER_RULE,
-            "items": {"type": "string", "format": "email", "maxLength": 254},
-            "description": "Members of the project, or addresses verified through `POST /api/email-recipients` "
-            "(400 `recipient_not_allowed` otherwise); checked again at each send.",
-        }
-    },
-    "add_tag": {"tag": {**TEXT, "minLength": 1, "maxLength": 64}},
-    "set_owner": {"owner": {**TEXT, "minLength": 1, "maxLength": 254}},
-}
+# --- The OpenAPI document: what `validate` enforces, as JSON Schema (configs: from the registries) ----------
 
 
-def _one_of(*values: str) -> dict[str, Any]:
+def _one_of(value: str) -> dict[str, Any]:
     # a pattern, not an enum: drf-spectacular would hoist an enum into a shared component
-    return {"type": "string", "pattern": f"^({'|'.join(values)})$"}
+    return {"type": "string", "pattern": f"^({re.escape(value)})$"}
 
 
 def _partial(variants: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -186,46 +43,33 @@ def _partial(variants: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {"anyOf": [{"not": {"required": [key]}}, *loosened]}
 
 
-def _trigger_variants() -> list[dict[str, Any]]:
-    variants: list[dict[str, Any]] = []
-    for trigger, properties in TRIGGER_CONFIG_SCHEMAS.items():
-        config: dict[str, Any] = {"type": "object", "properties": properties, "required": list(properties)}
-        config["additionalProperties"] = False
-        variants.append(
-            {"properties": {"trigger": _one_of(trigger), "triggerConfig": config}, "required": ["triggerConfig"]}
-        )
-    event_config = {
-        "type": "object",
-        "properties": {
-            "eventType": {**TEXT, "minLength": 1, "default": "*", "description": "An event name, or `*`."},
-            "conditions": CONDITIONS_SCHEMA,
-        },
-        "additionalProperties": False,
-    }
-    variants.append({"properties": {"trigger": _one_of("event_received"), "triggerConfig": event_config}})
-    nothing = {"type": "object", "additionalProperties": False}
-    variants.append({"properties": {"trigger": _one_of("lead_merged", "lead_identified"), "triggerConfig": nothing}})
+def _variants(registry: Iterable[triggers.Trigger | actions.Action], key: str, config: str) -> list[dict[str, Any]]:
+    """One `oneOf` branch per registered trigger (or action): its key, and its config's schema."""
+    variants = []
+    for entry in registry:
+        schema = entry.config.json_schema()
+        variant: dict[str, Any] = {"properties": {key: _one_of(entry.key), config: schema}}
+        if "required" in schema:
+            variant["required"] = [config]
+        variants.append(variant)
     return variants
+
+
+def _trigger_variants() -> list[dict[str, Any]]:
+    return _variants(triggers.registry, "trigger", "triggerConfig")
 
 
 def _action_variants() -> list[dict[str, Any]]:
-    variants = []
-    for action, properties in ACTION_CONFIG_SCHEMAS.items():
-        config: dict[str, Any] = {
-            "type": "object",
-            "properties": dict(properties),
-            "required": list(properties),
-            "additionalProperties": False,
-        }
-        if action == "webhook":
-            config["properties"]["secret"] = {
-                **TEXT,
-                "description": "The signing secret (default: a new `whsec_…`); shown in the create response only.",
-            }
-        variants.append(
-            {"properties": {"action": _one_of(action), "actionConfig": config}, "required": ["actionConfig"]}
-        )
-    return variants
+    return _variants(actions.registry, "action", "actionConfig")
+
+
+def _depends_on(registry: Iterable[triggers.Trigger | actions.Action], key: str) -> str:
+    """`{stage}` for stage_entered, … : which config goes with which key, grouping keys that take the same."""
+    takes: dict[str, list[str]] = {}
+    for entry in registry:
+        takes.setdefault(entry.config.summary(), []).append(entry.key)
+    listed = ", ".join(f"{summary} for {' and '.join(keys)}" for summary, keys in takes.items())
+    return f"Depends on `{key}`: {listed}. No string may contain NUL."
 
 
 class AutomationRuleSchema(OpenApiSerializerExtension):
@@ -238,24 +82,19 @@ class AutomationRuleSchema(OpenApiSerializerExtension):
     target_class = "automations.serializers.AutomationRuleSerializer"
 
     def map_serializer(self, auto_schema: Any, direction: str) -> Any:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        # A fresh instance: one a schema helper holds (`results_of`) keeps the fields, so the trigger and action
+        # choices, of the first document built; a trigger registered since (in tests) would be missing.
+        serializer = type(self.target)()
+        serializer.partial = self.target.partial
+        schema = auto_schema._map_serializer(serializer, direction, bypass_extensions=True)
         properties = schema["properties"]
         if direction != "request":
             for name in ("triggerConfig", "leadConditions", "actionConfig"):
                 properties[name] = {"type": "object", "additionalProperties": {}}
             return {**schema, "required": sorted(properties)}  # every field is in every response
         properties["name"]["pattern"] = NOT_BLANK_NO_NUL
-        properties["triggerConfig"] = {
-            "type": "object",
-            "description": "Depends on `trigger`: `{stage}` for stage_entered, `{threshold}` for score_crossed_up/"
-            "down, `{velocity}` for velocity_at_least, `{eventType, conditions}` for event_received; nothing "
-            "for lead_merged and lead_identified. No string may contain NUL.",
-        }
-        properties["actionConfig"] = {
-            "type": "object",
-            "description": "Depends on `action`: `{url, secret}` for webhook, `{url}` for slack, `{to}` for email, "
-            "`{tag}` for add_tag, `{owner}` for set_owner. No string may contain NUL.",
-        }
+        properties["triggerConfig"] = {"type": "object", "description": _depends_on(triggers.registry, "trigger")}
+        properties["actionConfig"] = {"type": "object", "description": _depends_on(actions.registry, "action")}
         properties["leadConditions"] = {
             "type": "object",
             "description": "Further conditions on the lead; all must hold.",
@@ -306,7 +145,8 @@ class AutomationRuleSerializer(StrictModelSerializer):
         data = super().to_representation(instance)
         # the signing secret is shown once, in the create response only
         if not self.context.get("show_secret"):
-            data["actionConfig"] = {k: v for k, v in data["actionConfig"].items() if k != "secret"}
+            secret = actions.secret_config_keys()
+            data["actionConfig"] = {k: v for k, v in data["actionConfig"].items() if k not in secret}
         return data
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -315,35 +155,9 @@ class AutomationRuleSerializer(StrictModelSerializer):
             if contains_nul(attrs.get(source)):
                 raise serializers.ValidationError({name: ["Text may not contain NUL characters."]})
         trigger = attrs.get("trigger", getattr(self.instance, "trigger", None))
-        config = attrs.get("trigger_config", getattr(self.instance, "trigger_config", {}))
-        if not isinstance(config, dict):
-            raise serializers.ValidationError({"triggerConfig": ["Must be an object."]})
-        if "trigger_config" in attrs:  # only what is sent: a stored config may predate these checks
-            extra = unknown_fields(config, TRIGGER_CONFIG_FIELDS.get(str(trigger), ()), prefix="triggerConfig.")
-            if extra:
-                raise serializers.ValidationError(extra)
-        if trigger in TRIGGER_CONFIG:
-            key, check, what = TRIGGER_CONFIG[trigger]
-            if not check(config.get(key)):
-                raise serializers.ValidationError({f"triggerConfig.{key}": [f"Must be {what}."]})
-        if trigger == "event_received":
-            event_type = config.get("eventType", "*")
-            if not isinstance(event_type, str) or not event_type:
-                raise serializers.ValidationError({"triggerConfig.eventType": ["An event name, or *."]})
-            _conditions(config.get("conditions", []), "triggerConfig.conditions")
+        self._config_validate(attrs, triggers.registry.get(trigger), "trigger", "trigger_config", "triggerConfig")
         action = attrs.get("action", getattr(self.instance, "action", None))
-        action_config = attrs.get("action_config", getattr(self.instance, "action_config", {}))
-        if not isinstance(action_config, dict):
-            raise serializers.ValidationError({"actionConfig": ["Must be an object."]})
-        if "action_config" in attrs:
-            extra = unknown_fields(action_config, ACTION_CONFIG_FIELDS.get(str(action), ()), prefix="actionConfig.")
-            if extra:
-                raise serializers.ValidationError(extra)
-        key, check, what = ACTION_CONFIG[str(action)]
-        if not check(action_config.get(key)):
-            raise serializers.ValidationError({f"actionConfig.{key}": [f"Must be {what}."]})
-        if not isinstance(action_config.get("secret", ""), str):
-            raise serializers.ValidationError({"actionConfig.secret": ["Must be a string."]})
+        self._config_validate(attrs, actions.registry.get(action), "action", "action_config", "actionConfig")
         conditions = attrs.get("lead_conditions", getattr(self.instance, "lead_conditions", {}))
         if not isinstance(conditions, dict):
             raise serializers.ValidationError({"leadConditions": ["Must be an object."]})
@@ -358,8 +172,27 @@ class AutomationRuleSerializer(StrictModelSerializer):
             value = conditions.get(bound)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                 raise serializers.ValidationError({f"leadConditions.{bound}": ["Must be an integer."]})
-        _conditions(conditions.get("traits", []), "leadConditions.traits")
+        traits = config_schema.conditions_errors(conditions.get("traits", []), "leadConditions.traits")
+        if traits:
+            raise serializers.ValidationError(traits)
         return attrs
+
+    def _config_validate(
+        self, attrs: dict[str, Any], entry: triggers.Trigger | actions.Action | None, kind: str, source: str, name: str
+    ) -> None:
+        """The config against the trigger's (or action's) declared schema; each error names its field."""
+        if entry is None:  # a stored rule whose trigger or action is no longer registered
+            raise serializers.ValidationError({kind: [f"Unknown {kind}: choose another one."]})
+        config = attrs.get(source, getattr(self.instance, source, {}))
+        if not isinstance(config, dict):
+            raise serializers.ValidationError({name: ["Must be an object."]})
+        if source in attrs:  # only what is sent: a stored config may predate these checks
+            extra = entry.config.unknown(config, prefix=f"{name}.")
+            if extra:
+                raise serializers.ValidationError(extra)
+        errors = entry.config.errors(config, prefix=f"{name}.")
+        if errors:
+            raise serializers.ValidationError(errors)
 
 
 @extend_schema_field({"type": "object", "additionalProperties": {}})

@@ -5,6 +5,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -30,7 +31,7 @@ from ingest.models import Lead
 from scoring.selectors import event_facts, lead_profile
 from scoring.services import lead_lock
 
-from . import engine, selectors
+from . import actions, config_schema, engine, selectors, triggers
 from .models import (
     AutomationExecution,
     AutomationRule,
@@ -38,7 +39,6 @@ from .models import (
     VerifiedRecipient,
     WebhookDelivery,
     WebhookSubscription,
-    new_signing_secret,
 )
 from .ssrf import UnsafeUrl, url_check
 
@@ -71,14 +71,20 @@ def url_validate(url: str, *, field: str = "url") -> str:
 # --- Rules --------------------------------------------------------------------------------
 
 
-def _action_config_prepare(action: str, config: dict[str, Any], *, project: Project) -> dict[str, Any]:
-    if action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
-        url_validate(config.get("url", ""), field="actionConfig.url")
-    if action == AutomationRule.Action.EMAIL:
-        recipients_validate(project=project, addresses=config.get("to", []), field="actionConfig.to")
-    if action == AutomationRule.Action.WEBHOOK and not config.get("secret"):
-        config = {**config, "secret": new_signing_secret()}
-    return config
+def _action_config_prepare(action_key: str, config: dict[str, Any], *, project: Project) -> dict[str, Any]:
+    """Vet the config's URLs (public hosts only) and recipients (members or verified), then let the action finish it."""
+    action = actions.registry.get(action_key)
+    if action is None:
+        raise ApplicationError(f"Unknown action {action_key!r}.", field="action", code="invalid")
+    for setting in action.config:
+        if setting.name not in config and not setting.required:
+            continue
+        path = f"actionConfig.{setting.name}"
+        if isinstance(setting, config_schema.Url):
+            url_validate(config.get(setting.name, ""), field=path)
+        elif isinstance(setting, config_schema.Emails):
+            recipients_validate(project=project, addresses=config.get(setting.name, []), field=path)
+    return action.prepare(config, project=project)
 
 
 @transaction.atomic
@@ -300,7 +306,7 @@ def lead_change_handle(*, change: dict[str, Any]) -> int:
                         change_key=f"{change['changeId']}:{kind}" if change.get("changeId") else "",
                     )
 
-    needs_events = any(rule.trigger == AutomationRule.Trigger.EVENT_RECEIVED for rule in rules)
+    needs_events = any(getattr(triggers.registry.get(rule.trigger), "needs_events", False) for rule in rules)
     events = event_facts(event_ids=change["eventIds"]) if needs_events else []
     subject = {
         "stage": lead.lead_stage,
@@ -357,77 +363,50 @@ def automation_execute(*, execution_id: int) -> None:
     if not claimed or execution is None:
         return
     rule, lead = execution.rule, execution.lead
-    config = rule.action_config
-    document = _lead_document(lead)
-    if rule.action in (AutomationRule.Action.WEBHOOK, AutomationRule.Action.SLACK):
-        if rule.action == AutomationRule.Action.SLACK:
-            lead_url = f"{settings.LEADPULSE_PUBLIC_URL.rstrip('/')}/leads/{lead.id}/"
-            body = engine.slack_message(
-                rule_name=rule.name,
-                lead=document | {"stage": lead.lead_stage, "score": lead.current_score},
-                trigger=execution.trigger,
-                lead_url=lead_url,
-            )
-        else:
-            body = None
-        with transaction.atomic():
-            delivery_create(
-                project_id=rule.project_id,
-                url=config["url"],
-                event="automation.fired",
-                data={"automation": {"id": rule.id, "name": rule.name}, "lead": document, "trigger": execution.trigger},
-                execution=execution,
-                raw_body=body,
-            )
-        return  # the delivery settles the execution's status
+    run = actions.ActionRun(execution=execution, rule=rule, lead=lead, document=_lead_document(lead))
     try:
-        if rule.action == AutomationRule.Action.EMAIL:
-            skipped = _email_send(execution=execution, document=document)
-            if skipped:
-                _execution_finish(execution, status=AutomationExecution.Status.SKIPPED, error=skipped)
-                return
-        elif rule.action in (AutomationRule.Action.ADD_TAG, AutomationRule.Action.SET_OWNER):
-            with transaction.atomic():
-                locked = lead_lock(lead_id=lead.id)
-                if locked is not None:
-                    if rule.action == AutomationRule.Action.ADD_TAG:
-                        tags = [t for t in locked.traits.get("tags", []) if t != config["tag"]]
-                        locked.traits = {**locked.traits, "tags": [*tags, config["tag"]]}
-                    else:
-                        locked.traits = {**locked.traits, "owner": config["owner"]}
-                    locked.save(update_fields=["traits", "updated_at"])
-                    transaction.on_commit(partial(lead_score_request, lead_ids=[locked.id]))  # fit may move
-        _execution_finish(execution, status=AutomationExecution.Status.SUCCEEDED)
+        action = actions.registry.get(rule.action)
+        if action is None:
+            raise LookupError(f"unknown action {rule.action!r}")
+        outcome = action.execute(run)
     except Exception as exc:
         logger.exception("automation %s failed", rule.id)
         _execution_finish(execution, status=AutomationExecution.Status.FAILED, error=str(exc))
+        return
+    if outcome.status == "skipped":
+        _execution_finish(execution, status=AutomationExecution.Status.SKIPPED, error=outcome.reason)
+    elif outcome.status == "succeeded":
+        _execution_finish(execution, status=AutomationExecution.Status.SUCCEEDED)
+    # "delivering": the webhook delivery settles the execution's status
 
 
-def _email_send(*, execution: AutomationExecution, document: dict[str, Any]) -> str:
-    """Mail the rule's recipients that are still allowed, within the daily budget; why not, when skipped."""
-    rule, lead = execution.rule, execution.lead
-    # checked now, not only when the rule was saved: a member removed since is not mailed
-    recipients = selectors.email_recipients_allowed(
-        project=rule.project, addresses=list(rule.action_config.get("to", []))
-    )
-    if not recipients:
-        return "no_recipients: none of the rule's addresses is a member or a verified recipient any more"
-    if not email_budget_spend(project_id=rule.project_id, count=len(recipients)):
-        logger.warning("automation %s: project %s's email budget is spent", rule.id, rule.project_id)
-        budget = settings.LEADPULSE_EMAIL_DAILY_BUDGET
-        return f"budget_exhausted: the project's {budget} emails of today are spent"
-    send_mail(
-        subject=engine.email_subject(
-            rule_name=rule.name,
-            who=lead.name or lead.email or lead.anonymous_id,
-            stage=lead.lead_stage,
-            score=lead.current_score,
-        ),
-        message=json.dumps({"lead": document, "trigger": execution.trigger}, indent=2),
-        from_email=None,
-        recipient_list=recipients,
-    )
-    return ""
+def execution_deliver(*, run: actions.ActionRun, url: str, raw_body: dict[str, Any] | None = None) -> None:
+    """Queue the POST of a fired rule (signed `automation.fired` unless `raw_body` replaces it); it settles the run."""
+    rule = run.rule
+    with transaction.atomic():
+        delivery_create(
+            project_id=rule.project_id,
+            url=url,
+            event="automation.fired",
+            data={
+                "automation": {"id": rule.id, "name": rule.name},
+                "lead": run.document,
+                "trigger": run.execution.trigger,
+            },
+            execution=run.execution,
+            raw_body=raw_body,
+        )
+
+
+def lead_traits_update(*, lead_id: int, update: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Replace a lead's traits by `update(traits)` under its row lock; its fit is rescored after commit."""
+    with transaction.atomic():
+        locked = lead_lock(lead_id=lead_id)
+        if locked is None:
+            return
+        locked.traits = update(locked.traits)
+        locked.save(update_fields=["traits", "updated_at"])
+        transaction.on_commit(partial(lead_score_request, lead_ids=[locked.id]))
 
 
 def _execution_finish(execution: AutomationExecution, *, status: str, code: int | None = None, error: str = "") -> None:

@@ -1,7 +1,7 @@
 """Dashboard pages of the automations app: rules, executions, webhooks, deliveries, dead letters."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from functools import wraps
 from typing import Any
 
@@ -15,15 +15,41 @@ from accounts.scoping import project_page
 from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from core.errors import ApplicationError, NotFound
 
-from . import selectors, services
+from . import actions, selectors, services, triggers
 from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
 
 FAILED_JOBS_SHOWN = 50
 
 
-def config_summary(config: dict[str, Any]) -> str:
-    """A rule's config as compact JSON, without its signing secret."""
-    return json.dumps({k: v for k, v in config.items() if k != "secret"}, separators=(", ", ": "), sort_keys=True)
+def config_summary(config: dict[str, Any], *, hidden: Collection[str] = ()) -> str:
+    """A rule's config as compact JSON, without its secrets (a webhook's signing secret)."""
+    return json.dumps({k: v for k, v in config.items() if k not in hidden}, separators=(", ", ": "), sort_keys=True)
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "")  # help texts are written for the OpenAPI document's Markdown
+
+
+def config_reference(registry: Iterable[triggers.Trigger | actions.Action]) -> list[dict[str, Any]]:
+    """What each registered trigger (or action) takes, for the form's reference: its declared fields and an example."""
+    return [
+        {
+            "key": entry.key,
+            "label": entry.label,
+            "fields": [
+                {
+                    "name": f.name,
+                    "label": f.label,
+                    "required": f.required,
+                    "expects": f.what(),
+                    "help": _plain(f.help_text) if f.help_text.rstrip(".").lower() != f.what().lower() else "",
+                }
+                for f in entry.config
+            ],
+            "example": config_summary(entry.example),
+        }
+        for entry in registry
+    ]
 
 
 def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponseBase]:
@@ -46,12 +72,13 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
 def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     executions = selectors.executions_by_rule(project=project)
+    secret = actions.secret_config_keys()
     rules = [
         {
             "rule": rule,
-            "trigger_config": config_summary(rule.trigger_config),
-            "lead_conditions": config_summary(rule.lead_conditions),
-            "action_config": config_summary(rule.action_config),
+            "trigger_config": config_summary(rule.trigger_config, hidden=secret),
+            "lead_conditions": config_summary(rule.lead_conditions, hidden=secret),
+            "action_config": config_summary(rule.action_config, hidden=secret),
             "executions": executions.get(rule.id, []),
         }
         for rule in selectors.automations_for_project(project=project)
@@ -66,6 +93,10 @@ def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
         "subscribe_form": WebhookSubscribeForm(),
         "recipients": selectors.email_recipients_for_project(project=project),
         "recipient_form": EmailRecipientForm(),
+        "config_reference": [
+            ("trigger", config_reference(triggers.registry)),
+            ("action", config_reference(actions.registry)),
+        ],
         **extra,
     }
     return render(request, "automations/automations.html", context)

@@ -1,0 +1,59 @@
+"""Triggers: what a lead does or becomes that fires an automation rule. One module each, registered once.
+
+A trigger module defines a `Trigger` subclass decorated with `@registry.register`: its key (stored in
+`AutomationRule.trigger`), label, config schema and `fires()`, a pure decision over a lead change. The
+model's choices, the API's validation and OpenAPI document, the page and the engine all read this registry,
+and `autodiscover()` (from the app's `ready()`) imports every module of this package.
+"""
+
+import itertools
+from typing import Any, ClassVar
+
+from scoring.contracts import EventFact
+
+from ..config_schema import ConfigSchema
+from ..registry import Registry
+from ..registry import autodiscover as _autodiscover
+
+KEY_MAX_LENGTH = 32  # AutomationRule.trigger's column
+
+Change = dict[str, Any]  # a lead change as scoring hands it over (see leadpulse/pipeline.py)
+Fired = dict[str, Any]  # what fired, stored on the execution: {"trigger": key, …details}
+
+
+class Trigger:
+    key: ClassVar[str]
+    label: ClassVar[str]
+    position: ClassVar[int] = 1000  # where pages and the OpenAPI document list it
+    config: ClassVar[ConfigSchema] = ConfigSchema()
+    example: ClassVar[dict[str, Any]] = {}  # a valid config, for the docs and the page
+    # what it watches: lead changes today; company triggers (issue 16) will watch company changes
+    subject: ClassVar[str] = "lead"
+    # whether `fires` reads the change's events (loading them costs a query, so only when a rule needs them)
+    needs_events: ClassVar[bool] = False
+
+    def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
+        """What fired (for the execution log), or None. Transitions only: entering, crossing."""
+        raise NotImplementedError
+
+    def fired(self, **details: Any) -> Fired:
+        return {"trigger": self.key, **details}
+
+
+registry: Registry[Trigger] = Registry("trigger", key_max_length=KEY_MAX_LENGTH)
+register = registry.register
+
+
+def choices() -> list[tuple[str, str]]:
+    """(key, label) of every registered trigger: the model field's choices (a callable, so no migration per trigger)."""
+    return registry.choices()
+
+
+def autodiscover() -> None:
+    _autodiscover(__name__)
+
+
+def steps(change: Change) -> list[tuple[list[Any], list[Any]]]:
+    """Every ([score, stage] before, after) step the lead went through in this change, however it was batched."""
+    path = change.get("path") or [[change["oldScore"], change["oldStage"]], [change["newScore"], change["newStage"]]]
+    return list(itertools.pairwise(path))
