@@ -4,7 +4,7 @@ import csv
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Avg, Count, F, Q, QuerySet
@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from ingest.models import Event, Lead
-from ingest.selectors import event_counts_by_day, event_counts_by_name, event_last_timestamp
+from ingest.selectors import event_numbers
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
@@ -250,13 +250,7 @@ def rules_preview(
 
 
 def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """The overview's numbers: lead aggregates in one query, event counts from the rollups (never the log).
-
-    Days are UTC days; `eventsToday` counts events from today's UTC midnight on (later ones too).
-    """
-    now = now or timezone.now()
-    today = now.astimezone(UTC).date()
-    since = today - timedelta(days=days - 1)
+    """The overview's numbers: lead aggregates in one query, event counts from the rollups (never the log)."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     lead_totals = leads.aggregate(
         total=Count("id"),
@@ -264,20 +258,16 @@ def project_dashboard(*, project: Project, now: datetime | None = None, days: in
         average=Avg("current_score"),
         **{f"stage_{stage}": Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values},
     )
-    per_day = event_counts_by_day(project=project, since=since)
-    by_name = event_counts_by_name(project=project)
+    events = event_numbers(project=project, now=now or timezone.now(), days=days)
     return {
         "totalLeads": lead_totals["total"],
         "qualifiedLeads": lead_totals["qualified"],
         "averageScore": round(lead_totals["average"] or 0, 1),
-        "eventsToday": sum(n for day, n in per_day.items() if day >= today),
-        "lastEventAt": event_last_timestamp(project=project),
+        "eventsToday": events["eventsToday"],
+        "lastEventAt": events["lastEventAt"],
         "stageDistribution": {stage: lead_totals[f"stage_{stage}"] for stage in Lead.Stage.values},
-        "eventsByType": dict(sorted(by_name.items(), key=lambda item: (-item[1], item[0]))[:12]),
-        "eventsPerDay": [
-            {"date": day.isoformat(), "count": per_day.get(day, 0)}
-            for day in (since + timedelta(days=i) for i in range(days))
-        ],
+        "eventsByType": events["eventsByType"],
+        "eventsPerDay": events["eventsPerDay"],
         "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
     }
 
