@@ -112,14 +112,21 @@ def lead_erase(*, lead: Lead) -> int:
     webhook deliveries; copies of the lead elsewhere (e.g. subscription deliveries' payloads)
     are erased by the `LEADPULSE_LEAD_ERASERS` hooks, so scoring never imports automations.
     """
-    lead_ids = list(
-        Lead.objects.select_for_update()
-        .filter(Q(id=lead.id) | Q(merged_into_id=lead.id), project_id=lead.project_id)
-        .order_by("id")
-        .values_list("id", flat=True)
+    leads = Lead.objects.select_for_update().filter(project_id=lead.project_id)
+    locked = dict(
+        leads.filter(Q(id=lead.id) | Q(merged_into_id=lead.id)).order_by("id").values_list("id", "merged_into_id")
     )
-    if not lead_ids:
+    if lead.id not in locked:
         return 0
+    if survivor_id := locked[lead.id]:
+        # merged away while the erase waited for its lock: its events are the survivor's now, and so
+        # is the person (as the API resolves a merged lead to its survivor)
+        survivor = leads.filter(id=survivor_id).first()
+        return lead_erase(lead=survivor) if survivor is not None else 0
+    # A merge into the lead that was in flight when the lock was asked for committed before it was
+    # granted: the statement above did not see its source, which now points here. Holding the lead,
+    # no new merge into it can start, so one more look finds every lead merged into it.
+    lead_ids = sorted({*locked, *leads.filter(merged_into_id=lead.id).values_list("id", flat=True)})
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
     Event.objects.filter(lead_id__in=lead_ids).delete()
