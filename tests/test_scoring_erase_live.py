@@ -17,9 +17,10 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 
 from ingest.models import Event, Lead
-from leadpulse.pipeline import PENDING_KEY, WAKE_KEY, lead_score_wake
+from leadpulse.pipeline import PENDING_KEY, WAKE_KEY, lead_score_request, lead_score_wake
 from scoring.models import ScoreHistory
 from tests.accounts.factories import project_with_owner
 from tests.conftest import client_for
@@ -235,11 +236,13 @@ def known_person_and_device(key: str, project) -> tuple[Lead, Lead]:
     return Lead.objects.get(project=project, anonymous_id="crm"), Lead.objects.get(project=project, anonymous_id="dev")
 
 
+DEVICE_IDENTIFY = {"type": "identify", "anonymousId": "dev", "traits": {"email": "ANN@corp.io"}, "messageId": "dev-who"}
+
+
 def device_identifies_as_the_known_person(key: str) -> None:
     """The device says it is ann@corp.io: scoring it merges it into `crm` (stored without waking a worker)."""
-    who = {"type": "identify", "anonymousId": "dev", "traits": {"email": "ANN@corp.io"}, "messageId": "dev-who"}
     with wake_ups_held():
-        post("/v1/batch", {"writeKey": key, "batch": [who]}, key)
+        post("/v1/batch", {"writeKey": key, "batch": [DEVICE_IDENTIFY]}, key)
 
 
 def event_ids(*leads: Lead) -> list[str]:
@@ -322,6 +325,46 @@ def test_erasing_a_device_while_it_is_merged_into_a_known_lead_erases_the_person
 
     # then the device's events, now the known lead's, are not left behind: the erase follows the merge,
     # as the same DELETE sent a moment later would (the API resolves a merged lead to its survivor)
+    live_pipeline.wait_idle()
+    assert_erased(project, [known.id, device.id], ["crm", "dev"], erased_events)
+    assert not Event.objects.filter(project=project).exists()
+    logs.assert_clean()
+
+
+def test_erasing_a_lead_while_a_batch_hands_it_a_merged_leads_late_event_deadlocks_nobody(live_pipeline, rows):
+    logs = WorkerLogs(live_pipeline)
+    project, owner, key = project_with_owner(name="Erased during hand-on")
+    known, device = known_person_and_device(key, project)
+    post("/v1/batch", {"writeKey": key, "batch": [DEVICE_IDENTIFY]}, key)
+    wait_until(all_scored(project), message="the device to be merged into the known lead")
+    device.refresh_from_db()
+    assert device.merged_into_id == known.id
+    # given an event ingest attached to the device just before the merge committed (ingest read the lead
+    # unmerged): the next batch that claims the device hands it on to the known lead
+    with wake_ups_held():
+        late = Event.objects.create(
+            project=project,
+            lead=device,
+            event_id="late",
+            name="page_view",
+            type="track",
+            timestamp=timezone.now(),
+            received_at=timezone.now(),
+        )
+        lead_score_request(lead_ids=[device.id])
+    erased_events = [*event_ids(known), "late"]
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with rows.holding(late):
+            # when a worker's batch holds the device, stopped handing its event on
+            lead_score_wake(force=True)
+            batch = rows.wait_for_waiter(rows.pid, statement='SET "lead_id"', message="the batch to hand the event on")
+            # and the known lead is erased meanwhile: the erase holds it and waits for the device
+            status = erase_in_background(pool, owner, known)
+            rows.wait_for_waiter(batch, statement="FOR UPDATE", message="the erase to wait for the batch")
+        # then the batch (whose commit checks the known lead's row) and the erase both end well
+        assert status.result(timeout=60) == 204
+
     live_pipeline.wait_idle()
     assert_erased(project, [known.id, device.id], ["crm", "dev"], erased_events)
     assert not Event.objects.filter(project=project).exists()
