@@ -218,8 +218,11 @@ def test_a_lead_being_erased_is_skipped_by_the_batch_and_dropped_from_the_queue_
     logs.assert_clean()
 
 
-def known_person_and_device(key: str, project) -> tuple[Lead, Lead]:
-    """A known lead (`crm`, ann@corp.io) and an anonymous device (`dev`), both scored by the workers."""
+def known_person_and_device(workers: WorkerPool, key: str, project) -> tuple[Lead, Lead]:
+    """A known lead (`crm`, ann@corp.io) and an anonymous device (`dev`), both scored by the workers.
+
+    The workers are idle afterwards: a drain still running would take the next lead requested.
+    """
     known = {"type": "identify", "anonymousId": "crm", "traits": {"email": "ann@corp.io"}, "messageId": "known"}
     post("/v1/batch", {"writeKey": key, "batch": [known]}, key)
     post(
@@ -233,6 +236,7 @@ def known_person_and_device(key: str, project) -> tuple[Lead, Lead]:
         key,
     )
     wait_until(all_scored(project), message="the known lead and the device")
+    workers.wait_idle()
     return Lead.objects.get(project=project, anonymous_id="crm"), Lead.objects.get(project=project, anonymous_id="dev")
 
 
@@ -252,7 +256,7 @@ def event_ids(*leads: Lead) -> list[str]:
 def test_erasing_the_lead_a_device_is_about_to_merge_into_leaves_the_device_on_its_own(live_pipeline, rows):
     logs = WorkerLogs(live_pipeline)
     project, owner, key = project_with_owner(name="Erased merge target")
-    known, device = known_person_and_device(key, project)
+    known, device = known_person_and_device(live_pipeline, key, project)
     known_events = event_ids(known)
     device_identifies_as_the_known_person(key)
 
@@ -282,7 +286,7 @@ def test_erasing_the_lead_a_device_is_about_to_merge_into_leaves_the_device_on_i
 def test_erasing_the_lead_a_device_is_being_merged_into_erases_the_device_too(live_pipeline, rows):
     logs = WorkerLogs(live_pipeline)
     project, owner, key = project_with_owner(name="Erased during merge")
-    known, device = known_person_and_device(key, project)
+    known, device = known_person_and_device(live_pipeline, key, project)
     device_identifies_as_the_known_person(key)
     erased_events = [*event_ids(known, device), "dev-who"]
 
@@ -308,7 +312,7 @@ def test_erasing_the_lead_a_device_is_being_merged_into_erases_the_device_too(li
 def test_erasing_a_device_while_it_is_merged_into_a_known_lead_erases_the_person_it_became(live_pipeline, rows):
     logs = WorkerLogs(live_pipeline)
     project, owner, key = project_with_owner(name="Erased merge source")
-    known, device = known_person_and_device(key, project)
+    known, device = known_person_and_device(live_pipeline, key, project)
     device_identifies_as_the_known_person(key)
     erased_events = [*event_ids(known, device), "dev-who"]
 
@@ -334,9 +338,10 @@ def test_erasing_a_device_while_it_is_merged_into_a_known_lead_erases_the_person
 def test_erasing_a_lead_while_a_batch_hands_it_a_merged_leads_late_event_deadlocks_nobody(live_pipeline, rows):
     logs = WorkerLogs(live_pipeline)
     project, owner, key = project_with_owner(name="Erased during hand-on")
-    known, device = known_person_and_device(key, project)
+    known, device = known_person_and_device(live_pipeline, key, project)
     post("/v1/batch", {"writeKey": key, "batch": [DEVICE_IDENTIFY]}, key)
     wait_until(all_scored(project), message="the device to be merged into the known lead")
+    live_pipeline.wait_idle()
     device.refresh_from_db()
     assert device.merged_into_id == known.id
     # given an event ingest attached to the device just before the merge committed (ingest read the lead
