@@ -158,18 +158,18 @@ def lead_identify(*, lead_id: int) -> int | None:
                 .order_by("id")
             }
             source = locked.get(lead_id)
-            if source is None or source.merged_into_id or (target and locked[target.id].merged_into_id):
-                continue  # changed under us: look again
+            survivor = locked.get(target.id) if target else None
+            if source is None or source.merged_into_id or (target and (survivor is None or survivor.merged_into_id)):
+                continue  # changed under us (merged, or erased while we waited for its lock): look again
             if source.user_id and identity.user_id and source.user_id != identity.user_id:
                 return lead_id  # another person on an identified device: their traits are not this lead's
-            if target is None:
+            if survivor is None:  # nobody else owns the identity: promote the lead in place
                 newly_identified = not (source.user_id or source.email)
                 _identity_apply(source, identity)
                 source.save(update_fields=IDENTITY_FIELDS)
                 if newly_identified and (source.user_id or source.email):
                     lead_changed(change=_change("identified", source))
                 return lead_id
-            survivor = locked[target.id]
             _identity_apply(survivor, identity)
             lead_merge(source=source, target=survivor)
             lead_id = survivor.id

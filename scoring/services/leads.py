@@ -113,14 +113,23 @@ def lead_erase(*, lead: Lead) -> int:
     webhook deliveries; copies of the lead elsewhere (e.g. subscription deliveries' payloads)
     are erased by the `LEADPULSE_LEAD_ERASERS` hooks, so scoring never imports automations.
     """
-    lead_ids = list(
-        Lead.objects.select_for_update()
-        .filter(Q(id=lead.id) | Q(merged_into_id=lead.id), project_id=lead.project_id)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    if not lead_ids:
+    leads = Lead.objects.select_for_update().filter(project_id=lead.project_id)
+    # The leads merged into it before the lead itself: a batch holding a merged lead hands the events
+    # ingest attached to it late on to the lead, and its commit checks the lead's row (the foreign key),
+    # so an erase holding the lead while it waits for the merged one would deadlock with it.
+    merged = list(leads.filter(merged_into_id=lead.id).order_by("id").values_list("id", flat=True))
+    locked = list(leads.filter(id=lead.id).values_list("merged_into_id", flat=True))
+    if not locked:
         return 0
+    if locked[0]:
+        # merged away while the erase waited for its lock: its events are the survivor's now, and so
+        # is the person (as the API resolves a merged lead to its survivor)
+        survivor = Lead.objects.filter(id=locked[0]).first()
+        return lead_erase(lead=survivor) if survivor is not None else 0
+    # A merge into the lead that was in flight when its lock was asked for committed before it was
+    # granted: the first statement did not see its source, which now points here. Holding the lead,
+    # no new merge into it can start, so one more look finds every lead merged into it.
+    lead_ids = sorted({lead.id, *merged, *leads.filter(merged_into_id=lead.id).values_list("id", flat=True)})
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
     counted = rollups_counted(events=Event.objects.filter(lead_id__in=lead_ids))
