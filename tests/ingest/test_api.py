@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import redis
 from django.test import Client
 from django.utils import timezone
 
@@ -222,6 +223,27 @@ def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_cap
     for callback in callbacks:
         callback()
     assert lead_score_pending_pop(count=10) == lead_ids  # each lead once
+
+
+def test_scoring_request_is_one_round_trip_and_sends_one_wake_up_while_one_is_queued(settings, redis_round_trips):
+    from leadpulse.pipeline import PENDING_KEY, WAKE_KEY, lead_score_request, lead_score_wake_claim
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(PENDING_KEY, WAKE_KEY, "celery")
+    assert lead_score_request(lead_ids=[1]) == 1
+    assert broker.llen("celery") == 1  # a wake-up is queued
+    redis_round_trips[0] = 0
+
+    assert lead_score_request(lead_ids=[3, 2, 2]) == 2
+
+    assert redis_round_trips[0] == 1  # the ids and the wake-up marker in one pipeline; no second task
+    assert broker.llen("celery") == 1
+    assert sorted(int(lead_id) for lead_id in broker.smembers(PENDING_KEY)) == [1, 2, 3]
+    # once a worker has claimed the wake-up, the next request sends another
+    lead_score_wake_claim()
+    lead_score_request(lead_ids=[4])
+    assert broker.llen("celery") == 2
+    broker.delete(PENDING_KEY, WAKE_KEY, "celery")
 
 
 def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings, django_capture_on_commit_callbacks):
