@@ -127,6 +127,9 @@ else:
         }
     }
 
+# Threads per web process serving HTTP requests (leadpulse/http.py): requests beyond them wait their turn.
+LEADPULSE_HTTP_THREADS = env.int("LEADPULSE_HTTP_THREADS", default=8)
+
 # --- Redis: broker, channel layer, cache ----------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
