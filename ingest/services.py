@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from leadpulse import metrics
@@ -35,6 +34,26 @@ def lead_key(event: CanonicalEvent) -> str:
     return event.anonymous_id or f"user:{event.user_id}"
 
 
+def _leads_lookup(project_id: int, anonymous_ids: list[str], user_ids: list[str]) -> list[tuple]:
+    """(id, anonymous_id, user_id, merged_into_id) of the project's leads with one of these ids.
+
+    Plain SQL: on the single-event path the ORM spent more CPU compiling this one query
+    than PostgreSQL spent answering it. Only quoted model metadata is interpolated.
+    """
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(column) for column in ("id", "anonymous_id", "user_id", "merged_into_id"))
+    matches = [f"{qn('anonymous_id')} IN ({', '.join(['%s'] * len(anonymous_ids))})"]
+    if user_ids:
+        matches.append(f"{qn('user_id')} IN ({', '.join(['%s'] * len(user_ids))})")
+    sql = (
+        f"SELECT {columns} FROM {qn(Lead._meta.db_table)} "  # noqa: S608
+        f"WHERE {qn('project_id')} = %s AND ({' OR '.join(matches)})"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project_id, *anonymous_ids, *user_ids])
+        return cursor.fetchall()
+
+
 def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list[int]:
     """The lead id each event belongs to, creating missing leads; one to three queries.
 
@@ -43,15 +62,13 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list
     worker can merge that lead into the known one. Never locks or updates existing
     lead rows, so ingest does not wait for scoring.
     """
-    anonymous_ids = {lead_key(event) for event in events}
-    user_ids = {event.user_id for event in events if event.user_id}
+    anonymous_ids = sorted({lead_key(event) for event in events})
+    user_ids = sorted({event.user_id for event in events if event.user_id})
 
     def lookup() -> tuple[dict[str, int], dict[str, int]]:
-        rows = Lead.objects.filter(
-            Q(anonymous_id__in=anonymous_ids) | Q(user_id__in=user_ids), project_id=project_id
-        ).values_list("id", "anonymous_id", "user_id", "merged_into_id")
         by_anonymous: dict[str, int] = {}
         by_user: dict[str, int] = {}
+        rows = _leads_lookup(project_id, anonymous_ids, user_ids)
         for lead_id, anonymous_id, user_id, merged_into_id in sorted(rows):
             by_anonymous[anonymous_id] = merged_into_id or lead_id
             if user_id and not merged_into_id:
