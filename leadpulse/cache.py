@@ -11,6 +11,7 @@ import re
 import threading
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 from django.utils.functional import cached_property
@@ -23,6 +24,18 @@ end
 return false
 """
 
+# Spend ARGV[1] of a fixed window's allowance ARGV[2]: the count it reaches, given back when over.
+SPEND = """
+local count = redis.call('INCRBY', KEYS[1], ARGV[1])
+if count == tonumber(ARGV[1]) then
+    redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+if count > tonumber(ARGV[2]) then
+    redis.call('DECRBY', KEYS[1], ARGV[1])
+end
+return count
+"""
+
 
 class RedisCacheClient(DjangoRedisCacheClient):
     """Keeps its redis-py clients (one per pool) instead of building one per command."""
@@ -30,7 +43,7 @@ class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._clients: dict[int, Any] = {}
-        self._incr_scripts: dict[int, Any] = {}
+        self._scripts: dict[tuple[int, str], Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]  # Django's, not in the stubs
@@ -39,16 +52,23 @@ class RedisCacheClient(DjangoRedisCacheClient):
             client = self._clients[index] = super().get_client(key, write=write)
         return client
 
+    def _run(self, source: str, key: Any, *args: Any) -> Any:
+        """Run a Lua script on `key` (loaded once per client, by its hash after that)."""
+        client = self.get_client(key, write=True)
+        script = self._scripts.get((id(client), source))
+        if script is None:
+            script = self._scripts[id(client), source] = client.register_script(source)
+        return script(keys=[key], args=list(args))
+
     def incr(self, key: Any, delta: int) -> Any:
         """Django's `incr` (ValueError for a missing key) in one round trip instead of EXISTS, then INCRBY."""
-        client = self.get_client(key, write=True)
-        script = self._incr_scripts.get(id(client))
-        if script is None:
-            script = self._incr_scripts[id(client)] = client.register_script(INCR_EXISTING)
-        value = script(keys=[key], args=[delta])
+        value = self._run(INCR_EXISTING, key, delta)
         if value is None:
             raise ValueError(f"Key '{key}' not found.")
         return value
+
+    def spend(self, key: Any, amount: int, limit: int, timeout: int) -> int:
+        return int(self._run(SPEND, key, amount, limit, timeout))
 
 
 _shared: dict[tuple, RedisCacheClient] = {}
@@ -71,3 +91,23 @@ class RedisCache(DjangoRedisCache):
             if key not in _shared:
                 _shared[key] = RedisCacheClient(servers, **options)
             return _shared[key]
+
+    def spend(self, key: str, amount: int, *, limit: int, timeout: int) -> int:
+        """See `window_spend`: one round trip."""
+        return self._cache.spend(self.make_and_validate_key(key), amount, limit, int(timeout))
+
+
+def window_spend(key: str, amount: int, *, limit: int, timeout: int) -> int:
+    """Spend `amount` of a fixed window's allowance `limit` in the default cache; the count it reaches.
+
+    Past the limit the amount is given back (a refused request spends nothing). On Redis
+    this is one atomic round trip; other caches (embedded mode's) add, increment, decrement.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend.spend(key, amount, limit=limit, timeout=timeout)
+    backend.add(key, 0, timeout)
+    count = backend.incr(key, amount)
+    if count > limit:
+        backend.decr(key, amount)
+    return count
