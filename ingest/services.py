@@ -1,7 +1,9 @@
 """Writes of the ingest app: store accepted events durably, then wake scoring."""
 
 import logging
+import os
 import random
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -127,6 +129,56 @@ def _events_insert(*, events: list[Event]) -> set[str]:
         return {inserted for (inserted,) in cursor.fetchall()}
 
 
+class IngestedBroadcasts:
+    """`event.ingested` to a project's group: the first of a burst at once, the rest merged.
+
+    A busy project would otherwise cost one channel-layer send per ingest request (about a
+    millisecond of CPU each, most of a small request's cost beyond the database). Within a
+    window after a send, a process merges the project's later events into one message (counts
+    added, the newest `MAX_EVENTS` listed in arrival order), sent when the window ends.
+    """
+
+    WINDOW_SECONDS = 0.1
+    MAX_EVENTS = 50
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a child has none of the parent's timers
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[int] = set()  # projects within a window
+        self._pending: dict[int, tuple[int, list[dict]]] = {}
+
+    def send(self, *, project_id: int, events: list[dict], count: int) -> None:
+        with self._lock:
+            if project_id in self._open:
+                total, merged = self._pending.get(project_id, (0, []))
+                self._pending[project_id] = (total + count, [*merged, *events][-self.MAX_EVENTS :])
+                return
+            self._open.add(project_id)
+        self._broadcast(project_id, count, events)
+
+    def _broadcast(self, project_id: int, count: int, events: list[dict]) -> None:
+        try:
+            project_broadcast(project_id=project_id, type="event.ingested", payload={"count": count, "events": events})
+        finally:
+            timer = threading.Timer(self.WINDOW_SECONDS, self._window_end, args=(project_id,))
+            timer.daemon = True
+            timer.start()
+
+    def _window_end(self, project_id: int) -> None:
+        with self._lock:
+            pending = self._pending.pop(project_id, None)
+            if pending is None:
+                self._open.discard(project_id)
+                return
+        self._broadcast(project_id, *pending)
+
+
+ingested_broadcasts = IngestedBroadcasts()
+
+
 # PostgreSQL's deadlock victim and serialization failure: the whole transaction may simply run again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 INGEST_ATTEMPTS = 4
@@ -206,11 +258,8 @@ def _events_store(*, project_id: int, events: Sequence[CanonicalEvent], received
                 for row in stored[:50]
             ]
             transaction.on_commit(lambda: lead_score_request(lead_ids=touched))
-            transaction.on_commit(
-                lambda: project_broadcast(
-                    project_id=project_id, type="event.ingested", payload={"count": len(stored), "events": summary}
-                )
-            )
+            count = len(stored)
+            transaction.on_commit(lambda: ingested_broadcasts.send(project_id=project_id, events=summary, count=count))
     metrics.ingest_events(accepted=len(accepted), duplicate=len(duplicates))
     return IngestResult(accepted=accepted, duplicates=duplicates)
 

@@ -333,3 +333,60 @@ def test_offsets_postgresql_cannot_store_are_taken_in_utc(tenant, http):
     assert listed.status_code == 400 and listed.json()["error"]["fields"] == {"until": ["Out of range."]}
     listed = tenant.client.get("/api/events", {"since": since})
     assert listed.status_code == 200 and [e["eventId"] for e in listed.json()["results"]] == ["tz"]
+
+
+def test_a_burst_of_ingests_is_broadcast_as_its_first_message_then_one_merged_message(monkeypatch):
+    import ingest.services
+    from ingest.services import IngestedBroadcasts
+
+    sent = []
+    monkeypatch.setattr(
+        ingest.services, "project_broadcast", lambda **kwargs: sent.append((kwargs["project_id"], kwargs["payload"]))
+    )
+    monkeypatch.setattr(IngestedBroadcasts, "WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(IngestedBroadcasts, "MAX_EVENTS", 3)
+    broadcasts = IngestedBroadcasts()
+
+    def events(*ids):
+        return [{"eventId": i} for i in ids]
+
+    # a burst: the first request of each project is sent at once, the rest wait for the window's end
+    broadcasts.send(project_id=1, events=events("a"), count=1)
+    broadcasts.send(project_id=2, events=events("x"), count=1)
+    broadcasts.send(project_id=1, events=events("b", "c"), count=2)
+    broadcasts.send(project_id=1, events=events("d"), count=60)
+    assert sent == [(1, {"count": 1, "events": events("a")}), (2, {"count": 1, "events": events("x")})]
+
+    time.sleep(0.45)
+    # one message for the rest of the burst: counts added, the newest events in arrival order
+    assert sent[2:] == [(1, {"count": 62, "events": events("b", "c", "d")})]
+
+    time.sleep(0.45)  # a quiet window closes it: the next request is sent at once again
+    broadcasts.send(project_id=1, events=events("e"), count=1)
+    assert sent[3:] == [(1, {"count": 1, "events": events("e")})]
+
+
+def test_ingest_answers_carry_no_content_security_policy(tenant, http):
+    # JSON for scripts and SDKs, never a page: the policy (built per response) protects nothing there
+    response = post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key)
+
+    assert response.status_code == 202
+    assert "Content-Security-Policy" not in response
+    assert "Content-Security-Policy" in http.get("/login/")
+
+
+def test_ingest_broadcasts_through_the_merging_window(tenant, http, monkeypatch, django_capture_on_commit_callbacks):
+    import ingest.services
+
+    sent = []
+    monkeypatch.setattr(ingest.services, "project_broadcast", lambda **kwargs: sent.append(kwargs["payload"]))
+    monkeypatch.setattr(ingest.services, "ingested_broadcasts", ingest.services.IngestedBroadcasts())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            post(http, "/api/events", {"eventType": "x", "leadId": "a", "eventId": f"burst-{n}"}, key=tenant.write_key)
+
+    assert [payload["count"] for payload in sent] == [1]  # the first at once; the other two wait for the window
+    time.sleep(ingest.services.IngestedBroadcasts.WINDOW_SECONDS + 0.3)
+    assert [payload["count"] for payload in sent] == [1, 2]
+    assert [e["eventId"] for e in sent[1]["events"]] == ["burst-1", "burst-2"]
