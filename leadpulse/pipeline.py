@@ -27,6 +27,9 @@ LEAD_SCORE_TASK = "scoring.lead_score_task"  # one lead (kept for messages alrea
 LEADS_SCORE_TASK = "scoring.leads_score_task"
 PENDING_KEY = "lp:score-pending"
 WAKE_KEY = "lp:score-wake"
+WAKE_LATER_KEY = "lp:score-wake-later"
+# Leads requested without a wake-up still get one this much later (at most one such task per period).
+WAKE_LATER_SECONDS = 1
 
 _local_lock = threading.Lock()
 _local_pending: set[int] = set()  # embedded mode: web, worker and beat share one process
@@ -51,10 +54,13 @@ def lead_score_pending_pop(*, count: int) -> list[int]:
 
 
 def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
-    """Ask for the leads to be scored (and wake a worker unless `wake` is False); return how many.
+    """Ask for the leads to be scored and wake a worker; return how many.
 
-    One round trip to Redis whatever the number of leads: the ids go into the pending set and
-    the wake-up marker is set if absent, in one pipeline; a task is sent only when it was absent.
+    `wake=False` (the caller drains the set itself, or found the leads locked by another
+    worker): no task now, but one follows `WAKE_LATER_SECONDS` later, so leads put back in
+    the set as a drain ends are not left for the reconciler. One round trip to Redis whatever
+    the number of leads: the ids go into the pending set and the marker is set if absent, in
+    one pipeline; a task is sent only when it was absent.
     """
     ids = sorted(set(lead_ids))
     if not ids:
@@ -65,13 +71,17 @@ def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
                 _local_pending.update(ids)
             if wake:
                 lead_score_wake()
+            elif cache.add(WAKE_LATER_KEY, 1, timeout=WAKE_LATER_SECONDS):
+                app.send_task(LEADS_SCORE_TASK, countdown=WAKE_LATER_SECONDS)
         else:
             pipe = _client().pipeline(transaction=False)
             pipe.sadd(PENDING_KEY, *ids)
             if wake:
                 pipe.set(WAKE_KEY, 1, nx=True, ex=settings.LEADPULSE_SCORE_PENDING_SECONDS)
-            if any(pipe.execute()[1:]):
-                app.send_task(LEADS_SCORE_TASK)
+            else:
+                pipe.set(WAKE_LATER_KEY, 1, nx=True, ex=WAKE_LATER_SECONDS)
+            if pipe.execute()[1]:
+                app.send_task(LEADS_SCORE_TASK, countdown=None if wake else WAKE_LATER_SECONDS)
     except Exception:
         # Redis (set or broker) is down. The events are stored; the reconciler requests them later.
         logger.warning("scoring of %d leads not requested; the reconciler will catch up", len(ids), exc_info=True)

@@ -181,6 +181,23 @@ def test_a_redis_outage_at_ingest_keeps_the_events_and_the_reconciler_gets_them_
     assert sorted(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == [30] * 19 + [60]
 
 
+def test_leads_put_back_without_a_wake_up_as_the_drains_end_are_still_scored(live_tenant, monkeypatch):
+    import ingest.services
+    from leadpulse.pipeline import lead_score_request
+
+    project, key = live_tenant
+    monkeypatch.setattr(ingest.services, "lead_score_request", lambda **_: 0)  # stored, nothing requested
+    events = [{"eventType": "signup", "leadId": f"b{i}", "eventId": f"b-{i}"} for i in range(10)]
+    assert send("/api/events/batch", {"events": events}, key=key).status_code == 202
+    lead_ids = list(Lead.objects.filter(project=project).values_list("id", flat=True))
+
+    # what a drain does with leads another worker held: back in the set, no wake-up, and it ends;
+    # no drain is running and no reconciler runs here
+    lead_score_request(lead_ids=lead_ids, wake=False)
+
+    wait_until(all_scored(project), timeout=20, message="the leads to be scored without the reconciler")
+
+
 def test_health_reports_a_live_worker(live_tenant, api_client):
     wait_until(lambda: api_client.get("/api/health").status_code == 200, timeout=30, message="a heartbeat")
     body = api_client.get("/api/health").json()

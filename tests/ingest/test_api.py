@@ -3,6 +3,7 @@ import json
 import socket
 import threading
 import time
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -390,3 +391,24 @@ def test_ingest_broadcasts_through_the_merging_window(tenant, http, monkeypatch,
     time.sleep(ingest.services.IngestedBroadcasts.WINDOW_SECONDS + 0.3)
     assert [payload["count"] for payload in sent] == [1, 2]
     assert [e["eventId"] for e in sent[1]["events"]] == ["burst-1", "burst-2"]
+
+
+def test_leads_requested_without_a_wake_up_still_get_one_a_moment_later(settings):
+    from leadpulse.pipeline import PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, WAKE_LATER_SECONDS, lead_score_request
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, "celery")
+    before = timezone.now()
+
+    # put back in the set by a drain that found them locked: no task at once...
+    lead_score_request(lead_ids=[7], wake=False)
+    lead_score_request(lead_ids=[8], wake=False)
+
+    # ...but one (only one) is due a moment later, in case no drain is running to take them
+    assert broker.llen("celery") == 1
+    message = json.loads(broker.lindex("celery", 0))
+    assert message["headers"]["task"] == "scoring.leads_score_task"
+    eta = datetime.fromisoformat(message["headers"]["eta"])
+    assert before + timedelta(seconds=WAKE_LATER_SECONDS * 0.5) < eta < timezone.now() + timedelta(seconds=2)
+    assert sorted(int(i) for i in broker.smembers(PENDING_KEY)) == [7, 8]
+    broker.delete(PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, "celery")
