@@ -26,25 +26,22 @@ LEAD_SCORE_TASK = "scoring.lead_score_task"  # one lead (kept for messages alrea
 LEADS_SCORE_TASK = "scoring.leads_score_task"
 PENDING_KEY = "lp:score-pending"
 WAKE_KEY = "lp:score-wake"
+WAKE_LATER_KEY = "lp:score-wake-later"
+# Leads requested without a wake-up still get one this much later (at most one such task per period).
+WAKE_LATER_SECONDS = 1
 
 _local_lock = threading.Lock()
 _local_pending: set[int] = set()  # embedded mode: web, worker and beat share one process
-_redis: redis.Redis | None = None
+_redis: tuple[str, redis.Redis] | None = None
 
 
 def _client() -> redis.Redis:
+    """The process's client of the pending set and the wake-up marker (REDIS_URL's database)."""
     global _redis
-    if _redis is None:  # redis-py re-creates its connections after a fork
-        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    return _redis
-
-
-def _pending_add(lead_ids: list[int]) -> None:
-    if settings.EMBEDDED:
-        with _local_lock:
-            _local_pending.update(lead_ids)
-    else:
-        _client().sadd(PENDING_KEY, *lead_ids)
+    if _redis is None or _redis[0] != settings.REDIS_URL:  # redis-py re-creates its connections after a fork
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+        _redis = (settings.REDIS_URL, client)
+    return _redis[1]
 
 
 def lead_score_pending_pop(*, count: int) -> list[int]:
@@ -56,14 +53,34 @@ def lead_score_pending_pop(*, count: int) -> list[int]:
 
 
 def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
-    """Ask for the leads to be scored (and wake a worker unless `wake` is False); return how many."""
+    """Ask for the leads to be scored and wake a worker; return how many.
+
+    `wake=False` (the caller drains the set itself, or found the leads locked by another
+    worker): no task now, but one follows `WAKE_LATER_SECONDS` later, so leads put back in
+    the set as a drain ends are not left for the reconciler. One round trip to Redis whatever
+    the number of leads: the ids go into the pending set and the marker is set if absent, in
+    one pipeline; a task is sent only when it was absent.
+    """
     ids = sorted(set(lead_ids))
     if not ids:
         return 0
     try:
-        _pending_add(ids)
-        if wake:
-            lead_score_wake()
+        if settings.EMBEDDED:
+            with _local_lock:
+                _local_pending.update(ids)
+            if wake:
+                lead_score_wake()
+            elif cache.add(WAKE_LATER_KEY, 1, timeout=WAKE_LATER_SECONDS):
+                app.send_task(LEADS_SCORE_TASK, countdown=WAKE_LATER_SECONDS)
+        else:
+            pipe = _client().pipeline(transaction=False)
+            pipe.sadd(PENDING_KEY, *ids)
+            if wake:
+                pipe.set(WAKE_KEY, 1, nx=True, ex=settings.LEADPULSE_SCORE_PENDING_SECONDS)
+            else:
+                pipe.set(WAKE_LATER_KEY, 1, nx=True, ex=WAKE_LATER_SECONDS)
+            if pipe.execute()[1]:
+                app.send_task(LEADS_SCORE_TASK, countdown=None if wake else WAKE_LATER_SECONDS)
     except Exception:
         # Redis (set or broker) is down. The events are stored; the reconciler requests them later.
         logger.warning("scoring of %d leads not requested; the reconciler will catch up", len(ids), exc_info=True)
@@ -77,17 +94,25 @@ def lead_score_wake(*, force: bool = False) -> None:
     The reconciler forces one: a wake-up a killed worker had reserved is only redelivered
     after the broker's visibility timeout, and its marker would hold new ones back meanwhile.
     """
-    if force:
-        cache.set(WAKE_KEY, 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS)
-        app.send_task(LEADS_SCORE_TASK)
-    elif cache.add(WAKE_KEY, 1, timeout=settings.LEADPULSE_SCORE_PENDING_SECONDS):
+    timeout = settings.LEADPULSE_SCORE_PENDING_SECONDS
+    if not settings.EMBEDDED:
+        marked = bool(_client().set(WAKE_KEY, 1, nx=not force, ex=timeout))
+    elif force:
+        cache.set(WAKE_KEY, 1, timeout=timeout)
+        marked = True
+    else:
+        marked = cache.add(WAKE_KEY, 1, timeout=timeout)
+    if marked:
         app.send_task(LEADS_SCORE_TASK)
 
 
 def lead_score_wake_claim() -> None:
     """Mark the queued wake-up as taken: leads requested from now on wake a worker again."""
     try:
-        cache.delete(WAKE_KEY)
+        if settings.EMBEDDED:
+            cache.delete(WAKE_KEY)
+        else:
+            _client().delete(WAKE_KEY)
     except Exception:  # a stale marker only delays the next wake-up until it expires
         logger.warning("scoring wake-up marker not cleared", exc_info=True)
 

@@ -13,13 +13,13 @@ import time
 from typing import Any, NoReturn, Protocol
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest
 from django_ratelimit.core import get_usage
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 
 from core import metrics
+from core.cache import window_spend
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def ingest_key_rate_limit(request: HttpRequest | Request, *, project: KeyedProje
     """Spend `events` of the write key's allowance, which counts events (a batch of 500 is 500), not requests.
 
     django-ratelimit counts one per call, so this one window is counted here, in the same cache:
-    a fixed window per project; a refused batch is given back, since it stores nothing.
+    a fixed window per project; a refused batch is given back, since it stores nothing (one round
+    trip to Redis, `core.cache.window_spend`).
     """
     per_second = project.ingest_rate_per_second
     rate = f"{per_second}/s" if per_second else settings.LEADPULSE_RATE_INGEST_KEY
@@ -131,10 +132,7 @@ def ingest_key_rate_limit(request: HttpRequest | Request, *, project: KeyedProje
     window_end = (int(now) // period + 1) * period
     key = f"leadpulse.ingest-events:{project.id}:{period}:{window_end}"
     try:
-        cache.add(key, 0, period + 1)
-        count = cache.incr(key, events)
-        if count > limit:
-            cache.decr(key, events)
+        count = window_spend(key, events, limit=limit, timeout=period + 1)
     except Exception:  # the cache (Redis) is down: fail open, as rate_limit does
         logger.warning("rate limit ingest-key not checked: cache unavailable", exc_info=True)
         return

@@ -162,6 +162,8 @@ class IngestApiView(APIView):
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         if request.method == "POST":  # counted once per ingest request, whatever the view answered
             metrics.ingest_request(endpoint=f"/{request.resolver_match.route}", status=response.status_code)  # type: ignore[union-attr]
+            # JSON for SDKs and servers, never a page: django-csp need not build a policy per event
+            response._csp_exempt = True  # type: ignore[attr-defined]
         return super().finalize_response(request, response, *args, **kwargs)
 
 

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 import django_ratelimit.core
 import pytest
 import redis
+import redis.connection
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -52,6 +53,20 @@ def refusing_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Count the commands and pipelines this process sends to Redis (each is one round trip): [count]."""
+    sent = [0]
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent[0] += 1
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent
 
 
 @pytest.fixture(autouse=True)

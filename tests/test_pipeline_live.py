@@ -6,6 +6,7 @@ and nothing of ours is mocked.
 
 import itertools
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -16,7 +17,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from core.pipeline import LEAD_SCORE_TASK
+from core.pipeline import LEAD_SCORE_TASK, PENDING_KEY
 from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
 from scoring.models import ScoreHistory
@@ -150,6 +151,51 @@ def test_flushing_redis_loses_nothing_the_reconciler_rescores(live_tenant, worke
     events_reconcile_task.delay()  # what celery-beat runs every 30 s
     wait_until(all_scored(project), timeout=60, message="the reconciler to get every event scored")
     assert set(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == {30}
+
+
+def test_a_redis_outage_at_ingest_keeps_the_events_and_the_reconciler_gets_them_scored(
+    live_tenant, settings, refusing_port
+):
+    project, key = live_tenant
+    pending = redis.Redis.from_url(settings.REDIS_URL)
+    real_redis = settings.REDIS_URL
+    # the pending set and the wake-up marker are unreachable when ingest asks for scoring
+    settings.REDIS_URL = f"redis://127.0.0.1:{refusing_port}/0"
+    events = [{"eventType": "signup", "leadId": f"o{i}", "eventId": f"o-{i}"} for i in range(20)]
+    assert send("/api/events/batch", {"events": events}, key=key).status_code == 202
+    single = {"eventType": "signup", "leadId": "o0", "eventId": "o-single"}
+    assert send("/api/events", single, key=key).status_code == 202
+    settings.REDIS_URL = real_redis
+
+    # stored, and nothing asked for them: the workers stay idle
+    lead_ids = set(Lead.objects.filter(project=project).values_list("id", flat=True))
+    assert len(lead_ids) == 20
+    assert not lead_ids & {int(lead_id) for lead_id in pending.smembers(PENDING_KEY)}
+    time.sleep(1)
+    assert Event.objects.filter(project=project, processed_at__isnull=True).count() == 21
+
+    from scoring.tasks import events_reconcile_task
+
+    events_reconcile_task.delay()  # what celery-beat runs every 30 s
+    wait_until(all_scored(project), timeout=60, message="the reconciler to get every event scored")
+    assert sorted(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == [30] * 19 + [60]
+
+
+def test_leads_put_back_without_a_wake_up_as_the_drains_end_are_still_scored(live_tenant, monkeypatch):
+    import ingest.services
+    from core.pipeline import lead_score_request
+
+    project, key = live_tenant
+    monkeypatch.setattr(ingest.services, "lead_score_request", lambda **_: 0)  # stored, nothing requested
+    events = [{"eventType": "signup", "leadId": f"b{i}", "eventId": f"b-{i}"} for i in range(10)]
+    assert send("/api/events/batch", {"events": events}, key=key).status_code == 202
+    lead_ids = list(Lead.objects.filter(project=project).values_list("id", flat=True))
+
+    # what a drain does with leads another worker held: back in the set, no wake-up, and it ends;
+    # no drain is running and no reconciler runs here
+    lead_score_request(lead_ids=lead_ids, wake=False)
+
+    wait_until(all_scored(project), timeout=20, message="the leads to be scored without the reconciler")
 
 
 def test_health_reports_a_live_worker(live_tenant, api_client):

@@ -128,6 +128,9 @@ else:
         }
     }
 
+# Threads per web process serving HTTP requests (leadpulse/http.py): requests beyond them wait their turn.
+LEADPULSE_HTTP_THREADS = env.int("LEADPULSE_HTTP_THREADS", default=8)
+
 # --- Redis: broker, channel layer, cache ----------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 EMBEDDED = not REDIS_URL
@@ -139,7 +142,8 @@ if REDIS_URL:
     REDIS_TIMEOUTS = {"socket_connect_timeout": 1, "socket_timeout": 1}
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's, with one client per process (not per ASGI request) and one round trip per incr
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": REDIS_TIMEOUTS,
         }

@@ -3,8 +3,10 @@ import json
 import socket
 import threading
 import time
+from datetime import datetime, timedelta
 
 import pytest
+import redis
 from django.test import Client
 from django.utils import timezone
 
@@ -224,6 +226,27 @@ def test_scoring_is_enqueued_after_commit_once_per_lead(tenant, http, django_cap
     assert lead_score_pending_pop(count=10) == lead_ids  # each lead once
 
 
+def test_scoring_request_is_one_round_trip_and_sends_one_wake_up_while_one_is_queued(settings, redis_round_trips):
+    from core.pipeline import PENDING_KEY, WAKE_KEY, lead_score_request, lead_score_wake_claim
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(PENDING_KEY, WAKE_KEY, "celery")
+    assert lead_score_request(lead_ids=[1]) == 1
+    assert broker.llen("celery") == 1  # a wake-up is queued
+    redis_round_trips[0] = 0
+
+    assert lead_score_request(lead_ids=[3, 2, 2]) == 2
+
+    assert redis_round_trips[0] == 1  # the ids and the wake-up marker in one pipeline; no second task
+    assert broker.llen("celery") == 1
+    assert sorted(int(lead_id) for lead_id in broker.smembers(PENDING_KEY)) == [1, 2, 3]
+    # once a worker has claimed the wake-up, the next request sends another
+    lead_score_wake_claim()
+    lead_score_request(lead_ids=[4])
+    assert broker.llen("celery") == 2
+    broker.delete(PENDING_KEY, WAKE_KEY, "celery")
+
+
 def test_ingest_keeps_accepting_events_when_redis_is_down(tenant, http, settings, django_capture_on_commit_callbacks):
     # the write key is looked up once while Redis is up...
     assert post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key).status_code == 202
@@ -311,3 +334,81 @@ def test_offsets_postgresql_cannot_store_are_taken_in_utc(tenant, http):
     assert listed.status_code == 400 and listed.json()["error"]["fields"] == {"until": ["Out of range."]}
     listed = tenant.client.get("/api/events", {"since": since})
     assert listed.status_code == 200 and [e["eventId"] for e in listed.json()["results"]] == ["tz"]
+
+
+def test_a_burst_of_ingests_is_broadcast_as_its_first_message_then_one_merged_message(monkeypatch):
+    import ingest.services
+    from ingest.services import IngestedBroadcasts
+
+    sent = []
+    monkeypatch.setattr(
+        ingest.services, "project_broadcast", lambda **kwargs: sent.append((kwargs["project_id"], kwargs["payload"]))
+    )
+    monkeypatch.setattr(IngestedBroadcasts, "WINDOW_SECONDS", 0.3)
+    monkeypatch.setattr(IngestedBroadcasts, "MAX_EVENTS", 3)
+    broadcasts = IngestedBroadcasts()
+
+    def events(*ids):
+        return [{"eventId": i} for i in ids]
+
+    # a burst: the first request of each project is sent at once, the rest wait for the window's end
+    broadcasts.send(project_id=1, events=events("a"), count=1)
+    broadcasts.send(project_id=2, events=events("x"), count=1)
+    broadcasts.send(project_id=1, events=events("b", "c"), count=2)
+    broadcasts.send(project_id=1, events=events("d"), count=60)
+    assert sent == [(1, {"count": 1, "events": events("a")}), (2, {"count": 1, "events": events("x")})]
+
+    time.sleep(0.45)
+    # one message for the rest of the burst: counts added, the newest events in arrival order
+    assert sent[2:] == [(1, {"count": 62, "events": events("b", "c", "d")})]
+
+    time.sleep(0.45)  # a quiet window closes it: the next request is sent at once again
+    broadcasts.send(project_id=1, events=events("e"), count=1)
+    assert sent[3:] == [(1, {"count": 1, "events": events("e")})]
+
+
+def test_ingest_answers_carry_no_content_security_policy(tenant, http):
+    # JSON for scripts and SDKs, never a page: the policy (built per response) protects nothing there
+    response = post(http, "/api/events", {"eventType": "x", "leadId": "a"}, key=tenant.write_key)
+
+    assert response.status_code == 202
+    assert "Content-Security-Policy" not in response
+    assert "Content-Security-Policy" in http.get("/login/")
+
+
+def test_ingest_broadcasts_through_the_merging_window(tenant, http, monkeypatch, django_capture_on_commit_callbacks):
+    import ingest.services
+
+    sent = []
+    monkeypatch.setattr(ingest.services, "project_broadcast", lambda **kwargs: sent.append(kwargs["payload"]))
+    monkeypatch.setattr(ingest.services, "ingested_broadcasts", ingest.services.IngestedBroadcasts())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            post(http, "/api/events", {"eventType": "x", "leadId": "a", "eventId": f"burst-{n}"}, key=tenant.write_key)
+
+    assert [payload["count"] for payload in sent] == [1]  # the first at once; the other two wait for the window
+    time.sleep(ingest.services.IngestedBroadcasts.WINDOW_SECONDS + 0.3)
+    assert [payload["count"] for payload in sent] == [1, 2]
+    assert [e["eventId"] for e in sent[1]["events"]] == ["burst-1", "burst-2"]
+
+
+def test_leads_requested_without_a_wake_up_still_get_one_a_moment_later(settings):
+    from core.pipeline import PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, WAKE_LATER_SECONDS, lead_score_request
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, "celery")
+    before = timezone.now()
+
+    # put back in the set by a drain that found them locked: no task at once...
+    lead_score_request(lead_ids=[7], wake=False)
+    lead_score_request(lead_ids=[8], wake=False)
+
+    # ...but one (only one) is due a moment later, in case no drain is running to take them
+    assert broker.llen("celery") == 1
+    message = json.loads(broker.lindex("celery", 0))
+    assert message["headers"]["task"] == "scoring.leads_score_task"
+    eta = datetime.fromisoformat(message["headers"]["eta"])
+    assert before + timedelta(seconds=WAKE_LATER_SECONDS * 0.5) < eta < timezone.now() + timedelta(seconds=2)
+    assert sorted(int(i) for i in broker.smembers(PENDING_KEY)) == [7, 8]
+    broker.delete(PENDING_KEY, WAKE_KEY, WAKE_LATER_KEY, "celery")
