@@ -2,7 +2,7 @@
 upkeep, the scrape-time queries' plans, and the request/task log lines.
 
 These run in the test process, whose figures live in the in-process registry (no
-PROMETHEUS_MULTIPROC_DIR): the embedded mode's fallback. tests/test_metrics_live.py scrapes
+PROMETHEUS_MULTIPROC_DIR): the embedded mode's fallback. tests/core/test_metrics_live.py scrapes
 the Procfile topology.
 """
 
