@@ -1,4 +1,5 @@
 import socket
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import django_ratelimit.core
@@ -11,6 +12,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 import core.ratelimits
+from accounts.models import Project, User
 from tests.accounts.factories import project_with_owner
 from tests.live import WorkerPool
 
@@ -86,17 +88,31 @@ def client_for(user) -> APIClient:
     return client
 
 
-@pytest.fixture
-def tenant(db):
-    """A project with its owner, an authenticated client and the write key."""
-    project, owner, write_key = project_with_owner(name="Tenant A")
-    return type("Tenant", (), {"project": project, "owner": owner, "write_key": write_key, "client": client_for(owner)})
+@dataclass(frozen=True)
+class Tenant:
+    """A project with its owner, the owner's authenticated API client and the project's write key."""
+
+    project: Project
+    owner: User
+    write_key: str
+    client: APIClient
+
+    @classmethod
+    def create(cls, *, name: str) -> "Tenant":
+        project, owner, write_key = project_with_owner(name=name)
+        return cls(project=project, owner=owner, write_key=write_key, client=client_for(owner))
 
 
 @pytest.fixture
-def other_tenant(db):
-    project, owner, write_key = project_with_owner(name="Tenant B")
-    return type("Tenant", (), {"project": project, "owner": owner, "write_key": write_key, "client": client_for(owner)})
+def tenant(db) -> Tenant:
+    """A project created as registration creates one, its owner, their API client and the write key."""
+    return Tenant.create(name="Tenant A")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    """A second project, for the checks that nothing crosses projects."""
+    return Tenant.create(name="Tenant B")
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from django.test import Client
 from accounts.models import Membership
 from automations import services
 from automations.models import AutomationExecution, AutomationRule, EmailSendDay, VerifiedRecipient
-from ingest.models import Lead
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
+from tests.ingest.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 OUTSIDE = "partner@outside.example"
@@ -34,7 +34,7 @@ def member_of(project, role="member", **fields):
 
 def fire(project, anonymous_id="a-1", **fields):
     """A lead of the project enters hot; every claimed execution runs. The executions, newest first."""
-    lead = Lead.objects.create(project=project, anonymous_id=anonymous_id, current_score=40, lead_stage="hot", **fields)
+    lead = LeadFactory(project=project, anonymous_id=anonymous_id, current_score=40, lead_stage="hot", **fields)
     services.lead_change_handle(change={
         "kind": "scored", "projectId": project.id, "leadId": lead.id, "oldScore": 20, "newScore": 40, "velocity": 3,
         "oldStage": "warm", "newStage": "hot", "eventIds": [], "path": [[20, "warm"], [40, "hot"]]})  # fmt: skip

@@ -8,10 +8,11 @@ from django.utils import timezone
 
 from accounts.models import Membership
 from automations import services
-from automations.models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from automations.models import AutomationRule, WebhookDelivery, WebhookSubscription
 from core.models import FailedJob
 from ingest.services import lead_create
 from tests.accounts.factories import UserFactory
+from tests.automations.factories import AutomationExecutionFactory
 
 pytestmark = pytest.mark.django_db
 HOOK = "http://127.0.0.1:9/hook"
@@ -52,8 +53,7 @@ def activity(project, n):
         rule = rule_for(project, name=f"Rule {project.id}-{i}-{timezone.now().timestamp()}")
         for j in range(n):
             lead, _ = lead_create(project_id=project.id, anonymous_id=f"{rule.id}-lead-{j}")
-            AutomationExecution.objects.create(project=project, rule=rule, lead=lead, window=1, status="succeeded",
-                                               attempts=1, response_code=200)  # fmt: skip
+            AutomationExecutionFactory(rule=rule, lead=lead, status="succeeded", attempts=1, response_code=200)
         subscription = services.webhook_subscribe(project=project, url=f"{HOOK}/{rule.id}", events=["lead.updated"])
         services.webhook_test_send(subscription=subscription)
         FailedJob.objects.create(project=project, kind="webhook.delivery", reference=f"ref-{rule.id}",
@@ -64,8 +64,9 @@ def test_page_shows_only_the_current_projects_rules_hooks_deliveries_and_dead_le
     # given
     rule = rule_for(tenant.project, name="Mine", action="webhook", action_config={"url": HOOK})
     lead, _ = lead_create(project_id=tenant.project.id, anonymous_id="visitor-7", email="seen@x.io")
-    AutomationExecution.objects.create(project=tenant.project, rule=rule, lead=lead, window=1, status="failed",
-                                       attempts=3, response_code=502, error="Bad gateway")  # fmt: skip
+    AutomationExecutionFactory(
+        rule=rule, lead=lead, status="failed", attempts=3, response_code=502, error="Bad gateway"
+    )
     services.webhook_subscribe(project=tenant.project, url=f"{HOOK}/mine", events=["lead.updated"])
     FailedJob.objects.create(project=tenant.project, kind="webhook.delivery", reference="mine-ref", payload={})
     other_rule = rule_for(other_tenant.project, name="Theirs-rule")
@@ -88,7 +89,7 @@ def test_execution_log_shows_the_latest_20_per_rule(tenant):
     rule = rule_for(tenant.project)
     for j in range(25):
         lead, _ = lead_create(project_id=tenant.project.id, anonymous_id=f"lead-{j:02d}")
-        AutomationExecution.objects.create(project=tenant.project, rule=rule, lead=lead, window=1)
+        AutomationExecutionFactory(rule=rule, lead=lead)
     html = browser(tenant.owner).get("/automations/").content.decode()
     assert "lead-24" in html and "lead-05" in html and "lead-04" not in html
 

@@ -4,10 +4,11 @@ import pytest
 from django.core import mail
 
 from automations import services
-from automations.models import AutomationExecution, AutomationRule, WebhookDelivery, WebhookSubscription
+from automations.models import AutomationExecution, AutomationRule, WebhookDelivery
 from core.models import FailedJob
-from ingest.models import Lead
+from tests.automations.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
 from tests.automations.receiver import receiver_start
+from tests.ingest.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ def receiver():
 
 
 def lead_in(project, **fields):
-    return Lead.objects.create(project=project, anonymous_id="a-1", current_score=40, lead_stage="hot", **fields)
+    return LeadFactory(project=project, anonymous_id="a-1", current_score=40, lead_stage="hot", **fields)
 
 
 def entered_hot(lead):
@@ -111,7 +112,7 @@ def test_a_subscription_is_disabled_after_a_long_run_of_failures(tenant, receive
 
 def test_redirects_are_not_followed(tenant, receiver):
     receiver.script = [302]
-    WebhookSubscription.objects.create(project=tenant.project, url=receiver.url, events=["lead.updated"])
+    WebhookSubscriptionFactory(project=tenant.project, url=receiver.url, events=["lead.updated"])
     lead = lead_in(tenant.project)
     services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
     attempt = services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id)
@@ -120,7 +121,7 @@ def test_redirects_are_not_followed(tenant, receiver):
 
 
 def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, settings):
-    WebhookSubscription.objects.create(project=tenant.project, url=receiver.url, events=["lead.updated"])
+    WebhookSubscriptionFactory(project=tenant.project, url=receiver.url, events=["lead.updated"])
     lead = lead_in(tenant.project)
     services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
     settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now answers 127.0.0.1
@@ -207,7 +208,7 @@ LEAKY_BODY = (b"<html><script>alert(1)</script><pre>DATABASE_URL=postgres://admi
 
 def failed_delivery(tenant, url):
     """A subscription's delivery to `url`, attempted once; the delivery as the API lists it."""
-    subscription = WebhookSubscription.objects.create(project=tenant.project, url=url, events=["lead.updated"])
+    subscription = WebhookSubscriptionFactory(project=tenant.project, url=url, events=["lead.updated"])
     services.lead_change_handle(change={**entered_hot(lead_in(tenant.project)), "eventIds": [1]})
     assert services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id).status == "retry"
     (listed,) = tenant.client.get(f"/api/webhooks/{subscription.id}/deliveries").json()["results"]
@@ -275,17 +276,13 @@ def test_reasons_are_one_short_printable_line(raw, clean):
 
 def test_the_migration_drops_receiver_bodies_stored_before(tenant):
     import importlib
-    import uuid
 
     from django.apps import apps
 
     migration = importlib.import_module("automations.migrations.0003_failure_reasons_short")
     body = LEAKY_BODY.decode().replace("\x00", "")[:500]
-    delivery = WebhookDelivery.objects.create(project=tenant.project, delivery_id=uuid.uuid4(), url="http://x.io/h",
-                                              event="ping", payload={}, status="failed", response_code=500,
-                                              error=body)  # fmt: skip
-    timed_out = WebhookDelivery.objects.create(project=tenant.project, delivery_id=uuid.uuid4(), url="http://x.io/h",
-                                               event="ping", payload={}, error="ReadTimeout: timed\nout")  # fmt: skip
+    delivery = WebhookDeliveryFactory(project=tenant.project, status="failed", response_code=500, error=body)
+    timed_out = WebhookDeliveryFactory(project=tenant.project, error="ReadTimeout: timed\nout")
     job = FailedJob.objects.create(project=tenant.project, kind="webhook.delivery",
                                    reference=str(delivery.delivery_id), error=body)  # fmt: skip
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from django.test import Client
 
-from ingest.models import Event, Lead
+from ingest.models import Event
 from ingest.schema import MAX_CONTEXT_DEPTH
+from tests.ingest.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -245,7 +246,7 @@ def test_api_bodies_refuse_non_finite_numbers_naming_the_field(tenant, token):
     assert created.status_code == 400, created.content
     assert list(created.json()["error"]["fields"]) == ["conditions[0].value"]
 
-    lead = Lead.objects.create(project=tenant.project, anonymous_id="l1")
+    lead = LeadFactory(project=tenant.project, anonymous_id="l1")
     patched = tenant.client.patch(f"/api/leads/{lead.id}", raw_json({"traits": {"arr": HOLE}}, token),
                                   content_type="application/json")  # fmt: skip
     assert patched.status_code == 400, patched.content
@@ -260,7 +261,7 @@ def test_api_bodies_refuse_non_finite_numbers_naming_the_field(tenant, token):
 
 @pytest.mark.parametrize("levels", [800, 50_000])
 def test_api_bodies_nested_too_deeply_are_400_naming_the_field(tenant, levels):
-    lead = Lead.objects.create(project=tenant.project, anonymous_id="l1")
+    lead = LeadFactory(project=tenant.project, anonymous_id="l1")
 
     patched = tenant.client.patch(f"/api/leads/{lead.id}", raw_json({"traits": HOLE}, deep_text(levels)),
                                   content_type="application/json")  # fmt: skip

@@ -11,6 +11,7 @@ from ingest.services import events_ingest
 from scoring import engine
 from scoring.models import ScoreHistory
 from scoring.services import lead_score
+from tests.ingest.factories import EventFactory
 
 pytestmark = pytest.mark.django_db
 T0 = timezone.now() - timedelta(days=1)
@@ -124,15 +125,7 @@ def test_events_attached_to_a_lead_just_before_it_merged_are_handed_on(tenant):
     score_all(tenant.project)
     dev = Lead.objects.get(anonymous_id="dev")
     # an ingest that looked the lead up before the merge committed
-    Event.objects.create(
-        project=tenant.project,
-        lead=dev,
-        event_id="straggler",
-        name="signup",
-        anonymous_id="dev",
-        timestamp=T0 + timedelta(minutes=5),
-        received_at=timezone.now(),
-    )
+    EventFactory(lead=dev, event_id="straggler", name="signup", timestamp=T0 + timedelta(minutes=5))
 
     lead_score(lead_id=dev.id)
     lead_score(lead_id=dev.merged_into_id)

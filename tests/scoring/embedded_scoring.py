@@ -1,6 +1,6 @@
-"""Batch scoring on embedded mode's SQLite, in a process of its own: `python -m tests.embedded_scoring …`.
+"""Batch scoring on embedded mode's SQLite, in a process of its own: `python -m tests.scoring.embedded_scoring …`.
 
-The pytest process talks to PostgreSQL; tests/test_embedded_claims.py starts this module with
+The pytest process talks to PostgreSQL; tests/scoring/test_embedded_claims.py starts this module with
 embedded settings (leadpulse.settings.local, LEADPULSE_SQLITE_PATH, no DATABASE_URL or
 REDIS_URL) on a migrated SQLite file. Commands:
 

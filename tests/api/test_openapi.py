@@ -1,4 +1,4 @@
-"""The OpenAPI document at /api/schema/ and Swagger UI at /api/docs/ (fuzzed in test_api_fuzz.py)."""
+"""The OpenAPI document at /api/schema/ and Swagger UI at /api/docs/ (fuzzed in tests/api/test_fuzz.py)."""
 
 import json
 

@@ -25,7 +25,7 @@ from scoring.models import ScoreHistory
 from tests.accounts.factories import project_with_owner
 from tests.conftest import client_for
 from tests.live import WorkerPool, wait_until
-from tests.test_scoring_batch_live import all_scored, assert_pure_fold, mixed_backlog, post
+from tests.scoring.test_batch_live import all_scored, assert_pure_fold, mixed_backlog, post
 
 pytestmark = pytest.mark.live
 

@@ -11,8 +11,8 @@ from playwright.sync_api import sync_playwright
 from ingest.models import Lead
 from tests.accounts.factories import project_with_owner
 from tests.browser.support import launch_chromium, poll
+from tests.leadpulse.test_dashboard_browser import ingest, settled, sign_in
 from tests.live import ROOT, wait_until, web_server
-from tests.test_dashboard_browser import ingest, settled, sign_in
 
 pytestmark = pytest.mark.live
 LOG = ROOT / "test-artifacts" / "live-socket-web.log"

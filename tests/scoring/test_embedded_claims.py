@@ -1,7 +1,7 @@
 """Embedded mode's claims: SQLite has no SKIP LOCKED, so its IMMEDIATE transactions serialise batch scoring.
 
 Each run uses a real SQLite file (WAL, embedded settings: leadpulse.settings.local) in processes
-of its own (tests/embedded_scoring.py); the events come through `events_ingest` and are folded
+of its own (tests/scoring/embedded_scoring.py); the events come through `events_ingest` and are folded
 in chunks of 7 per lead, so hot leads take several batches, late events refold, and two devices
 identifying as a known person merge into it while batches run. Concurrent runs must leave
 exactly what one thread scoring alone leaves, with no error (e.g. "database is locked")
@@ -45,7 +45,7 @@ class Embedded:
 
     def start(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.embedded_scoring", *args],
+            [sys.executable, "-m", "tests.scoring.embedded_scoring", *args],
             env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 

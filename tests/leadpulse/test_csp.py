@@ -1,6 +1,6 @@
 """The Content-Security-Policy (django-csp) on every page, and pages it needs no exception for.
 
-The browser side (no violation, the pages' scripts run) is tests/test_csp_browser.py.
+The browser side (no violation, the pages' scripts run) is tests/leadpulse/test_csp_browser.py.
 """
 
 import re

@@ -2,7 +2,7 @@
 upkeep, the scrape-time queries' plans, and the request/task log lines.
 
 These run in the test process, whose figures live in the in-process registry (no
-PROMETHEUS_MULTIPROC_DIR): the embedded mode's fallback. tests/test_metrics_live.py scrapes
+PROMETHEUS_MULTIPROC_DIR): the embedded mode's fallback. tests/core/test_metrics_live.py scrapes
 the Procfile topology.
 """
 
@@ -10,7 +10,6 @@ import json
 import logging
 import subprocess
 import sys
-import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -21,12 +20,12 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from automations import services as automation_services
-from automations.models import WebhookDelivery
 from core import metrics
 from core.logfilters import RedactSecrets
 from core.logs import ContextFilter, JsonFormatter
 from core.models import FailedJob
 from scoring.tasks import lead_score_task
+from tests.automations.factories import WebhookDeliveryFactory
 from tests.live import ROOT
 
 TOKEN = "test-metrics-token-7f3a"
@@ -136,13 +135,7 @@ def test_rate_limit_refusals_and_ingest_statuses_are_counted(tenant, frozen_rate
 def test_webhook_deliveries_are_counted_by_outcome_and_dead_letters_show_at_scrape(tenant, settings, refusing_port):
     # given a delivery to a port nobody listens on, one attempt before its last
     settings.LEADPULSE_WEBHOOK_RETRY_DELAYS = [1]
-    delivery = WebhookDelivery.objects.create(
-        project=tenant.project,
-        delivery_id=uuid.uuid4(),
-        url=f"http://127.0.0.1:{refusing_port}/hook",
-        event="lead.updated",
-        payload={},
-    )
+    delivery = WebhookDeliveryFactory(project=tenant.project, url=f"http://127.0.0.1:{refusing_port}/hook")
     before = scrape_in_process()
 
     # when it is attempted twice
@@ -167,16 +160,12 @@ def test_scoring_observes_each_event_once_and_the_backlog_empties(tenant):
     # given three events stored but not scored. Stored directly, not through ingest: ingest would
     # wake the session's live Celery workers (when an earlier test started them), which would score
     # the lead in their own processes and leave nothing for the task this test runs.
-    from ingest.models import Event, Lead
+    from tests.ingest.factories import EventFactory, LeadFactory
 
     before = scrape_in_process()
-    lead = Lead.objects.create(project=tenant.project, anonymous_id="lat-1")
+    lead = LeadFactory(project=tenant.project, anonymous_id="lat-1")
     now = timezone.now()
-    Event.objects.bulk_create(
-        Event(project=tenant.project, lead=lead, event_id=f"lat-{i}", name="page_view", anonymous_id="lat-1",
-              timestamp=now, received_at=now)
-        for i in range(3)
-    )  # fmt: skip
+    EventFactory.create_batch(3, lead=lead, name="page_view", timestamp=now, received_at=now)
     pending = scrape_in_process()
     assert value(pending, "leadpulse_unscored_events") == 3
     assert value(pending, "leadpulse_oldest_unscored_event_age_seconds") >= 0
@@ -201,9 +190,9 @@ def test_scoring_observes_each_event_once_and_the_backlog_empties(tenant):
 @pytest.mark.django_db
 def test_the_scrape_time_queries_read_the_partial_index_not_the_events_table(tenant):
     # given a big, fully scored events table and a small backlog, with fresh statistics
-    from ingest.models import Lead
+    from tests.ingest.factories import LeadFactory
 
-    lead = Lead.objects.create(project=tenant.project, anonymous_id="big")
+    lead = LeadFactory(project=tenant.project, anonymous_id="big")
     event_sql = (
         "INSERT INTO ingest_event (project_id, lead_id, event_id, type, name, anonymous_id, user_id, session_id,"
         " properties, context, timestamp, received_at, processed_at)"
@@ -212,6 +201,9 @@ def test_the_scrape_time_queries_read_the_partial_index_not_the_events_table(ten
     )
     with connection.cursor() as cursor:
         cursor.execute(event_sql, [tenant.project.id, lead.id])
+        # check the 50,000 deferred foreign keys now: the scrape's `SET LOCAL statement_timeout` lasts until
+        # the test's transaction ends, and the checks at teardown could outlast it on a loaded machine
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ANALYZE ingest_event")
 
     # when the scrape reads its figures
@@ -365,9 +357,9 @@ def test_json_lines_parse_and_leave_out_whole_requests_and_task_arguments(rf):
 
 @pytest.mark.django_db(transaction=True)
 def test_each_task_logs_one_line_with_its_lead_and_outcome(tenant, caplog):
-    from ingest.models import Lead
+    from tests.ingest.factories import LeadFactory
 
-    lead = Lead.objects.create(project=tenant.project, anonymous_id="task-log")
+    lead = LeadFactory(project=tenant.project, anonymous_id="task-log")
     caplog.handler.addFilter(ContextFilter())  # as the console handler of settings.LOGGING does
     caplog.set_level(logging.INFO, logger="leadpulse.task")
 

@@ -2,18 +2,23 @@
 
 import csv
 import io
-import uuid
 
 import pytest
 from django.db import transaction
 from rest_framework.test import APIClient
 
 from accounts.models import Membership
-from automations.models import AutomationExecution, AutomationRule, WebhookDelivery
+from automations.models import AutomationExecution, WebhookDelivery
 from ingest.models import Event, Lead
 from scoring.models import ScoreHistory
 from scoring.services import lead_merge
 from tests.accounts.factories import UserFactory
+from tests.automations.factories import (
+    AutomationExecutionFactory,
+    AutomationRuleFactory,
+    WebhookDeliveryFactory,
+    WebhookSubscriptionFactory,
+)
 from tests.conftest import client_for
 from tests.scoring.factories import scored_lead
 
@@ -38,15 +43,12 @@ def merge(source, target):
 
 def execution_for(lead):
     """An automation execution for the lead, with the webhook delivery it sent."""
-    rule = AutomationRule.objects.create(
-        project=lead.project, name="tag hot", trigger="stage_entered", trigger_config={"stage": "hot"},
-        action="webhook", action_config={"url": "https://example.com/hook"},
-    )  # fmt: skip
-    execution = AutomationExecution.objects.create(project=lead.project, rule=rule, lead=lead, window=1)
-    WebhookDelivery.objects.create(
-        project=lead.project, execution=execution, delivery_id=uuid.uuid4(), url="https://example.com/hook",
-        event="automation.fired", payload={"leadId": lead.id},
-    )  # fmt: skip
+    rule = AutomationRuleFactory(
+        project=lead.project, name="tag hot", action="webhook", action_config={"url": "https://example.com/hook"}
+    )
+    execution = AutomationExecutionFactory(rule=rule, lead=lead)
+    WebhookDeliveryFactory(execution=execution, url=rule.action_config["url"], event="automation.fired",
+                           payload={"leadId": lead.id})  # fmt: skip
     return execution
 
 
@@ -357,16 +359,14 @@ def test_the_csv_export_defuses_formulas(tenant):
 
 
 def test_erasure_also_removes_webhook_deliveries_that_carry_the_lead(tenant):
-    from automations.models import WebhookDelivery, WebhookSubscription
-
     lead = scored_lead(tenant.project, "gone", "signup")
     keep = scored_lead(tenant.project, "kept", "signup")
-    subscription = WebhookSubscription.objects.create(project=tenant.project, url="http://127.0.0.1:9/h",
-                                                      events=["lead.updated"])  # fmt: skip
+    subscription = WebhookSubscriptionFactory(
+        project=tenant.project, url="http://127.0.0.1:9/h", events=["lead.updated"]
+    )
     for target in (lead, keep):
-        WebhookDelivery.objects.create(project=tenant.project, subscription=subscription, delivery_id=uuid.uuid4(),
-                                       url=subscription.url, event="lead.updated",
-                                       payload={"data": {"lead": {"id": target.id, "email": "x@y.io"}}})  # fmt: skip
+        WebhookDeliveryFactory(subscription=subscription, event="lead.updated",
+                               payload={"data": {"lead": {"id": target.id, "email": "x@y.io"}}})  # fmt: skip
 
     assert tenant.client.delete(f"/api/leads/{lead.id}").status_code == 204
 

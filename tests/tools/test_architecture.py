@@ -1,11 +1,11 @@
 """The import boundaries `make lint` checks (`.importlinter`): the custom contract catches what it should."""
 
 import ast
-from pathlib import Path
 
 import grimp
 from importlinter import ContractCheck
 
+from tests.live import ROOT
 from tools.import_contracts import PublicFaceContract
 
 
@@ -64,7 +64,6 @@ def test_internals_and_models_outside_the_data_layer_are_refused():
 
 # --- Scoring is the only writer of a lead's score columns -----------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
 SCORE_COLUMNS = {
     "current_score", "engagement_score", "fit_score", "fit_grade", "lead_stage", "fold_state",
     "velocity_score", "events_last_24h", "last_scored_at",
@@ -97,11 +96,12 @@ def test_the_score_column_check_sees_each_kind_of_write():
 
 def test_only_scoring_writes_the_leads_score_columns():
     """ingest owns the lead's identity row; its score columns are written by scoring alone (DESIGN, README)."""
+    assert (ROOT / "manage.py").is_file()  # a wrong ROOT would check other files, or none
     offenders = []
     for package in ("core", "accounts", "ingest", "automations", "leadpulse"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            if "migrations" in path.parts:
-                continue
+        paths = [path for path in sorted((ROOT / package).rglob("*.py")) if "migrations" not in path.parts]
+        assert paths, f"no module under {ROOT / package}"
+        for path in paths:
             offenders += [
                 f"{path.relative_to(ROOT)}:{line} {column}" for line, column in score_column_writes(path.read_text())
             ]
