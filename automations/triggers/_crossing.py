@@ -2,8 +2,10 @@
 
 from typing import Any
 
+from scoring.contracts import EventFact
+
 from ..config_schema import ConfigSchema, Integer
-from . import Change, steps
+from . import Change, Fired, Trigger, steps
 
 THRESHOLD = ConfigSchema((Integer(name="threshold", label="Score", minimum=0, expected="a score"),))
 
@@ -14,3 +16,15 @@ def crossing(change: Change, threshold: Any, *, up: bool) -> tuple[int, int] | N
         if (before < threshold <= after) if up else (before >= threshold > after):
             return before, after
     return None
+
+
+class CrossingTrigger(Trigger):
+    """Fires when the score crosses the configured threshold upwards (`up`) or downwards."""
+
+    up: bool
+    config = THRESHOLD
+
+    def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
+        threshold = config.get("threshold", 0)
+        crossed = crossing(change, threshold, up=self.up)
+        return None if crossed is None else self.fired(threshold=threshold, **{"from": crossed[0], "to": crossed[1]})

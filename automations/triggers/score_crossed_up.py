@@ -1,20 +1,11 @@
-from typing import Any
-
-from scoring.contracts import EventFact
-
-from . import Change, Fired, Trigger, register
-from ._crossing import THRESHOLD, crossing
+from . import register
+from ._crossing import CrossingTrigger
 
 
 @register
-class ScoreCrossedUp(Trigger):
+class ScoreCrossedUp(CrossingTrigger):
     key = "score_crossed_up"
     label = "Score Crossed Up"
     position = 20
-    config = THRESHOLD
+    up = True
     example = {"threshold": 50}
-
-    def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
-        threshold = config.get("threshold", 0)
-        crossed = crossing(change, threshold, up=True)
-        return None if crossed is None else self.fired(threshold=threshold, **{"from": crossed[0], "to": crossed[1]})
