@@ -371,6 +371,8 @@ def lead_evaluate(
     now: datetime,
     refold: bool = False,
     purpose: str = "score",
+    final: bool = True,
+    before: Materialised | None = None,
 ) -> Evaluation:
     """Fold + fit + decay + total + stage for one lead: the one function every score comes from.
 
@@ -380,16 +382,22 @@ def lead_evaluate(
     `decay`: materialise decay up to `now` on the stored fit, folding nothing.
     History steps carry the total score (engagement + fit) and chain from `lead.score`
     (from 0 on a refold, whose rule steps replace the lead's folded history).
+
+    A long log is evaluated a chunk at a time: each chunk but the last with `final=False`
+    (no decay-to-now or fit step after it: the next chunk carries on from its state) and
+    every chunk with `before`, the lead as it was before the first one, which the `rescore`
+    step, the path and `changed` compare against.
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
     if purpose == "decay":
         return _decay_evaluate(lead, policy, now)
-    refold = refold or purpose == "rescore"
+    refold = refold or (purpose == "rescore" and before is None)  # a later chunk of a rescore continues
     fit, fit_applied = fit_score(profile, fit_rules)
     events = list(events)
     if not events and not refold:
         return _refit_evaluate(lead, fit, tuple(fit_applied), policy, now)
+    before = before or lead
     state, steps = fold(events, rules=rules, policy=policy, state=FoldState() if refold else lead.state)
     history: list[HistoryStep] = []
     chain = 0 if refold else lead.score
@@ -398,15 +406,15 @@ def lead_evaluate(
         details = {"rules": [{"ruleId": r, "points": p} for r, p in step.applied], "decay": step.decay, "fit": fit}
         history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
         chain = total
-    path = [lead.score] if refold else [lead.score, *(row.new_score for row in history)]
-    engagement = policy.decay.apply(state.score, state.last_timestamp, now)
+    path = [before.score] if refold else [lead.score, *(row.new_score for row in history)]
+    engagement = policy.decay.apply(state.score, state.last_timestamp, now) if final else state.score
     score = total_score(engagement, fit, policy)
-    if score != chain:
+    if score != chain and final:
         # decay since the last event (e.g. a backfill of old events), or a changed fit
         kind = "decay" if engagement != state.score else "fit"
         history.append(HistoryStep(kind, chain, score, now, {"fit": fit}))
-    if purpose == "rescore" and score != lead.score:
-        history.append(HistoryStep("rescore", lead.score, score, now, {"fit": fit}))
+    if purpose == "rescore" and final and score != before.score:
+        history.append(HistoryStep("rescore", before.score, score, now, {"fit": fit}))
     stage = stage_for(score, policy)
     return Evaluation(
         state=state,
@@ -422,7 +430,7 @@ def lead_evaluate(
         folded=len(steps),
         first_timestamp=steps[0].timestamp if steps else None,
         writes=True,
-        changed=score != lead.score or stage != lead.stage,
+        changed=score != before.score or stage != before.stage,
     )
 
 

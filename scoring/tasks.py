@@ -1,4 +1,7 @@
+import time
+
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from core import pipeline
@@ -28,9 +31,12 @@ def events_reconcile_task() -> int:
 
 @shared_task(name="scoring.rescore_job_run_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def rescore_job_run_task(*, job_id: int) -> None:
-    """Refold one chunk of a re-score job, then queue the next chunk."""
-    if services.rescore_job_run(job_id=job_id):
-        rescore_job_run_task.delay(job_id=job_id)
+    """Refold a re-score job chunk after chunk for a while, then queue the rest (other tasks get a turn)."""
+    deadline = time.monotonic() + settings.LEADPULSE_SCORE_DRAIN_SECONDS
+    while services.rescore_job_run(job_id=job_id):
+        if time.monotonic() > deadline:
+            rescore_job_run_task.delay(job_id=job_id)
+            return
 
 
 @shared_task(name="scoring.decay_materialise_task")

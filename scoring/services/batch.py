@@ -3,7 +3,7 @@
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -21,7 +21,16 @@ from ingest.services import IDENTITY_CALLS
 
 from .. import engine
 from ..models import ScoringRule
-from .fold import Scored, evaluations_save, lead_materialised, lead_profile, project_policy, rule_from_row
+from .fold import (
+    Scored,
+    evaluations_save,
+    lead_materialised,
+    lead_profile,
+    lead_refold,
+    log_pages,
+    project_policy,
+    rule_from_row,
+)
 from .identity import lead_identify
 
 logger = logging.getLogger(__name__)
@@ -96,7 +105,7 @@ def _leads_identify(lead_ids: list[int], resolved: set[int]) -> list[int]:
     return sorted(ids)
 
 
-def _claim(lead_ids: list[int]) -> list[Lead]:
+def leads_claim(*, lead_ids: list[int]) -> list[Lead]:
     """Lock the leads no other worker holds, in one statement (inside a transaction).
 
     PostgreSQL: `FOR NO KEY UPDATE SKIP LOCKED` serialises scoring per lead across every
@@ -130,17 +139,6 @@ def _pending_facts(
     return by_lead, identity
 
 
-def _full_log(lead_id: int, pending: list[int]) -> list[tuple[int, engine.EventFact]]:
-    """The lead's log to refold, in fold order: the events folded before and the `pending` ones read.
-
-    Not one committed since: it is not marked processed by this fold, so it must not be folded
-    here either (its own fold would count it again, and an identity call would never be resolved).
-    """
-    log = Event.objects.filter(lead_id=lead_id).filter(Q(processed_at__isnull=False) | Q(id__in=pending))
-    rows = log.order_by("timestamp", "event_id").values_list(*FACT_FIELDS[:-1])
-    return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, _, eid, name, ts, props, ctx, kind in rows]
-
-
 # Rounds of identity resolution one batch makes while identity calls keep arriving.
 IDENTITY_ROUNDS = 5
 
@@ -166,14 +164,19 @@ def leads_score(*, lead_ids: Iterable[int], now: datetime | None = None) -> Batc
     return result
 
 
-def _leads_fold(lead_ids: list[int], *, resolved: set[int], result: BatchResult, now: datetime | None) -> list[int]:
+def _leads_fold(
+    lead_ids: list[int], *, resolved: set[int], result: BatchResult, now: datetime | None, alone: bool = False
+) -> list[int]:
     """Claim the leads and fold their pending events in one transaction, adding to `result`.
 
     Returns the leads held back: an identity call among the events read is not in `resolved`.
+    A lead whose fold must start again from its first event (a late event, or events a merge
+    moved here) is refolded after the batch, in a transaction of its own (`alone`): a long log
+    does not hold the batch's other leads.
     """
     chunk = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     with transaction.atomic():
-        leads = _claim(lead_ids)
+        leads = leads_claim(lead_ids=lead_ids)
         claimed = {lead.id for lead in leads}
         skipped = set(lead_ids) - claimed
         if skipped:  # locked by another worker (or erased): the live ones are tried again later
@@ -196,6 +199,7 @@ def _leads_fold(lead_ids: list[int], *, resolved: set[int], result: BatchResult,
         policies: dict[int, engine.Policy] = {}
         now = now or timezone.now()
         batch: list[Scored] = []
+        deferred: list[int] = []
         for lead in live:
             project: Project = lead.project
             policy = policies.setdefault(project.id, project_policy(project))
@@ -203,28 +207,36 @@ def _leads_fold(lead_ids: list[int], *, resolved: set[int], result: BatchResult,
             own = pending.get(lead.id, [])
             materialised = lead_materialised(lead)
             refold = not materialised.state.continues_with([fact for _, fact in own])
+            if refold and not alone:
+                deferred.append(lead.id)
+                continue
             consumed = [pk for pk, _ in own]
-            # a late event (or events a merge moved here): fold the whole log again
-            to_fold = _full_log(lead.id, consumed) if refold else own
             if len(own) >= chunk:
                 result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
-            evaluation = engine.lead_evaluate(
-                lead=materialised,
-                events=[fact for _, fact in to_fold],
-                profile=lead_profile(lead),
-                rules=engagement_rules,
-                fit_rules=fit_rules,
-                policy=policy,
-                now=now,
-                refold=refold,
-            )
-            batch.append(Scored(lead, evaluation, {fact.event_id: pk for pk, fact in to_fold}, consumed, policy))
+            if refold:  # a late event (or events a merge moved here): fold the whole log again
+                log = log_pages(lead_id=lead.id, pending=consumed)
+                batch.append(lead_refold(lead=lead, log=log, pending=consumed, rules=engagement_rules,
+                                         fit_rules=fit_rules, policy=policy, now=now))  # fmt: skip
+            else:
+                evaluation = engine.lead_evaluate(
+                    lead=materialised,
+                    events=[fact for _, fact in own],
+                    profile=lead_profile(lead),
+                    rules=engagement_rules,
+                    fit_rules=fit_rules,
+                    policy=policy,
+                    now=now,
+                )
+                batch.append(Scored(lead, evaluation, {fact.event_id: pk for pk, fact in own}, consumed, policy))
             result.events += len(consumed)
         evaluations_save(scored=batch, now=now)
         result.scored += len(batch)
         if handed_on:
             transaction.on_commit(partial(pipeline.lead_score_request, lead_ids=handed_on))
-    return sorted(unresolved)
+    held = set(unresolved)
+    for lead_id in deferred:
+        held |= set(_leads_fold([lead_id], resolved=resolved, result=result, now=now, alone=True))
+    return sorted(held)
 
 
 def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:
@@ -261,3 +273,72 @@ def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = 
         if time.monotonic() > deadline:
             pipeline.lead_score_wake()  # yield the worker to other tasks; a new task carries on
             return folded
+
+
+def _log_heads(lead_ids: list[int], size: int) -> dict[int, list[tuple[int, engine.EventFact]]]:
+    """The first `size` folded events of each lead's log, in fold order, in one query."""
+    position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
+    rows = (
+        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=False)
+        .annotate(position=position)
+        .filter(position__lte=size)
+        .order_by("lead_id", "timestamp", "event_id")
+        .values_list(*FACT_FIELDS[:-1])
+    )
+    heads: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
+    for pk, lead_id, event_id, name, ts, props, ctx, kind in rows:
+        heads[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
+    return heads
+
+
+def leads_refold_locked(*, leads: Sequence[Lead], now: datetime) -> int:
+    """Re-score locked leads: refold each log from nothing under its project's rules of now.
+
+    One read for all their logs (a hot lead's goes on a page at a time), one bulk write per
+    LEADPULSE_SCORE_CHUNK_EVENTS history rows. Only the events folded before are refolded: a
+    pending one waits for its own fold (an identity call among them is resolved first), which
+    continues from the new checkpoint or refolds again. Returns the leads whose score or stage moved.
+    """
+    size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    live = [lead for lead in leads if not lead.merged_into_id]
+    heads = _log_heads([lead.id for lead in live], size)
+    rules = projects_rules(project_ids={lead.project_id for lead in live})
+    policies: dict[int, engine.Policy] = {}
+    batch: list[Scored] = []
+    rows = changed = 0
+    for lead in live:
+        policy = policies.setdefault(lead.project_id, project_policy(lead.project))
+        engagement_rules, fit_rules = rules[lead.project_id]
+        log = log_pages(lead_id=lead.id, head=heads.get(lead.id, []))
+        scored = lead_refold(lead=lead, log=log, pending=(), rules=engagement_rules, fit_rules=fit_rules,
+                             policy=policy, now=now, purpose="rescore")  # fmt: skip
+        batch.append(scored)
+        rows += len(scored.evaluation.history)
+        changed += scored.evaluation.changed
+        if rows >= size:
+            evaluations_save(scored=batch, now=now)
+            batch, rows = [], 0
+    evaluations_save(scored=batch, now=now)
+    return changed
+
+
+def leads_decay(*, lead_ids: Sequence[int], now: datetime) -> int:
+    """Materialise decay up to `now` for the leads no one else holds, in one transaction; return leads changed.
+
+    A lead being scored right now is skipped: that fold decays it. Idempotent within a day.
+    """
+    if not lead_ids:
+        return 0
+    with transaction.atomic():
+        leads = leads_claim(lead_ids=list(lead_ids))
+        policies: dict[int, engine.Policy] = {}
+        batch = []
+        for lead in leads:
+            policy = policies.setdefault(lead.project_id, project_policy(lead.project))
+            evaluation = engine.lead_evaluate(
+                lead=lead_materialised(lead), events=(), profile={}, rules=(), fit_rules=(), policy=policy, now=now,
+                purpose="decay",
+            )  # fmt: skip
+            batch.append(Scored(lead, evaluation, policy=policy))
+        evaluations_save(scored=batch, now=now)
+    return sum(item.evaluation.changed for item in batch)

@@ -1,12 +1,14 @@
 """The fold's persistence: feed locked leads' events to `engine.lead_evaluate`, store what it returns."""
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import islice
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 
@@ -72,10 +74,11 @@ def lead_profile(lead: Lead) -> dict[str, Any]:
     }
 
 
-def facts(queryset: QuerySet[Event]) -> list[tuple[int, engine.EventFact]]:
+def facts(queryset: QuerySet[Event], *, limit: int | None = None) -> list[tuple[int, engine.EventFact]]:
+    """The events in fold order (the first `limit` of them), as (pk, fact)."""
     rows = queryset.order_by("timestamp", "event_id").values_list(
         "id", "event_id", "name", "timestamp", "properties", "context", "type"
-    )
+    )[:limit]
     return [(pk, engine.EventFact(eid, name, ts, props, ctx, kind)) for pk, eid, name, ts, props, ctx, kind in rows]
 
 
@@ -109,9 +112,10 @@ def lead_fold_locked(
 
     Events after the newest scored one continue the fold; an older one (a late event,
     or events a merge moved here) restarts it from the lead's first event, rewriting
-    the history. With nothing pending only the fit can move. Returns whether the score
-    or stage changed. `event_ids`: fold only these of the unprocessed events (the ones the
-    caller checked); ingest may commit more meanwhile, which wait for their own fold.
+    the history, a chunk of events at a time (`lead_refold`). With nothing pending only
+    the fit can move. Returns whether the score or stage changed. `event_ids`: fold only
+    these of the unprocessed events (the ones the caller checked); ingest may commit more
+    meanwhile, which wait for their own fold.
     """
     policy = project_policy(lead.project)
     engagement_rules, fit_rules = project_rules(lead.project)
@@ -120,28 +124,96 @@ def lead_fold_locked(
         unprocessed = unprocessed.filter(id__in=event_ids)
     pending = facts(unprocessed)
     materialised = lead_materialised(lead)
-    refold = refold or not materialised.state.continues_with([fact for _, fact in pending])
-    if refold:
-        # the events folded before and the pending ones read above; one committed since is not marked
-        # processed below, so it must not be folded here either (it would be counted again by its own fold)
-        folded = Q(processed_at__isnull=False) | Q(id__in=[pk for pk, _ in pending])
-        to_fold = facts(Event.objects.filter(lead=lead).filter(folded))
+    purpose = "rescore" if reason == ScoreHistory.Reason.RESCORE else "score"
+    if refold or not materialised.state.continues_with([fact for _, fact in pending]):
+        consumed = [pk for pk, _ in pending]
+        scored = lead_refold(
+            lead=lead, log=log_pages(lead_id=lead.id, pending=consumed), pending=consumed,
+            rules=engagement_rules, fit_rules=fit_rules, policy=policy, now=now, purpose=purpose,
+        )  # fmt: skip
     else:
-        to_fold = pending
-    evaluation = engine.lead_evaluate(
-        lead=materialised,
-        events=[fact for _, fact in to_fold],
-        profile=lead_profile(lead),
-        rules=engagement_rules,
-        fit_rules=fit_rules,
-        policy=policy,
-        now=now,
-        refold=refold,
-        purpose="rescore" if reason == ScoreHistory.Reason.RESCORE else "score",
-    )
-    scored = Scored(lead, evaluation, {fact.event_id: pk for pk, fact in to_fold}, [pk for pk, _ in pending], policy)
+        evaluation = engine.lead_evaluate(
+            lead=materialised, events=[fact for _, fact in pending], profile=lead_profile(lead),
+            rules=engagement_rules, fit_rules=fit_rules, policy=policy, now=now, purpose=purpose,
+        )  # fmt: skip
+        event_pks = {fact.event_id: pk for pk, fact in pending}
+        scored = Scored(lead, evaluation, event_pks, [pk for pk, _ in pending], policy)
     evaluations_save(scored=[scored], now=now)
-    return evaluation.changed
+    return scored.evaluation.changed
+
+
+def log_pages(
+    *, lead_id: int, pending: Collection[int] = (), head: list[tuple[int, engine.EventFact]] | None = None
+) -> Iterator[tuple[int, engine.EventFact]]:
+    """The lead's log to refold, in fold order, read a page of LEADPULSE_SCORE_CHUNK_EVENTS at a time.
+
+    The log is the events folded before and the `pending` ones the caller read; not one
+    committed since (it is not marked processed by this fold, so it must not be folded here
+    either: its own fold would count it again, and an identity call would never be resolved).
+    `head`: the log's first page when the caller read it already (with other leads' logs).
+    """
+    size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    log = Event.objects.filter(lead_id=lead_id).filter(Q(processed_at__isnull=False) | Q(id__in=list(pending)))
+    page = head if head is not None else facts(log, limit=size)
+    yield from page
+    while len(page) == size:
+        last = page[-1][1]
+        after = Q(timestamp__gt=last.timestamp) | Q(timestamp=last.timestamp, event_id__gt=last.event_id)
+        page = facts(log.filter(after), limit=size)
+        yield from page
+
+
+def lead_refold(
+    *,
+    lead: Lead,
+    log: Iterable[tuple[int, engine.EventFact]],
+    pending: Collection[int],
+    rules: Sequence[engine.Rule],
+    fit_rules: Sequence[engine.Rule],
+    policy: engine.Policy,
+    now: datetime,
+    purpose: str = "score",
+) -> Scored:
+    """Refold the locked lead's whole `log` (in fold order) from nothing, a chunk of events at a time.
+
+    However long the log, memory holds one chunk (LEADPULSE_SCORE_CHUNK_EVENTS): every chunk
+    but the last is evaluated with `final=False` and its history is written at once; the last
+    one's evaluation, compared with the lead as it was, is returned for the caller to save with
+    its batch. `pending`: the unprocessed events in the log, marked processed with their chunk.
+    """
+    size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    pending = set(pending)
+    before = lead_materialised(lead)
+    profile = lead_profile(lead)
+    events = iter(log)
+    chunk = list(islice(events, size))
+    current, first, first_timestamp = before, True, None
+    while True:
+        following = list(islice(events, size))
+        evaluation = engine.lead_evaluate(
+            lead=current, events=[fact for _, fact in chunk], profile=profile, rules=rules, fit_rules=fit_rules,
+            policy=policy, now=now, refold=first, purpose=purpose, final=not following, before=before,
+        )  # fmt: skip
+        event_pks = {fact.event_id: pk for pk, fact in chunk}
+        scored = Scored(lead, evaluation, event_pks, [pk for pk, _ in chunk if pk in pending], policy)
+        if not following:
+            break
+        if first:
+            ScoreHistory.objects.filter(lead_id=lead.id, reason__in=FOLDED_REASONS).delete()
+            first_timestamp = evaluation.first_timestamp
+        _history_insert([scored])
+        _events_consume([scored], now=now)
+        current = engine.Materialised(
+            score=evaluation.score, engagement=evaluation.engagement, fit=evaluation.fit, stage=evaluation.stage,
+            state=evaluation.state, fit_applied=evaluation.fit_applied,
+        )  # fmt: skip
+        first, chunk = False, following
+    if first:
+        return scored  # one chunk: a plain refold
+    # the history before the last chunk is written already: what is left to save is the last
+    # chunk's rows and the lead, changed from what it was before the first chunk
+    whole = replace(evaluation, refolded=False, path=(before.score, evaluation.score), first_timestamp=first_timestamp)
+    return replace(scored, evaluation=whole)
 
 
 def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
@@ -184,27 +256,8 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     refolded = [item.lead.id for item in scored if item.evaluation.refolded]
     if refolded:
         ScoreHistory.objects.filter(lead_id__in=refolded, reason__in=FOLDED_REASONS).delete()
-    rows = [
-        ScoreHistory(
-            project_id=item.lead.project_id,
-            lead_id=item.lead.id,
-            event_id=item.event_pks[step.event_id] if step.event_id is not None else None,
-            reason=step.reason,
-            old_score=step.old_score,
-            new_score=step.new_score,
-            delta=step.delta,
-            details=step.details,
-            occurred_at=step.occurred_at,
-        )
-        for item in scored
-        for step in item.evaluation.history
-    ]
-    ScoreHistory.objects.bulk_create(rows, batch_size=2000)
-    pending = [pk for item in scored for pk in item.pending]
-    if pending:
-        events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
-        received = Event.objects.filter(id__in=pending).values_list("received_at", flat=True)
-        metrics.events_scored_on_commit(received=received.iterator, scored_at=now)
+    _history_insert(scored)
+    _events_consume(scored, now=now)
     folded = [item.lead.id for item in scored if item.evaluation.folded or item.evaluation.refolded]
     recent: dict[int, int] = {}
     if folded:
@@ -263,6 +316,35 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
         )
     _leads_update([item.lead for item in scored])
     _leads_updated(broadcasts=broadcasts, changes=changes)
+
+
+def _history_insert(scored: Sequence[Scored]) -> None:
+    """The evaluations' history rows, in one bulk INSERT."""
+    rows = [
+        ScoreHistory(
+            project_id=item.lead.project_id,
+            lead_id=item.lead.id,
+            event_id=item.event_pks[step.event_id] if step.event_id is not None else None,
+            reason=step.reason,
+            old_score=step.old_score,
+            new_score=step.new_score,
+            delta=step.delta,
+            details=step.details,
+            occurred_at=step.occurred_at,
+        )
+        for item in scored
+        for step in item.evaluation.history
+    ]
+    ScoreHistory.objects.bulk_create(rows, batch_size=2000)
+
+
+def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:
+    """Mark the events the evaluations consumed processed (and counted in the rollups), in one statement."""
+    pending = [pk for item in scored for pk in item.pending]
+    if pending:
+        events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
+        received = Event.objects.filter(id__in=pending).values_list("received_at", flat=True)
+        metrics.events_scored_on_commit(received=received.iterator, scored_at=now)
 
 
 def _leads_update(leads: list[Lead]) -> None:

@@ -1,6 +1,7 @@
 """Rules, scoring settings and the re-score jobs that apply their changes retroactively."""
 
 from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 from celery import current_app as app
@@ -13,7 +14,8 @@ from accounts.models import Project
 from ingest.models import Lead
 
 from ..models import RescoreJob, ScoringRule
-from .fold import lead_decay_locked, lead_fold_locked, lead_lock
+from .batch import leads_claim, leads_decay, leads_refold_locked
+from .fold import lead_lock
 
 RESCORE_TASK = "scoring.rescore_job_run_task"
 RULE_FIELDS = (
@@ -90,11 +92,14 @@ def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
 
 
 def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
-    """Refold the next chunk of the job's leads; True if more remain.
+    """Refold the next chunk of the job's leads in one transaction; True if more remain.
 
-    Each lead is refolded and counted in one transaction (lead row lock + job progress),
-    so a worker that dies mid-chunk leaves exact progress behind and a resumed job
-    neither skips nor double-counts a lead. Ingest and scoring carry on meanwhile.
+    The chunk's leads are claimed together (`SKIP LOCKED`), refolded on the batch path
+    (`leads_refold_locked`: one read, one bulk write) and counted in the job's progress in
+    the same transaction, so a worker that dies mid-chunk leaves exact progress behind and
+    a resumed job neither skips nor double-counts a lead. The chunk stops before the first
+    lead another worker holds; when that is the first one, it is waited for alone (holding
+    no other lead, so no deadlock). Ingest and scoring carry on meanwhile.
     """
     job = RescoreJob.objects.select_related("project").filter(id=job_id).first()
     if job is None or job.status not in (RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING):
@@ -119,22 +124,33 @@ def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
         .values_list("id", flat=True)[:size]
     )
     running = RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.RUNNING)
-    for lead_id in lead_ids:
+    if not lead_ids:
+        running.update(status=RescoreJob.Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now())
+        return False
+    for wait in (False, True):
         with transaction.atomic():
-            lead = lead_lock(lead_id=lead_id)
-            changed = 0
-            if lead is not None and not lead.merged_into_id:
-                changed = int(lead_fold_locked(lead=lead, now=timezone.now(), refold=True, reason="rescore"))
-            progressed = running.filter(cursor__lt=lead_id).update(
-                cursor=lead_id, done=F("done") + 1, changed=F("changed") + changed, updated_at=timezone.now()
+            if wait:  # the first lead is held elsewhere: wait for it alone
+                lead = lead_lock(lead_id=lead_ids[0])
+                leads, covered = [lead] if lead is not None else [], lead_ids[:1]
+            else:
+                leads = leads_claim(lead_ids=lead_ids)
+                claimed = {lead.id for lead in leads}
+                covered = list(takewhile(claimed.__contains__, lead_ids))
+                if not covered:
+                    continue  # this transaction wrote nothing; its locks go at its end
+                leads = leads[: len(covered)]
+            changed = leads_refold_locked(leads=leads, now=timezone.now())
+            progressed = running.filter(cursor__lt=covered[0]).update(
+                cursor=covered[-1],
+                done=F("done") + len(covered),
+                changed=F("changed") + changed,
+                updated_at=timezone.now(),
             )
             if not progressed:
                 transaction.set_rollback(True)  # superseded (or already counted): leave it to the newer job
                 return False
-    if lead_ids:
-        return True
-    running.update(status=RescoreJob.Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now())
-    return False
+            return True
+    return True
 
 
 def rescore_jobs_resume() -> int:
@@ -152,7 +168,9 @@ def rescore_jobs_resume() -> int:
 
 
 def decay_materialise(*, now: datetime | None = None) -> int:
-    """Write decay for leads idle past their project's grace period; idempotent within a day.
+    """Write decay for leads idle past their project's grace period, a batch of leads per transaction.
+
+    Idempotent within a day, so a run that dies half way is resumed by the next one.
 
     Also zeroes the 24-hour velocity of leads with no event in the last 24 hours (it is
     otherwise refreshed only when a lead scores).
@@ -171,10 +189,11 @@ def decay_materialise(*, now: datetime | None = None) -> int:
             .order_by("id")
             .values_list("id", flat=True)
         )
+        batch: list[int] = []
         for lead_id in lead_ids.iterator(chunk_size=1000):
-            with transaction.atomic():
-                # a lead being scored right now gets its decay from that fold
-                lead = lead_lock(lead_id=lead_id, skip_locked=True)
-                if lead is not None:
-                    changed += lead_decay_locked(lead=lead, now=now)
+            batch.append(lead_id)
+            if len(batch) == settings.LEADPULSE_SCORE_BATCH:
+                changed += leads_decay(lead_ids=batch, now=now)
+                batch = []
+        changed += leads_decay(lead_ids=batch, now=now)
     return changed

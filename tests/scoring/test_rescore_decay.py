@@ -20,8 +20,16 @@ from scoring.services import (
     rule_update,
     scoring_settings_update,
 )
-from scoring.services import rules as rules_services
-from scoring.services.fold import facts, lead_fold_locked, lead_lock, lead_profile, project_policy, project_rules
+from scoring.services import batch as batch_services
+from scoring.services.fold import (
+    facts,
+    lead_fold_locked,
+    lead_lock,
+    lead_profile,
+    lead_refold,
+    project_policy,
+    project_rules,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -195,20 +203,20 @@ def test_a_superseded_job_stops_where_it_was(tenant, leads):
 
 
 def crash_on(lead_id):
-    """lead_fold_locked, except that the worker dies on `lead_id`."""
+    """lead_refold, except that the worker dies on `lead_id` (after refolding the chunk's leads before it)."""
 
-    def fold(**kwargs):
+    def refold(**kwargs):
         if kwargs["lead"].id == lead_id:
             raise RuntimeError("worker lost")
-        return lead_fold_locked(**kwargs)
+        return lead_refold(**kwargs)
 
-    return fold
+    return refold
 
 
 def run_with_a_crash(job_id, crash_lead_id, monkeypatch):
     """One chunk, then a chunk that dies on `crash_lead_id`, then a new worker until the job is done."""
     assert rescore_job_run(job_id=job_id, chunk=2) is True
-    monkeypatch.setattr(rules_services, "lead_fold_locked", crash_on(crash_lead_id))
+    monkeypatch.setattr(batch_services, "lead_refold", crash_on(crash_lead_id))
     with pytest.raises(RuntimeError):
         rescore_job_run(job_id=job_id, chunk=2)
     monkeypatch.undo()
@@ -223,14 +231,14 @@ def test_a_job_resumes_from_its_cursor_after_a_crash(tenant, leads, monkeypatch)
     scored_at = {lead.id: Lead.objects.get(pk=lead.pk).last_scored_at for lead in leads}
 
     # given a worker that dies after refolding the first lead of the next chunk
-    monkeypatch.setattr(rules_services, "lead_fold_locked", crash_on(leads[3].id))
+    unchanged = [stored(lead) for lead in leads[2:4]]
+    monkeypatch.setattr(batch_services, "lead_refold", crash_on(leads[3].id))
     with pytest.raises(RuntimeError):
         rescore_job_run(job_id=job.id, chunk=2)
-    # progress is saved with each lead: the one refolded before the crash counts, the other does not
-    assert job_state(job.id)[:3] == ("running", leads[2].id, 3)
-    assert stored(leads[2])["current_score"] == 40  # its own transaction committed
+    # progress is saved with each chunk, in its transaction: nothing of the chunk that died counts
+    assert job_state(job.id)[:3] == ("running", leads[1].id, 2)
+    assert [stored(lead) for lead in leads[2:4]] == unchanged
     assert stored(leads[3])["current_score"] == 50
-    scored_at[leads[2].id] = Lead.objects.get(pk=leads[2].pk).last_scored_at
 
     # when a new worker picks the job up again
     monkeypatch.undo()
@@ -238,7 +246,7 @@ def test_a_job_resumes_from_its_cursor_after_a_crash(tenant, leads, monkeypatch)
         pass
 
     # then it continued after the cursor: leads of the saved chunk were not refolded again
-    for lead in leads[:3]:
+    for lead in leads[:2]:
         assert Lead.objects.get(pk=lead.pk).last_scored_at == scored_at[lead.id]
     assert job_state(job.id)[:3] == ("succeeded", leads[4].id, 5)
     now = timezone.now()
