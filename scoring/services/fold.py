@@ -1,5 +1,6 @@
 """The fold's persistence: feed locked leads' events to `engine.lead_evaluate`, store what it returns."""
 
+import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import Project
 from core import metrics
@@ -153,9 +155,14 @@ def log_pages(
     `head`: the log's first page when the caller read it already (with other leads' logs).
     """
     size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    if head is not None:
+        yield from head
+        if len(head) < size:
+            return  # the whole log: no query
     log = Event.objects.filter(lead_id=lead_id).filter(Q(processed_at__isnull=False) | Q(id__in=list(pending)))
     page = head if head is not None else facts(log, limit=size)
-    yield from page
+    if head is None:
+        yield from page
     while len(page) == size:
         last = page[-1][1]
         after = Q(timestamp__gt=last.timestamp) | Q(timestamp=last.timestamp, event_id__gt=last.event_id)
@@ -318,24 +325,48 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     _leads_updated(broadcasts=broadcasts, changes=changes)
 
 
+HISTORY_COLUMNS = ("project", "lead", "event", "reason", "old_score", "new_score", "delta", "details", "occurred_at",
+                   "created_at")  # fmt: skip
+
+
 def _history_insert(scored: Sequence[Scored]) -> None:
-    """The evaluations' history rows, in one bulk INSERT."""
+    """The evaluations' history rows in one statement: `COPY … FROM STDIN` on PostgreSQL.
+
+    A re-score rewrites every row of the log; Django's bulk_create spends more time preparing
+    each value than the whole fold takes, COPY streams plain tuples (the values' types are
+    known here: ints, text, a JSON document, timestamps).
+    """
+    created = timezone.now()
     rows = [
-        ScoreHistory(
-            project_id=item.lead.project_id,
-            lead_id=item.lead.id,
-            event_id=item.event_pks[step.event_id] if step.event_id is not None else None,
-            reason=step.reason,
-            old_score=step.old_score,
-            new_score=step.new_score,
-            delta=step.delta,
-            details=step.details,
-            occurred_at=step.occurred_at,
+        (
+            item.lead.project_id,
+            item.lead.id,
+            item.event_pks[step.event_id] if step.event_id is not None else None,
+            step.reason,
+            step.old_score,
+            step.new_score,
+            step.delta,
+            step.details,
+            step.occurred_at,
+            created,
         )
         for item in scored
         for step in item.evaluation.history
     ]
-    ScoreHistory.objects.bulk_create(rows, batch_size=2000)
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        fields = [f.attname for f in map(ScoreHistory._meta.get_field, HISTORY_COLUMNS)]
+        ScoreHistory.objects.bulk_create([ScoreHistory(**dict(zip(fields, row, strict=True))) for row in rows],
+                                         batch_size=2000)  # fmt: skip
+        return
+    table = connection.ops.quote_name(ScoreHistory._meta.db_table)
+    quoted = [connection.ops.quote_name(ScoreHistory._meta.get_field(name).column) for name in HISTORY_COLUMNS]
+    columns = ", ".join(quoted)
+    details = HISTORY_COLUMNS.index("details")
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((*row[:details], json.dumps(row[details]), *row[details + 1 :]))
 
 
 def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:
@@ -348,25 +379,25 @@ def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:
 
 
 def _leads_update(leads: list[Lead]) -> None:
-    """Write the leads' score columns in one statement: `UPDATE … FROM (VALUES …)` on PostgreSQL.
+    """Write the leads' score columns in one statement: `UPDATE … FROM unnest(<one array per column>)`.
 
     Django's bulk_update builds a CASE per column and row, which costs more Python time
-    than the whole fold of a batch; elsewhere (SQLite) it is good enough.
+    than the whole fold of a batch (and VALUES rows, a parameter per value, cost the driver
+    most of it again); elsewhere (SQLite) it is good enough.
     """
     if connection.vendor != "postgresql":
         Lead.objects.bulk_update(leads, LEAD_SCORE_FIELDS)
         return
     by_name = {f.name: f for f in Lead._meta.concrete_fields}
     fields = [by_name[name] for name in ["id", *LEAD_SCORE_FIELDS]]
-    row = "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
+    arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
     quoted = [connection.ops.quote_name(str(f.column)) for f in fields]
     columns = ", ".join(quoted)
     assignments = ", ".join(f"{column} = v.{column}" for column in quoted[1:])
     table = connection.ops.quote_name(Lead._meta.db_table)
-    params = [f.get_db_prep_save(getattr(lead, f.attname), connection) for lead in leads for f in fields]
-    values = ", ".join([row] * len(leads))
+    params = [[f.get_db_prep_save(getattr(lead, f.attname), connection) for lead in leads] for f in fields]
     # identifiers and casts come from the model's metadata; every value is a parameter
-    sql = f"UPDATE {table} AS l SET {assignments} FROM (VALUES {values}) AS v ({columns}) WHERE l.id = v.id"  # noqa: S608
+    sql = f"UPDATE {table} AS l SET {assignments} FROM unnest({arrays}) AS v ({columns}) WHERE l.id = v.id"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
