@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -29,6 +29,7 @@ from .fold import (
     lead_refold,
     log_pages,
     project_policy,
+    quoted_columns,
     rule_from_row,
 )
 from .identity import lead_identify
@@ -121,15 +122,38 @@ def _pending_facts(
     leads: dict[int, Lead], chunk: int
 ) -> tuple[dict[int, list[tuple[int, engine.EventFact]]], dict[int, set[int]]]:
     """The leads' unprocessed events in fold order, at most `chunk` per lead (a hot lead's backlog is
-    folded a chunk at a time from its checkpoint), in one query; and the identity calls among them."""
-    position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
-    rows = (
-        Event.objects.filter(lead_id__in=list(leads), processed_at__isnull=True)
-        .annotate(position=position)
-        .filter(position__lte=chunk)
-        .order_by("lead_id", "timestamp", "event_id")
-        .values_list(*PENDING_FIELDS)
-    )
+    folded a chunk at a time from its checkpoint), in one query; and the identity calls among them.
+
+    PostgreSQL reads each lead's first `chunk` with a LATERAL … LIMIT on the (lead, timestamp,
+    event_id) index, so a lead with a long backlog costs one chunk per batch, not its whole backlog
+    (as a window over all of it would, which SQLite, without LATERAL, still does).
+    """
+    rows: Iterable[tuple]
+    if connection.vendor == "postgresql":
+        event = Event._meta
+        quoted = quoted_columns(Event, PENDING_FIELDS)
+        columns = ", ".join(f"e.{column}" for column in quoted)
+        lead_id, timestamp, event_id, processed_at = (quoted[PENDING_FIELDS.index(name)] for name in
+                                                      ("lead_id", "timestamp", "event_id", "processed_at"))  # fmt: skip
+        # identifiers come from the model's metadata; the values are parameters
+        sql = f"""
+            SELECT {columns} FROM unnest(%s::bigint[]) AS l (id) CROSS JOIN LATERAL (
+                SELECT * FROM {connection.ops.quote_name(event.db_table)} AS e
+                WHERE e.{lead_id} = l.id AND e.{processed_at} IS NULL
+                ORDER BY e.{timestamp}, e.{event_id} LIMIT %s
+            ) AS e ORDER BY e.{lead_id}, e.{timestamp}, e.{event_id}
+        """  # noqa: S608
+        raw = Event.objects.raw(sql, [list(leads), chunk])
+        rows = (tuple(getattr(e, name) for name in PENDING_FIELDS) for e in raw)
+    else:
+        position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
+        rows = (
+            Event.objects.filter(lead_id__in=list(leads), processed_at__isnull=True)
+            .annotate(position=position)
+            .filter(position__lte=chunk)
+            .order_by("lead_id", "timestamp", "event_id")
+            .values_list(*PENDING_FIELDS)
+        )
     by_lead: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
     identity: dict[int, set[int]] = defaultdict(set)
     for pk, lead_id, event_id, name, ts, props, ctx, kind, _, user_id in rows:

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Model, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Project
@@ -325,6 +325,12 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     _leads_updated(broadcasts=broadcasts, changes=changes)
 
 
+def quoted_columns(model: type[Model], names: Sequence[str]) -> list[str]:
+    """The quoted columns of the model's concrete fields `names` (by name or attname), for hand-written SQL."""
+    fields = {key: f for f in model._meta.concrete_fields for key in (f.name, f.attname)}
+    return [connection.ops.quote_name(str(fields[name].column)) for name in names]
+
+
 HISTORY_COLUMNS = ("project", "lead", "event", "reason", "old_score", "new_score", "delta", "details", "occurred_at",
                    "created_at")  # fmt: skip
 
@@ -356,13 +362,13 @@ def _history_insert(scored: Sequence[Scored]) -> None:
     if not rows:
         return
     if connection.vendor != "postgresql":
-        fields = [f.attname for f in map(ScoreHistory._meta.get_field, HISTORY_COLUMNS)]
+        by_name = {f.name: f.attname for f in ScoreHistory._meta.concrete_fields}
+        fields = [by_name[name] for name in HISTORY_COLUMNS]
         ScoreHistory.objects.bulk_create([ScoreHistory(**dict(zip(fields, row, strict=True))) for row in rows],
                                          batch_size=2000)  # fmt: skip
         return
     table = connection.ops.quote_name(ScoreHistory._meta.db_table)
-    quoted = [connection.ops.quote_name(ScoreHistory._meta.get_field(name).column) for name in HISTORY_COLUMNS]
-    columns = ", ".join(quoted)
+    columns = ", ".join(quoted_columns(ScoreHistory, HISTORY_COLUMNS))
     details = HISTORY_COLUMNS.index("details")
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:
@@ -374,8 +380,9 @@ def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:
     pending = [pk for item in scored for pk in item.pending]
     if pending:
         events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
-        received = Event.objects.filter(id__in=pending).values_list("received_at", flat=True)
-        metrics.events_scored_on_commit(received=received.iterator, scored_at=now)
+        # read now, in the fold's transaction (one plain query), observed once it commits
+        received = list(Event.objects.filter(id__in=pending).values_list("received_at", flat=True))
+        metrics.events_scored_on_commit(received=lambda: received, scored_at=now)
 
 
 def _leads_update(leads: list[Lead]) -> None:

@@ -150,14 +150,16 @@ def test_a_hot_lead_is_scored_refolded_and_rescored_a_chunk_at_a_time(monkeypatc
     assert_pure_fold(hot, events=HOT_EVENTS + 2)
 
     # a rule change re-scores it on the batch path
-    rule_update(rule=ScoringRule.objects.get(project=project, event_type="page_view"), data={"points": 1})
+    page_view = ScoringRule.objects.get(project=project, event_type="page_view")
+    rule_update(rule=page_view, data={"points": 1})
     job = RescoreJob.objects.get(project=project, status="pending")
     with traced(peaks):
         while rescore_job_run(job_id=job.id):
             pass
     assert RescoreJob.objects.get(id=job.id).status == "succeeded"
     assert_pure_fold(hot, events=HOT_EVENTS + 2)
-    assert ScoreHistory.objects.filter(lead=hot, reason="rescore").count() == 1
+    rewritten = ScoreHistory.objects.get(lead=hot, event__event_id="hot-99999")  # a page view, near the end
+    assert rewritten.details["rules"] == [{"ruleId": page_view.id, "points": 1}]
 
     # and no step held more than a few chunks in memory
     assert max(peaks) < MEMORY_LIMIT_MB, peaks
