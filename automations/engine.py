@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 from django.core import signing
 
+from core.contracts import LeadChange
 from scoring import contracts as scoring_engine
 
 from . import triggers
 
 
 def trigger_fires(
-    trigger: str, config: dict[str, Any], change: dict[str, Any], events: list[scoring_engine.EventFact]
+    trigger: str, config: dict[str, Any], change: LeadChange, events: list[scoring_engine.EventFact]
 ) -> dict[str, Any] | None:
     """What fired (for the execution log), or None: the registered lead trigger's decision on this lead change."""
     found = triggers.registry.get(trigger)

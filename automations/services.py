@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from core import metrics
+from core.contracts import DELIVER_TASK, EXECUTE_TASK, REPLAY_TASK, LeadChange
 from core.errors import ApplicationError
 from core.models import FailedJob
 from core.pipeline import lead_listeners_changed, lead_score_request
@@ -44,9 +45,6 @@ from .ssrf import UnsafeUrl, url_check
 
 logger = logging.getLogger(__name__)
 
-DELIVER_TASK = "automations.webhook_deliver_task"
-EXECUTE_TASK = "automations.automation_execute_task"
-REPLAY_TASK = "automations.webhook_replay_task"
 RULE_FIELDS = (
     "name",
     "is_active",
@@ -266,30 +264,30 @@ def _lead_document(lead: Lead) -> dict[str, Any]:
     }
 
 
-def _subscription_events(change: dict[str, Any]) -> list[str]:
+def _subscription_events(change: LeadChange) -> list[str]:
     kinds: list[str] = []
-    if change["kind"] == "merged":
+    if change.kind == "merged":
         kinds.append(WebhookSubscription.Event.LEAD_MERGED)
-    elif change["kind"] == "scored" and (change["oldScore"] != change["newScore"] or change["eventIds"]):
+    elif change.kind == "scored" and (change.old_score != change.new_score or change.event_ids):
         kinds.append(WebhookSubscription.Event.LEAD_UPDATED)
-    if change["oldStage"] != change["newStage"]:
+    if change.old_stage != change.new_stage:
         kinds.append(WebhookSubscription.Event.LEAD_STAGE_CHANGED)
     return kinds
 
 
-def lead_change_handle(*, change: dict[str, Any]) -> int:
+def lead_change_handle(*, change: LeadChange) -> int:
     """Fire the project's automations whose trigger this change meets; feed webhook subscribers.
 
     Runs after the scoring transaction committed. Each firing claims its (rule, lead,
     window) row first: the unique constraint makes concurrent or redelivered changes fire
     a rule at most once per lead and cooldown window. Returns how many rules fired.
     """
-    project_id = change["projectId"]
+    project_id = change.project_id
     rules = list(AutomationRule.objects.filter(project_id=project_id, is_active=True))
     subscriptions = list(WebhookSubscription.objects.filter(project_id=project_id, is_active=True))
     if not rules and not subscriptions:
         return 0
-    lead = Lead.objects.filter(project_id=project_id, id=change["leadId"]).first()
+    lead = Lead.objects.filter(project_id=project_id, id=change.lead_id).first()
     if lead is None:
         return 0
     document = _lead_document(lead)
@@ -301,13 +299,13 @@ def lead_change_handle(*, change: dict[str, Any]) -> int:
                         project_id=project_id,
                         url=subscription.url,
                         event=kind,
-                        data={"lead": document, "change": change},
+                        data={"lead": document, "change": change.to_message()},
                         subscription=subscription,
-                        change_key=f"{change['changeId']}:{kind}" if change.get("changeId") else "",
+                        change_key=f"{change.change_id}:{kind}" if change.change_id else "",
                     )
 
     needs_events = any(getattr(triggers.registry.get(rule.trigger), "needs_events", False) for rule in rules)
-    events = event_facts(event_ids=change["eventIds"]) if needs_events else []
+    events = event_facts(event_ids=list(change.event_ids)) if needs_events else []
     subject = {
         "stage": lead.lead_stage,
         "score": lead.current_score,

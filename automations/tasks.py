@@ -1,19 +1,21 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from core.contracts import LeadChange
+
 from . import services
 
 
 @shared_task(name="automations.lead_changed_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def lead_changed_task(*, change: dict) -> int:
     """Fire automations and webhook subscriptions for one committed lead change."""
-    return services.lead_change_handle(change=change)
+    return services.lead_change_handle(change=LeadChange.from_message(change))
 
 
 @shared_task(name="automations.lead_changes_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def lead_changes_task(*, changes: list[dict]) -> int:
     """Handle a scoring batch's lead changes in order (each keeps its change id: a retry repeats none)."""
-    return sum(services.lead_change_handle(change=change) for change in changes)
+    return sum(services.lead_change_handle(change=LeadChange.from_message(change)) for change in changes)
 
 
 @shared_task(name="automations.automation_execute_task", autoretry_for=(OperationalError,), max_retries=5)

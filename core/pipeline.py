@@ -20,10 +20,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from .contracts import LEAD_CHANGED_TASK, LEAD_CHANGES_TASK, LEADS_SCORE_TASK, LeadChange
+
 logger = logging.getLogger(__name__)
 
-LEAD_SCORE_TASK = "scoring.lead_score_task"  # one lead (kept for messages already queued)
-LEADS_SCORE_TASK = "scoring.leads_score_task"
 PENDING_KEY = "lp:score-pending"
 WAKE_KEY = "lp:score-wake"
 WAKE_LATER_KEY = "lp:score-wake-later"
@@ -117,10 +117,6 @@ def lead_score_wake_claim() -> None:
         logger.warning("scoring wake-up marker not cleared", exc_info=True)
 
 
-LEAD_CHANGED_TASK = "automations.lead_changed_task"
-LEAD_CHANGES_TASK = "automations.lead_changes_task"
-
-
 def _listeners_key(project_id: int) -> str:
     return f"lp:lead-listeners:{project_id}"
 
@@ -146,32 +142,28 @@ def lead_listeners_changed(*, project_id: int) -> None:
     transaction.on_commit(lambda: cache.delete(_listeners_key(project_id)), robust=True)
 
 
-def lead_changed(*, change: dict) -> None:
-    """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks.
-
-    `change`: {"kind", "projectId", "leadId", "oldScore", "newScore", "oldStage", "newStage",
-    "velocity", "eventIds", "path", "mergedLeadId"?}; "changeId" is added here.
-    """
+def lead_changed(*, change: LeadChange) -> None:
+    """After commit, hand a lead's change (scored, merged, identified) to automations and webhooks."""
     lead_changes(changes=[change])
 
 
-def lead_changes(*, changes: list[dict]) -> None:
+def lead_changes(*, changes: list[LeadChange]) -> None:
     """After commit, hand a batch's lead changes to automations and webhooks in one message.
 
-    Each change keeps the shape `lead_changed` documents and gets its own "changeId". Sent
-    by name, and only for projects with listeners: most folds of most projects cost no task.
+    Each change gets its own change id and travels as `LeadChange.to_message()`. Sent by name,
+    and only for projects with listeners: most folds of most projects cost no task.
     """
     listening: dict[int, bool] = {}
     wanted = []
     for change in changes:
-        project_id = change["projectId"]
+        project_id = change.project_id
         if project_id not in listening:
             listening[project_id] = project_listens(project_id=project_id)
         if listening[project_id]:
             # The id travels with the task: a redelivered message is the same change, not a new one.
-            wanted.append({**change, "changeId": uuid.uuid4().hex})
+            wanted.append(change.with_id(uuid.uuid4().hex).to_message())
     if len(wanted) == 1:
-        change = wanted[0]
-        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": change}), robust=True)
+        message = wanted[0]
+        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": message}), robust=True)
     elif wanted:
         transaction.on_commit(lambda: app.send_task(LEAD_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)

@@ -6,9 +6,9 @@ model's choices, the API's validation and OpenAPI document, the page and the eng
 and `autodiscover()` (from the app's `ready()`) imports every module of this package.
 """
 
-import itertools
 from typing import Any, ClassVar
 
+from core.contracts import LeadChange
 from scoring.contracts import EventFact
 
 from ..config_schema import ConfigSchema
@@ -17,7 +17,7 @@ from ..registry import autodiscover as _autodiscover
 
 KEY_MAX_LENGTH = 32  # AutomationRule.trigger's column
 
-Change = dict[str, Any]  # a lead change as scoring hands it over (see leadpulse/pipeline.py)
+Change = LeadChange  # a lead change as scoring hands it over (core.contracts)
 Fired = dict[str, Any]  # what fired, stored on the execution: {"trigger": key, …details}
 
 
@@ -53,7 +53,6 @@ def autodiscover() -> None:
     _autodiscover(__name__)
 
 
-def steps(change: Change) -> list[tuple[list[Any], list[Any]]]:
-    """Every ([score, stage] before, after) step the lead went through in this change, however it was batched."""
-    path = change.get("path") or [[change["oldScore"], change["oldStage"]], [change["newScore"], change["newStage"]]]
-    return list(itertools.pairwise(path))
+def steps(change: Change) -> list[tuple[tuple[int, str], tuple[int, str]]]:
+    """Every ((score, stage) before, after) step the lead went through in this change, however it was batched."""
+    return change.steps()

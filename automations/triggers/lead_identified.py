@@ -12,4 +12,4 @@ class LeadIdentified(Trigger):
     position = 70
 
     def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
-        return self.fired() if change["kind"] == "identified" else None
+        return self.fired() if change.kind == "identified" else None

@@ -12,4 +12,4 @@ class LeadMerged(Trigger):
     position = 60
 
     def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
-        return self.fired(mergedLeadId=change.get("mergedLeadId")) if change["kind"] == "merged" else None
+        return self.fired(mergedLeadId=change.merged_lead_id) if change.kind == "merged" else None

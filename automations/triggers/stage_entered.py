@@ -8,7 +8,7 @@ from . import Change, Fired, Trigger, register, steps
 STAGE_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
 
-def stage_entered(path_steps: list[tuple[list[Any], list[Any]]], stage: Any) -> tuple[str, str] | None:
+def stage_entered(path_steps: list[tuple[tuple[int, str], tuple[int, str]]], stage: Any) -> tuple[str, str] | None:
     """The (from, to) step that entered `stage`: into it, or past it on the way up.
 
     "Tell me when a lead gets hot" includes one that jumps straight to qualified; cold is entered by dropping into it.

@@ -18,6 +18,6 @@ class VelocityAtLeast(Trigger):
     example = {"velocity": 5}
 
     def fires(self, config: dict[str, Any], change: Change, events: list[EventFact]) -> Fired | None:
-        if change["kind"] == "scored" and change["velocity"] >= config.get("velocity", 1):
-            return self.fired(velocity=change["velocity"])
+        if change.kind == "scored" and change.velocity >= config.get("velocity", 1):
+            return self.fired(velocity=change.velocity)
         return None

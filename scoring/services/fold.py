@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from core import metrics
+from core.contracts import LeadChange
 from core.pipeline import lead_changes
 from core.realtime import project_broadcast
 from ingest.models import Event, Lead
@@ -275,7 +276,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
             .order_by()
         )
         recent = {row["lead_id"]: row["n"] for row in counts}
-    changes: list[dict[str, Any]] = []
+    changes: list[LeadChange] = []
     broadcasts: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in scored:
         lead, evaluation = item.lead, item.evaluation
@@ -308,18 +309,18 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
             }
         )
         changes.append(
-            {
-                "kind": "scored",
-                "projectId": lead.project_id,
-                "leadId": lead.id,
-                "oldScore": old_score,
-                "newScore": lead.current_score,
-                "oldStage": old_stage,
-                "newStage": lead.lead_stage,
-                "velocity": lead.events_last_24h,
-                "eventIds": item.pending[:500],
-                "path": [[score, engine.stage_for(score, item.policy)] for score in _squeeze(list(evaluation.path))],
-            }
+            LeadChange(
+                kind="scored",
+                project_id=lead.project_id,
+                lead_id=lead.id,
+                old_score=old_score,
+                new_score=lead.current_score,
+                old_stage=old_stage,
+                new_stage=lead.lead_stage,
+                velocity=lead.events_last_24h,
+                event_ids=tuple(item.pending[:500]),
+                path=tuple((score, engine.stage_for(score, item.policy)) for score in _squeeze(list(evaluation.path))),
+            )
         )
     _leads_update([item.lead for item in scored])
     _leads_updated(broadcasts=broadcasts, changes=changes)
@@ -409,7 +410,7 @@ def _leads_update(leads: list[Lead]) -> None:
         cursor.execute(sql, params)
 
 
-def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[dict[str, Any]]) -> None:
+def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[LeadChange]) -> None:
     """After commit: one `leads.updated` broadcast per project, one lead-changes message for automations."""
     for project_id, leads in broadcasts.items():
         transaction.on_commit(partial(project_broadcast, project_id=project_id, type="leads.updated",

@@ -1,11 +1,13 @@
 """Identity resolution: identify/alias/group calls promote a lead or merge it into a known one."""
 
 import zlib
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.contracts import ChangeKind, LeadChange
 from core.pipeline import lead_changed
 from core.realtime import project_broadcast
 from ingest.models import Event, Lead
@@ -125,7 +127,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     )
     payload = {"id": target.id, "mergedLeadId": source.id, "currentScore": target.current_score}
     transaction.on_commit(lambda: project_broadcast(project_id=target.project_id, type="lead.merged", payload=payload))
-    lead_changed(change=_change("merged", target, mergedLeadId=source.id, mergedAnonymousId=source.anonymous_id))
+    lead_changed(change=_change("merged", target, merged_lead_id=source.id, merged_anonymous_id=source.anonymous_id))
     return target
 
 
@@ -176,17 +178,17 @@ def lead_identify(*, lead_id: int) -> int | None:
     return lead_id
 
 
-def _change(kind: str, lead: Lead, **extra) -> dict:
-    return {
-        "kind": kind,
-        "projectId": lead.project_id,
-        "leadId": lead.id,
-        "oldScore": lead.current_score,
-        "newScore": lead.current_score,
-        "oldStage": lead.lead_stage,
-        "newStage": lead.lead_stage,
-        "velocity": lead.events_last_24h,
-        "eventIds": [],
-        "path": [[lead.current_score, lead.lead_stage]],
+def _change(kind: ChangeKind, lead: Lead, **extra: Any) -> LeadChange:
+    """A change that leaves the score as it is (the merge's own fold announced any move)."""
+    return LeadChange(
+        kind=kind,
+        project_id=lead.project_id,
+        lead_id=lead.id,
+        old_score=lead.current_score,
+        new_score=lead.current_score,
+        old_stage=lead.lead_stage,
+        new_stage=lead.lead_stage,
+        velocity=lead.events_last_24h,
+        path=((lead.current_score, lead.lead_stage),),
         **extra,
-    }
+    )

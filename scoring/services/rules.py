@@ -11,13 +11,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Project
+from core.contracts import RESCORE_TASK
 from ingest.models import Lead
 
 from ..models import RescoreJob, ScoringRule
 from .batch import leads_claim, leads_decay, leads_refold_locked
 from .fold import lead_lock
 
-RESCORE_TASK = "scoring.rescore_job_run_task"
 RULE_FIELDS = (
     "name",
     "kind",

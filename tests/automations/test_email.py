@@ -13,6 +13,7 @@ from django.test import Client
 from accounts.models import Membership
 from automations import services
 from automations.models import AutomationExecution, AutomationRule, EmailSendDay, VerifiedRecipient
+from core.contracts import LeadChange
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
 from tests.ingest.factories import LeadFactory
@@ -35,9 +36,9 @@ def member_of(project, role="member", **fields):
 def fire(project, anonymous_id="a-1", **fields):
     """A lead of the project enters hot; every claimed execution runs. The executions, newest first."""
     lead = LeadFactory(project=project, anonymous_id=anonymous_id, current_score=40, lead_stage="hot", **fields)
-    services.lead_change_handle(change={
+    services.lead_change_handle(change=LeadChange.from_message({
         "kind": "scored", "projectId": project.id, "leadId": lead.id, "oldScore": 20, "newScore": 40, "velocity": 3,
-        "oldStage": "warm", "newStage": "hot", "eventIds": [], "path": [[20, "warm"], [40, "hot"]]})  # fmt: skip
+        "oldStage": "warm", "newStage": "hot", "eventIds": [], "path": [[20, "warm"], [40, "hot"]]}))  # fmt: skip
     for execution in AutomationExecution.objects.filter(status="pending"):
         services.automation_execute(execution_id=execution.id)
     return list(AutomationExecution.objects.filter(lead=lead))

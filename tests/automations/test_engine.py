@@ -4,12 +4,15 @@ import pytest
 
 from automations import engine
 from automations.ssrf import UnsafeUrl, url_check
+from core.contracts import LeadChange
 from scoring.engine import EventFact
 
 
 def change(path, kind="scored", **extra):
-    return {"kind": kind, "oldScore": path[0][0], "newScore": path[-1][0], "oldStage": path[0][1],
-            "newStage": path[-1][1], "velocity": 0, "eventIds": [], "path": path, **extra}  # fmt: skip
+    """A lead change as the automations task receives it (the message), read as the contract reads it."""
+    return LeadChange.from_message({"kind": kind, "projectId": 1, "leadId": 1, "oldScore": path[0][0],
+                                    "newScore": path[-1][0], "oldStage": path[0][1], "newStage": path[-1][1],
+                                    "velocity": 0, "eventIds": [], "path": path, **extra})  # fmt: skip
 
 
 @pytest.mark.parametrize(

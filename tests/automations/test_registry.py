@@ -12,6 +12,7 @@ from automations.forms import AutomationRuleForm
 from automations.models import AutomationExecution, AutomationRule
 from automations.registry import Registry
 from automations.serializers import AutomationRuleSerializer
+from core.contracts import LeadChange
 from ingest.models import Lead
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ class ScoreJumped(triggers.Trigger):
     example = {"points": 25}
 
     def fires(self, config, change, events):
-        jump = change["newScore"] - change["oldScore"]
+        jump = change.new_score - change.old_score
         return self.fired(jump=jump) if jump >= config["points"] else None
 
 
@@ -72,9 +73,10 @@ RULE = {"name": "Jumps", "trigger": "score_jumped", "triggerConfig": {"points": 
 
 
 def jumped(lead, old, new):
-    return {"kind": "scored", "projectId": lead.project_id, "leadId": lead.id, "oldScore": old, "newScore": new,
-            "oldStage": "warm", "newStage": "hot", "velocity": 1, "eventIds": [],
-            "path": [[old, "warm"], [new, "hot"]]}  # fmt: skip
+    return LeadChange.from_message({
+        "kind": "scored", "projectId": lead.project_id, "leadId": lead.id, "oldScore": old, "newScore": new,
+        "oldStage": "warm", "newStage": "hot", "velocity": 1, "eventIds": [], "path": [[old, "warm"], [new, "hot"]],
+    })  # fmt: skip
 
 
 def a_lead(project):
@@ -188,7 +190,7 @@ def test_a_rule_whose_trigger_and_action_are_no_longer_registered_is_inert_not_a
     assert tenant.client.get(f"/api/automations/{rule['id']}").json()["trigger"] == "score_jumped"
     response = tenant.client.patch(f"/api/automations/{rule['id']}", {"name": "Renamed"}, format="json")
     assert response.status_code == 400 and "trigger" in response.json()["error"]["fields"]
-    assert services.lead_change_handle(change={**jumped(lead, 0, 90), "changeId": "c2"}) == 0
+    assert services.lead_change_handle(change=jumped(lead, 0, 90).with_id("c2")) == 0
     services.automation_execute(execution_id=execution.id)
     execution.refresh_from_db()
     assert execution.status == "failed" and "unknown action 'record'" in execution.error

@@ -1,10 +1,13 @@
 """Automation actions and webhook bookkeeping through the services, on PostgreSQL."""
 
+from dataclasses import replace
+
 import pytest
 from django.core import mail
 
 from automations import services
 from automations.models import AutomationExecution, AutomationRule, WebhookDelivery
+from core.contracts import LeadChange
 from core.models import FailedJob
 from tests.automations.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
 from tests.automations.receiver import receiver_start
@@ -25,9 +28,10 @@ def lead_in(project, **fields):
 
 
 def entered_hot(lead):
-    return {"kind": "scored", "projectId": lead.project_id, "leadId": lead.id, "oldScore": 20, "newScore": 40,
-            "oldStage": "warm", "newStage": "hot", "velocity": 3, "eventIds": [],
-            "path": [[20, "warm"], [40, "hot"]]}  # fmt: skip
+    return LeadChange.from_message({
+        "kind": "scored", "projectId": lead.project_id, "leadId": lead.id, "oldScore": 20, "newScore": 40,
+        "oldStage": "warm", "newStage": "hot", "velocity": 3, "eventIds": [], "path": [[20, "warm"], [40, "hot"]],
+    })  # fmt: skip
 
 
 def rule(project, action, config, **extra):
@@ -95,7 +99,7 @@ def test_a_subscription_is_disabled_after_a_long_run_of_failures(tenant, receive
     receiver.script = [500]
     subscription = services.webhook_subscribe(project=tenant.project, url=receiver.url, events=["lead.updated"])
     lead = lead_in(tenant.project)
-    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    services.lead_change_handle(change=replace(entered_hot(lead), event_ids=(1,)))
     delivery = WebhookDelivery.objects.get()
 
     outcomes = [services.delivery_attempt(delivery_id=delivery.id).status for _ in range(3)]
@@ -106,7 +110,7 @@ def test_a_subscription_is_disabled_after_a_long_run_of_failures(tenant, receive
     assert "3 failed attempts" in subscription.disabled_reason
     assert FailedJob.objects.get().reference == str(delivery.delivery_id)
     # disabled subscriptions get no new deliveries
-    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [2]})
+    services.lead_change_handle(change=replace(entered_hot(lead), event_ids=(2,)))
     assert WebhookDelivery.objects.count() == 1
 
 
@@ -114,7 +118,7 @@ def test_redirects_are_not_followed(tenant, receiver):
     receiver.script = [302]
     WebhookSubscriptionFactory(project=tenant.project, url=receiver.url, events=["lead.updated"])
     lead = lead_in(tenant.project)
-    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    services.lead_change_handle(change=replace(entered_hot(lead), event_ids=(1,)))
     attempt = services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id)
     assert attempt.status == "retry" and WebhookDelivery.objects.get().response_code == 302
     assert len(receiver.requests) == 1
@@ -123,7 +127,7 @@ def test_redirects_are_not_followed(tenant, receiver):
 def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, settings):
     WebhookSubscriptionFactory(project=tenant.project, url=receiver.url, events=["lead.updated"])
     lead = lead_in(tenant.project)
-    services.lead_change_handle(change={**entered_hot(lead), "eventIds": [1]})
+    services.lead_change_handle(change=replace(entered_hot(lead), event_ids=(1,)))
     settings.LEADPULSE_WEBHOOK_ALLOW_PRIVATE = False  # e.g. DNS now answers 127.0.0.1
 
     attempt = services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id)
@@ -188,11 +192,11 @@ def test_a_redelivered_change_sends_each_subscription_one_delivery(tenant):
         project=tenant.project, url="http://127.0.0.1:9/h", events=["lead.updated", "lead.stage_changed"]
     )
     lead = lead_in(tenant.project)
-    change = {**entered_hot(lead), "eventIds": [1], "changeId": "c1"}  # the id lead_changed gives a change
+    change = replace(entered_hot(lead), event_ids=(1,)).with_id("c1")  # the id lead_changed gives a change
     # when: the broker delivers the task twice (a worker died before acking), and another change follows
     services.lead_change_handle(change=change)
     services.lead_change_handle(change=change)
-    services.lead_change_handle(change={**change, "changeId": "c2"})
+    services.lead_change_handle(change=change.with_id("c2"))
     # then: each event of each change reaches the subscriber once, and says which change it is
     deliveries = WebhookDelivery.objects.filter(subscription=subscription)
     assert sorted(deliveries.values_list("change_key", flat=True)) == [
@@ -209,7 +213,7 @@ LEAKY_BODY = (b"<html><script>alert(1)</script><pre>DATABASE_URL=postgres://admi
 def failed_delivery(tenant, url):
     """A subscription's delivery to `url`, attempted once; the delivery as the API lists it."""
     subscription = WebhookSubscriptionFactory(project=tenant.project, url=url, events=["lead.updated"])
-    services.lead_change_handle(change={**entered_hot(lead_in(tenant.project)), "eventIds": [1]})
+    services.lead_change_handle(change=replace(entered_hot(lead_in(tenant.project)), event_ids=(1,)))
     assert services.delivery_attempt(delivery_id=WebhookDelivery.objects.get().id).status == "retry"
     (listed,) = tenant.client.get(f"/api/webhooks/{subscription.id}/deliveries").json()["results"]
     return listed

@@ -128,8 +128,12 @@ def test_a_hot_lead_is_scored_refolded_and_rescored_a_chunk_at_a_time(monkeypatc
         events=[
             CanonicalEvent(event_id="late", name="demo_request", anonymous_id="hot", timestamp=START - timedelta(1)),
             *(
-                CanonicalEvent(event_id=f"{lead.anonymous_id}-1", name="demo_request", anonymous_id=lead.anonymous_id,
-                               timestamp=START + timedelta(hours=1))  # fmt: skip
+                CanonicalEvent(
+                    event_id=f"{lead.anonymous_id}-1",
+                    name="demo_request",
+                    anonymous_id=lead.anonymous_id,
+                    timestamp=START + timedelta(hours=1),
+                )
                 for lead in calm
             ),
         ],

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import Client
 from segment.analytics import Client as SegmentClient
 
-from core.pipeline import LEAD_SCORE_TASK
+from core.contracts import LEAD_SCORE_TASK
 from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
 from scoring.models import ScoreHistory

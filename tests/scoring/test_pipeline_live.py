@@ -17,7 +17,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from core.pipeline import LEAD_SCORE_TASK, PENDING_KEY
+from core.contracts import LEAD_SCORE_TASK
+from core.pipeline import PENDING_KEY
 from ingest.models import Event, Lead
 from leadpulse.celery import app as celery_app
 from scoring.models import ScoreHistory

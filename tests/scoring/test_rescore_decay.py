@@ -11,6 +11,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
 from scoring.models import RescoreJob, ScoreHistory, ScoringRule
+from scoring.services import batch as batch_services
 from scoring.services import (
     decay_materialise,
     lead_score,
@@ -20,7 +21,6 @@ from scoring.services import (
     rule_update,
     scoring_settings_update,
 )
-from scoring.services import batch as batch_services
 from scoring.services.fold import (
     facts,
     lead_fold_locked,
