@@ -19,9 +19,8 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from functools import cache
 
 from django.conf import settings
@@ -128,15 +127,12 @@ def ingest_events(*, accepted: int = 0, duplicate: int = 0, rejected: int = 0) -
             INGEST_EVENTS.labels(outcome=outcome).inc(count)
 
 
-def events_scored_on_commit(*, received: Callable[[], Iterable[datetime]], scored_at: datetime) -> None:
-    """Once the fold that marked events processed commits, observe their ingest→scored latency.
-
-    `received`: reads the events' arrival times then (after commit, outside the fold's transaction).
-    """
+def events_scored_on_commit(*, waited: Iterable[float]) -> None:
+    """Once the fold that marked events processed commits, observe their ingest→scored latencies (seconds)."""
 
     def observe() -> None:
-        for received_at in received():
-            SCORED_LATENCY.observe(max((scored_at - received_at).total_seconds(), 0.0))
+        for seconds in waited:
+            SCORED_LATENCY.observe(max(seconds, 0.0))
 
     # robust: a failed observation must never fail the scoring that already committed
     transaction.on_commit(observe, robust=True)

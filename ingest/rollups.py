@@ -37,6 +37,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 
 from accounts.selectors import project_ids as all_project_ids
+from core.sql import int_array
 
 from .models import Event, EventName, EventRollup
 
@@ -111,7 +112,7 @@ def _mark_postgresql(event_pks: list[int], processed_at: datetime) -> int:
         SELECT coalesce(sum(n), 0) FROM tally
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [processed_at, event_pks])
+        cursor.execute(sql, [processed_at, int_array(event_pks)])
         return int(cursor.fetchone()[0])
 
 

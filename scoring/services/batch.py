@@ -1,5 +1,6 @@
 """Scoring in batches: claim many pending leads at once, fold each in the engine, write in bulk."""
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -143,8 +144,12 @@ def _pending_facts(
                 ORDER BY e.{timestamp}, e.{event_id} LIMIT %s
             ) AS e ORDER BY e.{lead_id}, e.{timestamp}, e.{event_id}
         """  # noqa: S608
-        raw = Event.objects.raw(sql, [list(leads), chunk])
-        rows = (tuple(getattr(e, name) for name in PENDING_FIELDS) for e in raw)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [list(leads), chunk])
+            fetched = cursor.fetchall()
+        # a plain cursor returns JSON columns as text (Django decodes them in from_db_value)
+        props, ctx = PENDING_FIELDS.index("properties"), PENDING_FIELDS.index("context")
+        rows = [(*row[:props], json.loads(row[props]), json.loads(row[ctx]), *row[ctx + 1 :]) for row in fetched]
     else:
         position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
         rows = (

@@ -19,6 +19,7 @@ from core import metrics
 from core.contracts import LeadChange
 from core.pipeline import lead_changes
 from core.realtime import project_broadcast
+from core.sql import int_array
 from ingest.models import Event, Lead
 from ingest.services import events_mark_processed
 
@@ -381,9 +382,25 @@ def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:
     pending = [pk for item in scored for pk in item.pending]
     if pending:
         events_mark_processed(event_pks=pending, project_ids={i.lead.project_id for i in scored}, processed_at=now)
-        # read now, in the fold's transaction (one plain query), observed once it commits
-        received = list(Event.objects.filter(id__in=pending).values_list("received_at", flat=True))
-        metrics.events_scored_on_commit(received=lambda: received, scored_at=now)
+        waited = _seconds_waited(pending, now)  # read now, in the fold's transaction; observed once it commits
+        metrics.events_scored_on_commit(waited=waited)
+
+
+def _seconds_waited(event_pks: list[int], now: datetime) -> list[float]:
+    """How long each event waited between its arrival and `now`, in seconds (one query; PostgreSQL computes
+    them, so thousands of timestamps are not parsed here)."""
+    if connection.vendor != "postgresql":
+        received = Event.objects.filter(id__in=event_pks).values_list("received_at", flat=True)
+        return [(now - at).total_seconds() for at in received]
+    table = connection.ops.quote_name(Event._meta.db_table)
+    pk, received_at = quoted_columns(Event, ["id", "received_at"])
+    with connection.cursor() as cursor:
+        # identifiers come from the model's metadata; the values are parameters
+        cursor.execute(
+            f"SELECT extract(epoch FROM %s - {received_at})::float8 FROM {table} WHERE {pk} = ANY(%s::bigint[])",  # noqa: S608
+            [now, int_array(event_pks)],
+        )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _leads_update(leads: list[Lead]) -> None:
