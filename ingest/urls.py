@@ -22,12 +22,10 @@ for prefix in ("v1", "api/v1"):
             path(f"{prefix}/{call[0]}", view, name=f"segment-{call[0]}-{prefix}"),
         ]
 
-from . import pages  # noqa: E402
-
 urlpatterns += [
-    path("events/", pages.events_page, name="events"),
-    path("simulator/", pages.simulator_page, name="simulator"),
-    path("integrations/", pages.integrations_page, name="integrations"),
-    path("integrations/rotate-key/", pages.write_key_rotate_page, name="integrations-rotate-key"),
-    path("integrations/test-event/", pages.test_event_send_page, name="integrations-test-event"),
+    path("events/", views.events_page, name="events"),
+    path("simulator/", views.simulator_page, name="simulator"),
+    path("integrations/", views.integrations_page, name="integrations"),
+    path("integrations/rotate-key/", views.write_key_rotate_page, name="integrations-rotate-key"),
+    path("integrations/test-event/", views.test_event_send_page, name="integrations-test-event"),
 ]
