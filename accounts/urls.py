@@ -6,7 +6,7 @@ from . import api, views
 urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("register/", views.register, name="register"),
+    path("register/", views.user_register_view, name="register"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
     path(
@@ -15,11 +15,11 @@ urlpatterns = [
         name="password_reset_confirm",
     ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
-    path("projects/switch/", views.project_switch, name="project-switch"),
+    path("projects/switch/", views.project_switch_view, name="project-switch"),
     path("projects/invite/", views.member_invite_view, name="member-invite"),
     path("projects/invitations/<int:invitation_id>/revoke/", views.invitation_revoke_view, name="invitation-revoke"),
     path("invitations/accept/", views.invitation_accept_view, name="invitation-accept"),
-    path("invitations/<str:token>/", views.invitation_open, name="invitation-open"),
+    path("invitations/<str:token>/", views.invitation_open_view, name="invitation-open"),
     path("api/auth/register", api.RegisterApi.as_view(), name="auth-register"),
     path("api/auth/login", api.LoginApi.as_view(), name="auth-login"),
     path("api/auth/refresh", api.RefreshApi.as_view(), name="auth-refresh"),

@@ -33,7 +33,7 @@ def _open_invitation(request: HttpRequest) -> Invitation | None:
         return None
 
 
-def register(request: HttpRequest) -> HttpResponse:
+def user_register_view(request: HttpRequest) -> HttpResponse:
     # someone who follows an invitation link and has no account registers with the invited address
     invitation = _open_invitation(request)
     form = RegisterForm(request.POST or None, initial={"email": invitation.email} if invitation else None)
@@ -45,7 +45,7 @@ def register(request: HttpRequest) -> HttpResponse:
     return render(request, "registration/register.html", {"form": form, "invitation": invitation})
 
 
-def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_open_view(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: keep its token in the session, out of the address bar (as Django's reset link does)."""
     request.session[INVITATION_SESSION] = token[:128]
     return redirect("invitation-accept")
@@ -73,7 +73,7 @@ def invitation_accept_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def project_switch(request: HttpRequest) -> HttpResponse:
+def project_switch_view(request: HttpRequest) -> HttpResponse:
     try:
         membership = membership_for_user(user=request.user, project_id=request.POST.get("project_id"))
     except NotFound:

@@ -30,24 +30,24 @@ urlpatterns = [
 from . import views  # noqa: E402
 
 urlpatterns += [
-    path("automations/", views.automations_page, name="automations"),
-    path("automations/rules/", views.automation_create_page, name="automation-create-page"),
-    path("automations/rules/<int:rule_id>/toggle/", views.automation_toggle_page, name="automation-toggle-page"),
-    path("automations/rules/<int:rule_id>/delete/", views.automation_delete_page, name="automation-delete-page"),
-    path("automations/webhooks/", views.webhook_subscribe_page, name="webhook-subscribe-page"),
-    path("automations/webhooks/<int:subscription_id>/delete/", views.webhook_delete_page, name="webhook-delete-page"),
-    path("automations/webhooks/<int:subscription_id>/test/", views.webhook_test_page, name="webhook-test-page"),
-    path("automations/failed-jobs/<int:job_id>/replay/", views.failed_job_replay_page, name="failed-job-replay-page"),
-    path("automations/recipients/", views.email_recipient_request_page, name="email-recipient-request-page"),
+    path("automations/", views.automation_list_view, name="automations"),
+    path("automations/rules/", views.automation_create_view, name="automation-create-page"),
+    path("automations/rules/<int:rule_id>/toggle/", views.automation_toggle_view, name="automation-toggle-page"),
+    path("automations/rules/<int:rule_id>/delete/", views.automation_delete_view, name="automation-delete-page"),
+    path("automations/webhooks/", views.webhook_subscribe_view, name="webhook-subscribe-page"),
+    path("automations/webhooks/<int:subscription_id>/delete/", views.webhook_delete_view, name="webhook-delete-page"),
+    path("automations/webhooks/<int:subscription_id>/test/", views.webhook_test_view, name="webhook-test-page"),
+    path("automations/failed-jobs/<int:job_id>/replay/", views.failed_job_replay_view, name="failed-job-replay-page"),
+    path("automations/recipients/", views.email_recipient_request_view, name="email-recipient-request-page"),
     path(
         "automations/recipients/<int:recipient_id>/delete/",
-        views.email_recipient_delete_page,
+        views.email_recipient_delete_view,
         name="email-recipient-delete-page",
     ),
     # public: the recipient, who may have no account, confirms from the link in their mail
     path(
         "automations/recipients/confirm/<str:token>/",
-        views.email_recipient_confirm_page,
+        views.email_recipient_confirm_view,
         name="email-recipient-confirm-page",
     ),
 ]

@@ -6,7 +6,7 @@ urlpatterns = [
     path("api/ingest/event", api.SdkEventIngestApi.as_view(), name="ingest-sdk-event"),
     path("api/events", api.ServerEventIngestApi.as_view(), name="ingest-server-event"),
     path("api/events/batch", api.ServerBatchIngestApi.as_view(), name="ingest-server-batch"),
-    path("sdk/ls.js", views.sdk_script, name="sdk-script"),
+    path("sdk/ls.js", views.sdk_script_view, name="sdk-script"),
 ]
 
 # Segment's tracking API, so Segment, RudderStack and similar clients only change their host.
@@ -23,9 +23,9 @@ for prefix in ("v1", "api/v1"):
         ]
 
 urlpatterns += [
-    path("events/", views.events_page, name="events"),
-    path("simulator/", views.simulator_page, name="simulator"),
-    path("integrations/", views.integrations_page, name="integrations"),
-    path("integrations/rotate-key/", views.write_key_rotate_page, name="integrations-rotate-key"),
-    path("integrations/test-event/", views.test_event_send_page, name="integrations-test-event"),
+    path("events/", views.event_list_view, name="events"),
+    path("simulator/", views.event_simulate_view, name="simulator"),
+    path("integrations/", views.integration_list_view, name="integrations"),
+    path("integrations/rotate-key/", views.write_key_rotate_view, name="integrations-rotate-key"),
+    path("integrations/test-event/", views.test_event_send_view, name="integrations-test-event"),
 ]

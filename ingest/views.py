@@ -53,7 +53,7 @@ def _ingest_results(*, project: Any, events: list[CanonicalEvent]) -> list[dict[
 
 
 @project_page
-def events_page(request: HttpRequest) -> HttpResponse:
+def event_list_view(request: HttpRequest) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     event_type = request.GET.get("type", "")
     events = selectors.events_for_project(project=project, name=event_type)
@@ -66,7 +66,7 @@ def events_page(request: HttpRequest) -> HttpResponse:
 
 
 @project_page
-def simulator_page(request: HttpRequest) -> HttpResponse:
+def event_simulate_view(request: HttpRequest) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     form = SimulatorForm(request.POST or None)
     results = None
@@ -97,13 +97,13 @@ def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
 
 
 @project_page
-def integrations_page(request: HttpRequest) -> HttpResponse:
+def integration_list_view(request: HttpRequest) -> HttpResponse:
     return _integrations_render(request)
 
 
 @project_page
 @require_POST
-def write_key_rotate_page(request: HttpRequest) -> HttpResponse:
+def write_key_rotate_view(request: HttpRequest) -> HttpResponse:
     _require_admin(request)
     form = RotateKeyForm(request.POST)
     if not form.is_valid():
@@ -115,7 +115,7 @@ def write_key_rotate_page(request: HttpRequest) -> HttpResponse:
 
 @project_page
 @require_POST
-def test_event_send_page(request: HttpRequest) -> HttpResponse:
+def test_event_send_view(request: HttpRequest) -> HttpResponse:
     event = CanonicalEvent(
         event_id=f"test-{uuid.uuid4()}",
         name="test_event",
@@ -133,7 +133,7 @@ def _sdk_source() -> bytes:
 
 
 @require_GET
-def sdk_script(request: HttpRequest) -> HttpResponse:
+def sdk_script_view(request: HttpRequest) -> HttpResponse:
     """Serve the browser SDK; any site may load it (CORS is open on /sdk/)."""
     response = HttpResponse(_sdk_source(), content_type="application/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=300"

@@ -4,11 +4,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from core.metrics import metrics_view
 
-from .views import HealthApi, overview, system
+from .views import HealthApi, project_overview_view, system_status_view
 
 urlpatterns = [
-    path("", overview, name="overview"),
-    path("system/", system, name="system"),
+    path("", project_overview_view, name="overview"),
+    path("system/", system_status_view, name="system"),
     path("", include("social_django.urls", namespace="social")),
     path("admin/", admin.site.urls),
     path("api/health", HealthApi.as_view(), name="health"),

@@ -29,13 +29,13 @@ for prefix in ("api/rules", "api/scoring-rules"):
 from . import views  # noqa: E402
 
 urlpatterns += [
-    path("leads/", views.leads_page, name="leads"),
-    path("leads/<int:lead_id>/", views.lead_page, name="lead-page"),
-    path("rules/", views.rules_page, name="rules"),
-    path("leads/export.csv", views.leads_export, name="leads-export"),
-    path("rules/<int:rule_id>/", views.rule_edit, name="rule-edit"),
-    path("rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule-toggle"),
-    path("rules/<int:rule_id>/delete/", views.rule_remove, name="rule-delete"),
-    path("rules/settings/", views.scoring_settings, name="rules-settings"),
-    path("rules/rescore-jobs/", views.rescore_progress, name="rules-rescore-jobs"),
+    path("leads/", views.lead_list_view, name="leads"),
+    path("leads/<int:lead_id>/", views.lead_detail_view, name="lead-page"),
+    path("rules/", views.rule_list_view, name="rules"),
+    path("leads/export.csv", views.lead_export_view, name="leads-export"),
+    path("rules/<int:rule_id>/", views.rule_update_view, name="rule-edit"),
+    path("rules/<int:rule_id>/toggle/", views.rule_toggle_view, name="rule-toggle"),
+    path("rules/<int:rule_id>/delete/", views.rule_delete_view, name="rule-delete"),
+    path("rules/settings/", views.scoring_settings_update_view, name="rules-settings"),
+    path("rules/rescore-jobs/", views.rescore_job_list_view, name="rules-rescore-jobs"),
 ]
