@@ -117,7 +117,7 @@ def automation_create_view(request: HttpRequest) -> HttpResponse:
             form.add_error(RULE_FIELDS.get((exc.field or "").split(".")[0]), exc.message)
         else:
             messages.success(request, f"Automation “{rule.name}” created.")
-            return redirect("automations")
+            return redirect("automations:automation_list")
     return _automations_render(request, rule_form=form)
 
 
@@ -126,7 +126,7 @@ def automation_toggle_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     rule = services.automation_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Automation “{rule.name}” {'activated' if rule.is_active else 'paused'}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
@@ -134,7 +134,7 @@ def automation_delete_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     services.automation_delete(rule=rule)
     messages.success(request, f"Automation “{rule.name}” deleted.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
@@ -156,7 +156,7 @@ def webhook_delete_view(request: HttpRequest, subscription_id: int) -> HttpRespo
     subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
     services.webhook_unsubscribe(subscription=subscription)
     messages.success(request, f"Unsubscribed {subscription.url}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
@@ -164,14 +164,14 @@ def webhook_test_view(request: HttpRequest, subscription_id: int) -> HttpRespons
     subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
     delivery = services.webhook_test_send(subscription=subscription)
     messages.success(request, f"Test delivery {delivery.delivery_id} queued to {subscription.url}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
 def failed_job_replay_view(request: HttpRequest, job_id: int) -> HttpResponse:
     job = failed_job_replay(job=failed_job_get(project_id=request.project.id, job_id=job_id))  # type: ignore[attr-defined]
     messages.success(request, f"Replayed {job.kind} {job.reference}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
@@ -192,7 +192,7 @@ def email_recipient_request_view(request: HttpRequest) -> HttpResponse:
                 request,
                 f"Confirmation link sent to {recipient.email}." if sent else f"{recipient.email} is verified already.",
             )
-            return redirect("automations")
+            return redirect("automations:automation_list")
     return _automations_render(request, recipient_form=form)
 
 
@@ -201,7 +201,7 @@ def email_recipient_delete_view(request: HttpRequest, recipient_id: int) -> Http
     recipient = selectors.email_recipient_get(project=request.project, recipient_id=recipient_id)  # type: ignore[attr-defined]
     services.email_recipient_delete(recipient=recipient)
     messages.success(request, f"{recipient.email} will get no more automation emails.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @require_http_methods(["GET", "POST"])

@@ -110,7 +110,7 @@ def write_key_rotate_view(request: HttpRequest) -> HttpResponse:
         return _integrations_render(request, rotate_form=form)
     write_key_rotate(project=request.project)  # type: ignore[attr-defined]
     messages.success(request, "Write key rotated: the old key no longer works. Update your clients.")
-    return redirect("integrations")
+    return redirect("ingest:integration_list")
 
 
 @project_page

@@ -8,14 +8,14 @@ from django.http import HttpRequest
 from accounts.models import Membership
 
 NAV = [
-    ("overview", "Overview"),
-    ("events", "Events"),
-    ("leads", "Leads"),
-    ("rules", "Rules"),
-    ("automations", "Automations"),
-    ("simulator", "Simulator"),
-    ("integrations", "Integrations"),
-    ("system", "System"),
+    ("project_overview", "Overview"),
+    ("ingest:event_list", "Events"),
+    ("scoring:lead_list", "Leads"),
+    ("scoring:rule_list", "Rules"),
+    ("automations:automation_list", "Automations"),
+    ("ingest:event_simulate", "Simulator"),
+    ("ingest:integration_list", "Integrations"),
+    ("system_status", "System"),
 ]
 
 

@@ -143,7 +143,7 @@ def _rule_form_response(request: HttpRequest, rule: ScoringRule | None) -> HttpR
     else:
         rule_update(rule=rule, data=form.validated_data)
     messages.success(request, "Rule saved; the project is being re-scored.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @project_page
@@ -165,7 +165,7 @@ def rule_toggle_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _or_404(rule_get, project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     rule_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Rule {'activated' if rule.is_active else 'deactivated'}; re-scoring.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @require_POST
@@ -174,7 +174,7 @@ def rule_delete_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     _require_editor(request)
     rule_delete(rule=_or_404(rule_get, project=request.project, rule_id=rule_id))  # type: ignore[attr-defined]
     messages.success(request, "Rule deleted; re-scoring.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @require_POST
@@ -188,7 +188,7 @@ def scoring_settings_update_view(request: HttpRequest) -> HttpResponse:
         return _rules_render(request, settings_form=form)
     scoring_settings_update(project=project, data=form.validated_data)
     messages.success(request, "Settings saved; the project is being re-scored.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @project_page

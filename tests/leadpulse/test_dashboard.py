@@ -10,7 +10,16 @@ from scoring.services import lead_score
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-PAGES = ["overview", "events", "leads", "rules", "automations", "simulator", "integrations", "system"]
+PAGES = [
+    "project_overview",
+    "ingest:event_list",
+    "scoring:lead_list",
+    "scoring:rule_list",
+    "automations:automation_list",
+    "ingest:event_simulate",
+    "ingest:integration_list",
+    "system_status",
+]
 
 
 def browser(user) -> Client:
