@@ -11,6 +11,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -33,7 +34,7 @@ def _open_invitation(request: HttpRequest) -> Invitation | None:
         return None
 
 
-def register(request: HttpRequest) -> HttpResponse:
+def user_register_view(request: HttpRequest) -> HttpResponse:
     # someone who follows an invitation link and has no account registers with the invited address
     invitation = _open_invitation(request)
     form = RegisterForm(request.POST or None, initial={"email": invitation.email} if invitation else None)
@@ -41,14 +42,14 @@ def register(request: HttpRequest) -> HttpResponse:
         user, project = user_register(**form.cleaned_data)
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_PROJECT] = project.id
-        return redirect("invitation-accept" if invitation else "overview")
+        return redirect("accounts:invitation_accept" if invitation else "project_overview")
     return render(request, "registration/register.html", {"form": form, "invitation": invitation})
 
 
-def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
+def invitation_open_view(request: HttpRequest, token: str) -> HttpResponse:
     """The emailed link: keep its token in the session, out of the address bar (as Django's reset link does)."""
     request.session[INVITATION_SESSION] = token[:128]
-    return redirect("invitation-accept")
+    return redirect("accounts:invitation_accept")
 
 
 def invitation_accept_view(request: HttpRequest) -> HttpResponse:
@@ -63,7 +64,7 @@ def invitation_accept_view(request: HttpRequest) -> HttpResponse:
             del request.session[INVITATION_SESSION]
             request.session[SESSION_PROJECT] = membership.project_id
             messages.success(request, f"You joined {membership.project.name} as {membership.role}.")
-            return redirect("overview")
+            return redirect("project_overview")
     except ApplicationError as exc:
         return render(request, "accounts/invitation.html", {"error": exc.message}, status=exc.status_code)
     user_email = request.user.email.lower() if request.user.is_authenticated else ""  # type: ignore[union-attr]
@@ -73,7 +74,7 @@ def invitation_accept_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def project_switch(request: HttpRequest) -> HttpResponse:
+def project_switch_view(request: HttpRequest) -> HttpResponse:
     try:
         membership = membership_for_user(user=request.user, project_id=request.POST.get("project_id"))
     except NotFound:
@@ -82,7 +83,7 @@ def project_switch(request: HttpRequest) -> HttpResponse:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return redirect(target)
-    return redirect("overview")
+    return redirect("project_overview")
 
 
 @project_page
@@ -93,7 +94,7 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()))
-        return redirect("integrations")
+        return redirect("ingest:integration_list")
     try:
         invitation = invitation_create(
             project=request.project,  # type: ignore[attr-defined]
@@ -107,7 +108,7 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
         messages.success(
             request, f"Invitation sent to {invitation.email}: they join as {invitation.role} once they accept it."
         )
-    return redirect("integrations")
+    return redirect("ingest:integration_list")
 
 
 @project_page
@@ -121,7 +122,7 @@ def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResp
         raise Http404 from None
     invitation_revoke(invitation=invitation)
     messages.success(request, f"The invitation to {invitation.email} was withdrawn.")
-    return redirect("integrations")
+    return redirect("ingest:integration_list")
 
 
 SIGN_IN_LIMITED = "Too many sign-in attempts. Wait a minute and try again."
@@ -184,6 +185,7 @@ class PasswordResetView(RateLimitedFormMixin, auth_views.PasswordResetView):
     """
 
     limited_field = "email"
+    success_url = reverse_lazy("accounts:password_reset_done")
 
     def rate_limit_post(self, request: HttpRequest) -> None:
         rate_limit(request, scope="password-reset-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)

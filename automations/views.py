@@ -69,7 +69,7 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
-def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
+def _automations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
     project = request.project  # type: ignore[attr-defined]
     executions = selectors.executions_by_rule(project=project)
     secret = actions.secret_config_keys()
@@ -103,12 +103,12 @@ def _page(request: HttpRequest, **extra: Any) -> HttpResponse:
 
 
 @project_page
-def automations_page(request: HttpRequest) -> HttpResponse:
-    return _page(request)
+def automation_list_view(request: HttpRequest) -> HttpResponse:
+    return _automations_render(request)
 
 
 @admin_write
-def automation_create_page(request: HttpRequest) -> HttpResponse:
+def automation_create_view(request: HttpRequest) -> HttpResponse:
     form = AutomationRuleForm(request.POST)
     if form.is_valid():
         try:
@@ -117,28 +117,28 @@ def automation_create_page(request: HttpRequest) -> HttpResponse:
             form.add_error(RULE_FIELDS.get((exc.field or "").split(".")[0]), exc.message)
         else:
             messages.success(request, f"Automation “{rule.name}” created.")
-            return redirect("automations")
-    return _page(request, rule_form=form)
+            return redirect("automations:automation_list")
+    return _automations_render(request, rule_form=form)
 
 
 @admin_write
-def automation_toggle_page(request: HttpRequest, rule_id: int) -> HttpResponse:
+def automation_toggle_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     rule = services.automation_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Automation “{rule.name}” {'activated' if rule.is_active else 'paused'}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
-def automation_delete_page(request: HttpRequest, rule_id: int) -> HttpResponse:
+def automation_delete_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     services.automation_delete(rule=rule)
     messages.success(request, f"Automation “{rule.name}” deleted.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
-def webhook_subscribe_page(request: HttpRequest) -> HttpResponse:
+def webhook_subscribe_view(request: HttpRequest) -> HttpResponse:
     form = WebhookSubscribeForm(request.POST)
     if form.is_valid():
         try:
@@ -147,35 +147,35 @@ def webhook_subscribe_page(request: HttpRequest) -> HttpResponse:
             form.add_error("url", exc.message)
         else:
             # Rendered, not redirected: the signing secret is shown this once and never stored in the session.
-            return _page(request, new_subscription=subscription)
-    return _page(request, subscribe_form=form)
+            return _automations_render(request, new_subscription=subscription)
+    return _automations_render(request, subscribe_form=form)
 
 
 @admin_write
-def webhook_delete_page(request: HttpRequest, subscription_id: int) -> HttpResponse:
+def webhook_delete_view(request: HttpRequest, subscription_id: int) -> HttpResponse:
     subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
     services.webhook_unsubscribe(subscription=subscription)
     messages.success(request, f"Unsubscribed {subscription.url}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
-def webhook_test_page(request: HttpRequest, subscription_id: int) -> HttpResponse:
+def webhook_test_view(request: HttpRequest, subscription_id: int) -> HttpResponse:
     subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
     delivery = services.webhook_test_send(subscription=subscription)
     messages.success(request, f"Test delivery {delivery.delivery_id} queued to {subscription.url}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
-def failed_job_replay_page(request: HttpRequest, job_id: int) -> HttpResponse:
+def failed_job_replay_view(request: HttpRequest, job_id: int) -> HttpResponse:
     job = failed_job_replay(job=failed_job_get(project_id=request.project.id, job_id=job_id))  # type: ignore[attr-defined]
     messages.success(request, f"Replayed {job.kind} {job.reference}.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @admin_write
-def email_recipient_request_page(request: HttpRequest) -> HttpResponse:
+def email_recipient_request_view(request: HttpRequest) -> HttpResponse:
     form = EmailRecipientForm(request.POST)
     if form.is_valid():
         try:
@@ -192,20 +192,20 @@ def email_recipient_request_page(request: HttpRequest) -> HttpResponse:
                 request,
                 f"Confirmation link sent to {recipient.email}." if sent else f"{recipient.email} is verified already.",
             )
-            return redirect("automations")
-    return _page(request, recipient_form=form)
+            return redirect("automations:automation_list")
+    return _automations_render(request, recipient_form=form)
 
 
 @admin_write
-def email_recipient_delete_page(request: HttpRequest, recipient_id: int) -> HttpResponse:
+def email_recipient_delete_view(request: HttpRequest, recipient_id: int) -> HttpResponse:
     recipient = selectors.email_recipient_get(project=request.project, recipient_id=recipient_id)  # type: ignore[attr-defined]
     services.email_recipient_delete(recipient=recipient)
     messages.success(request, f"{recipient.email} will get no more automation emails.")
-    return redirect("automations")
+    return redirect("automations:automation_list")
 
 
 @require_http_methods(["GET", "POST"])
-def email_recipient_confirm_page(request: HttpRequest, token: str) -> HttpResponse:
+def email_recipient_confirm_view(request: HttpRequest, token: str) -> HttpResponse:
     """Public: the address's owner confirms with a POST (a GET changes nothing, as mail scanners follow links)."""
     recipient = selectors.email_recipient_for_token(token=token)
     confirmed = False

@@ -1,33 +1,13 @@
 from django.urls import path
 
-from . import api, views
+from . import views
 
+app_name = "ingest"
 urlpatterns = [
-    path("api/ingest/event", api.SdkEventIngestApi.as_view(), name="ingest-sdk-event"),
-    path("api/events", api.ServerEventIngestApi.as_view(), name="ingest-server-event"),
-    path("api/events/batch", api.ServerBatchIngestApi.as_view(), name="ingest-server-batch"),
-    path("sdk/ls.js", views.sdk_script, name="sdk-script"),
-]
-
-# Segment's tracking API, so Segment, RudderStack and similar clients only change their host.
-# analytics.js (analytics-next) posts to one-letter paths: /t /i /p /s /g /a, and /b for batches.
-SEGMENT_CALLS = ("track", "identify", "page", "screen", "group", "alias")
-for prefix in ("v1", "api/v1"):
-    for route in ("batch", "b"):
-        urlpatterns.append(path(f"{prefix}/{route}", api.SegmentBatchApi.as_view(), name=f"segment-{route}-{prefix}"))
-    for call in SEGMENT_CALLS:
-        view = api.SegmentCallApi.as_view(call_type=call)
-        urlpatterns += [
-            path(f"{prefix}/{call}", view, name=f"segment-{call}-{prefix}"),
-            path(f"{prefix}/{call[0]}", view, name=f"segment-{call[0]}-{prefix}"),
-        ]
-
-from . import pages  # noqa: E402
-
-urlpatterns += [
-    path("events/", pages.events_page, name="events"),
-    path("simulator/", pages.simulator_page, name="simulator"),
-    path("integrations/", pages.integrations_page, name="integrations"),
-    path("integrations/rotate-key/", pages.write_key_rotate_page, name="integrations-rotate-key"),
-    path("integrations/test-event/", pages.test_event_send_page, name="integrations-test-event"),
+    path("sdk/ls.js", views.sdk_script_view, name="sdk_script"),
+    path("events/", views.event_list_view, name="event_list"),
+    path("simulator/", views.event_simulate_view, name="event_simulate"),
+    path("integrations/", views.integration_list_view, name="integration_list"),
+    path("integrations/rotate-key/", views.write_key_rotate_view, name="write_key_rotate"),
+    path("integrations/test-event/", views.test_event_send_view, name="test_event_send"),
 ]

@@ -1,10 +1,130 @@
+"""Pages of the ingest app: the live event stream, the simulator, integrations, and the browser SDK's file."""
+
+import json
+import uuid
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.scoping import project_page
+from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
+from accounts.services import write_key_rotate
+
+from . import selectors
+from .forms import RotateKeyForm, SimulatorForm
+from .schema import CanonicalEvent
+from .services import events_ingest
 
 SDK_PATH = Path(__file__).resolve().parent / "sdk" / "ls.js"
+
+
+def properties_summary(properties: dict[str, Any], *, limit: int = 120) -> str:
+    """`key=value` pairs of an event's properties, cut to one table cell."""
+    text = ", ".join(
+        f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in properties.items()
+    )
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _require_admin(request: HttpRequest) -> None:
+    if not request.membership.is_admin:  # type: ignore[attr-defined]
+        raise PermissionDenied
+
+
+def _ingest_results(*, project: Any, events: list[CanonicalEvent]) -> list[dict[str, Any]]:
+    """Store events; report each as stored or duplicate, with the lead it went to."""
+    result = events_ingest(project_id=project.id, events=events)
+    stored = selectors.events_by_event_id(project=project, event_ids=[event.event_id for event in events])
+    return [
+        {
+            "status": "stored" if event.event_id in result.accepted else "duplicate",
+            "event": event,
+            "lead": stored[event.event_id].lead if event.event_id in stored else None,
+        }
+        for event in events
+    ]
+
+
+@project_page
+def event_list_view(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    event_type = request.GET.get("type", "")
+    events = selectors.events_for_project(project=project, name=event_type)
+    context = {
+        "rows": [(event, properties_summary(event.properties)) for event in events],
+        "event_types": selectors.event_names_for_project(project=project),
+        "event_type": event_type,
+    }
+    return render(request, "ingest/events.html", context)
+
+
+@project_page
+def event_simulate_view(request: HttpRequest) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    form = SimulatorForm(request.POST or None)
+    results = None
+    if request.method == "POST" and form.is_valid():
+        results = _ingest_results(project=project, events=form.cleaned_data["events"])
+    context = {
+        "form": form,
+        "results": results,
+        "rule_event_types": selectors.rule_event_types_for_project(project=project),
+    }
+    return render(request, "ingest/simulator.html", context)
+
+
+def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
+    project = request.project  # type: ignore[attr-defined]
+    context = {
+        "write_key": write_key_for_project(project=project),
+        "host": request.build_absolute_uri("/").rstrip("/"),
+        "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
+        "members": members_for_project(project=project),
+        "invitations": invitations_for_project(project=project) if request.membership.is_admin else [],  # type: ignore[attr-defined]
+        "rotate_form": RotateKeyForm(),
+        **extra,
+    }
+    context["host_name"] = context["host"].split("://", 1)[-1]
+    context["scheme"] = context["host"].split("://", 1)[0]
+    return render(request, "ingest/integrations.html", context)
+
+
+@project_page
+def integration_list_view(request: HttpRequest) -> HttpResponse:
+    return _integrations_render(request)
+
+
+@project_page
+@require_POST
+def write_key_rotate_view(request: HttpRequest) -> HttpResponse:
+    _require_admin(request)
+    form = RotateKeyForm(request.POST)
+    if not form.is_valid():
+        return _integrations_render(request, rotate_form=form)
+    write_key_rotate(project=request.project)  # type: ignore[attr-defined]
+    messages.success(request, "Write key rotated: the old key no longer works. Update your clients.")
+    return redirect("ingest:integration_list")
+
+
+@project_page
+@require_POST
+def test_event_send_view(request: HttpRequest) -> HttpResponse:
+    event = CanonicalEvent(
+        event_id=f"test-{uuid.uuid4()}",
+        name="test_event",
+        anonymous_id="leadpulse-test",
+        timestamp=timezone.now(),
+        properties={"source": "integrations page"},
+    )
+    results = _ingest_results(project=request.project, events=[event])  # type: ignore[attr-defined]
+    return _integrations_render(request, test_results=results)
 
 
 @cache
@@ -13,7 +133,7 @@ def _sdk_source() -> bytes:
 
 
 @require_GET
-def sdk_script(request: HttpRequest) -> HttpResponse:
+def sdk_script_view(request: HttpRequest) -> HttpResponse:
     """Serve the browser SDK; any site may load it (CORS is open on /sdk/)."""
     response = HttpResponse(_sdk_source(), content_type="application/javascript; charset=utf-8")
     response["Cache-Control"] = "public, max-age=300"

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class LeadpulseConfig(AppConfig):
@@ -7,3 +8,6 @@ class LeadpulseConfig(AppConfig):
     name = "leadpulse"
     label = "wiring"  # "leadpulse" is the core app's (see core/apps.py)
     verbose_name = "LeadPulse"
+
+    def ready(self) -> None:
+        autodiscover_modules("nav")  # each app's nav.py registers its pages in the dashboard's navigation

@@ -6,17 +6,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from accounts.models import Membership
-
-NAV = [
-    ("overview", "Overview"),
-    ("events", "Events"),
-    ("leads", "Leads"),
-    ("rules", "Rules"),
-    ("automations", "Automations"),
-    ("simulator", "Simulator"),
-    ("integrations", "Integrations"),
-    ("system", "System"),
-]
+from core.nav import nav
 
 
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
@@ -26,7 +16,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     project = getattr(request, "project", None)
     memberships = Membership.objects.filter(user=request.user).select_related("project").order_by("created_at")
     return {
-        "nav": NAV,
+        "nav": list(nav),
         "current_project": project,
         "memberships": memberships,
         "google_sign_in": bool(settings.SOCIAL_AUTH_GOOGLE_OAUTH2_KEY),

@@ -65,7 +65,7 @@ class HealthApi(APIView):
 
 
 @project_page
-def overview(request: HttpRequest) -> HttpResponse:
+def project_overview_view(request: HttpRequest) -> HttpResponse:
     """KPIs, events per day, stages, event types and the top leads of the current project."""
     data = project_dashboard(project=request.project)  # type: ignore[attr-defined]
     days = data["eventsPerDay"]
@@ -97,7 +97,7 @@ def overview(request: HttpRequest) -> HttpResponse:
 
 
 @project_page
-def system(request: HttpRequest) -> HttpResponse:
+def system_status_view(request: HttpRequest) -> HttpResponse:
     return render(request, "system.html", {"health": system_health(project_id=request.project.id)})  # type: ignore[attr-defined]
 
 

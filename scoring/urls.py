@@ -1,41 +1,16 @@
 from django.urls import path
 
-from . import api
+from . import views
 
+app_name = "scoring"
 urlpatterns = [
-    path("api/leads", api.LeadListApi.as_view(), name="lead-list"),
-    # before the detail route, or "export" would be taken for a lead id
-    path("api/leads/export", api.LeadsCsvExportApi.as_view(), name="lead-export-csv"),
-    path("api/leads/<str:lead_id>", api.LeadDetailApi.as_view(), name="lead-detail"),
-    path("api/leads/<str:lead_id>/export", api.LeadExportApi.as_view(), name="lead-export"),
-    path("api/leads/<str:lead_id>/timeline", api.LeadTimelineApi.as_view(), name="lead-timeline"),
-    path("api/leads/<str:lead_id>/score-breakdown", api.LeadScoreBreakdownApi.as_view(), name="lead-breakdown"),
-    path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),
-    path("api/leads/<str:lead_id>/history", api.LeadHistoryApi.as_view(), name="lead-history"),
-    path("api/leaderboard", api.LeaderboardApi.as_view(), name="leaderboard"),
-    path("api/leaderboard/by-stage", api.LeaderboardByStageApi.as_view(), name="leaderboard-by-stage"),
-    path("api/analytics/dashboard", api.AnalyticsDashboardApi.as_view(), name="analytics-dashboard"),
-    path("api/scoring/settings", api.ScoringSettingsApi.as_view(), name="scoring-settings"),
-    path("api/rescore-jobs", api.RescoreJobListApi.as_view(), name="rescore-job-list"),
-    path("api/rescore-jobs/<str:job_id>", api.RescoreJobDetailApi.as_view(), name="rescore-job-detail"),
-]
-for prefix in ("api/rules", "api/scoring-rules"):
-    urlpatterns += [
-        path(prefix, api.RuleListApi.as_view(), name=f"{prefix}-list"),
-        path(f"{prefix}/preview", api.RulePreviewApi.as_view(), name=f"{prefix}-preview"),
-        path(f"{prefix}/<str:rule_id>", api.RuleDetailApi.as_view(), name=f"{prefix}-detail"),
-    ]
-
-from . import views  # noqa: E402
-
-urlpatterns += [
-    path("leads/", views.leads_page, name="leads"),
-    path("leads/<int:lead_id>/", views.lead_page, name="lead-page"),
-    path("rules/", views.rules_page, name="rules"),
-    path("leads/export.csv", views.leads_export, name="leads-export"),
-    path("rules/<int:rule_id>/", views.rule_edit, name="rule-edit"),
-    path("rules/<int:rule_id>/toggle/", views.rule_toggle, name="rule-toggle"),
-    path("rules/<int:rule_id>/delete/", views.rule_remove, name="rule-delete"),
-    path("rules/settings/", views.scoring_settings, name="rules-settings"),
-    path("rules/rescore-jobs/", views.rescore_progress, name="rules-rescore-jobs"),
+    path("leads/", views.lead_list_view, name="lead_list"),
+    path("leads/<int:lead_id>/", views.lead_detail_view, name="lead_detail"),
+    path("rules/", views.rule_list_view, name="rule_list"),
+    path("leads/export.csv", views.lead_export_view, name="lead_export"),
+    path("rules/<int:rule_id>/", views.rule_update_view, name="rule_update"),
+    path("rules/<int:rule_id>/toggle/", views.rule_toggle_view, name="rule_toggle"),
+    path("rules/<int:rule_id>/delete/", views.rule_delete_view, name="rule_delete"),
+    path("rules/settings/", views.scoring_settings_update_view, name="scoring_settings_update"),
+    path("rules/rescore-jobs/", views.rescore_job_list_view, name="rescore_job_list"),
 ]

@@ -65,7 +65,7 @@ def _filtered_leads(request: HttpRequest) -> tuple[LeadFilterForm, Any]:
 
 
 @project_page
-def leads_page(request: HttpRequest) -> HttpResponse:
+def lead_list_view(request: HttpRequest) -> HttpResponse:
     """The project's leads: search, stage filter, sortable columns, 50 a page."""
     form, leads = _filtered_leads(request)
     page = Paginator(leads, LEADS_PER_PAGE).get_page(request.GET.get("page"))
@@ -73,7 +73,7 @@ def leads_page(request: HttpRequest) -> HttpResponse:
 
 
 @project_page
-def leads_export(request: HttpRequest) -> StreamingHttpResponse:
+def lead_export_view(request: HttpRequest) -> StreamingHttpResponse:
     """The same filtered leads as CSV, streamed, formula-safe."""
     _, leads = _filtered_leads(request)
     response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
@@ -82,7 +82,7 @@ def leads_export(request: HttpRequest) -> StreamingHttpResponse:
 
 
 @project_page
-def lead_page(request: HttpRequest, lead_id: int) -> HttpResponse:
+def lead_detail_view(request: HttpRequest, lead_id: int) -> HttpResponse:
     """A lead (the survivor of a merge): score chart, timeline, breakdown, intelligence, traits, merges."""
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)  # type: ignore[attr-defined]
     history = lead_score_history(lead=lead)
@@ -143,43 +143,43 @@ def _rule_form_response(request: HttpRequest, rule: ScoringRule | None) -> HttpR
     else:
         rule_update(rule=rule, data=form.validated_data)
     messages.success(request, "Rule saved; the project is being re-scored.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @project_page
-def rules_page(request: HttpRequest) -> HttpResponse:
-    """Engagement and fit rules, a new rule's form with its preview, thresholds and decay, re-score progress."""
+def rule_list_view(request: HttpRequest) -> HttpResponse:
+    """Engagement and fit rules, thresholds and decay, re-score progress; a POST previews or creates a rule."""
     return _rule_form_response(request, rule=None)
 
 
 @project_page
-def rule_edit(request: HttpRequest, rule_id: int) -> HttpResponse:
+def rule_update_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _or_404(rule_get, project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     return _rule_form_response(request, rule=rule)
 
 
 @require_POST
 @project_page
-def rule_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
+def rule_toggle_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     _require_editor(request)
     rule = _or_404(rule_get, project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
     rule_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Rule {'activated' if rule.is_active else 'deactivated'}; re-scoring.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @require_POST
 @project_page
-def rule_remove(request: HttpRequest, rule_id: int) -> HttpResponse:
+def rule_delete_view(request: HttpRequest, rule_id: int) -> HttpResponse:
     _require_editor(request)
     rule_delete(rule=_or_404(rule_get, project=request.project, rule_id=rule_id))  # type: ignore[attr-defined]
     messages.success(request, "Rule deleted; re-scoring.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @require_POST
 @project_page
-def scoring_settings(request: HttpRequest) -> HttpResponse:
+def scoring_settings_update_view(request: HttpRequest) -> HttpResponse:
     """Thresholds, score range and decay; a change re-scores the project."""
     _require_editor(request)
     project = request.project  # type: ignore[attr-defined]
@@ -188,11 +188,11 @@ def scoring_settings(request: HttpRequest) -> HttpResponse:
         return _rules_render(request, settings_form=form)
     scoring_settings_update(project=project, data=form.validated_data)
     messages.success(request, "Settings saved; the project is being re-scored.")
-    return redirect("rules")
+    return redirect("scoring:rule_list")
 
 
 @project_page
-def rescore_progress(request: HttpRequest) -> HttpResponse:
+def rescore_job_list_view(request: HttpRequest) -> HttpResponse:
     """The re-score progress block alone, for the rules page to refresh."""
     jobs = rescore_jobs_recent(project=request.project)  # type: ignore[attr-defined]
     return render(request, "scoring/_rescore_jobs.html", {"jobs": jobs})

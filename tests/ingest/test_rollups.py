@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
-import ingest.pages
+import ingest.views
 import leadpulse.views
 import scoring.api
 from ingest.models import Event, EventName, EventRollup, Lead
@@ -192,7 +192,7 @@ def test_pages_and_api_answer_what_the_event_scans_answered(path, tenant, monkey
     new = get()
     monkeypatch.setattr(leadpulse.views, "project_dashboard", dashboard_from_events)
     monkeypatch.setattr(scoring.api, "project_dashboard", dashboard_from_events)
-    monkeypatch.setattr(ingest.pages.selectors, "event_names_for_project", event_names_from_events)
+    monkeypatch.setattr(ingest.views.selectors, "event_names_for_project", event_names_from_events)
     old = get()
 
     # then they are the same

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-import ingest.pages
+import ingest.views
 import leadpulse.views
 import scoring.api
 from ingest.models import Event, Lead
@@ -148,7 +148,7 @@ def test_rollups_stay_exact_through_concurrent_ingest_scoring_merges_and_an_eras
     new.append(api.get("/api/analytics/dashboard").json())
     monkeypatch.setattr(leadpulse.views, "project_dashboard", dashboard_from_events)
     monkeypatch.setattr(scoring.api, "project_dashboard", dashboard_from_events)
-    monkeypatch.setattr(ingest.pages.selectors, "event_names_for_project", event_names_from_events)
+    monkeypatch.setattr(ingest.views.selectors, "event_names_for_project", event_names_from_events)
     old = [normalised(session.get(path).content.decode()) for path in ("/", "/events/")]
     old.append(api.get("/api/analytics/dashboard").json())
     assert new == old

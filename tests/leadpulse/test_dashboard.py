@@ -1,5 +1,7 @@
 """Server-rendered pages: sign-in, project scoping, fixed query budgets."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -10,7 +12,16 @@ from scoring.services import lead_score
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-PAGES = ["overview", "events", "leads", "rules", "automations", "simulator", "integrations", "system"]
+PAGES = [
+    "project_overview",
+    "ingest:event_list",
+    "scoring:lead_list",
+    "scoring:rule_list",
+    "automations:automation_list",
+    "ingest:event_simulate",
+    "ingest:integration_list",
+    "system_status",
+]
 
 
 def browser(user) -> Client:
@@ -63,7 +74,7 @@ def test_password_reset_sends_a_link_that_sets_the_password(tenant, mailoutbox):
     done = client.post(
         form.redirect_chain[-1][0], {"new_password1": "an0ther-long-pass", "new_password2": "an0ther-long-pass"}
     )
-    assert done.status_code == 302
+    assert done.status_code == 302 and done["Location"] == "/password-reset/done/"
     assert Client().login(username=tenant.owner.email, password="an0ther-long-pass")
 
 
@@ -94,6 +105,22 @@ def test_every_page_renders_for_the_current_project_only(tenant, other_tenant, p
     assert response.status_code == 200
     assert b"Tenant B" not in response.content
     assert other_tenant.write_key.encode() not in response.content
+
+
+def test_the_navigation_lists_every_apps_pages_in_order_and_marks_the_current_one(tenant):
+    html = browser(tenant.owner).get("/rules/").content.decode()
+    links = re.findall(r'<a href="([^"]*)" class="([^"]*)">([^<]*)</a>', re.search(r"<nav>(.*?)</nav>", html).group(1))
+    assert [(href, label) for href, _, label in links] == [
+        ("/", "Overview"),
+        ("/events/", "Events"),
+        ("/leads/", "Leads"),
+        ("/rules/", "Rules"),
+        ("/automations/", "Automations"),
+        ("/simulator/", "Simulator"),
+        ("/integrations/", "Integrations"),
+        ("/system/", "System"),
+    ]
+    assert [label for _, css, label in links if css == "active"] == ["Rules"]
 
 
 def test_project_switcher_only_switches_to_own_projects(tenant, other_tenant):

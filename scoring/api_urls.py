@@ -1,0 +1,28 @@
+from django.urls import path
+
+from . import api
+
+app_name = "scoring_api"
+urlpatterns = [
+    path("api/leads", api.LeadListApi.as_view(), name="lead-list"),
+    # before the detail route, or "export" would be taken for a lead id
+    path("api/leads/export", api.LeadsCsvExportApi.as_view(), name="lead-export-csv"),
+    path("api/leads/<str:lead_id>", api.LeadDetailApi.as_view(), name="lead-detail"),
+    path("api/leads/<str:lead_id>/export", api.LeadExportApi.as_view(), name="lead-export"),
+    path("api/leads/<str:lead_id>/timeline", api.LeadTimelineApi.as_view(), name="lead-timeline"),
+    path("api/leads/<str:lead_id>/score-breakdown", api.LeadScoreBreakdownApi.as_view(), name="lead-breakdown"),
+    path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),
+    path("api/leads/<str:lead_id>/history", api.LeadHistoryApi.as_view(), name="lead-history"),
+    path("api/leaderboard", api.LeaderboardApi.as_view(), name="leaderboard"),
+    path("api/leaderboard/by-stage", api.LeaderboardByStageApi.as_view(), name="leaderboard-by-stage"),
+    path("api/analytics/dashboard", api.AnalyticsDashboardApi.as_view(), name="analytics-dashboard"),
+    path("api/scoring/settings", api.ScoringSettingsApi.as_view(), name="scoring-settings"),
+    path("api/rescore-jobs", api.RescoreJobListApi.as_view(), name="rescore-job-list"),
+    path("api/rescore-jobs/<str:job_id>", api.RescoreJobDetailApi.as_view(), name="rescore-job-detail"),
+]
+for prefix in ("api/rules", "api/scoring-rules"):
+    urlpatterns += [
+        path(prefix, api.RuleListApi.as_view(), name=f"{prefix}-list"),
+        path(f"{prefix}/preview", api.RulePreviewApi.as_view(), name=f"{prefix}-preview"),
+        path(f"{prefix}/<str:rule_id>", api.RuleDetailApi.as_view(), name=f"{prefix}-detail"),
+    ]

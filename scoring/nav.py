@@ -1,0 +1,4 @@
+from core.nav import nav
+
+nav.register(label="Leads", url_name="scoring:lead_list", order=30)
+nav.register(label="Rules", url_name="scoring:rule_list", order=40)
