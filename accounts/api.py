@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -80,6 +81,14 @@ PASSWORD_MIN_LENGTH = max(
 
 
 @extend_schema_serializer(component_name="AuthUser")
+def signed_in_user(request: Request, *, refusal: str) -> User:
+    """The person calling a user-only endpoint; a secret key (a project's, not a person's) gets 403 `user_required`."""
+    user = request.user
+    if not isinstance(user, User):  # a ProjectKeyUser: anonymous callers were refused before the handler
+        raise Forbidden(refusal, code="user_required")
+    return user
+
+
 class UserSerializer(serializers.ModelSerializer):
     class Meta:
         model = User
@@ -135,7 +144,7 @@ class RegisterApi(APIView):
         parameters=[RETRY_AFTER],
         responses={201: SessionSerializer, 400: AUTH_ERRORS[400], 429: AUTH_ERRORS[429]},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         rate_limit(request, scope="register-ip", rate=settings.LEADPULSE_RATE_REGISTER_IP)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -162,7 +171,7 @@ class LoginApi(APIView):
         parameters=[RETRY_AFTER],
         responses={200: SessionSerializer, **AUTH_ERRORS},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         # Every attempt counts, successful or not: per IP, and per account against spread-out guessing.
         rate_limit(request, scope="login-ip", rate=settings.LEADPULSE_RATE_LOGIN_IP)
         serializer = self.InputSerializer(data=request.data)
@@ -226,7 +235,7 @@ class RefreshApi(TokenApiView):
             401: AUTH_ERRORS[401],
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         access, refresh = session_refresh(raw_refresh=serializer.validated_data["refresh"])
@@ -248,7 +257,7 @@ class LogoutApi(TokenApiView):
         request=InputSerializer,
         responses={205: OpenApiResponse(description="Signed out."), 400: AUTH_ERRORS[400], 401: AUTH_ERRORS[401]},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         session_revoke(raw_refresh=serializer.validated_data["refresh"])
@@ -277,13 +286,12 @@ class MeApi(APIView):
             403: OpenApiResponse(ErrorSerializer, description="A secret key called a user endpoint."),
         },
     )
-    def get(self, request):
-        if isinstance(request.user, ProjectKeyUser):
-            raise Forbidden("This is a user endpoint; secret keys cannot use it.", code="user_required")
-        memberships = Membership.objects.filter(user=request.user).select_related("project").order_by("created_at")
+    def get(self, request: Request) -> Response:
+        user = signed_in_user(request, refusal="This is a user endpoint; secret keys cannot use it.")
+        memberships = Membership.objects.filter(user=user).select_related("project").order_by("created_at")
         return Response(
             {
-                "user": UserSerializer(request.user).data,
+                "user": UserSerializer(user).data,
                 "projects": [{"id": m.project_id, "name": m.project.name, "role": m.role} for m in memberships],
             }
         )
@@ -319,7 +327,7 @@ class CurrentProjectApi(ProjectApiView):
             )
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         project = self.project
         return Response(
             {
@@ -357,7 +365,7 @@ class WriteKeyRotateApi(ProjectApiView):
             )
         },
     )
-    def post(self, request, project_id: int):
+    def post(self, request: Request, project_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         EmptySerializer(data=request.data).is_valid(raise_exception=True)
@@ -386,7 +394,7 @@ class SecretKeyListApi(ProjectApiView):
         parameters=[PROJECT_ID],
         responses={200: results_of(SecretKeySerializer, "ProjectSecretKeyList")},
     )
-    def get(self, request, project_id: int):
+    def get(self, request: Request, project_id: int) -> Response:
         keys = secret_keys_for_project(project=self.membership_for(project_id).project)
         return Response({"results": SecretKeySerializer(keys, many=True).data})
 
@@ -409,7 +417,7 @@ class SecretKeyListApi(ProjectApiView):
             )
         },
     )
-    def post(self, request, project_id: int):
+    def post(self, request: Request, project_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         if isinstance(request.user, ProjectKeyUser):
@@ -431,7 +439,7 @@ class SecretKeyDetailApi(ProjectApiView):
         parameters=[PROJECT_ID, KEY_ID],
         responses={204: None},
     )
-    def delete(self, request, project_id: int, key_id: int):
+    def delete(self, request: Request, project_id: int, key_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         try:
@@ -488,11 +496,9 @@ class ProjectListApi(ProjectApiView):
         tags=["Projects"],
         responses={200: results_of(ProjectWithRoleSerializer, "ProjectList")},
     )
-    def get(self, request):
-        if isinstance(request.user, ProjectKeyUser):
-            memberships = [self.membership_for(None)]
-        else:
-            memberships = list(memberships_for_user(user=request.user))
+    def get(self, request: Request) -> Response:
+        user = request.user
+        memberships = list(memberships_for_user(user=user)) if isinstance(user, User) else [self.membership_for(None)]
         return Response({"results": [_project_payload(m.project, m.role) for m in memberships]})
 
     @extend_schema(
@@ -503,13 +509,12 @@ class ProjectListApi(ProjectApiView):
         request=ProjectSerializer,
         responses={201: ProjectCreatedSerializer},
     )
-    def post(self, request):
-        if isinstance(request.user, ProjectKeyUser):
-            raise Forbidden("Projects are created by signed-in users.", code="user_required")
+    def post(self, request: Request) -> Response:
+        user = signed_in_user(request, refusal="Projects are created by signed-in users.")
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        project = project_create(owner=request.user, name=data["name"], domain=data.get("domain", ""))
+        project = project_create(owner=user, name=data["name"], domain=data.get("domain", ""))
         body = {**_project_payload(project, Membership.Role.OWNER), "apiKey": write_key_for_project(project=project)}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -525,7 +530,7 @@ class ProjectDetailApi(ProjectApiView):
         request=ProjectSerializer,
         responses={200: ProjectWithRoleSerializer},
     )
-    def patch(self, request, project_id: int):
+    def patch(self, request: Request, project_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         serializer = ProjectSerializer(membership.project, data=request.data, partial=True)
@@ -573,7 +578,7 @@ class InvitationListApi(ProjectApiView):
             403: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[403]),
         },
     )
-    def get(self, request, project_id: int):
+    def get(self, request: Request, project_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         invitations = invitations_for_project(project=membership.project)
@@ -593,17 +598,16 @@ class InvitationListApi(ProjectApiView):
             409: OpenApiResponse(ErrorSerializer, description="The address is already a member's."),
         },
     )
-    def post(self, request, project_id: int):
+    def post(self, request: Request, project_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
-        if isinstance(request.user, ProjectKeyUser):
-            # a leaked key must not be able to turn itself into a person's lasting access
-            raise Forbidden("Invitations are sent by signed-in owners and admins.", code="user_required")
+        # a leaked key must not be able to turn itself into a person's lasting access
+        user = signed_in_user(request, refusal="Invitations are sent by signed-in owners and admins.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation = invitation_create(
             project=membership.project,
-            invited_by=request.user,
+            invited_by=user,
             base_url=request.build_absolute_uri("/").rstrip("/"),
             **serializer.validated_data,
         )
@@ -621,7 +625,7 @@ class InvitationDetailApi(ProjectApiView):
         parameters=[PROJECT_ID, INVITATION_ID],
         responses={204: None},
     )
-    def delete(self, request, project_id: int, invitation_id: int):
+    def delete(self, request: Request, project_id: int, invitation_id: int) -> Response:
         membership = self.membership_for(project_id)
         require_admin(membership)
         invitation_revoke(invitation=invitation_for_project(project=membership.project, invitation_id=invitation_id))
@@ -647,10 +651,9 @@ class InvitationAcceptApi(ProjectApiView):
             410: OpenApiResponse(ErrorSerializer, description="The invitation was accepted, revoked or expired."),
         },
     )
-    def post(self, request):
-        if isinstance(request.user, ProjectKeyUser):
-            raise Forbidden("Invitations are accepted by the invited person.", code="user_required")
+    def post(self, request: Request) -> Response:
+        user = signed_in_user(request, refusal="Invitations are accepted by the invited person.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        membership = invitation_accept(token=serializer.validated_data["token"], user=request.user)
+        membership = invitation_accept(token=serializer.validated_data["token"], user=user)
         return Response(_project_payload(membership.project, membership.role))

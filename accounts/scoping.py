@@ -6,7 +6,7 @@ project's data can start anywhere else.
 
 from collections.abc import Callable
 from functools import cached_property, wraps
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -94,15 +94,32 @@ def membership_for_request(request: HttpRequest) -> Membership:
         return membership_for_user(user=user)
 
 
-def project_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """Sign-in required; sets `request.membership` and `request.project` for the view."""
+class ProjectRequest(HttpRequest):
+    """What a page view behind `project_page` receives: a signed-in user's request, scoped to one project.
 
-    @login_required
+    Only a type: `project_page` sets `membership` and `project` on Django's request, and
+    django-csp its `csp_nonce`; views annotate `request: ProjectRequest` to read them checked.
+    """
+
+    user: User
+    membership: Membership
+    project: Project
+    csp_nonce: str
+
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=HttpResponseBase)
+
+
+def project_page(view: Callable[Concatenate[ProjectRequest, P], R]) -> Callable[Concatenate[HttpRequest, P], R]:
+    """Sign-in required; sets `request.membership` and `request.project` for the view (a `ProjectRequest`)."""
+
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        request.membership = membership_for_request(request)  # type: ignore[attr-defined]
-        request.project = request.membership.project  # type: ignore[attr-defined]
-        log_bind(project_id=request.project.id)  # type: ignore[attr-defined]
-        return view(request, *args, **kwargs)
+    def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> R:
+        scoped = cast(ProjectRequest, request)
+        scoped.membership = membership_for_request(request)
+        scoped.project = scoped.membership.project
+        log_bind(project_id=scoped.project.id)
+        return view(scoped, *args, **kwargs)
 
-    return wrapper
+    return cast(Callable[Concatenate[HttpRequest, P], R], login_required(wrapper))

@@ -15,7 +15,7 @@ from django.urls import reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts.scoping import SESSION_PROJECT, project_page
+from accounts.scoping import SESSION_PROJECT, ProjectRequest, project_page
 from core.errors import ApplicationError, NotFound
 from core.ratelimits import RateLimited, rate_limit
 
@@ -88,8 +88,8 @@ def project_switch_view(request: HttpRequest) -> HttpResponse:
 
 @project_page
 @require_POST
-def member_invite_view(request: HttpRequest) -> HttpResponse:
-    if not request.membership.is_admin:  # type: ignore[attr-defined]
+def member_invite_view(request: ProjectRequest) -> HttpResponse:
+    if not request.membership.is_admin:
         raise PermissionDenied
     form = InviteForm(request.POST)
     if not form.is_valid():
@@ -97,7 +97,7 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
         return redirect("ingest:integration_list")
     try:
         invitation = invitation_create(
-            project=request.project,  # type: ignore[attr-defined]
+            project=request.project,
             invited_by=request.user,  # type: ignore[arg-type]
             base_url=request.build_absolute_uri("/").rstrip("/"),
             **form.cleaned_data,
@@ -113,11 +113,11 @@ def member_invite_view(request: HttpRequest) -> HttpResponse:
 
 @project_page
 @require_POST
-def invitation_revoke_view(request: HttpRequest, invitation_id: int) -> HttpResponse:
-    if not request.membership.is_admin:  # type: ignore[attr-defined]
+def invitation_revoke_view(request: ProjectRequest, invitation_id: int) -> HttpResponse:
+    if not request.membership.is_admin:
         raise PermissionDenied
     try:
-        invitation = invitation_for_project(project=request.project, invitation_id=invitation_id)  # type: ignore[attr-defined]
+        invitation = invitation_for_project(project=request.project, invitation_id=invitation_id)
     except NotFound:
         raise Http404 from None
     invitation_revoke(invitation=invitation)

@@ -1,6 +1,7 @@
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView
@@ -53,7 +54,7 @@ class AutomationListApi(ProjectApiView):
         tags=["Automations"],
         responses={200: results_of(AutomationRuleSerializer, "AutomationRuleList")},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         rules = selectors.automations_for_project(project=self.project)
         return Response({"results": AutomationRuleSerializer(rules, many=True).data})
 
@@ -65,7 +66,7 @@ class AutomationListApi(ProjectApiView):
         request=AutomationRuleSerializer,
         responses={201: AutomationRuleSerializer},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.require_admin()
         serializer = AutomationRuleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -78,7 +79,7 @@ class AutomationListApi(ProjectApiView):
 @extend_schema(parameters=[RULE_ID])
 class AutomationDetailApi(ProjectApiView):
     @extend_schema(summary="Get an automation rule", tags=["Automations"], responses={200: AutomationRuleSerializer})
-    def get(self, request, rule_id: str):
+    def get(self, request: Request, rule_id: str) -> Response:
         return Response(AutomationRuleSerializer(selectors.automation_get(project=self.project, rule_id=rule_id)).data)
 
     @extend_schema(
@@ -89,7 +90,7 @@ class AutomationDetailApi(ProjectApiView):
         request=AutomationRuleSerializer,
         responses={200: AutomationRuleSerializer},
     )
-    def put(self, request, rule_id: str, partial: bool = False):
+    def put(self, request: Request, rule_id: str, partial: bool = False) -> Response:
         self.require_admin()
         rule = selectors.automation_get(project=self.project, rule_id=rule_id)
         serializer = AutomationRuleSerializer(rule, data=request.data, partial=partial)
@@ -106,14 +107,14 @@ class AutomationDetailApi(ProjectApiView):
         request=AutomationRuleSerializer,
         responses={200: AutomationRuleSerializer},
     )
-    def patch(self, request, rule_id: str):
+    def patch(self, request: Request, rule_id: str) -> Response:
         return self.put(request, rule_id, partial=True)
 
     @extend_schema(
         summary="Delete an automation rule", description="Owners and admins only.", tags=["Automations"],
         responses={204: None},
     )  # fmt: skip
-    def delete(self, request, rule_id: str):
+    def delete(self, request: Request, rule_id: str) -> Response:
         self.require_admin()
         services.automation_delete(rule=selectors.automation_get(project=self.project, rule_id=rule_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -127,7 +128,7 @@ class AutomationExecutionListApi(ProjectApiView):
         parameters=[RULE_ID, PAGE],
         responses={200: page_of(AutomationExecutionSerializer, "AutomationExecutionPage")},
     )
-    def get(self, request, rule_id: str):
+    def get(self, request: Request, rule_id: str) -> Response:
         rule = selectors.automation_get(project=self.project, rule_id=rule_id)
         return _page(self, selectors.executions_for_rule(rule=rule), AutomationExecutionSerializer)
 
@@ -140,7 +141,7 @@ class WebhookSubscribeApi(ProjectApiView):
         request=WebhookSubscribeSerializer,
         responses={201: WebhookSubscriptionCreatedSerializer},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.require_admin()
         serializer = WebhookSubscribeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -155,7 +156,7 @@ class WebhookListApi(ProjectApiView):
         tags=["Webhooks"],
         responses={200: results_of(WebhookSubscriptionSerializer, "WebhookSubscriptionList")},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         subscriptions = selectors.subscriptions_for_project(project=self.project)
         return Response({"results": WebhookSubscriptionSerializer(subscriptions, many=True).data})
 
@@ -168,7 +169,7 @@ class WebhookDetailApi(ProjectApiView):
         parameters=[SUBSCRIPTION_ID],
         responses={204: None},
     )
-    def delete(self, request, subscription_id: str):
+    def delete(self, request: Request, subscription_id: str) -> Response:
         self.require_admin()
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
         services.webhook_unsubscribe(subscription=subscription)
@@ -185,7 +186,7 @@ class WebhookTestApi(ProjectApiView):
         request=None,
         responses={202: WebhookDeliverySerializer},
     )
-    def post(self, request, subscription_id: str):
+    def post(self, request: Request, subscription_id: str) -> Response:
         self.require_admin()
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
         EmptySerializer(data=request.data).is_valid(raise_exception=True)
@@ -201,7 +202,7 @@ class WebhookDeliveryListApi(ProjectApiView):
         parameters=[SUBSCRIPTION_ID, PAGE],
         responses={200: page_of(WebhookDeliverySerializer, "WebhookDeliveryPage")},
     )
-    def get(self, request, subscription_id: str):
+    def get(self, request: Request, subscription_id: str) -> Response:
         subscription = selectors.subscription_get(project=self.project, subscription_id=subscription_id)
         deliveries = selectors.deliveries_for_project(project=self.project, subscription=subscription)
         return _page(self, deliveries, WebhookDeliverySerializer)
@@ -215,7 +216,7 @@ class FailedJobListApi(ProjectApiView):
         parameters=[PAGE],
         responses={200: page_of(FailedJobSerializer, "FailedJobPage")},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return _page(self, failed_jobs_for_project(project_id=self.project.id), FailedJobSerializer)
 
 
@@ -228,7 +229,7 @@ class FailedJobReplayApi(ProjectApiView):
         request=None,
         responses={202: FailedJobSerializer},
     )
-    def post(self, request, job_id: str):
+    def post(self, request: Request, job_id: str) -> Response:
         self.require_admin()
         job = failed_job_get(project_id=self.project.id, job_id=job_id)
         EmptySerializer(data=request.data).is_valid(raise_exception=True)
@@ -244,7 +245,7 @@ class EmailRecipientListApi(ProjectApiView):
         tags=["Automations"],
         responses={200: results_of(EmailRecipientSerializer, "EmailRecipientList")},
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         recipients = selectors.email_recipients_for_project(project=self.project)
         return Response({"results": EmailRecipientSerializer(recipients, many=True).data})
 
@@ -258,7 +259,7 @@ class EmailRecipientListApi(ProjectApiView):
         request=EmailRecipientRequestSerializer,
         responses={200: EmailRecipientSerializer, 202: EmailRecipientSerializer},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.require_admin()
         serializer = EmailRecipientRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -276,7 +277,7 @@ class EmailRecipientDetailApi(ProjectApiView):
         parameters=[RECIPIENT_ID],
         responses={204: None},
     )
-    def delete(self, request, recipient_id: str):
+    def delete(self, request: Request, recipient_id: str) -> Response:
         self.require_admin()
         recipient = selectors.email_recipient_get(project=self.project, recipient_id=recipient_id)
         services.email_recipient_delete(recipient=recipient)

@@ -11,7 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.scoping import project_page
+from accounts.scoping import ProjectRequest, project_page
 from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from core.errors import ApplicationError, NotFound
 
@@ -58,8 +58,8 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     @project_page
     @require_POST
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.membership.is_admin:  # type: ignore[attr-defined]
+    def wrapper(request: ProjectRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.membership.is_admin:
             raise PermissionDenied
         try:
             return view(request, *args, **kwargs)
@@ -69,8 +69,8 @@ def admin_write(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapper
 
 
-def _automations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
-    project = request.project  # type: ignore[attr-defined]
+def _automations_render(request: ProjectRequest, **extra: Any) -> HttpResponse:
+    project = request.project
     executions = selectors.executions_by_rule(project=project)
     secret = actions.secret_config_keys()
     rules = [
@@ -88,7 +88,7 @@ def _automations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
         "subscriptions": selectors.subscriptions_for_project(project=project),
         "deliveries": selectors.recent_deliveries_for_project(project=project),
         "failed_jobs": failed_jobs_for_project(project_id=project.id)[:FAILED_JOBS_SHOWN],
-        "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
+        "is_admin": request.membership.is_admin,
         "rule_form": AutomationRuleForm(),
         "subscribe_form": WebhookSubscribeForm(),
         "recipients": selectors.email_recipients_for_project(project=project),
@@ -103,16 +103,16 @@ def _automations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
 
 
 @project_page
-def automation_list_view(request: HttpRequest) -> HttpResponse:
+def automation_list_view(request: ProjectRequest) -> HttpResponse:
     return _automations_render(request)
 
 
 @admin_write
-def automation_create_view(request: HttpRequest) -> HttpResponse:
+def automation_create_view(request: ProjectRequest) -> HttpResponse:
     form = AutomationRuleForm(request.POST)
     if form.is_valid():
         try:
-            rule = services.automation_create(project=request.project, data=form.cleaned_data["validated"])  # type: ignore[attr-defined]
+            rule = services.automation_create(project=request.project, data=form.cleaned_data["validated"])
         except ApplicationError as exc:
             form.add_error(RULE_FIELDS.get((exc.field or "").split(".")[0]), exc.message)
         else:
@@ -122,27 +122,27 @@ def automation_create_view(request: HttpRequest) -> HttpResponse:
 
 
 @admin_write
-def automation_toggle_view(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
+def automation_toggle_view(request: ProjectRequest, rule_id: int) -> HttpResponse:
+    rule = selectors.automation_get(project=request.project, rule_id=rule_id)
     rule = services.automation_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Automation “{rule.name}” {'activated' if rule.is_active else 'paused'}.")
     return redirect("automations:automation_list")
 
 
 @admin_write
-def automation_delete_view(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = selectors.automation_get(project=request.project, rule_id=rule_id)  # type: ignore[attr-defined]
+def automation_delete_view(request: ProjectRequest, rule_id: int) -> HttpResponse:
+    rule = selectors.automation_get(project=request.project, rule_id=rule_id)
     services.automation_delete(rule=rule)
     messages.success(request, f"Automation “{rule.name}” deleted.")
     return redirect("automations:automation_list")
 
 
 @admin_write
-def webhook_subscribe_view(request: HttpRequest) -> HttpResponse:
+def webhook_subscribe_view(request: ProjectRequest) -> HttpResponse:
     form = WebhookSubscribeForm(request.POST)
     if form.is_valid():
         try:
-            subscription = services.webhook_subscribe(project=request.project, **form.cleaned_data["validated"])  # type: ignore[attr-defined]
+            subscription = services.webhook_subscribe(project=request.project, **form.cleaned_data["validated"])
         except ApplicationError as exc:
             form.add_error("url", exc.message)
         else:
@@ -152,35 +152,35 @@ def webhook_subscribe_view(request: HttpRequest) -> HttpResponse:
 
 
 @admin_write
-def webhook_delete_view(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
+def webhook_delete_view(request: ProjectRequest, subscription_id: int) -> HttpResponse:
+    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)
     services.webhook_unsubscribe(subscription=subscription)
     messages.success(request, f"Unsubscribed {subscription.url}.")
     return redirect("automations:automation_list")
 
 
 @admin_write
-def webhook_test_view(request: HttpRequest, subscription_id: int) -> HttpResponse:
-    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)  # type: ignore[attr-defined]
+def webhook_test_view(request: ProjectRequest, subscription_id: int) -> HttpResponse:
+    subscription = selectors.subscription_get(project=request.project, subscription_id=subscription_id)
     delivery = services.webhook_test_send(subscription=subscription)
     messages.success(request, f"Test delivery {delivery.delivery_id} queued to {subscription.url}.")
     return redirect("automations:automation_list")
 
 
 @admin_write
-def failed_job_replay_view(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = failed_job_replay(job=failed_job_get(project_id=request.project.id, job_id=job_id))  # type: ignore[attr-defined]
+def failed_job_replay_view(request: ProjectRequest, job_id: int) -> HttpResponse:
+    job = failed_job_replay(job=failed_job_get(project_id=request.project.id, job_id=job_id))
     messages.success(request, f"Replayed {job.kind} {job.reference}.")
     return redirect("automations:automation_list")
 
 
 @admin_write
-def email_recipient_request_view(request: HttpRequest) -> HttpResponse:
+def email_recipient_request_view(request: ProjectRequest) -> HttpResponse:
     form = EmailRecipientForm(request.POST)
     if form.is_valid():
         try:
             recipient, sent = services.email_recipient_request(
-                project=request.project,  # type: ignore[attr-defined]
+                project=request.project,
                 email=form.cleaned_data["validated"]["email"],
             )
         except ApplicationError as exc:
@@ -197,8 +197,8 @@ def email_recipient_request_view(request: HttpRequest) -> HttpResponse:
 
 
 @admin_write
-def email_recipient_delete_view(request: HttpRequest, recipient_id: int) -> HttpResponse:
-    recipient = selectors.email_recipient_get(project=request.project, recipient_id=recipient_id)  # type: ignore[attr-defined]
+def email_recipient_delete_view(request: ProjectRequest, recipient_id: int) -> HttpResponse:
+    recipient = selectors.email_recipient_get(project=request.project, recipient_id=recipient_id)
     services.email_recipient_delete(recipient=recipient)
     messages.success(request, f"{recipient.email} will get no more automation emails.")
     return redirect("automations:automation_list")

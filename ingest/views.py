@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.scoping import project_page
+from accounts.scoping import ProjectRequest, project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
 
@@ -33,8 +33,8 @@ def properties_summary(properties: dict[str, Any], *, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _require_admin(request: HttpRequest) -> None:
-    if not request.membership.is_admin:  # type: ignore[attr-defined]
+def _require_admin(request: ProjectRequest) -> None:
+    if not request.membership.is_admin:
         raise PermissionDenied
 
 
@@ -53,8 +53,8 @@ def _ingest_results(*, project: Any, events: list[CanonicalEvent]) -> list[dict[
 
 
 @project_page
-def event_list_view(request: HttpRequest) -> HttpResponse:
-    project = request.project  # type: ignore[attr-defined]
+def event_list_view(request: ProjectRequest) -> HttpResponse:
+    project = request.project
     event_type = request.GET.get("type", "")
     events = selectors.events_for_project(project=project, name=event_type)
     context = {
@@ -66,8 +66,8 @@ def event_list_view(request: HttpRequest) -> HttpResponse:
 
 
 @project_page
-def event_simulate_view(request: HttpRequest) -> HttpResponse:
-    project = request.project  # type: ignore[attr-defined]
+def event_simulate_view(request: ProjectRequest) -> HttpResponse:
+    project = request.project
     form = SimulatorForm(request.POST or None)
     results = None
     if request.method == "POST" and form.is_valid():
@@ -80,14 +80,14 @@ def event_simulate_view(request: HttpRequest) -> HttpResponse:
     return render(request, "ingest/simulator.html", context)
 
 
-def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
-    project = request.project  # type: ignore[attr-defined]
+def _integrations_render(request: ProjectRequest, **extra: Any) -> HttpResponse:
+    project = request.project
     context = {
         "write_key": write_key_for_project(project=project),
         "host": request.build_absolute_uri("/").rstrip("/"),
-        "is_admin": request.membership.is_admin,  # type: ignore[attr-defined]
+        "is_admin": request.membership.is_admin,
         "members": members_for_project(project=project),
-        "invitations": invitations_for_project(project=project) if request.membership.is_admin else [],  # type: ignore[attr-defined]
+        "invitations": invitations_for_project(project=project) if request.membership.is_admin else [],
         "rotate_form": RotateKeyForm(),
         **extra,
     }
@@ -97,25 +97,25 @@ def _integrations_render(request: HttpRequest, **extra: Any) -> HttpResponse:
 
 
 @project_page
-def integration_list_view(request: HttpRequest) -> HttpResponse:
+def integration_list_view(request: ProjectRequest) -> HttpResponse:
     return _integrations_render(request)
 
 
 @project_page
 @require_POST
-def write_key_rotate_view(request: HttpRequest) -> HttpResponse:
+def write_key_rotate_view(request: ProjectRequest) -> HttpResponse:
     _require_admin(request)
     form = RotateKeyForm(request.POST)
     if not form.is_valid():
         return _integrations_render(request, rotate_form=form)
-    write_key_rotate(project=request.project)  # type: ignore[attr-defined]
+    write_key_rotate(project=request.project)
     messages.success(request, "Write key rotated: the old key no longer works. Update your clients.")
     return redirect("ingest:integration_list")
 
 
 @project_page
 @require_POST
-def test_event_send_view(request: HttpRequest) -> HttpResponse:
+def test_event_send_view(request: ProjectRequest) -> HttpResponse:
     event = CanonicalEvent(
         event_id=f"test-{uuid.uuid4()}",
         name="test_event",
@@ -123,7 +123,7 @@ def test_event_send_view(request: HttpRequest) -> HttpResponse:
         timestamp=timezone.now(),
         properties={"source": "integrations page"},
     )
-    results = _ingest_results(project=request.project, events=[event])  # type: ignore[attr-defined]
+    results = _ingest_results(project=request.project, events=[event])
     return _integrations_render(request, test_results=results)
 
 

@@ -10,7 +10,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.scoping import project_page
+from accounts.scoping import ProjectRequest, project_page
 from core.charts import bar_chart
 from core.errors import (
     API_PREFIXES,
@@ -65,11 +65,11 @@ class HealthApi(APIView):
 
 
 @project_page
-def project_overview_view(request: HttpRequest) -> HttpResponse:
+def project_overview_view(request: ProjectRequest) -> HttpResponse:
     """KPIs, events per day, stages, event types and the top leads of the current project."""
-    data = project_dashboard(project=request.project)  # type: ignore[attr-defined]
+    data = project_dashboard(project=request.project)
     days = data["eventsPerDay"]
-    nonce = request.csp_nonce  # type: ignore[attr-defined]
+    nonce = request.csp_nonce
     charts = {
         "perDay": bar_chart(
             labels=[d["date"][5:] for d in days],
@@ -97,8 +97,8 @@ def project_overview_view(request: HttpRequest) -> HttpResponse:
 
 
 @project_page
-def system_status_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "system.html", {"health": system_health(project_id=request.project.id)})  # type: ignore[attr-defined]
+def system_status_view(request: ProjectRequest) -> HttpResponse:
+    return render(request, "system.html", {"health": system_health(project_id=request.project.id)})
 
 
 # The API answers in its one error shape even where no DRF view is reached: an unknown URL
