@@ -61,8 +61,10 @@ def _leads_lookup(project_id: int, anonymous_ids: list[str], user_ids: list[str]
         return cursor.fetchall()
 
 
-def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list[int]:
+def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent], create: bool = True) -> list[int] | None:
     """The lead id each event belongs to, creating missing leads; one to three queries.
+
+    `create=False`: one query, and None when a lead would have to be created.
 
     An event goes to the lead of its `userId` when one exists, else to the lead of its
     anonymous id (following merges). Identity calls stay on their anonymous lead so the
@@ -97,6 +99,8 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent]) -> list
             )
         if key in missing:
             missing[key].first_seen_at = min(missing[key].first_seen_at or event.timestamp, event.timestamp)
+    if missing and not create:
+        return None
     if missing:
         # In one global order (by key): concurrent requests creating the same leads then wait
         # for each other on the unique index instead of deadlocking in opposite orders.
@@ -194,7 +198,8 @@ def _retryable(error: DatabaseError) -> bool:
 
 
 def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> IngestResult:
-    """Store a request's valid events in one transaction; enqueue scoring after commit.
+    """Store a request's valid events atomically (one INSERT, or one transaction when leads are new); enqueue
+    scoring after commit.
 
     A constant number of queries whatever the number of events: one lead lookup (plus
     one insert and one re-read when leads are new) and one event insert. A deadlock
@@ -217,55 +222,77 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
 
 
 def _events_store(*, project_id: int, events: Sequence[CanonicalEvent], received_at: datetime) -> IngestResult:
+    """Store the events: when all their leads exist, one autocommitted INSERT (the common case:
+    no BEGIN and COMMIT round trips); otherwise the leads are created and the events stored in
+    one transaction."""
+    if not connection.in_atomic_block:
+        known = _leads_resolve(project_id=project_id, events=events, create=False)
+        if known is not None:
+            # One statement is atomic by itself. A lead merged or erased since the lookup is what
+            # the transaction would meet too (its lookup locks nothing): scoring hands a merged
+            # lead's events on, and an erased lead's foreign key fails the insert as it would fail
+            # the transaction's commit.
+            result = _events_write(project_id=project_id, events=events, lead_ids=known, received_at=received_at)
+            metrics.ingest_events(accepted=len(result.accepted), duplicate=len(result.duplicates))
+            return result
     with transaction.atomic():
         lead_ids = _leads_resolve(project_id=project_id, events=events)
-        rows = [
-            Event(
-                project_id=project_id,
-                lead_id=lead_id,
-                event_id=event.event_id,
-                type=event.type,
-                name=event.name,
-                anonymous_id=event.anonymous_id,
-                user_id=event.user_id,
-                session_id=event.session_id,
-                properties=event.properties,
-                context=event.context,
-                timestamp=event.timestamp,
-                received_at=received_at,
-            )
-            for event, lead_id in zip(events, lead_ids, strict=True)
-        ]
-        # Sorted (stably: a repeated id keeps its first row) for the same reason as new leads.
-        inserted = _events_insert(events=sorted(rows, key=lambda row: row.event_id))
-        # Within one request the same id may appear twice: only its first row was stored.
-        stored: list[Event] = []
-        accepted: list[str] = []
-        duplicates: list[str] = []
-        seen: set[str] = set()
-        for row in rows:
-            if row.event_id in inserted and row.event_id not in seen:
-                seen.add(row.event_id)
-                stored.append(row)
-                accepted.append(row.event_id)
-            else:
-                duplicates.append(row.event_id)
+        assert lead_ids is not None  # created when missing
+        result = _events_write(project_id=project_id, events=events, lead_ids=lead_ids, received_at=received_at)
+    metrics.ingest_events(accepted=len(result.accepted), duplicate=len(result.duplicates))
+    return result
 
-        if stored:
-            touched = {row.lead_id for row in stored}
-            summary = [
-                {
-                    "eventId": row.event_id,
-                    "eventType": row.name,
-                    "leadId": row.lead_id,
-                    "timestamp": row.timestamp.isoformat(),
-                }
-                for row in stored[:50]
-            ]
-            transaction.on_commit(lambda: lead_score_request(lead_ids=touched))
-            count = len(stored)
-            transaction.on_commit(lambda: ingested_broadcasts.send(project_id=project_id, events=summary, count=count))
-    metrics.ingest_events(accepted=len(accepted), duplicate=len(duplicates))
+
+def _events_write(
+    *, project_id: int, events: Sequence[CanonicalEvent], lead_ids: list[int], received_at: datetime
+) -> IngestResult:
+    """Insert the events of resolved leads; enqueue their scoring and the broadcast once committed."""
+    rows = [
+        Event(
+            project_id=project_id,
+            lead_id=lead_id,
+            event_id=event.event_id,
+            type=event.type,
+            name=event.name,
+            anonymous_id=event.anonymous_id,
+            user_id=event.user_id,
+            session_id=event.session_id,
+            properties=event.properties,
+            context=event.context,
+            timestamp=event.timestamp,
+            received_at=received_at,
+        )
+        for event, lead_id in zip(events, lead_ids, strict=True)
+    ]
+    # Sorted (stably: a repeated id keeps its first row) for the same reason as new leads.
+    inserted = _events_insert(events=sorted(rows, key=lambda row: row.event_id))
+    # Within one request the same id may appear twice: only its first row was stored.
+    stored: list[Event] = []
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    seen: set[str] = set()
+    for row in rows:
+        if row.event_id in inserted and row.event_id not in seen:
+            seen.add(row.event_id)
+            stored.append(row)
+            accepted.append(row.event_id)
+        else:
+            duplicates.append(row.event_id)
+
+    if stored:
+        touched = {row.lead_id for row in stored}
+        summary = [
+            {
+                "eventId": row.event_id,
+                "eventType": row.name,
+                "leadId": row.lead_id,
+                "timestamp": row.timestamp.isoformat(),
+            }
+            for row in stored[:50]
+        ]
+        transaction.on_commit(lambda: lead_score_request(lead_ids=touched))
+        count = len(stored)
+        transaction.on_commit(lambda: ingested_broadcasts.send(project_id=project_id, events=summary, count=count))
     return IngestResult(accepted=accepted, duplicates=duplicates)
 
 
