@@ -104,10 +104,10 @@ class Trace:
     def install(self) -> None:
         from scoring.services import batch
 
-        claim, save, fold = batch._claim, batch.evaluations_save, batch._leads_fold
+        claim, save, fold = batch.leads_claim, batch.evaluations_save, batch._leads_fold
 
-        def traced_claim(lead_ids):
-            leads = claim(lead_ids)
+        def traced_claim(*, lead_ids):
+            leads = claim(lead_ids=lead_ids)
             with self.lock:
                 self.inside.add(threading.get_ident())
                 self.most = max(self.most, len(self.inside))
@@ -131,7 +131,7 @@ class Trace:
             finally:
                 left()
 
-        batch._claim, batch.evaluations_save, batch._leads_fold = traced_claim, traced_save, traced_fold
+        batch.leads_claim, batch.evaluations_save, batch._leads_fold = traced_claim, traced_save, traced_fold
 
 
 def processes_meet(meeting: str, parties: int) -> None:
