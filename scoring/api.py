@@ -25,6 +25,7 @@ from core.fields import (
     json_value_schema,
 )
 from core.openapi import page_of, results_of
+from core.queries import query_int
 from ingest.services import lead_create
 
 from . import engine
@@ -555,20 +556,6 @@ class RescoreJobDetailApi(ProjectApiView):
 # Reporting: leaderboard, stage counts, the dashboard's numbers and a lead's score history.
 
 MAX_OFFSET = 1_000_000_000
-
-
-def query_int(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    """An integer query parameter within [minimum, maximum]; 400 naming it otherwise."""
-    raw = request.query_params.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApplicationError("Must be an integer.", field=name) from None
-    if not minimum <= value <= maximum:
-        raise ApplicationError(f"Must be between {minimum} and {maximum}.", field=name)
-    return value
 
 
 class LeaderboardApi(ProjectApiView):
