@@ -179,7 +179,7 @@ def main() -> None:
 
     import ingest.selectors
     import leadpulse.views
-    import scoring.api
+    import scoring.api.reports
     from accounts.services import user_register
     from ingest.models import Event
     from ingest.rollups import events_mark_processed, rollups_rebuild
@@ -203,7 +203,7 @@ def main() -> None:
     def use(old: bool) -> None:
         state["old"] = old
         dashboard = dashboard_from_events if old else project_dashboard
-        leadpulse.views.project_dashboard = scoring.api.project_dashboard = dashboard  # type: ignore[assignment]
+        leadpulse.views.project_dashboard = scoring.api.reports.project_dashboard = dashboard  # type: ignore[assignment]
         ingest.selectors.event_names_for_project = event_names_from_events if old else event_names_for_project
 
     def get(client, path):

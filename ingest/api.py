@@ -5,14 +5,12 @@ Each view parses, calls `events_ingest` once and shapes the answer its clients e
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http.response import HttpResponseBase
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
@@ -27,6 +25,7 @@ from core import metrics
 from core.errors import ApplicationError
 from core.logs import log_bind
 from core.openapi import INGEST_ERRORS, PROJECT_PARAMETER, AutoSchema, cursor_page_of
+from core.queries import query_datetime, query_id
 from core.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
 
 from .schema import (
@@ -392,33 +391,6 @@ class SegmentBatchApi(IngestApiView):
 # `GET /api/events`: the project's event log for dashboard users (JWT), newest first.
 
 
-def query_datetime(request: Request, name: str) -> datetime | None:
-    """An ISO-8601 query parameter (UTC when it names no offset); 400 naming it otherwise."""
-    raw = request.query_params.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = parse_datetime(raw)
-    except ValueError:
-        value = None
-    if value is None:
-        raise ApplicationError("Must be an ISO-8601 date-time, e.g. 2026-01-31T12:00:00Z.", field=name)
-    try:
-        # in UTC: PostgreSQL refuses offsets past ±15:59, which ISO-8601 (and Python) allow
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    except OverflowError:
-        raise ApplicationError("Out of range.", field=name) from None
-
-
-def query_lead_id(request: Request) -> int | None:
-    raw = request.query_params.get("leadId", "").strip()
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdecimal() and len(raw) < 19):
-        raise ApplicationError("Must be an integer.", field="leadId")
-    return int(raw)
-
-
 class EventCursorPagination(CursorPagination):
     ordering = ("-timestamp", "-id")
     page_size = 50
@@ -441,7 +413,7 @@ class EventListApi(ProjectApiView):
         events = events_filtered_for_project(
             project=self.project,
             event_type=request.query_params.get("eventType", "").replace("\x00", ""),
-            lead_id=query_lead_id(request),
+            lead_id=query_id(request, "leadId"),
             since=query_datetime(request, "since"),
             until=query_datetime(request, "until"),
         )

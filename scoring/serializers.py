@@ -1,5 +1,6 @@
 """Request and response shapes of the scoring API (camelCase on the wire)."""
 
+import json
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
@@ -9,13 +10,16 @@ from rest_framework import serializers
 
 from core.fields import (
     NO_NUL,
+    NOT_BLANK_NO_NUL,
     StrictBooleanField,
     StrictCharField,
+    StrictEmailField,
     StrictFloatField,
     StrictIntegerField,
     StrictModelSerializer,
     StrictSerializer,
     contains_nul,
+    json_value_schema,
     unknown_fields,
 )
 from ingest.contracts import event_name_valid
@@ -186,6 +190,79 @@ class LeadSerializer(serializers.ModelSerializer):
             "firstSeenAt",
             "createdAt",
         ]
+
+
+@extend_schema_serializer(component_name="LeadCreate")
+@openapi_patch(request={"anonymousId": {"pattern": NOT_BLANK_NO_NUL}, "name": {"pattern": NO_NUL},
+                        "company": {"pattern": NO_NUL}})  # fmt: skip
+class LeadCreateSerializer(StrictSerializer):
+    anonymousId = StrictCharField(max_length=255)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    company = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+TRAITS_MAX_BYTES = 32 * 1024
+TRAITS_MAX_DEPTH = 5
+
+
+TRAITS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
+    "description": f"Free-form traits: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, "
+    f"at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
+}
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """How deeply objects and arrays nest in a JSON value (a flat object is 1), and whether a NUL occurs.
+
+    Iterative, so a hostile nesting cannot exhaust the stack.
+    """
+    depth, nul = 0, False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            depth = max(depth, level + 1)
+            nul = nul or any("\x00" in key for key in item)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, str):
+            nul = nul or "\x00" in item
+    return depth, nul
+
+
+@extend_schema_serializer(component_name="LeadUpdate")
+@openapi_patch(request={"name": {"pattern": NO_NUL}, "company": {"pattern": NO_NUL}, "traits": TRAITS_SCHEMA})
+class LeadUpdateSerializer(StrictSerializer):
+    """The fields a person may change on a lead; anything else (scores, ids, project) is refused."""
+
+    email = StrictEmailField(max_length=254, allow_blank=True)
+    name = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    company = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    traits = serializers.JSONField()
+
+    def validate_email(self, value: str) -> str:
+        return value.lower()
+
+    def validate_traits(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        depth, nul = json_shape(value)
+        if depth > TRAITS_MAX_DEPTH:
+            raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
+        if nul:
+            raise serializers.ValidationError("Must not contain NUL characters.")  # PostgreSQL's jsonb refuses them
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("Must be valid Unicode.") from None
+        if size > TRAITS_MAX_BYTES:
+            raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
+        return value
 
 
 @extend_schema_field({"type": "array", "maxItems": MAX_CONDITIONS, "items": CONDITION_SCHEMA})

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 import ingest.views
 import leadpulse.views
-import scoring.api
+import scoring.api.reports
 from ingest.models import Event, EventName, EventRollup, Lead
 from ingest.rollups import events_mark_processed, rollups_counted, rollups_drift, rollups_rebuild, rollups_subtract
 from ingest.schema import CanonicalEvent
@@ -191,7 +191,7 @@ def test_pages_and_api_answer_what_the_event_scans_answered(path, tenant, monkey
     # when the page is rendered from the rollups, and again from scans of the events table
     new = get()
     monkeypatch.setattr(leadpulse.views, "project_dashboard", dashboard_from_events)
-    monkeypatch.setattr(scoring.api, "project_dashboard", dashboard_from_events)
+    monkeypatch.setattr(scoring.api.reports, "project_dashboard", dashboard_from_events)
     monkeypatch.setattr(ingest.views.selectors, "event_names_for_project", event_names_from_events)
     old = get()
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 import ingest.views
 import leadpulse.views
-import scoring.api
+import scoring.api.reports
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
 from tests.conftest import client_for
@@ -147,7 +147,7 @@ def test_rollups_stay_exact_through_concurrent_ingest_scoring_merges_and_an_eras
     new = [normalised(session.get(path).content.decode()) for path in ("/", "/events/")]
     new.append(api.get("/api/analytics/dashboard").json())
     monkeypatch.setattr(leadpulse.views, "project_dashboard", dashboard_from_events)
-    monkeypatch.setattr(scoring.api, "project_dashboard", dashboard_from_events)
+    monkeypatch.setattr(scoring.api.reports, "project_dashboard", dashboard_from_events)
     monkeypatch.setattr(ingest.views.selectors, "event_names_for_project", event_names_from_events)
     old = [normalised(session.get(path).content.decode()) for path in ("/", "/events/")]
     old.append(api.get("/api/analytics/dashboard").json())

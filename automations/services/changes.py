@@ -1,0 +1,196 @@
+"""Reacting to lead changes after scoring commits: fire each rule at most once per window, then run its action."""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from celery import current_app as app
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.contracts import EXECUTE_TASK, LeadChange
+from core.pipeline import lead_score_request
+from core.realtime import project_broadcast
+from ingest.models import Lead
+from scoring.selectors import event_facts, lead_profile
+from scoring.services import lead_lock
+
+from .. import actions, engine, triggers
+from ..models import AutomationExecution, AutomationRule, WebhookSubscription
+from .deliveries import delivery_create
+
+logger = logging.getLogger(__name__)
+
+
+def _lead_document(lead: Lead) -> dict[str, Any]:
+    return {
+        "id": lead.id,
+        "anonymousId": lead.anonymous_id,
+        "userId": lead.user_id,
+        "email": lead.email,
+        "name": lead.name,
+        "company": lead.company,
+        "currentScore": lead.current_score,
+        "engagementScore": lead.engagement_score,
+        "fitScore": lead.fit_score,
+        "fitGrade": lead.fit_grade,
+        "leadStage": lead.lead_stage,
+        "eventsLast24h": lead.events_last_24h,
+        "lastEventAt": lead.last_event_at.isoformat() if lead.last_event_at else None,
+    }
+
+
+def _subscription_events(change: LeadChange) -> list[str]:
+    kinds: list[str] = []
+    if change.kind == "merged":
+        kinds.append(WebhookSubscription.Event.LEAD_MERGED)
+    elif change.kind == "scored" and (change.old_score != change.new_score or change.event_ids):
+        kinds.append(WebhookSubscription.Event.LEAD_UPDATED)
+    if change.old_stage != change.new_stage:
+        kinds.append(WebhookSubscription.Event.LEAD_STAGE_CHANGED)
+    return kinds
+
+
+def lead_change_handle(*, change: LeadChange) -> int:
+    """Fire the project's automations whose trigger this change meets; feed webhook subscribers.
+
+    Runs after the scoring transaction committed. Each firing claims its (rule, lead,
+    window) row first: the unique constraint makes concurrent or redelivered changes fire
+    a rule at most once per lead and cooldown window. Returns how many rules fired.
+    """
+    project_id = change.project_id
+    rules = list(AutomationRule.objects.filter(project_id=project_id, is_active=True))
+    subscriptions = list(WebhookSubscription.objects.filter(project_id=project_id, is_active=True))
+    if not rules and not subscriptions:
+        return 0
+    lead = Lead.objects.filter(project_id=project_id, id=change.lead_id).first()
+    if lead is None:
+        return 0
+    document = _lead_document(lead)
+    with transaction.atomic():
+        for kind in _subscription_events(change):
+            for subscription in subscriptions:
+                if kind in subscription.events:
+                    delivery_create(
+                        project_id=project_id,
+                        url=subscription.url,
+                        event=kind,
+                        data={"lead": document, "change": change.to_message()},
+                        subscription=subscription,
+                        change_key=f"{change.change_id}:{kind}" if change.change_id else "",
+                    )
+
+    needs_events = any(getattr(triggers.registry.get(rule.trigger), "needs_events", False) for rule in rules)
+    events = event_facts(event_ids=list(change.event_ids)) if needs_events else []
+    subject = {
+        "stage": lead.lead_stage,
+        "score": lead.current_score,
+        "grade": lead.fit_grade,
+        "profile": lead_profile(lead),
+    }
+    fired = 0
+    for rule in rules:
+        trigger = engine.trigger_fires(rule.trigger, rule.trigger_config, change, events)
+        if trigger is None or not engine.lead_conditions_hold(rule.lead_conditions, subject):
+            continue
+        execution = _execution_claim(rule=rule, lead=lead, trigger=trigger, now=timezone.now())
+        if execution is None:
+            continue  # already fired in this window
+        fired += 1
+        with transaction.atomic():
+            for subscription in subscriptions:
+                if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
+                    delivery_create(
+                        project_id=project_id,
+                        url=subscription.url,
+                        event="automation.fired",
+                        data={"automation": {"id": rule.id, "name": rule.name}, "lead": document, "trigger": trigger},
+                        subscription=subscription,
+                    )
+            transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
+        project_broadcast(
+            project_id=project_id,
+            type="automation.fired",
+            payload={"automationId": rule.id, "name": rule.name, "leadId": lead.id, "trigger": trigger},
+        )
+    return fired
+
+
+def _execution_claim(*, rule: AutomationRule, lead: Lead, trigger: dict, now: datetime) -> AutomationExecution | None:
+    window = int(now.timestamp()) // max(rule.cooldown_seconds, 1)
+    try:
+        with transaction.atomic():
+            return AutomationExecution.objects.create(
+                project_id=rule.project_id, rule=rule, lead=lead, window=window, trigger=trigger
+            )
+    except IntegrityError:
+        return None
+
+
+def automation_execute(*, execution_id: int) -> None:
+    """Carry out a claimed execution's action."""
+    # claim it: a redelivered task finds attempts > 0 and does nothing
+    claimed = AutomationExecution.objects.filter(
+        id=execution_id, status=AutomationExecution.Status.PENDING, attempts=0
+    ).update(attempts=1)
+    execution = AutomationExecution.objects.select_related("rule__project", "lead").filter(id=execution_id).first()
+    if not claimed or execution is None:
+        return
+    rule, lead = execution.rule, execution.lead
+    run = actions.ActionRun(execution=execution, rule=rule, lead=lead, document=_lead_document(lead))
+    try:
+        action = actions.registry.get(rule.action)
+        if action is None:
+            raise LookupError(f"unknown action {rule.action!r}")
+        outcome = action.execute(run)
+    except Exception as exc:
+        logger.exception("automation %s failed", rule.id)
+        _execution_finish(execution, status=AutomationExecution.Status.FAILED, error=str(exc))
+        return
+    if outcome.status == "skipped":
+        _execution_finish(execution, status=AutomationExecution.Status.SKIPPED, error=outcome.reason)
+    elif outcome.status == "succeeded":
+        _execution_finish(execution, status=AutomationExecution.Status.SUCCEEDED)
+    # "delivering": the webhook delivery settles the execution's status
+
+
+def execution_deliver(*, run: actions.ActionRun, url: str, raw_body: dict[str, Any] | None = None) -> None:
+    """Queue the POST of a fired rule (signed `automation.fired` unless `raw_body` replaces it); it settles the run."""
+    rule = run.rule
+    with transaction.atomic():
+        delivery_create(
+            project_id=rule.project_id,
+            url=url,
+            event="automation.fired",
+            data={
+                "automation": {"id": rule.id, "name": rule.name},
+                "lead": run.document,
+                "trigger": run.execution.trigger,
+            },
+            execution=run.execution,
+            raw_body=raw_body,
+        )
+
+
+def lead_traits_update(*, lead_id: int, update: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    """Replace a lead's traits by `update(traits)` under its row lock; its fit is rescored after commit."""
+    with transaction.atomic():
+        locked = lead_lock(lead_id=lead_id)
+        if locked is None:
+            return
+        locked.traits = update(locked.traits)
+        locked.save(update_fields=["traits", "updated_at"])
+        transaction.on_commit(partial(lead_score_request, lead_ids=[locked.id]))
+
+
+def _execution_finish(execution: AutomationExecution, *, status: str, code: int | None = None, error: str = "") -> None:
+    AutomationExecution.objects.filter(id=execution.id).update(
+        status=status,
+        response_code=code,
+        error=engine.one_line(error),
+        attempts=max(execution.attempts, 1),
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )

@@ -1,0 +1,273 @@
+"""The lead endpoints: list, create, get, change, erase, export, timeline, breakdown, intelligence and history."""
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from accounts.scoping import ProjectApiView
+from core.openapi import page_of
+from core.queries import query_int
+from ingest.services import lead_create
+
+from .. import engine
+from ..selectors import (
+    LEAD_ORDERING_FIELDS,
+    lead_export,
+    lead_get,
+    lead_history_for_project,
+    lead_intelligence,
+    lead_score_breakdown,
+    lead_timeline,
+    leads_export_csv,
+    leads_for_project,
+)
+from ..serializers import (
+    IntelligenceSerializer,
+    LeadCreateSerializer,
+    LeadExportSerializer,
+    LeadSerializer,
+    LeadUpdateSerializer,
+    ScoreBreakdownSerializer,
+    ScoreHistorySerializer,
+    TimelineSerializer,
+)
+from ..services import lead_erase, lead_update
+from .pagination import StrictPageNumberPagination, page_parameters
+
+
+class LeadPagination(StrictPageNumberPagination):
+    max_page_size = 500
+
+
+STAGE_PARAMETER = OpenApiParameter(
+    "stage", OpenApiTypes.STR, enum=["", *engine.STAGES], description="Only leads in this stage (empty: all)."
+)
+LEAD_FILTER_PARAMETERS = [
+    STAGE_PARAMETER,
+    OpenApiParameter(
+        "anonymousId",
+        OpenApiTypes.STR,
+        description="Only the lead with this anonymous id, or the lead a device with this id was merged into.",
+    ),
+    OpenApiParameter(
+        "search",
+        OpenApiTypes.STR,
+        description="Case-insensitive substring of email, name, company, anonymous id or user id; "
+        "a number also matches the lead id.",
+    ),
+    OpenApiParameter(
+        "ordering",
+        OpenApiTypes.STR,
+        enum=["", *LEAD_ORDERING_FIELDS, *(f"-{name}" for name in LEAD_ORDERING_FIELDS)],
+        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`.",
+    ),
+]
+
+
+class LeadListApi(ProjectApiView):
+    @extend_schema(
+        summary="Create a lead, or return the one with this anonymous id",
+        tags=["Leads"],
+        request=LeadCreateSerializer,
+        responses={
+            201: OpenApiResponse(LeadSerializer, description="Created."),
+            200: OpenApiResponse(LeadSerializer, description="A lead with this anonymous id already exists."),
+        },
+    )
+    def post(self, request):
+        serializer = LeadCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        lead, created = lead_create(
+            project_id=self.project.id,
+            anonymous_id=data["anonymousId"],
+            email=data["email"].lower(),
+            name=data["name"],
+            company=data["company"],
+        )
+        return Response(LeadSerializer(lead).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="List the project's leads",
+        tags=["Leads"],
+        parameters=[*LEAD_FILTER_PARAMETERS, *page_parameters(LeadPagination.max_page_size)],
+        responses=page_of(LeadSerializer, "LeadPage"),
+    )
+    def get(self, request):
+        params = request.query_params
+        leads = leads_for_project(
+            project=self.project,
+            stage=params.get("stage"),
+            anonymous_id=params.get("anonymousId"),
+            search=params.get("search"),
+            ordering=params.get("ordering"),
+        )
+        paginator = LeadPagination()
+        page = paginator.paginate_queryset(leads, request, view=self)
+        return paginator.get_paginated_response(LeadSerializer(page, many=True).data)
+
+
+LEAD_ID = OpenApiParameter(
+    "lead_id",
+    OpenApiTypes.INT,
+    OpenApiParameter.PATH,
+    description="A lead id; a merged-away lead's id answers with the lead it was merged into.",
+)
+
+
+class LeadDetailApi(ProjectApiView):
+    @extend_schema(summary="Get a lead", tags=["Leads"], parameters=[LEAD_ID], responses=LeadSerializer)
+    def get(self, request, lead_id: str):
+        return Response(LeadSerializer(lead_get(project=self.project, lead_id=lead_id)).data)
+
+    @extend_schema(
+        summary="Replace a lead's editable fields",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        request=LeadUpdateSerializer,
+        responses=LeadSerializer,
+    )
+    def put(self, request, lead_id: str, partial: bool = False):
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        serializer = LeadUpdateSerializer(data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(LeadSerializer(lead_update(lead=lead, data=serializer.validated_data)).data)
+
+    @extend_schema(
+        summary="Change some of a lead's editable fields",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        request=LeadUpdateSerializer,
+        responses=LeadSerializer,
+    )
+    def patch(self, request, lead_id: str):
+        return self.put(request, lead_id, partial=True)
+
+    @extend_schema(
+        summary="Erase a lead and everything stored about it (GDPR; admins)",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses={204: OpenApiResponse(description="Erased.")},
+    )
+    def delete(self, request, lead_id: str):
+        self.require_admin()
+        lead_erase(lead=lead_get(project=self.project, lead_id=lead_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LeadExportApi(ProjectApiView):
+    """Everything stored about one lead, as JSON (GDPR access)."""
+
+    @extend_schema(
+        summary="Export everything stored about a lead (GDPR access)",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=LeadExportSerializer,
+    )
+    def get(self, request, lead_id: str):
+        return Response(lead_export(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class LeadsCsvExportApi(ProjectApiView):
+    """The project's leads as CSV, streamed, with the filters of the lead list."""
+
+    def perform_content_negotiation(self, request, force=False):
+        # `Accept: text/csv` must not 406: errors still render as JSON
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        summary="Export the project's leads as CSV",
+        tags=["Leads"],
+        parameters=LEAD_FILTER_PARAMETERS,
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="A header row, then one row per lead (formula-safe cells), streamed as an attachment.",
+            )
+        },
+    )
+    def get(self, request):
+        params = request.query_params
+        leads = leads_for_project(
+            project=self.project,
+            stage=params.get("stage"),
+            anonymous_id=params.get("anonymousId"),
+            search=params.get("search"),
+            ordering=params.get("ordering"),
+        )
+        response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="leads.csv"'
+        return response
+
+
+class LeadTimelineApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's newest events with the score change each made",
+        tags=["Leads"],
+        parameters=[
+            LEAD_ID,
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                description="How many events (default 200).",
+            ),
+        ],
+        responses=TimelineSerializer,
+    )
+    def get(self, request, lead_id: str):
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        limit = query_int(request, "limit", default=200, minimum=1, maximum=1000)
+        events = [
+            {
+                "eventId": event.event_id,
+                "eventType": event.name,
+                "timestamp": event.timestamp,
+                "properties": event.properties,
+                "scoreDelta": history.delta if history else None,
+                "newScore": history.new_score if history else None,
+            }
+            for event, history in lead_timeline(lead=lead, limit=limit)
+        ]
+        return Response({"lead": LeadSerializer(lead).data, "events": events})
+
+
+class LeadScoreBreakdownApi(ProjectApiView):
+    @extend_schema(
+        summary="Where a lead's score comes from",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=ScoreBreakdownSerializer,
+    )
+    def get(self, request, lead_id: str):
+        return Response(lead_score_breakdown(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class LeadIntelligenceApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's velocity, trend, risk and next sales action",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=IntelligenceSerializer,
+    )
+    def get(self, request, lead_id: str):
+        return Response(lead_intelligence(lead=lead_get(project=self.project, lead_id=lead_id)))
+
+
+class ScoreHistoryPagination(StrictPageNumberPagination):
+    max_page_size = 200
+
+
+class LeadHistoryApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's score changes, newest first",
+        tags=["Leads"],
+        parameters=[LEAD_ID, *page_parameters(ScoreHistoryPagination.max_page_size)],
+        responses=page_of(ScoreHistorySerializer, "LeadScoreHistoryPage"),
+    )
+    def get(self, request, lead_id: str):
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        paginator = ScoreHistoryPagination()
+        history = lead_history_for_project(project=self.project, lead=lead)
+        page = paginator.paginate_queryset(history, request, view=self)
+        return paginator.get_paginated_response(ScoreHistorySerializer(page, many=True).data)

@@ -1,0 +1,109 @@
+"""The scoring rule endpoints, and the preview of a proposed rule set."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from accounts.scoping import ProjectApiView
+from core.errors import ApplicationError
+from core.openapi import results_of
+
+from ..models import ScoringRule
+from ..selectors import rule_get, rules_for_project, rules_preview_proposed
+from ..serializers import PreviewSerializer, RulePreviewSerializer, RuleSerializer
+from ..services import rule_create, rule_delete, rule_update
+
+RULE_ID = OpenApiParameter("rule_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A scoring rule id.")
+
+
+class RuleListApi(ProjectApiView):
+    @extend_schema(
+        summary="List the project's scoring rules",
+        tags=["Rules"],
+        parameters=[
+            OpenApiParameter(
+                "kind",
+                OpenApiTypes.STR,
+                enum=["", *ScoringRule.Kind.values],
+                description="Only rules of this kind (empty: all).",
+            )
+        ],
+        responses=results_of(RuleSerializer, "ScoringRuleList"),
+    )
+    def get(self, request):
+        kind = request.query_params.get("kind")
+        if kind and kind not in ScoringRule.Kind.values:
+            raise ApplicationError("Must be engagement or fit.", field="kind")
+        return Response({"results": RuleSerializer(rules_for_project(project=self.project, kind=kind), many=True).data})
+
+    @extend_schema(
+        summary="Create a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        request=RuleSerializer,
+        responses={201: RuleSerializer},
+    )
+    def post(self, request):
+        self.require_admin()
+        serializer = RuleSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rule = rule_create(project=self.project, data=serializer.validated_data)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailApi(ProjectApiView):
+    @extend_schema(summary="Get a scoring rule", tags=["Rules"], parameters=[RULE_ID], responses=RuleSerializer)
+    def get(self, request, rule_id: str):
+        return Response(RuleSerializer(rule_get(project=self.project, rule_id=rule_id)).data)
+
+    @extend_schema(
+        summary="Replace a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        request=RuleSerializer,
+        responses=RuleSerializer,
+    )
+    def put(self, request, rule_id: str, partial: bool = False):
+        self.require_admin()
+        rule = rule_get(project=self.project, rule_id=rule_id)
+        serializer = RuleSerializer(rule, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(RuleSerializer(rule_update(rule=rule, data=serializer.validated_data)).data)
+
+    @extend_schema(
+        summary="Change some of a scoring rule's fields (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        request=RuleSerializer,
+        responses=RuleSerializer,
+    )
+    def patch(self, request, rule_id: str):
+        return self.put(request, rule_id, partial=True)
+
+    @extend_schema(
+        summary="Delete a scoring rule (admins); re-scores the project's leads",
+        tags=["Rules"],
+        parameters=[RULE_ID],
+        responses={204: OpenApiResponse(description="Deleted.")},
+    )
+    def delete(self, request, rule_id: str):
+        self.require_admin()
+        rule_delete(rule=rule_get(project=self.project, rule_id=rule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RulePreviewApi(ProjectApiView):
+    """What a proposed rule set (and settings) would do, without saving anything."""
+
+    @extend_schema(
+        summary="Preview what a proposed rule set and settings would do to the leads, saving nothing",
+        tags=["Rules"],
+        request=PreviewSerializer,
+        responses=RulePreviewSerializer,
+    )
+    def post(self, request):
+        project = self.project
+        serializer = PreviewSerializer(data=request.data, context={"project": project})
+        serializer.is_valid(raise_exception=True)
+        rows = [ScoringRule(id=-(i + 1), **data) for i, data in enumerate(serializer.validated_data["rules"])]
+        settings = serializer.validated_data.get("settings")
+        return Response(rules_preview_proposed(project=project, rows=rows, settings=settings))

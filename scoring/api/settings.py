@@ -1,0 +1,73 @@
+"""The project's scoring settings, and the re-score jobs their changes (and rule changes) start."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework.response import Response
+
+from accounts.scoping import ProjectApiView
+from core.openapi import results_of
+
+from ..selectors import rescore_job_get
+from ..serializers import RescoreJobSerializer, ScoringSettingsSerializer
+from ..services import scoring_settings_update
+
+
+class ScoringSettingsApi(ProjectApiView):
+    @extend_schema(
+        summary="The project's stage thresholds, score cap and decay",
+        tags=["Scoring"],
+        responses=ScoringSettingsSerializer,
+    )
+    def get(self, request):
+        return Response(ScoringSettingsSerializer(self.project).data)
+
+    @extend_schema(
+        summary="Replace the scoring settings (admins); re-scores the project's leads",
+        description="Thresholds must rise: warmThreshold < hotThreshold < qualifiedThreshold <= maxScore.",
+        tags=["Scoring"],
+        request=ScoringSettingsSerializer,
+        responses=ScoringSettingsSerializer,
+    )
+    def put(self, request, partial: bool = False):
+        self.require_admin()
+        serializer = ScoringSettingsSerializer(self.project, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return Response(
+            ScoringSettingsSerializer(
+                scoring_settings_update(project=self.project, data=serializer.validated_data)
+            ).data
+        )
+
+    @extend_schema(
+        summary="Change some scoring settings (admins); re-scores the project's leads",
+        description="Thresholds must rise: warmThreshold < hotThreshold < qualifiedThreshold <= maxScore "
+        "(unchanged ones keep their stored values).",
+        tags=["Scoring"],
+        request=ScoringSettingsSerializer,
+        responses=ScoringSettingsSerializer,
+    )
+    def patch(self, request):
+        return self.put(request, partial=True)
+
+
+class RescoreJobListApi(ProjectApiView):
+    @extend_schema(
+        summary="The project's 20 newest re-score jobs",
+        tags=["Scoring"],
+        responses=results_of(RescoreJobSerializer, "ScoringRescoreJobList"),
+    )
+    def get(self, request):
+        jobs = self.project.rescore_jobs.order_by("-id")[:20]
+        return Response({"results": RescoreJobSerializer(jobs, many=True).data})
+
+
+class RescoreJobDetailApi(ProjectApiView):
+    @extend_schema(
+        summary="A re-score job's progress",
+        tags=["Scoring"],
+        parameters=[
+            OpenApiParameter("job_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A re-score job id.")
+        ],
+        responses=RescoreJobSerializer,
+    )
+    def get(self, request, job_id: str):
+        return Response(RescoreJobSerializer(rescore_job_get(project=self.project, job_id=job_id)).data)
