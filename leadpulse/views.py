@@ -7,6 +7,7 @@ from django.views.defaults import server_error as django_server_error
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -59,7 +60,7 @@ class HealthApi(APIView):
             503: OpenApiResponse(health, description="Degraded: the database, Redis or every worker is down."),
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         health = system_health()
         return Response(health, status=200 if health["status"] == "ok" else 503)
 

@@ -3,6 +3,7 @@
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView
@@ -75,7 +76,7 @@ class LeadListApi(ProjectApiView):
             200: OpenApiResponse(LeadSerializer, description="A lead with this anonymous id already exists."),
         },
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         serializer = LeadCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -94,7 +95,7 @@ class LeadListApi(ProjectApiView):
         parameters=[*LEAD_FILTER_PARAMETERS, *page_parameters(LeadPagination.max_page_size)],
         responses=page_of(LeadSerializer, "LeadPage"),
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         params = request.query_params
         leads = leads_for_project(
             project=self.project,
@@ -118,7 +119,7 @@ LEAD_ID = OpenApiParameter(
 
 class LeadDetailApi(ProjectApiView):
     @extend_schema(summary="Get a lead", tags=["Leads"], parameters=[LEAD_ID], responses=LeadSerializer)
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         return Response(LeadSerializer(lead_get(project=self.project, lead_id=lead_id)).data)
 
     @extend_schema(
@@ -128,7 +129,7 @@ class LeadDetailApi(ProjectApiView):
         request=LeadUpdateSerializer,
         responses=LeadSerializer,
     )
-    def put(self, request, lead_id: str, partial: bool = False):
+    def put(self, request: Request, lead_id: str, partial: bool = False) -> Response:
         lead = lead_get(project=self.project, lead_id=lead_id)
         serializer = LeadUpdateSerializer(data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -141,7 +142,7 @@ class LeadDetailApi(ProjectApiView):
         request=LeadUpdateSerializer,
         responses=LeadSerializer,
     )
-    def patch(self, request, lead_id: str):
+    def patch(self, request: Request, lead_id: str) -> Response:
         return self.put(request, lead_id, partial=True)
 
     @extend_schema(
@@ -150,7 +151,7 @@ class LeadDetailApi(ProjectApiView):
         parameters=[LEAD_ID],
         responses={204: OpenApiResponse(description="Erased.")},
     )
-    def delete(self, request, lead_id: str):
+    def delete(self, request: Request, lead_id: str) -> Response:
         self.require_admin()
         lead_erase(lead=lead_get(project=self.project, lead_id=lead_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -165,7 +166,7 @@ class LeadExportApi(ProjectApiView):
         parameters=[LEAD_ID],
         responses=LeadExportSerializer,
     )
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         return Response(lead_export(lead=lead_get(project=self.project, lead_id=lead_id)))
 
 
@@ -187,7 +188,7 @@ class LeadsCsvExportApi(ProjectApiView):
             )
         },
     )
-    def get(self, request):
+    def get(self, request: Request) -> StreamingHttpResponse:
         params = request.query_params
         leads = leads_for_project(
             project=self.project,
@@ -215,7 +216,7 @@ class LeadTimelineApi(ProjectApiView):
         ],
         responses=TimelineSerializer,
     )
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(project=self.project, lead_id=lead_id)
         limit = query_int(request, "limit", default=200, minimum=1, maximum=1000)
         events = [
@@ -239,7 +240,7 @@ class LeadScoreBreakdownApi(ProjectApiView):
         parameters=[LEAD_ID],
         responses=ScoreBreakdownSerializer,
     )
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         return Response(lead_score_breakdown(lead=lead_get(project=self.project, lead_id=lead_id)))
 
 
@@ -250,7 +251,7 @@ class LeadIntelligenceApi(ProjectApiView):
         parameters=[LEAD_ID],
         responses=IntelligenceSerializer,
     )
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         return Response(lead_intelligence(lead=lead_get(project=self.project, lead_id=lead_id)))
 
 
@@ -265,7 +266,7 @@ class LeadHistoryApi(ProjectApiView):
         parameters=[LEAD_ID, *page_parameters(ScoreHistoryPagination.max_page_size)],
         responses=page_of(ScoreHistorySerializer, "LeadScoreHistoryPage"),
     )
-    def get(self, request, lead_id: str):
+    def get(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(project=self.project, lead_id=lead_id)
         paginator = ScoreHistoryPagination()
         history = lead_history_for_project(project=self.project, lead=lead)

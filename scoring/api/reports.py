@@ -1,6 +1,7 @@
 """Reporting: the leaderboard, stage counts and the dashboard's numbers."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView
@@ -28,7 +29,7 @@ class LeaderboardApi(ProjectApiView):
         ],
         responses=LeaderboardSerializer,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         limit = query_int(request, "limit", default=10, minimum=1, maximum=100)
         offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
         leads, count = leaderboard(project=self.project, limit=limit, offset=offset)
@@ -37,12 +38,12 @@ class LeaderboardApi(ProjectApiView):
 
 class LeaderboardByStageApi(ProjectApiView):
     @extend_schema(summary="How many live leads sit in each stage", tags=["Reports"], responses=StageCountsSerializer)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(lead_stage_counts(project=self.project))
 
 
 class AnalyticsDashboardApi(ProjectApiView):
     @extend_schema(summary="The overview dashboard's numbers", tags=["Reports"], responses=DashboardSerializer)
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         dashboard = project_dashboard(project=self.project)
         return Response({**dashboard, "topLeads": LeadSerializer(dashboard["topLeads"], many=True).data})

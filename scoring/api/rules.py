@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView
@@ -30,7 +31,7 @@ class RuleListApi(ProjectApiView):
         ],
         responses=results_of(RuleSerializer, "ScoringRuleList"),
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         kind = request.query_params.get("kind")
         if kind and kind not in ScoringRule.Kind.values:
             raise ApplicationError("Must be engagement or fit.", field="kind")
@@ -42,7 +43,7 @@ class RuleListApi(ProjectApiView):
         request=RuleSerializer,
         responses={201: RuleSerializer},
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         self.require_admin()
         serializer = RuleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -52,7 +53,7 @@ class RuleListApi(ProjectApiView):
 
 class RuleDetailApi(ProjectApiView):
     @extend_schema(summary="Get a scoring rule", tags=["Rules"], parameters=[RULE_ID], responses=RuleSerializer)
-    def get(self, request, rule_id: str):
+    def get(self, request: Request, rule_id: str) -> Response:
         return Response(RuleSerializer(rule_get(project=self.project, rule_id=rule_id)).data)
 
     @extend_schema(
@@ -62,7 +63,7 @@ class RuleDetailApi(ProjectApiView):
         request=RuleSerializer,
         responses=RuleSerializer,
     )
-    def put(self, request, rule_id: str, partial: bool = False):
+    def put(self, request: Request, rule_id: str, partial: bool = False) -> Response:
         self.require_admin()
         rule = rule_get(project=self.project, rule_id=rule_id)
         serializer = RuleSerializer(rule, data=request.data, partial=partial)
@@ -76,7 +77,7 @@ class RuleDetailApi(ProjectApiView):
         request=RuleSerializer,
         responses=RuleSerializer,
     )
-    def patch(self, request, rule_id: str):
+    def patch(self, request: Request, rule_id: str) -> Response:
         return self.put(request, rule_id, partial=True)
 
     @extend_schema(
@@ -85,7 +86,7 @@ class RuleDetailApi(ProjectApiView):
         parameters=[RULE_ID],
         responses={204: OpenApiResponse(description="Deleted.")},
     )
-    def delete(self, request, rule_id: str):
+    def delete(self, request: Request, rule_id: str) -> Response:
         self.require_admin()
         rule_delete(rule=rule_get(project=self.project, rule_id=rule_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -100,7 +101,7 @@ class RulePreviewApi(ProjectApiView):
         request=PreviewSerializer,
         responses=RulePreviewSerializer,
     )
-    def post(self, request):
+    def post(self, request: Request) -> Response:
         project = self.project
         serializer = PreviewSerializer(data=request.data, context={"project": project})
         serializer.is_valid(raise_exception=True)

@@ -1,6 +1,7 @@
 """The project's scoring settings, and the re-score jobs their changes (and rule changes) start."""
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView
@@ -17,7 +18,7 @@ class ScoringSettingsApi(ProjectApiView):
         tags=["Scoring"],
         responses=ScoringSettingsSerializer,
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         return Response(ScoringSettingsSerializer(self.project).data)
 
     @extend_schema(
@@ -27,7 +28,7 @@ class ScoringSettingsApi(ProjectApiView):
         request=ScoringSettingsSerializer,
         responses=ScoringSettingsSerializer,
     )
-    def put(self, request, partial: bool = False):
+    def put(self, request: Request, partial: bool = False) -> Response:
         self.require_admin()
         serializer = ScoringSettingsSerializer(self.project, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
@@ -45,7 +46,7 @@ class ScoringSettingsApi(ProjectApiView):
         request=ScoringSettingsSerializer,
         responses=ScoringSettingsSerializer,
     )
-    def patch(self, request):
+    def patch(self, request: Request) -> Response:
         return self.put(request, partial=True)
 
 
@@ -55,7 +56,7 @@ class RescoreJobListApi(ProjectApiView):
         tags=["Scoring"],
         responses=results_of(RescoreJobSerializer, "ScoringRescoreJobList"),
     )
-    def get(self, request):
+    def get(self, request: Request) -> Response:
         jobs = self.project.rescore_jobs.order_by("-id")[:20]
         return Response({"results": RescoreJobSerializer(jobs, many=True).data})
 
@@ -69,5 +70,5 @@ class RescoreJobDetailApi(ProjectApiView):
         ],
         responses=RescoreJobSerializer,
     )
-    def get(self, request, job_id: str):
+    def get(self, request: Request, job_id: str) -> Response:
         return Response(RescoreJobSerializer(rescore_job_get(project=self.project, job_id=job_id)).data)
