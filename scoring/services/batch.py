@@ -210,15 +210,7 @@ def _leads_fold(
         skipped = set(lead_ids) - claimed
         if skipped:  # locked by another worker (or erased): the live ones are tried again later
             result.busy |= set(Lead.objects.filter(id__in=skipped).values_list("id", flat=True))
-        handed_on: set[int] = set()
-        live = []
-        for lead in leads:
-            if lead.merged_into_id:
-                # events ingest attached just before the merge committed: hand them on
-                if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=lead.merged_into_id):
-                    handed_on.add(lead.merged_into_id)
-            else:
-                live.append(lead)
+        live, handed_on = _merged_handed_on(leads)
         pending, identity = _pending_facts({lead.id: lead for lead in live}, chunk)
         # an identity call committed after lead_identify looked: resolve it first, or it would be
         # folded as a plain event and the lead would never learn who it is
@@ -232,7 +224,6 @@ def _leads_fold(
         for lead in live:
             project: Project = lead.project
             policy = policies.setdefault(project.id, project_policy(project))
-            engagement_rules, fit_rules = rules[project.id]
             own = pending.get(lead.id, [])
             materialised = lead_materialised(lead)
             refold = not materialised.state.continues_with([fact for _, fact in own])
@@ -242,21 +233,7 @@ def _leads_fold(
             consumed = [pk for pk, _ in own]
             if len(own) >= chunk:
                 result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
-            if refold:  # a late event (or events a merge moved here): fold the whole log again
-                log = log_pages(lead_id=lead.id, pending=consumed)
-                batch.append(lead_refold(lead=lead, log=log, pending=consumed, rules=engagement_rules,
-                                         fit_rules=fit_rules, policy=policy, now=now))  # fmt: skip
-            else:
-                evaluation = engine.lead_evaluate(
-                    lead=materialised,
-                    events=[fact for _, fact in own],
-                    profile=lead_profile(lead),
-                    rules=engagement_rules,
-                    fit_rules=fit_rules,
-                    policy=policy,
-                    now=now,
-                )
-                batch.append(Scored(lead, evaluation, {fact.event_id: pk for pk, fact in own}, consumed, policy))
+            batch.append(_lead_scored(lead, materialised, own, rules[project.id], policy, now=now, refold=refold))
             result.events += len(consumed)
         evaluations_save(scored=batch, now=now)
         result.scored += len(batch)
@@ -266,6 +243,44 @@ def _leads_fold(
     for lead_id in deferred:
         held |= set(_leads_fold([lead_id], resolved=resolved, result=result, now=now, alone=True))
     return sorted(held)
+
+
+def _merged_handed_on(leads: list[Lead]) -> tuple[list[Lead], set[int]]:
+    """The claimed leads not merged away, and the survivors that merged ones handed late events on to."""
+    live: list[Lead] = []
+    handed_on: set[int] = set()
+    for lead in leads:
+        if lead.merged_into_id:
+            # events ingest attached just before the merge committed: hand them on
+            if Event.objects.filter(lead=lead, processed_at__isnull=True).update(lead_id=lead.merged_into_id):
+                handed_on.add(lead.merged_into_id)
+        else:
+            live.append(lead)
+    return live, handed_on
+
+
+def _lead_scored(
+    lead: Lead,
+    materialised: engine.Materialised,
+    own: list[tuple[int, engine.EventFact]],
+    rules: tuple[list[engine.Rule], list[engine.Rule]],
+    policy: engine.Policy,
+    *,
+    now: datetime,
+    refold: bool,
+) -> Scored:
+    """A locked lead's evaluation: its pending events folded on from its checkpoint, or its whole log again."""
+    engagement_rules, fit_rules = rules
+    consumed = [pk for pk, _ in own]
+    if refold:  # a late event (or events a merge moved here): fold the whole log again
+        log = log_pages(lead_id=lead.id, pending=consumed)
+        return lead_refold(lead=lead, log=log, pending=consumed, rules=engagement_rules, fit_rules=fit_rules,
+                           policy=policy, now=now)  # fmt: skip
+    evaluation = engine.lead_evaluate(
+        lead=materialised, events=[fact for _, fact in own], profile=lead_profile(lead), rules=engagement_rules,
+        fit_rules=fit_rules, policy=policy, now=now,
+    )  # fmt: skip
+    return Scored(lead, evaluation, {fact.event_id: pk for pk, fact in own}, consumed, policy)
 
 
 def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:
