@@ -1,0 +1,313 @@
+"""Leads on the wire: the lead, its edits, breakdown, intelligence, timeline, history and export."""
+
+import json
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_serializer, inline_serializer
+from rest_framework import serializers
+
+from core.fields import (
+    NO_NUL,
+    NOT_BLANK_NO_NUL,
+    StrictCharField,
+    StrictEmailField,
+    StrictSerializer,
+    json_value_schema,
+)
+from ingest.models import Event, Lead
+
+from ..models import ScoreHistory
+from .common import enum_field, openapi_patch
+
+
+@extend_schema_serializer(component_name="Lead")
+class LeadSerializer(serializers.ModelSerializer):
+    anonymousId = serializers.CharField(source="anonymous_id")
+    userId = serializers.CharField(source="user_id", help_text="Empty until the lead is identified.")
+    email = serializers.CharField(help_text="Lower-case; empty when unknown.")
+    currentScore = serializers.IntegerField(source="current_score", help_text="Engagement + fit, 0..maxScore.")
+    engagementScore = serializers.IntegerField(source="engagement_score")
+    fitScore = serializers.IntegerField(source="fit_score")
+    fitGrade = enum_field("LeadFitGrade", ["A", "B", "C", "D"], source="fit_grade")
+    leadStage = enum_field("LeadStage", Lead.Stage.values, source="lead_stage")
+    velocityScore = serializers.IntegerField(source="velocity_score", min_value=0, max_value=10)
+    eventsLast24h = serializers.IntegerField(source="events_last_24h")
+    lastEventAt = serializers.DateTimeField(source="last_event_at", allow_null=True)
+    firstSeenAt = serializers.DateTimeField(source="first_seen_at", allow_null=True)
+    createdAt = serializers.DateTimeField(source="created_at")
+
+    class Meta:
+        model = Lead
+        fields = [
+            "id",
+            "anonymousId",
+            "userId",
+            "email",
+            "name",
+            "company",
+            "currentScore",
+            "engagementScore",
+            "fitScore",
+            "fitGrade",
+            "leadStage",
+            "velocityScore",
+            "eventsLast24h",
+            "lastEventAt",
+            "firstSeenAt",
+            "createdAt",
+        ]
+
+
+@extend_schema_serializer(component_name="LeadCreate")
+@openapi_patch(request={"anonymousId": {"pattern": NOT_BLANK_NO_NUL}, "name": {"pattern": NO_NUL},
+                        "company": {"pattern": NO_NUL}})  # fmt: skip
+class LeadCreateSerializer(StrictSerializer):
+    anonymousId = StrictCharField(max_length=255)
+    email = StrictEmailField(max_length=254, required=False, allow_blank=True, default="")
+    name = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+    company = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+TRAITS_MAX_BYTES = 32 * 1024
+TRAITS_MAX_DEPTH = 5
+
+
+TRAITS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
+    "description": f"Free-form traits: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, "
+    f"at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
+}
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """How deeply objects and arrays nest in a JSON value (a flat object is 1), and whether a NUL occurs.
+
+    Iterative, so a hostile nesting cannot exhaust the stack.
+    """
+    depth, nul = 0, False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            depth = max(depth, level + 1)
+            nul = nul or any("\x00" in key for key in item)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, str):
+            nul = nul or "\x00" in item
+    return depth, nul
+
+
+@extend_schema_serializer(component_name="LeadUpdate")
+@openapi_patch(request={"name": {"pattern": NO_NUL}, "company": {"pattern": NO_NUL}, "traits": TRAITS_SCHEMA})
+class LeadUpdateSerializer(StrictSerializer):
+    """The fields a person may change on a lead; anything else (scores, ids, project) is refused."""
+
+    email = StrictEmailField(max_length=254, allow_blank=True)
+    name = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    company = StrictCharField(max_length=255, allow_blank=True, trim_whitespace=True)
+    traits = serializers.JSONField()
+
+    def validate_email(self, value: str) -> str:
+        return value.lower()
+
+    def validate_traits(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        depth, nul = json_shape(value)
+        if depth > TRAITS_MAX_DEPTH:
+            raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
+        if nul:
+            raise serializers.ValidationError("Must not contain NUL characters.")  # PostgreSQL's jsonb refuses them
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("Must be valid Unicode.") from None
+        if size > TRAITS_MAX_BYTES:
+            raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
+        return value
+
+
+# Response shapes of the reads built by selectors (plain dicts, documented here).
+
+
+class RuleRefSerializer(serializers.Serializer):
+    ruleId = serializers.IntegerField()
+    name = serializers.CharField(help_text="`(deleted rule)` when the rule no longer exists.")
+    eventType = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="LeadScoreBreakdownRule")
+class ScoreBreakdownRuleSerializer(RuleRefSerializer):
+    timesApplied = serializers.IntegerField()
+    points = serializers.IntegerField()
+
+
+@extend_schema_serializer(component_name="LeadScoreBreakdownFit")
+class ScoreBreakdownFitSerializer(RuleRefSerializer):
+    points = serializers.IntegerField()
+
+
+@extend_schema_serializer(component_name="LeadScoreBreakdown")
+class ScoreBreakdownSerializer(serializers.Serializer):
+    currentScore = serializers.IntegerField()
+    engagementScore = serializers.IntegerField()
+    fitScore = serializers.IntegerField()
+    fitGrade = enum_field("LeadFitGrade", ["A", "B", "C", "D"])
+    rules = ScoreBreakdownRuleSerializer(many=True, help_text="Engagement rules applied, largest effect first.")
+    clampAdjustment = serializers.IntegerField(help_text="Points lost to the 0..maxScore clamp while folding.")
+    decayBetweenEvents = serializers.IntegerField()
+    foldScore = serializers.IntegerField(help_text="Σ rule points + clampAdjustment + decayBetweenEvents.")
+    decaySinceLastEvent = serializers.IntegerField(help_text="foldScore + this = engagementScore.")
+    fit = ScoreBreakdownFitSerializer(many=True)
+    finalClampAdjustment = serializers.IntegerField(help_text="engagementScore + fitScore + this = currentScore.")
+    stale = serializers.BooleanField(help_text="Fit rules or traits changed since the last fold.")
+
+
+@extend_schema_serializer(component_name="LeadIntelligence")
+class IntelligenceSerializer(serializers.Serializer):
+    velocity = serializers.IntegerField(help_text="Events in the last 24 hours.")
+    velocityScore = serializers.IntegerField(min_value=0, max_value=10)
+    trend = enum_field("LeadTrend", ["increasing", "decreasing", "steady"], help_text="Against the previous 24 hours.")
+    eventsPrevious24h = serializers.IntegerField()
+    risk = enum_field("LeadRisk", ["low", "medium", "high"])
+    nextAction = enum_field(
+        "LeadNextAction",
+        ["immediate_sales_contact", "schedule_demo", "nurture_campaign", "re_engagement_required", "monitor"],
+    )
+    daysSinceLastEvent = serializers.IntegerField(allow_null=True, help_text="Null when the lead has no events.")
+    leadStage = enum_field("LeadStage", Lead.Stage.values)
+    currentScore = serializers.IntegerField()
+
+
+@extend_schema_serializer(component_name="LeadTimelineEvent")
+class TimelineEventSerializer(serializers.Serializer):
+    eventId = serializers.CharField()
+    eventType = serializers.CharField(help_text="The event name.")
+    timestamp = serializers.DateTimeField()
+    properties = serializers.DictField(child=serializers.JSONField())
+    scoreDelta = serializers.IntegerField(allow_null=True, help_text="Null until the event is scored.")
+    newScore = serializers.IntegerField(allow_null=True)
+
+
+@extend_schema_serializer(component_name="LeadTimeline")
+class TimelineSerializer(serializers.Serializer):
+    lead = LeadSerializer()
+    events = TimelineEventSerializer(many=True, help_text="The newest `limit` events, oldest first.")
+
+
+@extend_schema_serializer(component_name="LeadScoreHistory")
+class ScoreHistorySerializer(serializers.ModelSerializer):
+    reason = enum_field("LeadScoreChangeReason", ScoreHistory.Reason.values)
+    oldScore = serializers.IntegerField(source="old_score")
+    newScore = serializers.IntegerField(source="new_score")
+    occurredAt = serializers.DateTimeField(source="occurred_at")
+    eventId = serializers.CharField(source="event_uid", allow_null=True, help_text="The event's client id, if any.")
+    details = serializers.JSONField(help_text="Which rules produced the delta: `[{ruleId, points}]` for rules.")
+
+    class Meta:
+        model = ScoreHistory
+        fields = ["id", "reason", "oldScore", "newScore", "delta", "occurredAt", "eventId", "details"]
+
+
+class JsonObjectField(serializers.DictField):
+    child = serializers.JSONField()
+
+
+@extend_schema_serializer(component_name="LeadExportLead")
+class ExportLeadSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    createdAt = serializers.DateTimeField()
+    updatedAt = serializers.DateTimeField()
+    projectId = serializers.IntegerField()
+    anonymousId = serializers.CharField()
+    userId = serializers.CharField()
+    email = serializers.CharField()
+    name = serializers.CharField()
+    company = serializers.CharField()
+    traits = JsonObjectField()
+    currentScore = serializers.IntegerField()
+    engagementScore = serializers.IntegerField()
+    fitScore = serializers.IntegerField()
+    fitGrade = enum_field("LeadFitGrade", ["A", "B", "C", "D"])
+    leadStage = enum_field("LeadStage", Lead.Stage.values)
+    velocityScore = serializers.IntegerField()
+    eventsLast24h = serializers.IntegerField()
+    firstSeenAt = serializers.DateTimeField(allow_null=True)
+    lastEventAt = serializers.DateTimeField(allow_null=True)
+    lastScoredAt = serializers.DateTimeField(allow_null=True)
+    foldState = JsonObjectField(help_text="The scoring fold's resumable state.")
+    mergedIntoId = serializers.IntegerField(allow_null=True)
+
+
+@extend_schema_serializer(component_name="LeadExportIdentity")
+class ExportIdentitySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    anonymousId = serializers.CharField()
+    userId = serializers.CharField()
+    email = serializers.CharField()
+    name = serializers.CharField()
+    company = serializers.CharField()
+    traits = JsonObjectField()
+    createdAt = serializers.DateTimeField()
+    mergedAt = serializers.DateTimeField()
+
+
+# a serializer cannot declare a field named "context" (the serializer's own attribute): built inline
+ExportEventSerializer = inline_serializer(
+    "LeadExportEvent",
+    fields={
+        "eventId": serializers.CharField(),
+        "type": enum_field("LeadExportEventType", Event.Type.values),
+        "name": serializers.CharField(),
+        "timestamp": serializers.DateTimeField(),
+        "receivedAt": serializers.DateTimeField(),
+        "properties": JsonObjectField(),
+        "context": JsonObjectField(),
+        "sessionId": serializers.CharField(),
+        "anonymousId": serializers.CharField(),
+        "userId": serializers.CharField(),
+    },
+    many=True,
+    help_text="Oldest first, at most 10,000.",
+)
+
+
+@extend_schema_serializer(component_name="LeadExportScoreHistory")
+class ExportHistorySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = enum_field("LeadScoreChangeReason", ScoreHistory.Reason.values)
+    oldScore = serializers.IntegerField()
+    newScore = serializers.IntegerField()
+    delta = serializers.IntegerField()
+    details = serializers.JSONField()
+    occurredAt = serializers.DateTimeField()
+    eventId = serializers.CharField(allow_null=True)
+
+
+@extend_schema_serializer(component_name="LeadExportExecution")
+class ExportExecutionSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    ruleId = serializers.IntegerField()
+    ruleName = serializers.CharField()
+    leadId = serializers.IntegerField()
+    trigger = JsonObjectField()
+    status = enum_field("LeadExportExecutionStatus", ["pending", "succeeded", "failed", "skipped"])
+    attempts = serializers.IntegerField()
+    responseCode = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField()
+    createdAt = serializers.DateTimeField()
+    finishedAt = serializers.DateTimeField(allow_null=True)
+
+
+@extend_schema_serializer(component_name="LeadExport")
+class LeadExportSerializer(serializers.Serializer):
+    lead = ExportLeadSerializer()
+    mergedIdentities = ExportIdentitySerializer(many=True)
+    events = ExportEventSerializer
+    scoreHistory = ExportHistorySerializer(many=True, help_text="Oldest first, at most 10,000.")
+    automationExecutions = ExportExecutionSerializer(many=True)
+    truncated = serializers.BooleanField(help_text="Events or score history stopped at the limit.")
