@@ -199,9 +199,9 @@ def _leads_fold(
     """Claim the leads and fold their pending events in one transaction, adding to `result`.
 
     Returns the leads held back: an identity call among the events read is not in `resolved`.
-    A lead whose fold must start again from its first event (a late event, or events a merge
-    moved here) is refolded after the batch, in a transaction of its own (`alone`): a long log
-    does not hold the batch's other leads.
+    The leads whose fold must start again from their first event (a late event, or events a
+    merge moved here) are refolded after the batch, together in a transaction of their own
+    (`alone`): a long log does not hold the batch's other leads.
     """
     chunk = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     with transaction.atomic():
@@ -239,10 +239,9 @@ def _leads_fold(
         result.scored += len(batch)
         if handed_on:
             transaction.on_commit(partial(pipeline.lead_score_request, lead_ids=handed_on))
-    held = set(unresolved)
-    for lead_id in deferred:
-        held |= set(_leads_fold([lead_id], resolved=resolved, result=result, now=now, alone=True))
-    return sorted(held)
+    if deferred:
+        unresolved |= set(_leads_fold(deferred, resolved=resolved, result=result, now=now, alone=True))
+    return sorted(unresolved)
 
 
 def _merged_handed_on(leads: list[Lead]) -> tuple[list[Lead], set[int]]:
