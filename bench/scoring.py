@@ -12,6 +12,7 @@ Phases, in order:
            on uvicorn; both propose page_view at `--points` points
   rescore  `scoring.services.rule_update` sets page_view to `--points` on the same worker;
            wall = the update -> the re-score job succeeded
+The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
 With `--concurrency 1,2` the score phase is repeated on a copy of the loaded database.
 Prints a table, writes bench/results/scoring.json; child logs go to bench/results/scoring_*.log.
 """
@@ -330,6 +331,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--days", type=float, default=30, help="event timestamps spread over the last N days")
     p.add_argument("--skew", type=float, default=1.5, help="lead skew exponent after one event per lead (1 = uniform)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--no-analyze",
+        dest="analyze",
+        action="store_false",
+        help="leave the loaded tables without planner statistics (as before autovacuum runs)",
+    )
     p.add_argument("--concurrency", default="1", help="comma-separated worker concurrencies for the score phase")
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
@@ -360,6 +367,11 @@ def main() -> None:
     loaded = django_child("load", LOAD_CODE, load, args.timeout)
     print(f"loaded {loaded['accepted']} events in {loaded['seconds']:.1f} s", flush=True)
     redis.Redis.from_url(REDIS_URL).flushdb()  # nothing queued: the backlog waits in PostgreSQL
+    if args.analyze:
+        # What autovacuum does within a minute of a bulk load (10% of a table changed): without
+        # statistics the planner guesses, and scoring's reads run several times slower.
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            conn.execute("ANALYZE")
     if len(args.concurrency) > 1:
         db_snapshot()
 
