@@ -356,9 +356,19 @@ def test_erasing_the_lead_a_device_is_about_to_merge_into_leaves_the_device_on_i
     logs.assert_clean()
 
 
-def test_erasing_the_lead_a_device_is_being_merged_into_erases_the_device_too(live_pipeline, rows):
+@pytest.mark.parametrize(
+    "erased",
+    [
+        # the lead the device is being merged into: the merge commits first, so the erase takes the device with it
+        "known",
+        # the device itself (the API still sees it unmerged): its events, now the known lead's, are not left
+        # behind, as the erase follows the merge (a DELETE sent a moment later resolves to the survivor too)
+        "device",
+    ],
+)
+def test_erasing_either_lead_of_a_merge_in_flight_erases_both(live_pipeline, rows, erased):
     logs = WorkerLogs(live_pipeline)
-    project, owner, key = project_with_owner(name="Erased during merge")
+    project, owner, key = project_with_owner(name=f"Erased during merge ({erased})")
     known, device = known_person_and_device(live_pipeline, key, project)
     device_identifies_as_the_known_person(key)
     erased_events = [*event_ids(known, device), "dev-who"]
@@ -369,42 +379,15 @@ def test_erasing_the_lead_a_device_is_being_merged_into_erases_the_device_too(li
             lead_score_wake(force=True)
             merge = rows.wait_for_waiter(rows.pid, statement=MERGE_MOVES, message="the merge to move events")
 
-            # when the known lead is erased meanwhile: the erase waits for the merge
-            status = erase_in_background(pool, owner, known)
+            # when one of the two leads is erased meanwhile: the erase waits for the merge
+            status = erase_in_background(pool, owner, known if erased == "known" else device)
             rows.wait_for_waiter(merge, statement=ERASE_LOCKS_LEAD, message="the erase to wait for the merge")
         assert status.result(timeout=60) == 204
 
-    # then the merge committed first, so the erase takes the device with it: no lead comes back without its events
+    # then both leads and all their events are gone: no lead comes back without its events
     live_pipeline.wait_idle()
     assert_erased(project, [known.id, device.id], ["crm", "dev"], erased_events)
     assert not Lead.objects.filter(project=project).exists()
-    assert not Event.objects.filter(project=project).exists()
-    assert_rollups_exact(project)
-    logs.assert_clean()
-
-
-def test_erasing_a_device_while_it_is_merged_into_a_known_lead_erases_the_person_it_became(live_pipeline, rows):
-    logs = WorkerLogs(live_pipeline)
-    project, owner, key = project_with_owner(name="Erased merge source")
-    known, device = known_person_and_device(live_pipeline, key, project)
-    device_identifies_as_the_known_person(key)
-    erased_events = [*event_ids(known, device), "dev-who"]
-
-    # given a worker merging the device into the known lead, stopped moving the device's events
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with rows.holding(Event.objects.filter(lead=device).first()):
-            lead_score_wake(force=True)
-            merge = rows.wait_for_waiter(rows.pid, statement=MERGE_MOVES, message="the merge to move events")
-
-            # when the device is erased meanwhile (the API still sees it unmerged): the erase waits for the merge
-            status = erase_in_background(pool, owner, device)
-            rows.wait_for_waiter(merge, statement=ERASE_LOCKS_LEAD, message="the erase to wait for the merge")
-        assert status.result(timeout=60) == 204
-
-    # then the device's events, now the known lead's, are not left behind: the erase follows the merge,
-    # as the same DELETE sent a moment later would (the API resolves a merged lead to its survivor)
-    live_pipeline.wait_idle()
-    assert_erased(project, [known.id, device.id], ["crm", "dev"], erased_events)
     assert not Event.objects.filter(project=project).exists()
     assert_rollups_exact(project)
     logs.assert_clean()
