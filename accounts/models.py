@@ -1,7 +1,7 @@
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from core.models import TimeStampedModel
@@ -45,31 +45,11 @@ class Project(TimeStampedModel):
     name = models.CharField(max_length=200)
     domain = models.CharField(max_length=253, blank=True)
     is_active = models.BooleanField(default=True)
-    # Stage thresholds: cold < warm_threshold <= warm < hot_threshold <= hot < qualified_threshold <= qualified.
-    warm_threshold = models.PositiveIntegerField(default=11)
-    hot_threshold = models.PositiveIntegerField(default=31)
-    qualified_threshold = models.PositiveIntegerField(default=60)
-    max_score = models.PositiveIntegerField(default=10000)
-    # Inactivity decay: after decay_grace_days idle days, lose decay_rate_percent % a day.
-    decay_enabled = models.BooleanField(default=True)
-    decay_rate_percent = models.FloatField(default=5.0)
-    decay_grace_days = models.PositiveIntegerField(default=7)
     # Ingest events per second for this project's write key; null: LEADPULSE_RATE_INGEST_KEY.
     ingest_rate_per_second = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(warm_threshold__gt=0)
-                & Q(hot_threshold__gt=F("warm_threshold"))
-                & Q(qualified_threshold__gt=F("hot_threshold"))
-                & Q(max_score__gte=F("qualified_threshold")),
-                name="project_thresholds_monotonic",
-            ),
-            models.CheckConstraint(
-                condition=Q(decay_rate_percent__gte=0) & Q(decay_rate_percent__lte=100),
-                name="project_decay_rate_percent",
-            ),
             models.CheckConstraint(
                 condition=Q(ingest_rate_per_second__isnull=True) | Q(ingest_rate_per_second__gte=1),
                 name="project_ingest_rate_positive",

@@ -7,7 +7,7 @@ database.
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -432,6 +432,53 @@ def lead_evaluate(
         writes=True,
         changed=score != before.score or stage != before.stage,
     )
+
+
+@dataclass(frozen=True)
+class Model:
+    """A scoring model as the engine takes it: its engagement rules, fit rules and policy."""
+
+    id: int
+    key: str
+    rules: tuple[Rule, ...] = ()
+    fit_rules: tuple[Rule, ...] = ()
+    policy: Policy = field(default_factory=Policy)
+    primary: bool = True
+
+
+def models_evaluate(
+    *,
+    models: Sequence[Model],
+    leads: Mapping[int, Materialised],
+    events: Iterable[EventFact],
+    profile: dict[str, Any],
+    now: datetime,
+    refold: bool = False,
+    purpose: str = "score",
+    final: bool = True,
+    before: Mapping[int, Materialised] | None = None,
+) -> dict[int, Evaluation]:
+    """`lead_evaluate` under each of the project's models, over one read of the events: model id -> evaluation.
+
+    `leads` (and `before`): the lead as each model left it (a model with none starts from nothing).
+    """
+    events = list(events)
+    return {
+        model.id: lead_evaluate(
+            lead=leads.get(model.id) or Materialised(),
+            events=events,
+            profile=profile,
+            rules=model.rules,
+            fit_rules=model.fit_rules,
+            policy=model.policy,
+            now=now,
+            refold=refold,
+            purpose=purpose,
+            final=final,
+            before=None if before is None else before.get(model.id) or Materialised(),
+        )
+        for model in models
+    }
 
 
 def _unchanged(lead: Materialised, policy: Policy) -> Evaluation:

@@ -5,10 +5,9 @@ from typing import Any
 
 from django import forms
 
-from accounts.models import Project
 from ingest.models import Lead
 
-from .models import ScoringRule
+from .models import ScoringModel, ScoringRule
 from .selectors import LEAD_ORDERING_FIELDS
 from .serializers import RuleSerializer, ScoringSettingsSerializer
 
@@ -96,16 +95,16 @@ class ScoringSettingsForm(forms.Form):
     decayRatePercent = forms.FloatField(label="Decay % per day")
     decayGraceDays = forms.IntegerField(label="Grace days")
 
-    def __init__(self, data: Any = None, *, project: Project) -> None:
-        super().__init__(data, initial=ScoringSettingsSerializer(project).data)
-        self.project = project
+    def __init__(self, data: Any = None, *, model: ScoringModel) -> None:
+        super().__init__(data, initial=ScoringSettingsSerializer(model).data)
+        self.model = model
         self.validated_data: dict[str, Any] = {}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
-        serializer = ScoringSettingsSerializer(self.project, data=cleaned, context={"project": self.project})
+        serializer = ScoringSettingsSerializer(self.model, data=cleaned)
         if serializer.is_valid():
             self.validated_data = dict(serializer.validated_data)
         else:

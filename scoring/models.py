@@ -1,7 +1,80 @@
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from core.models import TimeStampedModel
+
+MODELS_PER_PROJECT = 25
+
+
+class ScoringModel(TimeStampedModel):
+    """One way of scoring a project's leads: its own rules, stage thresholds, score range and decay.
+
+    A project has 1 to MODELS_PER_PROJECT of them. Exactly one is primary: it drives the lead's
+    `current_score`, `lead_stage` and `fit_grade`; the others' results are `LeadScore` rows.
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="scoring_models")
+    key = models.SlugField(max_length=50)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    is_primary = models.BooleanField(default=False)
+    # Stage thresholds: cold < warm_threshold <= warm < hot_threshold <= hot < qualified_threshold <= qualified.
+    warm_threshold = models.PositiveIntegerField(default=11)
+    hot_threshold = models.PositiveIntegerField(default=31)
+    qualified_threshold = models.PositiveIntegerField(default=60)
+    max_score = models.PositiveIntegerField(default=10000)
+    # Inactivity decay: after decay_grace_days idle days, lose decay_rate_percent % a day.
+    decay_enabled = models.BooleanField(default=True)
+    decay_rate_percent = models.FloatField(default=5.0)
+    decay_grace_days = models.PositiveIntegerField(default=7)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="scoring_model_unique_key"),
+            models.UniqueConstraint(fields=["project"], condition=Q(is_primary=True), name="scoring_model_one_primary"),
+            models.CheckConstraint(
+                condition=Q(warm_threshold__gt=0)
+                & Q(hot_threshold__gt=F("warm_threshold"))
+                & Q(qualified_threshold__gt=F("hot_threshold"))
+                & Q(max_score__gte=F("qualified_threshold")),
+                name="scoring_model_thresholds_monotonic",
+            ),
+            models.CheckConstraint(
+                condition=Q(decay_rate_percent__gte=0) & Q(decay_rate_percent__lte=100),
+                name="scoring_model_decay_rate_percent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}{' (primary)' if self.is_primary else ''}"
+
+
+class LeadScore(models.Model):
+    """A lead's result under one of its project's non-primary models (the primary's is on the lead).
+
+    A cache of that model's fold over the lead's log, like the lead's own score columns.
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="lead_scores")
+    lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="model_scores")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="lead_scores")
+    score = models.IntegerField(default=0)
+    engagement = models.IntegerField(default=0)
+    fit = models.IntegerField(default=0)
+    grade = models.CharField(max_length=1, default="C")
+    stage = models.CharField(max_length=16, default="cold")
+    fold_state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lead", "model"], name="lead_score_unique_model")]
+        indexes = [
+            models.Index(fields=["model", "-score"], name="lead_score_model_score_idx"),
+            models.Index(fields=["model", "stage"], name="lead_score_model_stage_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lead_id}/{self.model_id}: {self.score} {self.stage}"
 
 
 class ScoringRule(TimeStampedModel):
@@ -12,6 +85,7 @@ class ScoringRule(TimeStampedModel):
         FIT = "fit"
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="scoring_rules")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="rules")
     name = models.CharField(max_length=200, blank=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.ENGAGEMENT)
     # Engagement rules: the event name they score, or "*" for every event. Unused by fit rules.
@@ -43,6 +117,7 @@ class ScoreHistory(models.Model):
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="score_history")
     lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="score_history")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="history")
     event = models.ForeignKey(
         "ingest.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="score_history"
     )
@@ -59,10 +134,10 @@ class ScoreHistory(models.Model):
         verbose_name_plural = "score history"
         constraints = [
             models.UniqueConstraint(
-                fields=["lead", "event"], condition=Q(event__isnull=False), name="history_unique_lead_event"
+                fields=["lead", "model", "event"], condition=Q(event__isnull=False), name="history_unique_lead_event"
             ),
         ]
-        indexes = [models.Index(fields=["lead", "occurred_at"], name="history_lead_time_idx")]
+        indexes = [models.Index(fields=["lead", "model", "occurred_at"], name="history_lead_time_idx")]
 
     def __str__(self) -> str:
         return f"{self.lead_id}: {self.old_score} → {self.new_score} ({self.reason})"

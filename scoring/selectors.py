@@ -16,8 +16,8 @@ from ingest.models import Event, Lead
 from ingest.selectors import event_numbers
 
 from . import engine
-from .models import RescoreJob, ScoreHistory, ScoringRule
-from .services.fold import facts, lead_profile, project_policy, project_rules, rule_from_row
+from .models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
+from .services.fold import facts, lead_profile, model_policy, project_rules, rule_from_row
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -157,8 +157,26 @@ def lead_intelligence(*, lead: Lead, now: datetime | None = None) -> dict[str, A
     }
 
 
-def rules_for_project(*, project: Project, kind: str | None = None) -> QuerySet[ScoringRule]:
+def scoring_models_for_project(*, project: Project) -> QuerySet[ScoringModel]:
+    """The project's scoring models, the primary one first."""
+    return ScoringModel.objects.filter(project=project).order_by("-is_primary", "id")
+
+
+def scoring_model_get(*, project: Project, key: str | None = None) -> ScoringModel:
+    """The project's model with this key (the `?model=` of the API and pages); the primary one without."""
+    models = ScoringModel.objects.filter(project=project)
+    model = models.filter(key=key).first() if key else models.filter(is_primary=True).first()
+    if model is None:
+        raise NotFound("Scoring model not found.")
+    return model
+
+
+def rules_for_project(
+    *, project: Project, kind: str | None = None, model: ScoringModel | None = None
+) -> QuerySet[ScoringRule]:
+    """The rules of one of the project's models (the primary one by default)."""
     rules = ScoringRule.objects.filter(project=project).order_by("id")
+    rules = rules.filter(model=model) if model else rules.filter(model__is_primary=True)
     return rules.filter(kind=kind) if kind else rules
 
 
@@ -337,18 +355,19 @@ def rules_preview_proposed(
 ) -> dict[str, Any]:
     """What a proposed rule set (unsaved rule rows) and settings would do to the project, saving nothing."""
     active = [row for row in rows if row.is_active]
-    current = {f.attname: getattr(project, f.attname) for f in Project._meta.concrete_fields}
+    primary = scoring_model_get(project=project)
+    current = {f.attname: getattr(primary, f.attname) for f in ScoringModel._meta.concrete_fields}
     return rules_preview(
         project=project,
         engagement_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.ENGAGEMENT],
         fit_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.FIT],
-        policy=project_policy(Project(**{**current, **(settings or {})})),
+        policy=model_policy(ScoringModel(**{**current, **(settings or {})})),
     )
 
 
 def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringRule | None = None) -> dict[str, Any]:
     """What the project's rules would do with this rule added (or `rule` changed to `data`), saving nothing."""
-    rows = list(ScoringRule.objects.filter(project=project).order_by("id"))
+    rows = list(rules_for_project(project=project))
     proposed = next((row for row in rows if rule is not None and row.id == rule.id), None)
     if proposed is None:
         proposed = ScoringRule(id=-1, project=project)

@@ -28,6 +28,7 @@ from .selectors import (
     rule_get,
     rules_for_project,
     rules_preview_with,
+    scoring_model_get,
 )
 from .services import rule_create, rule_delete, rule_update, scoring_settings_update
 
@@ -117,7 +118,7 @@ def _rules_render(
         "engagement_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.ENGAGEMENT],
         "fit_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.FIT],
         "rule_form": rule_form or RuleForm(),
-        "settings_form": settings_form or ScoringSettingsForm(project=project),
+        "settings_form": settings_form or ScoringSettingsForm(model=scoring_model_get(project=project)),
         "editing": editing,
         "preview": preview,
         "jobs": rescore_jobs_recent(project=project),
@@ -182,11 +183,11 @@ def rule_delete_view(request: ProjectRequest, rule_id: int) -> HttpResponse:
 def scoring_settings_update_view(request: ProjectRequest) -> HttpResponse:
     """Thresholds, score range and decay; a change re-scores the project."""
     _require_editor(request)
-    project = request.project
-    form = ScoringSettingsForm(request.POST, project=project)
+    model = scoring_model_get(project=request.project)
+    form = ScoringSettingsForm(request.POST, model=model)
     if not form.is_valid():
         return _rules_render(request, settings_form=form)
-    scoring_settings_update(project=project, data=form.validated_data)
+    scoring_settings_update(model=model, data=form.validated_data)
     messages.success(request, "Settings saved; the project is being re-scored.")
     return redirect("scoring:rule_list")
 

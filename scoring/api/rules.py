@@ -10,7 +10,7 @@ from core.errors import ApplicationError
 from core.openapi import results_of
 
 from ..models import ScoringRule
-from ..selectors import rule_get, rules_for_project, rules_preview_proposed
+from ..selectors import rule_get, rules_for_project, rules_preview_proposed, scoring_model_get
 from ..serializers import PreviewSerializer, RulePreviewSerializer, RuleSerializer
 from ..services import rule_create, rule_delete, rule_update
 
@@ -103,7 +103,8 @@ class RulePreviewApi(ProjectApiView):
     )
     def post(self, request: Request) -> Response:
         project = self.project
-        serializer = PreviewSerializer(data=request.data, context={"project": project})
+        model = scoring_model_get(project=project)
+        serializer = PreviewSerializer(data=request.data, context={"project": project, "model": model})
         serializer.is_valid(raise_exception=True)
         rows = [ScoringRule(id=-(i + 1), **data) for i, data in enumerate(serializer.validated_data["rules"])]
         settings = serializer.validated_data.get("settings")

@@ -7,7 +7,8 @@ from rest_framework.response import Response
 from accounts.scoping import ProjectApiView
 from core.openapi import results_of
 
-from ..selectors import rescore_job_get
+from ..models import ScoringModel
+from ..selectors import rescore_job_get, scoring_model_get
 from ..serializers import RescoreJobSerializer, ScoringSettingsSerializer
 from ..services import scoring_settings_update
 
@@ -19,7 +20,10 @@ class ScoringSettingsApi(ProjectApiView):
         responses=ScoringSettingsSerializer,
     )
     def get(self, request: Request) -> Response:
-        return Response(ScoringSettingsSerializer(self.project).data)
+        return Response(ScoringSettingsSerializer(self._model(request)).data)
+
+    def _model(self, request: Request) -> ScoringModel:
+        return scoring_model_get(project=self.project, key=request.query_params.get("model"))
 
     @extend_schema(
         summary="Replace the scoring settings (admins); re-scores the project's leads",
@@ -30,12 +34,11 @@ class ScoringSettingsApi(ProjectApiView):
     )
     def put(self, request: Request, partial: bool = False) -> Response:
         self.require_admin()
-        serializer = ScoringSettingsSerializer(self.project, data=request.data, partial=partial)
+        model = self._model(request)
+        serializer = ScoringSettingsSerializer(model, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return Response(
-            ScoringSettingsSerializer(
-                scoring_settings_update(project=self.project, data=serializer.validated_data)
-            ).data
+            ScoringSettingsSerializer(scoring_settings_update(model=model, data=serializer.validated_data)).data
         )
 
     @extend_schema(

@@ -157,7 +157,7 @@ class ScoringSettingsSerializer(StrictSerializer):
     decayGraceDays = StrictIntegerField(source="decay_grace_days", min_value=0, max_value=365)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        base = self.instance or self.context["project"]
+        base = self.instance
         merged = {name: attrs.get(name, getattr(base, name)) for name in (
             "warm_threshold", "hot_threshold", "qualified_threshold", "max_score")}  # fmt: skip
         if (
@@ -216,8 +216,7 @@ class PreviewSerializer(StrictSerializer):
 
     def validate_settings(self, value: dict[str, Any]) -> dict[str, Any]:
         """Proposed settings, any subset, checked against the project's others."""
-        project = self.context["project"]
-        settings = ScoringSettingsSerializer(project, data=value, partial=True, context=self.context)
+        settings = ScoringSettingsSerializer(self.context["model"], data=value, partial=True, context=self.context)
         settings.is_valid(raise_exception=True)
         return dict(settings.validated_data)
 

@@ -15,23 +15,24 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from accounts.models import Project
 from core import pipeline
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
 
 from .. import engine
-from ..models import ScoringRule
+from ..models import ScoringModel, ScoringRule
 from .fold import (
+    Materialiseds,
     Scored,
+    checkpoints_agree,
+    engine_models,
     evaluations_save,
-    lead_materialised,
     lead_profile,
     lead_refold,
+    leads_decay_evaluate,
+    leads_materialised,
     log_pages,
-    project_policy,
     quoted_columns,
-    rule_from_row,
 )
 from .identity import lead_identify
 
@@ -51,28 +52,34 @@ class BatchResult:
     more: set[int] = field(default_factory=set)  # a chunk folded, more events pending: carry on
 
 
-# Compiled rules per project, keyed by the rows' (id, updated_at): a rule created, changed,
-# deactivated or deleted changes the key, so the cache never serves a stale rule set.
-_rules_cache: dict[int, tuple[tuple, tuple[list[engine.Rule], list[engine.Rule]]]] = {}
+# Compiled models per project, keyed by the models' and active rules' (id, updated_at): a model or
+# rule created, changed, deactivated or deleted changes the key, so the cache never serves stale rules.
+_models_cache: dict[int, tuple[tuple, list[engine.Model]]] = {}
 
 
-def projects_rules(*, project_ids: Iterable[int]) -> dict[int, tuple[list[engine.Rule], list[engine.Rule]]]:
-    """Each project's active (engagement, fit) rules: one small query, compiled once per version."""
+def projects_models(*, project_ids: Iterable[int]) -> dict[int, list[engine.Model]]:
+    """Each project's scoring models (primary first) with their active rules: two small queries, compiled
+    once per version."""
     ids = sorted(set(project_ids))
     versions: dict[int, list[tuple]] = {pid: [] for pid in ids}
+    models = ScoringModel.objects.filter(project_id__in=ids).order_by("project_id", "id")
+    for project_id, model_id, primary, updated_at in models.values_list("project_id", "id", "is_primary", "updated_at"):
+        versions[project_id].append(("model", model_id, primary, updated_at))
     active = ScoringRule.objects.filter(project_id__in=ids, is_active=True).order_by("project_id", "id")
     for project_id, rule_id, updated_at in active.values_list("project_id", "id", "updated_at"):
         versions[project_id].append((rule_id, updated_at))
-    stale = [pid for pid in ids if pid not in _rules_cache or _rules_cache[pid][0] != tuple(versions[pid])]
+    stale = [pid for pid in ids if pid not in _models_cache or _models_cache[pid][0] != tuple(versions[pid])]
     if stale:
-        compiled: dict[int, tuple[list[engine.Rule], list[engine.Rule]]] = {pid: ([], []) for pid in stale}
+        rows: dict[int, list[ScoringRule]] = defaultdict(list)
         for row in active.filter(project_id__in=stale):
-            engagement, fit = compiled[row.project_id]
-            (fit if row.kind == ScoringRule.Kind.FIT else engagement).append(rule_from_row(row))
+            rows[row.project_id].append(row)
+        by_project: dict[int, list[ScoringModel]] = defaultdict(list)
+        for model in models.filter(project_id__in=stale):
+            by_project[model.project_id].append(model)
         for pid in stale:
             # keyed by the first query's versions: a change in between only costs a recompile next batch
-            _rules_cache[pid] = (tuple(versions[pid]), compiled[pid])
-    return {pid: _rules_cache[pid][1] for pid in ids}
+            _models_cache[pid] = (tuple(versions[pid]), engine_models(by_project[pid], rows[pid]))
+    return {pid: _models_cache[pid][1] for pid in ids}
 
 
 def _identity_pending(lead_ids: list[int]) -> dict[int, set[int]]:
@@ -216,24 +223,24 @@ def _leads_fold(
         # folded as a plain event and the lead would never learn who it is
         unresolved = {lead_id for lead_id, calls in identity.items() if not calls <= resolved}
         live = [lead for lead in live if lead.id not in unresolved]
-        rules = projects_rules(project_ids={lead.project_id for lead in live})
-        policies: dict[int, engine.Policy] = {}
+        models = projects_models(project_ids={lead.project_id for lead in live})
+        materialised = leads_materialised(live, models)
         now = now or timezone.now()
         batch: list[Scored] = []
         deferred: list[int] = []
         for lead in live:
-            project: Project = lead.project
-            policy = policies.setdefault(project.id, project_policy(project))
             own = pending.get(lead.id, [])
-            materialised = lead_materialised(lead)
-            refold = not materialised.state.continues_with([fact for _, fact in own])
+            project_models = models[lead.project_id]
+            lead_models = materialised[lead.id]
+            continues = lead_models[project_models[0].id].state.continues_with([fact for _, fact in own])
+            refold = not continues or not checkpoints_agree(lead_models, project_models)
             if refold and not alone:
                 deferred.append(lead.id)
                 continue
             consumed = [pk for pk, _ in own]
             if len(own) >= chunk:
                 result.more.add(lead.id)  # maybe more: the next chunk continues from this checkpoint
-            batch.append(_lead_scored(lead, materialised, own, rules[project.id], policy, now=now, refold=refold))
+            batch.append(_lead_scored(lead, lead_models, own, project_models, now=now, refold=refold))
             result.events += len(consumed)
         evaluations_save(scored=batch, now=now)
         result.scored += len(batch)
@@ -260,26 +267,22 @@ def _merged_handed_on(leads: list[Lead]) -> tuple[list[Lead], set[int]]:
 
 def _lead_scored(
     lead: Lead,
-    materialised: engine.Materialised,
+    materialised: Materialiseds,
     own: list[tuple[int, engine.EventFact]],
-    rules: tuple[list[engine.Rule], list[engine.Rule]],
-    policy: engine.Policy,
+    models: list[engine.Model],
     *,
     now: datetime,
     refold: bool,
 ) -> Scored:
-    """A locked lead's evaluation: its pending events folded on from its checkpoint, or its whole log again."""
-    engagement_rules, fit_rules = rules
+    """A locked lead's evaluations: its pending events folded on from its checkpoint, or its whole log again."""
     consumed = [pk for pk, _ in own]
-    if refold:  # a late event (or events a merge moved here): fold the whole log again
+    if refold:  # a late event (or events a merge moved here, or a new model): fold the whole log again
         log = log_pages(lead_id=lead.id, pending=consumed)
-        return lead_refold(lead=lead, log=log, pending=consumed, rules=engagement_rules, fit_rules=fit_rules,
-                           policy=policy, now=now)  # fmt: skip
-    evaluation = engine.lead_evaluate(
-        lead=materialised, events=[fact for _, fact in own], profile=lead_profile(lead), rules=engagement_rules,
-        fit_rules=fit_rules, policy=policy, now=now,
-    )  # fmt: skip
-    return Scored(lead, evaluation, {fact.event_id: pk for pk, fact in own}, consumed, policy)
+        return lead_refold(lead=lead, log=log, pending=consumed, models=models, before=materialised, now=now)
+    evaluations = engine.models_evaluate(
+        models=models, leads=materialised, events=[fact for _, fact in own], profile=lead_profile(lead), now=now
+    )
+    return Scored(lead, evaluations, {fact.event_id: pk for pk, fact in own}, consumed, models)
 
 
 def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:
@@ -345,18 +348,16 @@ def leads_refold_locked(*, leads: Sequence[Lead], now: datetime) -> int:
     size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     live = [lead for lead in leads if not lead.merged_into_id]
     heads = _log_heads([lead.id for lead in live], size)
-    rules = projects_rules(project_ids={lead.project_id for lead in live})
-    policies: dict[int, engine.Policy] = {}
+    models = projects_models(project_ids={lead.project_id for lead in live})
+    materialised = leads_materialised(live, models)
     batch: list[Scored] = []
     rows = changed = 0
     for lead in live:
-        policy = policies.setdefault(lead.project_id, project_policy(lead.project))
-        engagement_rules, fit_rules = rules[lead.project_id]
         log = log_pages(lead_id=lead.id, head=heads.get(lead.id, []))
-        scored = lead_refold(lead=lead, log=log, pending=(), rules=engagement_rules, fit_rules=fit_rules,
-                             policy=policy, now=now, purpose="rescore")  # fmt: skip
+        scored = lead_refold(lead=lead, log=log, pending=(), models=models[lead.project_id],
+                             before=materialised[lead.id], now=now, purpose="rescore")  # fmt: skip
         batch.append(scored)
-        rows += len(scored.evaluation.history)
+        rows += sum(len(evaluation.history) for evaluation in scored.evaluations.values())
         changed += scored.evaluation.changed
         if rows >= size:
             evaluations_save(scored=batch, now=now)
@@ -374,14 +375,7 @@ def leads_decay(*, lead_ids: Sequence[int], now: datetime) -> int:
         return 0
     with transaction.atomic():
         leads = leads_claim(lead_ids=list(lead_ids))
-        policies: dict[int, engine.Policy] = {}
-        batch = []
-        for lead in leads:
-            policy = policies.setdefault(lead.project_id, project_policy(lead.project))
-            evaluation = engine.lead_evaluate(
-                lead=lead_materialised(lead), events=(), profile={}, rules=(), fit_rules=(), policy=policy, now=now,
-                purpose="decay",
-            )  # fmt: skip
-            batch.append(Scored(lead, evaluation, policy=policy))
+        models = projects_models(project_ids={lead.project_id for lead in leads})
+        batch = leads_decay_evaluate(leads=leads, models=models, now=now)
         evaluations_save(scored=batch, now=now)
     return sum(item.evaluation.changed for item in batch)

@@ -24,25 +24,35 @@ from ingest.models import Event, Lead
 from ingest.services import events_mark_processed
 
 from .. import engine
-from ..models import ScoreHistory, ScoringRule
+from ..models import LeadScore, ScoreHistory, ScoringModel, ScoringRule
 
 # Rows a refold rewrites (they chain: each old score is the previous new score). Merge and
 # rescore rows are audit entries outside the chain and stay.
 FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT)
 
 
-def project_policy(project: Project) -> engine.Policy:
+def model_policy(model: ScoringModel) -> engine.Policy:
     return engine.Policy(
-        warm_threshold=project.warm_threshold,
-        hot_threshold=project.hot_threshold,
-        qualified_threshold=project.qualified_threshold,
-        max_score=project.max_score,
+        warm_threshold=model.warm_threshold,
+        hot_threshold=model.hot_threshold,
+        qualified_threshold=model.qualified_threshold,
+        max_score=model.max_score,
         decay=engine.Decay(
-            enabled=project.decay_enabled,
-            rate_percent=project.decay_rate_percent,
-            grace_days=project.decay_grace_days,
+            enabled=model.decay_enabled,
+            rate_percent=model.decay_rate_percent,
+            grace_days=model.decay_grace_days,
         ),
     )
+
+
+def primary_model(project: Project) -> ScoringModel:
+    """The model that drives the project's `current_score` and `lead_stage`."""
+    return ScoringModel.objects.get(project=project, is_primary=True)
+
+
+def project_policy(project: Project) -> engine.Policy:
+    """The primary model's thresholds, score range and decay."""
+    return model_policy(primary_model(project))
 
 
 def rule_from_row(row: ScoringRule) -> engine.Rule:
@@ -59,12 +69,38 @@ def rule_from_row(row: ScoringRule) -> engine.Rule:
 
 
 def project_rules(project: Project) -> tuple[list[engine.Rule], list[engine.Rule]]:
-    """The project's active (engagement, fit) rules as engine values."""
+    """The primary model's active (engagement, fit) rules as engine values."""
     engagement: list[engine.Rule] = []
     fit: list[engine.Rule] = []
-    for row in ScoringRule.objects.filter(project=project, is_active=True).order_by("id"):
+    rows = ScoringRule.objects.filter(project=project, model__is_primary=True, is_active=True).order_by("id")
+    for row in rows:
         (fit if row.kind == ScoringRule.Kind.FIT else engagement).append(rule_from_row(row))
     return engagement, fit
+
+
+def engine_models(models: Iterable[ScoringModel], rules: Iterable[ScoringRule]) -> list[engine.Model]:
+    """The models (primary first) with their active rules, compiled for the engine."""
+    by_model: dict[int, tuple[list[engine.Rule], list[engine.Rule]]] = defaultdict(lambda: ([], []))
+    for row in rules:
+        engagement, fit = by_model[row.model_id]
+        (fit if row.kind == ScoringRule.Kind.FIT else engagement).append(rule_from_row(row))
+    return [
+        engine.Model(
+            id=model.id,
+            key=model.key,
+            rules=tuple(by_model[model.id][0]),
+            fit_rules=tuple(by_model[model.id][1]),
+            policy=model_policy(model),
+            primary=model.is_primary,
+        )
+        for model in sorted(models, key=lambda m: (not m.is_primary, m.id))
+    ]
+
+
+def project_models(project: Project) -> list[engine.Model]:
+    """Every scoring model of the project, primary first, with its active rules."""
+    rules = ScoringRule.objects.filter(project=project, is_active=True).order_by("id")
+    return engine_models(ScoringModel.objects.filter(project=project), rules)
 
 
 def lead_profile(lead: Lead) -> dict[str, Any]:
@@ -87,7 +123,7 @@ def facts(queryset: QuerySet[Event], *, limit: int | None = None) -> list[tuple[
 
 
 def lead_materialised(lead: Lead) -> engine.Materialised:
-    """The lead's stored scores and fold checkpoint, as the engine takes them."""
+    """The lead's stored scores and fold checkpoint under its primary model, as the engine takes them."""
     return engine.Materialised(
         score=lead.current_score,
         engagement=lead.engagement_score,
@@ -98,50 +134,96 @@ def lead_materialised(lead: Lead) -> engine.Materialised:
     )
 
 
+def _score_materialised(row: LeadScore) -> engine.Materialised:
+    return engine.Materialised(
+        score=row.score,
+        engagement=row.engagement,
+        fit=row.fit,
+        stage=row.stage,
+        state=engine.FoldState.from_json(row.fold_state),
+        fit_applied=tuple((int(r), int(p)) for r, p in (row.fold_state or {}).get("fit", [])),
+    )
+
+
+Materialiseds = dict[int, engine.Materialised]  # model id -> the lead as that model left it
+
+
+def leads_materialised(leads: Sequence[Lead], models: dict[int, list[engine.Model]]) -> dict[int, Materialiseds]:
+    """Each lead as each of its project's models left it: the primary's from the lead, the others' from
+    their `LeadScore` rows (one query, none when no project has a second model)."""
+    result = {lead.id: {models[lead.project_id][0].id: lead_materialised(lead)} for lead in leads}
+    others = [model.id for project_models in models.values() for model in project_models[1:]]
+    if others:
+        rows = LeadScore.objects.filter(lead_id__in=list(result), model_id__in=others)
+        for row in rows:
+            result[row.lead_id][row.model_id] = _score_materialised(row)
+    return result
+
+
+def checkpoints_agree(materialised: Materialiseds, models: Sequence[engine.Model]) -> bool:
+    """Every model has folded exactly the events the primary has (a model created since has not: refold)."""
+    primary = materialised[models[0].id].state.key
+    return all((materialised.get(model.id) or engine.Materialised()).state.key == primary for model in models[1:])
+
+
 @dataclass
 class Scored:
-    """A locked lead, its evaluation, and the stored events the evaluation folded or consumed."""
+    """A locked lead, its evaluation under each model, and the stored events the evaluations folded or consumed."""
 
     lead: Lead
-    evaluation: engine.Evaluation
+    evaluations: dict[int, engine.Evaluation]  # model id -> evaluation, the primary model's first
     event_pks: dict[str, int] = field(default_factory=dict)  # event_id -> pk of the events folded
     pending: list[int] = field(default_factory=list)  # pks of the events to mark processed
-    policy: engine.Policy = field(default_factory=engine.Policy)
+    models: Sequence[engine.Model] = ()
+
+    @property
+    def evaluation(self) -> engine.Evaluation:
+        """The primary model's evaluation: the lead's own score columns."""
+        return self.evaluations[self.models[0].id]
+
+    @property
+    def policy(self) -> engine.Policy:
+        return self.models[0].policy
+
+    @property
+    def writes(self) -> bool:
+        return any(evaluation.writes for evaluation in self.evaluations.values())
 
 
 def lead_fold_locked(
     *, lead: Lead, now: datetime, refold: bool = False, reason: str = "rule", event_ids: list[int] | None = None
 ) -> bool:
-    """Fold the lead's unprocessed events (all of them when `refold`); the caller holds the row lock.
+    """Fold the lead's unprocessed events (all of them when `refold`) under every model; the caller holds
+    the row lock.
 
     Events after the newest scored one continue the fold; an older one (a late event,
     or events a merge moved here) restarts it from the lead's first event, rewriting
     the history, a chunk of events at a time (`lead_refold`). With nothing pending only
-    the fit can move. Returns whether the score or stage changed. `event_ids`: fold only
-    these of the unprocessed events (the ones the caller checked); ingest may commit more
-    meanwhile, which wait for their own fold.
+    the fit can move. Returns whether the primary score or stage changed. `event_ids`: fold
+    only these of the unprocessed events (the ones the caller checked); ingest may commit
+    more meanwhile, which wait for their own fold.
     """
-    policy = project_policy(lead.project)
-    engagement_rules, fit_rules = project_rules(lead.project)
+    models = project_models(lead.project)
     unprocessed = Event.objects.filter(lead=lead, processed_at__isnull=True)
     if event_ids is not None:
         unprocessed = unprocessed.filter(id__in=event_ids)
     pending = facts(unprocessed)
-    materialised = lead_materialised(lead)
+    materialised = leads_materialised([lead], {lead.project_id: models})[lead.id]
     purpose = "rescore" if reason == ScoreHistory.Reason.RESCORE else "score"
-    if refold or not materialised.state.continues_with([fact for _, fact in pending]):
+    continues = materialised[models[0].id].state.continues_with([fact for _, fact in pending])
+    if refold or not continues or not checkpoints_agree(materialised, models):
         consumed = [pk for pk, _ in pending]
         scored = lead_refold(
-            lead=lead, log=log_pages(lead_id=lead.id, pending=consumed), pending=consumed,
-            rules=engagement_rules, fit_rules=fit_rules, policy=policy, now=now, purpose=purpose,
+            lead=lead, log=log_pages(lead_id=lead.id, pending=consumed), pending=consumed, models=models,
+            before=materialised, now=now, purpose=purpose,
         )  # fmt: skip
     else:
-        evaluation = engine.lead_evaluate(
-            lead=materialised, events=[fact for _, fact in pending], profile=lead_profile(lead),
-            rules=engagement_rules, fit_rules=fit_rules, policy=policy, now=now, purpose=purpose,
+        evaluations = engine.models_evaluate(
+            models=models, leads=materialised, events=[fact for _, fact in pending], profile=lead_profile(lead),
+            now=now, purpose=purpose,
         )  # fmt: skip
         event_pks = {fact.event_id: pk for pk, fact in pending}
-        scored = Scored(lead, evaluation, event_pks, [pk for pk, _ in pending], policy)
+        scored = Scored(lead, evaluations, event_pks, [pk for pk, _ in pending], models)
     evaluations_save(scored=[scored], now=now)
     return scored.evaluation.changed
 
@@ -177,63 +259,97 @@ def lead_refold(
     lead: Lead,
     log: Iterable[tuple[int, engine.EventFact]],
     pending: Collection[int],
-    rules: Sequence[engine.Rule],
-    fit_rules: Sequence[engine.Rule],
-    policy: engine.Policy,
+    models: Sequence[engine.Model],
+    before: Materialiseds,
     now: datetime,
     purpose: str = "score",
 ) -> Scored:
-    """Refold the locked lead's whole `log` (in fold order) from nothing, a chunk of events at a time.
+    """Refold the locked lead's whole `log` (in fold order) from nothing under every model, a chunk of
+    events at a time.
 
     However long the log, memory holds one chunk (LEADPULSE_SCORE_CHUNK_EVENTS): every chunk
     but the last is evaluated with `final=False` and its history is written at once; the last
-    one's evaluation, compared with the lead as it was, is returned for the caller to save with
-    its batch. `pending`: the unprocessed events in the log, marked processed with their chunk.
+    one's evaluations, compared with the lead as it was (`before`, per model), are returned for
+    the caller to save with its batch. `pending`: the unprocessed events in the log, marked
+    processed with their chunk.
     """
     size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     pending = set(pending)
-    before = lead_materialised(lead)
     profile = lead_profile(lead)
     events = iter(log)
     chunk = list(islice(events, size))
     current, first, first_timestamp = before, True, None
     while True:
         following = list(islice(events, size))
-        evaluation = engine.lead_evaluate(
-            lead=current, events=[fact for _, fact in chunk], profile=profile, rules=rules, fit_rules=fit_rules,
-            policy=policy, now=now, refold=first, purpose=purpose, final=not following, before=before,
+        evaluations = engine.models_evaluate(
+            models=models, leads=current, events=[fact for _, fact in chunk], profile=profile, now=now,
+            refold=first, purpose=purpose, final=not following, before=before,
         )  # fmt: skip
         event_pks = {fact.event_id: pk for pk, fact in chunk}
-        scored = Scored(lead, evaluation, event_pks, [pk for pk, _ in chunk if pk in pending], policy)
+        scored = Scored(lead, evaluations, event_pks, [pk for pk, _ in chunk if pk in pending], models)
         if not following:
             break
         if first:
             ScoreHistory.objects.filter(lead_id=lead.id, reason__in=FOLDED_REASONS).delete()
-            first_timestamp = evaluation.first_timestamp
+            first_timestamp = scored.evaluation.first_timestamp
         _history_insert([scored])
         _events_consume([scored], now=now)
-        current = engine.Materialised(
-            score=evaluation.score, engagement=evaluation.engagement, fit=evaluation.fit, stage=evaluation.stage,
-            state=evaluation.state, fit_applied=evaluation.fit_applied,
-        )  # fmt: skip
+        current = {
+            model_id: engine.Materialised(
+                score=evaluation.score,
+                engagement=evaluation.engagement,
+                fit=evaluation.fit,
+                stage=evaluation.stage,
+                state=evaluation.state,
+                fit_applied=evaluation.fit_applied,
+            )
+            for model_id, evaluation in evaluations.items()
+        }
         first, chunk = False, following
     if first:
         return scored  # one chunk: a plain refold
     # the history before the last chunk is written already: what is left to save is the last
     # chunk's rows and the lead, changed from what it was before the first chunk
-    whole = replace(evaluation, refolded=False, path=(before.score, evaluation.score), first_timestamp=first_timestamp)
-    return replace(scored, evaluation=whole)
+    whole = {
+        model_id: replace(
+            evaluation,
+            refolded=False,
+            path=((before.get(model_id) or engine.Materialised()).score, evaluation.score),
+            first_timestamp=first_timestamp,
+        )
+        for model_id, evaluation in scored.evaluations.items()
+    }
+    return replace(scored, evaluations=whole)
 
 
 def lead_decay_locked(*, lead: Lead, now: datetime) -> bool:
-    """Materialise decay up to `now` as a `decay` history row; a second run the same day changes nothing."""
-    policy = project_policy(lead.project)
-    evaluation = engine.lead_evaluate(
-        lead=lead_materialised(lead), events=(), profile={}, rules=(), fit_rules=(), policy=policy, now=now,
-        purpose="decay",
-    )  # fmt: skip
-    evaluations_save(scored=[Scored(lead, evaluation, policy=policy)], now=now)
-    return evaluation.changed
+    """Materialise decay up to `now` as `decay` history rows; a second run the same day changes nothing."""
+    models = project_models(lead.project)
+    scored = leads_decay_evaluate(leads=[lead], models={lead.project_id: models}, now=now)
+    evaluations_save(scored=scored, now=now)
+    return scored[0].evaluation.changed
+
+
+def leads_decay_evaluate(
+    *, leads: Sequence[Lead], models: dict[int, list[engine.Model]], now: datetime
+) -> list[Scored]:
+    """Each lead's decay up to `now` under each of its project's models."""
+    materialised = leads_materialised(leads, models)
+    return [
+        Scored(
+            lead,
+            engine.models_evaluate(
+                models=models[lead.project_id],
+                leads=materialised[lead.id],
+                events=(),
+                profile={},
+                now=now,
+                purpose="decay",
+            ),
+            models=models[lead.project_id],
+        )
+        for lead in leads
+    ]
 
 
 LEAD_SCORE_FIELDS = [
@@ -259,7 +375,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     entries outside the chain and stay); every history row goes in one INSERT, every
     consumed event is marked in one UPDATE, and the leads are updated in one statement.
     """
-    scored = [item for item in scored if item.evaluation.writes or item.pending]
+    scored = [item for item in scored if item.writes or item.pending]
     if not scored:
         return
     refolded = [item.lead.id for item in scored if item.evaluation.refolded]
@@ -324,6 +440,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
             )
         )
     _leads_update([item.lead for item in scored])
+    _lead_scores_save(scored, now=now)
     _leads_updated(broadcasts=broadcasts, changes=changes)
 
 
@@ -333,8 +450,8 @@ def quoted_columns(model: type[Model], names: Sequence[str]) -> list[str]:
     return [connection.ops.quote_name(str(fields[name].column)) for name in names]
 
 
-HISTORY_COLUMNS = ("project", "lead", "event", "reason", "old_score", "new_score", "delta", "details", "occurred_at",
-                   "created_at")  # fmt: skip
+HISTORY_COLUMNS = ("project", "lead", "model", "event", "reason", "old_score", "new_score", "delta", "details",
+                   "occurred_at", "created_at")  # fmt: skip
 
 
 def _history_insert(scored: Sequence[Scored]) -> None:
@@ -349,6 +466,7 @@ def _history_insert(scored: Sequence[Scored]) -> None:
         (
             item.lead.project_id,
             item.lead.id,
+            model_id,
             item.event_pks[step.event_id] if step.event_id is not None else None,
             step.reason,
             step.old_score,
@@ -359,7 +477,8 @@ def _history_insert(scored: Sequence[Scored]) -> None:
             created,
         )
         for item in scored
-        for step in item.evaluation.history
+        for model_id, evaluation in item.evaluations.items()
+        for step in evaluation.history
     ]
     if not rows:
         return
@@ -425,6 +544,35 @@ def _leads_update(leads: list[Lead]) -> None:
     sql = f"UPDATE {table} AS l SET {assignments} FROM unnest({arrays}) AS v ({columns}) WHERE l.id = v.id"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def _lead_scores_save(scored: Sequence[Scored], *, now: datetime) -> None:
+    """Upsert the non-primary models' results (`LeadScore`) in one statement."""
+    rows = [
+        LeadScore(
+            project_id=item.lead.project_id,
+            lead_id=item.lead.id,
+            model_id=model_id,
+            score=evaluation.score,
+            engagement=evaluation.engagement,
+            fit=evaluation.fit,
+            grade=evaluation.grade,
+            stage=evaluation.stage,
+            fold_state={**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]},
+            updated_at=now,
+        )
+        for item in scored
+        for model_id, evaluation in item.evaluations.items()
+        if model_id != item.models[0].id and evaluation.writes
+    ]
+    if rows:
+        LeadScore.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["lead", "model"],
+            update_fields=["score", "engagement", "fit", "grade", "stage", "fold_state", "updated_at"],
+            batch_size=1000,
+        )
 
 
 def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[LeadChange]) -> None:

@@ -14,8 +14,8 @@ from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS, rollups_counted, rollups_subtract
 
 from .. import engine
-from ..models import ScoreHistory
-from .fold import lead_fold_locked
+from ..models import LeadScore, ScoreHistory
+from .fold import lead_fold_locked, primary_model
 
 MAX_HOPS = 5
 IDENTITY_FIELDS = ["user_id", "email", "name", "company", "traits", "updated_at"]
@@ -113,11 +113,13 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
         ]
     )
 
+    LeadScore.objects.filter(lead=source).delete()  # its other models' results: the survivor's refold has them
     lead_fold_locked(lead=target, now=now)
     rollups_subtract(counted=counted)  # after the fold: its marks counted the moved events again
     ScoreHistory.objects.create(
         project_id=target.project_id,
         lead=target,
+        model=primary_model(target.project),
         reason=ScoreHistory.Reason.MERGE,
         old_score=old_score,
         new_score=target.current_score,

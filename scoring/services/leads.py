@@ -16,7 +16,7 @@ from core.pipeline import lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
 from ingest.services import rollups_counted, rollups_subtract
 
-from ..models import ScoreHistory, ScoringRule
+from ..models import ScoreHistory, ScoringModel, ScoringRule
 from .batch import leads_score
 from .fold import lead_lock
 from .identity import lead_identify
@@ -39,11 +39,16 @@ DEFAULT_RULES = (
 
 
 def project_rules_seed(*, project: Project) -> None:
-    """Give a new project the default scoring rules (a project provisioner)."""
+    """Give a new project its primary `default` scoring model with the default rules (a project provisioner)."""
+    model = ScoringModel.objects.create(project=project, key="default", name="Default", is_primary=True)
     ScoringRule.objects.bulk_create(
         [
             ScoringRule(
-                project=project, name=event_type.replace("_", " ").capitalize(), event_type=event_type, points=points
+                project=project,
+                model=model,
+                name=event_type.replace("_", " ").capitalize(),
+                event_type=event_type,
+                points=points,
             )
             for event_type, points in DEFAULT_RULES
         ]

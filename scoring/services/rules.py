@@ -7,14 +7,14 @@ from typing import Any
 from celery import current_app as app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import Project
 from core.contracts import RESCORE_TASK
 from ingest.models import Lead
 
-from ..models import RescoreJob, ScoringRule
+from ..models import LeadScore, RescoreJob, ScoringModel, ScoringRule
 from .batch import leads_claim, leads_decay, leads_refold_locked
 from .fold import lead_lock
 
@@ -41,9 +41,11 @@ SETTINGS_FIELDS = (
 
 
 @transaction.atomic
-def rule_create(*, project: Project, data: dict[str, Any]) -> ScoringRule:
-    """Create a validated rule and re-score the project with it."""
-    rule = ScoringRule.objects.create(project=project, **{k: v for k, v in data.items() if k in RULE_FIELDS})
+def rule_create(*, project: Project, data: dict[str, Any], model: ScoringModel | None = None) -> ScoringRule:
+    """Create a validated rule in one of the project's models (the primary one by default) and re-score."""
+    model = model or ScoringModel.objects.get(project=project, is_primary=True)
+    fields = {k: v for k, v in data.items() if k in RULE_FIELDS}
+    rule = ScoringRule.objects.create(project=project, model=model, **fields)
     rescore_job_start(project=project, reason=f"rule {rule.id} created")
     return rule
 
@@ -68,15 +70,15 @@ def rule_delete(*, rule: ScoringRule) -> None:
 
 
 @transaction.atomic
-def scoring_settings_update(*, project: Project, data: dict[str, Any]) -> Project:
-    """Change thresholds, score range or decay policy; leads are re-staged and re-scored."""
-    changed = [field for field in SETTINGS_FIELDS if field in data and getattr(project, field) != data[field]]
+def scoring_settings_update(*, model: ScoringModel, data: dict[str, Any]) -> ScoringModel:
+    """Change a model's thresholds, score range or decay policy; leads are re-staged and re-scored."""
+    changed = [field for field in SETTINGS_FIELDS if field in data and getattr(model, field) != data[field]]
     for field in changed:
-        setattr(project, field, data[field])
+        setattr(model, field, data[field])
     if changed:
-        project.save(update_fields=[*changed, "updated_at"])
-        rescore_job_start(project=project, reason=f"settings changed: {', '.join(changed)}")
-    return project
+        model.save(update_fields=[*changed, "updated_at"])
+        rescore_job_start(project=model.project, reason=f"{model.key} settings changed: {', '.join(changed)}")
+    return model
 
 
 def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
@@ -180,11 +182,21 @@ def decay_materialise(*, now: datetime | None = None) -> int:
         events_last_24h=0, velocity_score=0, updated_at=now
     )
     changed = 0
-    for project in Project.objects.filter(decay_enabled=True, is_active=True):
-        cutoff = now - timedelta(days=project.decay_grace_days + 1)
+    # a project's leads idle past the shortest grace of its decaying models (each model decays its own)
+    graces = (
+        ScoringModel.objects.filter(decay_enabled=True, project__is_active=True)
+        .values("project_id")
+        .annotate(grace=Min("decay_grace_days"))
+        .order_by("project_id")
+    )
+    for row in graces:
+        cutoff = now - timedelta(days=row["grace"] + 1)
         lead_ids = (
             Lead.objects.filter(
-                project=project, merged_into__isnull=True, last_event_at__lte=cutoff, engagement_score__gt=0
+                Q(engagement_score__gt=0) | Exists(LeadScore.objects.filter(lead=OuterRef("pk"), engagement__gt=0)),
+                project_id=row["project_id"],
+                merged_into__isnull=True,
+                last_event_at__lte=cutoff,
             )
             .order_by("id")
             .values_list("id", flat=True)

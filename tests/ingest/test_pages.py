@@ -9,6 +9,7 @@ from accounts.selectors import write_key_for_project
 from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
+from scoring.services.fold import primary_model
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,7 +124,9 @@ def test_simulator_can_identify_with_an_email(tenant):
 def test_simulator_suggests_the_projects_rule_event_types(tenant):
     from scoring.models import ScoringRule
 
-    ScoringRule.objects.create(project=tenant.project, event_type="webinar_joined", points=5)
+    ScoringRule.objects.create(
+        project=tenant.project, model=primary_model(tenant.project), event_type="webinar_joined", points=5
+    )
     html = browser(tenant.owner).get("/simulator/").content.decode()
     assert '<datalist id="rule-event-types">' in html and '<option value="webinar_joined">' in html
 

@@ -24,10 +24,10 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import ScoreHistory, ScoringRule
+from scoring.models import ScoreHistory, ScoringModel, ScoringRule
 from scoring.selectors import lead_score_breakdown
 from scoring.services import leads_score
-from scoring.services.fold import facts, lead_materialised, lead_profile, project_policy, project_rules
+from scoring.services.fold import facts, lead_materialised, lead_profile, primary_model, project_policy, project_rules
 from tests.accounts.factories import project_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -81,12 +81,15 @@ events_strategy = st.lists(
 def batch_projects(db) -> dict[str, Project]:
     """Two projects with their own rules and policies; every example's leads and events are rolled back."""
     a, _, _ = project_with_owner(name="Batch A")
-    Project.objects.filter(id=a.id).update(max_score=120, decay_rate_percent=10, decay_grace_days=2)
+    ScoringModel.objects.filter(project=a).update(max_score=120, decay_rate_percent=10, decay_grace_days=2)
     b, _, _ = project_with_owner(name="Batch B")
-    Project.objects.filter(id=b.id).update(decay_enabled=False)
+    ScoringModel.objects.filter(project=b).update(decay_enabled=False)
     for project, rules in ((a, RULES_A), (b, RULES_B)):
         ScoringRule.objects.filter(project=project).delete()
-        ScoringRule.objects.bulk_create([ScoringRule(project=project, name=r["event_type"], **r) for r in rules])
+        model = primary_model(project)
+        ScoringRule.objects.bulk_create(
+            [ScoringRule(project=project, model=model, name=r["event_type"], **r) for r in rules]
+        )
     return {"A": Project.objects.get(id=a.id), "B": Project.objects.get(id=b.id)}
 
 

@@ -14,6 +14,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.models import RescoreJob, ScoreHistory, ScoringRule
 from scoring.services import lead_merge
+from scoring.services.fold import primary_model
 from tests.accounts.factories import UserFactory
 from tests.scoring.factories import scored_lead
 
@@ -183,9 +184,16 @@ def test_a_merged_away_lead_shows_its_survivor_with_the_merge_history(tenant, le
 
 
 def test_rules_page_lists_both_kinds_with_the_forms(tenant, other_tenant):
-    ScoringRule.objects.create(project=other_tenant.project, name="Their secret rule", event_type="x", points=1)
-    ScoringRule.objects.create(project=tenant.project, kind="fit", name="Big company",
-                               conditions=[{"path": "traits.size", "op": "gte", "value": 100}], points=10)  # fmt: skip
+    ScoringRule.objects.create(
+        project=other_tenant.project,
+        model=primary_model(other_tenant.project),
+        name="Their secret rule",
+        event_type="x",
+        points=1,
+    )
+    ScoringRule.objects.create(project=tenant.project, model=primary_model(tenant.project), kind="fit",
+                               name="Big company", conditions=[{"path": "traits.size", "op": "gte", "value": 100}],
+                               points=10)  # fmt: skip
     page = browser(tenant.owner).get("/rules/")
     html = page.content.decode()
     assert page.status_code == 200
@@ -292,16 +300,15 @@ def test_settings_form_saves_and_validates(tenant):
     data = {"warmThreshold": "10", "hotThreshold": "40", "qualifiedThreshold": "70", "maxScore": "100",
             "decayEnabled": "on", "decayRatePercent": "5", "decayGraceDays": "3"}  # fmt: skip
     assert client.post("/rules/settings/", data).status_code == 302
-    tenant.project.refresh_from_db()
-    assert (tenant.project.warm_threshold, tenant.project.decay_enabled, tenant.project.decay_rate_percent) == (
+    model = primary_model(tenant.project)
+    assert (model.warm_threshold, model.decay_enabled, model.decay_rate_percent) == (
         10, True, 5.0)  # fmt: skip
     bad = client.post("/rules/settings/", {**data, "hotThreshold": "5"})
     assert bad.status_code == 200 and "Thresholds must rise" in bad.content.decode()
     assert bad.context["settings_form"].errors["hotThreshold"]
     unticked = {key: value for key, value in data.items() if key != "decayEnabled"}
     client.post("/rules/settings/", unticked)
-    tenant.project.refresh_from_db()
-    assert tenant.project.decay_enabled is False
+    assert primary_model(tenant.project).decay_enabled is False
 
 
 def test_rescore_progress_is_rendered_and_refreshable(tenant):
@@ -329,7 +336,9 @@ def test_leads_pages_keep_a_fixed_query_budget(tenant, django_assert_max_num_que
         scored_lead(tenant.project, f"more-{i}", "page_view", "signup", "page_view")
     for i in range(3):
         lead_merge(source=scored_lead(tenant.project, f"dup-{i}", "page_view"), target=lead, reason="test")
-    ScoringRule.objects.create(project=tenant.project, name="extra", event_type="page_view", points=1)
+    ScoringRule.objects.create(
+        project=tenant.project, model=primary_model(tenant.project), name="extra", event_type="page_view", points=1
+    )
     assert ScoreHistory.objects.filter(lead=lead).count() > 2
     for url, budget in budgets.items():
         with django_assert_max_num_queries(budget):

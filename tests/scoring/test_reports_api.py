@@ -13,6 +13,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.models import ScoreHistory
 from scoring.services import lead_erase
+from scoring.services.fold import primary_model
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -336,6 +337,7 @@ def test_history_pages_by_fifty_and_shows_rows_without_an_event(tenant):
     now = timezone.now()
     ScoreHistory.objects.bulk_create(
         ScoreHistory(
+            model=primary_model(tenant.project),
             project=tenant.project,
             lead=lead,
             reason="decay",

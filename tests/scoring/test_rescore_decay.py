@@ -10,7 +10,7 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import RescoreJob, ScoreHistory, ScoringRule
+from scoring.models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
 from scoring.services import batch as batch_services
 from scoring.services import (
     decay_materialise,
@@ -27,6 +27,7 @@ from scoring.services.fold import (
     lead_lock,
     lead_profile,
     lead_refold,
+    primary_model,
     project_policy,
     project_rules,
 )
@@ -347,7 +348,7 @@ def test_progress_never_exceeds_one(tenant, leads):
 
 
 def test_threshold_changes_restage_leads_through_the_job(tenant, leads):
-    scoring_settings_update(project=tenant.project, data={"hot_threshold": 45, "qualified_threshold": 50})
+    scoring_settings_update(model=primary_model(tenant.project), data={"hot_threshold": 45, "qualified_threshold": 50})
     job = RescoreJob.objects.get(project=tenant.project)
 
     while rescore_job_run(job_id=job.id, chunk=2):
@@ -362,7 +363,7 @@ def test_turning_decay_off_restores_decayed_scores_through_the_job(tenant):
     lead = scored_lead(tenant.project, "idle", "signup", at=timezone.now() - timedelta(days=10, hours=1))
     assert lead.current_score == 26  # 30 * 0.95 ** 3
 
-    scoring_settings_update(project=tenant.project, data={"decay_enabled": False})
+    scoring_settings_update(model=primary_model(tenant.project), data={"decay_enabled": False})
     job = RescoreJob.objects.get(project=tenant.project)
     while rescore_job_run(job_id=job.id):
         pass
@@ -432,6 +433,7 @@ def test_materialised_decay_equals_a_lazy_refold(tenant, active_lead):
 def test_decay_keeps_fit_points(tenant):
     ScoringRule.objects.create(
         project=tenant.project,
+        model=primary_model(tenant.project),
         kind="fit",
         name="VP",
         points=20,
@@ -456,8 +458,7 @@ def test_leads_within_the_grace_period_are_not_decayed(tenant, active_lead):
 
 
 def test_leads_of_a_project_with_decay_disabled_are_untouched(tenant, other_tenant):
-    other_tenant.project.decay_enabled = False
-    other_tenant.project.save()
+    ScoringModel.objects.filter(project=other_tenant.project).update(decay_enabled=False)
     now = timezone.now()
     off = scored_lead(other_tenant.project, "off", "demo_request", at=now - timedelta(hours=1))
     on = scored_lead(tenant.project, "on", "demo_request", at=now - timedelta(hours=1))
@@ -471,7 +472,9 @@ def test_leads_of_a_project_with_decay_disabled_are_untouched(tenant, other_tena
 
 
 def test_decay_follows_the_projects_rate_and_grace(tenant):
-    scoring_settings_update(project=tenant.project, data={"decay_rate_percent": 10.0, "decay_grace_days": 2})
+    scoring_settings_update(
+        model=primary_model(tenant.project), data={"decay_rate_percent": 10.0, "decay_grace_days": 2}
+    )
     lead = scored_lead(tenant.project, "fast", "contract_signed", at=timezone.now() - timedelta(hours=1))
 
     assert decay_materialise(now=lead.last_event_at + timedelta(days=2, hours=23)) == 0

@@ -11,6 +11,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest, lead_create
 from scoring.models import RescoreJob, ScoreHistory, ScoringRule
 from scoring.services import lead_score
+from scoring.services.fold import primary_model
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
 
@@ -78,6 +79,7 @@ def rule_row(project, data) -> ScoringRule:
     """A rule stored directly (no re-score job), from the API's camelCase shape."""
     return ScoringRule.objects.create(
         project=project,
+        model=primary_model(project),
         name=data.get("name", ""),
         kind=data.get("kind", "engagement"),
         event_type=data.get("eventType", ""),
@@ -102,7 +104,7 @@ def snapshot(project):
         list(ScoreHistory.objects.filter(project=project).order_by("id").values()),
         list(Event.objects.filter(project=project).order_by("id").values("id", "lead_id", "processed_at")),
         list(RescoreJob.objects.filter(project=project).order_by("id").values()),
-        {field: getattr(project.__class__.objects.get(pk=project.pk), field) for field in (
+        {field: getattr(primary_model(project), field) for field in (
             "warm_threshold", "hot_threshold", "qualified_threshold", "max_score", "decay_enabled",
             "decay_rate_percent", "decay_grace_days")},
     )  # fmt: skip
@@ -408,8 +410,8 @@ def test_settings_get_put_patch(tenant):
     changed = {**SETTINGS, "warmThreshold": 20, "hotThreshold": 40, "qualifiedThreshold": 80, "maxScore": 500}
     response = tenant.client.put("/api/scoring/settings", changed, format="json")
     assert response.status_code == 200 and response.json() == changed
-    tenant.project.refresh_from_db()
-    assert (tenant.project.warm_threshold, tenant.project.max_score) == (20, 500)
+    model = primary_model(tenant.project)
+    assert (model.warm_threshold, model.max_score) == (20, 500)
     assert [job.status for job in jobs(tenant.project)] == ["pending"]
 
     response = tenant.client.patch(
@@ -417,8 +419,8 @@ def test_settings_get_put_patch(tenant):
     )
     assert response.status_code == 200
     assert response.json() == {**changed, "decayEnabled": False, "decayRatePercent": 2.5, "decayGraceDays": 30}
-    tenant.project.refresh_from_db()
-    assert (tenant.project.decay_enabled, tenant.project.decay_rate_percent, tenant.project.decay_grace_days) == (
+    model = primary_model(tenant.project)
+    assert (model.decay_enabled, model.decay_rate_percent, model.decay_grace_days) == (
         False,
         2.5,
         30,

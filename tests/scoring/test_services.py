@@ -11,6 +11,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.models import ScoreHistory, ScoringRule
 from scoring.services import events_reconcile, lead_score
+from scoring.services.fold import primary_model
 
 pytestmark = pytest.mark.django_db
 
@@ -84,8 +85,9 @@ def test_scoring_twice_changes_nothing(tenant):
 
 
 def test_score_never_goes_below_zero_or_above_max(tenant):
-    tenant.project.max_score = 100
-    tenant.project.save()
+    model = primary_model(tenant.project)
+    model.max_score = 100
+    model.save()
     lead, _ = ingest(tenant.project, ("unsubscribe", 1, "u"), *[("contract_signed", m, f"c{m}") for m in range(2, 5)])
     assert lead_score(lead_id=lead.id).current_score == 100
 
@@ -131,7 +133,8 @@ def test_reconciler_is_registered_with_celery_beat():
 
 
 def test_a_profile_edit_without_events_refits_the_lead(tenant, django_capture_on_commit_callbacks):
-    ScoringRule.objects.create(project=tenant.project, name="Work email", kind="fit", points=15,
+    ScoringRule.objects.create(project=tenant.project, model=primary_model(tenant.project), name="Work email",
+                               kind="fit", points=15,
                                conditions=[{"path": "email", "op": "ends_with", "value": "@corp.io"}])  # fmt: skip
     lead, _ = ingest(tenant.project, ("signup", 1, "s"))
     lead = lead_score(lead_id=lead.id)

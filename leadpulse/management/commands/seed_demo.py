@@ -115,7 +115,9 @@ class Command(BaseCommand):
                 )
                 project = project_create(owner=user, name="Demo project", domain="demo.example")
                 for rule in FIT_RULES:
-                    ScoringRule.objects.create(project=project, **rule)
+                    ScoringRule.objects.create(
+                        project=project, model=project.scoring_models.get(is_primary=True), **rule
+                    )
         project = membership_for_user(user=user).project
 
         now = timezone.now()
