@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 
 from . import engine
-from .models import RescoreJob, ScoreHistory, ScoringRule
+from .models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
 from .services import rule_create, rule_delete, rule_update
 from .services.rules import RULE_FIELDS
 
@@ -10,7 +10,7 @@ from .services.rules import RULE_FIELDS
 class ScoringRuleForm(forms.ModelForm):
     class Meta:
         model = ScoringRule
-        fields = ["project", *RULE_FIELDS]
+        fields = ["model", *RULE_FIELDS]
 
     def clean_conditions(self):
         conditions = self.cleaned_data["conditions"] or []
@@ -27,8 +27,9 @@ class ScoringRuleForm(forms.ModelForm):
 @admin.register(ScoringRule)
 class ScoringRuleAdmin(admin.ModelAdmin):
     form = ScoringRuleForm
-    list_display = ["name", "kind", "event_type", "points", "is_active", "project"]
+    list_display = ["name", "kind", "event_type", "points", "is_active", "model", "project"]
     list_filter = ["kind", "is_active", "project"]
+    list_select_related = ["model", "project"]
     search_fields = ["event_type", "name"]
 
     # Saving through the services re-scores the project, as the API does.
@@ -37,7 +38,8 @@ class ScoringRuleAdmin(admin.ModelAdmin):
         if change:
             rule_update(rule=ScoringRule.objects.get(pk=obj.pk), data=data)
         else:
-            obj.pk = rule_create(project=form.cleaned_data["project"], data=data).pk
+            model = form.cleaned_data["model"]
+            obj.pk = rule_create(project=model.project, data=data, model=model).pk
 
     def delete_model(self, request, obj):
         rule_delete(rule=obj)
@@ -45,6 +47,21 @@ class ScoringRuleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for rule in queryset:
             rule_delete(rule=rule)
+
+
+@admin.register(ScoringModel)
+class ScoringModelAdmin(admin.ModelAdmin):
+    """Read-only here: models are created, changed and made primary through the API and pages (which re-score)."""
+
+    list_display = ["key", "name", "is_primary", "project", "updated_at"]
+    list_filter = ["is_primary"]
+    list_select_related = ["project"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ScoreHistory)

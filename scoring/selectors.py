@@ -2,12 +2,15 @@
 
 import csv
 import re
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Project
@@ -16,7 +19,7 @@ from ingest.models import Event, Lead
 from ingest.selectors import event_numbers
 
 from . import engine
-from .models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
+from .models import LeadScore, RescoreJob, ScoreHistory, ScoringModel, ScoringRule
 from .services.fold import facts, lead_profile, model_policy, project_rules, rule_from_row
 
 LEAD_ORDERING_FIELDS = {
@@ -38,13 +41,22 @@ def leads_for_project(
     anonymous_id: str | None = None,
     search: str | None = None,
     ordering: str | None = None,
+    model: ScoringModel | None = None,
 ) -> QuerySet[Lead]:
-    """The project's live (not merged-away) leads, filtered and ordered."""
+    """The project's live (not merged-away) leads, filtered and ordered (score and stage: by `model`'s,
+    the primary model's by default)."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
+    score, stage_column = "current_score", "lead_stage"
+    if model is not None and not model.is_primary:
+        own = FilteredRelation("model_scores", condition=Q(model_scores__model=model))
+        leads = leads.annotate(
+            own=own, model_score=Coalesce("own__score", Value(0)), model_stage=Coalesce("own__stage", Value("cold"))
+        )
+        score, stage_column = "model_score", "model_stage"
     if stage:
         if stage not in Lead.Stage.values:
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
-        leads = leads.filter(lead_stage=stage)
+        leads = leads.filter(**{stage_column: stage})
     anonymous_id = (anonymous_id or "").replace("\x00", "")
     if anonymous_id:
         # a device merged into a known lead still finds that lead
@@ -59,11 +71,43 @@ def leads_for_project(
     ordering = ordering or "-currentScore"
     descending = ordering.startswith("-")
     column = LEAD_ORDERING_FIELDS.get(ordering.lstrip("-"))
+    column = score if column == "current_score" else column
     if column is None:
         raise ApplicationError(
             f"Must be one of {', '.join(LEAD_ORDERING_FIELDS)} (prefix - for descending).", field="ordering"
         )
     return leads.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """Every model's result for a page of leads: the primary's from the lead, the others' from LeadScore."""
+
+    primary_key: str = ""
+    others: tuple[str, ...] = ()
+    rows: dict[int, dict[str, dict[str, Any]]] = dataclass_field(default_factory=dict)
+
+    def for_lead(self, lead: Lead) -> dict[str, dict[str, Any]]:
+        primary = {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
+                   "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
+        unfolded = {"score": 0, "stage": "cold", "engagement": 0, "fit": 0, "grade": "C"}
+        return {self.primary_key: primary, **dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+
+
+def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelScores:
+    """The leads' results under each of the project's models (two queries)."""
+    models = list(scoring_models_for_project(project=project).values_list("id", "key", "is_primary"))
+    primary = next((key for _, key, is_primary in models if is_primary), "")
+    others = {model_id: key for model_id, key, is_primary in models if not is_primary}
+    rows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    if others:
+        results = LeadScore.objects.filter(lead_id__in=list(lead_ids), model_id__in=list(others)).values_list(
+            "lead_id", "model_id", "score", "stage", "engagement", "fit", "grade"
+        )
+        for lead_id, model_id, score, stage, engagement, fit, grade in results:
+            rows[lead_id][others[model_id]] = {"score": score, "stage": stage, "engagement": engagement, "fit": fit,
+                                               "grade": grade}  # fmt: skip
+    return ModelScores(primary, tuple(others.values()), dict(rows))
 
 
 def lead_get(*, project: Project, lead_id: int | str) -> Lead:
@@ -80,12 +124,22 @@ def lead_get(*, project: Project, lead_id: int | str) -> Lead:
     return lead
 
 
-def lead_timeline(*, lead: Lead, limit: int = 200) -> list[tuple[Event, ScoreHistory | None]]:
+def model_history(*, model: ScoringModel | None = None) -> Q:
+    """The history rows of `model` (the primary one by default) as a filter."""
+    return Q(model=model) if model is not None else Q(model__is_primary=True)
+
+
+def lead_timeline(
+    *, lead: Lead, limit: int = 200, model: ScoringModel | None = None
+) -> list[tuple[Event, ScoreHistory | None]]:
     """The lead's newest `limit` events in score order, each with its history row (None until scored)."""
     newest = list(Event.objects.filter(lead=lead).order_by("-timestamp", "-event_id")[:limit])
     newest.reverse()
     history = {
-        row.event_id: row for row in ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in newest])
+        row.event_id: row
+        for row in ScoreHistory.objects.filter(
+            model_history(model=model), lead=lead, event_id__in=[e.id for e in newest]
+        )
     }
     return [(event, history.get(event.id)) for event in newest]
 
@@ -175,14 +229,14 @@ def rules_for_project(
     *, project: Project, kind: str | None = None, model: ScoringModel | None = None
 ) -> QuerySet[ScoringRule]:
     """The rules of one of the project's models (the primary one by default)."""
-    rules = ScoringRule.objects.filter(project=project).order_by("id")
+    rules = ScoringRule.objects.filter(project=project).select_related("model").order_by("id")
     rules = rules.filter(model=model) if model else rules.filter(model__is_primary=True)
     return rules.filter(kind=kind) if kind else rules
 
 
 def rule_get(*, project: Project, rule_id: int | str) -> ScoringRule:
     try:
-        return ScoringRule.objects.get(project=project, id=int(rule_id))
+        return ScoringRule.objects.select_related("model").get(project=project, id=int(rule_id))
     except (ValueError, TypeError, ScoringRule.DoesNotExist):
         raise NotFound("Rule not found.") from None
 
@@ -337,11 +391,12 @@ def leads_export_rows(*, leads: QuerySet[Lead]) -> Iterator[list[str]]:
         yield [csv_safe(value) for value in row]
 
 
-def lead_score_history(*, lead: Lead, limit: int = 500) -> dict[str, Any]:
+def lead_score_history(*, lead: Lead, limit: int = 500, model: ScoringModel | None = None) -> dict[str, Any]:
     """The lead's newest `limit` score changes (oldest first), its merge rows and the leads merged into it."""
-    points = list(ScoreHistory.objects.filter(lead=lead).order_by("-occurred_at", "-id")[:limit])
+    rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
+    points = list(rows.order_by("-occurred_at", "-id")[:limit])
     points.reverse()
-    merges = list(ScoreHistory.objects.filter(lead=lead, reason=ScoreHistory.Reason.MERGE).order_by("-occurred_at"))
+    merges = list(rows.filter(reason=ScoreHistory.Reason.MERGE).order_by("-occurred_at"))
     merged_leads = list(lead.merged_leads.order_by("-updated_at"))
     return {"points": points, "merges": merges, "mergedLeads": merged_leads}
 
@@ -380,22 +435,29 @@ def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringR
 # Reads of the reporting API (leaderboard, stage counts, score history).
 
 
-def leaderboard(*, project: Project, limit: int, offset: int) -> tuple[list[Lead], int]:
-    """One page of the project's live leads by score (highest first), and how many there are."""
-    leads = leads_for_project(project=project, ordering="-currentScore")
+def leaderboard(
+    *, project: Project, limit: int, offset: int, model: ScoringModel | None = None
+) -> tuple[list[Lead], int]:
+    """One page of the project's live leads by score (highest first, by `model`'s), and how many there are."""
+    leads = leads_for_project(project=project, ordering="-currentScore", model=model)
     return list(leads[offset : offset + limit]), leads.count()
 
 
-def lead_stage_counts(*, project: Project) -> dict[str, int]:
-    """How many live leads sit in each stage, in one aggregate query."""
+def lead_stage_counts(*, project: Project, model: ScoringModel | None = None) -> dict[str, int]:
+    """How many live leads sit in each stage (of `model`, the primary one by default), in one aggregate query."""
+    if model is not None and not model.is_primary:
+        leads = leads_for_project(project=project, model=model).order_by()
+        return leads.aggregate(**{stage: Count("id", filter=Q(model_stage=stage)) for stage in Lead.Stage.values})
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     return leads.aggregate(**{stage: Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values})
 
 
-def lead_history_for_project(*, project: Project, lead: Lead) -> QuerySet[ScoreHistory]:
+def lead_history_for_project(
+    *, project: Project, lead: Lead, model: ScoringModel | None = None
+) -> QuerySet[ScoreHistory]:
     """The lead's score changes, newest first, each with its event's client id as `event_uid`."""
     return (
-        ScoreHistory.objects.filter(project=project, lead=lead)
+        ScoreHistory.objects.filter(model_history(model=model), project=project, lead=lead)
         .annotate(event_uid=F("event__event_id"))
         .order_by("-occurred_at", "-id")
     )
@@ -436,6 +498,7 @@ EXPORT_HISTORY_FIELDS = {
     "details": "details",
     "occurred_at": "occurredAt",
     "event__event_id": "eventId",
+    "model__key": "model",
 }
 EXPORT_EXECUTION_FIELDS = {
     "id": "id",

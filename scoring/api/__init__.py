@@ -10,6 +10,7 @@ from .leads import (
     LeadsCsvExportApi,
     LeadTimelineApi,
 )
+from .models import ScoringModelDetailApi, ScoringModelListApi, ScoringModelPrimaryApi
 from .reports import AnalyticsDashboardApi, LeaderboardApi, LeaderboardByStageApi
 from .rules import RuleDetailApi, RuleListApi, RulePreviewApi
 from .settings import RescoreJobDetailApi, RescoreJobListApi, ScoringSettingsApi
@@ -31,5 +32,8 @@ __all__ = [
     "RuleDetailApi",
     "RuleListApi",
     "RulePreviewApi",
+    "ScoringModelDetailApi",
+    "ScoringModelListApi",
+    "ScoringModelPrimaryApi",
     "ScoringSettingsApi",
 ]

@@ -1,5 +1,7 @@
 """The lead endpoints: list, create, get, change, erase, export, timeline, breakdown, intelligence and history."""
 
+from typing import Any
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
@@ -9,9 +11,11 @@ from rest_framework.response import Response
 from accounts.scoping import ProjectApiView
 from core.openapi import page_of
 from core.queries import query_int
+from ingest.models import Lead
 from ingest.services import lead_create
 
 from .. import engine
+from ..models import ScoringModel
 from ..selectors import (
     LEAD_ORDERING_FIELDS,
     lead_export,
@@ -22,6 +26,8 @@ from ..selectors import (
     lead_timeline,
     leads_export_csv,
     leads_for_project,
+    leads_model_scores,
+    scoring_model_get,
 )
 from ..serializers import (
     IntelligenceSerializer,
@@ -36,6 +42,22 @@ from ..serializers import (
 from ..services import lead_erase, lead_update
 from .pagination import StrictPageNumberPagination, page_parameters
 
+MODEL_PARAMETER = OpenApiParameter(
+    "model", OpenApiTypes.STR, description="A scoring model's key: its scores and stages (default: the primary model)."
+)
+
+
+def request_model(view: ProjectApiView, request: Request) -> ScoringModel | None:
+    """The `?model=` of the request (404 when the project has none with that key); None: the primary one."""
+    key = request.query_params.get("model")
+    return scoring_model_get(project=view.project, key=key) if key else None
+
+
+def leads_data(view: ProjectApiView, leads: list[Lead]) -> Any:
+    """Leads on the wire, with every model's scores read for the whole page at once."""
+    scores = leads_model_scores(project=view.project, lead_ids=[lead.id for lead in leads])
+    return LeadSerializer(leads, many=True, context={"scores": scores}).data
+
 
 class LeadPagination(StrictPageNumberPagination):
     max_page_size = 500
@@ -46,6 +68,7 @@ STAGE_PARAMETER = OpenApiParameter(
 )
 LEAD_FILTER_PARAMETERS = [
     STAGE_PARAMETER,
+    MODEL_PARAMETER,
     OpenApiParameter(
         "anonymousId",
         OpenApiTypes.STR,
@@ -103,10 +126,11 @@ class LeadListApi(ProjectApiView):
             anonymous_id=params.get("anonymousId"),
             search=params.get("search"),
             ordering=params.get("ordering"),
+            model=request_model(self, request),
         )
         paginator = LeadPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
-        return paginator.get_paginated_response(LeadSerializer(page, many=True).data)
+        return paginator.get_paginated_response(leads_data(self, list(page or [])))
 
 
 LEAD_ID = OpenApiParameter(
@@ -208,6 +232,7 @@ class LeadTimelineApi(ProjectApiView):
         tags=["Leads"],
         parameters=[
             LEAD_ID,
+            MODEL_PARAMETER,
             OpenApiParameter(
                 "limit",
                 {"type": "integer", "minimum": 1, "maximum": 1000},
@@ -228,7 +253,7 @@ class LeadTimelineApi(ProjectApiView):
                 "scoreDelta": history.delta if history else None,
                 "newScore": history.new_score if history else None,
             }
-            for event, history in lead_timeline(lead=lead, limit=limit)
+            for event, history in lead_timeline(lead=lead, limit=limit, model=request_model(self, request))
         ]
         return Response({"lead": LeadSerializer(lead).data, "events": events})
 
@@ -263,12 +288,12 @@ class LeadHistoryApi(ProjectApiView):
     @extend_schema(
         summary="A lead's score changes, newest first",
         tags=["Leads"],
-        parameters=[LEAD_ID, *page_parameters(ScoreHistoryPagination.max_page_size)],
+        parameters=[LEAD_ID, MODEL_PARAMETER, *page_parameters(ScoreHistoryPagination.max_page_size)],
         responses=page_of(ScoreHistorySerializer, "LeadScoreHistoryPage"),
     )
     def get(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(project=self.project, lead_id=lead_id)
         paginator = ScoreHistoryPagination()
-        history = lead_history_for_project(project=self.project, lead=lead)
+        history = lead_history_for_project(project=self.project, lead=lead, model=request_model(self, request))
         page = paginator.paginate_queryset(history, request, view=self)
         return paginator.get_paginated_response(ScoreHistorySerializer(page, many=True).data)

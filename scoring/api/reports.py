@@ -8,7 +8,8 @@ from accounts.scoping import ProjectApiView
 from core.queries import query_int
 
 from ..selectors import lead_stage_counts, leaderboard, project_dashboard
-from ..serializers import DashboardSerializer, LeaderboardSerializer, LeadSerializer, StageCountsSerializer
+from ..serializers import DashboardSerializer, LeaderboardSerializer, StageCountsSerializer
+from .leads import MODEL_PARAMETER, leads_data, request_model
 
 MAX_OFFSET = 1_000_000_000
 
@@ -26,24 +27,31 @@ class LeaderboardApi(ProjectApiView):
                 {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
                 description="Leads to skip (default 0).",
             ),
+            MODEL_PARAMETER,
         ],
         responses=LeaderboardSerializer,
     )
     def get(self, request: Request) -> Response:
         limit = query_int(request, "limit", default=10, minimum=1, maximum=100)
         offset = query_int(request, "offset", default=0, minimum=0, maximum=MAX_OFFSET)
-        leads, count = leaderboard(project=self.project, limit=limit, offset=offset)
-        return Response({"results": LeadSerializer(leads, many=True).data, "count": count})
+        model = request_model(self, request)
+        leads, count = leaderboard(project=self.project, limit=limit, offset=offset, model=model)
+        return Response({"results": leads_data(self, leads), "count": count})
 
 
 class LeaderboardByStageApi(ProjectApiView):
-    @extend_schema(summary="How many live leads sit in each stage", tags=["Reports"], responses=StageCountsSerializer)
+    @extend_schema(
+        summary="How many live leads sit in each stage",
+        tags=["Reports"],
+        parameters=[MODEL_PARAMETER],
+        responses=StageCountsSerializer,
+    )
     def get(self, request: Request) -> Response:
-        return Response(lead_stage_counts(project=self.project))
+        return Response(lead_stage_counts(project=self.project, model=request_model(self, request)))
 
 
 class AnalyticsDashboardApi(ProjectApiView):
     @extend_schema(summary="The overview dashboard's numbers", tags=["Reports"], responses=DashboardSerializer)
     def get(self, request: Request) -> Response:
         dashboard = project_dashboard(project=self.project)
-        return Response({**dashboard, "topLeads": LeadSerializer(dashboard["topLeads"], many=True).data})
+        return Response({**dashboard, "topLeads": leads_data(self, dashboard["topLeads"])})

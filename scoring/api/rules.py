@@ -13,6 +13,7 @@ from ..models import ScoringRule
 from ..selectors import rule_get, rules_for_project, rules_preview_proposed, scoring_model_get
 from ..serializers import PreviewSerializer, RulePreviewSerializer, RuleSerializer
 from ..services import rule_create, rule_delete, rule_update
+from .leads import MODEL_PARAMETER, request_model
 
 RULE_ID = OpenApiParameter("rule_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A scoring rule id.")
 
@@ -27,7 +28,8 @@ class RuleListApi(ProjectApiView):
                 OpenApiTypes.STR,
                 enum=["", *ScoringRule.Kind.values],
                 description="Only rules of this kind (empty: all).",
-            )
+            ),
+            MODEL_PARAMETER,
         ],
         responses=results_of(RuleSerializer, "ScoringRuleList"),
     )
@@ -35,11 +37,13 @@ class RuleListApi(ProjectApiView):
         kind = request.query_params.get("kind")
         if kind and kind not in ScoringRule.Kind.values:
             raise ApplicationError("Must be engagement or fit.", field="kind")
-        return Response({"results": RuleSerializer(rules_for_project(project=self.project, kind=kind), many=True).data})
+        rules = rules_for_project(project=self.project, kind=kind, model=request_model(self, request))
+        return Response({"results": RuleSerializer(rules, many=True).data})
 
     @extend_schema(
-        summary="Create a scoring rule (admins); re-scores the project's leads",
+        summary="Create a scoring rule (admins) in the `?model=` model (default: primary); re-scores the leads",
         tags=["Rules"],
+        parameters=[MODEL_PARAMETER],
         request=RuleSerializer,
         responses={201: RuleSerializer},
     )
@@ -47,7 +51,8 @@ class RuleListApi(ProjectApiView):
         self.require_admin()
         serializer = RuleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        rule = rule_create(project=self.project, data=serializer.validated_data)
+        model = request_model(self, request)
+        rule = rule_create(project=self.project, data=serializer.validated_data, model=model)
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 

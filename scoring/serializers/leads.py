@@ -3,7 +3,7 @@
 import json
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_serializer, inline_serializer
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
 from core.fields import (
@@ -17,7 +17,23 @@ from core.fields import (
 from ingest.models import Event, Lead
 
 from ..models import ScoreHistory
+from ..selectors import leads_model_scores
 from .common import enum_field, openapi_patch
+
+MODEL_SCORES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": 0},
+            "stage": {"type": "string", "enum": list(Lead.Stage.values)},
+            "engagement": {"type": "integer"},
+            "fit": {"type": "integer"},
+            "grade": {"type": "string", "enum": ["A", "B", "C", "D"]},
+        },
+        "required": ["score", "stage", "engagement", "fit", "grade"],
+    },
+}
 
 
 @extend_schema_serializer(component_name="Lead")
@@ -35,6 +51,9 @@ class LeadSerializer(serializers.ModelSerializer):
     lastEventAt = serializers.DateTimeField(source="last_event_at", allow_null=True)
     firstSeenAt = serializers.DateTimeField(source="first_seen_at", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
+    scores = serializers.SerializerMethodField(
+        help_text="Every scoring model's result by model key; the primary model's equals the fields above."
+    )
 
     class Meta:
         model = Lead
@@ -55,7 +74,15 @@ class LeadSerializer(serializers.ModelSerializer):
             "lastEventAt",
             "firstSeenAt",
             "createdAt",
+            "scores",
         ]
+
+    @extend_schema_field(MODEL_SCORES_SCHEMA)
+    def get_scores(self, lead: Lead) -> dict[str, dict[str, Any]]:
+        scores = self.context.get("scores")
+        if scores is None:  # one lead outside a page: its own two queries
+            scores = leads_model_scores(project=lead.project, lead_ids=[lead.id])
+        return scores.for_lead(lead)
 
 
 @extend_schema_serializer(component_name="LeadCreate")
@@ -286,6 +313,7 @@ class ExportHistorySerializer(serializers.Serializer):
     details = serializers.JSONField()
     occurredAt = serializers.DateTimeField()
     eventId = serializers.CharField(allow_null=True)
+    model = serializers.CharField(help_text="The key of the scoring model the row belongs to.")
 
 
 @extend_schema_serializer(component_name="LeadExportExecution")

@@ -82,10 +82,15 @@ class RuleSerializer(StrictModelSerializer):
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
 
+    model: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="key", read_only=True, help_text="The key of the scoring model the rule belongs to."
+    )
+
     class Meta:
         model = ScoringRule
         fields = [
             "id",
+            "model",
             "name",
             "kind",
             "eventType",

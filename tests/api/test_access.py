@@ -37,6 +37,7 @@ from automations.services import (
 )
 from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
+from scoring.models import ScoringModel
 from scoring.selectors import rules_for_project
 from scoring.services.rules import rescore_job_start
 from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
@@ -140,6 +141,14 @@ OPS = [
     Op("PUT", "/api/scoring/settings", ADMIN, SETTINGS, bad={**SETTINGS, "warmThreshold": 0}, field="warmThreshold"),
     Op("PATCH", "/api/scoring/settings", ADMIN, {"decayGraceDays": 3}, bad={"decayRatePercent": 101},
        field="decayRatePercent"),
+    Op("GET", "/api/models", MEMBER),
+    Op("POST", "/api/models", ADMIN, {"key": "product-b", "name": "Product B", "copyFrom": "default"},
+       bad={"key": "Not a key", "name": "B"}, field="key"),
+    Op("GET", "/api/models/{model}", MEMBER),
+    Op("PATCH", "/api/models/{model}", ADMIN, {"name": "Renamed", "maxScore": 500}, bad={"decayRatePercent": 101},
+       field="decayRatePercent"),
+    Op("DELETE", "/api/models/{model}", ADMIN),
+    Op("POST", "/api/models/{model}/primary", ADMIN),
     Op("GET", "/api/rescore-jobs", MEMBER),
     Op("GET", "/api/rescore-jobs/{rescore_job}", MEMBER),
     # automations, webhooks and the dead-letter queue
@@ -282,6 +291,7 @@ def world_for(name: str) -> SimpleNamespace:
         "recipient": recipient.id,
         "key": key.id,
         "rescore_job": rescore_job.id,
+        "model": ScoringModel.objects.create(project=project, key=f"audit-{project.id}", name="Audit").key,
         "failed_job": failed_jobs_for_project(project_id=project.id).get().id,
         "invitation": invitation.id,
     }

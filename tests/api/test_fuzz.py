@@ -72,6 +72,8 @@ SEMANTIC_400_SCORING: dict[str, str] = {
     "POST /api/rules/preview": "RE2 regexes; proposed thresholds must rise together with the project's others",
     "PUT /api/scoring/settings": "thresholds must rise: warm < hot < qualified <= maxScore",
     "PATCH /api/scoring/settings": "thresholds must rise, together with the stored ones",
+    "POST /api/models": "thresholds must rise together; at most 25 models per project",
+    "PATCH /api/models/{key}": "thresholds must rise, together with the stored ones",
 }
 SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
 

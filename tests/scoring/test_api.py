@@ -6,7 +6,7 @@ pytestmark = pytest.mark.django_db
 
 LEAD_FIELDS = {
     "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
-    "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt",
+    "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt", "scores",
 }  # fmt: skip
 
 
@@ -56,11 +56,11 @@ def test_list_rejects_bad_filters(tenant, leads, query, field):
 
 
 def test_list_query_count_does_not_grow_with_leads(tenant, leads, django_assert_num_queries):
-    with django_assert_num_queries(4):  # user, membership, count, page
+    with django_assert_num_queries(5):  # user, membership, count, page, the models (for `scores`)
         assert tenant.client.get("/api/leads").status_code == 200
     for i in range(20):
         scored_lead(tenant.project, f"more-{i}", "page_view")
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         assert len(tenant.client.get("/api/leads").json()["results"]) == 24
 
 

@@ -33,8 +33,8 @@ VP_FIT = {
     "points": 20,
 }
 RULE_FIELDS = {
-    "id", "name", "kind", "eventType", "conditions", "points", "maxPerDay", "maxPerLead", "maxPoints", "isActive",
-    "createdAt", "updatedAt",
+    "id", "model", "name", "kind", "eventType", "conditions", "points", "maxPerDay", "maxPerLead", "maxPoints",
+    "isActive", "createdAt", "updatedAt",
 }  # fmt: skip
 SETTINGS = {
     "warmThreshold": 11,
@@ -512,7 +512,7 @@ def test_preview_reports_changes_without_saving_anything(tenant, preview_leads):
 
 
 def test_preview_at_the_scoring_rules_path_and_with_the_current_rules_changes_nothing(tenant, preview_leads):
-    read_only = ("id", "createdAt", "updatedAt")  # refused like unknown fields: they cannot be proposed
+    read_only = ("id", "model", "createdAt", "updatedAt")  # refused like unknown fields: they cannot be proposed
     current = [
         {k: v for k, v in rule.items() if k not in read_only}
         for rule in tenant.client.get("/api/rules").json()["results"]
