@@ -74,6 +74,11 @@ class ProjectApiView(APIView):
         require_admin(self.membership)
 
 
+def request_person(request: Request) -> User | None:
+    """The signed-in person behind an API request; None for a secret key (a project, not a person)."""
+    return request.user if isinstance(request.user, User) else None
+
+
 SESSION_PROJECT = "project_id"
 
 

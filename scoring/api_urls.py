@@ -13,12 +13,24 @@ urlpatterns = [
     path("api/leads/<str:lead_id>/score-breakdown", api.LeadScoreBreakdownApi.as_view(), name="lead-breakdown"),
     path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),
     path("api/leads/<str:lead_id>/history", api.LeadHistoryApi.as_view(), name="lead-history"),
+    path("api/leads/<str:lead_id>/score", api.LeadVersionScoreApi.as_view(), name="lead-version-score"),
     path("api/leaderboard", api.LeaderboardApi.as_view(), name="leaderboard"),
     path("api/leaderboard/by-stage", api.LeaderboardByStageApi.as_view(), name="leaderboard-by-stage"),
     path("api/analytics/dashboard", api.AnalyticsDashboardApi.as_view(), name="analytics-dashboard"),
     path("api/models", api.ScoringModelListApi.as_view(), name="model-list"),
     path("api/models/<str:key>", api.ScoringModelDetailApi.as_view(), name="model-detail"),
     path("api/models/<str:key>/primary", api.ScoringModelPrimaryApi.as_view(), name="model-primary"),
+    path("api/models/<str:key>/versions", api.VersionListApi.as_view(), name="version-list"),
+    path("api/models/<str:key>/versions/<str:number>", api.VersionDetailApi.as_view(), name="version-detail"),
+    path(
+        "api/models/<str:key>/versions/<str:number>/diff/<str:other>", api.VersionDiffApi.as_view(), name="version-diff"
+    ),
+    path(
+        "api/models/<str:key>/versions/<str:number>/rollback", api.VersionRollbackApi.as_view(), name="version-rollback"
+    ),
+    path("api/models/<str:key>/draft", api.DraftApi.as_view(), name="draft"),
+    path("api/models/<str:key>/draft/preview", api.DraftPreviewApi.as_view(), name="draft-preview"),
+    path("api/models/<str:key>/draft/publish", api.DraftPublishApi.as_view(), name="draft-publish"),
     path("api/scoring/settings", api.ScoringSettingsApi.as_view(), name="scoring-settings"),
     path("api/rescore-jobs", api.RescoreJobListApi.as_view(), name="rescore-job-list"),
     path("api/rescore-jobs/<str:job_id>", api.RescoreJobDetailApi.as_view(), name="rescore-job-detail"),

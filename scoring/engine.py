@@ -444,6 +444,7 @@ class Model:
     fit_rules: tuple[Rule, ...] = ()
     policy: Policy = field(default_factory=Policy)
     primary: bool = True
+    version: int = 0  # the rule-set version the rules and policy are (history rows cite it)
 
 
 def models_evaluate(

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
@@ -27,6 +28,8 @@ class ScoringModel(TimeStampedModel):
     decay_enabled = models.BooleanField(default=True)
     decay_rate_percent = models.FloatField(default=5.0)
     decay_grace_days = models.PositiveIntegerField(default=7)
+    # The number of the live RuleSetVersion: every published change of the rules or settings adds one.
+    version = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -47,6 +50,45 @@ class ScoringModel(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.key}{' (primary)' if self.is_primary else ''}"
+
+
+class RuleSetVersion(models.Model):
+    """An immutable published state of a model's rules and settings: what produced the history rows citing it.
+
+    `document`: {"settings": {field: value}, "rules": [{"id", "name", "kind", "event_type", ...}]}, the
+    rules as they were (with their ids, so a rollback restores them and their history's details).
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="rule_set_versions")
+    model = models.ForeignKey(ScoringModel, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=500, blank=True)
+    document = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "number"], name="rule_set_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.model_id} v{self.number}"
+
+
+class RuleSetDraft(TimeStampedModel):
+    """A model's unpublished rules and settings (same document shape as a version): previewed, then published."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="rule_set_drafts")
+    model = models.OneToOneField(ScoringModel, on_delete=models.CASCADE, related_name="draft")
+    document = models.JSONField()
+    base_version = models.PositiveIntegerField(help_text="The live version the draft started from.")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"draft of {self.model_id} (from v{self.base_version})"
 
 
 class LeadScore(models.Model):
@@ -121,6 +163,8 @@ class ScoreHistory(models.Model):
     event = models.ForeignKey(
         "ingest.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="score_history"
     )
+    # The model's version whose rules produced the row (null: rows from before versions existed).
+    version = models.PositiveIntegerField(null=True, blank=True)
     reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.RULE)
     old_score = models.IntegerField()
     new_score = models.IntegerField()

@@ -3,12 +3,14 @@
 import csv
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
+from itertools import islice, pairwise
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -19,8 +21,8 @@ from ingest.models import Event, Lead
 from ingest.selectors import event_numbers
 
 from . import engine
-from .models import LeadScore, RescoreJob, ScoreHistory, ScoringModel, ScoringRule
-from .services.fold import facts, lead_profile, model_policy, project_rules, rule_from_row
+from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
+from .services.fold import engine_models, facts, lead_profile, log_pages, model_policy, project_rules, rule_from_row
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -249,9 +251,16 @@ def rescore_job_get(*, project: Project, job_id: int | str) -> RescoreJob:
 
 
 def rules_preview(
-    *, project: Project, engagement_rules: list[engine.Rule], fit_rules: list[engine.Rule], policy: engine.Policy
+    *,
+    project: Project,
+    engagement_rules: Sequence[engine.Rule],
+    fit_rules: Sequence[engine.Rule],
+    policy: engine.Policy,
+    model: ScoringModel | None = None,
+    distribution: bool = False,
 ) -> dict[str, Any]:
-    """What a proposed rule set would do to every lead, saving nothing.
+    """What a proposed rule set would do to every lead (compared with `model`'s scores, the primary's by
+    default), saving nothing; with `distribution`, the leads per stage and per score band before and after.
 
     One pass over the project's events in lead order (streamed), one fold per lead.
     """
@@ -262,6 +271,15 @@ def rules_preview(
             "id", "anonymous_id", "email", "name", "company", "user_id", "traits", "current_score", "lead_stage"
         )
     }
+    if model is not None and not model.is_primary:
+        scores = dict.fromkeys(leads, (0, "cold"))  # a lead the model has not folded yet
+        scores |= {
+            row[0]: row[1:] for row in LeadScore.objects.filter(model=model).values_list("lead_id", "score", "stage")
+        }
+        leads = {lead_id: (*row[:-2], *scores[lead_id]) for lead_id, row in leads.items()}
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    bands = _score_bands(policy)
     rows = (
         Event.objects.filter(project=project)
         .order_by("lead_id", "timestamp", "event_id")
@@ -288,6 +306,11 @@ def rules_preview(
             refold=True,
         )
         score, new_stage = evaluation.score, evaluation.stage
+        if distribution:
+            before[stage] += 1
+            before[_band(current, bands)] += 1
+            after[new_stage] += 1
+            after[_band(score, bands)] += 1
         if score != current:
             changed += 1
             movers.append(
@@ -312,13 +335,39 @@ def rules_preview(
     for lead_id in leads.keys() - seen:
         evaluate(lead_id, [])  # leads without events can still move on fit
     movers.sort(key=lambda mover: (-abs(mover["delta"]), mover["leadId"]))
-    return {
+    result = {
         "leadsEvaluated": len(leads),
         "scoreChanged": changed,
         "stageChanged": sum(transitions.values()),
         "stageTransitions": dict(sorted(transitions.items())),
         "topMovers": movers[:20],
     }
+    if distribution:
+        result["distribution"] = {
+            "stages": [{"stage": s, "before": before[s], "after": after[s]} for s in engine.STAGES],
+            "bands": [
+                {"band": b, "before": before[b], "after": after[b]} for b in (_band_name(*pair) for pair in bands)
+            ],
+        }
+    return result
+
+
+def _score_bands(policy: engine.Policy) -> list[tuple[int, int | None]]:
+    """Score bands for a distribution: below warm, the three stages split in halves, then above twice qualified."""
+    edges = [0, policy.warm_threshold, policy.hot_threshold, policy.qualified_threshold, 2 * policy.qualified_threshold]
+    cuts = sorted({*edges, *((a + b) // 2 for a, b in pairwise(edges))})
+    return [*pairwise(cuts), (cuts[-1], None)]
+
+
+def _band_name(low: int, high: int | None) -> str:
+    return f"{low}-{high - 1}" if high is not None else f"{low}+"
+
+
+def _band(score: int, bands: list[tuple[int, int | None]]) -> str:
+    for low, high in bands:
+        if high is None or score < high:
+            return _band_name(low, high)
+    return _band_name(*bands[-1])
 
 
 def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
@@ -567,3 +616,95 @@ def leads_export_csv(*, leads: QuerySet[Lead]) -> Iterator[str]:
 def event_facts(*, event_ids: list[int]) -> list[engine.EventFact]:
     """The events as the engine (and automations' event triggers) see them, in fold order."""
     return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids))]
+
+
+# Rule-set versions: the history of a model's rules, their differences, and scores under any of them.
+
+
+def versions_for_model(*, model: ScoringModel) -> QuerySet[RuleSetVersion]:
+    return RuleSetVersion.objects.filter(model=model).select_related("model", "author").order_by("-number")
+
+
+def version_get(*, model: ScoringModel, number: int | str) -> RuleSetVersion:
+    try:
+        return versions_for_model(model=model).get(number=int(number))
+    except (ValueError, TypeError, RuleSetVersion.DoesNotExist):
+        raise NotFound("Version not found.") from None
+
+
+def draft_get(*, model: ScoringModel) -> RuleSetDraft:
+    draft = RuleSetDraft.objects.filter(model=model).select_related("model", "author").first()
+    if draft is None:
+        raise NotFound("The model has no draft.")
+    return draft
+
+
+def documents_diff(*, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What changed from one version document to another: settings, and rules added, removed or changed (by id)."""
+    settings = {
+        field: {"from": before["settings"].get(field), "to": value}
+        for field, value in after["settings"].items()
+        if before["settings"].get(field) != value
+    }
+    old = {rule["id"]: rule for rule in before["rules"] if rule.get("id")}
+    new = {rule["id"]: rule for rule in after["rules"] if rule.get("id")}
+    changed = [
+        {"id": rule_id, "fields": {f: {"from": old[rule_id].get(f), "to": v} for f, v in rule.items()
+                                   if old[rule_id].get(f) != v}}
+        for rule_id, rule in new.items()
+        if rule_id in old and rule != old[rule_id]
+    ]  # fmt: skip
+    return {
+        "settings": settings,
+        "added": [rule for rule in after["rules"] if not rule.get("id") or rule["id"] not in old],
+        "removed": [rule for rule_id, rule in old.items() if rule_id not in new],
+        "changed": changed,
+    }
+
+
+def document_model(*, model: ScoringModel, document: dict[str, Any], version: int = 0) -> engine.Model:
+    """A version or draft document as the engine takes it."""
+    rules = [ScoringRule(model=model, **rule) for rule in document["rules"] if rule["is_active"]]
+    spec = ScoringModel(**{**{f.attname: getattr(model, f.attname) for f in ScoringModel._meta.concrete_fields},
+                           **document["settings"], "version": version})  # fmt: skip
+    (compiled,) = engine_models([spec], rules)
+    return compiled
+
+
+def lead_score_at_version(*, lead: Lead, model: ScoringModel, version: RuleSetVersion) -> dict[str, Any]:
+    """The lead's score under an earlier (or the live) version of a model, refolded from its log, saving nothing.
+
+    The log is read a page at a time, as a refold does, so a long one never sits in memory whole.
+    """
+    spec = document_model(model=model, document=version.document, version=version.number)
+    size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
+    events = iter(log_pages(lead_id=lead.id))
+    chunk = list(islice(events, size))
+    current, first, folded = engine.Materialised(), True, 0
+    while True:
+        following = list(islice(events, size))
+        evaluation = engine.lead_evaluate(
+            lead=current, events=[fact for _, fact in chunk], profile=lead_profile(lead), rules=spec.rules,
+            fit_rules=spec.fit_rules, policy=spec.policy, now=timezone.now(), refold=first, final=not following,
+            before=engine.Materialised(),
+        )  # fmt: skip
+        folded += evaluation.folded
+        if not following:
+            break
+        current = engine.Materialised(
+            score=evaluation.score, engagement=evaluation.engagement, fit=evaluation.fit, stage=evaluation.stage,
+            state=evaluation.state, fit_applied=evaluation.fit_applied,
+        )  # fmt: skip
+        first, chunk = False, following
+    return {
+        "leadId": lead.id,
+        "model": model.key,
+        "version": version.number,
+        "liveVersion": model.version,
+        "score": evaluation.score,
+        "stage": evaluation.stage,
+        "engagement": evaluation.engagement,
+        "fit": evaluation.fit,
+        "grade": evaluation.grade,
+        "eventsFolded": folded,
+    }

@@ -14,9 +14,22 @@ from .models import ScoringModelDetailApi, ScoringModelListApi, ScoringModelPrim
 from .reports import AnalyticsDashboardApi, LeaderboardApi, LeaderboardByStageApi
 from .rules import RuleDetailApi, RuleListApi, RulePreviewApi
 from .settings import RescoreJobDetailApi, RescoreJobListApi, ScoringSettingsApi
+from .versions import (
+    DraftApi,
+    DraftPreviewApi,
+    DraftPublishApi,
+    LeadVersionScoreApi,
+    VersionDetailApi,
+    VersionDiffApi,
+    VersionListApi,
+    VersionRollbackApi,
+)
 
 __all__ = [
     "AnalyticsDashboardApi",
+    "DraftApi",
+    "DraftPreviewApi",
+    "DraftPublishApi",
     "LeadDetailApi",
     "LeadExportApi",
     "LeadHistoryApi",
@@ -24,6 +37,7 @@ __all__ = [
     "LeadListApi",
     "LeadScoreBreakdownApi",
     "LeadTimelineApi",
+    "LeadVersionScoreApi",
     "LeaderboardApi",
     "LeaderboardByStageApi",
     "LeadsCsvExportApi",
@@ -36,4 +50,8 @@ __all__ = [
     "ScoringModelListApi",
     "ScoringModelPrimaryApi",
     "ScoringSettingsApi",
+    "VersionDetailApi",
+    "VersionDiffApi",
+    "VersionListApi",
+    "VersionRollbackApi",
 ]

@@ -11,7 +11,6 @@ from rest_framework.response import Response
 from accounts.scoping import ProjectApiView
 from core.openapi import page_of
 from core.queries import query_int
-from ingest.models import Lead
 from ingest.services import lead_create
 
 from .. import engine
@@ -53,7 +52,7 @@ def request_model(view: ProjectApiView, request: Request) -> ScoringModel | None
     return scoring_model_get(project=view.project, key=key) if key else None
 
 
-def leads_data(view: ProjectApiView, leads: list[Lead]) -> Any:
+def leads_data(view: ProjectApiView, leads: list[Any]) -> Any:
     """Leads on the wire, with every model's scores read for the whole page at once."""
     scores = leads_model_scores(project=view.project, lead_ids=[lead.id for lead in leads])
     return LeadSerializer(leads, many=True, context={"scores": scores}).data

@@ -6,7 +6,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.scoping import ProjectApiView
+from accounts.scoping import ProjectApiView, request_person
 from core.fields import EmptySerializer
 from core.openapi import ErrorSerializer, results_of
 
@@ -50,7 +50,9 @@ class ScoringModelListApi(ProjectApiView):
         data = dict(serializer.validated_data)
         source = data.pop("copyFrom", None)
         copy_from = scoring_model_get(project=self.project, key=source) if source else None
-        model = scoring_model_create(project=self.project, data=data, copy_from=copy_from)
+        model = scoring_model_create(
+            project=self.project, data=data, copy_from=copy_from, author=request_person(request)
+        )
         return Response(ScoringModelSerializer(model).data, status=status.HTTP_201_CREATED)
 
 
@@ -72,7 +74,11 @@ class ScoringModelDetailApi(ProjectApiView):
         model = scoring_model_get(project=self.project, key=key)
         serializer = ScoringModelUpdateSerializer(model, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        return Response(ScoringModelSerializer(scoring_model_update(model=model, data=serializer.validated_data)).data)
+        return Response(
+            ScoringModelSerializer(
+                scoring_model_update(model=model, data=serializer.validated_data, author=request_person(request))
+            ).data
+        )
 
     @extend_schema(
         summary="Delete a scoring model with its rules and scores (admins); the primary one cannot be",

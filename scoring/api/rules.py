@@ -5,7 +5,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.scoping import ProjectApiView
+from accounts.scoping import ProjectApiView, request_person
 from core.errors import ApplicationError
 from core.openapi import results_of
 
@@ -52,7 +52,9 @@ class RuleListApi(ProjectApiView):
         serializer = RuleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         model = request_model(self, request)
-        rule = rule_create(project=self.project, data=serializer.validated_data, model=model)
+        rule = rule_create(
+            project=self.project, data=serializer.validated_data, model=model, author=request_person(request)
+        )
         return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
 
 
@@ -73,7 +75,9 @@ class RuleDetailApi(ProjectApiView):
         rule = rule_get(project=self.project, rule_id=rule_id)
         serializer = RuleSerializer(rule, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        return Response(RuleSerializer(rule_update(rule=rule, data=serializer.validated_data)).data)
+        return Response(
+            RuleSerializer(rule_update(rule=rule, data=serializer.validated_data, author=request_person(request))).data
+        )
 
     @extend_schema(
         summary="Change some of a scoring rule's fields (admins); re-scores the project's leads",
@@ -93,7 +97,7 @@ class RuleDetailApi(ProjectApiView):
     )
     def delete(self, request: Request, rule_id: str) -> Response:
         self.require_admin()
-        rule_delete(rule=rule_get(project=self.project, rule_id=rule_id))
+        rule_delete(rule=rule_get(project=self.project, rule_id=rule_id), author=request_person(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

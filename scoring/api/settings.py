@@ -4,7 +4,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.scoping import ProjectApiView
+from accounts.scoping import ProjectApiView, request_person
 from core.openapi import results_of
 
 from ..models import ScoringModel
@@ -38,7 +38,9 @@ class ScoringSettingsApi(ProjectApiView):
         serializer = ScoringSettingsSerializer(model, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         return Response(
-            ScoringSettingsSerializer(scoring_settings_update(model=model, data=serializer.validated_data)).data
+            ScoringSettingsSerializer(
+                scoring_settings_update(model=model, data=serializer.validated_data, author=request_person(request))
+            ).data
         )
 
     @extend_schema(

@@ -20,7 +20,7 @@ from ingest.contracts import event_name_valid
 from ingest.models import Lead
 
 from .. import engine
-from ..models import RescoreJob, ScoringRule
+from ..models import RescoreJob, ScoringModel, ScoringRule
 from .common import CONDITION_SCHEMA, EVENT_TYPE_PATTERN, MAX_CONDITIONS, enum_field, openapi_patch
 
 
@@ -162,7 +162,7 @@ class ScoringSettingsSerializer(StrictSerializer):
     decayGraceDays = StrictIntegerField(source="decay_grace_days", min_value=0, max_value=365)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        base = self.instance
+        base = self.instance if self.instance is not None else ScoringModel()  # a new one: the defaults
         merged = {name: attrs.get(name, getattr(base, name)) for name in (
             "warm_threshold", "hot_threshold", "qualified_threshold", "max_score")}  # fmt: skip
         if (

@@ -63,8 +63,8 @@ def projects_models(*, project_ids: Iterable[int]) -> dict[int, list[engine.Mode
     ids = sorted(set(project_ids))
     versions: dict[int, list[tuple]] = {pid: [] for pid in ids}
     models = ScoringModel.objects.filter(project_id__in=ids).order_by("project_id", "id")
-    for project_id, model_id, primary, updated_at in models.values_list("project_id", "id", "is_primary", "updated_at"):
-        versions[project_id].append(("model", model_id, primary, updated_at))
+    for project_id, *key in models.values_list("project_id", "id", "is_primary", "version", "updated_at"):
+        versions[project_id].append(("model", *key))
     active = ScoringRule.objects.filter(project_id__in=ids, is_active=True).order_by("project_id", "id")
     for project_id, rule_id, updated_at in active.values_list("project_id", "id", "updated_at"):
         versions[project_id].append((rule_id, updated_at))

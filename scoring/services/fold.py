@@ -92,6 +92,7 @@ def engine_models(models: Iterable[ScoringModel], rules: Iterable[ScoringRule]) 
             fit_rules=tuple(by_model[model.id][1]),
             policy=model_policy(model),
             primary=model.is_primary,
+            version=model.version,
         )
         for model in sorted(models, key=lambda m: (not m.is_primary, m.id))
     ]
@@ -450,8 +451,8 @@ def quoted_columns(model: type[Model], names: Sequence[str]) -> list[str]:
     return [connection.ops.quote_name(str(fields[name].column)) for name in names]
 
 
-HISTORY_COLUMNS = ("project", "lead", "model", "event", "reason", "old_score", "new_score", "delta", "details",
-                   "occurred_at", "created_at")  # fmt: skip
+HISTORY_COLUMNS = ("project", "lead", "model", "version", "event", "reason", "old_score", "new_score", "delta",
+                   "details", "occurred_at", "created_at")  # fmt: skip
 
 
 def _history_insert(scored: Sequence[Scored]) -> None:
@@ -467,6 +468,7 @@ def _history_insert(scored: Sequence[Scored]) -> None:
             item.lead.project_id,
             item.lead.id,
             model_id,
+            versions[model_id],
             item.event_pks[step.event_id] if step.event_id is not None else None,
             step.reason,
             step.old_score,
@@ -477,6 +479,7 @@ def _history_insert(scored: Sequence[Scored]) -> None:
             created,
         )
         for item in scored
+        for versions in [{model.id: model.version for model in item.models}]
         for model_id, evaluation in item.evaluations.items()
         for step in evaluation.history
     ]

@@ -116,10 +116,12 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     LeadScore.objects.filter(lead=source).delete()  # its other models' results: the survivor's refold has them
     lead_fold_locked(lead=target, now=now)
     rollups_subtract(counted=counted)  # after the fold: its marks counted the moved events again
+    primary = primary_model(target.project)
     ScoreHistory.objects.create(
         project_id=target.project_id,
         lead=target,
-        model=primary_model(target.project),
+        model=primary,
+        version=primary.version,
         reason=ScoreHistory.Reason.MERGE,
         old_score=old_score,
         new_score=target.current_score,

@@ -21,6 +21,7 @@ from .batch import leads_score
 from .fold import lead_lock
 from .identity import lead_identify
 from .rules import rescore_jobs_resume
+from .versions import version_publish
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def project_rules_seed(*, project: Project) -> None:
             for event_type, points in DEFAULT_RULES
         ]
     )
+    version_publish(model=model, note="the default rules")
 
 
 def lead_score(*, lead_id: int) -> Lead | None:

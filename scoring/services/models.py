@@ -6,19 +6,20 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
-from accounts.models import Project
+from accounts.models import Project, User
 from core.errors import ApplicationError
 from ingest.models import Lead
 
 from ..models import MODELS_PER_PROJECT, LeadScore, ScoringModel, ScoringRule
 from .rules import RULE_FIELDS, SETTINGS_FIELDS, rescore_job_start
+from .versions import version_publish
 
 MODEL_FIELDS = ("name", "description")
 
 
 @transaction.atomic
 def scoring_model_create(
-    *, project: Project, data: dict[str, Any], copy_from: ScoringModel | None = None
+    *, project: Project, data: dict[str, Any], copy_from: ScoringModel | None = None, author: User | None = None
 ) -> ScoringModel:
     """Add a model (its settings and rules copied from `copy_from`, else the defaults); re-score to fill it in."""
     # the project row serialises concurrent creations, so the limit holds
@@ -36,12 +37,13 @@ def scoring_model_create(
             ScoringRule(project=project, model=model, **{field: getattr(rule, field) for field in RULE_FIELDS})
             for rule in copy_from.rules.order_by("id")
         )
+    version_publish(model=model, author=author, note=f"created{f' from {copy_from.key}' if copy_from else ''}")
     rescore_job_start(project=project, reason=f"model {model.key} created")
     return model
 
 
 @transaction.atomic
-def scoring_model_update(*, model: ScoringModel, data: dict[str, Any]) -> ScoringModel:
+def scoring_model_update(*, model: ScoringModel, data: dict[str, Any], author: User | None = None) -> ScoringModel:
     """Rename or describe a model, or change its settings (which re-scores the project)."""
     changed = [f for f in (*MODEL_FIELDS, *SETTINGS_FIELDS) if f in data and getattr(model, f) != data[f]]
     for field in changed:
@@ -50,7 +52,9 @@ def scoring_model_update(*, model: ScoringModel, data: dict[str, Any]) -> Scorin
         model.save(update_fields=[*changed, "updated_at"])
     rescored = [field for field in changed if field in SETTINGS_FIELDS]
     if rescored:
-        rescore_job_start(project=model.project, reason=f"{model.key} settings changed: {', '.join(rescored)}")
+        reason = f"{model.key} settings changed: {', '.join(rescored)}"
+        version_publish(model=model, author=author, note=reason)
+        rescore_job_start(project=model.project, reason=reason)
     return model
 
 

@@ -10,13 +10,14 @@ from django.db import transaction
 from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import Project
+from accounts.models import Project, User
 from core.contracts import RESCORE_TASK
 from ingest.models import Lead
 
 from ..models import LeadScore, RescoreJob, ScoringModel, ScoringRule
 from .batch import leads_claim, leads_decay, leads_refold_locked
 from .fold import lead_lock
+from .versions import version_publish
 
 RULE_FIELDS = (
     "name",
@@ -41,43 +42,52 @@ SETTINGS_FIELDS = (
 
 
 @transaction.atomic
-def rule_create(*, project: Project, data: dict[str, Any], model: ScoringModel | None = None) -> ScoringRule:
-    """Create a validated rule in one of the project's models (the primary one by default) and re-score."""
+def rule_create(
+    *, project: Project, data: dict[str, Any], model: ScoringModel | None = None, author: User | None = None
+) -> ScoringRule:
+    """Create a validated rule in one of the project's models (the primary one by default): a new version, re-scored."""
     model = model or ScoringModel.objects.get(project=project, is_primary=True)
     fields = {k: v for k, v in data.items() if k in RULE_FIELDS}
     rule = ScoringRule.objects.create(project=project, model=model, **fields)
+    version_publish(model=model, author=author, note=f"rule {rule.id} created")
     rescore_job_start(project=project, reason=f"rule {rule.id} created")
     return rule
 
 
 @transaction.atomic
-def rule_update(*, rule: ScoringRule, data: dict[str, Any]) -> ScoringRule:
-    """Change a rule (full or partial) and re-score the project when anything changed."""
+def rule_update(*, rule: ScoringRule, data: dict[str, Any], author: User | None = None) -> ScoringRule:
+    """Change a rule (full or partial); when anything changed, a new version of its model, re-scored."""
     changed = [field for field in RULE_FIELDS if field in data and getattr(rule, field) != data[field]]
     for field in changed:
         setattr(rule, field, data[field])
     if changed:
         rule.save(update_fields=[*changed, "updated_at"])
-        rescore_job_start(project=rule.project, reason=f"rule {rule.id} changed: {', '.join(changed)}")
+        reason = f"rule {rule.id} changed: {', '.join(changed)}"
+        version_publish(model=rule.model, author=author, note=reason)
+        rescore_job_start(project=rule.project, reason=reason)
     return rule
 
 
 @transaction.atomic
-def rule_delete(*, rule: ScoringRule) -> None:
-    project, rule_id = rule.project, rule.id
+def rule_delete(*, rule: ScoringRule, author: User | None = None) -> None:
+    """Delete a rule: a new version of its model, re-scored."""
+    project, model, rule_id = rule.project, rule.model, rule.id
     rule.delete()
+    version_publish(model=model, author=author, note=f"rule {rule_id} deleted")
     rescore_job_start(project=project, reason=f"rule {rule_id} deleted")
 
 
 @transaction.atomic
-def scoring_settings_update(*, model: ScoringModel, data: dict[str, Any]) -> ScoringModel:
-    """Change a model's thresholds, score range or decay policy; leads are re-staged and re-scored."""
+def scoring_settings_update(*, model: ScoringModel, data: dict[str, Any], author: User | None = None) -> ScoringModel:
+    """Change a model's thresholds, score range or decay policy: a new version, leads re-staged and re-scored."""
     changed = [field for field in SETTINGS_FIELDS if field in data and getattr(model, field) != data[field]]
     for field in changed:
         setattr(model, field, data[field])
     if changed:
         model.save(update_fields=[*changed, "updated_at"])
-        rescore_job_start(project=model.project, reason=f"{model.key} settings changed: {', '.join(changed)}")
+        reason = f"{model.key} settings changed: {', '.join(changed)}"
+        version_publish(model=model, author=author, note=reason)
+        rescore_job_start(project=model.project, reason=reason)
     return model
 
 

@@ -39,7 +39,9 @@ from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
 from scoring.models import ScoringModel
 from scoring.selectors import rules_for_project
+from scoring.services.drafts import draft_start
 from scoring.services.rules import rescore_job_start
+from scoring.services.versions import version_publish
 from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
 from tests.conftest import client_for
 from tests.scoring.factories import scored_lead
@@ -149,6 +151,18 @@ OPS = [
        field="decayRatePercent"),
     Op("DELETE", "/api/models/{model}", ADMIN),
     Op("POST", "/api/models/{model}/primary", ADMIN),
+    Op("GET", "/api/models/{model}/versions", MEMBER),
+    Op("GET", "/api/models/{model}/versions/{version}", MEMBER),
+    Op("GET", "/api/models/{model}/versions/{version}/diff/{version}", MEMBER),
+    Op("POST", "/api/models/{model}/versions/{version}/rollback", ADMIN, {"note": "back"}, bad={"note": 7},
+       field="note"),
+    Op("GET", "/api/models/{model}/draft", MEMBER),
+    Op("PUT", "/api/models/{model}/draft", MEMBER, {"settings": SETTINGS, "rules": [RULE]},
+       bad={"settings": SETTINGS, "rules": [{**RULE, "points": "many"}]}, field="rules"),
+    Op("DELETE", "/api/models/{model}/draft", MEMBER),
+    Op("POST", "/api/models/{model}/draft/preview", MEMBER),
+    Op("POST", "/api/models/{model}/draft/publish", ADMIN, {"note": "live"}, bad={"note": 7}, field="note"),
+    Op("GET", "/api/leads/{lead}/score", MEMBER, bad={"version": "latest"}, field="version"),
     Op("GET", "/api/rescore-jobs", MEMBER),
     Op("GET", "/api/rescore-jobs/{rescore_job}", MEMBER),
     # automations, webhooks and the dead-letter queue
@@ -255,6 +269,14 @@ def cases(ops: list[Op], name=lambda op: op.id) -> list:
 # --- The world: one of every addressable object in a project -------------------------------------------------------
 
 
+def audit_model(project: Project) -> ScoringModel:
+    """A second model of the project, with a published version and a draft."""
+    model = ScoringModel.objects.create(project=project, key=f"audit-{project.id}", name="Audit")
+    version_publish(model=model, note="audit")
+    draft_start(model=model)
+    return model
+
+
 def world_for(name: str) -> SimpleNamespace:
     """A project with one of every object the API addresses by id, and a caller of every kind."""
     project, owner, write_key = project_with_owner(name=name)
@@ -291,7 +313,8 @@ def world_for(name: str) -> SimpleNamespace:
         "recipient": recipient.id,
         "key": key.id,
         "rescore_job": rescore_job.id,
-        "model": ScoringModel.objects.create(project=project, key=f"audit-{project.id}", name="Audit").key,
+        "model": audit_model(project).key,
+        "version": 1,
         "failed_job": failed_jobs_for_project(project_id=project.id).get().id,
         "invitation": invitation.id,
     }

@@ -74,6 +74,7 @@ SEMANTIC_400_SCORING: dict[str, str] = {
     "PATCH /api/scoring/settings": "thresholds must rise, together with the stored ones",
     "POST /api/models": "thresholds must rise together; at most 25 models per project",
     "PATCH /api/models/{key}": "thresholds must rise, together with the stored ones",
+    "PUT /api/models/{key}/draft": "thresholds must rise; a rule id at most once; RE2 regexes",
 }
 SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
 
