@@ -1,6 +1,6 @@
 import sys
 
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
@@ -21,7 +21,7 @@ from core.errors import (
     database_unavailable_response,
     error_response,
 )
-from scoring.selectors import project_dashboard
+from scoring.selectors import lead_stage_counts, leaderboard, project_dashboard, scoring_model_choice
 
 from .health import system_health
 
@@ -67,8 +67,20 @@ class HealthApi(APIView):
 
 @project_page
 def project_overview_view(request: ProjectRequest) -> HttpResponse:
-    """KPIs, events per day, stages, event types and the top leads of the current project."""
+    """KPIs, events per day, stages, event types and the top leads of the current project (stages, qualified
+    and top leads by `?model=`'s scores)."""
+    try:
+        choice = scoring_model_choice(project=request.project, key=request.GET.get("model"))
+    except NotFound:
+        raise Http404 from None
     data = project_dashboard(project=request.project)
+    model = choice.model
+    top = [(lead, lead.current_score, lead.lead_stage) for lead in data["topLeads"]]
+    if not model.is_primary:
+        data["stageDistribution"] = lead_stage_counts(project=request.project, model=model)
+        data["qualifiedLeads"] = data["stageDistribution"]["qualified"]
+        leads, _ = leaderboard(project=request.project, limit=10, offset=0, model=model)
+        top = [(lead, lead.model_score, lead.model_stage) for lead in leads]  # type: ignore[attr-defined]
     days = data["eventsPerDay"]
     nonce = request.csp_nonce
     charts = {
@@ -94,7 +106,8 @@ def project_overview_view(request: ProjectRequest) -> HttpResponse:
             nonce=nonce,
         ),
     }
-    return render(request, "overview.html", {"data": data, "charts": charts})
+    switcher = {"choice": choice, "keep": []}
+    return render(request, "overview.html", {"data": data, "charts": charts, "top": top, "switcher": switcher})
 
 
 @project_page

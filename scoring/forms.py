@@ -10,6 +10,7 @@ from ingest.models import Lead
 from .models import ScoringModel, ScoringRule
 from .selectors import LEAD_ORDERING_FIELDS
 from .serializers import RuleSerializer, ScoringSettingsSerializer
+from .serializers.models import ScoringModelCreateSerializer, ScoringModelUpdateSerializer
 
 ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERING_FIELDS] + [(f"-{key}", key) for key in LEAD_ORDERING_FIELDS]
 SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt")
@@ -105,6 +106,52 @@ class ScoringSettingsForm(forms.Form):
         if self.errors:
             return cleaned
         serializer = ScoringSettingsSerializer(self.model, data=cleaned)
+        if serializer.is_valid():
+            self.validated_data = dict(serializer.validated_data)
+        else:
+            serializer_errors(self, serializer.errors)
+        return cleaned
+
+
+class ScoringModelCreateForm(forms.Form):
+    key = forms.CharField(max_length=50, help_text="Lowercase letters, digits, - and _; used in ?model=.")
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 40}))
+    copyFrom = forms.ChoiceField(required=False, label="Copy rules and settings from")
+
+    def __init__(self, data: Any = None, *, models: list[ScoringModel]) -> None:
+        super().__init__(data)
+        choices = [("", "Nothing (no rules, default settings)")] + [(m.key, f"{m.name} ({m.key})") for m in models]
+        self.fields["copyFrom"].choices = choices  # type: ignore[attr-defined]
+        self.validated_data: dict[str, Any] = {}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        data = {name: value for name, value in cleaned.items() if value != "" or name == "description"}
+        serializer = ScoringModelCreateSerializer(data=data)
+        if serializer.is_valid():
+            self.validated_data = dict(serializer.validated_data)
+        else:
+            serializer_errors(self, serializer.errors)
+        return cleaned
+
+
+class ScoringModelUpdateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "cols": 40}))
+
+    def __init__(self, data: Any = None, *, model: ScoringModel) -> None:
+        super().__init__(data, initial={"name": model.name, "description": model.description})
+        self.model = model
+        self.validated_data: dict[str, Any] = {}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        serializer = ScoringModelUpdateSerializer(self.model, data=cleaned, partial=True)
         if serializer.is_valid():
             self.validated_data = dict(serializer.validated_data)
         else:

@@ -708,3 +708,33 @@ def lead_score_at_version(*, lead: Lead, model: ScoringModel, version: RuleSetVe
         "grade": evaluation.grade,
         "eventsFolded": folded,
     }
+
+
+# Reads of the scoring models page.
+
+
+def scoring_models_with_rule_counts(*, project: Project) -> QuerySet[ScoringModel]:
+    """The project's scoring models (the primary one first), each with its `rule_count`, in one query."""
+    return scoring_models_for_project(project=project).annotate(rule_count=Count("rules"))
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """The model a page shows (its `?model=`) among the project's models, for the model switcher."""
+
+    model: ScoringModel
+    models: list[ScoringModel]
+
+    @property
+    def query(self) -> str:
+        """The query string that keeps this model in a link ("" for the primary one, the default)."""
+        return "" if self.model.is_primary else f"?model={self.model.key}"
+
+
+def scoring_model_choice(*, project: Project, key: str | None = None) -> ModelChoice:
+    """The project's model with this key (the primary one without) and all its models, in one query; 404 otherwise."""
+    models = list(scoring_models_for_project(project=project))
+    model = next((m for m in models if (m.key == key if key else m.is_primary)), None)
+    if model is None:
+        raise NotFound("Scoring model not found.")
+    return ModelChoice(model=model, models=models)

@@ -13,4 +13,8 @@ urlpatterns = [
     path("rules/<int:rule_id>/delete/", views.rule_delete_view, name="rule_delete"),
     path("rules/settings/", views.scoring_settings_update_view, name="scoring_settings_update"),
     path("rules/rescore-jobs/", views.rescore_job_list_view, name="rescore_job_list"),
+    path("models/", views.scoring_model_list_view, name="scoring_model_list"),
+    path("models/<str:key>/", views.scoring_model_update_view, name="scoring_model_update"),
+    path("models/<str:key>/primary/", views.scoring_model_primary_set_view, name="scoring_model_primary_set"),
+    path("models/<str:key>/delete/", views.scoring_model_delete_view, name="scoring_model_delete"),
 ]

@@ -1,4 +1,4 @@
-"""Dashboard pages of the scoring app: leads, a lead, rules."""
+"""Dashboard pages of the scoring app: leads, a lead, rules, scoring models."""
 
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -8,15 +8,23 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.scoping import ProjectRequest, project_page
 from core.charts import line_chart
-from core.errors import NotFound
+from core.errors import ApplicationError, NotFound
 
-from .forms import LeadFilterForm, RuleForm, ScoringSettingsForm
-from .models import ScoringRule
+from .forms import (
+    LeadFilterForm,
+    RuleForm,
+    ScoringModelCreateForm,
+    ScoringModelUpdateForm,
+    ScoringSettingsForm,
+)
+from .models import ScoringModel, ScoringRule
 from .selectors import (
+    ModelChoice,
     lead_get,
     lead_intelligence,
     lead_score_breakdown,
@@ -24,13 +32,23 @@ from .selectors import (
     lead_timeline,
     leads_export_csv,
     leads_for_project,
+    leads_model_scores,
     rescore_jobs_recent,
     rule_get,
     rules_for_project,
     rules_preview_with,
+    scoring_model_choice,
     scoring_model_get,
+    scoring_models_for_project,
+    scoring_models_with_rule_counts,
 )
 from .services import rule_create, rule_delete, rule_update, scoring_settings_update
+from .services.models import (
+    scoring_model_create,
+    scoring_model_delete,
+    scoring_model_primary_set,
+    scoring_model_update,
+)
 
 T = TypeVar("T")
 LEADS_PER_PAGE = 50
@@ -52,7 +70,18 @@ def _require_editor(request: ProjectRequest) -> None:
         raise PermissionDenied("Only owners and admins change scoring.")
 
 
-def _filtered_leads(request: ProjectRequest) -> tuple[LeadFilterForm, Any]:
+def _model_choice(request: ProjectRequest, key: str | None = None) -> ModelChoice:
+    """The model the page shows: `key`, else the request's `?model=` (the primary one without); 404 if unknown."""
+    return _or_404(scoring_model_choice, project=request.project, key=key or request.GET.get("model"))
+
+
+def _switcher(request: ProjectRequest, choice: ModelChoice, action: str = "") -> dict[str, Any]:
+    """The model switcher's context: the choice, the page it goes to and the other query parameters it keeps."""
+    keep = [(name, value) for name, values in request.GET.lists() if name not in ("model", "page") for value in values]
+    return {"choice": choice, "keep": keep, "action": action}
+
+
+def _filtered_leads(request: ProjectRequest, model: ScoringModel | None = None) -> tuple[LeadFilterForm, Any]:
     form = LeadFilterForm(request.GET or None)
     form.is_valid()  # an unknown stage or ordering is shown as an error and ignored
     filters = form.filters()
@@ -61,16 +90,30 @@ def _filtered_leads(request: ProjectRequest) -> tuple[LeadFilterForm, Any]:
         search=filters["search"],
         stage=filters["stage"],
         ordering=filters["ordering"],
+        model=model,
     )
     return form, leads
 
 
 @project_page
 def lead_list_view(request: ProjectRequest) -> HttpResponse:
-    """The project's leads: search, stage filter, sortable columns, 50 a page."""
-    form, leads = _filtered_leads(request)
+    """The project's leads: search, stage filter, sortable columns, 50 a page; scores and stages of `?model=`."""
+    choice = _model_choice(request)
+    form, leads = _filtered_leads(request, model=choice.model)
     page = Paginator(leads, LEADS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "scoring/leads.html", {"form": form, "page": page, "sort": form.sort_links()})
+    results = None
+    if not choice.model.is_primary:  # the primary's results are the lead's own columns
+        scores = leads_model_scores(project=request.project, lead_ids=[lead.id for lead in page.object_list])
+        results = {lead.id: scores.for_lead(lead)[choice.model.key] for lead in page.object_list}
+    rows = [(lead, _primary_result(lead) if results is None else results[lead.id]) for lead in page.object_list]
+    switcher = _switcher(request, choice)
+    context = {"form": form, "page": page, "rows": rows, "sort": form.sort_links(), "switcher": switcher}
+    return render(request, "scoring/leads.html", context)
+
+
+def _primary_result(lead: Any) -> dict[str, Any]:
+    return {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
+            "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
 
 
 @project_page
@@ -84,22 +127,31 @@ def lead_export_view(request: ProjectRequest) -> StreamingHttpResponse:
 
 @project_page
 def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
-    """A lead (the survivor of a merge): score chart, timeline, breakdown, intelligence, traits, merges."""
+    """A lead (the survivor of a merge): score chart, timeline, breakdown, intelligence, traits, merges.
+
+    Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage.
+    """
+    choice = _model_choice(request)
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
-    history = lead_score_history(lead=lead)
+    model = choice.model
+    history = lead_score_history(lead=lead, model=model)
     chart = line_chart(
         labels=[row.occurred_at.strftime("%m-%d %H:%M") for row in history["points"]],
         values=[row.new_score for row in history["points"]],
-        title="Score over time",
+        title="Score over time" if model.is_primary else f"Score over time ({model.name})",
         nonce=request.csp_nonce,
     )
+    scores = leads_model_scores(project=request.project, lead_ids=[lead.id]).for_lead(lead)
     context = {
         "lead": lead,
+        "result": scores[model.key],
+        "model_scores": [(m, scores[m.key]) for m in choice.models],
         "chart": chart,
         "history": history,
-        "timeline": list(reversed(lead_timeline(lead=lead))),
+        "timeline": list(reversed(lead_timeline(lead=lead, model=model))),
         "breakdown": lead_score_breakdown(lead=lead),
         "intelligence": lead_intelligence(lead=lead),
+        "switcher": _switcher(request, choice),
     }
     return render(request, "scoring/lead.html", context)
 
@@ -107,49 +159,63 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
 def _rules_render(
     request: ProjectRequest,
     *,
+    choice: ModelChoice,
     rule_form: RuleForm | None = None,
     settings_form: ScoringSettingsForm | None = None,
     editing: ScoringRule | None = None,
     preview: dict[str, Any] | None = None,
 ) -> HttpResponse:
-    project = request.project
-    rules = list(rules_for_project(project=project))
+    project, model = request.project, choice.model
+    rules = list(rules_for_project(project=project, model=model))
     context = {
         "engagement_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.ENGAGEMENT],
         "fit_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.FIT],
         "rule_form": rule_form or RuleForm(),
-        "settings_form": settings_form or ScoringSettingsForm(model=scoring_model_get(project=project)),
+        "settings_form": settings_form or ScoringSettingsForm(model=model),
         "editing": editing,
         "preview": preview,
         "jobs": rescore_jobs_recent(project=project),
         "can_edit": _can_edit(request),
+        "switcher": _switcher(request, choice, action=reverse("scoring:rule_list")),
     }
     return render(request, "scoring/rules.html", context)
 
 
+def _rules_redirect(choice: ModelChoice) -> HttpResponse:
+    return redirect(reverse("scoring:rule_list") + choice.query)
+
+
 def _rule_form_response(request: ProjectRequest, rule: ScoringRule | None) -> HttpResponse:
-    """Show the rule form; on POST preview it (saving nothing) or save it (owners and admins)."""
+    """Show the rule form; on POST preview it (saving nothing) or save it (owners and admins).
+
+    A new rule goes to `?model=`'s rules; an existing one stays in its own model.
+    """
     previewing = "preview" in request.POST
     if request.method == "POST" and not previewing:
         _require_editor(request)
+    choice = _model_choice(request, key=rule.model.key if rule is not None else None)
     form = RuleForm(request.POST if request.method == "POST" else None, rule=rule)
     if not form.is_valid():
-        return _rules_render(request, rule_form=form, editing=rule)
+        return _rules_render(request, choice=choice, rule_form=form, editing=rule)
     project = request.project
     if previewing:
+        if not choice.model.is_primary:
+            # the preview compares with the leads' primary scores (rules_preview_with): not this model's
+            form.add_error(None, "The preview covers the primary model only; save to re-score this model.")
+            return _rules_render(request, choice=choice, rule_form=form, editing=rule)
         preview = rules_preview_with(project=project, data=form.validated_data, rule=rule)
-        return _rules_render(request, rule_form=form, editing=rule, preview=preview)
+        return _rules_render(request, choice=choice, rule_form=form, editing=rule, preview=preview)
     if rule is None:
-        rule_create(project=project, data=form.validated_data)
+        rule_create(project=project, data=form.validated_data, model=choice.model)
     else:
         rule_update(rule=rule, data=form.validated_data)
     messages.success(request, "Rule saved; the project is being re-scored.")
-    return redirect("scoring:rule_list")
+    return _rules_redirect(choice)
 
 
 @project_page
 def rule_list_view(request: ProjectRequest) -> HttpResponse:
-    """Engagement and fit rules, thresholds and decay, re-score progress; a POST previews or creates a rule."""
+    """`?model=`'s engagement and fit rules, thresholds and decay, re-score progress; a POST previews or adds a rule."""
     return _rule_form_response(request, rule=None)
 
 
@@ -166,30 +232,32 @@ def rule_toggle_view(request: ProjectRequest, rule_id: int) -> HttpResponse:
     rule = _or_404(rule_get, project=request.project, rule_id=rule_id)
     rule_update(rule=rule, data={"is_active": not rule.is_active})
     messages.success(request, f"Rule {'activated' if rule.is_active else 'deactivated'}; re-scoring.")
-    return redirect("scoring:rule_list")
+    return _rules_redirect(_model_choice(request, key=rule.model.key))
 
 
 @require_POST
 @project_page
 def rule_delete_view(request: ProjectRequest, rule_id: int) -> HttpResponse:
     _require_editor(request)
-    rule_delete(rule=_or_404(rule_get, project=request.project, rule_id=rule_id))
+    rule = _or_404(rule_get, project=request.project, rule_id=rule_id)
+    choice = _model_choice(request, key=rule.model.key)
+    rule_delete(rule=rule)
     messages.success(request, "Rule deleted; re-scoring.")
-    return redirect("scoring:rule_list")
+    return _rules_redirect(choice)
 
 
 @require_POST
 @project_page
 def scoring_settings_update_view(request: ProjectRequest) -> HttpResponse:
-    """Thresholds, score range and decay; a change re-scores the project."""
+    """`?model=`'s thresholds, score range and decay; a change re-scores the project."""
     _require_editor(request)
-    model = scoring_model_get(project=request.project)
-    form = ScoringSettingsForm(request.POST, model=model)
+    choice = _model_choice(request)
+    form = ScoringSettingsForm(request.POST, model=choice.model)
     if not form.is_valid():
-        return _rules_render(request, settings_form=form)
-    scoring_settings_update(model=model, data=form.validated_data)
+        return _rules_render(request, choice=choice, settings_form=form)
+    scoring_settings_update(model=choice.model, data=form.validated_data)
     messages.success(request, "Settings saved; the project is being re-scored.")
-    return redirect("scoring:rule_list")
+    return _rules_redirect(choice)
 
 
 @project_page
@@ -197,3 +265,87 @@ def rescore_job_list_view(request: ProjectRequest) -> HttpResponse:
     """The re-score progress block alone, for the rules page to refresh."""
     jobs = rescore_jobs_recent(project=request.project)
     return render(request, "scoring/_rescore_jobs.html", {"jobs": jobs})
+
+
+# Scoring models
+
+
+def _models_render(
+    request: ProjectRequest,
+    *,
+    create_form: ScoringModelCreateForm | None = None,
+    editing: ScoringModel | None = None,
+    update_form: ScoringModelUpdateForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    models = list(scoring_models_with_rule_counts(project=request.project))
+    context = {
+        "models": models,
+        "create_form": create_form or ScoringModelCreateForm(models=models),
+        "editing": editing,
+        "update_form": update_form,
+        "can_edit": _can_edit(request),
+    }
+    return render(request, "scoring/models.html", context, status=status)
+
+
+@project_page
+def scoring_model_list_view(request: ProjectRequest) -> HttpResponse:
+    """The project's scoring models with their rule counts and thresholds; a POST creates one (owners and admins)."""
+    if request.method != "POST":
+        return _models_render(request)
+    _require_editor(request)
+    form = ScoringModelCreateForm(request.POST, models=list(scoring_models_for_project(project=request.project)))
+    if not form.is_valid():
+        return _models_render(request, create_form=form)
+    data = dict(form.validated_data)
+    source = data.pop("copyFrom", None)
+    copy_from = _or_404(scoring_model_get, project=request.project, key=source) if source else None
+    try:
+        model = scoring_model_create(project=request.project, data=data, copy_from=copy_from)
+    except ApplicationError as error:  # the key is taken, or the project has all the models it may have
+        form.add_error("key" if error.field == "key" else None, error.message)
+        return _models_render(request, create_form=form, status=error.status_code)
+    messages.success(request, f"Model {model.key} created; the project is being re-scored to fill it in.")
+    return redirect("scoring:scoring_model_list")
+
+
+@project_page
+def scoring_model_update_view(request: ProjectRequest, key: str) -> HttpResponse:
+    """Rename or describe a model (owners and admins)."""
+    model = _or_404(scoring_model_get, project=request.project, key=key)
+    if request.method != "POST":
+        return _models_render(request, editing=model, update_form=ScoringModelUpdateForm(model=model))
+    _require_editor(request)
+    form = ScoringModelUpdateForm(request.POST, model=model)
+    if not form.is_valid():
+        return _models_render(request, editing=model, update_form=form)
+    scoring_model_update(model=model, data=form.validated_data)
+    messages.success(request, f"Model {model.key} saved.")
+    return redirect("scoring:scoring_model_list")
+
+
+@require_POST
+@project_page
+def scoring_model_primary_set_view(request: ProjectRequest, key: str) -> HttpResponse:
+    """Make a model the primary one: it drives every lead's score and stage (owners and admins)."""
+    _require_editor(request)
+    model = scoring_model_primary_set(model=_or_404(scoring_model_get, project=request.project, key=key))
+    messages.success(request, f"{model.name} ({model.key}) is now the primary model.")
+    return redirect("scoring:scoring_model_list")
+
+
+@project_page
+def scoring_model_delete_view(request: ProjectRequest, key: str) -> HttpResponse:
+    """Ask, then delete a model with its rules, scores and history (owners and admins); never the primary one."""
+    model = _or_404(scoring_model_get, project=request.project, key=key)
+    if request.method != "POST":
+        return render(request, "scoring/model_delete.html", {"model": model, "can_edit": _can_edit(request)})
+    _require_editor(request)
+    try:
+        scoring_model_delete(model=model)
+    except ApplicationError as error:  # the primary one
+        messages.error(request, error.message)
+        return redirect("scoring:scoring_model_list")
+    messages.success(request, f"Model {key} deleted.")
+    return redirect("scoring:scoring_model_list")

@@ -151,7 +151,14 @@ def test_every_page_works_under_the_content_security_policy(web):
         )
         assert "(was " in page.locator("[data-sim-lead] [data-field=currentScore]").inner_text()
 
-        for path in ("/automations/", "/system/", "/admin/", "/admin/scoring/scoringrule/"):
+        for path in (
+            "/automations/",
+            "/models/",
+            "/models/default/delete/",
+            "/system/",
+            "/admin/",
+            "/admin/scoring/scoringrule/",
+        ):
             visit(path)
 
         # Swagger UI: its start-up script (served from ?script) lists the operations
