@@ -37,7 +37,7 @@ import redis  # noqa: E402
 from psycopg import sql  # noqa: E402
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
-DB_NAME = "leadpulse_bench_dashboards"
+DB_NAME = "leadpulse_bench_dashboards"  # --database changes it
 REDIS_URL = "redis://127.0.0.1:6379/12"
 RESULTS = ROOT / "bench" / "results"
 ENV = {
@@ -47,6 +47,7 @@ ENV = {
     "DJANGO_DEBUG": "false",
     "LEADPULSE_RATE_API": "1000000/m",
 }
+BENCH_EMAIL = "bench@example.com"
 MIX = [  # (event name, weight)
     ("page_view", 50), ("email_open", 12), ("form_submit", 3), ("signup", 2), ("pricing_page_visit", 5),
     ("webinar_attendance", 1.5), ("demo_request", 1), ("download", 4), ("unsubscribe", 0.5),
@@ -55,13 +56,22 @@ MIX = [  # (event name, weight)
 RARE = "unsubscribe"  # the filtered events page looks for it
 
 
-def fresh_database() -> None:
+def fresh_database(*, reuse: bool) -> None:
+    """Create the database (or, with `reuse`, keep the one there, loaded by an earlier `--keep` run); migrate."""
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
+        there = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone()
+        if not (reuse and there):
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
     redis.Redis.from_url(REDIS_URL).flushdb()
     env = {**os.environ, **ENV}
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+
+
+def set_database(name: str) -> None:
+    global DB_NAME
+    DB_NAME = name
+    ENV["DATABASE_URL"] = f"{PG_SERVER}/{name}"
 
 
 def drop_database() -> None:
@@ -161,11 +171,18 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=1000, help="newest events left unprocessed")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="leave the database behind")
+    parser.add_argument("--database", default=DB_NAME, help=f"PostgreSQL database to (re)create (default {DB_NAME})")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the database if it is there (a --keep run loaded it): sizes it already holds are not grown again",
+    )
     args = parser.parse_args()
+    set_database(args.database)
     sizes = [int(size) for size in args.sizes.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)
 
-    fresh_database()
+    fresh_database(reuse=args.reuse)
     os.environ.update(ENV)
     import django
 
@@ -192,7 +209,13 @@ def main() -> None:
     )
 
     logging.getLogger("leadpulse.request").setLevel(logging.WARNING)  # one line per request otherwise
-    user, project = user_register(email="bench@example.com", password="bench-pass-4821", name="Bench")
+    from accounts.models import Membership
+
+    membership = Membership.objects.filter(user__email=BENCH_EMAIL).select_related("user", "project").first()
+    if membership is None:
+        user, project = user_register(email=BENCH_EMAIL, password="bench-pass-4821", name="Bench")
+    else:  # --reuse of a loaded database
+        user, project = membership.user, membership.project
     session = Client(HTTP_HOST="localhost")
     session.force_login(user)
     api = Client(HTTP_HOST="localhost", HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
@@ -230,11 +253,14 @@ def main() -> None:
     rows: list[dict] = []
     sizes_info: list[dict] = []
     conn = psycopg.connect(f"{PG_SERVER}/{DB_NAME}", autocommit=True)
-    have = 0
+    have = conn.execute("SELECT count(*) FROM ingest_event WHERE project_id = %s", [project.id]).fetchone()[0]
     try:
         for size in sizes:
+            if have > size:
+                print(f"skipping {size:,} events: the reused database holds {have:,}", flush=True)
+                continue
             print(f"growing the log to {size:,} events", flush=True)
-            fill_s = grow(conn, project.id, have=have, want=size, args=args)
+            fill_s = grow(conn, project.id, have=have, want=size, args=args) if have < size else 0.0
             have = size
             t0 = time.perf_counter()
             rollups_rebuild(project_id=project.id)
