@@ -3,16 +3,18 @@
 Run from the repository root:  .venv/bin/python bench/dashboards.py [--help]
 
 Recreates the PostgreSQL database `leadpulse_bench_dashboards`, flushes Redis DB 12, migrates and
-registers a user, then grows one project's event log to each of `--sizes` (default 100k, 1M, 10M
+registers a user (`--database` names another database; `--reuse` keeps it, and the sizes it holds, when a
+`--keep` run loaded it), then grows one project's event log to each of `--sizes` (default 100k, 1M, 10M
 events) with `INSERT … SELECT … FROM generate_series` straight into PostgreSQL: `--days` (180) of
 timestamps, a weighted mix of 12 event names, one lead per `--events-per-lead` (100) events. All
 but the newest `--backlog` (1,000) events are processed; the rollups are recounted with
 `ingest.rollups.rollups_rebuild` (the code migration 0004 backfills with), so the unprocessed
-backlog is what the readers add live. At each size, in this process (Django test client, no HTTP
-server), it times `--runs` (7) requests of each page after one warm-up:
+backlog is what the readers add live, and the lead tallies with `lead_tallies_rebuild` (migration 0005's).
+At each size, in this process (Django test client, no HTTP server), it times `--runs` (7) requests
+of each page after one warm-up:
 
   old  the selectors before the rollups (scans of the events table: tests/ingest/rollup_checks.py)
-  new  the selectors in the tree (rollups + the unprocessed backlog)
+  new  the selectors in the tree (rollups + the unprocessed backlog; lead tallies where the tree has them)
 
 and checks that both answer the same. It also times scoring's write path on the backlog: marking
 it processed with the one UPDATE of before, and with `events_mark_processed` (the UPDATE feeding the
@@ -200,6 +202,11 @@ def main() -> None:
     from accounts.services import user_register
     from ingest.models import Event
     from ingest.rollups import events_mark_processed, rollups_rebuild
+
+    try:
+        from ingest.lead_tallies import lead_tallies_rebuild
+    except ImportError:  # a tree before the lead tallies (the same command benches either)
+        lead_tallies_rebuild = None  # type: ignore[assignment]
     from scoring.selectors import project_dashboard
     from tests.ingest.rollup_checks import (
         dashboard_from_events,
@@ -264,6 +271,8 @@ def main() -> None:
             have = size
             t0 = time.perf_counter()
             rollups_rebuild(project_id=project.id)
+            if lead_tallies_rebuild is not None:  # the leads went in by SQL: recount them as the migration does
+                lead_tallies_rebuild(project_id=project.id)
             rebuild_s = time.perf_counter() - t0
             db_size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
             sizes_info.append({"events": size, "fill_s": fill_s, "rebuild_s": rebuild_s, "db_size": db_size})

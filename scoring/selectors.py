@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Avg, Count, F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from ingest.models import Event, Lead
-from ingest.selectors import event_numbers
+from ingest.selectors import event_numbers, lead_numbers
 
 from . import engine
 from .models import RescoreJob, ScoreHistory, ScoringRule
@@ -250,25 +250,20 @@ def rules_preview(
 
 
 def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """The overview's numbers: lead aggregates in one query, event counts from the rollups (never the log)."""
-    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    lead_totals = leads.aggregate(
-        total=Count("id"),
-        qualified=Count("id", filter=Q(lead_stage=Lead.Stage.QUALIFIED)),
-        average=Avg("current_score"),
-        **{f"stage_{stage}": Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values},
-    )
+    """The overview's numbers from the lead tallies and the event rollups, and the top leads: never a scan."""
+    leads = lead_numbers(project=project)
     events = event_numbers(project=project, now=now or timezone.now(), days=days)
     return {
-        "totalLeads": lead_totals["total"],
-        "qualifiedLeads": lead_totals["qualified"],
-        "averageScore": round(lead_totals["average"] or 0, 1),
+        "totalLeads": leads["total"],
+        "qualifiedLeads": leads["stages"][Lead.Stage.QUALIFIED],
+        "averageScore": round(leads["average"] or 0, 1),  # 0, not 0.0, as ever
         "eventsToday": events["eventsToday"],
         "lastEventAt": events["lastEventAt"],
-        "stageDistribution": {stage: lead_totals[f"stage_{stage}"] for stage in Lead.Stage.values},
+        "stageDistribution": leads["stages"],
         "eventsByType": events["eventsByType"],
         "eventsPerDay": events["eventsPerDay"],
-        "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
+        # ten entries of the (project, score, id) index
+        "topLeads": list(leads_for_project(project=project, ordering="-currentScore")[:10]),
     }
 
 
@@ -362,15 +357,14 @@ def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringR
 
 
 def leaderboard(*, project: Project, limit: int, offset: int) -> tuple[list[Lead], int]:
-    """One page of the project's live leads by score (highest first), and how many there are."""
+    """One page of the project's live leads by score (highest first), and how many there are (the tallies)."""
     leads = leads_for_project(project=project, ordering="-currentScore")
-    return list(leads[offset : offset + limit]), leads.count()
+    return list(leads[offset : offset + limit]), lead_numbers(project=project)["total"]
 
 
 def lead_stage_counts(*, project: Project) -> dict[str, int]:
-    """How many live leads sit in each stage, in one aggregate query."""
-    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    return leads.aggregate(**{stage: Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values})
+    """How many live leads sit in each stage, from the project's lead tallies."""
+    return lead_numbers(project=project)["stages"]
 
 
 def lead_history_for_project(*, project: Project, lead: Lead) -> QuerySet[ScoreHistory]:

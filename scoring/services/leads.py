@@ -14,7 +14,7 @@ from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from core.pipeline import lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
-from ingest.services import rollups_counted, rollups_subtract
+from ingest.services import LeadMove, lead_tallies_move, rollups_counted, rollups_subtract
 
 from ..models import ScoreHistory, ScoringRule
 from .batch import leads_score
@@ -118,13 +118,14 @@ def lead_erase(*, lead: Lead) -> int:
     # ingest attached to it late on to the lead, and its commit checks the lead's row (the foreign key),
     # so an erase holding the lead while it waits for the merged one would deadlock with it.
     merged = list(leads.filter(merged_into_id=lead.id).order_by("id").values_list("id", flat=True))
-    locked = list(leads.filter(id=lead.id).values_list("merged_into_id", flat=True))
+    locked = list(leads.filter(id=lead.id).values_list("merged_into_id", "lead_stage", "current_score"))
     if not locked:
         return 0
-    if locked[0]:
+    merged_into_id, stage, score = locked[0]
+    if merged_into_id:
         # merged away while the erase waited for its lock: its events are the survivor's now, and so
         # is the person (as the API resolves a merged lead to its survivor)
-        survivor = Lead.objects.filter(id=locked[0]).first()
+        survivor = Lead.objects.filter(id=merged_into_id).first()
         return lead_erase(lead=survivor) if survivor is not None else 0
     # A merge into the lead that was in flight when its lock was asked for committed before it was
     # granted: the first statement did not see its source, which now points here. Holding the lead,
@@ -138,4 +139,6 @@ def lead_erase(*, lead: Lead) -> int:
         import_string(path)(project_id=lead.project_id, lead_ids=lead_ids)
     Lead.objects.filter(id__in=lead_ids).delete()
     rollups_subtract(counted=counted)  # last: the project's scoring waits on it until commit
+    # the lead leaves the live leads (the merged ones were in none); after the rollup lock, as scoring does
+    lead_tallies_move(moves=[LeadMove(lead.project_id, (stage, score), None)])
     return len(lead_ids)
