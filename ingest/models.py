@@ -47,7 +47,8 @@ class Lead(TimeStampedModel):
             models.CheckConstraint(condition=Q(current_score__gte=0), name="lead_score_non_negative"),
         ]
         indexes = [
-            models.Index(fields=["project", "-current_score"], name="lead_project_score_idx"),
+            # the top leads and the leaderboard: LIMIT n reads n index entries, however many leads tie on score
+            models.Index(fields=["project", "-current_score", "-id"], name="lead_project_score_id_idx"),
             models.Index(fields=["project", "lead_stage"], name="lead_project_stage_idx"),
             models.Index(fields=["project", "email"], name="lead_project_email_idx"),
             models.Index(fields=["project", "user_id"], name="lead_project_user_id_idx"),
