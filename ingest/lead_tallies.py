@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from accounts.selectors import project_ids as all_project_ids
 
@@ -101,10 +101,9 @@ def lead_tallies(*, project_id: int) -> dict[str, int]:
 def lead_tallies_counted(*, project_id: int) -> dict[str, int]:
     """What the tallies must hold, counted over the project's live leads (a scan: rebuilds and checks only)."""
     leads = Lead.objects.filter(project_id=project_id, merged_into__isnull=True)
-    counted = leads.aggregate(
-        score_total=Sum("current_score"), **{stage: Count("id", filter=Q(lead_stage=stage)) for stage in STAGES}
-    )
-    return {column: counted[column] or 0 for column in COLUMNS}
+    stages = dict(leads.values_list("lead_stage").annotate(n=Count("id")).order_by())
+    score_total = leads.aggregate(total=Sum("current_score"))["total"] or 0
+    return {**{stage: stages.get(stage, 0) for stage in STAGES}, "score_total": score_total}
 
 
 def lead_tallies_rebuild(*, project_id: int | None = None) -> int:

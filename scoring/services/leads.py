@@ -118,19 +118,19 @@ def lead_erase(*, lead: Lead) -> int:
     # ingest attached to it late on to the lead, and its commit checks the lead's row (the foreign key),
     # so an erase holding the lead while it waits for the merged one would deadlock with it.
     merged = list(leads.filter(merged_into_id=lead.id).order_by("id").values_list("id", flat=True))
-    locked = list(leads.filter(id=lead.id).values_list("merged_into_id", "lead_stage", "current_score"))
+    locked = list(leads.filter(id=lead.id).values_list("merged_into_id", flat=True))
     if not locked:
         return 0
-    merged_into_id, stage, score = locked[0]
-    if merged_into_id:
+    if locked[0]:
         # merged away while the erase waited for its lock: its events are the survivor's now, and so
         # is the person (as the API resolves a merged lead to its survivor)
-        survivor = Lead.objects.filter(id=merged_into_id).first()
+        survivor = Lead.objects.filter(id=locked[0]).first()
         return lead_erase(lead=survivor) if survivor is not None else 0
     # A merge into the lead that was in flight when its lock was asked for committed before it was
     # granted: the first statement did not see its source, which now points here. Holding the lead,
     # no new merge into it can start, so one more look finds every lead merged into it.
     lead_ids = sorted({lead.id, *merged, *leads.filter(merged_into_id=lead.id).values_list("id", flat=True)})
+    place = Lead.objects.filter(id=lead.id).values_list("lead_stage", "current_score").get()  # read under our lock
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
     counted = rollups_counted(events=Event.objects.filter(lead_id__in=lead_ids))
@@ -140,5 +140,5 @@ def lead_erase(*, lead: Lead) -> int:
     Lead.objects.filter(id__in=lead_ids).delete()
     rollups_subtract(counted=counted)  # last: the project's scoring waits on it until commit
     # the lead leaves the live leads (the merged ones were in none); after the rollup lock, as scoring does
-    lead_tallies_move(moves=[LeadMove(lead.project_id, (stage, score), None)])
+    lead_tallies_move(moves=[LeadMove(lead.project_id, place, None)])
     return len(lead_ids)
