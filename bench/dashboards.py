@@ -282,7 +282,16 @@ def main() -> None:
                 use(old=old)
                 answers[old] = [get(api, "/api/analytics/dashboard")().json()]
                 answers[old] += [normalised(get(session, path)().content.decode()) for path in ("/", "/events/")]
-            assert answers[False] == answers[True], "the rollups answer differently from the event scans"
+            if answers[False] != answers[True]:
+                import difflib
+
+                new_api, old_api = answers[False][0], answers[True][0]
+                print({key: (new_api[key], old_api.get(key)) for key in new_api if new_api[key] != old_api.get(key)})
+                for new_page, old_page in zip(answers[False][1:], answers[True][1:], strict=True):
+                    print(
+                        "\n".join(difflib.unified_diff(old_page.splitlines(), new_page.splitlines(), lineterm="", n=0))
+                    )
+                raise AssertionError("the rollups answer differently from the event scans")
             # the old queries take seconds at 10M events: fewer runs of them there
             runs = args.runs if size < 5_000_000 else max(3, args.runs // 2)
             for label, request in targets:
