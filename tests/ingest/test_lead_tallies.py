@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -139,9 +140,12 @@ def test_rebuild_recounts_what_the_migration_backfills(tenant, other_tenant):
     LeadTally.objects.filter(project=other_tenant.project).update(warm=7)
     assert lead_tallies_drift(project_id=tenant.project.id) == {"hot": -1, "score_total": -50}
     assert lead_tallies_drift(project_id=other_tenant.project.id) == {"warm": 6}
+    with pytest.raises(CommandError):
+        call_command("lead_tallies_rebuild", "--check")
 
-    lead_tallies_rebuild()
+    call_command("lead_tallies_rebuild")  # what migration 0005 runs: lead_tallies_rebuild()
 
+    call_command("lead_tallies_rebuild", "--check")
     assert_exact(tenant.project, other_tenant.project)
     assert LeadTally.objects.filter(project=tenant.project).count() == 1
 
