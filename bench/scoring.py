@@ -50,10 +50,11 @@ from ingest import (
     wait_scored,
 )
 
-DB_NAME = "leadpulse_bench_scoring"
+# BENCH_DATABASE / BENCH_REDIS_URL: another database and Redis DB, for benches running side by side
+DB_NAME = os.environ.get("BENCH_DATABASE", "leadpulse_bench_scoring")
 SNAPSHOT = f"{DB_NAME}_loaded"  # the loaded, unscored backlog, for repeated score phases
 DATABASE_URL = f"{PG_SERVER}/{DB_NAME}"
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 EMAIL, PASSWORD = "bench@example.com", "bench-pass-4821"
 PREFIX = "sc-"  # every event id starts with it (ingest.wait_scored finds the rows by prefix)
 MIX = [  # (event name, weight): the default rules' events plus names no rule scores

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from .lead_tallies import lead_tallies_rebuild
 from .models import Event, Lead
 from .rollups import events_deleting
 
@@ -11,15 +12,20 @@ class LeadAdmin(admin.ModelAdmin):
     search_fields = ["anonymous_id", "user_id", "email", "name", "company"]
     readonly_fields = ["current_score", "lead_stage", "fold_state", "velocity_score", "events_last_24h", "merged_into"]
 
-    # Deleting a lead cascades to its events: they leave the event counts too. (Erasure is the API's
+    # Deleting a lead cascades to its events: they leave the event counts too, and the project's lead
+    # tallies are recounted (leads merged into a deleted one come back to life). (Erasure is the API's
     # DELETE /api/leads/<id>: it also erases merged leads and copies elsewhere.)
     def delete_model(self, request, obj):
         with events_deleting(events=Event.objects.filter(lead=obj)):
             super().delete_model(request, obj)
+        lead_tallies_rebuild(project_id=obj.project_id)  # after the rollup lock, as every tally writer
 
     def delete_queryset(self, request, queryset):
+        project_ids = sorted(set(queryset.values_list("project_id", flat=True)))
         with events_deleting(events=Event.objects.filter(lead__in=queryset)):
             super().delete_queryset(request, queryset)
+        for project_id in project_ids:
+            lead_tallies_rebuild(project_id=project_id)
 
 
 @admin.register(Event)

@@ -47,7 +47,8 @@ class Lead(TimeStampedModel):
             models.CheckConstraint(condition=Q(current_score__gte=0), name="lead_score_non_negative"),
         ]
         indexes = [
-            models.Index(fields=["project", "-current_score"], name="lead_project_score_idx"),
+            # the top leads and the leaderboard: LIMIT n reads n index entries, however many leads tie on score
+            models.Index(fields=["project", "-current_score", "-id"], name="lead_project_score_id_idx"),
             models.Index(fields=["project", "lead_stage"], name="lead_project_stage_idx"),
             models.Index(fields=["project", "email"], name="lead_project_email_idx"),
             models.Index(fields=["project", "user_id"], name="lead_project_user_id_idx"),
@@ -137,3 +138,32 @@ class EventName(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.count}"
+
+
+class LeadTally(models.Model):
+    """Live leads per stage and the sum of their scores, for one project, in one of a few slots.
+
+    Summed over the project's slots, at every commit: `<stage>` is how many of the project's live
+    (not merged-away) leads sit in that stage and `score_total` the sum of their `current_score`.
+    The transactions that change those leads add their deltas (`ingest.lead_tallies`), each to
+    the slot of its database session, so concurrent writers rarely share a row. The overview's
+    lead numbers read these few rows instead of the leads.
+    """
+
+    # the unique constraint's index leads with the project: no index of its own
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="lead_tallies", db_index=False
+    )
+    slot = models.PositiveSmallIntegerField()
+    # one column per Lead.Stage value (a test pins that they match); a slot's counts may be negative
+    cold = models.BigIntegerField(default=0)
+    warm = models.BigIntegerField(default=0)
+    hot = models.BigIntegerField(default=0)
+    qualified = models.BigIntegerField(default=0)
+    score_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "slot"], name="lead_tally_unique_project_slot")]
+
+    def __str__(self) -> str:
+        return f"project {self.project_id} slot {self.slot}"

@@ -10,6 +10,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import Project
 
+from .lead_tallies import STAGES, lead_tallies
 from .models import Event, EventName, EventRollup
 
 EVENT_PAGE_SIZE = 100
@@ -141,3 +142,14 @@ def event_numbers(*, project: Project, now: datetime, days: int = 30, top: int =
             for day in (since + timedelta(days=i) for i in range(days))
         ],
     }
+
+
+def lead_numbers(*, project: Project) -> dict[str, Any]:
+    """How many live leads the project has, per stage (every stage present), and their average score.
+
+    One small query over the project's lead tallies (`ingest.lead_tallies`), never the leads.
+    """
+    tallies = lead_tallies(project_id=project.id)
+    stages = {stage: tallies[stage] for stage in STAGES}
+    total = sum(stages.values())
+    return {"total": total, "stages": stages, "average": tallies["score_total"] / total if total else 0}

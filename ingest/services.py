@@ -16,6 +16,11 @@ from core import metrics
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 
+# re-exported: the lead tallies' write other apps make (scoring moves leads between stages, merges and erasure
+# take them out)
+from .lead_tallies import LeadMove as LeadMove
+from .lead_tallies import lead_tallies_move as lead_tallies_move
+from .lead_tallies import lead_tallies_rebuild as lead_tallies_rebuild
 from .models import Event, Lead
 
 # re-exported: the rollups' writes other apps make (scoring marks events processed, merges and erasure subtract)
@@ -104,7 +109,7 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent], create:
     if missing:
         # In one global order (by key): concurrent requests creating the same leads then wait
         # for each other on the unique index instead of deadlocking in opposite orders.
-        Lead.objects.bulk_create([missing[key] for key in sorted(missing)], ignore_conflicts=True)
+        _leads_insert(leads=[missing[key] for key in sorted(missing)])
         by_anonymous, by_user = lookup()
 
     def resolve(event: CanonicalEvent) -> int:
@@ -113,6 +118,31 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent], create:
         return by_anonymous[lead_key(event)]
 
     return [resolve(event) for event in events]
+
+
+def _leads_insert(*, leads: list[Lead]) -> None:
+    """Insert the leads, skipping any whose (project, anonymous id) exists; count the inserted ones in the tallies.
+
+    Like events: `bulk_create(ignore_conflicts=True)` cannot tell which rows were inserted, and a
+    lead a concurrent request created must be counted once, so this is one
+    `INSERT … ON CONFLICT DO NOTHING RETURNING` (PostgreSQL and SQLite ≥ 3.35).
+    """
+    meta = Lead._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # Only quoted model metadata is interpolated; every value is a parameter.
+    sql = (
+        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "  # noqa: S608
+        f"VALUES {', '.join([row] * len(leads))} "
+        f"ON CONFLICT ({qn('project_id')}, {qn('anonymous_id')}) DO NOTHING "
+        f"RETURNING {qn('project_id')}, {qn('lead_stage')}, {qn('current_score')}"
+    )
+    params = [f.get_db_prep_save(f.pre_save(lead, True), connection) for lead in leads for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchall()
+    lead_tallies_move(moves=[LeadMove(project_id, None, (stage, score)) for project_id, stage, score in inserted])
 
 
 def _events_insert(*, events: list[Event]) -> set[str]:

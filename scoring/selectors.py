@@ -11,14 +11,14 @@ from itertools import islice, pairwise
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
+from django.db.models import Count, F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from ingest.models import Event, Lead
-from ingest.selectors import event_numbers
+from ingest.selectors import event_numbers, lead_numbers
 
 from . import engine
 from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
@@ -371,25 +371,20 @@ def _band(score: int, bands: list[tuple[int, int | None]]) -> str:
 
 
 def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """The overview's numbers: lead aggregates in one query, event counts from the rollups (never the log)."""
-    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    lead_totals = leads.aggregate(
-        total=Count("id"),
-        qualified=Count("id", filter=Q(lead_stage=Lead.Stage.QUALIFIED)),
-        average=Avg("current_score"),
-        **{f"stage_{stage}": Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values},
-    )
+    """The overview's numbers from the lead tallies and the event rollups, and the top leads: never a scan."""
+    leads = lead_numbers(project=project)
     events = event_numbers(project=project, now=now or timezone.now(), days=days)
     return {
-        "totalLeads": lead_totals["total"],
-        "qualifiedLeads": lead_totals["qualified"],
-        "averageScore": round(lead_totals["average"] or 0, 1),
+        "totalLeads": leads["total"],
+        "qualifiedLeads": leads["stages"][Lead.Stage.QUALIFIED],
+        "averageScore": round(leads["average"] or 0, 1),  # 0, not 0.0, as ever
         "eventsToday": events["eventsToday"],
         "lastEventAt": events["lastEventAt"],
-        "stageDistribution": {stage: lead_totals[f"stage_{stage}"] for stage in Lead.Stage.values},
+        "stageDistribution": leads["stages"],
         "eventsByType": events["eventsByType"],
         "eventsPerDay": events["eventsPerDay"],
-        "topLeads": list(leads.order_by("-current_score", "-id")[:10]),
+        # ten entries of the (project, score, id) index
+        "topLeads": list(leads_for_project(project=project, ordering="-currentScore")[:10]),
     }
 
 
@@ -487,18 +482,19 @@ def rules_preview_with(*, project: Project, data: dict[str, Any], rule: ScoringR
 def leaderboard(
     *, project: Project, limit: int, offset: int, model: ScoringModel | None = None
 ) -> tuple[list[Lead], int]:
-    """One page of the project's live leads by score (highest first, by `model`'s), and how many there are."""
+    """One page of the project's live leads by score (highest first, by `model`'s), and how many there are
+    (from the lead tallies)."""
     leads = leads_for_project(project=project, ordering="-currentScore", model=model)
-    return list(leads[offset : offset + limit]), leads.count()
+    return list(leads[offset : offset + limit]), lead_numbers(project=project)["total"]
 
 
 def lead_stage_counts(*, project: Project, model: ScoringModel | None = None) -> dict[str, int]:
-    """How many live leads sit in each stage (of `model`, the primary one by default), in one aggregate query."""
+    """How many live leads sit in each stage: the primary model's from the project's lead tallies, another
+    model's in one aggregate query."""
     if model is not None and not model.is_primary:
         leads = leads_for_project(project=project, model=model).order_by()
         return leads.aggregate(**{stage: Count("id", filter=Q(model_stage=stage)) for stage in Lead.Stage.values})
-    leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    return leads.aggregate(**{stage: Count("id", filter=Q(lead_stage=stage)) for stage in Lead.Stage.values})
+    return lead_numbers(project=project)["stages"]
 
 
 def lead_history_for_project(

@@ -21,7 +21,7 @@ from core.pipeline import lead_changes
 from core.realtime import project_broadcast
 from core.sql import int_array
 from ingest.models import Event, Lead
-from ingest.services import events_mark_processed
+from ingest.services import LeadMove, events_mark_processed, lead_tallies_move
 
 from .. import engine
 from ..models import LeadScore, ScoreHistory, ScoringModel, ScoringRule
@@ -442,6 +442,9 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
         )
     _leads_update([item.lead for item in scored])
     _lead_scores_save(scored, now=now)
+    # the project's stage counts move in the same transaction, one statement for the batch
+    moves = [LeadMove(c.project_id, (c.old_stage, c.old_score), (c.new_stage, c.new_score)) for c in changes]
+    lead_tallies_move(moves=[move for move, item in zip(moves, scored, strict=True) if not item.lead.merged_into_id])
     _leads_updated(broadcasts=broadcasts, changes=changes)
 
 

@@ -11,7 +11,7 @@ from core.contracts import ChangeKind, LeadChange
 from core.pipeline import lead_changed
 from core.realtime import project_broadcast
 from ingest.models import Event, Lead
-from ingest.services import IDENTITY_CALLS, rollups_counted, rollups_subtract
+from ingest.services import IDENTITY_CALLS, LeadMove, lead_tallies_move, rollups_counted, rollups_subtract
 
 from .. import engine
 from ..models import LeadScore, ScoreHistory
@@ -84,6 +84,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     """
     now = timezone.now()
     old_score = target.current_score
+    source_place = None if source.merged_into_id else (source.lead_stage, source.current_score)
     counted = rollups_counted(events=Event.objects.filter(lead=source))  # scored once: folded again below
     moved = Event.objects.filter(lead=source).update(lead=target, processed_at=None)
     ScoreHistory.objects.filter(lead=source).delete()
@@ -116,6 +117,8 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     LeadScore.objects.filter(lead=source).delete()  # its other models' results: the survivor's refold has them
     lead_fold_locked(lead=target, now=now)
     rollups_subtract(counted=counted)  # after the fold: its marks counted the moved events again
+    # the source leaves the live leads: after the fold, whose save may take the project's rollup lock first
+    lead_tallies_move(moves=[LeadMove(source.project_id, source_place, None)])
     primary = primary_model(target.project)
     ScoreHistory.objects.create(
         project_id=target.project_id,

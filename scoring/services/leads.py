@@ -14,7 +14,7 @@ from accounts.models import Project
 from core.errors import ApplicationError, NotFound
 from core.pipeline import lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
-from ingest.services import rollups_counted, rollups_subtract
+from ingest.services import LeadMove, lead_tallies_move, rollups_counted, rollups_subtract
 
 from ..models import ScoreHistory, ScoringModel, ScoringRule
 from .batch import leads_score
@@ -137,6 +137,7 @@ def lead_erase(*, lead: Lead) -> int:
     # granted: the first statement did not see its source, which now points here. Holding the lead,
     # no new merge into it can start, so one more look finds every lead merged into it.
     lead_ids = sorted({lead.id, *merged, *leads.filter(merged_into_id=lead.id).values_list("id", flat=True)})
+    place = Lead.objects.filter(id=lead.id).values_list("lead_stage", "current_score").get()  # read under our lock
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
     counted = rollups_counted(events=Event.objects.filter(lead_id__in=lead_ids))
@@ -145,4 +146,6 @@ def lead_erase(*, lead: Lead) -> int:
         import_string(path)(project_id=lead.project_id, lead_ids=lead_ids)
     Lead.objects.filter(id__in=lead_ids).delete()
     rollups_subtract(counted=counted)  # last: the project's scoring waits on it until commit
+    # the lead leaves the live leads (the merged ones were in none); after the rollup lock, as scoring does
+    lead_tallies_move(moves=[LeadMove(lead.project_id, place, None)])
     return len(lead_ids)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import Project, User
 from core.errors import ApplicationError
 from ingest.models import Lead
+from ingest.services import lead_tallies_rebuild
 
 from ..models import MODELS_PER_PROJECT, LeadScore, ScoringModel, ScoringRule
 from .rules import RULE_FIELDS, SETTINGS_FIELDS, rescore_job_start
@@ -117,6 +118,7 @@ def scoring_model_primary_set(*, model: ScoringModel) -> ScoringModel:
         **{column: Subquery(rows.values(field)[:1]) for column, field in SWAPPED.items()}, updated_at=now
     )
     LeadScore.objects.filter(model=model).delete()
+    lead_tallies_rebuild(project_id=project.id)  # every lead's stage and score may have moved
     ScoringModel.objects.filter(id=old.id).update(is_primary=False, updated_at=now)
     ScoringModel.objects.filter(id=model.id).update(is_primary=True, updated_at=now)  # the old one's lock serialises
     model.refresh_from_db()

@@ -105,6 +105,8 @@ def rollup_problems(project) -> list[str]:
 
 
 def normalised(html: str) -> str:
-    """A page without what differs between two renders of the same data (nonces, CSRF tokens, chart ids)."""
+    """A page without what differs between two renders of the same data (nonces, CSRF tokens, chart ids, and
+    how long ago the last event was: a slow render crosses a minute)."""
     html = re.sub(r'(nonce|name="csrfmiddlewaretoken" value)="[^"]*"', "", html)
+    html = re.sub(r"\d+\W+minutes? ago", "minutes ago", html)
     return re.sub(r"chart-[0-9a-f]{8}-[0-9a-f-]{27}", "chart", html)

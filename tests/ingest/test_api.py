@@ -196,10 +196,11 @@ def test_request_path_runs_a_constant_number_of_queries(tenant, http, django_ass
     def batch(n, prefix):
         return {"events": [{"eventType": "page_view", "leadId": f"{prefix}{i}"} for i in range(n)]}
 
-    # new leads: lookup, insert leads, re-lookup, insert events (+ savepoint pair)
-    with django_assert_num_queries(6):
+    # new leads: lookup, insert leads, count them in the project's lead tallies, re-lookup, insert events
+    # (+ savepoint pair)
+    with django_assert_num_queries(7):
         post(http, "/api/events", {"eventType": "x", "leadId": "new-1"}, key=tenant.write_key)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         post(http, "/api/events/batch", batch(200, "n"), key=tenant.write_key)
     # known leads: lookup and insert only
     with django_assert_num_queries(4):

@@ -19,6 +19,7 @@ from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
+from ingest.lead_tallies import lead_tallies_drift
 from ingest.models import Event, Lead
 from scoring import engine
 from scoring.models import ScoreHistory
@@ -111,6 +112,8 @@ def assert_pure_fold(project):
         assert ScoreHistory.objects.filter(lead=lead).latest("id").new_score == lead.current_score
     # no row of an event stayed behind on a lead the event left
     assert not ScoreHistory.objects.filter(project=project, event__isnull=False).exclude(lead_id=F("event__lead_id"))
+    # and the project's lead tallies (stage counts, score total) equal a count of its live leads
+    assert lead_tallies_drift(project_id=project.id) == {}
 
 
 def test_two_worker_processes_draining_one_backlog_give_exactly_the_pure_fold(small_batches):

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Membership
+from ingest.lead_tallies import lead_tallies_drift
 from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
@@ -161,6 +162,7 @@ def test_making_a_model_primary_swaps_the_score_columns_without_a_refold(tenant)
     default = primary_model(tenant.project)
     before = {"default": pure(lead, default), "b": pure(lead, b)}
     history = ScoreHistory.objects.count()
+    assert tenant.client.get("/api/leaderboard/by-stage").json() == {"cold": 0, "warm": 0, "hot": 1, "qualified": 0}
 
     response = tenant.client.post("/api/models/b/primary")
     assert response.status_code == 200 and response.json()["isPrimary"] is True
@@ -169,6 +171,8 @@ def test_making_a_model_primary_swaps_the_score_columns_without_a_refold(tenant)
     assert stored(lead, b) == before["b"] and stored(lead, default) == before["default"]
     assert not RescoreJob.objects.filter(project=tenant.project).exists()  # every lead was folded under b already
     assert ScoreHistory.objects.count() == history
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}  # the stage counts follow the new primary
+    assert tenant.client.get("/api/leaderboard/by-stage").json() == {"cold": 0, "warm": 0, "hot": 0, "qualified": 1}
     assert tenant.client.get(f"/api/leads/{lead.id}").json()["currentScore"] == before["b"]["score"]
 
     lead = ingest(tenant.project, "x", ("page_view", 3))  # folds on from the swapped checkpoints
