@@ -123,10 +123,23 @@ emit(seconds=seconds, **{k: result[k] for k in ("leadsEvaluated", "scoreChanged"
 RESCORE_CODE = """
 from scoring.models import RescoreJob, ScoringRule
 from scoring.services import rule_update
-rule = ScoringRule.objects.get(project_id=ARGS["project"], kind="engagement", event_type="page_view")
+rule = ScoringRule.objects.get(project_id=ARGS["project"], model__is_primary=True, kind="engagement",
+                               event_type="page_view")
 t0 = time.time()
 rule_update(rule=rule, data={"points": ARGS["points"]})  # the job's task is sent on commit
 emit(t0=t0, job=RescoreJob.objects.filter(project_id=ARGS["project"]).latest("id").id)
+"""
+MODELS_CODE = """
+from scoring.models import ScoringModel, ScoringRule
+primary = ScoringModel.objects.get(project_id=ARGS["project"], is_primary=True)
+rules = list(primary.rules.order_by("id"))
+for n in range(1, ARGS["models"]):  # each model scores the same events differently, with its own thresholds
+    model = ScoringModel.objects.create(project_id=ARGS["project"], key=f"m{n}", name=f"M{n}", warm_threshold=5 + n,
+                                        hot_threshold=30 + n, qualified_threshold=80 + n, version=1)
+    ScoringRule.objects.bulk_create(ScoringRule(project_id=ARGS["project"], model=model, name=r.name, kind=r.kind,
+                                                event_type=r.event_type, points=r.points + n % 7,
+                                                conditions=r.conditions) for r in rules)
+emit(models=ScoringModel.objects.filter(project_id=ARGS["project"]).count())
 """
 
 
@@ -269,7 +282,9 @@ def phase_preview(args: argparse.Namespace, project: int) -> list[dict]:
             client.headers["Authorization"] = f"Bearer {login.json()['access']}"
             rules = client.get("/api/rules").raise_for_status().json()["results"]
             # the rules as a client proposes them: what GET returns, less the fields the server owns
-            proposed = [{k: v for k, v in r.items() if k not in ("id", "createdAt", "updatedAt")} for r in rules]
+            proposed = [
+                {k: v for k, v in r.items() if k not in ("id", "model", "createdAt", "updatedAt")} for r in rules
+            ]
             body = {"rules": [{**r, "points": args.points} if r["eventType"] == "page_view" else r for r in proposed]}
             seconds = []
             for _ in range(args.preview_runs):
@@ -339,12 +354,16 @@ def parse_args() -> argparse.Namespace:
         help="leave the loaded tables without planner statistics (as before autovacuum runs)",
     )
     p.add_argument("--concurrency", default="1", help="comma-separated worker concurrencies for the score phase")
+    p.add_argument(
+        "--models", default="1", help="comma-separated scoring-model counts for the score phase (one worker)"
+    )
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for a phase")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra env for every child")
     args = p.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
+    args.models = [int(m) for m in args.models.split(",") if m.strip()]
     EXTRA_ENV.update(item.split("=", 1) for item in args.env)
     EXTRA_ENV.update(DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)  # ingest.child_env() serves every child
     return args
@@ -373,7 +392,7 @@ def main() -> None:
         # statistics the planner guesses, and scoring's reads run several times slower.
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute("ANALYZE")
-    if len(args.concurrency) > 1:
+    if len(args.concurrency) > 1 or any(m > 1 for m in args.models):
         db_snapshot()
 
     rows: list[dict] = []
@@ -387,6 +406,14 @@ def main() -> None:
                 if i == 0:  # preview and re-score run once, on the first worker
                     rows += phase_preview(args, project)
                     rows.append(phase_rescore(args, project, RESULTS / f"scoring_worker_c{concurrency}.log"))
+            finally:
+                children.stop()
+        for models in (m for m in args.models if m > 1):  # the same backlog, scored under N models at once
+            children = Children()
+            try:
+                db_recreate(template=SNAPSHOT)
+                django_child("models", MODELS_CODE, {"project": project, "models": models}, 120)
+                rows.append({**phase_score(args, project, 1, children), "phase": f"score {models} models"})
             finally:
                 children.stop()
     finally:

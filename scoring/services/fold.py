@@ -552,8 +552,17 @@ def _leads_update(leads: list[Lead]) -> None:
         cursor.execute(sql, params)
 
 
+LEAD_SCORE_COLUMNS = ("project", "lead", "model", "score", "engagement", "fit", "grade", "stage", "fold_state",
+                      "updated_at")  # fmt: skip
+
+
 def _lead_scores_save(scored: Sequence[Scored], *, now: datetime) -> None:
-    """Upsert the non-primary models' results (`LeadScore`) in one statement."""
+    """Upsert the non-primary models' results (`LeadScore`) in one statement.
+
+    PostgreSQL: `INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT DO UPDATE`, for the
+    reason `_leads_update` gives (Django's bulk upsert prepares every value in Python, costlier than
+    the folds); elsewhere (SQLite) Django's is good enough.
+    """
     rows = [
         LeadScore(
             project_id=item.lead.project_id,
@@ -571,14 +580,28 @@ def _lead_scores_save(scored: Sequence[Scored], *, now: datetime) -> None:
         for model_id, evaluation in item.evaluations.items()
         if model_id != item.models[0].id and evaluation.writes
     ]
-    if rows:
-        LeadScore.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["lead", "model"],
-            update_fields=["score", "engagement", "fit", "grade", "stage", "fold_state", "updated_at"],
-            batch_size=1000,
-        )
+    if not rows:
+        return
+    updated = ["score", "engagement", "fit", "grade", "stage", "fold_state", "updated_at"]
+    if connection.vendor != "postgresql":
+        LeadScore.objects.bulk_create(rows, update_conflicts=True, unique_fields=["lead", "model"],
+                                      update_fields=updated, batch_size=1000)  # fmt: skip
+        return
+    by_name = {f.name: f for f in LeadScore._meta.concrete_fields}
+    fields = [by_name[name] for name in LEAD_SCORE_COLUMNS]
+    arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    lead, model = quoted_columns(LeadScore, ["lead", "model"])
+    assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in quoted_columns(LeadScore, updated))
+    table = connection.ops.quote_name(LeadScore._meta.db_table)
+    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in fields]
+    # identifiers and casts come from the model's metadata; every value is a parameter
+    sql = (
+        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"ON CONFLICT ({lead}, {model}) DO UPDATE SET {assignments}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[LeadChange]) -> None:
