@@ -26,7 +26,7 @@ from core.errors import ApplicationError
 from core.logs import log_bind
 from core.openapi import INGEST_ERRORS, PROJECT_PARAMETER, AutoSchema, cursor_page_of
 from core.queries import query_datetime, query_id
-from core.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
+from core.ratelimits import FailedKeyLookups, IngestAdmission, ingest_ip_rate_limit, ingest_key_rate_limit
 
 from .schema import (
     SchemaError,
@@ -137,20 +137,27 @@ class IngestApiView(APIView):
     schema = IngestAutoSchema()
     openapi_errors = INGEST_ERRORS
     batch = False  # a refused single-event request counts one rejected event; a batch counts its items
+    # The key is in a header: the IP is counted with the key's lookup, in one round trip. Otherwise
+    # it is counted before the body (which holds the key) is read.
+    key_in_header = False
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method == "POST":
+        if request.method == "POST" and not self.key_in_header:
             # Counted before the key is looked at, so random and invalid keys spend it too.
-            rate_limit(request, scope="ingest-ip", rate=settings.LEADPULSE_RATE_INGEST_IP)
+            ingest_ip_rate_limit(request)
 
     def project_for_key(self, raw_key: str | None, *, field: str = "apiKey", events: int = 1) -> WriteKeyProject:
         """The write key's project, having spent `events` of its allowance (batches pass 0 and spend
         their size once it is known, before anything is stored)."""
         guard = FailedKeyLookups(self.request, scope="ingest-bad-key", rate=settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP)
-        project = project_for_write_key(raw_key=raw_key, field=field, guard=guard)
+        admission = IngestAdmission(self.request, count_ip=self.key_in_header, events=events)
+        try:
+            project = project_for_write_key(raw_key=raw_key, field=field, guard=guard, admission=admission)
+        finally:
+            if not admission.ip_counted and self.key_in_header:
+                ingest_ip_rate_limit(self.request)  # a missing or malformed key: the IP still spends one
         log_bind(project_id=project.id)
-        ingest_key_rate_limit(self.request, project=project, events=events)
         return project
 
     def handle_exception(self, exc: Exception) -> Response:
@@ -195,6 +202,8 @@ class SdkEventIngestApi(IngestApiView):
 
 class ServerEventIngestApi(IngestApiView):
     """`POST /api/events`: server-side shape, write key in `X-API-Key`."""
+
+    key_in_header = True
 
     @extend_schema(
         summary="Record one server-side event",
@@ -280,6 +289,7 @@ class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
 
     batch = True
+    key_in_header = True
 
     @extend_schema(
         summary="Record a batch of server-side events",
