@@ -9,8 +9,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from core import metrics
@@ -313,8 +315,9 @@ def _events_stored(*, project_id: int, stored: list[tuple[str, str, int, datetim
 
 
 @functools.cache
-def _event_on_known_lead_sql() -> tuple[str, list]:
-    """The statement of `_event_store_on_known_lead`, and the event's fields in the order of its parameters."""
+def _event_on_known_lead_sql() -> tuple[str, list[tuple[str, bool]]]:
+    """The statement of `_event_store_on_known_lead`, and the event's fields in the order of its
+    parameters (name, whether it is JSON)."""
     qn = connection.ops.quote_name
     meta, lead = Event._meta, Lead._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
@@ -327,7 +330,7 @@ def _event_on_known_lead_sql() -> tuple[str, list]:
         f"ON CONFLICT ({qn('project_id')}, {qn('event_id')}) DO NOTHING RETURNING {qn('lead_id')}) "
         "SELECT (SELECT id FROM lead), (SELECT lead_id FROM stored)"
     )
-    return sql, [f for f in fields if f.name != "lead"]
+    return sql, [(f.name, isinstance(f, JSONField)) for f in fields if f.name != "lead"]
 
 
 def _event_store_on_known_lead(*, project_id: int, event: CanonicalEvent, received_at: datetime) -> IngestResult | None:
@@ -337,7 +340,7 @@ def _event_store_on_known_lead(*, project_id: int, event: CanonicalEvent, receiv
     The lead is found as `_leads_resolve` finds it for such an event: by its anonymous id, following a merge.
     """
     sql, fields = _event_on_known_lead_sql()
-    values = {
+    values: dict[str, Any] = {
         "project": project_id,
         "event_id": event.event_id,
         "type": event.type,
@@ -351,7 +354,10 @@ def _event_store_on_known_lead(*, project_id: int, event: CanonicalEvent, receiv
         "received_at": received_at,
         "processed_at": None,
     }
-    params = [project_id, event.anonymous_id, *(f.get_db_prep_save(values[f.name], connection) for f in fields)]
+    # the values as the fields would adapt them (JSON wrapped; text, integers and aware datetimes as they are)
+    adapt_json = connection.ops.adapt_json_value
+    params: list[Any] = [project_id, event.anonymous_id]
+    params += [adapt_json(values[name], None) if is_json else values[name] for name, is_json in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         lead_id, stored_on = cursor.fetchone()
