@@ -2,7 +2,7 @@
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -26,6 +26,35 @@ class WriteKeyProject:
     ingest_rate_per_second: int | None = None  # the project's own ingest limit, if any
 
 
+class Admission(Protocol):
+    """What `IngestAdmission.admit` found (core.cache.Admission)."""
+
+    @property
+    def matched(self) -> bool: ...  # the entry held the bytes known for the key: its events are spent
+
+    @property
+    def entry(self) -> bytes | None: ...  # otherwise the entry's bytes (None: there is none)
+
+
+class WriteKeyAdmission(Protocol):
+    """An ingest request's limits, checked with the key's cache entry (core.ratelimits.IngestAdmission)."""
+
+    def admit(self, *, entry_key: str, known: tuple[bytes, WriteKeyProject] | None) -> Admission | None: ...
+
+    def entry_value(self, raw: bytes) -> Any: ...
+
+    def spend(self, project: WriteKeyProject) -> None: ...
+
+
+# Write keys this process has seen valid: digest -> (the bytes of their cache entry, their project). Used
+# only while the shared cache holds exactly those bytes (IngestAdmission compares them in Redis), so a
+# key revoked or a project deactivated (both delete the entry at commit) is refused by every process
+# on its next request; a copy never outlives its entry.
+_known_write_keys: dict[str, tuple[bytes, WriteKeyProject]] = {}
+KNOWN_WRITE_KEYS_MAX = 1000
+_MISSING = object()
+
+
 class KeyLookupGuard(Protocol):
     """Limits a client's failed key lookups (core.ratelimits.FailedKeyLookups)."""
 
@@ -35,22 +64,42 @@ class KeyLookupGuard(Protocol):
 
 
 def project_for_write_key(
-    *, raw_key: str | None, field: str = "apiKey", guard: KeyLookupGuard | None = None
+    *,
+    raw_key: str | None,
+    field: str = "apiKey",
+    guard: KeyLookupGuard | None = None,
+    admission: WriteKeyAdmission | None = None,
 ) -> WriteKeyProject:
     """Resolve a write key to its project, through the cache; 401 unknown, 403 inactive.
 
     With a `guard`, a key not cached as valid is looked up only while the client has failed
-    lookups left (429 past them); cached valid keys always pass.
+    lookups left (429 past them); cached valid keys always pass. With an `admission`, the request's
+    rate limits are checked with the cache entry's read (one round trip for a key this process knows)
+    and the project's are spent before it is returned.
     """
     if not raw_key or not isinstance(raw_key, str) or len(raw_key) > 128:
         raise NotAuthenticated("A valid write key is required.", field=field, code="invalid_api_key")
     digest = key_hash(raw_key)
     cache_key = write_key_cache_key(digest)
-    try:
-        cached = cache.get(cache_key)
-    except Exception:  # Redis down: the database still answers, ingest keeps accepting events
-        logger.warning("write-key cache unavailable", exc_info=True)
-        cached, cache_key = None, ""
+    cached: Any = _MISSING
+    if admission is not None:
+        known = _known_write_keys.get(digest)
+        admitted = admission.admit(entry_key=cache_key, known=known)
+        if admitted is not None and admitted.matched:
+            assert known is not None
+            return known[1]
+        if admitted is not None:
+            cached = None if admitted.entry is None else admission.entry_value(admitted.entry)
+            if cached and cached[0] and cached[1] and admitted.entry is not None:
+                if len(_known_write_keys) >= KNOWN_WRITE_KEYS_MAX:
+                    _known_write_keys.clear()
+                _known_write_keys[digest] = (admitted.entry, _write_key_project(cached))
+    if cached is _MISSING:
+        try:
+            cached = cache.get(cache_key)
+        except Exception:  # Redis down: the database still answers, ingest keeps accepting events
+            logger.warning("write-key cache unavailable", exc_info=True)
+            cached, cache_key = None, ""
     if guard is not None and not (cached and cached[0]):
         guard.check()
     if cached is None:
@@ -64,13 +113,20 @@ def project_for_write_key(
         cached = row or (0, False, None)
         if cache_key:
             cache.set(cache_key, cached, settings.LEADPULSE_WRITE_KEY_CACHE_SECONDS if row else 10)
-    project_id, is_active, rate = (*cached, None)[:3]  # entries cached before the rate existed have two
-    if not project_id:
+    project = _write_key_project(cached)
+    if not project.id:
         if guard is not None:
             guard.failed()
         raise NotAuthenticated("Invalid write key.", field=field, code="invalid_api_key")
-    if not is_active:
+    if not project.is_active:
         raise Forbidden("This project is inactive.", code="project_inactive")
+    if admission is not None:
+        admission.spend(project)
+    return project
+
+
+def _write_key_project(cached: tuple) -> WriteKeyProject:
+    project_id, is_active, rate = (*cached, None)[:3]  # entries cached before the rate existed have two
     return WriteKeyProject(id=project_id, is_active=is_active, ingest_rate_per_second=rate)
 
 

@@ -529,6 +529,44 @@ def peak_db_connections() -> Iterator[list[int]]:
         thread.join(timeout=5)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(children: "Children", db: psycopg.Connection) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each process of the children's process groups and by the bench database's
+    PostgreSQL backends: pid -> (web | worker | … | postgres, seconds). Read from /proc (Linux)."""
+    groups = {p.pid: name for name, p in children.procs.items()}
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    backends = {pid for (pid,) in db.execute(query, (DB_NAME,)).fetchall()}
+    found = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid, group = int(entry.name), int(fields[2])
+        name = groups.get(group) or ("postgres" if pid in backends else None)
+        if name:
+            found[pid] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per process kind between two `process_cpu` readings (processes gone meanwhile are not counted)."""
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return used
+
+
+def cpu_columns(used: dict[str, float], requests: int) -> dict:
+    """CPU ms per request of the web server, the scoring worker and PostgreSQL's backends."""
+    return {f"cpu_{name}_ms": round(used.get(name, 0.0) * 1000 / requests, 2) for name in ("web", "worker", "postgres")}
+
+
 @contextlib.contextmanager
 def backlog_samples(every: float = 1.0) -> Iterator[list[tuple[float, int]]]:
     """Sample the number of unprocessed events (all of the bench database's) in a thread: [(time.time(), n)]."""
@@ -597,7 +635,13 @@ def tag_for(name: str, round_: int) -> str:
 
 
 def run_phase(
-    name: str, args: argparse.Namespace, base_url: str, db: psycopg.Connection, project: tuple, round_: int = 1
+    name: str,
+    args: argparse.Namespace,
+    base_url: str,
+    db: psycopg.Connection,
+    project: tuple,
+    children: "Children",
+    round_: int = 1,
 ) -> dict:
     project_id, key = project
     tag = tag_for(name, round_)
@@ -607,7 +651,9 @@ def run_phase(
     params = {"project": project_id, "prefix": f"{tag}-%"}
     with peak_db_connections() as peak:
         started_at = datetime.now(UTC)
+        cpu_before = process_cpu(children, db)
         wall, statuses, samples = run_async(send_all(base_url, calls, args.clients))
+        cpu = cpu_used(cpu_before, process_cpu(children, db))  # while sending only (the drain is not counted)
         for sample in samples:
             print(f"    non-2xx sample: {sample}")
         unscored = wait_scored(db, params, args.drain_timeout)
@@ -631,6 +677,7 @@ def run_phase(
         "drain_s": drain and round(drain, 3),
         "scored_eps": round(scored / drain, 1) if drain else None,
         "peak_db_connections": peak[0],
+        **cpu_columns(cpu, len(calls)),
         "load_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -652,7 +699,9 @@ def backlog_summary(samples: list[tuple[float, int]], start: float, end: float, 
     }
 
 
-def run_open_phase(name: str, args: argparse.Namespace, base_url: str, db: psycopg.Connection, project: tuple) -> dict:
+def run_open_phase(
+    name: str, args: argparse.Namespace, base_url: str, db: psycopg.Connection, project: tuple, children: "Children"
+) -> dict:
     project_id, key = project
     schedule = OPEN_PHASES[name](args, key, name)
     events = sum(c.events for _, c in schedule)
@@ -660,7 +709,9 @@ def run_open_phase(name: str, args: argparse.Namespace, base_url: str, db: psyco
     print(f"[{name}] open loop: {len(schedule)} requests, {events} events over {seconds:.0f} s", flush=True)
     params = {"project": project_id, "prefix": f"{name}-%"}
     with backlog_samples() as samples:
+        cpu_before = process_cpu(children, db)
         start, sent, errors = run_async(send_open(base_url, schedule, args.open_connections))
+        cpu = cpu_used(cpu_before, process_cpu(children, db))
         end = start + seconds
         sent_end = time.time()
         for sample in errors:
@@ -691,6 +742,7 @@ def run_open_phase(name: str, args: argparse.Namespace, base_url: str, db: psyco
         "scored_max_ms": ms(max(scored, default=None)),
         "unscored": unscored,
         **backlog_summary(samples, start, end, events / seconds),
+        **cpu_columns(cpu, len(sent)),
         "load_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -752,14 +804,16 @@ COLUMNS = [  # (header, key, width)
     ("non-2xx", "non_2xx", 7), ("ingest s", "ingest_s", 8), ("req/s", "req_per_s", 7),
     ("ingest ev/s", "ingest_eps", 11), ("p50 s", "scored_p50_s", 7), ("p99 s", "scored_p99_s", 7),
     ("max s", "scored_max_s", 7), ("unscored", "unscored", 8), ("drain s", "drain_s", 8),
-    ("scored ev/s", "scored_eps", 11), ("db conns", "peak_db_connections", 8), ("load1", "load_1m", 5),
+    ("scored ev/s", "scored_eps", 11), ("db conns", "peak_db_connections", 8), ("web cpu", "cpu_web_ms", 7),
+    ("worker cpu", "cpu_worker_ms", 10), ("pg cpu", "cpu_postgres_ms", 6), ("load1", "load_1m", 5),
 ]  # fmt: skip
 OPEN_COLUMNS = [
     ("phase", "phase", 11), ("req/s", "req_per_s", 6), ("events", "events_sent", 6), ("non-2xx", "non_2xx", 7),
     ("http p50", "http_p50_ms", 8), ("p95", "http_p95_ms", 7), ("p99", "http_p99_ms", 7), ("max", "http_max_ms", 7),
     ("scored p50", "scored_p50_ms", 10), ("p95", "scored_p95_ms", 7), ("p99", "scored_p99_ms", 7),
     ("max", "scored_max_ms", 7), ("backlog max", "backlog_max", 11), ("slope/s", "backlog_slope_eps", 7),
-    ("flat", "backlog_flat", 5), ("unscored", "unscored", 8), ("load1", "load_1m", 5),
+    ("flat", "backlog_flat", 5), ("unscored", "unscored", 8), ("web cpu", "cpu_web_ms", 7),
+    ("worker cpu", "cpu_worker_ms", 10), ("pg cpu", "cpu_postgres_ms", 6), ("load1", "load_1m", 5),
 ]  # fmt: skip
 KEEPUP_COLUMNS = [
     ("events", "events", 6), ("leads", "leads", 5), ("clients", "clients", 7), ("ingest ev/s", "ingest_eps", 11),
@@ -892,9 +946,11 @@ def main() -> None:
         print(f"topology up on {base_url}", flush=True)
         with psycopg.connect(DATABASE_URL, autocommit=True) as db:
             for round_ in range(1, args.rounds + 1):
-                closed += [run_phase(n, args, base_url, db, project, round_) for n in args.phases if n in PHASES]
+                closed += [
+                    run_phase(n, args, base_url, db, project, children, round_) for n in args.phases if n in PHASES
+                ]
             for name in (n for n in args.phases if n in OPEN_PHASES):
-                opened[name] = run_open_phase(name, args, base_url, db, project)
+                opened[name] = run_open_phase(name, args, base_url, db, project, children)
             if "keepup" in args.phases:
                 keepup = run_keepup(args, base_url, db, project, children)
         if dead := children.dead():
@@ -910,7 +966,8 @@ def main() -> None:
     )
     if closed:
         print("\nClosed loop. p50/p99/max = processed_at - received_at (ingest -> scored); drain = phase start ->")
-        print("last event scored; db conns = peak connections to the bench database (1 is the bench's own)\n")
+        print("last event scored; db conns = peak connections to the bench database (1 is the bench's own);")
+        print("web/worker/pg cpu = CPU ms per request of uvicorn, Celery and the database's backends while sending\n")
         print(table(closed))
     if opened:
         print(f"\nOpen loop, {args.open_seconds:.0f} s each. http = response time from the scheduled send (ms);")

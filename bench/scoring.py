@@ -2,7 +2,8 @@
 
 Run from the repository root:  .venv/bin/python bench/scoring.py [--help]
 
-Recreates the PostgreSQL database `leadpulse_bench_scoring`, flushes Redis DB 13, migrates and
+Recreates the PostgreSQL database `--db-name` (default `leadpulse_bench_scoring`), flushes Redis DB
+`--redis-db` (default 13), migrates and
 registers a user, then loads `--events` events over `--leads` leads through
 `ingest.services.events_ingest` without enqueuing scoring, so the backlog sits unprocessed.
 Phases, in order:
@@ -13,7 +14,8 @@ Phases, in order:
   rescore  `scoring.services.rule_update` sets page_view to `--points` on the same worker;
            wall = the update -> the re-score job succeeded
 The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
-With `--concurrency 1,2` the score phase is repeated on a copy of the loaded database.
+With `--concurrency 1,2` the score and re-score phases are repeated, on a copy of the loaded database
+and a worker of that concurrency each (the same rule change on the same scored data).
 Prints a table, writes bench/results/scoring.json; child logs go to bench/results/scoring_*.log.
 """
 
@@ -55,6 +57,15 @@ DB_NAME = os.environ.get("BENCH_DATABASE", "leadpulse_bench_scoring")
 SNAPSHOT = f"{DB_NAME}_loaded"  # the loaded, unscored backlog, for repeated score phases
 DATABASE_URL = f"{PG_SERVER}/{DB_NAME}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def stores_use(*, db_name: str, redis_db: int) -> None:
+    """Point the bench (and every child it starts) at another database and Redis DB."""
+    global DB_NAME, SNAPSHOT, DATABASE_URL, REDIS_URL
+    DB_NAME, SNAPSHOT = db_name, f"{db_name}_loaded"
+    DATABASE_URL, REDIS_URL = f"{PG_SERVER}/{db_name}", f"redis://127.0.0.1:6379/{redis_db}"
+
+
 EMAIL, PASSWORD = "bench@example.com", "bench-pass-4821"
 PREFIX = "sc-"  # every event id starts with it (ingest.wait_scored finds the rows by prefix)
 MIX = [  # (event name, weight): the default rules' events plus names no rule scores
@@ -304,8 +315,8 @@ def phase_preview(args: argparse.Namespace, project: int) -> list[dict]:
     return rows
 
 
-def phase_rescore(args: argparse.Namespace, project: int, worker_log: Path) -> dict:
-    print(f"[rescore] page_view -> {args.points} points", flush=True)
+def phase_rescore(args: argparse.Namespace, project: int, concurrency: int, worker_log: Path) -> dict:
+    print(f"[rescore c={concurrency}] page_view -> {args.points} points", flush=True)
     before = tasks_done(worker_log)
     out = django_child("rescore", RESCORE_CODE, {"project": project, "points": args.points}, 120)
     query = "SELECT status, done, total, changed, extract(epoch FROM finished_at - started_at) FROM scoring_rescorejob"
@@ -325,7 +336,7 @@ def phase_rescore(args: argparse.Namespace, project: int, worker_log: Path) -> d
     problems = log_problems(worker_log)
     notes = f"job {out['job']} {status} {done}/{total}, changed {changed}; started->finished {db_wall or 0:.1f} s; "
     notes += f"{drained}; log errors {len(problems)}"
-    return {**row("rescore", None, done, events, wall, notes), "log_errors": problems[:10]}
+    return {**row("rescore", concurrency, done, events, wall, notes), "log_errors": problems[:10]}
 
 
 COLUMNS = [("phase", "phase", 16), ("conc", "concurrency", 4), ("leads", "leads", 6), ("events", "events", 7),
@@ -353,7 +364,9 @@ def parse_args() -> argparse.Namespace:
         action="store_false",
         help="leave the loaded tables without planner statistics (as before autovacuum runs)",
     )
-    p.add_argument("--concurrency", default="1", help="comma-separated worker concurrencies for the score phase")
+    p.add_argument(
+        "--concurrency", default="1", help="comma-separated worker concurrencies for the score and re-score phases"
+    )
     p.add_argument(
         "--models", default="1", help="comma-separated scoring-model counts for the score phase (one worker)"
     )
@@ -361,7 +374,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for a phase")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra env for every child")
+    p.add_argument("--db-name", default=DB_NAME, help="the PostgreSQL database to recreate (and <name>_loaded)")
+    p.add_argument(
+        "--redis-db", type=int, default=int(REDIS_URL.rsplit("/", 1)[1]), help="the Redis DB to flush and use"
+    )
     args = p.parse_args()
+    stores_use(db_name=args.db_name, redis_db=args.redis_db)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.models = [int(m) for m in args.models.split(",") if m.strip()]
     EXTRA_ENV.update(item.split("=", 1) for item in args.env)
@@ -403,9 +421,9 @@ def main() -> None:
                 if i:
                     db_recreate(template=SNAPSHOT)
                 rows.append(phase_score(args, project, concurrency, children))
-                if i == 0:  # preview and re-score run once, on the first worker
+                if i == 0:  # the preview runs once, on the first worker's scored data
                     rows += phase_preview(args, project)
-                    rows.append(phase_rescore(args, project, RESULTS / f"scoring_worker_c{concurrency}.log"))
+                rows.append(phase_rescore(args, project, concurrency, RESULTS / f"scoring_worker_c{concurrency}.log"))
             finally:
                 children.stop()
         for models in (m for m in args.models if m > 1):  # the same backlog, scored under N models at once

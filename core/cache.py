@@ -9,6 +9,7 @@ shares one client, whose pool keeps its connections (redis-py re-creates them af
 
 import re
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
@@ -36,6 +37,61 @@ end
 return count
 """
 
+# Count one more in a fixed window of ARGV[1] seconds: the count it reaches.
+COUNT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+# Admit an ingest request in one round trip. KEYS: the client IP's window, the write key's entry,
+# the project's window. ARGV: IP limit (-1: none), IP window seconds, the entry's bytes as the
+# caller knows them ("" when it knows none), events to spend, the project's limit, its window seconds.
+# Spends one request of the IP's allowance; unless that is past its limit, reads the entry and, when
+# it still holds exactly the bytes the caller knows, spends the events of the project's allowance
+# (given back when over, as SPEND does). Returns {IP count, 1 when the entry matched else 0,
+# project count (0: nothing spent), the entry's bytes when it did not match}.
+ADMIT = """
+local ip = 0
+if tonumber(ARGV[1]) >= 0 then
+    ip = redis.call('INCR', KEYS[1])
+    if ip == 1 then
+        redis.call('EXPIRE', KEYS[1], ARGV[2])
+    end
+    if ip > tonumber(ARGV[1]) then
+        return {ip, 0, 0, false}
+    end
+end
+local entry = redis.call('GET', KEYS[2])
+if ARGV[3] == '' or entry ~= ARGV[3] then
+    return {ip, 0, 0, entry}
+end
+local amount = tonumber(ARGV[4])
+if amount <= 0 then
+    return {ip, 1, 0, false}
+end
+local count = redis.call('INCRBY', KEYS[3], amount)
+if count == amount then
+    redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+if count > tonumber(ARGV[5]) then
+    redis.call('DECRBY', KEYS[3], amount)
+end
+return {ip, 1, count, false}
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What `RedisCache.admit` found: the IP's count, whether the entry matched, the project's count."""
+
+    ip_count: int
+    matched: bool
+    key_count: int  # 0 when nothing was spent
+    entry: bytes | None  # the entry's bytes when they did not match (None: no entry)
+
 
 class RedisCacheClient(DjangoRedisCacheClient):
     """Keeps its redis-py clients (one per pool) instead of building one per command."""
@@ -52,13 +108,13 @@ class RedisCacheClient(DjangoRedisCacheClient):
             client = self._clients[index] = super().get_client(key, write=write)
         return client
 
-    def _run(self, source: str, key: Any, *args: Any) -> Any:
-        """Run a Lua script on `key` (loaded once per client, by its hash after that)."""
+    def _run(self, source: str, key: Any, *args: Any, keys: tuple[Any, ...] = ()) -> Any:
+        """Run a Lua script on `key` (and `keys`), loaded once per client, by its hash after that."""
         client = self.get_client(key, write=True)
         script = self._scripts.get((id(client), source))
         if script is None:
             script = self._scripts[id(client), source] = client.register_script(source)
-        return script(keys=[key], args=list(args))
+        return script(keys=[key, *keys], args=list(args))
 
     def incr(self, key: Any, delta: int) -> Any:
         """Django's `incr` (ValueError for a missing key) in one round trip instead of EXISTS, then INCRBY."""
@@ -69,6 +125,16 @@ class RedisCacheClient(DjangoRedisCacheClient):
 
     def spend(self, key: Any, amount: int, limit: int, timeout: int) -> int:
         return int(self._run(SPEND, key, amount, limit, timeout))
+
+    def count(self, key: Any, timeout: int) -> int:
+        return int(self._run(COUNT, key, timeout))
+
+    def admit(self, keys: tuple[Any, Any, Any], args: tuple[Any, ...]) -> Admission:
+        ip_count, matched, key_count, entry = self._run(ADMIT, keys[0], *args, keys=keys[1:])
+        return Admission(ip_count=int(ip_count), matched=bool(matched), key_count=int(key_count), entry=entry)
+
+    def entry_value(self, raw: bytes) -> Any:
+        return self._serializer.loads(raw)  # type: ignore[attr-defined]  # Django's, not in the stubs
 
 
 _shared: dict[tuple, RedisCacheClient] = {}
@@ -92,9 +158,48 @@ class RedisCache(DjangoRedisCache):
                 _shared[key] = RedisCacheClient(servers, **options)
             return _shared[key]
 
+    def count(self, key: str, *, timeout: int) -> int:
+        """See `window_count`: one round trip."""
+        return self._cache.count(self.make_and_validate_key(key), int(timeout))
+
     def spend(self, key: str, amount: int, *, limit: int, timeout: int) -> int:
         """See `window_spend`: one round trip."""
         return self._cache.spend(self.make_and_validate_key(key), amount, limit, int(timeout))
+
+    def admit(
+        self,
+        *,
+        ip_window: tuple[str, int, int] | None,
+        entry_key: str,
+        known: bytes | None,
+        key_window: tuple[str, int, int, int] | None,
+    ) -> Admission:
+        """One round trip (the ADMIT script): spend a request of `ip_window` (key, limit, seconds); unless
+        refused, read the entry at `entry_key` and, when its bytes are `known`, spend `key_window`'s
+        amount (key, amount, limit, seconds). Without `known` or `key_window` the entry is only read."""
+        ip_key, ip_limit, ip_seconds = ip_window or ("", -1, 0)
+        window_key, amount, limit, seconds = key_window or ("", 0, 0, 0)
+        make = self.make_and_validate_key
+        return self._cache.admit(
+            (make(ip_key or "none"), make(entry_key), make(window_key or "none")),
+            (ip_limit, ip_seconds, known or b"", amount, limit, seconds),
+        )
+
+    def entry_value(self, raw: bytes) -> Any:
+        """The value an entry's bytes hold, as `get` would return it."""
+        return self._cache.entry_value(raw)
+
+
+def window_count(key: str, *, timeout: int) -> int:
+    """Count one more in a fixed window (`timeout` seconds) of the default cache; the count it reaches.
+
+    On Redis one atomic round trip; other caches (embedded mode's) add, then increment.
+    """
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        return backend.count(key, timeout=timeout)
+    backend.add(key, 0, timeout)
+    return backend.incr(key)
 
 
 def window_spend(key: str, amount: int, *, limit: int, timeout: int) -> int:

@@ -5,12 +5,16 @@ Each view parses, calls `events_ingest` once and shapes the answer its clients e
 
 import base64
 import binascii
+import json
 from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
@@ -22,11 +26,17 @@ from rest_framework.views import APIView
 from accounts.scoping import ProjectApiView
 from accounts.selectors import WriteKeyProject, project_for_write_key
 from core import metrics
-from core.errors import ApplicationError
+from core.errors import ApplicationError, database_unavailable_response, error_body
 from core.logs import log_bind
 from core.openapi import INGEST_ERRORS, PROJECT_PARAMETER, AutoSchema, cursor_page_of
 from core.queries import query_datetime, query_id
-from core.ratelimits import FailedKeyLookups, ingest_key_rate_limit, rate_limit
+from core.ratelimits import (
+    FailedKeyLookups,
+    IngestAdmission,
+    RateLimited,
+    ingest_ip_rate_limit,
+    ingest_key_rate_limit,
+)
 
 from .schema import (
     SchemaError,
@@ -58,7 +68,7 @@ from .serializers import (
 from .services import events_ingest
 
 
-def request_json(request: Request) -> Any:
+def request_json(request: HttpRequest | Request) -> Any:
     """The body as JSON, whatever the content type; 413 past the request limit."""
     limit = settings.LEADPULSE_MAX_REQUEST_BYTES
     try:
@@ -85,6 +95,33 @@ def segment_write_key(request: Request, body: Any) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
     return body.get("writeKey") if isinstance(body, dict) else None
+
+
+def ingest_project(
+    request: HttpRequest | Request, raw_key: str | None, *, field: str, events: int, count_ip: bool
+) -> WriteKeyProject:
+    """The write key's project, having spent `events` of its allowance and, with `count_ip`, a request
+    of the client IP's (in the same round trip to Redis when this process knows the key)."""
+    guard = FailedKeyLookups(request, scope="ingest-bad-key", rate=settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP)
+    admission = IngestAdmission(request, count_ip=count_ip, events=events)
+    try:
+        project = project_for_write_key(raw_key=raw_key, field=field, guard=guard, admission=admission)
+    finally:
+        if count_ip and not admission.ip_counted:
+            ingest_ip_rate_limit(request)  # a missing or malformed key: the IP still spends one
+    log_bind(project_id=project.id)
+    return project
+
+
+def server_event_ingest(request: HttpRequest | Request) -> tuple[int, dict[str, Any]]:
+    """`POST /api/events`: (status, body) of the answer; raises the application's errors and 429s."""
+    project = ingest_project(request, request.headers.get("X-API-Key"), field="apiKey", events=1, count_ip=True)
+    body = request_json(request)
+    event = event_from_server(body, received_at=timezone.now(), max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES)
+    result = events_ingest(project_id=project.id, events=[event])
+    if result.duplicates:
+        return 200, {"message": "Duplicate event ignored", "status": "duplicate", "eventId": event.event_id}
+    return 202, {"message": "Event queued", "eventId": event.event_id}
 
 
 class IngestAutoSchema(AutoSchema):
@@ -137,21 +174,20 @@ class IngestApiView(APIView):
     schema = IngestAutoSchema()
     openapi_errors = INGEST_ERRORS
     batch = False  # a refused single-event request counts one rejected event; a batch counts its items
+    # The key is in a header: the IP is counted with the key's lookup, in one round trip. Otherwise
+    # it is counted before the body (which holds the key) is read.
+    key_in_header = False
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        if request.method == "POST":
+        if request.method == "POST" and not self.key_in_header:
             # Counted before the key is looked at, so random and invalid keys spend it too.
-            rate_limit(request, scope="ingest-ip", rate=settings.LEADPULSE_RATE_INGEST_IP)
+            ingest_ip_rate_limit(request)
 
     def project_for_key(self, raw_key: str | None, *, field: str = "apiKey", events: int = 1) -> WriteKeyProject:
         """The write key's project, having spent `events` of its allowance (batches pass 0 and spend
         their size once it is known, before anything is stored)."""
-        guard = FailedKeyLookups(self.request, scope="ingest-bad-key", rate=settings.LEADPULSE_RATE_INGEST_BAD_KEY_IP)
-        project = project_for_write_key(raw_key=raw_key, field=field, guard=guard)
-        log_bind(project_id=project.id)
-        ingest_key_rate_limit(self.request, project=project, events=events)
-        return project
+        return ingest_project(self.request, raw_key, field=field, events=events, count_ip=self.key_in_header)
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, SchemaError) and not self.batch:
@@ -162,7 +198,7 @@ class IngestApiView(APIView):
         if request.method == "POST":  # counted once per ingest request, whatever the view answered
             metrics.ingest_request(endpoint=f"/{request.resolver_match.route}", status=response.status_code)  # type: ignore[union-attr]
             # JSON for SDKs and servers, never a page: django-csp need not build a policy per event
-            response._csp_exempt = True  # type: ignore[attr-defined]
+            response._csp_exempt = response._csp_exempt_ro = True  # type: ignore[attr-defined]
         return super().finalize_response(request, response, *args, **kwargs)
 
 
@@ -196,6 +232,8 @@ class SdkEventIngestApi(IngestApiView):
 class ServerEventIngestApi(IngestApiView):
     """`POST /api/events`: server-side shape, write key in `X-API-Key`."""
 
+    key_in_header = True
+
     @extend_schema(
         summary="Record one server-side event",
         description="The server shape, with the write key in `X-API-Key`. " + GZIP + SIZE,
@@ -208,16 +246,9 @@ class ServerEventIngestApi(IngestApiView):
         },
     )
     def post(self, request: Request) -> Response:
-        project = self.project_for_key(request.headers.get("X-API-Key"))
-        body = request_json(request)
-        event = event_from_server(body, received_at=timezone.now(), max_event_bytes=settings.LEADPULSE_MAX_EVENT_BYTES)
-        result = events_ingest(project_id=project.id, events=[event])
-        if result.duplicates:
-            return Response(
-                {"message": "Duplicate event ignored", "status": "duplicate", "eventId": event.event_id},
-                status=status.HTTP_200_OK,
-            )
-        return Response({"message": "Event queued", "eventId": event.event_id}, status=status.HTTP_202_ACCEPTED)
+        # served by `server_event_view` (the URLconf's); kept for the schema and as its reference
+        answer_status, body = server_event_ingest(request)
+        return Response(body, status=answer_status)
 
     @extend_schema(
         summary="List the project's events",
@@ -246,6 +277,49 @@ class ServerEventIngestApi(IngestApiView):
     def get(self, request: Request) -> HttpResponseBase:
         # The same URL lists events for dashboard users: hand over to a JWT-authenticated view.
         return EventListApi.as_view()(request._request)
+
+
+_server_event_api = ServerEventIngestApi.as_view()
+_SERVER_EVENT_ALLOW = "GET, POST, HEAD, OPTIONS"  # what DRF's view announces
+
+
+def _json_response(body: dict[str, Any], status_code: int) -> HttpResponse:
+    """JSON as DRF's renderer writes it (compact, UTF-8)."""
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return HttpResponse(content, status=status_code, content_type="application/json")
+
+
+@csrf_exempt
+def server_event_view(request: HttpRequest) -> HttpResponseBase:
+    """`/api/events`: POST, one event per request (most of ingest's traffic), answered without DRF's
+    request wrapping, content negotiation and rendering; the same answers and error shapes as
+    `ServerEventIngestApi` (tests/ingest/test_server_event_view.py compares them). Anything else is
+    that view's: the event list (GET), OPTIONS, 405s."""
+    if request.method != "POST":
+        return _server_event_api(request)
+    try:
+        answer_status, body = server_event_ingest(request)
+        response = _json_response(body, answer_status)
+    except ApplicationError as exc:
+        if isinstance(exc, SchemaError):
+            metrics.ingest_events(rejected=1)
+        response = _json_response(error_body(code=exc.code, message=exc.message, fields=exc.fields), exc.status_code)
+    except RateLimited as exc:
+        response = _json_response(error_body(code=RateLimited.default_code, message=str(exc.detail)), 429)
+        if wait := getattr(exc, "wait", None):  # as DRF's exception handler writes it
+            response["Retry-After"] = f"{int(wait)}"
+    except (OperationalError, InterfaceError) as exc:
+        response = database_unavailable_response(request, exc)
+    response["Allow"] = _SERVER_EVENT_ALLOW
+    metrics.ingest_request(endpoint="/api/events", status=response.status_code)
+    response._csp_exempt = response._csp_exempt_ro = True  # type: ignore[attr-defined]
+    return response
+
+
+# It serves exactly `ServerEventIngestApi`'s methods and answers: say so as `as_view()` does, for
+# drf-spectacular (the OpenAPI document) and whatever else reads a URL's view class (tests/api/test_access.py).
+server_event_view.cls = server_event_view.view_class = ServerEventIngestApi  # type: ignore[attr-defined]
+server_event_view.initkwargs = server_event_view.view_initkwargs = {}  # type: ignore[attr-defined]
 
 
 def _batch_response(
@@ -280,6 +354,7 @@ class ServerBatchIngestApi(IngestApiView):
     """`POST /api/events/batch`: up to 500 server-shape events; valid ones are stored."""
 
     batch = True
+    key_in_header = True
 
     @extend_schema(
         summary="Record a batch of server-side events",

@@ -5,7 +5,7 @@ from . import api
 app_name = "ingest_api"
 urlpatterns = [
     path("api/ingest/event", api.SdkEventIngestApi.as_view(), name="ingest-sdk-event"),
-    path("api/events", api.ServerEventIngestApi.as_view(), name="ingest-server-event"),
+    path("api/events", api.server_event_view, name="ingest-server-event"),
     path("api/events/batch", api.ServerBatchIngestApi.as_view(), name="ingest-server-batch"),
 ]
 

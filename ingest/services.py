@@ -1,5 +1,6 @@
 """Writes of the ingest app: store accepted events durably, then wake scoring."""
 
+import functools
 import logging
 import os
 import random
@@ -8,8 +9,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import DatabaseError, connection, transaction
+from django.db.models import JSONField
 from django.utils import timezone
 
 from core import metrics
@@ -66,10 +69,13 @@ def _leads_lookup(project_id: int, anonymous_ids: list[str], user_ids: list[str]
         return cursor.fetchall()
 
 
-def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent], create: bool = True) -> list[int] | None:
+def _leads_resolve(
+    *, project_id: int, events: Sequence[CanonicalEvent], create: bool = True, none_known: bool = False
+) -> list[int] | None:
     """The lead id each event belongs to, creating missing leads; one to three queries.
 
-    `create=False`: one query, and None when a lead would have to be created.
+    `create=False`: one query, and None when a lead would have to be created. `none_known`: the
+    caller just found none of the events' leads, so the first lookup is skipped.
 
     An event goes to the lead of its `userId` when one exists, else to the lead of its
     anonymous id (following merges). Identity calls stay on their anonymous lead so the
@@ -89,7 +95,7 @@ def _leads_resolve(*, project_id: int, events: Sequence[CanonicalEvent], create:
                 by_user.setdefault(user_id, lead_id)
         return by_anonymous, by_user
 
-    by_anonymous, by_user = lookup()
+    by_anonymous, by_user = ({}, {}) if none_known else lookup()
     missing: dict[str, Lead] = {}
     for event in events:
         key = lead_key(event)
@@ -253,9 +259,19 @@ def events_ingest(*, project_id: int, events: Sequence[CanonicalEvent]) -> Inges
 
 def _events_store(*, project_id: int, events: Sequence[CanonicalEvent], received_at: datetime) -> IngestResult:
     """Store the events: when all their leads exist, one autocommitted INSERT (the common case:
-    no BEGIN and COMMIT round trips); otherwise the leads are created and the events stored in
-    one transaction."""
-    if not connection.in_atomic_block:
+    no BEGIN and COMMIT round trips), for a single anonymous event on PostgreSQL one statement with
+    its lead's lookup; otherwise the leads are created and the events stored in one transaction."""
+    none_known = False
+    single = events[0] if len(events) == 1 else None
+    if single and not single.user_id and single.type not in IDENTITY_CALLS and connection.vendor == "postgresql":
+        # The single event of an anonymous id: lead lookup and insert in one statement (a
+        # data-modifying WITH, which SQLite lacks).
+        result = _event_store_on_known_lead(project_id=project_id, event=events[0], received_at=received_at)
+        if result is not None:
+            metrics.ingest_events(accepted=len(result.accepted), duplicate=len(result.duplicates))
+            return result
+        none_known = True
+    elif not connection.in_atomic_block:
         known = _leads_resolve(project_id=project_id, events=events, create=False)
         if known is not None:
             # One statement is atomic by itself. A lead merged or erased since the lookup is what
@@ -266,7 +282,7 @@ def _events_store(*, project_id: int, events: Sequence[CanonicalEvent], received
             metrics.ingest_events(accepted=len(result.accepted), duplicate=len(result.duplicates))
             return result
     with transaction.atomic():
-        lead_ids = _leads_resolve(project_id=project_id, events=events)
+        lead_ids = _leads_resolve(project_id=project_id, events=events, none_known=none_known)
         assert lead_ids is not None  # created when missing
         result = _events_write(project_id=project_id, events=events, lead_ids=lead_ids, received_at=received_at)
     metrics.ingest_events(accepted=len(result.accepted), duplicate=len(result.duplicates))
@@ -310,20 +326,77 @@ def _events_write(
             duplicates.append(row.event_id)
 
     if stored:
-        touched = {row.lead_id for row in stored}
-        summary = [
-            {
-                "eventId": row.event_id,
-                "eventType": row.name,
-                "leadId": row.lead_id,
-                "timestamp": row.timestamp.isoformat(),
-            }
-            for row in stored[:50]
-        ]
-        transaction.on_commit(lambda: lead_score_request(lead_ids=touched))
-        count = len(stored)
-        transaction.on_commit(lambda: ingested_broadcasts.send(project_id=project_id, events=summary, count=count))
+        _events_stored(
+            project_id=project_id, stored=[(row.event_id, row.name, row.lead_id, row.timestamp) for row in stored]
+        )
     return IngestResult(accepted=accepted, duplicates=duplicates)
+
+
+def _events_stored(*, project_id: int, stored: list[tuple[str, str, int, datetime]]) -> None:
+    """Once the (event id, name, lead id, timestamp) stored commit: enqueue their leads' scoring, broadcast them."""
+    touched = {lead_id for _, _, lead_id, _ in stored}
+    summary = [
+        {"eventId": event_id, "eventType": name, "leadId": lead_id, "timestamp": timestamp.isoformat()}
+        for event_id, name, lead_id, timestamp in stored[:50]
+    ]
+    transaction.on_commit(lambda: lead_score_request(lead_ids=touched))
+    count = len(stored)
+    transaction.on_commit(lambda: ingested_broadcasts.send(project_id=project_id, events=summary, count=count))
+
+
+@functools.cache
+def _event_on_known_lead_sql() -> tuple[str, list[tuple[str, bool]]]:
+    """The statement of `_event_store_on_known_lead`, and the event's fields in the order of its
+    parameters (name, whether it is JSON)."""
+    qn = connection.ops.quote_name
+    meta, lead = Event._meta, Lead._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    # Only quoted model metadata is interpolated; every value is a parameter.
+    sql = (
+        f"WITH lead AS (SELECT COALESCE({qn('merged_into_id')}, {qn('id')}) AS id "  # noqa: S608
+        f"FROM {qn(lead.db_table)} WHERE {qn('project_id')} = %s AND {qn('anonymous_id')} = %s), "
+        f"stored AS (INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "
+        f"SELECT {', '.join('lead.id' if f.name == 'lead' else '%s' for f in fields)} FROM lead "
+        f"ON CONFLICT ({qn('project_id')}, {qn('event_id')}) DO NOTHING RETURNING {qn('lead_id')}) "
+        "SELECT (SELECT id FROM lead), (SELECT lead_id FROM stored)"
+    )
+    return sql, [(f.name, isinstance(f, JSONField)) for f in fields if f.name != "lead"]
+
+
+def _event_store_on_known_lead(*, project_id: int, event: CanonicalEvent, received_at: datetime) -> IngestResult | None:
+    """Store one event of an anonymous id whose lead exists in one statement (the lead's lookup and
+    the insert `ON CONFLICT DO NOTHING`; atomic by itself, so no transaction); None when there is no lead.
+
+    The lead is found as `_leads_resolve` finds it for such an event: by its anonymous id, following a merge.
+    """
+    sql, fields = _event_on_known_lead_sql()
+    values: dict[str, Any] = {
+        "project": project_id,
+        "event_id": event.event_id,
+        "type": event.type,
+        "name": event.name,
+        "anonymous_id": event.anonymous_id,
+        "user_id": event.user_id,
+        "session_id": event.session_id,
+        "properties": event.properties,
+        "context": event.context,
+        "timestamp": event.timestamp,
+        "received_at": received_at,
+        "processed_at": None,
+    }
+    # the values as the fields would adapt them (JSON wrapped; text, integers and aware datetimes as they are)
+    adapt_json = connection.ops.adapt_json_value
+    params: list[Any] = [project_id, event.anonymous_id]
+    params += [adapt_json(values[name], None) if is_json else values[name] for name, is_json in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        lead_id, stored_on = cursor.fetchone()
+    if lead_id is None:
+        return None
+    if stored_on is None:
+        return IngestResult(accepted=[], duplicates=[event.event_id])
+    _events_stored(project_id=project_id, stored=[(event.event_id, event.name, stored_on, event.timestamp)])
+    return IngestResult(accepted=[event.event_id], duplicates=[])
 
 
 @transaction.atomic

@@ -8,6 +8,9 @@ from core.metrics import metrics_view
 from .views import HealthApi, project_overview_view, system_status_view
 
 urlpatterns = [
+    # First: ingest is most of the traffic, and Django tries patterns in order (its routes are exact
+    # paths no other pattern matches, so the order changes nothing else).
+    path("", include("ingest.api_urls")),
     path("", project_overview_view, name="project_overview"),
     path("system/", system_status_view, name="system_status"),
     path("", include("social_django.urls", namespace="social")),
@@ -24,7 +27,6 @@ urlpatterns = [
     # Each app's pages (namespace `<app>`, urls.py) and API (namespace `<app>_api`, api_urls.py).
     path("", include("accounts.urls")),
     path("", include("accounts.api_urls")),
-    path("", include("ingest.api_urls")),
     path("", include("ingest.urls")),
     path("", include("scoring.api_urls")),
     path("", include("scoring.urls")),

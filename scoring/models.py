@@ -203,9 +203,10 @@ class RescoreJob(TimeStampedModel):
     total = models.PositiveIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
-    # The last lead id refolded: a restarted worker resumes after it. Leads created after the
-    # job started (id > last_lead_id) are scored with the new rules already.
-    cursor = models.BigIntegerField(default=0)
+    # The job's leads are split into `slice_count` slices (lead id modulo the count), each
+    # refolded by a task of its own, so several worker processes share one job. Leads
+    # created after the job started (id > last_lead_id) are scored with the new rules already.
+    slice_count = models.PositiveSmallIntegerField(default=1)
     last_lead_id = models.BigIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -216,3 +217,20 @@ class RescoreJob(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"rescore {self.project_id} {self.status} {self.done}/{self.total}"
+
+
+class RescoreSlice(TimeStampedModel):
+    """The leads of a re-score job whose id modulo the job's `slice_count` is `index`, refolded in id order."""
+
+    job = models.ForeignKey(RescoreJob, on_delete=models.CASCADE, related_name="slices")
+    index = models.PositiveSmallIntegerField()
+    # The last lead id of the slice refolded: a restarted worker resumes after it.
+    cursor = models.BigIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "index"], name="rescore_slice_unique_job_index")]
+
+    def __str__(self) -> str:
+        return f"rescore {self.job_id} slice {self.index}: after {self.cursor}, {self.done} done"

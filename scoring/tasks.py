@@ -30,12 +30,12 @@ def events_reconcile_task() -> int:
 
 
 @shared_task(name="scoring.rescore_job_run_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
-def rescore_job_run_task(*, job_id: int) -> None:
-    """Refold a re-score job chunk after chunk for a while, then queue the rest (other tasks get a turn)."""
+def rescore_job_run_task(*, job_id: int, slice_index: int = 0) -> None:
+    """Refold a slice of a re-score job chunk after chunk for a while, then queue the rest (other tasks get a turn)."""
     deadline = time.monotonic() + settings.LEADPULSE_SCORE_DRAIN_SECONDS
-    while services.rescore_job_run(job_id=job_id):
+    while services.rescore_job_run(job_id=job_id, slice_index=slice_index):
         if time.monotonic() > deadline:
-            rescore_job_run_task.delay(job_id=job_id)
+            rescore_job_run_task.delay(job_id=job_id, slice_index=slice_index)
             return
 
 

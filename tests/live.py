@@ -118,6 +118,14 @@ class WorkerPool:
 
         wait_until(idle, timeout=timeout, interval=0.1, message="the workers to go idle")
 
+    def kill(self) -> None:
+        """SIGKILL every worker process and its pool (no warm shutdown: tasks die where they are)."""
+        for process in self.processes:
+            os.killpg(process.pid, signal.SIGKILL)
+        for process in self.processes:
+            process.wait()
+        self.processes = []
+
     def stop(self) -> None:
         for process in self.processes:
             if process.poll() is None:

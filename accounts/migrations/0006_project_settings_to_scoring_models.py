@@ -1,4 +1,4 @@
-"""Stage thresholds, score range and decay moved to the project's scoring models (scoring 0006)."""
+"""Stage thresholds, score range and decay moved to the project's scoring models (scoring 0007)."""
 
 from django.db import migrations
 
@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0005_invitation"),
-        ("scoring", "0006_scoring_models"),
+        ("scoring", "0007_scoring_models"),
     ]
 
     operations = [

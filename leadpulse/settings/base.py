@@ -53,7 +53,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.logs.RequestLogMiddleware",  # first: its request id and duration cover everything below
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "core.csp.CSPMiddleware",  # django-csp's, building no policy for exempt responses
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -372,6 +372,9 @@ LEADPULSE_SCORE_CHUNK_EVENTS = env.int("LEADPULSE_SCORE_CHUNK_EVENTS", default=5
 LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", default=30)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
+# Tasks one re-score job is split into (slices of its leads), so that many worker processes share it:
+# about the worker processes there are (the Procfile's worker runs 2).
+LEADPULSE_RESCORE_SLICES = env.int("LEADPULSE_RESCORE_SLICES", default=2)
 LEADPULSE_RESCORE_STALE_SECONDS = env.int("LEADPULSE_RESCORE_STALE_SECONDS", default=120)
 LEADPULSE_WRITE_KEY_CACHE_SECONDS = 60
 

@@ -16,6 +16,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core import pipeline
+from core.sql import int_array
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
 
@@ -321,19 +322,53 @@ def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = 
             return folded
 
 
-def _log_heads(lead_ids: list[int], size: int) -> dict[int, list[tuple[int, engine.EventFact]]]:
-    """The first `size` folded events of each lead's log, in fold order, in one query."""
-    position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
-    rows = (
-        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=False)
-        .annotate(position=position)
-        .filter(position__lte=size)
-        .order_by("lead_id", "timestamp", "event_id")
-        .values_list(*FACT_FIELDS[:-1])
-    )
+def _log_heads(
+    lead_ids: list[int], size: int, *, documents: bool = True
+) -> dict[int, list[tuple[int, engine.EventFact]]]:
+    """The first `size` folded events of each lead's log, in fold order, in one query.
+
+    `documents=False`: no rule looks at an event's properties or context (none has conditions), so
+    they are not read (an empty document each): decoding them was most of a re-score's read.
+    PostgreSQL reads each lead's first `size` with a LATERAL … LIMIT on the (lead, timestamp,
+    event_id) index, rows as plain tuples; SQLite, without LATERAL, numbers the rows in a window.
+    """
     heads: dict[int, list[tuple[int, engine.EventFact]]] = defaultdict(list)
-    for pk, lead_id, event_id, name, ts, props, ctx, kind in rows:
-        heads[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
+    if connection.vendor != "postgresql":
+        position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
+        rows = (
+            Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=False)
+            .annotate(position=position)
+            .filter(position__lte=size)
+            .order_by("lead_id", "timestamp", "event_id")
+            .values_list(*FACT_FIELDS[:-1])
+        )
+        for pk, lead_id, event_id, name, ts, props, ctx, kind in rows:
+            heads[lead_id].append((pk, engine.EventFact(event_id, name, ts, props, ctx, kind)))
+        return heads
+    quoted = quoted_columns(Event, FACT_FIELDS)
+    pk, lead_id, event_id, name, timestamp, props, ctx, kind, processed_at = quoted
+    selected = [pk, lead_id, event_id, name, timestamp, kind] + ([props, ctx] if documents else [])
+    # identifiers come from the model's metadata; the values are parameters
+    sql = f"""
+        SELECT {", ".join(f"e.{column}" for column in selected)}
+        FROM unnest(%s::bigint[]) AS l (id) CROSS JOIN LATERAL (
+            SELECT * FROM {connection.ops.quote_name(Event._meta.db_table)} AS e
+            WHERE e.{lead_id} = l.id AND e.{processed_at} IS NOT NULL
+            ORDER BY e.{timestamp}, e.{event_id} LIMIT %s
+        ) AS e ORDER BY e.{lead_id}, e.{timestamp}, e.{event_id}
+    """  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [int_array(lead_ids), size])
+        fetched = cursor.fetchall()
+    # a plain cursor returns JSON columns as text (Django decodes them in from_db_value)
+    loads = json.loads
+    if documents:
+        for row_pk, row_lead, row_event, row_name, ts, row_kind, row_props, row_ctx in fetched:
+            fact = engine.EventFact(row_event, row_name, ts, loads(row_props), loads(row_ctx), row_kind)
+            heads[row_lead].append((row_pk, fact))
+    else:
+        for row_pk, row_lead, row_event, row_name, ts, row_kind in fetched:
+            heads[row_lead].append((row_pk, engine.EventFact(row_event, row_name, ts, {}, {}, row_kind)))
     return heads
 
 
@@ -347,8 +382,9 @@ def leads_refold_locked(*, leads: Sequence[Lead], now: datetime) -> int:
     """
     size = settings.LEADPULSE_SCORE_CHUNK_EVENTS
     live = [lead for lead in leads if not lead.merged_into_id]
-    heads = _log_heads([lead.id for lead in live], size)
     models = projects_models(project_ids={lead.project_id for lead in live})
+    documents = any(rule.conditions for project in models.values() for model in project for rule in model.rules)
+    heads = _log_heads([lead.id for lead in live], size, documents=documents)
     materialised = leads_materialised(live, models)
     batch: list[Scored] = []
     rows = changed = 0

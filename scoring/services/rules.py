@@ -1,12 +1,13 @@
 """Rules, scoring settings and the re-score jobs that apply their changes retroactively."""
 
 from datetime import datetime, timedelta
+from functools import partial
 from itertools import takewhile
 from typing import Any
 
 from celery import current_app as app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, Min, OuterRef, Q
 from django.utils import timezone
 
@@ -14,7 +15,7 @@ from accounts.models import Project, User
 from core.contracts import RESCORE_TASK
 from ingest.models import Lead
 
-from ..models import LeadScore, RescoreJob, ScoringModel, ScoringRule
+from ..models import LeadScore, RescoreJob, RescoreSlice, ScoringModel, ScoringRule
 from .batch import leads_claim, leads_decay, leads_refold_locked
 from .fold import lead_lock
 from .versions import version_publish
@@ -92,90 +93,138 @@ def scoring_settings_update(*, model: ScoringModel, data: dict[str, Any], author
 
 
 def rescore_job_start(*, project: Project, reason: str) -> RescoreJob:
-    """Supersede any unfinished job of the project and start a new one after commit."""
+    """Supersede any unfinished job of the project and start a new one, a task per slice, after commit."""
     now = timezone.now()
     RescoreJob.objects.filter(
         project=project, status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING]
     ).update(status=RescoreJob.Status.SUPERSEDED, finished_at=now, updated_at=now)
     total = Lead.objects.filter(project=project, merged_into__isnull=True).count()
-    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=total)
-    transaction.on_commit(lambda: app.send_task(RESCORE_TASK, kwargs={"job_id": job.id}))
+    count = max(1, settings.LEADPULSE_RESCORE_SLICES)
+    job = RescoreJob.objects.create(project=project, reason=reason[:200], total=total, slice_count=count)
+    RescoreSlice.objects.bulk_create([RescoreSlice(job=job, index=index) for index in range(count)])
+    for index in range(count):
+        transaction.on_commit(partial(app.send_task, RESCORE_TASK, kwargs={"job_id": job.id, "slice_index": index}))
     return job
 
 
-def rescore_job_run(*, job_id: int, chunk: int | None = None) -> bool:
-    """Refold the next chunk of the job's leads in one transaction; True if more remain.
+def rescore_job_run(*, job_id: int, slice_index: int = 0, chunk: int | None = None) -> bool:
+    """Refold the next chunk of one slice of the job's leads in one transaction; True if more remain.
 
-    The chunk's leads are claimed together (`SKIP LOCKED`), refolded on the batch path
-    (`leads_refold_locked`: one read, one bulk write) and counted in the job's progress in
-    the same transaction, so a worker that dies mid-chunk leaves exact progress behind and
-    a resumed job neither skips nor double-counts a lead. The chunk stops before the first
-    lead another worker holds; when that is the first one, it is waited for alone (holding
-    no other lead, so no deadlock). Ingest and scoring carry on meanwhile.
+    A job's leads are split into `slice_count` slices by lead id, each run by a task of its
+    own, so worker processes on any host share the job. The chunk's leads are claimed
+    together (`SKIP LOCKED`), refolded on the batch path (`leads_refold_locked`: one read,
+    one bulk write) and counted in the job's and the slice's progress in the same
+    transaction, so a worker that dies mid-chunk leaves exact progress behind and a resumed
+    slice neither skips nor double-counts a lead. The chunk stops before the first lead
+    another worker holds; when that is the first one, it is waited for alone (holding no
+    other lead, so no deadlock). Ingest and scoring carry on meanwhile. The slice that
+    finishes last marks the job succeeded.
     """
     job = RescoreJob.objects.select_related("project").filter(id=job_id).first()
-    if job is None or job.status not in (RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING):
+    if job is not None and job.status == RescoreJob.Status.PENDING:
+        job = _rescore_job_begin(job)
+    if job is None or job.status != RescoreJob.Status.RUNNING:
         return False
-    now = timezone.now()
-    if job.status == RescoreJob.Status.PENDING:
-        # the job covers the leads visible once the change committed; later ones score with the new rules
-        live = Lead.objects.filter(project=job.project, merged_into__isnull=True)
-        job.last_lead_id = live.order_by("-id").values_list("id", flat=True).first() or 0
-        job.total = live.count()
-        RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.PENDING).update(
-            status=RescoreJob.Status.RUNNING,
-            started_at=now,
-            updated_at=now,
-            last_lead_id=job.last_lead_id,
-            total=job.total,
-        )
+    part = RescoreSlice.objects.filter(job=job, index=slice_index, finished_at__isnull=True).first()
+    if part is None:
+        return False  # finished already (a redelivered or resumed task)
     size = chunk or settings.LEADPULSE_RESCORE_CHUNK
     lead_ids = list(
-        Lead.objects.filter(project=job.project, merged_into__isnull=True, id__gt=job.cursor, id__lte=job.last_lead_id)
+        Lead.objects.filter(project=job.project, merged_into__isnull=True, id__gt=part.cursor, id__lte=job.last_lead_id)
+        .alias(slice_of=F("id") % job.slice_count)
+        .filter(slice_of=slice_index)
         .order_by("id")
         .values_list("id", flat=True)[:size]
     )
-    running = RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.RUNNING)
     if not lead_ids:
-        running.update(status=RescoreJob.Status.SUCCEEDED, finished_at=timezone.now(), updated_at=timezone.now())
+        _rescore_slice_finish(job=job, part=part)
         return False
-    for wait in (False, True):
-        with transaction.atomic():
-            if wait:  # the first lead is held elsewhere: wait for it alone
-                lead = lead_lock(lead_id=lead_ids[0])
-                leads, covered = [lead] if lead is not None else [], lead_ids[:1]
-            else:
-                leads = leads_claim(lead_ids=lead_ids)
-                claimed = {lead.id for lead in leads}
-                covered = list(takewhile(claimed.__contains__, lead_ids))
-                if not covered:
-                    continue  # this transaction wrote nothing; its locks go at its end
-                leads = leads[: len(covered)]
-            changed = leads_refold_locked(leads=leads, now=timezone.now())
-            progressed = running.filter(cursor__lt=covered[0]).update(
-                cursor=covered[-1],
-                done=F("done") + len(covered),
-                changed=F("changed") + changed,
-                updated_at=timezone.now(),
-            )
-            if not progressed:
-                transaction.set_rollback(True)  # superseded (or already counted): leave it to the newer job
-                return False
-            return True
+    with transaction.atomic():
+        leads = leads_claim(lead_ids=lead_ids)
+        claimed = {lead.id for lead in leads}
+        covered = list(takewhile(claimed.__contains__, lead_ids))
+        if covered:
+            return _rescore_chunk(job=job, part=part, leads=leads[: len(covered)], covered=covered)
+    # the first lead is held elsewhere (that transaction wrote nothing): wait for it alone
+    with transaction.atomic():
+        lead = lead_lock(lead_id=lead_ids[0])
+        return _rescore_chunk(job=job, part=part, leads=[lead] if lead is not None else [], covered=lead_ids[:1])
+
+
+def _rescore_chunk(*, job: RescoreJob, part: RescoreSlice, leads: list[Lead], covered: list[int]) -> bool:
+    """Refold the locked leads and count the chunk, in the caller's transaction; False when it must not count."""
+    if connection.vendor == "postgresql":
+        # The chunk and its progress commit together, so a commit lost to a server crash is lost whole and
+        # the slice redoes the chunk; any later synchronous commit (scoring, a merge) flushes it first. Not
+        # waiting for each chunk's WAL flush saves a disk sync per chunk.
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+    changed = leads_refold_locked(leads=leads, now=timezone.now())
+    if not _rescore_progress(job=job, part=part, covered=covered, changed=changed):
+        transaction.set_rollback(True)  # superseded (or counted by another task): leave it to the newer job
+        return False
     return True
 
 
+def _rescore_job_begin(job: RescoreJob) -> RescoreJob | None:
+    """Start a pending job on the leads visible now (later ones score with the new rules); the job as it is then."""
+    now = timezone.now()
+    live = Lead.objects.filter(project=job.project, merged_into__isnull=True)
+    last_lead_id = live.order_by("-id").values_list("id", flat=True).first() or 0
+    RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.PENDING).update(
+        status=RescoreJob.Status.RUNNING,
+        started_at=now,
+        updated_at=now,
+        last_lead_id=last_lead_id,
+        total=live.filter(id__lte=last_lead_id).count(),
+    )
+    # another slice's task may have started it first (with its own view of the leads): read what won
+    return RescoreJob.objects.select_related("project").filter(id=job.id).first()
+
+
+def _rescore_progress(*, job: RescoreJob, part: RescoreSlice, covered: list[int], changed: int) -> bool:
+    """Count a refolded chunk in the job and its slice (in the chunk's transaction); False if it must not count.
+
+    The job row is written first, then the slice's, as `_rescore_slice_finish` locks them: the
+    slices of a job never wait on each other in opposite orders.
+    """
+    now = timezone.now()
+    counted = RescoreJob.objects.filter(id=job.id, status=RescoreJob.Status.RUNNING).update(
+        done=F("done") + len(covered), changed=F("changed") + changed, updated_at=now
+    )
+    return bool(counted) and bool(
+        RescoreSlice.objects.filter(id=part.id, cursor__lt=covered[0], finished_at__isnull=True).update(
+            cursor=covered[-1], done=F("done") + len(covered), updated_at=now
+        )
+    )
+
+
+@transaction.atomic
+def _rescore_slice_finish(*, job: RescoreJob, part: RescoreSlice) -> None:
+    """Mark the slice finished; the last slice to finish marks the job succeeded."""
+    now = timezone.now()
+    # the job row is locked first: two slices finishing at once are serialised, so one sees the other's finish
+    locked = RescoreJob.objects.select_for_update().filter(id=job.id, status=RescoreJob.Status.RUNNING).first()
+    if locked is None:
+        return  # superseded meanwhile
+    RescoreSlice.objects.filter(id=part.id, finished_at__isnull=True).update(finished_at=now, updated_at=now)
+    if not RescoreSlice.objects.filter(job_id=job.id, finished_at__isnull=True).exists():
+        RescoreJob.objects.filter(id=job.id).update(status=RescoreJob.Status.SUCCEEDED, finished_at=now, updated_at=now)
+
+
 def rescore_jobs_resume() -> int:
-    """Re-enqueue jobs whose worker went away (no progress for a while)."""
+    """Re-enqueue the unfinished slices whose worker went away (no progress for a while)."""
     cutoff = timezone.now() - timedelta(seconds=settings.LEADPULSE_RESCORE_STALE_SECONDS)
     stale = list(
-        RescoreJob.objects.filter(
-            status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING], updated_at__lt=cutoff
-        ).values_list("id", flat=True)
+        RescoreSlice.objects.filter(
+            job__status__in=[RescoreJob.Status.PENDING, RescoreJob.Status.RUNNING],
+            finished_at__isnull=True,
+            updated_at__lt=cutoff,
+        ).values_list("id", "job_id", "index")
     )
-    for job_id in stale:
-        RescoreJob.objects.filter(id=job_id).update(updated_at=timezone.now())
-        app.send_task(RESCORE_TASK, kwargs={"job_id": job_id})
+    for pk, job_id, index in stale:
+        RescoreSlice.objects.filter(id=pk).update(updated_at=timezone.now())
+        app.send_task(RESCORE_TASK, kwargs={"job_id": job_id, "slice_index": index})
     return len(stale)
 
 

@@ -1,4 +1,5 @@
-"""What ingest asks of PostgreSQL per request: events of known leads in one autocommitted INSERT, a
+"""What ingest asks of PostgreSQL per request: a single event of a known lead in one autocommitted
+statement (lookup and insert), events of known leads in one lookup and one autocommitted INSERT, a
 transaction only when leads are created (real commits: the test's own transaction would hide both)."""
 
 from datetime import UTC, datetime
@@ -37,14 +38,31 @@ def test_known_leads_cost_one_lookup_and_one_autocommitted_insert():
     first = statements_ingesting(project.id, [event("e1", "anon-1")])
     assert ("INSERT", True) in first and all(atomic for verb, atomic in first if verb == "INSERT")
 
-    # the lead known now: the lookup, then the insert on its own (no BEGIN/COMMIT round trips)
-    assert statements_ingesting(project.id, [event("e2", "anon-1")]) == [("SELECT", False), ("INSERT", False)]
+    # the lead known now: one statement looks it up and inserts the event (no BEGIN/COMMIT round trips)
+    assert statements_ingesting(project.id, [event("e2", "anon-1")]) == [("WITH", False)]
     # a batch with one new lead among known ones goes through the transaction again
     mixed = statements_ingesting(project.id, [event("e3", "anon-1"), event("e4", "anon-2")])
     assert all(atomic for verb, atomic in mixed if verb == "INSERT")
+    # a batch of known leads: the lookup, then the insert on its own
+    known = statements_ingesting(project.id, [event("e5", "anon-1"), event("e6", "anon-2")])
+    assert known == [("SELECT", False), ("INSERT", False)]
 
-    # every event is stored once, on its lead; a repeated id is still a duplicate
-    assert events_ingest(project_id=project.id, events=[event("e2", "anon-1")]).duplicates == ["e2"]
+    # every event is stored once, on its lead; a repeated id is still a duplicate, in one statement too
+    duplicate: list = []
+    with connection.execute_wrapper(lambda execute, *args: duplicate.append(args[0]) or execute(*args)):
+        assert events_ingest(project_id=project.id, events=[event("e2", "anon-1")]).duplicates == ["e2"]
+    assert len(duplicate) == 1
     stored = dict(Event.objects.filter(project=project).values_list("event_id", "lead__anonymous_id"))
-    assert stored == {"e1": "anon-1", "e2": "anon-1", "e3": "anon-1", "e4": "anon-2"}
+    assert stored == {"e1": "anon-1", "e2": "anon-1", "e3": "anon-1", "e4": "anon-2", "e5": "anon-1", "e6": "anon-2"}
     assert Lead.objects.filter(project=project).count() == 2
+
+
+def test_a_single_event_of_a_merged_lead_goes_to_the_survivor_in_one_statement():
+    project = project_with_owner()[0]
+    events_ingest(project_id=project.id, events=[event("e1", "device"), event("e2", "person")])
+    device, person = (Lead.objects.get(project=project, anonymous_id=key) for key in ("device", "person"))
+    Lead.objects.filter(pk=device.pk).update(merged_into=person)
+
+    assert statements_ingesting(project.id, [event("e3", "device")]) == [("WITH", False)]
+
+    assert Event.objects.get(project=project, event_id="e3").lead_id == person.pk

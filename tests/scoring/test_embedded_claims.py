@@ -158,3 +158,20 @@ def test_control_without_immediate_transactions_claims_overlap_and_the_run_fails
     assert max(run["most_inside"] for run in runs) > 1
     errors = [error for run in runs for error in run["errors"]]
     assert errors or report["leads"] != single["leads"] or report["history"] != single["history"]
+
+
+def test_a_rescore_job_of_two_slices_run_by_two_threads_leaves_what_one_slice_leaves(migrated, tmp_path):
+    path = tmp_path / "db.sqlite3"
+    shutil.copyfile(migrated, path)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(path)}
+    done = subprocess.run([sys.executable, "-m", "tests.scoring.embedded_rescore"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=240, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+
+    assert not out["errors"], out["errors"][0]
+    assert out["alone"]["job"] == out["sliced"]["job"] == ["succeeded", 41, 41, 41]
+    assert sorted(done for _, done in out["sliced"]["slices"]) == [20, 21]  # ids 42..82: 20 odd, 21 even
+    assert out["sliced"]["leads"] == out["alone"]["leads"]
+    assert out["sliced"]["history"] == out["alone"]["history"]

@@ -158,8 +158,9 @@ def test_a_hot_lead_is_scored_refolded_and_rescored_a_chunk_at_a_time(monkeypatc
     rule_update(rule=page_view, data={"points": 1})
     job = RescoreJob.objects.get(project=project, status="pending")
     with traced(peaks):
-        while rescore_job_run(job_id=job.id):
-            pass
+        for index in range(job.slice_count):
+            while rescore_job_run(job_id=job.id, slice_index=index):
+                pass
     assert RescoreJob.objects.get(id=job.id).status == "succeeded"
     assert_pure_fold(hot, events=HOT_EVENTS + 2)
     rewritten = ScoreHistory.objects.get(lead=hot, event__event_id="hot-99999")  # a page view, near the end

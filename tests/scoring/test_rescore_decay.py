@@ -10,7 +10,7 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
+from scoring.models import RescoreJob, RescoreSlice, ScoreHistory, ScoringModel, ScoringRule
 from scoring.services import batch as batch_services
 from scoring.services import (
     decay_materialise,
@@ -90,11 +90,19 @@ def history(lead: Lead, reason: str) -> list[tuple[int, int, int]]:
 
 
 def job_state(job_id: int) -> tuple:
+    """The job's status, its one slice's cursor, and the job's progress."""
     job = RescoreJob.objects.get(id=job_id)
-    return job.status, job.cursor, job.done, job.changed
+    return job.status, RescoreSlice.objects.get(job=job).cursor, job.done, job.changed
 
 
 # --- re-score jobs --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def one_slice(settings):
+    """These tests walk a job chunk by chunk in lead id order: a job of one slice (tests/scoring/test_rescore_slices.py
+    runs several)."""
+    settings.LEADPULSE_RESCORE_SLICES = 1
 
 
 @pytest.fixture
@@ -121,7 +129,7 @@ def test_a_rule_change_is_applied_in_chunks_until_the_job_succeeds(tenant, leads
     # given page views now worth 10
     rule_update(rule=page_view_rule(tenant.project), data={"points": 10})
     job = RescoreJob.objects.get(project=tenant.project)
-    assert (job.status, job.total, job.cursor, job.done) == ("pending", 5, 0, 0)
+    assert (job.status, job.total, job.done, job.slice_count) == ("pending", 5, 0, 1)
     ids = [lead.id for lead in leads]
 
     # when the job runs two leads at a time, then progress is saved after each chunk

@@ -27,7 +27,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0006_project_settings_to_scoring_models'),
-        ('scoring', '0006_scoring_models'),
+        ('scoring', '0007_scoring_models'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -44,7 +44,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0005_invitation"),
         ("ingest", "0004_event_rollups"),
-        ("scoring", "0005_rescore_job_last_lead_id"),
+        ("scoring", "0006_rescore_slices"),
     ]
 
     operations = [
