@@ -26,6 +26,9 @@ def trigger_fires(
     found = triggers.registry.get(trigger)
     if found is None or found.subject != "lead":
         return None
+    # a rule watches one scoring model's score and stage: the one it names, else the primary one
+    if (change.model != config["model"]) if config.get("model") else not change.primary:
+        return None
     return found.fires(config, change, events)
 
 

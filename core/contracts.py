@@ -44,6 +44,8 @@ class LeadChange:
     path: tuple[tuple[int, str], ...] = ()
     merged_lead_id: int | None = None  # "merged": the lead merged into this one
     merged_anonymous_id: str | None = None
+    model: str = ""  # the key of the scoring model whose score and stage these are
+    primary: bool = True  # that model drives the lead's currentScore and leadStage
     change_id: str = field(default="", compare=False)  # given once, as the change is handed over
 
     def steps(self) -> list[tuple[tuple[int, str], tuple[int, str]]]:
@@ -72,6 +74,10 @@ class LeadChange:
             message["mergedLeadId"] = self.merged_lead_id
         if self.merged_anonymous_id is not None:
             message["mergedAnonymousId"] = self.merged_anonymous_id
+        if self.model:
+            message["model"] = self.model
+        if not self.primary:
+            message["primary"] = False
         if self.change_id:
             message["changeId"] = self.change_id
         return message
@@ -91,5 +97,7 @@ class LeadChange:
             path=tuple((int(score), str(stage)) for score, stage in message.get("path") or ()),
             merged_lead_id=message.get("mergedLeadId"),
             merged_anonymous_id=message.get("mergedAnonymousId"),
+            model=str(message.get("model") or ""),
+            primary=bool(message.get("primary", True)),
             change_id=str(message.get("changeId") or ""),
         )

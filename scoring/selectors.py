@@ -227,6 +227,10 @@ def scoring_model_get(*, project: Project, key: str | None = None) -> ScoringMod
     return model
 
 
+def scoring_model_exists(*, project: Project, key: str) -> bool:
+    return ScoringModel.objects.filter(project=project, key=key).exists()
+
+
 def rules_for_project(
     *, project: Project, kind: str | None = None, model: ScoringModel | None = None
 ) -> QuerySet[ScoringRule]:

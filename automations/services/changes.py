@@ -14,7 +14,7 @@ from core.contracts import EXECUTE_TASK, LeadChange
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 from ingest.models import Lead
-from scoring.selectors import event_facts, lead_profile
+from scoring.selectors import event_facts, lead_profile, leads_model_scores
 from scoring.services import lead_lock
 
 from .. import actions, engine, triggers
@@ -39,10 +39,13 @@ def _lead_document(lead: Lead) -> dict[str, Any]:
         "leadStage": lead.lead_stage,
         "eventsLast24h": lead.events_last_24h,
         "lastEventAt": lead.last_event_at.isoformat() if lead.last_event_at else None,
+        "scores": leads_model_scores(project=lead.project, lead_ids=[lead.id]).for_lead(lead),
     }
 
 
 def _subscription_events(change: LeadChange) -> list[str]:
+    if not change.primary:
+        return []  # subscribers hear of the lead once; its `scores` carry every model's
     kinds: list[str] = []
     if change.kind == "merged":
         kinds.append(WebhookSubscription.Event.LEAD_MERGED)

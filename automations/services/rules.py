@@ -7,6 +7,7 @@ from django.db import transaction
 from accounts.models import Project
 from core.errors import ApplicationError
 from core.pipeline import lead_listeners_changed
+from scoring.selectors import scoring_model_exists
 
 from .. import actions, config_schema
 from ..models import AutomationRule
@@ -41,9 +42,17 @@ def _action_config_prepare(action_key: str, config: dict[str, Any], *, project: 
     return action.prepare(config, project=project)
 
 
+def _trigger_model_check(config: dict[str, Any], *, project: Project) -> None:
+    """A trigger that names a scoring model names one of the project's."""
+    key = config.get("model")
+    if key and not scoring_model_exists(project=project, key=key):
+        raise ApplicationError("The project has no scoring model with this key.", field="triggerConfig.model")
+
+
 @transaction.atomic
 def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRule:
     data = {k: v for k, v in data.items() if k in RULE_FIELDS}
+    _trigger_model_check(data.get("trigger_config") or {}, project=project)
     data["action_config"] = _action_config_prepare(data["action"], data.get("action_config", {}), project=project)
     lead_listeners_changed(project_id=project.id)
     return AutomationRule.objects.create(project=project, **data)
@@ -53,6 +62,8 @@ def automation_create(*, project: Project, data: dict[str, Any]) -> AutomationRu
 def automation_update(*, rule: AutomationRule, data: dict[str, Any]) -> AutomationRule:
     previous_secret = rule.action_config.get("secret")
     changed = [field for field in RULE_FIELDS if field in data and getattr(rule, field) != data[field]]
+    if "trigger_config" in changed:
+        _trigger_model_check(data["trigger_config"] or {}, project=rule.project)
     for field in changed:
         setattr(rule, field, data[field])
     if "action" in changed or "action_config" in changed:

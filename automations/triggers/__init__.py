@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from core.contracts import LeadChange
 from scoring.contracts import EventFact
 
-from ..config_schema import ConfigSchema
+from ..config_schema import ConfigSchema, Text
 from ..registry import Registry
 from ..registry import autodiscover as _autodiscover
 
@@ -39,6 +39,12 @@ class Trigger:
     def fired(self, **details: Any) -> Fired:
         return {"trigger": self.key, **details}
 
+
+# The score and stage triggers watch one of the project's scoring models (issue 14).
+MODEL = Text(
+    name="model", label="Scoring model", required=False, max_length=50,
+    help_text="The key of the scoring model whose score and stage to watch; the primary model when left out.",
+)  # fmt: skip
 
 registry: Registry[Trigger] = Registry("trigger", key_max_length=KEY_MAX_LENGTH)
 register = registry.register

@@ -5,9 +5,9 @@ from typing import Any
 from scoring.contracts import EventFact
 
 from ..config_schema import ConfigSchema, Integer
-from . import Change, Fired, Trigger, steps
+from . import MODEL, Change, Fired, Trigger, steps
 
-THRESHOLD = ConfigSchema((Integer(name="threshold", label="Score", minimum=0, expected="a score"),))
+THRESHOLD = ConfigSchema((Integer(name="threshold", label="Score", minimum=0, expected="a score"), MODEL))
 
 
 def crossing(change: Change, threshold: Any, *, up: bool) -> tuple[int, int] | None:

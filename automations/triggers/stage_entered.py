@@ -3,7 +3,7 @@ from typing import Any
 from scoring.contracts import STAGES, EventFact
 
 from ..config_schema import Choice, ConfigSchema
-from . import Change, Fired, Trigger, register, steps
+from . import MODEL, Change, Fired, Trigger, register, steps
 
 STAGE_ORDER = {stage: i for i, stage in enumerate(STAGES)}
 
@@ -28,7 +28,12 @@ class StageEntered(Trigger):
     label = "Stage Entered"
     position = 10
     config = ConfigSchema(
-        (Choice(name="stage", label="Stage", choices=STAGES, help_text="Fires on entering it, or passing it upwards."),)
+        (
+            Choice(
+                name="stage", label="Stage", choices=STAGES, help_text="Fires on entering it, or passing it upwards."
+            ),
+            MODEL,
+        )
     )
     example = {"stage": "hot"}
 

@@ -395,6 +395,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
         )
         recent = {row["lead_id"]: row["n"] for row in counts}
     changes: list[LeadChange] = []
+    model_changes: list[LeadChange] = []  # of the other models: automations may watch any model
     broadcasts: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for item in scored:
         lead, evaluation = item.lead, item.evaluation
@@ -424,8 +425,11 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
                 "leadStage": lead.lead_stage,
                 "previousStage": old_stage,
                 "eventsScored": len(item.pending),
+                "scores": {model.key: {"score": item.evaluations[model.id].score,
+                                       "stage": item.evaluations[model.id].stage} for model in item.models},
             }
-        )
+        )  # fmt: skip
+        model_changes += _model_changes(item)
         changes.append(
             LeadChange(
                 kind="scored",
@@ -438,6 +442,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
                 velocity=lead.events_last_24h,
                 event_ids=tuple(item.pending[:500]),
                 path=tuple((score, engine.stage_for(score, item.policy)) for score in _squeeze(list(evaluation.path))),
+                model=item.models[0].key,
             )
         )
     _leads_update([item.lead for item in scored])
@@ -445,7 +450,26 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     # the project's stage counts move in the same transaction, one statement for the batch
     moves = [LeadMove(c.project_id, (c.old_stage, c.old_score), (c.new_stage, c.new_score)) for c in changes]
     lead_tallies_move(moves=[move for move, item in zip(moves, scored, strict=True) if not item.lead.merged_into_id])
-    _leads_updated(broadcasts=broadcasts, changes=changes)
+    _leads_updated(broadcasts=broadcasts, changes=[*changes, *model_changes])
+
+
+def _model_changes(item: Scored) -> list[LeadChange]:
+    """The changes of the lead's other models whose score or stage moved."""
+    changes = []
+    for model in item.models[1:]:
+        evaluation = item.evaluations[model.id]
+        if not evaluation.changed:
+            continue
+        path = tuple((score, engine.stage_for(score, model.policy)) for score in _squeeze(list(evaluation.path)))
+        changes.append(
+            LeadChange(
+                kind="scored", project_id=item.lead.project_id, lead_id=item.lead.id, old_score=path[0][0],
+                new_score=evaluation.score, old_stage=path[0][1], new_stage=evaluation.stage,
+                velocity=item.lead.events_last_24h, event_ids=tuple(item.pending[:500]), path=path, model=model.key,
+                primary=False,
+            )
+        )  # fmt: skip
+    return changes
 
 
 def quoted_columns(model: type[Model], names: Sequence[str]) -> list[str]:
