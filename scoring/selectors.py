@@ -11,7 +11,7 @@ from itertools import islice, pairwise
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, F, FilteredRelation, Q, QuerySet, Value
+from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -146,18 +146,24 @@ def lead_timeline(
     return [(event, history.get(event.id)) for event in newest]
 
 
-def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
-    """Where the lead's score comes from; the parts add up to `currentScore`.
+def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> dict[str, Any]:
+    """Where the lead's score (under `model`, the primary one by default) comes from; the parts add up to
+    `currentScore`.
 
     Σ rule points + clampAdjustment + decayBetweenEvents = foldScore;
     foldScore + decaySinceLastEvent = engagementScore;
     engagementScore + fitScore + finalClampAdjustment = currentScore.
     """
-    state = engine.FoldState.from_json(lead.fold_state)
+    stored = _model_result(lead, model)
+    state = engine.FoldState.from_json(stored["fold_state"])
     rules = {rule.id: rule for rule in ScoringRule.objects.filter(project_id=lead.project_id)}
-    _, fit_rules = project_rules(lead.project)
+    if model is None or model.is_primary:
+        _, fit_rules = project_rules(lead.project)
+    else:
+        fit_rules = [rule_from_row(rule) for rule in rules.values() if rule.model_id == model.id and
+                     rule.is_active and rule.kind == ScoringRule.Kind.FIT]  # fmt: skip
     fit_live, _ = engine.fit_score(lead_profile(lead), fit_rules)
-    fit_applied = [(int(rule_id), int(points)) for rule_id, points in lead.fold_state.get("fit", [])]
+    fit_applied = [(int(rule_id), int(points)) for rule_id, points in stored["fold_state"].get("fit", [])]
 
     def describe(rule_id: int) -> dict[str, Any]:
         rule = rules.get(rule_id)
@@ -168,10 +174,10 @@ def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
         }
 
     return {
-        "currentScore": lead.current_score,
-        "engagementScore": lead.engagement_score,
-        "fitScore": lead.fit_score,
-        "fitGrade": lead.fit_grade,
+        "currentScore": stored["score"],
+        "engagementScore": stored["engagement"],
+        "fitScore": stored["fit"],
+        "fitGrade": stored["grade"],
         "rules": [
             {**describe(rule_id), "timesApplied": tally.count, "points": tally.points}
             for rule_id, tally in sorted(state.tallies.items(), key=lambda item: -abs(item[1].points))
@@ -179,12 +185,24 @@ def lead_score_breakdown(*, lead: Lead) -> dict[str, Any]:
         "clampAdjustment": state.clamped,
         "decayBetweenEvents": state.decayed,
         "foldScore": state.score,
-        "decaySinceLastEvent": lead.engagement_score - state.score,
+        "decaySinceLastEvent": stored["engagement"] - state.score,
         "fit": [{**describe(rule_id), "points": points} for rule_id, points in fit_applied],
-        "finalClampAdjustment": lead.current_score - lead.engagement_score - lead.fit_score,
+        "finalClampAdjustment": stored["score"] - stored["engagement"] - stored["fit"],
         # fit rules or traits changed since the last fold: the numbers add up, but are about to move
-        "stale": fit_live != lead.fit_score,
+        "stale": fit_live != stored["fit"],
     }
+
+
+def _model_result(lead: Lead, model: ScoringModel | None) -> dict[str, Any]:
+    """The lead's stored result under `model` (the primary one: the lead's own columns)."""
+    if model is None or model.is_primary:
+        return {"score": lead.current_score, "engagement": lead.engagement_score, "fit": lead.fit_score,
+                "grade": lead.fit_grade, "fold_state": lead.fold_state or {}}  # fmt: skip
+    row = LeadScore.objects.filter(lead=lead, model=model).first()
+    if row is None:  # not folded under it yet
+        return {"score": 0, "engagement": 0, "fit": 0, "grade": "C", "fold_state": {}}
+    return {"score": row.score, "engagement": row.engagement, "fit": row.fit, "grade": row.grade,
+            "fold_state": row.fold_state or {}}  # fmt: skip
 
 
 def lead_intelligence(*, lead: Lead, now: datetime | None = None) -> dict[str, Any]:
@@ -374,9 +392,19 @@ def _band(score: int, bands: list[tuple[int, int | None]]) -> str:
     return _band_name(*bands[-1])
 
 
-def project_dashboard(*, project: Project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """The overview's numbers from the lead tallies and the event rollups, and the top leads: never a scan."""
+def project_dashboard(
+    *, project: Project, now: datetime | None = None, days: int = 30, model: ScoringModel | None = None
+) -> dict[str, Any]:
+    """The overview's numbers from the lead tallies and the event rollups, and the top leads: never a scan.
+
+    Under a non-primary `model` the lead numbers are one aggregate over the leads (only the primary
+    model's are tallied).
+    """
     leads = lead_numbers(project=project)
+    if model is not None and not model.is_primary:
+        scored = leads_for_project(project=project, model=model).order_by()
+        leads = {"total": leads["total"], "stages": lead_stage_counts(project=project, model=model),
+                 "average": scored.aggregate(average=Avg("model_score"))["average"]}  # fmt: skip
     events = event_numbers(project=project, now=now or timezone.now(), days=days)
     return {
         "totalLeads": leads["total"],
@@ -388,7 +416,7 @@ def project_dashboard(*, project: Project, now: datetime | None = None, days: in
         "eventsByType": events["eventsByType"],
         "eventsPerDay": events["eventsPerDay"],
         # ten entries of the (project, score, id) index
-        "topLeads": list(leads_for_project(project=project, ordering="-currentScore")[:10]),
+        "topLeads": list(leads_for_project(project=project, ordering="-currentScore", model=model)[:10]),
     }
 
 
@@ -593,6 +621,7 @@ def lead_export(*, lead: Lead, limit: int | None = None) -> dict[str, Any]:
     )
     return {
         "lead": {_camel(field.attname): getattr(lead, field.attname) for field in Lead._meta.concrete_fields},
+        "scores": leads_model_scores(project=lead.project, lead_ids=[lead.id]).for_lead(lead),
         "mergedIdentities": _renamed(merged, MERGED_IDENTITY_FIELDS),
         "events": events[:limit],
         "scoreHistory": history[:limit],

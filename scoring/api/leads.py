@@ -261,11 +261,12 @@ class LeadScoreBreakdownApi(ProjectApiView):
     @extend_schema(
         summary="Where a lead's score comes from",
         tags=["Leads"],
-        parameters=[LEAD_ID],
+        parameters=[LEAD_ID, MODEL_PARAMETER],
         responses=ScoreBreakdownSerializer,
     )
     def get(self, request: Request, lead_id: str) -> Response:
-        return Response(lead_score_breakdown(lead=lead_get(project=self.project, lead_id=lead_id)))
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        return Response(lead_score_breakdown(lead=lead, model=request_model(self, request)))
 
 
 class LeadIntelligenceApi(ProjectApiView):

@@ -51,7 +51,12 @@ class LeaderboardByStageApi(ProjectApiView):
 
 
 class AnalyticsDashboardApi(ProjectApiView):
-    @extend_schema(summary="The overview dashboard's numbers", tags=["Reports"], responses=DashboardSerializer)
+    @extend_schema(
+        summary="The overview dashboard's numbers",
+        tags=["Reports"],
+        parameters=[MODEL_PARAMETER],
+        responses=DashboardSerializer,
+    )
     def get(self, request: Request) -> Response:
-        dashboard = project_dashboard(project=self.project)
+        dashboard = project_dashboard(project=self.project, model=request_model(self, request))
         return Response({**dashboard, "topLeads": leads_data(self, dashboard["topLeads"])})

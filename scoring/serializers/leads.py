@@ -334,6 +334,7 @@ class ExportExecutionSerializer(serializers.Serializer):
 @extend_schema_serializer(component_name="LeadExport")
 class LeadExportSerializer(serializers.Serializer):
     lead = ExportLeadSerializer()
+    scores = serializers.JSONField(help_text="Every scoring model's result by model key (as the lead's `scores`).")
     mergedIdentities = ExportIdentitySerializer(many=True)
     events = ExportEventSerializer
     scoreHistory = ExportHistorySerializer(many=True, help_text="Oldest first, at most 10,000.")

@@ -69,8 +69,9 @@ def second_model(project, **fields) -> ScoringModel:
 
 def run_jobs(project):
     for job in RescoreJob.objects.filter(project=project, status__in=["pending", "running"]):
-        while rescore_job_run(job_id=job.id):
-            pass
+        for index in range(job.slice_count):  # every slice of the job, one after the other
+            while rescore_job_run(job_id=job.id, slice_index=index):
+                pass
 
 
 def chain_ok(lead, model) -> bool:
@@ -152,6 +153,14 @@ def test_lead_api_shows_every_models_scores_and_lists_by_any_model(tenant):
     history = tenant.client.get(f"/api/leads/{low.id}/history?model=b").json()["results"]
     assert [row["newScore"] for row in history] == [40]
     assert [row["newScore"] for row in tenant.client.get(f"/api/leads/{low.id}/history").json()["results"]] == [50]
+    breakdown = tenant.client.get(f"/api/leads/{low.id}/score-breakdown?model=b").json()
+    assert (breakdown["currentScore"], breakdown["foldScore"], breakdown["clampAdjustment"]) == (40, 40, -60)
+    assert [(rule["eventType"], rule["points"]) for rule in breakdown["rules"]] == [("demo_request", 100)]
+    assert tenant.client.get(f"/api/leads/{low.id}/score-breakdown").json()["currentScore"] == 50
+    dashboard = tenant.client.get("/api/analytics/dashboard?model=b").json()
+    assert dashboard["stageDistribution"]["qualified"] == 2 and dashboard["averageScore"] == 38.0
+    assert [lead["id"] for lead in dashboard["topLeads"]] == [low.id, high.id]
+    assert tenant.client.get(f"/api/leads/{low.id}/export").json()["scores"]["b"]["score"] == 40
     missing = tenant.client.get("/api/leads?model=nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

@@ -35,8 +35,9 @@ def scored(project, anonymous_id, *names):
 
 def run_jobs(project):
     for job in RescoreJob.objects.filter(project=project, status__in=["pending", "running"]).order_by("id"):
-        while rescore_job_run(job_id=job.id):
-            pass
+        for index in range(job.slice_count):  # every slice of the job, one after the other
+            while rescore_job_run(job_id=job.id, slice_index=index):
+                pass
 
 
 def folded_history(lead):
