@@ -24,10 +24,15 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import ScoreHistory, ScoringModel, ScoringRule
+from scoring.models import LeadScore, ScoreHistory, ScoringModel, ScoringRule
 from scoring.selectors import lead_score_breakdown
 from scoring.services import leads_score
-from scoring.services.fold import facts, lead_materialised, lead_profile, primary_model, project_policy, project_rules
+from scoring.services.fold import (
+    facts,
+    lead_profile,
+    primary_model,
+    project_models,
+)
 from tests.accounts.factories import project_with_owner
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +95,11 @@ def batch_projects(db) -> dict[str, Project]:
         ScoringRule.objects.bulk_create(
             [ScoringRule(project=project, model=model, name=r["event_type"], **r) for r in rules]
         )
+    # B has a second scoring model, folded in the same pass under its own rules, thresholds and decay
+    second = ScoringModel.objects.create(project=b, key="second", name="Second", warm_threshold=5, hot_threshold=20,
+                                         qualified_threshold=50, max_score=90, decay_rate_percent=10,
+                                         decay_grace_days=1)  # fmt: skip
+    ScoringRule.objects.bulk_create([ScoringRule(project=b, model=second, name=r["event_type"], **r) for r in RULES_A])
     return {"A": Project.objects.get(id=a.id), "B": Project.objects.get(id=b.id)}
 
 
@@ -116,44 +126,50 @@ def score(lead_ids: list[int]) -> None:
 
 
 def assert_pure_fold(lead: Lead) -> None:
-    project = lead.project
-    engagement_rules, fit_rules = project_rules(project)
+    """Under every model of the project, the stored result and history are the pure fold of the lead's log."""
     log = [fact for _, fact in facts(Event.objects.filter(lead=lead))]
-    pure = engine.lead_evaluate(
-        lead=lead_materialised(lead), events=log, profile=lead_profile(lead), rules=engagement_rules,
-        fit_rules=fit_rules, policy=project_policy(project), now=NOW, refold=True,
-    )  # fmt: skip
-    assert (lead.current_score, lead.lead_stage, lead.engagement_score) == (pure.score, pure.stage, pure.engagement)
-    assert engine.FoldState.from_json(lead.fold_state) == pure.state
+    for model in project_models(lead.project):
+        pure = engine.lead_evaluate(
+            lead=engine.Materialised(), events=log, profile=lead_profile(lead), rules=model.rules,
+            fit_rules=model.fit_rules, policy=model.policy, now=NOW, refold=True,
+        )  # fmt: skip
+        if model.primary:
+            stored = (lead.current_score, lead.lead_stage, lead.engagement_score, lead.fold_state)
+        else:
+            row = LeadScore.objects.get(lead=lead, model_id=model.id)
+            stored = (row.score, row.stage, row.engagement, row.fold_state)
+        assert stored[:3] == (pure.score, pure.stage, pure.engagement), model.key
+        assert engine.FoldState.from_json(stored[3]) == pure.state
 
-    # one rule row per event, in fold order, with the refold's scores
-    rule_rows = ScoreHistory.objects.filter(lead=lead, reason="rule").order_by("event__timestamp", "event__event_id")
-    assert [(row.event.event_id, row.new_score) for row in rule_rows.select_related("event")] == [
-        (step.event_id, step.new_score) for step in pure.history if step.reason == "rule"
-    ]
-    # the chain of every row the fold wrote, in the order written, starts at 0 and ends at the score
-    chain = list(ScoreHistory.objects.filter(lead=lead).order_by("id").values_list("old_score", "new_score"))
-    assert chain[0][0] == 0
-    for (_, previous), (old, _) in itertools.pairwise(chain):
-        assert old == previous
-    assert chain[-1][1] == lead.current_score
+        # one rule row per event, in fold order, with the refold's scores
+        rows = ScoreHistory.objects.filter(lead=lead, model_id=model.id)
+        rule_rows = rows.filter(reason="rule").order_by("event__timestamp", "event__event_id")
+        assert [(row.event.event_id, row.new_score) for row in rule_rows.select_related("event")] == [
+            (step.event_id, step.new_score) for step in pure.history if step.reason == "rule"
+        ]
+        # the chain of every row the fold wrote, in the order written, starts at 0 and ends at the score
+        chain = list(rows.order_by("id").values_list("old_score", "new_score"))
+        assert chain[0][0] == 0
+        for (_, previous), (old, _) in itertools.pairwise(chain):
+            assert old == previous
+        assert chain[-1][1] == stored[0]
 
-    # the breakdown adds up, and its rule tallies are what the rows say each rule applied
-    breakdown = lead_score_breakdown(lead=lead)
-    assert (
-        sum(rule["points"] for rule in breakdown["rules"])
-        + breakdown["clampAdjustment"]
-        + breakdown["decayBetweenEvents"]
-        == breakdown["foldScore"]
-    )
-    assert breakdown["foldScore"] + breakdown["decaySinceLastEvent"] == breakdown["engagementScore"]
-    applied: dict[int, list[int]] = defaultdict(list)
-    for details in rule_rows.values_list("details", flat=True):
-        for rule in details["rules"]:
-            applied[rule["ruleId"]].append(rule["points"])
-    assert {rule_id: (len(points), sum(points)) for rule_id, points in applied.items()} == {
-        rule["ruleId"]: (rule["timesApplied"], rule["points"]) for rule in breakdown["rules"]
-    }
+        # the breakdown adds up, and its rule tallies are what the rows say each rule applied
+        breakdown = lead_score_breakdown(lead=lead, model=ScoringModel.objects.get(id=model.id))
+        assert (
+            sum(rule["points"] for rule in breakdown["rules"])
+            + breakdown["clampAdjustment"]
+            + breakdown["decayBetweenEvents"]
+            == breakdown["foldScore"]
+        )
+        assert breakdown["foldScore"] + breakdown["decaySinceLastEvent"] == breakdown["engagementScore"]
+        applied: dict[int, list[int]] = defaultdict(list)
+        for details in rule_rows.values_list("details", flat=True):
+            for rule in details["rules"]:
+                applied[rule["ruleId"]].append(rule["points"])
+        assert {rule_id: (len(points), sum(points)) for rule_id, points in applied.items()} == {
+            rule["ruleId"]: (rule["timesApplied"], rule["points"]) for rule in breakdown["rules"]
+        }
 
 
 # No shrinking: an example costs dozens of queries, so shrinking a failure would take Hypothesis's
@@ -193,5 +209,8 @@ def test_batches_over_random_arrival_orders_and_chunks_give_each_lead_its_pure_f
         assert not Event.objects.filter(project__in=by_key.values(), processed_at__isnull=True).exists()
         for lead in Lead.objects.filter(project__in=by_key.values()).select_related("project").order_by("anonymous_id"):
             assert_pure_fold(lead)
-        assert ScoreHistory.objects.filter(lead__project__in=by_key.values(), reason="rule").count() == len(items)
+        # one rule row per stored event and model of its project
+        models = {key: project.scoring_models.count() for key, project in by_key.items()}
+        rule_rows = ScoreHistory.objects.filter(lead__project__in=by_key.values(), reason="rule").count()
+        assert rule_rows == sum(models[LEADS[item[0]]] for item in items)
         transaction.set_rollback(True)
