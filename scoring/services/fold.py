@@ -592,49 +592,43 @@ LEAD_SCORE_COLUMNS = ("project", "lead", "model", "score", "engagement", "fit", 
 def _lead_scores_save(scored: Sequence[Scored], *, now: datetime) -> None:
     """Upsert the non-primary models' results (`LeadScore`) in one statement.
 
-    PostgreSQL: `INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT DO UPDATE`, for the
-    reason `_leads_update` gives (Django's bulk upsert prepares every value in Python, costlier than
-    the folds); elsewhere (SQLite) Django's is good enough.
+    PostgreSQL: `INSERT … SELECT FROM unnest(<one array per column>) ON CONFLICT DO UPDATE`, the values
+    built here as plain ints, strings and JSON text (Django's bulk upsert prepares each value of each
+    row, which cost more than the folds of a batch under five models); elsewhere (SQLite) Django's.
     """
     rows = [
-        LeadScore(
-            project_id=item.lead.project_id,
-            lead_id=item.lead.id,
-            model_id=model_id,
-            score=evaluation.score,
-            engagement=evaluation.engagement,
-            fit=evaluation.fit,
-            grade=evaluation.grade,
-            stage=evaluation.stage,
-            fold_state={**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]},
-            updated_at=now,
-        )
+        (item.lead.project_id, item.lead.id, model_id, evaluation.score, evaluation.engagement, evaluation.fit,
+         evaluation.grade, evaluation.stage,
+         {**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]})
         for item in scored
         for model_id, evaluation in item.evaluations.items()
         if model_id != item.models[0].id and evaluation.writes
-    ]
+    ]  # fmt: skip
     if not rows:
         return
     updated = ["score", "engagement", "fit", "grade", "stage", "fold_state", "updated_at"]
     if connection.vendor != "postgresql":
-        LeadScore.objects.bulk_create(rows, update_conflicts=True, unique_fields=["lead", "model"],
+        names = ["project_id", "lead_id", "model_id", "score", "engagement", "fit", "grade", "stage", "fold_state"]
+        objects = [LeadScore(**dict(zip(names, row, strict=True)), updated_at=now) for row in rows]
+        LeadScore.objects.bulk_create(objects, update_conflicts=True, unique_fields=["lead", "model"],
                                       update_fields=updated, batch_size=1000)  # fmt: skip
         return
-    by_name = {f.name: f for f in LeadScore._meta.concrete_fields}
-    fields = [by_name[name] for name in LEAD_SCORE_COLUMNS]
-    arrays = ", ".join(f"%s::{f.cast_db_type(connection)}[]" for f in fields)
-    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
+    columns = quoted_columns(LeadScore, LEAD_SCORE_COLUMNS)
     lead, model = quoted_columns(LeadScore, ["lead", "model"])
     assignments = ", ".join(f"{column} = EXCLUDED.{column}" for column in quoted_columns(LeadScore, updated))
     table = connection.ops.quote_name(LeadScore._meta.db_table)
-    params = [[f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in fields]
-    # identifiers and casts come from the model's metadata; every value is a parameter
+    casts = ("bigint", "bigint", "bigint", "integer", "integer", "integer", "text", "text", "text")
+    arrays = ", ".join(f"%s::{cast}[]" for cast in casts)
+    values = [list(column) for column in zip(*rows, strict=True)]
+    values[-1] = [json.dumps(state) for state in values[-1]]
+    # identifiers come from the model's metadata; every value is a parameter
     sql = (
-        f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) "  # noqa: S608
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+        f"SELECT p, l, m, s, e, f, g, st, fs::jsonb, %s FROM unnest({arrays}) AS v (p, l, m, s, e, f, g, st, fs) "
         f"ON CONFLICT ({lead}, {model}) DO UPDATE SET {assignments}"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [now, *values])
 
 
 def _leads_updated(*, broadcasts: dict[int, list[dict[str, Any]]], changes: list[LeadChange]) -> None:
