@@ -6,39 +6,21 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from core.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField, StrictSerializer
+from core.fields import StrictCharField
 
-from ..models import ScoringModel
 from .common import openapi_patch
+from .rules import ScoringSettingsSerializer
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-_]{0,49}$"
 
 
-class ModelSettingsSerializer(StrictSerializer):
-    """A model's thresholds, score range and decay (each optional on a write: the others stay)."""
+class ModelSettingsSerializer(ScoringSettingsSerializer):
+    """A model's thresholds, score range and decay, each optional (on a write, the others stay as they are)."""
 
-    warmThreshold = StrictIntegerField(source="warm_threshold", min_value=1, required=False)
-    hotThreshold = StrictIntegerField(source="hot_threshold", min_value=2, required=False)
-    qualifiedThreshold = StrictIntegerField(source="qualified_threshold", min_value=3, required=False)
-    maxScore = StrictIntegerField(source="max_score", min_value=3, max_value=1_000_000, required=False)
-    decayEnabled = StrictBooleanField(source="decay_enabled", required=False)
-    decayRatePercent = StrictFloatField(source="decay_rate_percent", min_value=0, max_value=100, required=False)
-    decayGraceDays = StrictIntegerField(source="decay_grace_days", min_value=0, max_value=365, required=False)
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        base = self.instance or ScoringModel()
-        merged = {name: attrs.get(name, getattr(base, name)) for name in (
-            "warm_threshold", "hot_threshold", "qualified_threshold", "max_score")}  # fmt: skip
-        if (
-            not merged["warm_threshold"]
-            < merged["hot_threshold"]
-            < merged["qualified_threshold"]
-            <= merged["max_score"]
-        ):
-            raise serializers.ValidationError(
-                {"hotThreshold": ["Thresholds must rise: warm < hot < qualified <= maxScore."]}
-            )
-        return attrs
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ScoringSettingsSerializer._declared_fields:
+            self.fields[name].required = False
 
 
 @extend_schema_serializer(component_name="ScoringModel")
