@@ -14,10 +14,12 @@ from .versions import VERSION_RULE_FIELDS, VERSION_SETTINGS_FIELDS, model_docume
 
 def draft_save(*, model: ScoringModel, document: dict[str, Any], author: User | None = None) -> RuleSetDraft:
     """Store the model's draft (a validated document: settings and the whole rule list), replacing any other."""
+    # an edited draft keeps the version it started from (the page warns when live has moved on since)
     draft, _ = RuleSetDraft.objects.update_or_create(
         model=model,
-        defaults={"project_id": model.project_id, "document": document, "base_version": model.version,
-                  "author": author},
+        defaults={"project_id": model.project_id, "document": document, "author": author},
+        create_defaults={"project_id": model.project_id, "document": document, "author": author,
+                         "base_version": model.version},
     )  # fmt: skip
     return draft
 

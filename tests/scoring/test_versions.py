@@ -184,3 +184,13 @@ def test_another_projects_versions_and_drafts_are_404(tenant, other_tenant):
     assert tenant.client.get("/api/models/default/draft").status_code == 404
     assert tenant.client.get("/api/models/nope/versions").status_code == 404
     assert other.get("/api/models/default/draft").status_code == 200
+
+
+def test_an_edited_draft_keeps_the_version_it_started_from(tenant):
+    document = tenant.client.get("/api/models/default/versions/1").json()["document"]
+    assert tenant.client.put("/api/models/default/draft", document, format="json").json()["baseVersion"] == 1
+    tenant.client.patch("/api/scoring/settings", {"hotThreshold": 40}, format="json")  # live moves on: v2
+    again = tenant.client.put("/api/models/default/draft", document, format="json").json()
+    assert again["baseVersion"] == 1
+    diff = tenant.client.get("/api/models/default/versions/2/diff/draft").json()
+    assert diff["settings"] == {"hotThreshold": {"from": 40, "to": 31}}  # publishing it would undo the live change
