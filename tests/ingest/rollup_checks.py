@@ -17,12 +17,14 @@ from ingest.selectors import event_names_for_project
 from scoring.selectors import project_dashboard
 
 
-def dashboard_from_events(*, project, now: datetime | None = None, days: int = 30) -> dict[str, Any]:
-    """`project_dashboard` as it was before the rollups: aggregates over the whole events table.
+def dashboard_from_events(*, project, now: datetime | None = None, days: int = 30, model=None) -> dict[str, Any]:
+    """`project_dashboard` as it was before the rollups: aggregates over the whole events table (for the
+    primary scoring model: `model` None, as the API passes it without `?model=`).
 
     The only change: names with equal counts are ordered by name (the old query left their order,
     and so which of them made the top 12, to the database).
     """
+    assert model is None, "the reference knows the primary model only"
     now = now or timezone.now()
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     lead_totals = leads.aggregate(
