@@ -33,6 +33,7 @@ from .selectors import (
     draft_preview,
     lead_get,
     lead_intelligence,
+    lead_score_at_version,
     lead_score_breakdown,
     lead_score_history,
     lead_timeline,
@@ -63,6 +64,7 @@ from .services.models import (
 
 T = TypeVar("T")
 LEADS_PER_PAGE = 50
+LEAD_VERSIONS_LISTED = 100  # the newest versions in the lead page's "score under version" select
 
 
 def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
@@ -140,7 +142,8 @@ def lead_export_view(request: ProjectRequest) -> StreamingHttpResponse:
 def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
     """A lead (the survivor of a merge): score chart, timeline, breakdown, intelligence, traits, merges.
 
-    Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage.
+    Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage;
+    `?version=N` adds the lead's score under that version of the model, recomputed from its log.
     """
     choice = _model_choice(request)
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
@@ -153,7 +156,14 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
         nonce=request.csp_nonce,
     )
     scores = leads_model_scores(project=request.project, lead_ids=[lead.id]).for_lead(lead)
+    requested = request.GET.get("version")
+    at_version = None
+    if requested:
+        version = _or_404(version_get, model=model, number=requested)
+        at_version = lead_score_at_version(lead=lead, model=model, version=version)
     context = {
+        "versions": versions_for_model(model=model)[:LEAD_VERSIONS_LISTED],
+        "at_version": at_version,
         "lead": lead,
         "result": scores[model.key],
         "model_scores": [(m, scores[m.key]) for m in choice.models],

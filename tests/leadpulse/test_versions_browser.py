@@ -1,6 +1,7 @@
 """Rule-set versions in a real browser, on the production topology (uvicorn on the test PostgreSQL, Celery
 workers, Redis): start a draft, change a rule's points in it, preview the stage transitions, publish it as
-v2 and watch the re-score; then roll back to v1 through the confirmation and see the points restored.
+v2 and watch the re-score; then roll back to v1 through the confirmation and see the points restored, and
+the lead's score under v2 on its page.
 Screenshots go to test-artifacts/pages/."""
 
 import pytest
@@ -41,6 +42,7 @@ def test_draft_preview_publish_then_roll_back(web):
     model = ScoringModel.objects.get(project=project, is_primary=True)
     assert model.version == 1
     page_view = ScoringRule.objects.get(model=model, name="Page view")
+    viewer = Lead.objects.get(project=project, anonymous_id="viewer")
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
@@ -117,6 +119,16 @@ def test_draft_preview_publish_then_roll_back(web):
         page.goto(f"{web}/rules/")
         assert "+5" in page.locator(f'#rules-engagement tr[data-rule-id="{page_view.id}"]').inner_text()
         assert page.locator("[data-live-version]").inner_text() == "v3"
+
+        # the lead page: the viewer's score under v2 (8 a view), recomputed from its log, while v3 is live
+        page.goto(f"{web}/leads/{viewer.id}/")
+        page.select_option("#version-select", "2")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(f"{web}/leads/{viewer.id}/?version=2")
+        assert page.locator('[data-field="versionScore"]').inner_text() == "32"
+        assert page.locator('[data-field="versionStage"]').inner_text() == "hot"
+        assert "live is v3" in page.locator("#version-score").inner_text()
+        page.screenshot(path=str(SHOTS / "lead-version-score.png"), full_page=True)
 
         assert errors == [] and console == []
 

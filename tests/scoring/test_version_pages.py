@@ -305,3 +305,27 @@ def test_drafts_of_another_model_and_another_projects_model(tenant, theirs):
     assert client.post("/rules/draft/preview/").status_code == 404
     assert client.post("/rules/", rule_post()).status_code == 302
     assert primary_model(tenant.project).version == 2
+
+
+# A lead's score under a version
+
+
+def test_lead_page_shows_the_score_under_an_earlier_version(tenant, v3):
+    lead = scored_lead(tenant.project, "viewer", *["page_view"] * 2)  # under v4: 14 (7 a view), warm at 15: cold
+    client = browser(tenant.owner)
+    page = client.get(f"/leads/{lead.id}/")
+    assert [v.number for v in page.context["versions"]] == [4, 3, 2, 1] and page.context["at_version"] is None
+    assert 'id="version-select"' in page.content.decode()
+
+    page = client.get(f"/leads/{lead.id}/?version=1")  # 5 a view, warm at 11
+
+    result = page.context["at_version"]
+    assert (result["version"], result["liveVersion"], result["score"], result["stage"]) == (1, 4, 10, "cold")
+    page = client.get(f"/leads/{lead.id}/?version=4")
+    assert (page.context["at_version"]["score"], page.context["at_version"]["stage"]) == (14, "cold")
+    rule_update(rule=page_view_rule(tenant.project), data={"points": 20})  # v5: 40, hot
+    page = client.get(f"/leads/{lead.id}/?version=5")
+    html = page.content.decode()
+    assert 'data-field="versionScore">40<' in html and 'data-field="versionStage">hot<' in html
+    assert client.get(f"/leads/{lead.id}/?version=99").status_code == 404
+    assert member_of(tenant).get(f"/leads/{lead.id}/?version=1").status_code == 200
