@@ -482,7 +482,11 @@ def rule_draft_publish_view(request: ProjectRequest) -> HttpResponse:
     """Make the draft live as the model's next version and re-score (owners and admins)."""
     _require_editor(request)
     choice, _ = _draft_of(request)
-    version = draft_publish(model=choice.model, author=request.user, note=request.POST.get("note", "").strip())
+    try:
+        version = draft_publish(model=choice.model, author=request.user, note=request.POST.get("note", "").strip())
+    except ApplicationError as error:  # published or discarded meanwhile by someone else
+        messages.error(request, error.message)
+        return _rules_redirect(choice)
     messages.success(request, f"Draft published as v{version.number}; the project is being re-scored.")
     return _rules_redirect(choice)
 

@@ -329,3 +329,20 @@ def test_lead_page_shows_the_score_under_an_earlier_version(tenant, v3):
     assert 'data-field="versionScore">40<' in html and 'data-field="versionStage">hot<' in html
     assert client.get(f"/leads/{lead.id}/?version=99").status_code == 404
     assert member_of(tenant).get(f"/leads/{lead.id}/?version=1").status_code == 200
+
+
+def test_a_draft_older_than_the_live_version_says_so(tenant):
+    client = browser(tenant.owner)
+    client.post("/rules/draft/")
+    assert "data-draft-stale" not in client.get("/rules/").content.decode()
+    rule_update(rule=page_view_rule(tenant.project), data={"points": 9})  # a live edit after the draft started
+    page = client.get("/rules/")
+    assert "v2 is live now: publishing the draft replaces what changed since v1" in text(page)
+
+
+def test_publishing_a_draft_discarded_since_the_page_was_shown_is_404(tenant):
+    client = browser(tenant.owner)
+    client.post("/rules/draft/")
+    RuleSetDraft.objects.all().delete()  # between the page and the click
+    assert client.post("/rules/draft/publish/").status_code == 404
+    assert primary_model(tenant.project).version == 1
