@@ -767,3 +767,90 @@ def scoring_model_choice(*, project: Project, key: str | None = None) -> ModelCh
     if model is None:
         raise NotFound("Scoring model not found.")
     return ModelChoice(model=model, models=models)
+
+
+# Reads of the versions page and the draft on the rules page: documents shown, edited and compared.
+
+RULE_FIELD_LABELS = {"name": "name", "kind": "kind", "event_type": "event", "conditions": "conditions",
+                     "points": "points", "max_per_day": "max per day", "max_per_lead": "max per lead",
+                     "max_points": "max points", "is_active": "active"}  # fmt: skip
+SETTINGS_FIELD_LABELS = {"warm_threshold": "Warm at", "hot_threshold": "Hot at", "qualified_threshold": "Qualified at",
+                         "max_score": "Max score", "decay_enabled": "Decay enabled",
+                         "decay_rate_percent": "Decay % per day", "decay_grace_days": "Grace days"}  # fmt: skip
+
+
+def document_rule_label(rule: dict[str, Any]) -> str:
+    """How a document's rule is named on the pages: its name, else its event type, else its id."""
+    return rule.get("name") or rule.get("event_type") or f"rule #{rule.get('id')}"
+
+
+def documents_diff_lines(*, before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[str]]:
+    """`documents_diff` as sentences to read, e.g. "Page view: points 5 → 7"."""
+    diff = documents_diff(before=before, after=after)
+    names = {rule["id"]: document_rule_label(rule) for rule in after["rules"] if rule.get("id")}
+    return {
+        "settings": [f"{SETTINGS_FIELD_LABELS.get(field, field)}: {change['from']} → {change['to']}"
+                     for field, change in diff["settings"].items()],
+        "added": [f"{document_rule_label(rule)} ({rule['event_type'] or rule['kind']}, {rule['points']:+d} points)"
+                  for rule in diff["added"]],
+        "removed": [f"{document_rule_label(rule)} ({rule['event_type'] or rule['kind']}, {rule['points']:+d} points)"
+                    for rule in diff["removed"]],
+        "changed": [f"{names[change['id']]}: " + ", ".join(
+                        f"{RULE_FIELD_LABELS.get(field, field)} {_shown(value['from'])} → {_shown(value['to'])}"
+                        for field, value in change["fields"].items())
+                    for change in diff["changed"]],
+    }  # fmt: skip
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def versions_diff(*, model: ScoringModel, number: int | str, against: int | str | None = None) -> dict[str, Any]:
+    """The readable difference from version `against` (the previous one by default) to version `number`."""
+    after = version_get(model=model, number=number)
+    if against in (None, ""):
+        previous = versions_for_model(model=model).filter(number__lt=after.number).first()
+    else:
+        previous = version_get(model=model, number=against)
+    before_document = previous.document if previous is not None else {"settings": after.document["settings"],
+                                                                      "rules": []}  # fmt: skip
+    return {"before": previous, "after": after,
+            "lines": documents_diff_lines(before=before_document, after=after.document)}  # fmt: skip
+
+
+def document_rows(*, model: ScoringModel, document: dict[str, Any]) -> tuple[ScoringModel, list[ScoringRule]]:
+    """A document as unsaved rows to show and edit: the model with its settings, and its rules in order."""
+    spec = ScoringModel(**{**{f.attname: getattr(model, f.attname) for f in ScoringModel._meta.concrete_fields},
+                           **document["settings"]})  # fmt: skip
+    return spec, [ScoringRule(model=model, project_id=model.project_id, **rule) for rule in document["rules"]]
+
+
+def document_with_rule(*, document: dict[str, Any], data: dict[str, Any], index: int | None = None) -> dict[str, Any]:
+    """The document with rule `index` changed to `data` (validated rule fields), or `data` (every field) added."""
+    rules = [dict(rule) for rule in document["rules"]]
+    if index is None:
+        rules.append(dict(data))
+    else:
+        rules[index] = {**rules[index], **data}
+    return {"settings": dict(document["settings"]), "rules": rules}
+
+
+def document_without_rule(*, document: dict[str, Any], index: int) -> dict[str, Any]:
+    rules = [dict(rule) for position, rule in enumerate(document["rules"]) if position != index]
+    return {"settings": dict(document["settings"]), "rules": rules}
+
+
+def document_with_settings(*, document: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    return {"settings": {**document["settings"], **data}, "rules": [dict(rule) for rule in document["rules"]]}
+
+
+def draft_preview(*, model: ScoringModel, draft: RuleSetDraft) -> dict[str, Any]:
+    """What publishing the draft would do to the model's leads (score, stage, distribution), saving nothing."""
+    spec = document_model(model=model, document=draft.document)
+    return rules_preview(project=model.project, engagement_rules=spec.rules, fit_rules=spec.fit_rules,
+                         policy=spec.policy, model=model, distribution=True)  # fmt: skip

@@ -22,11 +22,18 @@ from .forms import (
     ScoringModelUpdateForm,
     ScoringSettingsForm,
 )
-from .models import ScoringModel, ScoringRule
+from .models import RuleSetDraft, ScoringModel, ScoringRule
 from .selectors import (
     ModelChoice,
+    document_rows,
+    document_with_rule,
+    document_with_settings,
+    document_without_rule,
+    draft_get,
+    draft_preview,
     lead_get,
     lead_intelligence,
+    lead_score_at_version,
     lead_score_breakdown,
     lead_score_history,
     lead_timeline,
@@ -41,8 +48,13 @@ from .selectors import (
     scoring_model_get,
     scoring_models_for_project,
     scoring_models_with_rule_counts,
+    version_get,
+    versions_diff,
+    versions_for_model,
 )
+from .serializers.versions import RULE_DEFAULTS
 from .services import rule_create, rule_delete, rule_update, scoring_settings_update
+from .services.drafts import draft_discard, draft_publish, draft_save, draft_start, version_rollback
 from .services.models import (
     scoring_model_create,
     scoring_model_delete,
@@ -52,6 +64,7 @@ from .services.models import (
 
 T = TypeVar("T")
 LEADS_PER_PAGE = 50
+LEAD_VERSIONS_LISTED = 100  # the newest versions in the lead page's "score under version" select
 
 
 def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
@@ -129,7 +142,8 @@ def lead_export_view(request: ProjectRequest) -> StreamingHttpResponse:
 def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
     """A lead (the survivor of a merge): score chart, timeline, breakdown, intelligence, traits, merges.
 
-    Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage.
+    Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage;
+    `?version=N` adds the lead's score under that version of the model, recomputed from its log.
     """
     choice = _model_choice(request)
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
@@ -142,7 +156,14 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
         nonce=request.csp_nonce,
     )
     scores = leads_model_scores(project=request.project, lead_ids=[lead.id]).for_lead(lead)
+    requested = request.GET.get("version")
+    at_version = None
+    if requested:
+        version = _or_404(version_get, model=model, number=requested)
+        at_version = lead_score_at_version(lead=lead, model=model, version=version)
     context = {
+        "versions": versions_for_model(model=model)[:LEAD_VERSIONS_LISTED],
+        "at_version": at_version,
         "lead": lead,
         "result": scores[model.key],
         "model_scores": [(m, scores[m.key]) for m in choice.models],
@@ -164,21 +185,42 @@ def _rules_render(
     settings_form: ScoringSettingsForm | None = None,
     editing: ScoringRule | None = None,
     preview: dict[str, Any] | None = None,
+    draft_preview: dict[str, Any] | None = None,
+    editing_index: int | None = None,
+    status: int = 200,
 ) -> HttpResponse:
+    """The rules page: the model's live rules and settings, or its draft's when it has one."""
     project, model = request.project, choice.model
-    rules = list(rules_for_project(project=project, model=model))
+    draft = _draft_or_none(model)
+    if draft is None:
+        settings_model, rules = model, list(rules_for_project(project=project, model=model))
+    else:
+        settings_model, rules = document_rows(model=model, document=draft.document)
+    indexed = list(enumerate(rules))
     context = {
         "engagement_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.ENGAGEMENT],
         "fit_rules": [rule for rule in rules if rule.kind == ScoringRule.Kind.FIT],
+        "draft_engagement_rules": [(i, rule) for i, rule in indexed if rule.kind == ScoringRule.Kind.ENGAGEMENT],
+        "draft_fit_rules": [(i, rule) for i, rule in indexed if rule.kind == ScoringRule.Kind.FIT],
+        "draft": draft,
+        "draft_preview": draft_preview,
+        "editing_index": editing_index,
         "rule_form": rule_form or RuleForm(),
-        "settings_form": settings_form or ScoringSettingsForm(model=model),
+        "settings_form": settings_form or ScoringSettingsForm(model=settings_model),
         "editing": editing,
         "preview": preview,
         "jobs": rescore_jobs_recent(project=project),
         "can_edit": _can_edit(request),
         "switcher": _switcher(request, choice, action=reverse("scoring:rule_list")),
     }
-    return render(request, "scoring/rules.html", context)
+    return render(request, "scoring/rules.html", context, status=status)
+
+
+def _draft_or_none(model: ScoringModel) -> RuleSetDraft | None:
+    try:
+        return draft_get(model=model)
+    except NotFound:
+        return None
 
 
 def _rules_redirect(choice: ModelChoice) -> HttpResponse:
@@ -349,3 +391,142 @@ def scoring_model_delete_view(request: ProjectRequest, key: str) -> HttpResponse
         return redirect("scoring:scoring_model_list")
     messages.success(request, f"Model {key} deleted.")
     return redirect("scoring:scoring_model_list")
+
+
+# Drafts on the rules page: members edit a copy of the live rules and settings; admins publish it.
+
+
+def _draft_of(request: ProjectRequest) -> tuple[ModelChoice, RuleSetDraft]:
+    choice = _model_choice(request)
+    return choice, _or_404(draft_get, model=choice.model)
+
+
+@require_POST
+@project_page
+def rule_draft_start_view(request: ProjectRequest) -> HttpResponse:
+    """Start a draft of `?model=`'s rules and settings: a copy of the live ones (members)."""
+    choice = _model_choice(request)
+    draft = draft_start(model=choice.model, author=request.user)
+    messages.success(request, f"Draft started from v{draft.base_version}; nothing changes until it is published.")
+    return _rules_redirect(choice)
+
+
+def _draft_rule_response(request: ProjectRequest, index: int | None) -> HttpResponse:
+    """Show a draft rule in the rule form; on POST write it into the draft (members)."""
+    choice, draft = _draft_of(request)
+    document = draft.document
+    if index is not None and not 0 <= index < len(document["rules"]):
+        raise Http404
+    _, rules = document_rows(model=choice.model, document=document)
+    rule = rules[index] if index is not None else None
+    form = RuleForm(request.POST if request.method == "POST" else None, rule=rule)
+    if not form.is_valid():
+        status = 400 if form.is_bound else 200
+        return _rules_render(request, choice=choice, rule_form=form, editing_index=index, status=status)
+    data = form.validated_data if index is not None else {**RULE_DEFAULTS, **form.validated_data}
+    draft_save(model=choice.model, document=document_with_rule(document=document, data=data, index=index),
+               author=request.user)  # fmt: skip
+    messages.success(request, "Rule saved in the draft; nothing is live yet.")
+    return _rules_redirect(choice)
+
+
+@require_POST
+@project_page
+def rule_draft_create_view(request: ProjectRequest) -> HttpResponse:
+    return _draft_rule_response(request, index=None)
+
+
+@project_page
+def rule_draft_update_view(request: ProjectRequest, index: int) -> HttpResponse:
+    return _draft_rule_response(request, index=index)
+
+
+@require_POST
+@project_page
+def rule_draft_delete_view(request: ProjectRequest, index: int) -> HttpResponse:
+    choice, draft = _draft_of(request)
+    if not 0 <= index < len(draft.document["rules"]):
+        raise Http404
+    document = document_without_rule(document=draft.document, index=index)
+    draft_save(model=choice.model, document=document, author=request.user)
+    messages.success(request, "Rule removed from the draft; nothing is live yet.")
+    return _rules_redirect(choice)
+
+
+@require_POST
+@project_page
+def rule_draft_settings_view(request: ProjectRequest) -> HttpResponse:
+    """Write thresholds, score range and decay into the draft (members)."""
+    choice, draft = _draft_of(request)
+    settings_model, _ = document_rows(model=choice.model, document=draft.document)
+    form = ScoringSettingsForm(request.POST, model=settings_model)
+    if not form.is_valid():
+        return _rules_render(request, choice=choice, settings_form=form, status=400)
+    document = document_with_settings(document=draft.document, data=form.validated_data)
+    draft_save(model=choice.model, document=document, author=request.user)
+    messages.success(request, "Settings saved in the draft; nothing is live yet.")
+    return _rules_redirect(choice)
+
+
+@require_POST
+@project_page
+def rule_draft_preview_view(request: ProjectRequest) -> HttpResponse:
+    """The rules page with what publishing the draft would do to the leads, saving nothing (members)."""
+    choice, draft = _draft_of(request)
+    return _rules_render(request, choice=choice, draft_preview=draft_preview(model=choice.model, draft=draft))
+
+
+@require_POST
+@project_page
+def rule_draft_publish_view(request: ProjectRequest) -> HttpResponse:
+    """Make the draft live as the model's next version and re-score (owners and admins)."""
+    _require_editor(request)
+    choice, _ = _draft_of(request)
+    try:
+        version = draft_publish(model=choice.model, author=request.user, note=request.POST.get("note", "").strip())
+    except ApplicationError as error:  # published or discarded meanwhile by someone else
+        messages.error(request, error.message)
+        return _rules_redirect(choice)
+    messages.success(request, f"Draft published as v{version.number}; the project is being re-scored.")
+    return _rules_redirect(choice)
+
+
+@require_POST
+@project_page
+def rule_draft_discard_view(request: ProjectRequest) -> HttpResponse:
+    choice, _ = _draft_of(request)
+    draft_discard(model=choice.model)
+    messages.success(request, "Draft discarded; the live rules are unchanged.")
+    return _rules_redirect(choice)
+
+
+# Versions of a model
+
+
+@project_page
+def scoring_model_versions_view(request: ProjectRequest, key: str) -> HttpResponse:
+    """A model's versions, newest first, and the difference between two of them (`?number=&against=`)."""
+    model = _or_404(scoring_model_get, project=request.project, key=key)
+    versions = list(versions_for_model(model=model))
+    number = request.GET.get("number") or (versions[0].number if versions else None)
+    diff = None
+    if number is not None:
+        diff = _or_404(versions_diff, model=model, number=number, against=request.GET.get("against"))
+    context = {"model": model, "versions": versions, "diff": diff, "can_edit": _can_edit(request)}
+    return render(request, "scoring/versions.html", context)
+
+
+@project_page
+def scoring_model_version_rollback_view(request: ProjectRequest, key: str, number: int) -> HttpResponse:
+    """Ask, then publish a copy of an earlier version as the model's newest (owners and admins); re-scores."""
+    model = _or_404(scoring_model_get, project=request.project, key=key)
+    version = _or_404(version_get, model=model, number=number)
+    if request.method != "POST":
+        # what the rollback changes: from the live version to this one
+        diff = versions_diff(model=model, number=number, against=model.version) if model.version else None
+        context = {"model": model, "version": version, "diff": diff, "can_edit": _can_edit(request)}
+        return render(request, "scoring/version_rollback.html", context)
+    _require_editor(request)
+    published = version_rollback(version=version, author=request.user, note=request.POST.get("note", "").strip())
+    messages.success(request, f"Rolled back to v{number} (published as v{published.number}); a re-score started.")
+    return redirect("scoring:scoring_model_versions", key=model.key)

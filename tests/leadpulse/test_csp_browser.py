@@ -155,11 +155,23 @@ def test_every_page_works_under_the_content_security_policy(web):
             "/automations/",
             "/models/",
             "/models/default/delete/",
+            "/models/default/versions/",
+            "/models/default/versions/1/rollback/",
             "/system/",
             "/admin/",
             "/admin/scoring/scoringrule/",
         ):
             visit(path)
+
+        # a draft on the rules page, its preview (the distribution tables) and the diff on the versions page
+        visit("/rules/")
+        page.get_by_role("button", name="Start a draft").click()
+        page.wait_for_selector("#draft-banner")
+        page.get_by_role("button", name="Preview the draft").click()
+        page.wait_for_selector("#draft-preview #preview-bands")
+        visit("/models/default/versions/?number=1")
+        visit(f"/leads/{pat.id}/?version=1")
+        assert page.locator("[data-version-score]").count() == 1
 
         # Swagger UI: its start-up script (served from ?script) lists the operations
         visit("/api/docs/")
