@@ -693,10 +693,9 @@ def documents_diff(*, before: dict[str, Any], after: dict[str, Any]) -> dict[str
 
 def document_model(*, model: ScoringModel, document: dict[str, Any], version: int = 0) -> engine.Model:
     """A version or draft document as the engine takes it."""
-    rules = [ScoringRule(model=model, **rule) for rule in document["rules"] if rule["is_active"]]
-    spec = ScoringModel(**{**{f.attname: getattr(model, f.attname) for f in ScoringModel._meta.concrete_fields},
-                           **document["settings"], "version": version})  # fmt: skip
-    (compiled,) = engine_models([spec], rules)
+    spec, rules = document_rows(model=model, document=document)
+    spec.version = version
+    (compiled,) = engine_models([spec], [rule for rule in rules if rule.is_active])
     return compiled
 
 

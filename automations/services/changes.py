@@ -68,7 +68,7 @@ def lead_change_handle(*, change: LeadChange) -> int:
     subscriptions = list(WebhookSubscription.objects.filter(project_id=project_id, is_active=True))
     if not rules and not subscriptions:
         return 0
-    lead = Lead.objects.filter(project_id=project_id, id=change.lead_id).first()
+    lead = Lead.objects.filter(project_id=project_id, id=change.lead_id).select_related("project").first()
     if lead is None:
         return 0
     document = _lead_document(lead)
@@ -138,7 +138,9 @@ def automation_execute(*, execution_id: int) -> None:
     claimed = AutomationExecution.objects.filter(
         id=execution_id, status=AutomationExecution.Status.PENDING, attempts=0
     ).update(attempts=1)
-    execution = AutomationExecution.objects.select_related("rule__project", "lead").filter(id=execution_id).first()
+    execution = (
+        AutomationExecution.objects.select_related("rule__project", "lead__project").filter(id=execution_id).first()
+    )
     if not claimed or execution is None:
         return
     rule, lead = execution.rule, execution.lead

@@ -1,6 +1,5 @@
 """Scoring models: list, create, change, make primary, delete."""
 
-from django.db.models import Count
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, OpenApiTypes, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -10,7 +9,7 @@ from accounts.scoping import ProjectApiView, request_person
 from core.fields import EmptySerializer
 from core.openapi import ErrorSerializer, results_of
 
-from ..selectors import scoring_model_get, scoring_models_for_project
+from ..selectors import scoring_model_get, scoring_models_with_rule_counts
 from ..serializers.models import ScoringModelCreateSerializer, ScoringModelSerializer, ScoringModelUpdateSerializer
 from ..services.models import (
     scoring_model_create,
@@ -29,7 +28,7 @@ class ScoringModelListApi(ProjectApiView):
         responses=results_of(ScoringModelSerializer, "ScoringModelList"),
     )
     def get(self, request: Request) -> Response:
-        models = scoring_models_for_project(project=self.project).annotate(rule_count=Count("rules"))
+        models = scoring_models_with_rule_counts(project=self.project)
         return Response({"results": ScoringModelSerializer(models, many=True).data})
 
     @extend_schema(
@@ -53,7 +52,8 @@ class ScoringModelListApi(ProjectApiView):
         model = scoring_model_create(
             project=self.project, data=data, copy_from=copy_from, author=request_person(request)
         )
-        return Response(ScoringModelSerializer(model).data, status=status.HTTP_201_CREATED)
+        created = scoring_models_with_rule_counts(project=self.project).get(id=model.id)  # with its rule count
+        return Response(ScoringModelSerializer(created).data, status=status.HTTP_201_CREATED)
 
 
 class ScoringModelDetailApi(ProjectApiView):

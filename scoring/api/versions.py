@@ -17,12 +17,11 @@ from core.openapi import ErrorSerializer, results_of
 from core.queries import query_int
 
 from ..selectors import (
-    document_model,
     documents_diff,
     draft_get,
+    draft_preview,
     lead_get,
     lead_score_at_version,
-    rules_preview,
     scoring_model_get,
     version_get,
     versions_for_model,
@@ -148,9 +147,7 @@ class DraftPreviewApi(ProjectApiView):
     def post(self, request: Request, key: str) -> Response:
         model = scoring_model_get(project=self.project, key=key)
         EmptySerializer(data=request.data).is_valid(raise_exception=True)
-        spec = document_model(model=model, document=draft_get(model=model).document)
-        return Response(rules_preview(project=self.project, engagement_rules=spec.rules, fit_rules=spec.fit_rules,
-                                      policy=spec.policy, model=model, distribution=True))  # fmt: skip
+        return Response(draft_preview(model=model, draft=draft_get(model=model)))
 
 
 class DraftPublishApi(ProjectApiView):

@@ -106,6 +106,7 @@ def test_a_model_created_later_is_filled_in_by_the_rescore_and_then_folds_on(ten
     lead = ingest(tenant.project, "x", ("page_view", 1), ("page_view", 2))
     response = tenant.client.post("/api/models", {**ENTERPRISE, "copyFrom": "default"}, format="json")
     assert response.status_code == 201, response.content
+    assert response.json()["ruleCount"] == 10  # copied from the default model
     enterprise = ScoringModel.objects.get(project=tenant.project, key="enterprise")
     assert enterprise.rules.count() == primary_model(tenant.project).rules.count()
     assert not LeadScore.objects.filter(model=enterprise).exists()
@@ -193,7 +194,7 @@ def test_models_crud_and_their_refusals(tenant):
     assert [(m["key"], m["isPrimary"], m["ruleCount"]) for m in listed] == [("default", True, 10)]
 
     created = tenant.client.post("/api/models", ENTERPRISE, format="json")
-    assert created.status_code == 201 and created.json()["ruleCount"] is None
+    assert created.status_code == 201 and created.json()["ruleCount"] == 0
     assert RescoreJob.objects.filter(project=tenant.project, reason="model enterprise created").exists()
     assert tenant.client.post("/api/models", ENTERPRISE, format="json").status_code == 409
     bad_key = tenant.client.post("/api/models", {**ENTERPRISE, "key": "Not A Key"}, format="json")
