@@ -829,25 +829,6 @@ def document_rows(*, model: ScoringModel, document: dict[str, Any]) -> tuple[Sco
     return spec, [ScoringRule(model=model, project_id=model.project_id, **rule) for rule in document["rules"]]
 
 
-def document_with_rule(*, document: dict[str, Any], data: dict[str, Any], index: int | None = None) -> dict[str, Any]:
-    """The document with rule `index` changed to `data` (validated rule fields), or `data` (every field) added."""
-    rules = [dict(rule) for rule in document["rules"]]
-    if index is None:
-        rules.append(dict(data))
-    else:
-        rules[index] = {**rules[index], **data}
-    return {"settings": dict(document["settings"]), "rules": rules}
-
-
-def document_without_rule(*, document: dict[str, Any], index: int) -> dict[str, Any]:
-    rules = [dict(rule) for position, rule in enumerate(document["rules"]) if position != index]
-    return {"settings": dict(document["settings"]), "rules": rules}
-
-
-def document_with_settings(*, document: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    return {"settings": {**document["settings"], **data}, "rules": [dict(rule) for rule in document["rules"]]}
-
-
 def draft_preview(*, model: ScoringModel, draft: RuleSetDraft) -> dict[str, Any]:
     """What publishing the draft would do to the model's leads (score, stage, distribution), saving nothing."""
     spec = document_model(model=model, document=draft.document)

@@ -26,9 +26,6 @@ from .models import RuleSetDraft, ScoringModel, ScoringRule
 from .selectors import (
     ModelChoice,
     document_rows,
-    document_with_rule,
-    document_with_settings,
-    document_without_rule,
     draft_get,
     draft_preview,
     lead_get,
@@ -52,9 +49,16 @@ from .selectors import (
     versions_diff,
     versions_for_model,
 )
-from .serializers.versions import RULE_DEFAULTS
 from .services import rule_create, rule_delete, rule_update, scoring_settings_update
-from .services.drafts import draft_discard, draft_publish, draft_save, draft_start, version_rollback
+from .services.drafts import (
+    draft_discard,
+    draft_publish,
+    draft_rule_remove,
+    draft_rule_save,
+    draft_settings_save,
+    draft_start,
+    version_rollback,
+)
 from .services.models import (
     scoring_model_create,
     scoring_model_delete,
@@ -423,9 +427,7 @@ def _draft_rule_response(request: ProjectRequest, index: int | None) -> HttpResp
     if not form.is_valid():
         status = 400 if form.is_bound else 200
         return _rules_render(request, choice=choice, rule_form=form, editing_index=index, status=status)
-    data = form.validated_data if index is not None else {**RULE_DEFAULTS, **form.validated_data}
-    draft_save(model=choice.model, document=document_with_rule(document=document, data=data, index=index),
-               author=request.user)  # fmt: skip
+    draft_rule_save(draft=draft, data=form.validated_data, index=index, author=request.user)
     messages.success(request, "Rule saved in the draft; nothing is live yet.")
     return _rules_redirect(choice)
 
@@ -447,8 +449,7 @@ def rule_draft_delete_view(request: ProjectRequest, index: int) -> HttpResponse:
     choice, draft = _draft_of(request)
     if not 0 <= index < len(draft.document["rules"]):
         raise Http404
-    document = document_without_rule(document=draft.document, index=index)
-    draft_save(model=choice.model, document=document, author=request.user)
+    draft_rule_remove(draft=draft, index=index, author=request.user)
     messages.success(request, "Rule removed from the draft; nothing is live yet.")
     return _rules_redirect(choice)
 
@@ -462,8 +463,7 @@ def rule_draft_settings_view(request: ProjectRequest) -> HttpResponse:
     form = ScoringSettingsForm(request.POST, model=settings_model)
     if not form.is_valid():
         return _rules_render(request, choice=choice, settings_form=form, status=400)
-    document = document_with_settings(document=draft.document, data=form.validated_data)
-    draft_save(model=choice.model, document=document, author=request.user)
+    draft_settings_save(draft=draft, data=form.validated_data, author=request.user)
     messages.success(request, "Settings saved in the draft; nothing is live yet.")
     return _rules_redirect(choice)
 

@@ -8,11 +8,8 @@ from rest_framework import serializers
 from core.fields import StrictCharField, StrictIntegerField, StrictSerializer
 
 from ..models import RuleSetDraft, RuleSetVersion
+from ..services.versions import RULE_DEFAULTS
 from .rules import RuleSerializer, ScoringSettingsSerializer
-
-RULE_DEFAULTS: dict[str, Any] = {"name": "", "kind": "engagement", "event_type": "", "conditions": [],
-                                 "max_per_day": None, "max_per_lead": None, "max_points": None,
-                                 "is_active": True}  # fmt: skip
 
 
 @extend_schema_serializer(component_name="ScoringRuleSetRule")

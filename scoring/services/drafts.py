@@ -5,11 +5,11 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import User
-from core.errors import ApplicationError
+from core.errors import ApplicationError, NotFound
 
 from ..models import RuleSetDraft, RuleSetVersion, ScoringModel, ScoringRule
 from .rules import rescore_job_start
-from .versions import VERSION_RULE_FIELDS, VERSION_SETTINGS_FIELDS, model_document, version_publish
+from .versions import RULE_DEFAULTS, VERSION_RULE_FIELDS, VERSION_SETTINGS_FIELDS, model_document, version_publish
 
 
 def draft_save(*, model: ScoringModel, document: dict[str, Any], author: User | None = None) -> RuleSetDraft:
@@ -28,6 +28,37 @@ def draft_start(*, model: ScoringModel, author: User | None = None) -> RuleSetDr
     """The model's draft; a new one is a copy of the live rules and settings."""
     draft = RuleSetDraft.objects.filter(model=model).first()
     return draft or draft_save(model=model, document=model_document(model=model), author=author)
+
+
+def draft_rule_save(
+    *, draft: RuleSetDraft, data: dict[str, Any], index: int | None = None, author: User | None = None
+) -> RuleSetDraft:
+    """Change the draft's rule at `index` to `data` (validated rule fields), or add `data` as a new rule."""
+    rules = [dict(rule) for rule in draft.document["rules"]]
+    if index is None:
+        rules.append({**RULE_DEFAULTS, **data})
+    else:
+        rules[_position(rules, index)] = {**rules[index], **data}
+    return draft_save(model=draft.model, document={**draft.document, "rules": rules}, author=author)
+
+
+def draft_rule_remove(*, draft: RuleSetDraft, index: int, author: User | None = None) -> RuleSetDraft:
+    """Leave the draft's rule at `index` out (publishing deletes the live rule it was)."""
+    rules = list(draft.document["rules"])
+    del rules[_position(rules, index)]
+    return draft_save(model=draft.model, document={**draft.document, "rules": rules}, author=author)
+
+
+def draft_settings_save(*, draft: RuleSetDraft, data: dict[str, Any], author: User | None = None) -> RuleSetDraft:
+    """Change some of the draft's settings (validated)."""
+    document = {**draft.document, "settings": {**draft.document["settings"], **data}}
+    return draft_save(model=draft.model, document=document, author=author)
+
+
+def _position(rules: list[dict[str, Any]], index: int) -> int:
+    if not 0 <= index < len(rules):
+        raise NotFound("The draft has no rule at this position.")
+    return index
 
 
 def draft_discard(*, model: ScoringModel) -> None:

@@ -15,6 +15,11 @@ VERSION_RULE_FIELDS = ("id", "name", "kind", "event_type", "conditions", "points
 VERSION_SETTINGS_FIELDS = ("warm_threshold", "hot_threshold", "qualified_threshold", "max_score", "decay_enabled",
                            "decay_rate_percent", "decay_grace_days")  # fmt: skip
 
+# What a rule of a document is when a draft leaves a field out.
+RULE_DEFAULTS: dict[str, Any] = {"name": "", "kind": "engagement", "event_type": "", "conditions": [],
+                                 "max_per_day": None, "max_per_lead": None, "max_points": None,
+                                 "is_active": True}  # fmt: skip
+
 
 def model_document(*, model: ScoringModel) -> dict[str, Any]:
     """The model's live rules and settings as a version document."""
