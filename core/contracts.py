@@ -28,8 +28,9 @@ ChangeKind = Literal["scored", "merged", "identified"]
 class LeadChange:
     """One committed change of a lead, from scoring to automations and webhook subscribers.
 
-    `path`: every (score, stage) the lead went through, first the old one and last the new one,
-    so a trigger sees each threshold crossed even when a batch folded many events at once.
+    `path`: the (score, stage) turning points of the scores the lead went through, first the old one
+    and last the new one (a run up or down keeps its two ends), so a trigger sees each threshold
+    crossed and each stage passed even when a batch folded many events at once.
     """
 
     kind: ChangeKind

@@ -10,7 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 STAGES = ("cold", "warm", "hot", "qualified")
 OPERATORS = (
@@ -135,6 +136,11 @@ class EventFact:
     def key(self) -> tuple[datetime, str]:
         return (self.timestamp, self.event_id)
 
+    @cached_property
+    def day(self) -> str:
+        """The event's calendar day (daily caps count by it), computed once for every model's fold."""
+        return self.timestamp.date().isoformat()
+
     def subject(self) -> dict[str, Any]:
         """The document conditions are evaluated on: `properties.x`, `context.page.path`, `event`."""
         return {
@@ -185,6 +191,9 @@ class RuleTally:
     day_count: int = 0
 
 
+NO_TALLY = RuleTally()  # a rule that has not applied yet
+
+
 @dataclass(frozen=True)
 class FoldState:
     """Everything needed to continue a fold: the engagement score and where it stopped."""
@@ -228,9 +237,12 @@ class FoldState:
         )
 
 
-@dataclass(frozen=True)
-class Step:
-    """The effect of one event on the engagement score (decay since the previous event included)."""
+class Step(NamedTuple):
+    """The effect of one event on the engagement score (decay since the previous event included).
+
+    Immutable like the fold's other values; a named tuple, as `HistoryStep`, because the fold makes
+    one per event and model (a frozen dataclass costs three times as much to make).
+    """
 
     event_id: str
     timestamp: datetime
@@ -267,15 +279,21 @@ def _capped_points(rule: Rule, tally: RuleTally, day: str) -> int | None:
 
 
 def fold(
-    events: Iterable[EventFact], *, rules: Iterable[Rule], policy: Policy, state: FoldState | None = None
+    events: Iterable[EventFact],
+    *,
+    rules: Iterable[Rule],
+    policy: Policy,
+    state: FoldState | None = None,
+    index: Mapping[str, Sequence[Rule]] | None = None,
 ) -> tuple[FoldState, list[Step]]:
     """Apply `events` in `(timestamp, event_id)` order to `state`; return the new state and one step per event.
 
     Before each event the score decays for the idle days since the previous one; then
     every matching rule adds its points (within its caps) and the score is clamped.
+    `index`: `rules_by_event_type(rules)` when the caller already has it (a model keeps its own).
     """
     state = state or FoldState()
-    index = rules_by_event_type(rules)
+    index = rules_by_event_type(rules) if index is None else index
     wildcard = index.get("*", [])
     score, last_ts, last_id = state.score, state.last_timestamp, state.last_event_id
     tallies, clamped, decayed = dict(state.tallies), state.clamped, state.decayed
@@ -283,7 +301,7 @@ def fold(
     for event in sorted(events, key=lambda e: e.key):
         decayed_score = policy.decay.apply(score, last_ts, event.timestamp)
         decay = decayed_score - score
-        day = event.timestamp.date().isoformat()
+        day = event.day
         subject: dict[str, Any] | None = None
         applied: list[tuple[int, int]] = []
         for rule in (*index.get(event.name, ()), *wildcard):
@@ -291,14 +309,14 @@ def fold(
                 subject = subject or event.subject()
                 if not rule.matches(subject):
                     continue
-            tally = tallies.get(rule.id, RuleTally())
+            tally = tallies.get(rule.id, NO_TALLY)
             points = _capped_points(rule, tally, day)
             if points is None:
                 continue  # capped: the rule did not apply
             day_count = tally.day_count + 1 if tally.day == day else 1
             tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)
             applied.append((rule.id, points))
-        raw = decayed_score + sum(points for _, points in applied)
+        raw = decayed_score + sum(points for _, points in applied) if applied else decayed_score
         new_score = min(max(raw, 0), policy.max_score)
         clamped += new_score - raw
         decayed += decay
@@ -321,8 +339,7 @@ class Materialised:
     fit_applied: tuple[tuple[int, int], ...] = ()
 
 
-@dataclass(frozen=True)
-class HistoryStep:
+class HistoryStep(NamedTuple):
     """One history row an evaluation leaves: each old score is the previous step's new score."""
 
     reason: str  # rule | decay | fit | rescore
@@ -373,6 +390,7 @@ def lead_evaluate(
     purpose: str = "score",
     final: bool = True,
     before: Materialised | None = None,
+    index: Mapping[str, Sequence[Rule]] | None = None,
 ) -> Evaluation:
     """Fold + fit + decay + total + stage for one lead: the one function every score comes from.
 
@@ -398,12 +416,17 @@ def lead_evaluate(
     if not events and not refold:
         return _refit_evaluate(lead, fit, tuple(fit_applied), policy, now)
     before = before or lead
-    state, steps = fold(events, rules=rules, policy=policy, state=FoldState() if refold else lead.state)
+    start = FoldState() if refold else lead.state
+    state, steps = fold(events, rules=rules, policy=policy, state=start, index=index)
     history: list[HistoryStep] = []
     chain = 0 if refold else lead.score
+    explained: dict[tuple[tuple[int, int], ...], list[dict[str, int]]] = {}  # one list per set of rules applied
     for step in steps:
-        total = total_score(step.new_score, fit, policy)
-        details = {"rules": [{"ruleId": r, "points": p} for r, p in step.applied], "decay": step.decay, "fit": fit}
+        total = min(max(step.new_score + fit, 0), policy.max_score)  # total_score, inline: once per event and model
+        rules_applied = explained.get(step.applied)
+        if rules_applied is None:
+            rules_applied = explained[step.applied] = [{"ruleId": r, "points": p} for r, p in step.applied]
+        details = {"rules": rules_applied, "decay": step.decay, "fit": fit}
         history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
         chain = total
     path = [before.score] if refold else [lead.score, *(row.new_score for row in history)]
@@ -446,6 +469,11 @@ class Model:
     primary: bool = True
     version: int = 0  # the rule-set version the rules and policy are (history rows cite it)
 
+    @cached_property
+    def index(self) -> dict[str, list[Rule]]:
+        """The engagement rules by event type, built once per model, not once per lead."""
+        return rules_by_event_type(self.rules)
+
 
 def models_evaluate(
     *,
@@ -477,6 +505,7 @@ def models_evaluate(
             purpose=purpose,
             final=final,
             before=None if before is None else before.get(model.id) or Materialised(),
+            index=model.index,
         )
         for model in models
     }

@@ -102,7 +102,10 @@ class LeadScore(models.Model):
     project = models.ForeignKey(
         "accounts.Project", on_delete=models.CASCADE, related_name="lead_scores", db_constraint=False
     )
-    lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="model_scores", db_constraint=False)
+    # no index of its own: the (lead, model) unique constraint's index serves lookups by lead
+    lead = models.ForeignKey(
+        "ingest.Lead", on_delete=models.CASCADE, related_name="model_scores", db_constraint=False, db_index=False
+    )
     model = models.ForeignKey(
         ScoringModel, on_delete=models.CASCADE, related_name="lead_scores", db_constraint=False, db_index=False
     )
@@ -163,16 +166,26 @@ class ScoreHistory(models.Model):
         RESCORE = "rescore"
         FIT = "fit"
 
-    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="score_history")
-    lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="score_history")
-    # No database constraint or index of its own (Django still cascades a model's deletion): a history row
-    # per event per model made their checks at commit a third of a multi-model batch's time; every
-    # query reaches the rows through the (lead, model, occurred_at) index.
+    # No database constraints (Django still cascades deletions; only scoring writes rows, for leads and
+    # events it holds locked): one row per event per model, and each constraint was a trigger per row at
+    # commit, 40 % of a five-model batch's database time. Lookups by lead (and model) use the
+    # (lead, model, occurred_at) index, so neither has an index of its own; event deletions use the event's.
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="score_history", db_constraint=False
+    )
+    lead = models.ForeignKey(
+        "ingest.Lead", on_delete=models.CASCADE, related_name="score_history", db_constraint=False, db_index=False
+    )
     model = models.ForeignKey(
         ScoringModel, on_delete=models.CASCADE, related_name="history", db_constraint=False, db_index=False
     )
     event = models.ForeignKey(
-        "ingest.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="score_history"
+        "ingest.Event",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="score_history",
+        db_constraint=False,
     )
     # The model's version whose rules produced the row (null: rows from before versions existed).
     version = models.PositiveIntegerField(null=True, blank=True)

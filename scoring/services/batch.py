@@ -1,6 +1,5 @@
 """Scoring in batches: claim many pending leads at once, fold each in the engine, write in bulk."""
 
-import json
 import logging
 import time
 from collections import defaultdict
@@ -9,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 
+import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Window
@@ -157,7 +157,8 @@ def _pending_facts(
             fetched = cursor.fetchall()
         # a plain cursor returns JSON columns as text (Django decodes them in from_db_value)
         props, ctx = PENDING_FIELDS.index("properties"), PENDING_FIELDS.index("context")
-        rows = [(*row[:props], json.loads(row[props]), json.loads(row[ctx]), *row[ctx + 1 :]) for row in fetched]
+        loads = orjson.loads
+        rows = [(*row[:props], loads(row[props]), loads(row[ctx]), *row[ctx + 1 :]) for row in fetched]
     else:
         position = Window(RowNumber(), partition_by=F("lead_id"), order_by=[F("timestamp").asc(), F("event_id").asc()])
         rows = (
@@ -361,7 +362,7 @@ def _log_heads(
         cursor.execute(sql, [int_array(lead_ids), size])
         fetched = cursor.fetchall()
     # a plain cursor returns JSON columns as text (Django decodes them in from_db_value)
-    loads = json.loads
+    loads = orjson.loads
     if documents:
         for row_pk, row_lead, row_event, row_name, ts, row_kind, row_props, row_ctx in fetched:
             fact = engine.EventFact(row_event, row_name, ts, loads(row_props), loads(row_ctx), row_kind)

@@ -256,3 +256,23 @@ def test_another_projects_models_are_404(tenant, other_tenant):
     assert client.get("/api/rules?model=b").status_code == 404
     assert client.post("/api/models", {**ENTERPRISE, "copyFrom": "b"}, format="json").status_code == 404
     assert ScoringModel.objects.filter(key="b", project=other_tenant.project, name="B").exists()
+
+
+def test_history_and_model_scores_have_no_database_constraints_yet_deletions_cascade(tenant):
+    """One history row per event per model: no foreign-key trigger checks each at commit, and Django
+    still removes the rows with their event, lead, model or project (no orphan is left behind)."""
+    from django.db import connection
+
+    b = second_model(tenant.project)
+    lead = ingest(tenant.project, "x", ("page_view", 1), ("page_view", 2), ("demo_request", 3))
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, ScoreHistory._meta.db_table)
+    assert not [name for name, c in constraints.items() if c["foreign_key"]]
+    assert ScoreHistory.objects.filter(lead=lead).count() == 6 and LeadScore.objects.filter(lead=lead).count() == 1
+    Event.objects.filter(lead=lead, name="demo_request").delete()
+    assert not ScoreHistory.objects.filter(lead=lead, event__isnull=True, reason="rule").exists()
+    assert ScoreHistory.objects.filter(lead=lead, reason="rule").count() == 4  # the demo's two rows went with it
+    b.delete()
+    assert ScoreHistory.objects.filter(lead=lead).count() == 2 and not LeadScore.objects.filter(lead=lead).exists()
+    tenant.project.delete()
+    assert not ScoreHistory.objects.filter(lead_id=lead.id).exists()
