@@ -118,6 +118,11 @@ class Window:
     def span(self) -> timedelta:
         return timedelta(days=self.days)
 
+    @property
+    def label(self) -> str:
+        """How the pages show it: "3\u00d7 in 7 days"."""
+        return f"{self.count}\u00d7 in {self.days} day{'s' if self.days != 1 else ''}"
+
 
 @dataclass(frozen=True)
 class Rule:
