@@ -59,10 +59,14 @@ class RuleForm(forms.Form):
     maxPerLead = forms.IntegerField(required=False, label="Max per lead")
     maxPoints = forms.IntegerField(required=False, label="Max points")
     # the window, `{"count", "days"}` on the API: "at least N times within D days" (both empty: every time)
-    windowCount = forms.IntegerField(required=False, label="At least (times)", help_text="matching events…")
+    windowCount = forms.IntegerField(
+        required=False, label="Window: at least (times)",
+        help_text="The rule scores the matching event that makes this many within the days below. Both empty: "
+        "every matching event scores.",
+    )  # fmt: skip
     windowDays = forms.IntegerField(
-        required=False, label="within (days)", help_text="…in the trailing days, then it rests as long. Both empty: "
-        "every matching event scores."
+        required=False, label="within (days)", help_text="Counted back from each event; after scoring, the rule "
+        "rests this many days."
     )  # fmt: skip
     isActive = forms.BooleanField(required=False, initial=True, label="Active")
 
