@@ -109,7 +109,7 @@ WINDOW_DAYS_RANGE = (1, 365)
 
 @dataclass(frozen=True)
 class Window:
-    """ "At least `count` matching events within `days` days" (this one included), then `days` days of rest."""
+    """A rule's frequency: at least `count` matching events within `days` days (this one included), then a rest."""
 
     count: int
     days: int
