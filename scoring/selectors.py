@@ -251,6 +251,8 @@ def scoring_models_for_project(*, project: Project) -> QuerySet[ScoringModel]:
 
 def scoring_model_get(*, project: Project, key: str | None = None) -> ScoringModel:
     """The project's model with this key (the `?model=` of the API and pages); the primary one without."""
+    if key and "\x00" in key:  # no key has one, and PostgreSQL refuses to compare text with it
+        raise NotFound("Scoring model not found.")
     models = ScoringModel.objects.filter(project=project)
     model = models.filter(key=key).first() if key else models.filter(is_primary=True).first()
     if model is None:
