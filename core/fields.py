@@ -115,7 +115,7 @@ class StrictSerializerMixin:
     """Refuse keys of the body that are not writable fields (400 naming each), as Stripe does.
 
     DRF silently drops unknown keys, so a client's typo or a field the API does not have
-    (`window` on a rule) would be stored as something other than what the client meant.
+    (`within` on a rule) would be stored as something other than what the client meant.
     Read-only fields (`id`, `createdAt`, scores) are refused too, though a client may echo them
     back from a GET: changing them is not possible, and saying so beats pretending.
     Nested serializers and `many=True` children refuse theirs: DRF validates them through here too.

@@ -8,8 +8,8 @@ database.
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, NamedTuple
 
@@ -104,9 +104,30 @@ _OPERATIONS = {
 }
 
 
+WINDOW_COUNT_RANGE = (1, 100)
+WINDOW_DAYS_RANGE = (1, 365)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A rule's frequency: at least `count` matching events within `days` days (this one included), then a rest."""
+
+    count: int
+    days: int
+
+    @property
+    def span(self) -> timedelta:
+        return timedelta(days=self.days)
+
+    @property
+    def label(self) -> str:
+        """How the pages show it: "3\u00d7 in 7 days"."""
+        return f"{self.count}\u00d7 in {self.days} day{'s' if self.days != 1 else ''}"
+
+
 @dataclass(frozen=True)
 class Rule:
-    """Points for events of a type (or `*`) whose conditions all hold, within optional caps."""
+    """Points for events of a type (or `*`) whose conditions all hold, within optional window and caps."""
 
     id: int
     event_type: str
@@ -116,6 +137,7 @@ class Rule:
     max_per_lead: int | None = None
     max_points: int | None = None
     name: str = ""
+    window: Window | None = None
 
     def matches(self, subject: dict[str, Any]) -> bool:
         return all(condition.holds(subject) for condition in self.conditions)
@@ -195,6 +217,24 @@ NO_TALLY = RuleTally()  # a rule that has not applied yet
 
 
 @dataclass(frozen=True)
+class WindowTally:
+    """A window rule's bounded memory on one lead: its last `count - 1` matching events' times, its last award."""
+
+    recent: tuple[datetime, ...] = ()
+    awarded: datetime | None = None
+
+    def to_json(self) -> list[Any]:
+        return [[ts.isoformat() for ts in self.recent], self.awarded.isoformat() if self.awarded else None]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> "WindowTally":
+        recent, awarded = data
+        return cls(
+            tuple(datetime.fromisoformat(ts) for ts in recent), datetime.fromisoformat(awarded) if awarded else None
+        )
+
+
+@dataclass(frozen=True)
 class FoldState:
     """Everything needed to continue a fold: the engagement score and where it stopped."""
 
@@ -204,6 +244,7 @@ class FoldState:
     tallies: dict[int, RuleTally] = field(default_factory=dict)
     clamped: int = 0  # points lost to the 0..max clamp
     decayed: int = 0  # points lost to decay between events
+    windows: dict[int, WindowTally] = field(default_factory=dict)  # window rules' memory, by rule id
 
     @property
     def key(self) -> tuple[datetime, str] | None:
@@ -214,7 +255,7 @@ class FoldState:
         return self.key is None or all(event.key > self.key for event in events)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "score": self.score,
             "lastTimestamp": self.last_timestamp.isoformat() if self.last_timestamp else None,
             "lastEventId": self.last_event_id,
@@ -222,6 +263,9 @@ class FoldState:
             "clamped": self.clamped,
             "decayed": self.decayed,
         }
+        if self.windows:  # only leads of projects with window rules carry them
+            data["windows"] = {str(rule_id): w.to_json() for rule_id, w in self.windows.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> "FoldState":
@@ -234,6 +278,7 @@ class FoldState:
             tallies={int(k): RuleTally(*v) for k, v in data.get("rules", {}).items()},
             clamped=int(data.get("clamped", 0)),
             decayed=int(data.get("decayed", 0)),
+            windows={int(k): WindowTally.from_json(v) for k, v in data.get("windows", {}).items()},
         )
 
 
@@ -278,6 +323,26 @@ def _capped_points(rule: Rule, tally: RuleTally, day: str) -> int | None:
     return points
 
 
+def _window_due(rule_id: int, window: Window, windows: dict[int, WindowTally], timestamp: datetime) -> bool:
+    """Record a match of a window rule in `windows`; True when the window lets the rule award on this event.
+
+    It does when, counting this event, at least `count` matching events fall in the trailing
+    window `(t - days, t]`, and the rule's last award is `days` or more before `t`. So the events
+    of one award never count towards the next (the next window starts after it), and a lead
+    matching every day earns the rule once every `days` days. Only the last `count - 1`
+    matches are kept: enough to tell whether the window holds `count`.
+    """
+    tally = windows.get(rule_id, WindowTally())
+    since = timestamp - window.span
+    keep = window.count - 1
+    recent = tally.recent[-keep:] if keep else ()
+    due = 1 + sum(ts > since for ts in recent) >= window.count and (
+        tally.awarded is None or timestamp >= tally.awarded + window.span
+    )
+    windows[rule_id] = WindowTally((*recent, timestamp)[-keep:] if keep else (), tally.awarded)
+    return due
+
+
 def fold(
     events: Iterable[EventFact],
     *,
@@ -289,7 +354,8 @@ def fold(
     """Apply `events` in `(timestamp, event_id)` order to `state`; return the new state and one step per event.
 
     Before each event the score decays for the idle days since the previous one; then
-    every matching rule adds its points (within its caps) and the score is clamped.
+    every matching rule adds its points (within its window, see `_window_due`, and its caps)
+    and the score is clamped. A window rule stopped by a cap has not awarded (no rest follows).
     `index`: `rules_by_event_type(rules)` when the caller already has it (a model keeps its own).
     """
     state = state or FoldState()
@@ -297,6 +363,7 @@ def fold(
     wildcard = index.get("*", [])
     score, last_ts, last_id = state.score, state.last_timestamp, state.last_event_id
     tallies, clamped, decayed = dict(state.tallies), state.clamped, state.decayed
+    windows = dict(state.windows)
     steps: list[Step] = []
     for event in sorted(events, key=lambda e: e.key):
         decayed_score = policy.decay.apply(score, last_ts, event.timestamp)
@@ -309,10 +376,14 @@ def fold(
                 subject = subject or event.subject()
                 if not rule.matches(subject):
                     continue
+            if rule.window is not None and not _window_due(rule.id, rule.window, windows, event.timestamp):
+                continue
             tally = tallies.get(rule.id, NO_TALLY)
             points = _capped_points(rule, tally, day)
             if points is None:
                 continue  # capped: the rule did not apply
+            if rule.window is not None:
+                windows[rule.id] = replace(windows[rule.id], awarded=event.timestamp)
             day_count = tally.day_count + 1 if tally.day == day else 1
             tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)
             applied.append((rule.id, points))
@@ -324,7 +395,7 @@ def fold(
         score, last_ts, last_id = new_score, event.timestamp, event.event_id
     if not steps:
         return state, steps
-    return FoldState(score, last_ts, last_id, tallies, clamped, decayed), steps
+    return FoldState(score, last_ts, last_id, tallies, clamped, decayed, windows), steps
 
 
 @dataclass(frozen=True)

@@ -58,12 +58,23 @@ class RuleForm(forms.Form):
     maxPerDay = forms.IntegerField(required=False, label="Max per day")
     maxPerLead = forms.IntegerField(required=False, label="Max per lead")
     maxPoints = forms.IntegerField(required=False, label="Max points")
+    # the window, `{"count", "days"}` on the API: "at least N times within D days" (both empty: every time)
+    windowCount = forms.IntegerField(
+        required=False, label="Window: at least (times)",
+        help_text="The rule scores the matching event that makes this many within the days below. Both empty: "
+        "every matching event scores.",
+    )  # fmt: skip
+    windowDays = forms.IntegerField(
+        required=False, label="within (days)", help_text="Counted back from each event; after scoring, the rule "
+        "rests this many days."
+    )  # fmt: skip
     isActive = forms.BooleanField(required=False, initial=True, label="Active")
 
     def __init__(self, data: Any = None, *, rule: ScoringRule | None = None) -> None:
         initial = None
         if rule is not None:
-            initial = {**RuleSerializer(rule).data, "conditions": json.dumps(rule.conditions, indent=1)}
+            initial = {**RuleSerializer(rule).data, "conditions": json.dumps(rule.conditions, indent=1),
+                       "windowCount": rule.window_count, "windowDays": rule.window_days}  # fmt: skip
         super().__init__(data, initial=initial)
         self.rule = rule
         self.validated_data: dict[str, Any] = {}
@@ -79,12 +90,35 @@ class RuleForm(forms.Form):
         cleaned = super().clean() or {}
         if self.errors:
             return cleaned
-        serializer = RuleSerializer(self.rule, data=cleaned)
+        serializer = RuleSerializer(self.rule, data=_with_window(cleaned))
         if serializer.is_valid():
             self.validated_data = dict(serializer.validated_data)
         else:
-            serializer_errors(self, serializer.errors)
+            serializer_errors(self, _window_errors(serializer.errors))
         return cleaned
+
+
+def _with_window(cleaned: dict[str, Any]) -> dict[str, Any]:
+    """The form's two window inputs as the API's `window` (null when both are empty)."""
+    data = {k: v for k, v in cleaned.items() if k not in ("windowCount", "windowDays")}
+    count, days = cleaned.get("windowCount"), cleaned.get("windowDays")
+    if count is None and days is None:
+        data["window"] = None
+    else:
+        data["window"] = {k: v for k, v in (("count", count), ("days", days)) if v is not None}
+    return data
+
+
+def _window_errors(errors: Any) -> Any:
+    """`window.count` / `window.days` errors on their inputs; a window error as a whole on the count's."""
+    if not isinstance(errors, dict) or "window" not in errors:
+        return errors
+    errors = dict(errors)
+    window = errors.pop("window")
+    parts = window.items() if isinstance(window, dict) else [("count", window)]
+    for part, messages in parts:
+        errors[{"count": "windowCount", "days": "windowDays"}.get(part, "windowCount")] = messages
+    return errors
 
 
 class ScoringSettingsForm(forms.Form):

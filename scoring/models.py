@@ -4,6 +4,8 @@ from django.db.models import F, Q
 
 from core.models import TimeStampedModel
 
+from . import engine
+
 MODELS_PER_PROJECT = 25
 
 
@@ -147,13 +149,31 @@ class ScoringRule(TimeStampedModel):
     max_per_day = models.PositiveIntegerField(null=True, blank=True)
     max_per_lead = models.PositiveIntegerField(null=True, blank=True)
     max_points = models.PositiveIntegerField(null=True, blank=True)
+    # Engagement rules: award only on the event that makes window_count matches within window_days days
+    # (then rest window_days days); both or neither.
+    window_count = models.PositiveSmallIntegerField(null=True, blank=True)
+    window_days = models.PositiveSmallIntegerField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
 
     class Meta:
         indexes = [models.Index(fields=["project", "event_type"], name="rule_project_event_type_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_count__isnull=True, window_days__isnull=True)
+                | Q(window_count__gte=1, window_count__lte=100, window_days__gte=1, window_days__lte=365),
+                name="scoring_rule_window",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.points:+d}"
+
+    @property
+    def window_label(self) -> str:
+        """The window as the pages show it, e.g. "3\u00d7 in 7 days" ("" without one)."""
+        if not self.window_count or not self.window_days:
+            return ""
+        return engine.Window(self.window_count, self.window_days).label
 
 
 class ScoreHistory(models.Model):

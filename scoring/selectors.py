@@ -23,6 +23,7 @@ from ingest.selectors import event_numbers, lead_numbers
 from . import engine
 from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
 from .services.fold import engine_models, facts, lead_profile, log_pages, model_policy, project_rules, rule_from_row
+from .services.versions import RULE_DEFAULTS
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -179,7 +180,12 @@ def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> di
         "fitScore": stored["fit"],
         "fitGrade": stored["grade"],
         "rules": [
-            {**describe(rule_id), "timesApplied": tally.count, "points": tally.points}
+            {
+                **describe(rule_id),
+                "timesApplied": tally.count,
+                "points": tally.points,
+                "window": _window(rules.get(rule_id)),
+            }
             for rule_id, tally in sorted(state.tallies.items(), key=lambda item: -abs(item[1].points))
         ],
         "clampAdjustment": state.clamped,
@@ -191,6 +197,13 @@ def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> di
         # fit rules or traits changed since the last fold: the numbers add up, but are about to move
         "stale": fit_live != stored["fit"],
     }
+
+
+def _window(rule: ScoringRule | None) -> dict[str, int] | None:
+    """A rule's window as the API shows it (None without one)."""
+    if rule is None or rule.window_count is None or rule.window_days is None:
+        return None
+    return {"count": rule.window_count, "days": rule.window_days}
 
 
 def _model_result(lead: Lead, model: ScoringModel | None) -> dict[str, Any]:
@@ -238,6 +251,8 @@ def scoring_models_for_project(*, project: Project) -> QuerySet[ScoringModel]:
 
 def scoring_model_get(*, project: Project, key: str | None = None) -> ScoringModel:
     """The project's model with this key (the `?model=` of the API and pages); the primary one without."""
+    if key and "\x00" in key:  # no key has one, and PostgreSQL refuses to compare text with it
+        raise NotFound("Scoring model not found.")
     models = ScoringModel.objects.filter(project=project)
     model = models.filter(key=key).first() if key else models.filter(is_primary=True).first()
     if model is None:
@@ -678,17 +693,34 @@ def documents_diff(*, before: dict[str, Any], after: dict[str, Any]) -> dict[str
     old = {rule["id"]: rule for rule in before["rules"] if rule.get("id")}
     new = {rule["id"]: rule for rule in after["rules"] if rule.get("id")}
     changed = [
-        {"id": rule_id, "fields": {f: {"from": old[rule_id].get(f), "to": v} for f, v in rule.items()
-                                   if old[rule_id].get(f) != v}}
+        {"id": rule_id, "fields": _rule_changes(old[rule_id], rule)}
         for rule_id, rule in new.items()
-        if rule_id in old and rule != old[rule_id]
-    ]  # fmt: skip
+        if rule_id in old and _rule_changes(old[rule_id], rule)
+    ]
     return {
         "settings": settings,
         "added": [rule for rule in after["rules"] if not rule.get("id") or rule["id"] not in old],
         "removed": [rule for rule_id, rule in old.items() if rule_id not in new],
         "changed": changed,
     }
+
+
+WINDOW_FIELDS = ("window_count", "window_days")
+
+
+def _rule_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """field: {from, to} for each field of a document's rule that differs (a field missing from an older version's
+    document is its default); a window is one value, so both its fields show when either changed."""
+    before, after = {**RULE_DEFAULTS, **old}, {**RULE_DEFAULTS, **new}
+    fields = [f for f in {**new, **after} if before.get(f) != after[f]]  # in the new rule's order
+    if any(f in fields for f in WINDOW_FIELDS):
+        fields = [*(f for f in fields if f not in WINDOW_FIELDS), *WINDOW_FIELDS]
+    return {f: {"from": before.get(f), "to": after[f]} for f in fields}
+
+
+def window_label(count: int | None, days: int | None) -> str:
+    """How a rule's window reads on the pages ("" without one)."""
+    return engine.Window(count, days).label if count and days else ""
 
 
 def document_model(*, model: ScoringModel, document: dict[str, Any], version: int = 0) -> engine.Model:
@@ -794,11 +826,19 @@ def documents_diff_lines(*, before: dict[str, Any], after: dict[str, Any]) -> di
                   for rule in diff["added"]],
         "removed": [f"{document_rule_label(rule)} ({rule['event_type'] or rule['kind']}, {rule['points']:+d} points)"
                     for rule in diff["removed"]],
-        "changed": [f"{names[change['id']]}: " + ", ".join(
-                        f"{RULE_FIELD_LABELS.get(field, field)} {_shown(value['from'])} → {_shown(value['to'])}"
-                        for field, value in change["fields"].items())
+        "changed": [f"{names[change['id']]}: " + ", ".join(_change_lines(change["fields"]))
                     for change in diff["changed"]],
     }  # fmt: skip
+
+
+def _change_lines(fields: dict[str, dict[str, Any]]) -> list[str]:
+    lines = [f"{RULE_FIELD_LABELS.get(field, field)} {_shown(value['from'])} → {_shown(value['to'])}"
+             for field, value in fields.items() if field not in WINDOW_FIELDS]  # fmt: skip
+    if "window_count" in fields:
+        count, days = fields["window_count"], fields["window_days"]
+        before = window_label(count["from"], days["from"]) or "every time"
+        lines.append(f"window {before} → {window_label(count['to'], days['to']) or 'every time'}")
+    return lines
 
 
 def _shown(value: Any) -> str:

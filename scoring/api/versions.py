@@ -209,8 +209,16 @@ def wire_diff(diff: dict[str, Any]) -> dict[str, Any]:
         "settings": {settings_names.get(f, f): change for f, change in diff["settings"].items()},
         "added": rules(diff["added"], many=True).data,
         "removed": rules(diff["removed"], many=True).data,
-        "changed": [
-            {"id": item["id"], "fields": {rule_names.get(f, f): change for f, change in item["fields"].items()}}
-            for item in diff["changed"]
-        ],
+        "changed": [{"id": item["id"], "fields": _wire_fields(item["fields"], rule_names)} for item in diff["changed"]],
     }
+
+
+def _wire_fields(fields: dict[str, dict[str, Any]], names: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """A rule's changed fields with the API's names; its window's two fields as one `window`."""
+    wire = {names.get(f, f): change for f, change in fields.items() if f not in ("window_count", "window_days")}
+    if "window_count" in fields:
+        count, days = fields["window_count"], fields["window_days"]
+        wire["window"] = {
+            end: None if count[end] is None else {"count": count[end], "days": days[end]} for end in ("from", "to")
+        }
+    return wire

@@ -19,6 +19,7 @@ from ingest.models import Event, Lead
 from ..models import ScoreHistory
 from ..selectors import leads_model_scores
 from .common import enum_field, openapi_patch
+from .rules import WindowSerializer
 
 MODEL_SCORES_SCHEMA = {
     "type": "object",
@@ -169,8 +170,10 @@ class RuleRefSerializer(serializers.Serializer):
 
 @extend_schema_serializer(component_name="LeadScoreBreakdownRule")
 class ScoreBreakdownRuleSerializer(RuleRefSerializer):
-    timesApplied = serializers.IntegerField()
+    timesApplied = serializers.IntegerField(help_text="Times the rule gave points (a window rule: its awards).")
     points = serializers.IntegerField()
+    window = WindowSerializer(allow_null=True, help_text="The rule's window, if any: it awards on the `count`th "
+                              "matching event within `days` days.")  # fmt: skip
 
 
 @extend_schema_serializer(component_name="LeadScoreBreakdownFit")

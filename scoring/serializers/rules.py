@@ -1,5 +1,6 @@
 """Rules, scoring settings, re-score jobs and the what-if preview on the wire."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, inline_serializer
@@ -27,6 +28,68 @@ from .common import CONDITION_SCHEMA, EVENT_TYPE_PATTERN, MAX_CONDITIONS, enum_f
 @extend_schema_field({"type": "array", "maxItems": MAX_CONDITIONS, "items": CONDITION_SCHEMA})
 class ConditionsField(serializers.JSONField):
     pass
+
+
+WINDOW_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "Engagement rules only: award on the event that makes `count` matching events (type and "
+    "conditions) within the trailing `days` days, this one included; then not again for `days` days, and the "
+    "events of one award never count towards the next. Caps apply to the awards. Null: every matching event.",
+    "properties": {
+        "count": {"type": "integer", "minimum": engine.WINDOW_COUNT_RANGE[0], "maximum": engine.WINDOW_COUNT_RANGE[1]},
+        "days": {"type": "integer", "minimum": engine.WINDOW_DAYS_RANGE[0], "maximum": engine.WINDOW_DAYS_RANGE[1]},
+    },
+    "required": ["count", "days"],
+    "additionalProperties": False,
+}
+
+
+@extend_schema_serializer(component_name="ScoringRuleWindow")
+class WindowSerializer(serializers.Serializer):
+    """A rule's window in responses that show it beside other things (the score breakdown)."""
+
+    count = serializers.IntegerField()
+    days = serializers.IntegerField()
+
+
+@extend_schema_field(WINDOW_SCHEMA)
+class WindowField(serializers.Field):
+    """`{"count": 3, "days": 7}` or null on the wire; the rule's `window_count` and `window_days`."""
+
+    PARTS = {"count": ("window_count", engine.WINDOW_COUNT_RANGE), "days": ("window_days", engine.WINDOW_DAYS_RANGE)}
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(source="*", allow_null=True, required=False, **kwargs)
+
+    def to_representation(self, value: Any) -> dict[str, int] | None:
+        # a rule row, or a rule of a version document (a dict with the same names)
+        read = value.get if isinstance(value, Mapping) else lambda name: getattr(value, name, None)
+        count, days = read("window_count"), read("window_days")
+        return None if count is None or days is None else {"count": count, "days": days}
+
+    def to_internal_value(self, data: Any) -> dict[str, int | None]:
+        if data is None:
+            return {"window_count": None, "window_days": None}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError('Must be an object such as {"count": 3, "days": 7}, or null.')
+        errors = unknown_fields(data, self.PARTS)
+        cleaned: dict[str, int | None] = {}
+        for name, (attribute, (low, high)) in self.PARTS.items():
+            value = data.get(name)
+            if name not in data:
+                errors[name] = ["This field is required."]
+            elif isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            ):
+                errors[name] = ["Must be a whole number."]
+            elif not low <= value <= high:
+                errors[name] = [f"Must be from {low} to {high}."]
+            else:
+                cleaned[attribute] = int(value)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return cleaned
 
 
 @extend_schema_serializer(component_name="ScoringRule")
@@ -78,6 +141,7 @@ class RuleSerializer(StrictModelSerializer):
     )
     isActive = StrictBooleanField(source="is_active", required=False)
     points = StrictIntegerField(min_value=-10000, max_value=10000)
+    window = WindowField()
     conditions = ConditionsField(required=False, help_text="A fit rule needs at least one.")
     createdAt = serializers.DateTimeField(source="created_at", read_only=True)
     updatedAt = serializers.DateTimeField(source="updated_at", read_only=True)
@@ -99,6 +163,7 @@ class RuleSerializer(StrictModelSerializer):
             "maxPerDay",
             "maxPerLead",
             "maxPoints",
+            "window",
             "isActive",
             "createdAt",
             "updatedAt",
@@ -148,6 +213,8 @@ class RuleSerializer(StrictModelSerializer):
             attrs["event_type"] = ""
         if kind == ScoringRule.Kind.FIT and not attrs.get("conditions", getattr(self.instance, "conditions", [])):
             raise serializers.ValidationError({"conditions": ["A fit rule needs at least one condition."]})
+        if kind == ScoringRule.Kind.FIT and attrs.get("window_count", getattr(self.instance, "window_count", None)):
+            raise serializers.ValidationError({"window": ["Only engagement rules take a window."]})
         return attrs
 
 

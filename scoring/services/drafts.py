@@ -98,7 +98,7 @@ def _document_publish(
     kept: set[int] = set()
     fields = [field for field in VERSION_RULE_FIELDS if field != "id"]
     for data in document["rules"]:
-        values = {field: data[field] for field in fields}
+        values = {field: data.get(field, RULE_DEFAULTS.get(field)) for field in fields}
         rule_id = data.get("id")
         if rule_id in live:
             rule = live[rule_id]

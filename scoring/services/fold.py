@@ -65,6 +65,7 @@ def rule_from_row(row: ScoringRule) -> engine.Rule:
         max_per_day=row.max_per_day,
         max_per_lead=row.max_per_lead,
         max_points=row.max_points,
+        window=engine.Window(row.window_count, row.window_days) if row.window_count and row.window_days else None,
     )
 
 

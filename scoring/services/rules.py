@@ -29,6 +29,8 @@ RULE_FIELDS = (
     "max_per_day",
     "max_per_lead",
     "max_points",
+    "window_count",
+    "window_days",
     "is_active",
 )
 SETTINGS_FIELDS = (

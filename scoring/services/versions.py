@@ -11,14 +11,14 @@ from ..models import RuleSetVersion, ScoringModel, ScoringRule
 # What a version keeps of each rule (with its id, so a rollback restores the rule its history cites)
 # and of the model's settings.
 VERSION_RULE_FIELDS = ("id", "name", "kind", "event_type", "conditions", "points", "max_per_day", "max_per_lead",
-                       "max_points", "is_active")  # fmt: skip
+                       "max_points", "window_count", "window_days", "is_active")  # fmt: skip
 VERSION_SETTINGS_FIELDS = ("warm_threshold", "hot_threshold", "qualified_threshold", "max_score", "decay_enabled",
                            "decay_rate_percent", "decay_grace_days")  # fmt: skip
 
-# What a rule of a document is when a draft leaves a field out.
+# What a rule of a document is when a draft leaves a field out (or a version was published before the field).
 RULE_DEFAULTS: dict[str, Any] = {"name": "", "kind": "engagement", "event_type": "", "conditions": [],
                                  "max_per_day": None, "max_per_lead": None, "max_points": None,
-                                 "is_active": True}  # fmt: skip
+                                 "window_count": None, "window_days": None, "is_active": True}  # fmt: skip
 
 
 def model_document(*, model: ScoringModel) -> dict[str, Any]:

@@ -633,7 +633,7 @@ def test_bad_ingest_input_is_400_naming_the_field_and_stores_nothing(op, world):
 
 # --- e. Unknown fields ---------------------------------------------------------------------------------------------
 # Our own write bodies refuse what they do not know (400 naming it, nothing stored), as Stripe does: a rule with a
-# `window` the API has not got must not be stored as a rule that awards on every event. Ingest bodies follow the
+# `within` the API has not got must not be stored as a rule that awards on every event. Ingest bodies follow the
 # Segment spec, which lets clients send extra fields, so they keep accepting them.
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
@@ -644,24 +644,24 @@ EVENT_AUTOMATION = {**AUTOMATION, "trigger": "event_received", "triggerConfig": 
                     "conditions": [{"path": "properties.plan", "op": "exists"}]}}  # fmt: skip
 # (operation, body, the unknown field's path in the error): nested objects and list items refuse theirs too.
 NESTED_UNKNOWN_FIELDS = [
-    ("POST /api/rules", {**FIT_RULE, "conditions": [{**FIT_RULE["conditions"][0], "window": "7d"}]},
-     "conditions[0].window"),
+    ("POST /api/rules", {**FIT_RULE, "conditions": [{**FIT_RULE["conditions"][0], "within": "7d"}]},
+     "conditions[0].within"),
     ("PUT /api/rules/{rule}", {**RULE, "id": 1}, "id"),  # read-only, e.g. echoed back from a GET
-    ("POST /api/rules/preview", {"rules": [RULE, {**RULE, "window": "7d"}]}, "rules[1].window"),
-    ("POST /api/rules/preview", {"rules": [RULE], "settings": {"warmThreshold": 12, "window": 7}}, "settings.window"),
-    ("POST /api/automations", {**AUTOMATION, "triggerConfig": {"stage": "hot", "window": 7}}, "triggerConfig.window"),
+    ("POST /api/rules/preview", {"rules": [RULE, {**RULE, "within": "7d"}]}, "rules[1].within"),
+    ("POST /api/rules/preview", {"rules": [RULE], "settings": {"warmThreshold": 12, "within": 7}}, "settings.within"),
+    ("POST /api/automations", {**AUTOMATION, "triggerConfig": {"stage": "hot", "within": 7}}, "triggerConfig.within"),
     ("POST /api/automations", {**AUTOMATION, "actionConfig": {"url": "http://127.0.0.1:9/hook", "headers": {}}},
      "actionConfig.headers"),
     ("PATCH /api/automations/{automation}", {"trigger": "lead_merged", "triggerConfig": {"stage": "hot"}},
      "triggerConfig.stage"),
     ("POST /api/automations", {**EVENT_AUTOMATION, "triggerConfig": {"eventType": "signup", "conditions": [
-        {"path": "properties.plan", "op": "exists", "window": 7}]}}, "triggerConfig.conditions[0].window"),
+        {"path": "properties.plan", "op": "exists", "within": 7}]}}, "triggerConfig.conditions[0].within"),
     ("PATCH /api/leads/{lead}", {"name": "Ada", "currentScore": 999}, "currentScore"),
 ]  # fmt: skip
 
 
 def error_paths(fields: Any, path: str = "") -> set[str]:
-    """Every field path an error's `fields` names: `window`, `rules[1].window`, `conditions[0].window`
+    """Every field path an error's `fields` names: `within`, `rules[1].within`, `conditions[0].within`
     (list items' errors come keyed by index, as DRF gives them)."""
     if isinstance(fields, dict):
         return {
@@ -711,12 +711,12 @@ def test_an_unknown_field_is_400_naming_it_and_stores_nothing(op, world):
     client = {PUBLIC: world.anonymous, MEMBER: world.member}.get(op.role, world.owner)
     before = state(world.project), counts()
     # when: a body the operation accepts, plus a field it does not know
-    response = call(client, op, world, body={**strict_body(op, world, client), "window": "7d"})
+    response = call(client, op, world, body={**strict_body(op, world, client), "within": "7d"})
     # then
-    assert_error(response, 400, "window")
+    assert_error(response, 400, "within")
     error = response.json()["error"]
-    assert error["fields"] == {"window": ["Unknown field."]}, error
-    assert error["message"] == "window: Unknown field.", error
+    assert error["fields"] == {"within": ["Unknown field."]}, error
+    assert error["message"] == "within: Unknown field.", error
     assert (state(world.project), counts()) == before
 
 
@@ -737,5 +737,5 @@ def test_an_unknown_nested_field_is_400_naming_its_path(op_id, body, path, world
 @pytest.mark.parametrize("op", cases(INGEST_OPS))
 def test_ingest_bodies_keep_accepting_extra_fields(op, world):
     before = Event.objects.filter(project=world.project).count()
-    assert_2xx(ingest(world, op, world.write_key, {**op.body, "window": "7d"}))
+    assert_2xx(ingest(world, op, world.write_key, {**op.body, "within": "7d"}))
     assert Event.objects.filter(project=world.project).count() == before + 1

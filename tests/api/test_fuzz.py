@@ -66,15 +66,18 @@ SEMANTIC_400_INGEST: dict[str, str] = {
 SEMANTIC_400_SCORING: dict[str, str] = {
     "PUT /api/leads/{lead_id}": "traits: no NUL in keys and at most 32 KiB (OpenAPI 3.0 cannot say either)",
     "PATCH /api/leads/{lead_id}": "traits: no NUL in keys and at most 32 KiB (OpenAPI 3.0 cannot say either)",
-    "POST /api/rules": "a regex condition must compile with RE2",
-    "PUT /api/rules/{rule_id}": "RE2 regexes; an omitted kind is the stored rule's, deciding eventType/conditions",
-    "PATCH /api/rules/{rule_id}": "RE2 regexes; eventType/conditions are checked against the stored rule's kind",
-    "POST /api/rules/preview": "RE2 regexes; proposed thresholds must rise together with the project's others",
+    "POST /api/rules": "a regex condition must compile with RE2; only engagement rules take a window",
+    "PUT /api/rules/{rule_id}": "RE2 regexes; an omitted kind is the stored rule's, deciding eventType/conditions"
+    " and whether a window is allowed",
+    "PATCH /api/rules/{rule_id}": "RE2 regexes; eventType/conditions/window are checked against the stored rule's kind",
+    "POST /api/rules/preview": "RE2 regexes; proposed thresholds must rise together with the project's others; "
+    "only engagement rules take a window",
     "PUT /api/scoring/settings": "thresholds must rise: warm < hot < qualified <= maxScore",
     "PATCH /api/scoring/settings": "thresholds must rise, together with the stored ones",
     "POST /api/models": "thresholds must rise together; at most 25 models per project",
     "PATCH /api/models/{key}": "thresholds must rise, together with the stored ones",
-    "PUT /api/models/{key}/draft": "thresholds must rise; a rule id at most once; RE2 regexes",
+    "PUT /api/models/{key}/draft": "thresholds must rise; a rule id at most once; RE2 regexes; "
+    "only engagement rules take a window",
 }
 SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
 

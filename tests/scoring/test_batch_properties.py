@@ -60,12 +60,15 @@ RULES_A = [
     {"event_type": "email_open", "points": -3, "conditions": [condition("properties.url", "not_exists")],
      "max_points": 10},
 ]  # fmt: skip
-# Project B: other rules and another policy, in the same batches.
+# Project B: other rules (window rules among them) and another policy, in the same batches.
 RULES_B = [
     {"event_type": "page_view", "points": 7, "max_per_day": 3},
     {"event_type": "demo_request", "points": 40},
     {"event_type": "unsubscribe", "points": -60},
-]
+    {"event_type": "page_view", "points": 11, "window_count": 3, "window_days": 2},
+    {"event_type": "*", "points": 2, "conditions": [condition("properties.plan", "in", ["team", "enterprise"])],
+     "window_count": 1, "window_days": 1, "max_per_lead": 4},
+]  # fmt: skip
 LEADS = {"a0": "A", "a1": "A", "a2": "A", "b0": "B", "b1": "B"}
 
 events_strategy = st.lists(

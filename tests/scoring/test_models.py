@@ -164,6 +164,7 @@ def test_lead_api_shows_every_models_scores_and_lists_by_any_model(tenant):
     assert tenant.client.get(f"/api/leads/{low.id}/export").json()["scores"]["b"]["score"] == 40
     missing = tenant.client.get("/api/leads?model=nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert tenant.client.get("/api/leads?model=b%00").status_code == 404  # found by the schemathesis fuzz (was 500)
 
 
 def test_making_a_model_primary_swaps_the_score_columns_without_a_refold(tenant):

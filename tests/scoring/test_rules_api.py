@@ -34,7 +34,7 @@ VP_FIT = {
 }
 RULE_FIELDS = {
     "id", "model", "name", "kind", "eventType", "conditions", "points", "maxPerDay", "maxPerLead", "maxPoints",
-    "isActive", "createdAt", "updatedAt",
+    "window", "isActive", "createdAt", "updatedAt",
 }  # fmt: skip
 SETTINGS = {
     "warmThreshold": 11,
@@ -680,7 +680,14 @@ def test_breakdown_names_deleted_rules(tenant):
     body = tenant.client.get(f"/api/leads/{lead.id}/score-breakdown").json()
 
     assert body["rules"] == [
-        {"ruleId": download_id, "name": "(deleted rule)", "eventType": "", "timesApplied": 1, "points": 15}
+        {
+            "ruleId": download_id,
+            "name": "(deleted rule)",
+            "eventType": "",
+            "timesApplied": 1,
+            "points": 15,
+            "window": None,
+        }
     ]
     assert body["currentScore"] == 15 and body["stale"] is False
     assert_adds_up(body)
