@@ -14,9 +14,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.scoping import ProjectRequest, project_page
 from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from core.errors import ApplicationError, NotFound
+from ingest.selectors import condition_suggestions_for_project
+from scoring.selectors import scoring_models_for_project
 
 from . import actions, selectors, services, triggers
-from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
+from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm, config_forms
 
 FAILED_JOBS_SHOWN = 50
 
@@ -90,6 +92,11 @@ def _automations_render(request: ProjectRequest, **extra: Any) -> HttpResponse:
         "failed_jobs": failed_jobs_for_project(project_id=project.id)[:FAILED_JOBS_SHOWN],
         "is_admin": request.membership.is_admin,
         "rule_form": AutomationRuleForm(),
+        # a data attribute, not a JSON <script>: the pages hold no inline script of any type
+        "config_forms": json.dumps(
+            config_forms(models=[(m.key, f"{m.name} ({m.key})") for m in scoring_models_for_project(project=project)])
+        ),
+        "suggestions": condition_suggestions_for_project(project=project),
         "subscribe_form": WebhookSubscribeForm(),
         "recipients": selectors.email_recipients_for_project(project=project),
         "recipient_form": EmailRecipientForm(),
