@@ -319,9 +319,10 @@
     var input, read;
     if (field.kind === "choice") {
       input = el("select", { id: id, name: "" });
-      if (!field.required) input.appendChild(el("option", { value: "" }, field.blank || "—"));
+      // a required one starts unchosen too: the form shows what the JSON holds, nothing more
+      input.appendChild(el("option", { value: "" }, field.blank || (field.required ? "Choose…" : "—")));
       field.choices.forEach(function (choice) { input.appendChild(el("option", { value: choice[0] }, choice[1])); });
-      input.value = value === undefined ? (field.required ? field.choices[0][0] : "") : value;
+      input.value = value === undefined ? "" : value;
       read = function () { return input.value === "" ? undefined : input.value; };
     } else if (field.kind === "multichoice") {
       input = el("span", { class: "choices-inline", id: id });
