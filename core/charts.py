@@ -54,10 +54,20 @@ def bar_chart(
     return chart.render(is_unicode=True)
 
 
-def time_chart(*, points: Sequence[tuple[datetime, float]], title: str, nonce: str) -> str:
-    """A line over a real time axis: each point sits at its timestamp (six events in a minute stay close)."""
+def time_chart(
+    *, points: Sequence[tuple[datetime, float]], title: str, nonce: str, until: datetime | None = None
+) -> str:
+    """A line over a real time axis: each point sits at its timestamp (six events in a minute stay close).
+
+    `until` (now, say) extends the axis past the last point: the score held from then on.
+    """
+    options: dict[str, Any] = {}
+    if points and until is not None:
+        first, last = min(moment for moment, _ in points), max(moment for moment, _ in points)
+        options["xrange"] = (first.timestamp(), max(last, until).timestamp())
     chart = pygal.DateTimeLine(
         **OPTIONS,
+        **options,
         x_label_rotation=45,
         dots_size=2,
         truncate_label=-1,

@@ -95,7 +95,7 @@ def rule_suggestions_for_project(*, project: Project) -> list[tuple[str, list[st
 
 # Suggestions for the condition builders: paths seen in a bounded sample of the newest rows, read down the
 # project's time (events) and score (leads) indexes, so the cost does not grow with the log.
-SUGGESTION_SAMPLE = 200
+SUGGESTION_SAMPLE = 100  # events of at most 32 KiB each: a few MiB at worst, a few KiB typically
 SUGGESTED_PATHS_LIMIT = 300
 PATH_DEPTH_LIMIT = 8  # scoring's PATH_PART_LIMIT: a condition path has at most 8 parts
 PROFILE_FIELDS = ("email", "name", "company", "userId")  # what fit rules see besides `traits.*`

@@ -9,6 +9,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.scoping import ProjectRequest, project_page
@@ -156,6 +157,7 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
     history = lead_score_history(lead=lead, model=model)
     chart = time_chart(
         points=[(row.occurred_at, row.new_score) for row in history["points"]],
+        until=timezone.now(),
         title="Score over time" if model.is_primary else f"Score over time ({model.name})",
         nonce=request.csp_nonce,
     )

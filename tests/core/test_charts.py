@@ -42,6 +42,16 @@ def test_points_sit_at_their_timestamps():
     assert "<script" not in svg and 'nonce="n0nce"' in svg
 
 
+def test_the_axis_runs_until_now_when_asked():
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    points = [(start, 5), (start + timedelta(seconds=60), 35)]  # both within the first minute of an hour
+
+    xs = dot_xs(time_chart(points=points, title="Score", nonce="n", until=start + timedelta(hours=1)))
+    alone = dot_xs(time_chart(points=points, title="Score", nonce="n"))
+
+    assert (xs[1] - xs[0]) / (alone[1] - alone[0]) == pytest.approx(1 / 60, rel=0.01)
+
+
 @pytest.mark.django_db
 def test_the_lead_pages_chart_uses_the_time_axis(tenant):
     now = timezone.now()
