@@ -62,16 +62,22 @@ def time_chart(
     `until` (now, say) extends the axis past the last point: the score held from then on.
     """
     options: dict[str, Any] = {}
-    if points and until is not None:
+    span = 0.0
+    if points:
         first, last = min(moment for moment, _ in points), max(moment for moment, _ in points)
-        options["xrange"] = (first.timestamp(), max(last, until).timestamp())
+        if until is not None:
+            last = max(last, until)
+            options["xrange"] = (first.timestamp(), last.timestamp())
+        span = (last - first).total_seconds()
+    # labels as precise as the axis is long: seconds within the hour, dates beyond two days
+    label = "%H:%M:%S" if span < 3600 else "%m-%d %H:%M" if span < 2 * 86400 else "%Y-%m-%d"
     chart = pygal.DateTimeLine(
         **OPTIONS,
         **options,
         x_label_rotation=45,
         dots_size=2,
         truncate_label=-1,
-        x_value_formatter=lambda moment: moment.strftime("%m-%d %H:%M"),
+        x_value_formatter=lambda moment: moment.strftime(label),
     )
     chart.add_xml_filter(_csp_strict(str(nonce)))
     chart.title = title
