@@ -70,14 +70,14 @@ EVENT_PATHS = "suggest-event-paths"  # the datalists of templates/_condition_sug
 PROFILE_PATHS = "suggest-profile-paths"
 
 
-def _plain(text: str) -> str:
+def plain(text: str) -> str:
     return text.replace("`", "")  # help texts are written for the OpenAPI document's Markdown
 
 
 def config_field_form(field: config_schema.ConfigField, *, models: list[tuple[str, str]]) -> FieldForm:
     """How the page's form shows one declared config field (forms.js renders it; unknown kinds as JSON)."""
     shown: FieldForm = {"name": field.name, "label": field.label, "kind": field.kind, "required": field.required,
-                        "help": _plain(field.help_text)}  # fmt: skip
+                        "help": plain(field.help_text)}  # fmt: skip
     if field is triggers.MODEL:  # a scoring model's key: the project's models
         shown.update(kind="choice", choices=models, blank="The primary model")
     elif isinstance(field, config_schema.Choice):

@@ -18,7 +18,7 @@ from ingest.selectors import condition_suggestions_for_project
 from scoring.selectors import scoring_models_for_project
 
 from . import actions, selectors, services, triggers
-from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm, config_forms
+from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm, config_forms, plain
 
 FAILED_JOBS_SHOWN = 50
 
@@ -26,10 +26,6 @@ FAILED_JOBS_SHOWN = 50
 def config_summary(config: dict[str, Any], *, hidden: Collection[str] = ()) -> str:
     """A rule's config as compact JSON, without its secrets (a webhook's signing secret)."""
     return json.dumps({k: v for k, v in config.items() if k not in hidden}, separators=(", ", ": "), sort_keys=True)
-
-
-def _plain(text: str) -> str:
-    return text.replace("`", "")  # help texts are written for the OpenAPI document's Markdown
 
 
 def config_reference(registry: Iterable[triggers.Trigger | actions.Action]) -> list[dict[str, Any]]:
@@ -44,7 +40,7 @@ def config_reference(registry: Iterable[triggers.Trigger | actions.Action]) -> l
                     "label": f.label,
                     "required": f.required,
                     "expects": f.what(),
-                    "help": _plain(f.help_text) if f.help_text.rstrip(".").lower() != f.what().lower() else "",
+                    "help": plain(f.help_text) if f.help_text.rstrip(".").lower() != f.what().lower() else "",
                 }
                 for f in entry.config
             ],
