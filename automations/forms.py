@@ -101,7 +101,7 @@ LEAD_CONDITIONS_FORM: list[FieldForm] = [
      "choices": [(grade, grade) for grade in "ABCD"], "help": "Only leads of one of these fit grades."},
     {"name": "minScore", "label": "Minimum score", "kind": "integer", "required": False, "help": ""},
     {"name": "maxScore", "label": "Maximum score", "kind": "integer", "required": False, "help": ""},
-    {"name": "traits", "label": "Lead conditions", "kind": "conditions", "required": False, "paths": PROFILE_PATHS,
+    {"name": "traits", "label": "Profile conditions", "kind": "conditions", "required": False, "paths": PROFILE_PATHS,
      "help": "On the lead's profile: email, name, company, userId, traits.…"},
 ]  # fmt: skip
 

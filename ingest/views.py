@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import Project
 from accounts.scoping import ProjectRequest, project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
@@ -56,7 +57,7 @@ def event_list_view(request: ProjectRequest) -> HttpResponse:
     return render(request, "ingest/events.html", context)
 
 
-def _event_type_suggestions(project: Any) -> list[tuple[str, str]]:
+def _event_type_suggestions(project: Project) -> list[tuple[str, str]]:
     """(event name, what scores it): the names the rules score (with the rules' names), then the others seen."""
     scored = selectors.rule_suggestions_for_project(project=project)
     seen = [name for name in selectors.event_names_for_project(project=project) if name not in dict(scored)]

@@ -1,5 +1,7 @@
 """Documents in pages show as JSON (escaped like any text), never as Python reprs."""
 
+import json
+
 import pytest
 from django.template import Context, Template
 from django.test import Client
@@ -55,3 +57,23 @@ def test_the_lead_timeline_and_the_events_page_show_properties_as_json(tenant):
         assert "{&#x27;url&#x27;" not in html and "False" not in html, url
     traits = client.get(f"/leads/{lead.id}/").content.decode()
     assert "<th>company</th><td>{&quot;size&quot;: 50}</td>" in traits and "<td>pro</td>" in traits
+
+
+@pytest.mark.django_db
+def test_a_version_diff_shows_changed_conditions_as_json(tenant):
+    from tests.scoring.test_pages import rule_post
+    from tests.scoring.test_version_pages import page_view_rule
+
+    client = Client()
+    client.force_login(tenant.owner)
+    rule = page_view_rule(tenant.project)
+    conditions = [{"path": "properties.plan", "op": "in", "value": ["pro", "team"]}]
+    client.post(
+        f"/rules/{rule.id}/", rule_post(name="Page view", points="5", maxPerLead="", conditions=json.dumps(conditions))
+    )
+
+    lines = client.get("/models/default/versions/?number=2").context["diff"]["lines"]
+
+    assert lines["changed"] == [
+        'Page view: conditions [] → [{"op": "in", "path": "properties.plan", "value": ["pro", "team"]}]'
+    ]
