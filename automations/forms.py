@@ -6,7 +6,9 @@ from typing import Any
 from django import forms
 from rest_framework import serializers
 
-from . import actions, triggers
+from scoring import contracts as scoring_engine
+
+from . import actions, config_schema, triggers
 from .models import WebhookSubscription
 from .serializers import AutomationRuleSerializer, EmailRecipientRequestSerializer, WebhookSubscribeSerializer
 
@@ -50,24 +52,77 @@ def _flatten(path: str, messages: Any) -> list[tuple[str, Any]]:
     return [(path, messages)]
 
 
-def _json_field(label: str, example: str) -> forms.CharField:
+def _json_field(label: str, example: str, of: str) -> forms.CharField:
+    """A JSON object, edited through the form forms.js generates from `config_forms()[of]` (JSON on request)."""
     return forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        widget=forms.Textarea(
+            attrs={"rows": 3, "cols": 40, "data-config-of": of, "data-operators": ",".join(scoring_engine.OPERATORS)}
+        ),
         required=False,
         initial="{}",
-        label=f"{label} (JSON)",
-        help_text=f"e.g. {example}",
+        label=label,
+        help_text=f"As JSON, e.g. {example}",
     )
+
+
+FieldForm = dict[str, Any]
+EVENT_PATHS = "suggest-event-paths"  # the datalists of templates/_condition_suggestions.html
+PROFILE_PATHS = "suggest-profile-paths"
+
+
+def plain(text: str) -> str:
+    return text.replace("`", "")  # help texts are written for the OpenAPI document's Markdown
+
+
+def config_field_form(field: config_schema.ConfigField, *, models: list[tuple[str, str]]) -> FieldForm:
+    """How the page's form shows one declared config field (forms.js renders it; unknown kinds as JSON)."""
+    shown: FieldForm = {"name": field.name, "label": field.label, "kind": field.kind, "required": field.required,
+                        "help": plain(field.help_text)}  # fmt: skip
+    if field is triggers.MODEL:  # a scoring model's key: the project's models
+        shown.update(kind="choice", choices=models, blank="The primary model")
+    elif isinstance(field, config_schema.Choice):
+        shown["choices"] = [(choice, choice) for choice in field.choices]
+    elif isinstance(field, config_schema.Integer):
+        shown.update(min=field.minimum, max=field.maximum)
+    elif isinstance(field, config_schema.Conditions):
+        shown["paths"] = EVENT_PATHS
+    elif field.name == "eventType":
+        shown["suggest"] = "suggest-event-names"
+    if not field.required and field.default not in (None, [], {}):
+        shown["placeholder"] = str(field.default)
+    return shown
+
+
+# The lead conditions every rule may add (validated by AutomationRuleSerializer.validate).
+LEAD_CONDITIONS_FORM: list[FieldForm] = [
+    {"name": "stages", "label": "Stages", "kind": "multichoice", "required": False,
+     "choices": [(stage, stage) for stage in scoring_engine.STAGES], "help": "Only leads in one of these stages."},
+    {"name": "grades", "label": "Fit grades", "kind": "multichoice", "required": False,
+     "choices": [(grade, grade) for grade in "ABCD"], "help": "Only leads of one of these fit grades."},
+    {"name": "minScore", "label": "Minimum score", "kind": "integer", "required": False, "help": ""},
+    {"name": "maxScore", "label": "Maximum score", "kind": "integer", "required": False, "help": ""},
+    {"name": "traits", "label": "Profile conditions", "kind": "conditions", "required": False, "paths": PROFILE_PATHS,
+     "help": "On the lead's profile: email, name, company, userId, traits.…"},
+]  # fmt: skip
+
+
+def config_forms(*, models: list[tuple[str, str]]) -> dict[str, Any]:
+    """The forms of every registered trigger's and action's config, and of the lead conditions (for forms.js)."""
+    return {
+        "trigger": {t.key: [config_field_form(f, models=models) for f in t.config] for t in triggers.registry},
+        "action": {a.key: [config_field_form(f, models=models) for f in a.config] for a in actions.registry},
+        "lead_conditions": LEAD_CONDITIONS_FORM,
+    }
 
 
 class AutomationRuleForm(forms.Form):
     name = forms.CharField(max_length=200)
     # callables: a trigger or action registered later is offered too
     trigger = forms.ChoiceField(choices=triggers.choices)
-    trigger_config = _json_field("Trigger config", '{"stage": "hot"}')
-    lead_conditions = _json_field("Lead conditions", '{"minScore": 40}')
+    trigger_config = _json_field("Trigger settings", '{"stage": "hot"}', "trigger")
+    lead_conditions = _json_field("Only leads that", '{"minScore": 40}', "lead_conditions")
     action = forms.ChoiceField(choices=actions.choices)
-    action_config = _json_field("Action config", '{"tag": "hot-lead"}')
+    action_config = _json_field("Action settings", '{"tag": "hot-lead"}', "action")
     cooldown_seconds = forms.IntegerField(initial=86400, label="Cooldown (seconds)")
     is_active = forms.BooleanField(required=False, initial=True, label="Active")
 

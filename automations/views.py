@@ -14,9 +14,11 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.scoping import ProjectRequest, project_page
 from core.deadletter import failed_job_get, failed_job_replay, failed_jobs_for_project
 from core.errors import ApplicationError, NotFound
+from ingest.selectors import condition_suggestions_for_project
+from scoring.selectors import scoring_models_for_project
 
 from . import actions, selectors, services, triggers
-from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm
+from .forms import RULE_FIELDS, AutomationRuleForm, EmailRecipientForm, WebhookSubscribeForm, config_forms, plain
 
 FAILED_JOBS_SHOWN = 50
 
@@ -24,10 +26,6 @@ FAILED_JOBS_SHOWN = 50
 def config_summary(config: dict[str, Any], *, hidden: Collection[str] = ()) -> str:
     """A rule's config as compact JSON, without its secrets (a webhook's signing secret)."""
     return json.dumps({k: v for k, v in config.items() if k not in hidden}, separators=(", ", ": "), sort_keys=True)
-
-
-def _plain(text: str) -> str:
-    return text.replace("`", "")  # help texts are written for the OpenAPI document's Markdown
 
 
 def config_reference(registry: Iterable[triggers.Trigger | actions.Action]) -> list[dict[str, Any]]:
@@ -42,7 +40,7 @@ def config_reference(registry: Iterable[triggers.Trigger | actions.Action]) -> l
                     "label": f.label,
                     "required": f.required,
                     "expects": f.what(),
-                    "help": _plain(f.help_text) if f.help_text.rstrip(".").lower() != f.what().lower() else "",
+                    "help": plain(f.help_text) if f.help_text.rstrip(".").lower() != f.what().lower() else "",
                 }
                 for f in entry.config
             ],
@@ -90,6 +88,11 @@ def _automations_render(request: ProjectRequest, **extra: Any) -> HttpResponse:
         "failed_jobs": failed_jobs_for_project(project_id=project.id)[:FAILED_JOBS_SHOWN],
         "is_admin": request.membership.is_admin,
         "rule_form": AutomationRuleForm(),
+        # a data attribute, not a JSON <script>: the pages hold no inline script of any type
+        "config_forms": json.dumps(
+            config_forms(models=[(m.key, f"{m.name} ({m.key})") for m in scoring_models_for_project(project=project)])
+        ),
+        "suggestions": condition_suggestions_for_project(project=project),
         "subscribe_form": WebhookSubscribeForm(),
         "recipients": selectors.email_recipients_for_project(project=project),
         "recipient_form": EmailRecipientForm(),

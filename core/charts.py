@@ -5,6 +5,7 @@ each chart takes the request's CSP nonce (`request.csp_nonce`) for its <style> e
 """
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 import pygal
@@ -53,11 +54,32 @@ def bar_chart(
     return chart.render(is_unicode=True)
 
 
-def line_chart(*, labels: Sequence[str], values: Sequence[float], title: str, nonce: str) -> str:
-    chart = pygal.Line(**OPTIONS, x_label_rotation=45, show_minor_x_labels=False, dots_size=2)
+def time_chart(
+    *, points: Sequence[tuple[datetime, float]], title: str, nonce: str, until: datetime | None = None
+) -> str:
+    """A line over a real time axis: each point sits at its timestamp (six events in a minute stay close).
+
+    `until` (now, say) extends the axis past the last point: the score held from then on.
+    """
+    options: dict[str, Any] = {}
+    span = 0.0
+    if points:
+        first, last = min(moment for moment, _ in points), max(moment for moment, _ in points)
+        if until is not None:
+            last = max(last, until)
+            options["xrange"] = (first.timestamp(), last.timestamp())
+        span = (last - first).total_seconds()
+    # labels as precise as the axis is long: seconds within the hour, dates beyond two days
+    label = "%H:%M:%S" if span < 3600 else "%m-%d %H:%M" if span < 2 * 86400 else "%Y-%m-%d"
+    chart = pygal.DateTimeLine(
+        **OPTIONS,
+        **options,
+        x_label_rotation=45,
+        dots_size=2,
+        truncate_label=-1,
+        x_value_formatter=lambda moment: moment.strftime(label),
+    )
     chart.add_xml_filter(_csp_strict(str(nonce)))
     chart.title = title
-    chart.x_labels = labels
-    chart.x_labels_major = list(labels[:: max(1, len(labels) // 8)])
-    chart.add(title, list(values))
+    chart.add(title, [(moment, value) for moment, value in points])
     return chart.render(is_unicode=True)

@@ -1,6 +1,8 @@
 """Reads of the ingest app, always scoped to a project."""
 
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +13,7 @@ from django.db.models.functions import TruncDate
 from accounts.models import Project
 
 from .lead_tallies import STAGES, lead_tallies
-from .models import Event, EventName, EventRollup
+from .models import Event, EventName, EventRollup, Lead
 
 EVENT_PAGE_SIZE = 100
 
@@ -74,18 +76,75 @@ def event_last_timestamp(*, project: Project) -> datetime | None:
     return Event.objects.filter(project=project).aggregate(last=Max("timestamp"))["last"]
 
 
-def rule_event_types_for_project(*, project: Project) -> list[str]:
-    """The event names the project's scoring rules score (for the simulator's suggestions)."""
-    # Scoring sits above ingest in the app graph: look the model up by name, never import it.
-    rule_model = apps.get_model("scoring", "ScoringRule")
-    names = (
+def rule_suggestions_for_project(*, project: Project) -> list[tuple[str, list[str]]]:
+    """Each event name the project's engagement rules score, with those rules' names (the simulator's suggestions)."""
+    rule_model = apps.get_model("scoring", "ScoringRule")  # scoring sits above ingest: by name, never imported
+    rows = (
         rule_model.objects.filter(project=project, kind="engagement")
         .exclude(event_type__in=["", "*"])
-        .values_list("event_type", flat=True)
-        .distinct()
-        .order_by("event_type")
+        .values_list("event_type", "name")
+        .order_by("event_type", "name")
     )
-    return list(names)
+    names: dict[str, list[str]] = {}
+    for event_type, name in rows:
+        listed = names.setdefault(event_type, [])
+        if name and name not in listed:
+            listed.append(name)
+    return list(names.items())
+
+
+# Suggestions for the condition builders: paths seen in a bounded sample of the newest rows, read down the
+# project's time (events) and score (leads) indexes, so the cost does not grow with the log.
+SUGGESTION_SAMPLE = 100  # events of at most 32 KiB each: a few MiB at worst, a few KiB typically
+SUGGESTED_PATHS_LIMIT = 300
+PATH_DEPTH_LIMIT = 8  # scoring's PATH_PART_LIMIT: a condition path has at most 8 parts
+PROFILE_FIELDS = ("email", "name", "company", "userId")  # what fit rules see besides `traits.*`
+
+
+@dataclass(frozen=True)
+class ConditionSuggestions:
+    event_names: list[str]
+    event_paths: list[str]  # `properties.*` and `context.*`, for engagement rules and event triggers
+    profile_paths: list[str]  # `email`, `traits.*`…, for fit rules and automations' lead conditions
+
+
+def _paths(prefix: str, value: Any, depth: int, found: set[str]) -> None:
+    if not isinstance(value, dict) or depth >= PATH_DEPTH_LIMIT:
+        return
+    for key, child in value.items():
+        if not isinstance(key, str) or not key or "." in key or len(key) > 64:
+            continue  # not reachable by a dotted path
+        path = f"{prefix}.{key}"
+        found.add(path)
+        _paths(path, child, depth + 1, found)
+
+
+def _sorted_paths(documents: Iterable[tuple[str, Any]]) -> list[str]:
+    found: set[str] = set()
+    for prefix, document in documents:
+        _paths(prefix, document, 1, found)
+    return sorted(found)[:SUGGESTED_PATHS_LIMIT]
+
+
+def condition_suggestions_for_project(*, project: Project, sample: int = SUGGESTION_SAMPLE) -> ConditionSuggestions:
+    """Event names and the property, context and trait paths seen in the project's newest events and leads."""
+    events = Event.objects.filter(project=project).order_by("-timestamp").values_list("properties", "context")[:sample]
+    event_paths = _sorted_paths(
+        (prefix, document)
+        for properties, context in events
+        for prefix, document in (("properties", properties), ("context", context))
+    )
+    traits = (
+        Lead.objects.filter(project=project, merged_into__isnull=True)
+        .order_by("-current_score", "-id")
+        .values_list("traits", flat=True)[:sample]
+    )
+    profile_paths = list(PROFILE_FIELDS) + _sorted_paths(("traits", document) for document in traits)
+    return ConditionSuggestions(
+        event_names=event_names_for_project(project=project),
+        event_paths=event_paths,
+        profile_paths=profile_paths,
+    )
 
 
 def events_by_event_id(*, project: Project, event_ids: list[str]) -> dict[str, Event]:

@@ -1,6 +1,5 @@
 """Pages of the ingest app: the live event stream, the simulator, integrations, and the browser SDK's file."""
 
-import json
 import uuid
 from functools import cache
 from pathlib import Path
@@ -13,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import Project
 from accounts.scoping import ProjectRequest, project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
@@ -23,14 +23,6 @@ from .schema import CanonicalEvent
 from .services import events_ingest
 
 SDK_PATH = Path(__file__).resolve().parent / "sdk" / "ls.js"
-
-
-def properties_summary(properties: dict[str, Any], *, limit: int = 120) -> str:
-    """`key=value` pairs of an event's properties, cut to one table cell."""
-    text = ", ".join(
-        f"{key}={value if isinstance(value, str) else json.dumps(value)}" for key, value in properties.items()
-    )
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _require_admin(request: ProjectRequest) -> None:
@@ -58,11 +50,20 @@ def event_list_view(request: ProjectRequest) -> HttpResponse:
     event_type = request.GET.get("type", "")
     events = selectors.events_for_project(project=project, name=event_type)
     context = {
-        "rows": [(event, properties_summary(event.properties)) for event in events],
+        "events": events,
         "event_types": selectors.event_names_for_project(project=project),
         "event_type": event_type,
     }
     return render(request, "ingest/events.html", context)
+
+
+def _event_type_suggestions(project: Project) -> list[tuple[str, str]]:
+    """(event name, what scores it): the names the rules score (with the rules' names), then the others seen."""
+    scored = selectors.rule_suggestions_for_project(project=project)
+    seen = [name for name in selectors.event_names_for_project(project=project) if name not in dict(scored)]
+    return [(name, "rule: " + ", ".join(rules) if rules else "scored by a rule") for name, rules in scored] + [
+        (name, "seen, no rule") for name in seen
+    ]
 
 
 @project_page
@@ -75,7 +76,7 @@ def event_simulate_view(request: ProjectRequest) -> HttpResponse:
     context = {
         "form": form,
         "results": results,
-        "rule_event_types": selectors.rule_event_types_for_project(project=project),
+        "event_type_suggestions": _event_type_suggestions(project),
     }
     return render(request, "ingest/simulator.html", context)
 

@@ -7,6 +7,7 @@ from django import forms
 
 from ingest.models import Lead
 
+from . import engine
 from .models import ScoringModel, ScoringRule
 from .selectors import LEAD_ORDERING_FIELDS
 from .serializers import RuleSerializer, ScoringSettingsSerializer
@@ -14,6 +15,16 @@ from .serializers.models import ScoringModelCreateSerializer, ScoringModelUpdate
 
 ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERING_FIELDS] + [(f"-{key}", key) for key in LEAD_ORDERING_FIELDS]
 SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt")
+# forms.js turns the textarea into rows (the datalists are templates/_condition_suggestions.html's)
+CONDITION_BUILDER = {
+    "rows": 4,
+    "cols": 60,
+    "data-condition-builder": "",
+    "data-operators": ",".join(engine.OPERATORS),
+    "data-paths": "suggest-event-paths",
+    "data-paths-fit": "suggest-profile-paths",
+    "data-event-names": "suggest-event-names",
+}
 
 
 class LeadFilterForm(forms.Form):
@@ -51,9 +62,9 @@ class RuleForm(forms.Form):
     conditions = forms.CharField(
         required=False,
         initial="[]",
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        help_text='A JSON list of {"path", "op", "value"}, e.g. [{"path": "properties.url", "op": "contains", '
-        '"value": "/pricing"}]',
+        widget=forms.Textarea(attrs=CONDITION_BUILDER),
+        help_text="All must hold: a path (properties.url, traits.plan…), an operator and a value. As JSON: a list "
+        'of {"path", "op", "value"}.',
     )
     maxPerDay = forms.IntegerField(required=False, label="Max per day")
     maxPerLead = forms.IntegerField(required=False, label="Max per lead")

@@ -1,6 +1,7 @@
 """Reads of leads and their scores, always scoped to a project."""
 
 import csv
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -846,6 +847,8 @@ def _shown(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, list | dict):  # conditions: as JSON, never a Python repr
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
     return str(value)
 
 

@@ -9,11 +9,13 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.scoping import ProjectRequest, project_page
-from core.charts import line_chart
+from core.charts import time_chart
 from core.errors import ApplicationError, NotFound
+from ingest.selectors import condition_suggestions_for_project
 
 from .forms import (
     LeadFilterForm,
@@ -153,9 +155,9 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
     model = choice.model
     history = lead_score_history(lead=lead, model=model)
-    chart = line_chart(
-        labels=[row.occurred_at.strftime("%m-%d %H:%M") for row in history["points"]],
-        values=[row.new_score for row in history["points"]],
+    chart = time_chart(
+        points=[(row.occurred_at, row.new_score) for row in history["points"]],
+        until=timezone.now(),
         title="Score over time" if model.is_primary else f"Score over time ({model.name})",
         nonce=request.csp_nonce,
     )
@@ -214,6 +216,7 @@ def _rules_render(
         "editing": editing,
         "preview": preview,
         "jobs": rescore_jobs_recent(project=project),
+        "suggestions": condition_suggestions_for_project(project=project),
         "can_edit": _can_edit(request),
         "switcher": _switcher(request, choice, action=reverse("scoring:rule_list")),
     }

@@ -57,7 +57,7 @@ def test_events_page_lists_only_the_current_projects_events_with_lead_links(tena
     assert page.status_code == 200
     lead = Lead.objects.filter(project=tenant.project).first()
     assert f"/leads/{lead.id}/" in html
-    assert "url=/p/1" in html and "signup" in html
+    assert "&quot;url&quot;: &quot;/p/1&quot;" in html and "signup" in html
     assert "secret_b_event" not in html and "Tenant B" not in html
     assert 'src="/static/js/events.js"' in html
 
@@ -121,14 +121,24 @@ def test_simulator_can_identify_with_an_email(tenant):
     assert Event.objects.filter(project=tenant.project, type="track", name="signup").count() == 1
 
 
-def test_simulator_suggests_the_projects_rule_event_types(tenant):
+def test_simulator_suggests_the_projects_event_types_and_rule_names(tenant, other_tenant):
     from scoring.models import ScoringRule
 
     ScoringRule.objects.create(
-        project=tenant.project, model=primary_model(tenant.project), event_type="webinar_joined", points=5
-    )
+        project=tenant.project, model=primary_model(tenant.project), event_type="webinar_joined", points=5,
+        name="Webinar attendee",
+    )  # fmt: skip
+    ScoringRule.objects.create(
+        project=other_tenant.project, model=primary_model(other_tenant.project), event_type="their_event", points=5,
+        name="Their secret rule",
+    )  # fmt: skip
+    seed(tenant.project, 1, name="video_played")
+    seed(other_tenant.project, 1, name="their_seen_event")
     html = browser(tenant.owner).get("/simulator/").content.decode()
-    assert '<datalist id="rule-event-types">' in html and '<option value="webinar_joined">' in html
+    assert '<datalist id="rule-event-types">' in html
+    assert '<option value="webinar_joined" label="rule: Webinar attendee">' in html
+    assert '<option value="video_played" label="seen, no rule">' in html
+    assert "their_event" not in html and "Their secret rule" not in html and "their_seen_event" not in html
 
 
 @pytest.mark.parametrize(
