@@ -12,7 +12,6 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import Project
 from accounts.scoping import ProjectRequest, project_page
 from accounts.selectors import invitations_for_project, members_for_project, write_key_for_project
 from accounts.services import write_key_rotate
@@ -57,8 +56,9 @@ def event_list_view(request: ProjectRequest) -> HttpResponse:
     return render(request, "ingest/events.html", context)
 
 
-def _event_type_suggestions(project: Project) -> list[tuple[str, str]]:
+def _event_type_suggestions(request: ProjectRequest) -> list[tuple[str, str]]:
     """(event name, what scores it): the names the rules score (with the rules' names), then the others seen."""
+    project = request.project
     scored = selectors.rule_suggestions_for_project(project=project)
     seen = [name for name in selectors.event_names_for_project(project=project) if name not in dict(scored)]
     return [(name, "rule: " + ", ".join(rules) if rules else "scored by a rule") for name, rules in scored] + [
@@ -76,7 +76,7 @@ def event_simulate_view(request: ProjectRequest) -> HttpResponse:
     context = {
         "form": form,
         "results": results,
-        "event_type_suggestions": _event_type_suggestions(project),
+        "event_type_suggestions": _event_type_suggestions(request),
     }
     return render(request, "ingest/simulator.html", context)
 
