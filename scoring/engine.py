@@ -211,6 +211,8 @@ class FoldState:
     # the newest folded event that is the lead's activity (not a manual adjustment): decay counts from it
     active_at: datetime | None = None
     adjusted: int = 0  # points manual adjustments moved the score by
+    # what `score` is decayed up to: the last event, unless the newest were other models' adjustments
+    scored_at: datetime | None = None
 
     @property
     def key(self) -> tuple[datetime, str] | None:
@@ -218,7 +220,7 @@ class FoldState:
 
     def decayed_to(self, decay: "Decay", now: datetime) -> int:
         """The folded score decayed up to `now` (idle since the last activity, not the last adjustment)."""
-        return decay.apply_between(self.score, self.active_at, self.last_timestamp, now)
+        return decay.apply_between(self.score, self.active_at, self.scored_at, now)
 
     def continues_with(self, events: Sequence[EventFact]) -> bool:
         """True when every event comes after the last one folded (no refold needed)."""
@@ -234,6 +236,7 @@ class FoldState:
             "decayed": self.decayed,
             "activeAt": self.active_at.isoformat() if self.active_at else None,
             "adjusted": self.adjusted,
+            "scoredAt": self.scored_at.isoformat() if self.scored_at else None,
         }
 
     @classmethod
@@ -248,9 +251,14 @@ class FoldState:
             clamped=int(data.get("clamped", 0)),
             decayed=int(data.get("decayed", 0)),
             # a checkpoint written before adjustments existed: every event it folded was activity
-            active_at=datetime.fromisoformat(seen) if (seen := data.get("activeAt", data["lastTimestamp"])) else None,
+            active_at=_moment(data.get("activeAt", data["lastTimestamp"])),
             adjusted=int(data.get("adjusted", 0)),
+            scored_at=_moment(data.get("scoredAt", data["lastTimestamp"])),
         )
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -332,16 +340,24 @@ def fold(
     every matching rule adds its points (within its caps) and the score is clamped.
     A manual adjustment of `model` (the model's key) adds or sets points instead: no rule
     matches one, and it is not the lead's activity, so decay keeps counting from the last event.
+    Another model's adjustment changes nothing here (not even decay's rounding); it only moves
+    the checkpoint, as every model of a lead folds the same events.
     """
     state = state or FoldState()
     index = rules_by_event_type(rules)
     wildcard = index.get("*", [])
     score, last_ts, last_id = state.score, state.last_timestamp, state.last_event_id
     tallies, clamped, decayed = dict(state.tallies), state.clamped, state.decayed
-    active_at, adjusted = state.active_at, state.adjusted
+    active_at, adjusted, scored_at = state.active_at, state.adjusted, state.scored_at
     steps: list[Step] = []
     for event in sorted(events, key=lambda e: e.key):
-        decayed_score = policy.decay.apply_between(score, active_at, last_ts, event.timestamp)
+        adjustment = adjustment_of(event, model)
+        if event.type == ADJUSTMENT and adjustment is None:
+            # another model's adjustment: this model's fold passes it by (a step, so checkpoints stay in line)
+            steps.append(Step(event.event_id, event.timestamp, score, score, ()))
+            last_ts, last_id = event.timestamp, event.event_id
+            continue
+        decayed_score = policy.decay.apply_between(score, active_at, scored_at, event.timestamp)
         decay = decayed_score - score
         day = event.timestamp.date().isoformat()
         subject: dict[str, Any] | None = None
@@ -360,20 +376,19 @@ def fold(
             tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)
             applied.append((rule.id, points))
         raw = decayed_score + sum(points for _, points in applied)
-        adjustment = adjustment_of(event, model)
         if adjustment is not None:
             raw = adjustment_apply(decayed_score, adjustment)
             adjusted += raw - decayed_score
-        elif event.type != ADJUSTMENT:
+        else:
             active_at = event.timestamp
         new_score = min(max(raw, 0), policy.max_score)
         clamped += new_score - raw
         decayed += decay
         steps.append(Step(event.event_id, event.timestamp, score, new_score, tuple(applied), decay, adjustment))
-        score, last_ts, last_id = new_score, event.timestamp, event.event_id
+        score, last_ts, last_id, scored_at = new_score, event.timestamp, event.event_id, event.timestamp
     if not steps:
         return state, steps
-    return FoldState(score, last_ts, last_id, tallies, clamped, decayed, active_at, adjusted), steps
+    return FoldState(score, last_ts, last_id, tallies, clamped, decayed, active_at, adjusted, scored_at), steps
 
 
 @dataclass(frozen=True)
