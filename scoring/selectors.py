@@ -706,8 +706,9 @@ def leads_export_csv(*, leads: QuerySet[Lead]) -> Iterator[str]:
 
 
 def event_facts(*, event_ids: list[int]) -> list[engine.EventFact]:
-    """The events as the engine (and automations' event triggers) see them, in fold order."""
-    return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids))]
+    """The events as automations' event triggers see them, in fold order: a manual adjustment is no event the lead
+    sent (as no rule matches one, no `event_received` trigger fires on one)."""
+    return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids).exclude(type=Event.Type.ADJUSTMENT))]
 
 
 # Rule-set versions: the history of a model's rules, their differences, and scores under any of them.

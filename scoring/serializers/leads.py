@@ -254,7 +254,10 @@ class ScoreHistorySerializer(serializers.ModelSerializer):
     newScore = serializers.IntegerField(source="new_score")
     occurredAt = serializers.DateTimeField(source="occurred_at")
     eventId = serializers.CharField(source="event_uid", allow_null=True, help_text="The event's client id, if any.")
-    details = serializers.JSONField(help_text="Which rules produced the delta: `[{ruleId, points}]` for rules.")
+    details = serializers.JSONField(
+        help_text="Which rules produced the delta: `[{ruleId, points}]` for rules; a manual adjustment's row has "
+        "`adjustment: {points or setTo, reason, author}`."
+    )
 
     class Meta:
         model = ScoreHistory

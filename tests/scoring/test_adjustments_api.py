@@ -162,3 +162,25 @@ def test_adjustments_are_not_activity(tenant, lead):
     overview = tenant.client.get("/api/analytics/dashboard").json()
     assert "$adjustment" not in str(overview)
     assert tenant.client.get(f"/api/leads/{lead.id}/intelligence").json()["velocity"] == 2
+
+
+def test_no_event_received_automation_fires_on_an_adjustment(tenant, lead):
+    from automations import services as automations
+    from core.contracts import LeadChange
+
+    automations.automation_create(project=tenant.project, data={
+        "name": "Any event", "trigger": "event_received", "trigger_config": {"eventType": "*"},
+        "action": "add_tag", "action_config": {"tag": "seen"}})  # fmt: skip
+    adjust(tenant.client, lead, points=5, reason="x")
+    adjustment = Event.objects.get(type=Event.Type.ADJUSTMENT)
+    signup = Event.objects.get(lead=lead, name="signup")
+
+    def change(*events: Event) -> LeadChange:
+        return LeadChange.from_message({
+            "kind": "scored", "projectId": tenant.project.id, "leadId": lead.id, "oldScore": 80, "newScore": 85,
+            "oldStage": "qualified", "newStage": "qualified", "velocity": 2, "eventIds": [e.id for e in events],
+            "path": [[80, "qualified"], [85, "qualified"]],
+        })  # fmt: skip
+
+    assert automations.lead_change_handle(change=change(adjustment)) == 0
+    assert automations.lead_change_handle(change=change(signup)) == 1  # the same trigger, on an event the lead sent
