@@ -5,7 +5,9 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership
 from accounts.services import secret_key_create
+from ingest.lead_tallies import lead_tallies, lead_tallies_drift
 from ingest.models import Event, EventName, Lead
+from ingest.rollups import rollups_drift
 from scoring.models import LeadScore, ScoreHistory, ScoringModel
 from scoring.services import rule_create
 from scoring.services.models import scoring_model_create
@@ -162,6 +164,10 @@ def test_adjustments_are_not_activity(tenant, lead):
     overview = tenant.client.get("/api/analytics/dashboard").json()
     assert "$adjustment" not in str(overview)
     assert tenant.client.get(f"/api/leads/{lead.id}/intelligence").json()["velocity"] == 2
+    # the rollups stay exact (they count no adjustment); the lead tallies follow the score it moved
+    assert rollups_drift(project_id=tenant.project.id) == {}
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    assert lead_tallies(project_id=tenant.project.id)["score_total"] == 85
 
 
 def test_no_event_received_automation_fires_on_an_adjustment(tenant, lead):
