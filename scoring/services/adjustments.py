@@ -83,6 +83,39 @@ class Adjusted:
         return self.event.processed_at is not None
 
 
+@transaction.atomic
+def adjustment_append(
+    *,
+    lead: Lead,
+    reason: str,
+    author: Author,
+    model: ScoringModel,
+    points: int | None = None,
+    set_to: int | None = None,
+    now: datetime | None = None,
+) -> Event:
+    """Store a checked manual adjustment of `model` in the lead's log at `now`, pending: the next fold applies it.
+
+    The model is stored by key as it is now, so the log replays the same adjustment whatever
+    becomes primary later.
+    """
+    change = _checked(points=points, set_to=set_to, reason=reason)
+    if model.project_id != lead.project_id:
+        raise ApplicationError("No scoring model of this project has this key.", field="model")
+    now = now or timezone.now()
+    return Event.objects.create(
+        project_id=lead.project_id,
+        lead=lead,
+        event_id=f"{engine.ADJUSTMENT_NAME}:{uuid.uuid4()}",
+        type=Event.Type.ADJUSTMENT,
+        name=engine.ADJUSTMENT_NAME,
+        anonymous_id=lead.anonymous_id,
+        properties={**change, "model": model.key, "author": author.to_json()},
+        timestamp=now,
+        received_at=now,
+    )
+
+
 def lead_adjust(
     *,
     lead: Lead,
@@ -95,27 +128,11 @@ def lead_adjust(
 ) -> Adjusted:
     """Append a manual adjustment of `model` (the primary one by default) to the lead's log, then score the lead.
 
-    The model is stored by key as it is now, so the log replays the same adjustment whatever
-    becomes primary later. `points` adds to the engagement score, `setTo` sets it (the fit
-    still adds); exactly one of the two.
+    `points` adds to the engagement score, `setTo` sets it (the fit still adds); exactly one of the two.
     """
-    change = _checked(points=points, set_to=set_to, reason=reason)
-    if model is not None and model.project_id != lead.project_id:
-        raise ApplicationError("No scoring model of this project has this key.", field="model")
     model = model or primary_model(lead.project)
-    now = now or timezone.now()
-    with transaction.atomic():
-        event = Event.objects.create(
-            project_id=lead.project_id,
-            lead=lead,
-            event_id=f"{engine.ADJUSTMENT_NAME}:{uuid.uuid4()}",
-            type=Event.Type.ADJUSTMENT,
-            name=engine.ADJUSTMENT_NAME,
-            anonymous_id=lead.anonymous_id,
-            properties={**change, "model": model.key, "author": author.to_json()},
-            timestamp=now,
-            received_at=now,
-        )
+    event = adjustment_append(lead=lead, reason=reason, author=author, points=points, set_to=set_to, model=model,
+                              now=now)  # fmt: skip
     # the worker's path: lock the lead, fold its pending events (this one among them), write, broadcast
     scored = lead_score(lead_id=lead.id) or lead
     event.refresh_from_db(fields=["processed_at", "lead"])
