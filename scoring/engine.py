@@ -388,7 +388,10 @@ def fold(
         score, last_ts, last_id, scored_at = new_score, event.timestamp, event.event_id, event.timestamp
     if not steps:
         return state, steps
-    return FoldState(score, last_ts, last_id, tallies, clamped, decayed, active_at, adjusted, scored_at), steps
+    return FoldState(
+        score=score, last_timestamp=last_ts, last_event_id=last_id, tallies=tallies, clamped=clamped, decayed=decayed,
+        active_at=active_at, adjusted=adjusted, scored_at=scored_at,
+    ), steps  # fmt: skip
 
 
 @dataclass(frozen=True)
