@@ -68,6 +68,8 @@ class Event(models.Model):
         IDENTIFY = "identify"
         GROUP = "group"
         ALIAS = "alias"
+        # a manual change of a lead's score, written by scoring (never ingested): in the log so folds replay it
+        ADJUSTMENT = "adjustment"
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="events")
     lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")

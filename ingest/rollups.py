@@ -2,8 +2,9 @@
 
 The invariant, at every commit: `EventRollup(project, day, name).count` is the number of the
 project's *processed* events with that name whose timestamp falls on that UTC day, and
-`EventName(project, name).count` the number with that name. Only three writes change that set
-of events, and each updates the counts in its own transaction:
+`EventName(project, name).count` the number with that name. Manual score adjustments (events of
+type `adjustment`, which scoring writes) are no one's activity and are never counted. Only three
+writes change that set of events, and each updates the counts in its own transaction:
 
 - scoring marks events processed: `events_mark_processed` marks only the still-unprocessed rows
   and counts exactly the rows it marked, so a retried, duplicated or concurrent batch adds
@@ -69,7 +70,8 @@ def _projects_lock(project_ids: Collection[int]) -> None:
 
 
 def events_mark_processed(*, event_pks: Sequence[int], project_ids: Collection[int], processed_at: datetime) -> int:
-    """Mark the events that are still unprocessed as processed, and count exactly those; return how many.
+    """Mark the events that are still unprocessed as processed, and count exactly those; return how many
+    were counted (every one but manual adjustments).
 
     `project_ids`: the projects the events belong to (their rollup writers are locked out until
     commit). One statement on PostgreSQL: an UPDATE … RETURNING feeds two upserts.
@@ -86,8 +88,8 @@ def events_mark_processed(*, event_pks: Sequence[int], project_ids: Collection[i
 
 
 def _mark_postgresql(event_pks: list[int], processed_at: datetime) -> int:
-    events, pk, processed, project, timestamp, name = _quoted(
-        Event, "id", "processed_at", "project", "timestamp", "name"
+    events, pk, processed, project, timestamp, name, kind = _quoted(
+        Event, "id", "processed_at", "project", "timestamp", "name", "type"
     )
     rollups, r_project, r_day, r_name, r_count = _quoted(EventRollup, "project", "day", "name", "count")
     names, n_project, n_name, n_count = _quoted(EventName, "project", "name", "count")
@@ -97,9 +99,10 @@ def _mark_postgresql(event_pks: list[int], processed_at: datetime) -> int:
         WITH marked AS (
             UPDATE {events} SET {processed} = %s
             WHERE {pk} = ANY(%s::bigint[]) AND {processed} IS NULL
-            RETURNING {project} AS project_id, ({timestamp} AT TIME ZONE 'UTC')::date AS day, {name} AS name
+            RETURNING {project} AS project_id, ({timestamp} AT TIME ZONE 'UTC')::date AS day, {name} AS name,
+                {kind} AS kind
         ), tally AS (
-            SELECT project_id, day, name, count(*) AS n FROM marked GROUP BY project_id, day, name
+            SELECT project_id, day, name, count(*) AS n FROM marked WHERE kind <> %s GROUP BY project_id, day, name
         ), by_day AS (
             INSERT INTO {rollups} AS r ({r_project}, {r_day}, {r_name}, {r_count})
             SELECT project_id, day, name, n FROM tally ORDER BY project_id, day, name
@@ -112,7 +115,7 @@ def _mark_postgresql(event_pks: list[int], processed_at: datetime) -> int:
         SELECT coalesce(sum(n), 0) FROM tally
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [processed_at, int_array(event_pks)])
+        cursor.execute(sql, [processed_at, int_array(event_pks), Event.Type.ADJUSTMENT.value])
         return int(cursor.fetchone()[0])
 
 
@@ -123,8 +126,8 @@ def _utc_day(value: datetime | str) -> date:
 
 def _mark_returning(event_pks: list[int], processed_at: datetime) -> Tally:
     """SQLite: UPDATE … RETURNING (3.35+) the marked rows, tallied here."""
-    events, pk, processed, project, timestamp, name = _quoted(
-        Event, "id", "processed_at", "project", "timestamp", "name"
+    events, pk, processed, project, timestamp, name, kind = _quoted(
+        Event, "id", "processed_at", "project", "timestamp", "name", "type"
     )
     stamp = Event._meta.get_field("processed_at").get_db_prep_save(processed_at, connection)
     tally: Counter[tuple[int, date, str]] = Counter()
@@ -133,10 +136,12 @@ def _mark_returning(event_pks: list[int], processed_at: datetime) -> Tally:
             chunk = event_pks[start : start + SQLITE_CHUNK]
             cursor.execute(
                 f"UPDATE {events} SET {processed} = %s WHERE {pk} IN ({', '.join(['%s'] * len(chunk))}) "  # noqa: S608
-                f"AND {processed} IS NULL RETURNING {project}, {timestamp}, {name}",
+                f"AND {processed} IS NULL RETURNING {project}, {timestamp}, {name}, {kind}",
                 [stamp, *chunk],
             )
-            for project_id, stamp_value, event_name in cursor.fetchall():
+            for project_id, stamp_value, event_name, event_type in cursor.fetchall():
+                if event_type == Event.Type.ADJUSTMENT:
+                    continue
                 tally[(project_id, _utc_day(stamp_value), event_name)] += 1
     return dict(tally)
 
@@ -173,6 +178,7 @@ def rollups_counted(*, events: QuerySet[Event]) -> Tally:
     """What these events contribute to the rollups (the processed ones), to subtract once they are gone."""
     rows = (
         events.filter(processed_at__isnull=False)
+        .exclude(type=Event.Type.ADJUSTMENT)
         .annotate(day=TruncDate("timestamp", tzinfo=UTC))
         .values_list("project_id", "day", "name")
         .annotate(n=Count("id"))

@@ -40,7 +40,9 @@ def event_names_for_project(*, project: Project, limit: int = 200) -> list[str]:
 
 
 def _unprocessed(project: Project) -> QuerySet[Event]:
-    return Event.objects.filter(project=project, processed_at__isnull=True).order_by()
+    # manual score adjustments are no one's activity: the rollups never count them either
+    pending = Event.objects.filter(project=project, processed_at__isnull=True)
+    return pending.exclude(type=Event.Type.ADJUSTMENT).order_by()
 
 
 def event_counts_by_name(*, project: Project) -> dict[str, int]:
@@ -72,8 +74,9 @@ def event_counts_by_day(*, project: Project, since: date) -> dict[date, int]:
 
 
 def event_last_timestamp(*, project: Project) -> datetime | None:
-    """The newest event's timestamp (one step down the project's time index)."""
-    return Event.objects.filter(project=project).aggregate(last=Max("timestamp"))["last"]
+    """The newest event's timestamp (a few steps down the project's time index); adjustments are not events here."""
+    events = Event.objects.filter(project=project).exclude(type=Event.Type.ADJUSTMENT)
+    return events.aggregate(last=Max("timestamp"))["last"]
 
 
 def rule_suggestions_for_project(*, project: Project) -> list[tuple[str, list[str]]]:

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/leads/<str:lead_id>/intelligence", api.LeadIntelligenceApi.as_view(), name="lead-intelligence"),
     path("api/leads/<str:lead_id>/history", api.LeadHistoryApi.as_view(), name="lead-history"),
     path("api/leads/<str:lead_id>/score", api.LeadVersionScoreApi.as_view(), name="lead-version-score"),
+    path("api/leads/<str:lead_id>/adjustments", api.LeadAdjustmentListApi.as_view(), name="lead-adjustments"),
     path("api/leaderboard", api.LeaderboardApi.as_view(), name="leaderboard"),
     path("api/leaderboard/by-stage", api.LeaderboardByStageApi.as_view(), name="leaderboard-by-stage"),
     path("api/analytics/dashboard", api.AnalyticsDashboardApi.as_view(), name="analytics-dashboard"),

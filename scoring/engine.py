@@ -193,6 +193,19 @@ class Decay:
             return score
         return round(score * (1 - self.rate_percent / 100) ** days)
 
+    def apply_between(self, score: int, idle_since: datetime | None, since: datetime | None, until: datetime) -> int:
+        """Decay from `since` to `until` of a lead idle since `idle_since` (not after `since`).
+
+        Only the idle days past the grace that fall after `since` count: a manual adjustment
+        between two events moves the score, not the start of the lead's idleness.
+        """
+        if idle_since is None or since is None or score <= 0:
+            return score
+        days = self.days(idle_since, until) - self.days(idle_since, since)
+        if days <= 0:
+            return score
+        return round(score * (1 - self.rate_percent / 100) ** days)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -245,10 +258,19 @@ class FoldState:
     clamped: int = 0  # points lost to the 0..max clamp
     decayed: int = 0  # points lost to decay between events
     windows: dict[int, WindowTally] = field(default_factory=dict)  # window rules' memory, by rule id
+    # the newest folded event that is the lead's activity (not a manual adjustment): decay counts from it
+    active_at: datetime | None = None
+    adjusted: int = 0  # points manual adjustments moved the score by
+    # what `score` is decayed up to: the last event, unless the newest were other models' adjustments
+    scored_at: datetime | None = None
 
     @property
     def key(self) -> tuple[datetime, str] | None:
         return None if self.last_timestamp is None else (self.last_timestamp, self.last_event_id)
+
+    def decayed_to(self, decay: "Decay", now: datetime) -> int:
+        """The folded score decayed up to `now` (idle since the last activity, not the last adjustment)."""
+        return decay.apply_between(self.score, self.active_at, self.scored_at, now)
 
     def continues_with(self, events: Sequence[EventFact]) -> bool:
         """True when every event comes after the last one folded (no refold needed)."""
@@ -262,6 +284,9 @@ class FoldState:
             "rules": {str(rule_id): [t.count, t.points, t.day, t.day_count] for rule_id, t in self.tallies.items()},
             "clamped": self.clamped,
             "decayed": self.decayed,
+            "activeAt": self.active_at.isoformat() if self.active_at else None,
+            "adjusted": self.adjusted,
+            "scoredAt": self.scored_at.isoformat() if self.scored_at else None,
         }
         if self.windows:  # only leads of projects with window rules carry them
             data["windows"] = {str(rule_id): w.to_json() for rule_id, w in self.windows.items()}
@@ -279,7 +304,15 @@ class FoldState:
             clamped=int(data.get("clamped", 0)),
             decayed=int(data.get("decayed", 0)),
             windows={int(k): WindowTally.from_json(v) for k, v in data.get("windows", {}).items()},
+            # a checkpoint written before adjustments existed: every event it folded was activity
+            active_at=_moment(data.get("activeAt", data["lastTimestamp"])),
+            adjusted=int(data.get("adjusted", 0)),
+            scored_at=_moment(data.get("scoredAt", data["lastTimestamp"])),
         )
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 class Step(NamedTuple):
@@ -295,6 +328,7 @@ class Step(NamedTuple):
     new_score: int
     applied: tuple[tuple[int, int], ...]  # (rule id, points after caps)
     decay: int = 0
+    adjustment: dict[str, Any] | None = None  # a manual adjustment of this model: what it did
 
     @property
     def delta(self) -> int:
@@ -343,6 +377,32 @@ def _window_due(rule_id: int, window: Window, windows: dict[int, WindowTally], t
     return due
 
 
+ADJUSTMENT = "adjustment"  # the event type of a manual adjustment (named `$adjustment`): never ingested
+ADJUSTMENT_NAME = "$adjustment"
+
+
+def adjustment_of(event: EventFact, model: str) -> dict[str, Any] | None:
+    """What a manual adjustment event does to `model`: `{"points": n}` or `{"setTo": n}`, with its reason
+    and author; None when `event` is no adjustment, or one of another model."""
+    if event.type != ADJUSTMENT or event.properties.get("model") != model:
+        return None
+    props = event.properties
+    change = {key: props[key] for key in ("points", "setTo") if type(props.get(key)) is int}
+    if len(change) != 1:
+        return None
+    return {**change, "reason": props.get("reason", ""), "author": props.get("author") or {}}
+
+
+def adjustment_apply(score: int, adjustment: dict[str, Any]) -> int:
+    """The engagement score after an adjustment (before the clamp): `points` add, `setTo` replaces it.
+
+    `setTo` acts on the engagement component only: the fit still adds to it in the total.
+    """
+    if "setTo" in adjustment:
+        return int(adjustment["setTo"])
+    return score + int(adjustment["points"])
+
+
 def fold(
     events: Iterable[EventFact],
     *,
@@ -350,6 +410,7 @@ def fold(
     policy: Policy,
     state: FoldState | None = None,
     index: Mapping[str, Sequence[Rule]] | None = None,
+    model: str = "",
 ) -> tuple[FoldState, list[Step]]:
     """Apply `events` in `(timestamp, event_id)` order to `state`; return the new state and one step per event.
 
@@ -357,6 +418,10 @@ def fold(
     every matching rule adds its points (within its window, see `_window_due`, and its caps)
     and the score is clamped. A window rule stopped by a cap has not awarded (no rest follows).
     `index`: `rules_by_event_type(rules)` when the caller already has it (a model keeps its own).
+    A manual adjustment of `model` (the model's key) adds or sets points instead: no rule
+    matches one, and it is not the lead's activity, so decay keeps counting from the last event.
+    Another model's adjustment changes nothing here (not even decay's rounding); it only moves
+    the checkpoint, as every model of a lead folds the same events.
     """
     state = state or FoldState()
     index = rules_by_event_type(rules) if index is None else index
@@ -364,14 +429,22 @@ def fold(
     score, last_ts, last_id = state.score, state.last_timestamp, state.last_event_id
     tallies, clamped, decayed = dict(state.tallies), state.clamped, state.decayed
     windows = dict(state.windows)
+    active_at, adjusted, scored_at = state.active_at, state.adjusted, state.scored_at
     steps: list[Step] = []
     for event in sorted(events, key=lambda e: e.key):
-        decayed_score = policy.decay.apply(score, last_ts, event.timestamp)
+        adjustment = adjustment_of(event, model)
+        if event.type == ADJUSTMENT and adjustment is None:
+            # another model's adjustment: this model's fold passes it by (a step, so checkpoints stay in line)
+            steps.append(Step(event.event_id, event.timestamp, score, score, ()))
+            last_ts, last_id = event.timestamp, event.event_id
+            continue
+        decayed_score = policy.decay.apply_between(score, active_at, scored_at, event.timestamp)
         decay = decayed_score - score
         day = event.day
         subject: dict[str, Any] | None = None
         applied: list[tuple[int, int]] = []
-        for rule in (*index.get(event.name, ()), *wildcard):
+        candidates = () if event.type == ADJUSTMENT else (*index.get(event.name, ()), *wildcard)
+        for rule in candidates:
             if rule.conditions:
                 subject = subject or event.subject()
                 if not rule.matches(subject):
@@ -388,14 +461,22 @@ def fold(
             tallies[rule.id] = RuleTally(tally.count + 1, tally.points + points, day, day_count)
             applied.append((rule.id, points))
         raw = decayed_score + sum(points for _, points in applied) if applied else decayed_score
+        if adjustment is not None:
+            raw = adjustment_apply(decayed_score, adjustment)
+            adjusted += raw - decayed_score
+        else:
+            active_at = event.timestamp
         new_score = min(max(raw, 0), policy.max_score)
         clamped += new_score - raw
         decayed += decay
-        steps.append(Step(event.event_id, event.timestamp, score, new_score, tuple(applied), decay))
-        score, last_ts, last_id = new_score, event.timestamp, event.event_id
+        steps.append(Step(event.event_id, event.timestamp, score, new_score, tuple(applied), decay, adjustment))
+        score, last_ts, last_id, scored_at = new_score, event.timestamp, event.event_id, event.timestamp
     if not steps:
         return state, steps
-    return FoldState(score, last_ts, last_id, tallies, clamped, decayed, windows), steps
+    return FoldState(
+        score=score, last_timestamp=last_ts, last_event_id=last_id, tallies=tallies, clamped=clamped, decayed=decayed,
+        windows=windows, active_at=active_at, adjusted=adjusted, scored_at=scored_at,
+    ), steps  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -462,6 +543,7 @@ def lead_evaluate(
     final: bool = True,
     before: Materialised | None = None,
     index: Mapping[str, Sequence[Rule]] | None = None,
+    model: str = "",
 ) -> Evaluation:
     """Fold + fit + decay + total + stage for one lead: the one function every score comes from.
 
@@ -475,7 +557,8 @@ def lead_evaluate(
     A long log is evaluated a chunk at a time: each chunk but the last with `final=False`
     (no decay-to-now or fit step after it: the next chunk carries on from its state) and
     every chunk with `before`, the lead as it was before the first one, which the `rescore`
-    step, the path and `changed` compare against.
+    step, the path and `changed` compare against. `model`: the key of the model evaluated (the
+    manual adjustments it applies are those naming it).
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
@@ -488,7 +571,7 @@ def lead_evaluate(
         return _refit_evaluate(lead, fit, tuple(fit_applied), policy, now)
     before = before or lead
     start = FoldState() if refold else lead.state
-    state, steps = fold(events, rules=rules, policy=policy, state=start, index=index)
+    state, steps = fold(events, rules=rules, policy=policy, state=start, index=index, model=model)
     history: list[HistoryStep] = []
     chain = 0 if refold else lead.score
     explained: dict[tuple[tuple[int, int], ...], list[dict[str, int]]] = {}  # one list per set of rules applied
@@ -498,10 +581,12 @@ def lead_evaluate(
         if rules_applied is None:
             rules_applied = explained[step.applied] = [{"ruleId": r, "points": p} for r, p in step.applied]
         details = {"rules": rules_applied, "decay": step.decay, "fit": fit}
+        if step.adjustment is not None:
+            details["adjustment"] = step.adjustment
         history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
         chain = total
     path = [before.score] if refold else [lead.score, *(row.new_score for row in history)]
-    engagement = policy.decay.apply(state.score, state.last_timestamp, now) if final else state.score
+    engagement = state.decayed_to(policy.decay, now) if final else state.score
     score = total_score(engagement, fit, policy)
     if score != chain and final:
         # decay since the last event (e.g. a backfill of old events), or a changed fit
@@ -577,6 +662,7 @@ def models_evaluate(
             final=final,
             before=None if before is None else before.get(model.id) or Materialised(),
             index=model.index,
+            model=model.key,
         )
         for model in models
     }
@@ -596,7 +682,7 @@ def _refit_evaluate(
     """No new events: only the fit can have moved (traits edited, fit rules changed)."""
     if fit == lead.fit:
         return _unchanged(lead, policy)
-    engagement = policy.decay.apply(lead.state.score, lead.state.last_timestamp, now)
+    engagement = lead.state.decayed_to(policy.decay, now)
     score = total_score(engagement, fit, policy)
     stage = stage_for(score, policy)
     return Evaluation(
@@ -609,7 +695,7 @@ def _refit_evaluate(
 
 def _decay_evaluate(lead: Materialised, policy: Policy, now: datetime) -> Evaluation:
     """Decay up to `now` as one `decay` step; a second run the same day changes nothing."""
-    engagement = policy.decay.apply(lead.state.score, lead.state.last_timestamp, now)
+    engagement = lead.state.decayed_to(policy.decay, now)
     score = total_score(engagement, lead.fit, policy)
     if score == lead.score and engagement == lead.engagement:
         return _unchanged(lead, policy)

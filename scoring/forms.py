@@ -1,7 +1,7 @@
 """Forms of the dashboard pages; rules and settings validate through the API's serializers."""
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -202,3 +202,29 @@ class ScoringModelUpdateForm(forms.Form):
         else:
             serializer_errors(self, serializer.errors)
         return cleaned
+
+
+class AdjustmentForm(forms.Form):
+    """A manual adjustment from the lead page: add (or subtract) points, or set the engagement score, and why."""
+
+    CHANGES = [("points", "Add or subtract points"), ("setTo", "Set engagement to (0 resets)")]
+
+    change = forms.ChoiceField(choices=CHANGES, initial="points")
+    value = forms.IntegerField(initial=0, label="Points")
+    reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 40}))
+    model = forms.ChoiceField(choices=())
+
+    def __init__(self, *args: Any, models: list[ScoringModel], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        model = cast(forms.ChoiceField, self.fields["model"])
+        model.choices = [(m.key, f"{m.name} (primary)" if m.is_primary else m.name) for m in models]
+        model.initial = next((m.key for m in models if m.is_primary), None)
+
+    def points_or_set_to(self) -> tuple[int | None, int | None]:
+        """The service's `points` and `set_to` (one of them None)."""
+        value = self.cleaned_data["value"]
+        return (value, None) if self.cleaned_data["change"] == "points" else (None, value)
+
+
+# which form field shows a service error about a field of the API body
+ADJUSTMENT_ERROR_FIELDS = {"points": "value", "setTo": "value", "reason": "reason", "model": "model"}

@@ -148,11 +148,69 @@ def lead_timeline(
     return [(event, history.get(event.id)) for event in newest]
 
 
+def adjustment_label(properties: dict[str, Any]) -> str:
+    """How a manual adjustment reads to people: `Manual -20 by ana@example.com: disqualified` (U+2212 minus)."""
+    if "setTo" in properties:
+        change = f"reset to {properties['setTo']}"
+    else:
+        points = int(properties.get("points") or 0)
+        change = f"+{points}" if points > 0 else "\u2212" + str(-points)
+    author = (properties.get("author") or {}).get("label") or "someone"
+    return f"Manual {change} by {author}: {properties.get('reason', '')}"
+
+
+def adjustment_summary(event: Event) -> dict[str, Any] | None:
+    """What a manual adjustment event asked, who and why (None for any other event)."""
+    if event.type != Event.Type.ADJUSTMENT:
+        return None
+    props = event.properties
+    return {
+        "model": props.get("model", ""),
+        "points": props.get("points"),
+        "setTo": props.get("setTo"),
+        "reason": props.get("reason", ""),
+        "author": props.get("author") or {},
+        "label": adjustment_label(props),
+    }
+
+
+def adjustment_data(event: Event, row: ScoreHistory | None) -> dict[str, Any]:
+    """One manual adjustment on the wire: what it asked, who and why, and what it did to its model's score."""
+    return {
+        "eventId": event.event_id,
+        "timestamp": event.timestamp,
+        **(adjustment_summary(event) or {}),
+        "scored": event.processed_at is not None,
+        "scoreDelta": row.delta if row else None,
+        "newScore": row.new_score if row else None,
+    }
+
+
+def lead_adjustments(*, lead: Lead, limit: int = 200) -> list[dict[str, Any]]:
+    """The lead's newest `limit` manual adjustments (newest first), each with its model's history row: 3 queries."""
+    events = list(
+        Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).order_by("-timestamp", "-event_id")[:limit]
+    )
+    models = dict(ScoringModel.objects.filter(project_id=lead.project_id).values_list("key", "id"))
+    rows = ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in events])
+    history: dict[tuple[int | None, int | None], ScoreHistory] = {(row.event_id, row.model_id): row for row in rows}
+    return [adjustment_data(event, history.get((event.id, models.get(event.properties.get("model")))))
+            for event in events]  # fmt: skip
+
+
+def _breakdown_adjustments(lead: Lead, model: ScoringModel | None) -> list[dict[str, Any]]:
+    """The manual adjustments the model's fold applied to the lead, oldest first."""
+    rows = ScoreHistory.objects.filter(
+        model_history(model=model), lead=lead, event__type=Event.Type.ADJUSTMENT, details__has_key="adjustment"
+    ).select_related("event")
+    return [adjustment_data(row.event, row) for row in rows.order_by("occurred_at", "id") if row.event is not None]
+
+
 def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> dict[str, Any]:
     """Where the lead's score (under `model`, the primary one by default) comes from; the parts add up to
     `currentScore`.
 
-    Σ rule points + clampAdjustment + decayBetweenEvents = foldScore;
+    Σ rule points + adjustmentPoints + clampAdjustment + decayBetweenEvents = foldScore;
     foldScore + decaySinceLastEvent = engagementScore;
     engagementScore + fitScore + finalClampAdjustment = currentScore.
     """
@@ -189,6 +247,8 @@ def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> di
             }
             for rule_id, tally in sorted(state.tallies.items(), key=lambda item: -abs(item[1].points))
         ],
+        "adjustments": _breakdown_adjustments(lead, model),
+        "adjustmentPoints": state.adjusted,
         "clampAdjustment": state.clamped,
         "decayBetweenEvents": state.decayed,
         "foldScore": state.score,
@@ -221,7 +281,8 @@ def _model_result(lead: Lead, model: ScoringModel | None) -> dict[str, Any]:
 
 def lead_intelligence(*, lead: Lead, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
-    counts = Event.objects.filter(lead=lead, timestamp__gte=now - timedelta(hours=48)).aggregate(
+    activity = Event.objects.filter(lead=lead, timestamp__gte=now - timedelta(hours=48))
+    counts = activity.exclude(type=Event.Type.ADJUSTMENT).aggregate(
         last=Count("id", filter=Q(timestamp__gte=now - timedelta(hours=24))),
         previous=Count("id", filter=Q(timestamp__lt=now - timedelta(hours=24))),
     )
@@ -342,6 +403,7 @@ def rules_preview(
             policy=policy,
             now=now,
             refold=True,
+            model=model.key if model is not None else "",
         )
         score, new_stage = evaluation.score, evaluation.stage
         if distribution:
@@ -509,6 +571,7 @@ def rules_preview_proposed(
         engagement_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.ENGAGEMENT],
         fit_rules=[rule_from_row(row) for row in active if row.kind == ScoringRule.Kind.FIT],
         policy=model_policy(ScoringModel(**{**current, **(settings or {})})),
+        model=primary,
     )
 
 
@@ -659,8 +722,9 @@ def leads_export_csv(*, leads: QuerySet[Lead]) -> Iterator[str]:
 
 
 def event_facts(*, event_ids: list[int]) -> list[engine.EventFact]:
-    """The events as the engine (and automations' event triggers) see them, in fold order."""
-    return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids))]
+    """The events as automations' event triggers see them, in fold order: a manual adjustment is no event the lead
+    sent (as no rule matches one, no `event_received` trigger fires on one)."""
+    return [fact for _, fact in facts(Event.objects.filter(id__in=event_ids).exclude(type=Event.Type.ADJUSTMENT))]
 
 
 # Rule-set versions: the history of a model's rules, their differences, and scores under any of them.
@@ -747,7 +811,7 @@ def lead_score_at_version(*, lead: Lead, model: ScoringModel, version: RuleSetVe
         evaluation = engine.lead_evaluate(
             lead=current, events=[fact for _, fact in chunk], profile=lead_profile(lead), rules=spec.rules,
             fit_rules=spec.fit_rules, policy=spec.policy, now=timezone.now(), refold=first, final=not following,
-            before=engine.Materialised(),
+            before=engine.Materialised(), model=model.key,
         )  # fmt: skip
         folded += evaluation.folded
         if not following:

@@ -6,6 +6,7 @@ app_name = "scoring"
 urlpatterns = [
     path("leads/", views.lead_list_view, name="lead_list"),
     path("leads/<int:lead_id>/", views.lead_detail_view, name="lead_detail"),
+    path("leads/<int:lead_id>/adjustments/", views.lead_adjust_view, name="lead_adjust"),
     path("rules/", views.rule_list_view, name="rule_list"),
     path("leads/export.csv", views.lead_export_view, name="lead_export"),
     path("rules/<int:rule_id>/", views.rule_update_view, name="rule_update"),

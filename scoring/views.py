@@ -18,6 +18,8 @@ from core.errors import ApplicationError, NotFound
 from ingest.selectors import condition_suggestions_for_project
 
 from .forms import (
+    ADJUSTMENT_ERROR_FIELDS,
+    AdjustmentForm,
     LeadFilterForm,
     RuleForm,
     ScoringModelCreateForm,
@@ -27,9 +29,11 @@ from .forms import (
 from .models import RuleSetDraft, ScoringModel, ScoringRule
 from .selectors import (
     ModelChoice,
+    adjustment_label,
     document_rows,
     draft_get,
     draft_preview,
+    lead_adjustments,
     lead_get,
     lead_intelligence,
     lead_score_at_version,
@@ -52,6 +56,7 @@ from .selectors import (
     versions_for_model,
 )
 from .services import rule_create, rule_delete, rule_update, scoring_settings_update
+from .services.adjustments import adjustment_author, lead_adjust
 from .services.drafts import (
     draft_discard,
     draft_publish,
@@ -71,6 +76,7 @@ from .services.models import (
 T = TypeVar("T")
 LEADS_PER_PAGE = 50
 LEAD_VERSIONS_LISTED = 100  # the newest versions in the lead page's "score under version" select
+LEAD_ADJUSTMENTS_LISTED = 20  # the newest manual adjustments on the lead page
 
 
 def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
@@ -151,6 +157,36 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
     Score, stage, chart and timeline deltas are `?model=`'s; a table shows every model's score and stage;
     `?version=N` adds the lead's score under that version of the model, recomputed from its log.
     """
+    return _lead_render(request, lead_id)
+
+
+@require_POST
+@project_page
+def lead_adjust_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
+    """Adjust a lead's score by hand (any member), as the API does; then back to the lead, or its errors."""
+    lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
+    models = list(scoring_models_for_project(project=request.project))
+    form = AdjustmentForm(request.POST, models=models)
+    if form.is_valid():
+        model = next(m for m in models if m.key == form.cleaned_data["model"])
+        points, set_to = form.points_or_set_to()
+        try:
+            adjusted = lead_adjust(lead=lead, points=points, set_to=set_to, reason=form.cleaned_data["reason"],
+                                   model=model, author=adjustment_author(user=request.user))  # fmt: skip
+        except ApplicationError as error:
+            form.add_error(ADJUSTMENT_ERROR_FIELDS.get(error.field or ""), error.message)
+        else:
+            done = "" if adjusted.scored else " It is scored in a moment."
+            messages.success(request, f"{adjustment_label(adjusted.event.properties)}.{done}")
+            query = "" if model.is_primary else f"?model={model.key}"
+            return redirect(reverse("scoring:lead_detail", args=[adjusted.lead.id]) + query)
+    return _lead_render(request, lead.id, adjustment_form=form, status=400)
+
+
+def _lead_render(
+    request: ProjectRequest, lead_id: int, *, adjustment_form: AdjustmentForm | None = None, status: int = 200
+) -> HttpResponse:
+    """The lead page, with the adjustment form as posted (and its errors) when it was not valid."""
     choice = _model_choice(request)
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
     model = choice.model
@@ -179,8 +215,10 @@ def lead_detail_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
         "breakdown": lead_score_breakdown(lead=lead),
         "intelligence": lead_intelligence(lead=lead),
         "switcher": _switcher(request, choice),
+        "adjustments": lead_adjustments(lead=lead, limit=LEAD_ADJUSTMENTS_LISTED),
+        "adjustment_form": adjustment_form or AdjustmentForm(models=list(choice.models), initial={"model": model.key}),
     }
-    return render(request, "scoring/lead.html", context)
+    return render(request, "scoring/lead.html", context, status=status)
 
 
 def _rules_render(

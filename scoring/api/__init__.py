@@ -1,6 +1,7 @@
 """The scoring API (DRF views), one module per resource; `scoring/urls.py` routes to the names below."""
 
 from .leads import (
+    LeadAdjustmentListApi,
     LeadDetailApi,
     LeadExportApi,
     LeadHistoryApi,
@@ -30,6 +31,7 @@ __all__ = [
     "DraftApi",
     "DraftPreviewApi",
     "DraftPublishApi",
+    "LeadAdjustmentListApi",
     "LeadDetailApi",
     "LeadExportApi",
     "LeadHistoryApi",

@@ -1,4 +1,5 @@
-"""The lead endpoints: list, create, get, change, erase, export, timeline, breakdown, intelligence and history."""
+"""The lead endpoints: list, create, get, change, erase, export, timeline, breakdown, intelligence, history and
+manual adjustments."""
 
 from typing import Any
 
@@ -8,7 +9,8 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.scoping import ProjectApiView
+from accounts.scoping import ProjectApiView, request_person
+from core.errors import ApplicationError, NotFound
 from core.openapi import page_of
 from core.queries import query_int
 from ingest.services import lead_create
@@ -17,6 +19,9 @@ from .. import engine
 from ..models import ScoringModel
 from ..selectors import (
     LEAD_ORDERING_FIELDS,
+    adjustment_data,
+    adjustment_summary,
+    lead_adjustments,
     lead_export,
     lead_get,
     lead_history_for_project,
@@ -29,6 +34,9 @@ from ..selectors import (
     scoring_model_get,
 )
 from ..serializers import (
+    AdjustedSerializer,
+    AdjustmentCreateSerializer,
+    AdjustmentListSerializer,
     IntelligenceSerializer,
     LeadCreateSerializer,
     LeadExportSerializer,
@@ -39,6 +47,7 @@ from ..serializers import (
     TimelineSerializer,
 )
 from ..services import lead_erase, lead_update
+from ..services.adjustments import adjustment_author, lead_adjust
 from .pagination import StrictPageNumberPagination, page_parameters
 
 MODEL_PARAMETER = OpenApiParameter(
@@ -251,6 +260,7 @@ class LeadTimelineApi(ProjectApiView):
                 "properties": event.properties,
                 "scoreDelta": history.delta if history else None,
                 "newScore": history.new_score if history else None,
+                "adjustment": adjustment_summary(event),
             }
             for event, history in lead_timeline(lead=lead, limit=limit, model=request_model(self, request))
         ]
@@ -297,3 +307,50 @@ class LeadHistoryApi(ProjectApiView):
         history = lead_history_for_project(project=self.project, lead=lead, model=request_model(self, request))
         page = paginator.paginate_queryset(history, request, view=self)
         return paginator.get_paginated_response(ScoreHistorySerializer(page, many=True).data)
+
+
+class LeadAdjustmentListApi(ProjectApiView):
+    @extend_schema(
+        summary="A lead's manual score adjustments, newest first",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        responses=AdjustmentListSerializer,
+    )
+    def get(self, request: Request, lead_id: str) -> Response:
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        return Response({"results": lead_adjustments(lead=lead)})
+
+    @extend_schema(
+        summary="Adjust a lead's score by hand (members): add points, or set the engagement score",
+        description="Appends an adjustment event to the lead's log, attributed to the caller, and scores the lead "
+        "at once: refolds, re-scores and versions replay it. `points` adds to the engagement score, `setTo` sets "
+        "it (the fit still adds); exactly one of the two. `model` defaults to the primary model.",
+        tags=["Leads"],
+        parameters=[LEAD_ID],
+        request=AdjustmentCreateSerializer,
+        responses={201: AdjustedSerializer},
+    )
+    def post(self, request: Request, lead_id: str) -> Response:
+        lead = lead_get(project=self.project, lead_id=lead_id)
+        serializer = AdjustmentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            model = scoring_model_get(project=self.project, key=data["model"]) if "model" in data else None
+        except NotFound:
+            raise ApplicationError("No scoring model of this project has this key.", field="model") from None
+        person = request_person(request)
+        key = None if person is not None else getattr(request.user, "api_key", None)  # a secret key's caller
+        adjusted = lead_adjust(
+            lead=lead, points=data.get("points"), set_to=data.get("setTo"), reason=data["reason"], model=model,
+            author=adjustment_author(user=person, api_key=key),
+        )  # fmt: skip
+        scores = leads_model_scores(project=self.project, lead_ids=[adjusted.lead.id])
+        result = scores.for_lead(adjusted.lead)[adjusted.model.key]
+        body = {
+            "adjustment": adjustment_data(adjusted.event, adjusted.history),
+            "score": result["score"],
+            "stage": result["stage"],
+            "lead": LeadSerializer(adjusted.lead, context={"scores": scores}).data,
+        }
+        return Response(body, status=status.HTTP_201_CREATED)

@@ -1,5 +1,11 @@
 """Request and response shapes of the scoring API (camelCase on the wire), by resource."""
 
+from .adjustments import (
+    AdjustmentAuthorSerializer,
+    AdjustmentCreateSerializer,
+    AdjustmentSerializer,
+    AdjustmentSummarySerializer,
+)
 from .common import (
     CONDITION_SCHEMA,
     CONDITION_VALUE,
@@ -15,6 +21,8 @@ from .leads import (
     TRAITS_MAX_BYTES,
     TRAITS_MAX_DEPTH,
     TRAITS_SCHEMA,
+    AdjustedSerializer,
+    AdjustmentListSerializer,
     ExportEventSerializer,
     ExportExecutionSerializer,
     ExportHistorySerializer,
@@ -60,6 +68,12 @@ __all__ = [
     "TRAITS_MAX_BYTES",
     "TRAITS_MAX_DEPTH",
     "TRAITS_SCHEMA",
+    "AdjustedSerializer",
+    "AdjustmentAuthorSerializer",
+    "AdjustmentCreateSerializer",
+    "AdjustmentListSerializer",
+    "AdjustmentSerializer",
+    "AdjustmentSummarySerializer",
     "ConditionsField",
     "DashboardSerializer",
     "EnumFieldExtension",

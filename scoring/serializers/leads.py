@@ -18,6 +18,7 @@ from ingest.models import Event, Lead
 
 from ..models import ScoreHistory
 from ..selectors import leads_model_scores
+from .adjustments import AdjustmentSerializer, AdjustmentSummarySerializer
 from .common import enum_field, openapi_patch
 from .rules import WindowSerializer
 
@@ -188,9 +189,13 @@ class ScoreBreakdownSerializer(serializers.Serializer):
     fitScore = serializers.IntegerField()
     fitGrade = enum_field("LeadFitGrade", ["A", "B", "C", "D"])
     rules = ScoreBreakdownRuleSerializer(many=True, help_text="Engagement rules applied, largest effect first.")
+    adjustments = AdjustmentSerializer(many=True, help_text="The manual adjustments of this model, oldest first.")
+    adjustmentPoints = serializers.IntegerField(help_text="Points the manual adjustments moved the fold by.")
     clampAdjustment = serializers.IntegerField(help_text="Points lost to the 0..maxScore clamp while folding.")
     decayBetweenEvents = serializers.IntegerField()
-    foldScore = serializers.IntegerField(help_text="Σ rule points + clampAdjustment + decayBetweenEvents.")
+    foldScore = serializers.IntegerField(
+        help_text="Σ rule points + adjustmentPoints + clampAdjustment + decayBetweenEvents."
+    )
     decaySinceLastEvent = serializers.IntegerField(help_text="foldScore + this = engagementScore.")
     fit = ScoreBreakdownFitSerializer(many=True)
     finalClampAdjustment = serializers.IntegerField(help_text="engagementScore + fitScore + this = currentScore.")
@@ -221,12 +226,28 @@ class TimelineEventSerializer(serializers.Serializer):
     properties = serializers.DictField(child=serializers.JSONField())
     scoreDelta = serializers.IntegerField(allow_null=True, help_text="Null until the event is scored.")
     newScore = serializers.IntegerField(allow_null=True)
+    adjustment = AdjustmentSummarySerializer(
+        allow_null=True, help_text="A manual adjustment (`$adjustment`): what it did, who and why; null otherwise."
+    )
 
 
 @extend_schema_serializer(component_name="LeadTimeline")
 class TimelineSerializer(serializers.Serializer):
     lead = LeadSerializer()
     events = TimelineEventSerializer(many=True, help_text="The newest `limit` events, oldest first.")
+
+
+@extend_schema_serializer(component_name="LeadAdjusted")
+class AdjustedSerializer(serializers.Serializer):
+    adjustment = AdjustmentSerializer()
+    score = serializers.IntegerField(help_text="The adjusted model's score of the lead now.")
+    stage = enum_field("LeadStage", Lead.Stage.values, help_text="The adjusted model's stage of the lead now.")
+    lead = LeadSerializer(help_text="The lead now (its primary model's score and every model's).")
+
+
+@extend_schema_serializer(component_name="LeadAdjustmentList")
+class AdjustmentListSerializer(serializers.Serializer):
+    results = AdjustmentSerializer(many=True, help_text="The newest adjustments first (at most 200).")
 
 
 @extend_schema_serializer(component_name="LeadScoreHistory")
@@ -236,7 +257,10 @@ class ScoreHistorySerializer(serializers.ModelSerializer):
     newScore = serializers.IntegerField(source="new_score")
     occurredAt = serializers.DateTimeField(source="occurred_at")
     eventId = serializers.CharField(source="event_uid", allow_null=True, help_text="The event's client id, if any.")
-    details = serializers.JSONField(help_text="Which rules produced the delta: `[{ruleId, points}]` for rules.")
+    details = serializers.JSONField(
+        help_text="Which rules produced the delta: `[{ruleId, points}]` for rules; a manual adjustment's row has "
+        "`adjustment: {points or setTo, reason, author}`."
+    )
 
     class Meta:
         model = ScoreHistory

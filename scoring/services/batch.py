@@ -329,7 +329,8 @@ def _log_heads(
     """The first `size` folded events of each lead's log, in fold order, in one query.
 
     `documents=False`: no rule looks at an event's properties or context (none has conditions), so
-    they are not read (an empty document each): decoding them was most of a re-score's read.
+    they are not read (an empty document each): decoding them was most of a re-score's read. A manual
+    adjustment's properties are read all the same: they are what the fold applies.
     PostgreSQL reads each lead's first `size` with a LATERAL … LIMIT on the (lead, timestamp,
     event_id) index, rows as plain tuples; SQLite, without LATERAL, numbers the rows in a window.
     """
@@ -348,10 +349,11 @@ def _log_heads(
         return heads
     quoted = quoted_columns(Event, FACT_FIELDS)
     pk, lead_id, event_id, name, timestamp, props, ctx, kind, processed_at = quoted
-    selected = [pk, lead_id, event_id, name, timestamp, kind] + ([props, ctx] if documents else [])
+    selected = [f"e.{column}" for column in (pk, lead_id, event_id, name, timestamp, kind)]
+    selected += [f"e.{props}", f"e.{ctx}"] if documents else [f"CASE WHEN e.{kind} = %s THEN e.{props} END"]
     # identifiers come from the model's metadata; the values are parameters
     sql = f"""
-        SELECT {", ".join(f"e.{column}" for column in selected)}
+        SELECT {", ".join(selected)}
         FROM unnest(%s::bigint[]) AS l (id) CROSS JOIN LATERAL (
             SELECT * FROM {connection.ops.quote_name(Event._meta.db_table)} AS e
             WHERE e.{lead_id} = l.id AND e.{processed_at} IS NOT NULL
@@ -359,7 +361,7 @@ def _log_heads(
         ) AS e ORDER BY e.{lead_id}, e.{timestamp}, e.{event_id}
     """  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [int_array(lead_ids), size])
+        cursor.execute(sql, [*([] if documents else [engine.ADJUSTMENT]), int_array(lead_ids), size])
         fetched = cursor.fetchall()
     # a plain cursor returns JSON columns as text (Django decodes them in from_db_value)
     loads = orjson.loads
@@ -368,8 +370,9 @@ def _log_heads(
             fact = engine.EventFact(row_event, row_name, ts, loads(row_props), loads(row_ctx), row_kind)
             heads[row_lead].append((row_pk, fact))
     else:
-        for row_pk, row_lead, row_event, row_name, ts, row_kind in fetched:
-            heads[row_lead].append((row_pk, engine.EventFact(row_event, row_name, ts, {}, {}, row_kind)))
+        for row_pk, row_lead, row_event, row_name, ts, row_kind, row_props in fetched:
+            fact = engine.EventFact(row_event, row_name, ts, loads(row_props) if row_props else {}, {}, row_kind)
+            heads[row_lead].append((row_pk, fact))
     return heads
 
 

@@ -390,6 +390,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     if folded:
         counts = (
             Event.objects.filter(lead_id__in=folded, timestamp__gte=now - timedelta(hours=24))
+            .exclude(type=engine.ADJUSTMENT)  # a manual adjustment is not the lead's activity
             .values("lead_id")
             .annotate(n=Count("id"))
             .order_by()
@@ -409,7 +410,7 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
         # the fit rules that applied are kept beside the fold, so the breakdown explains the stored fit
         lead.fold_state = {**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]}
         if lead.id in folded:
-            lead.last_event_at = evaluation.state.last_timestamp
+            lead.last_event_at = evaluation.state.active_at
             if evaluation.first_timestamp is not None:
                 lead.first_seen_at = min(lead.first_seen_at or evaluation.first_timestamp, evaluation.first_timestamp)
             lead.events_last_24h = recent.get(lead.id, 0)

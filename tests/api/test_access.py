@@ -127,6 +127,9 @@ OPS = [
     Op("GET", "/api/leads/{lead}/score-breakdown", MEMBER),
     Op("GET", "/api/leads/{lead}/intelligence", MEMBER),
     Op("GET", "/api/leads/{lead}/history", MEMBER),
+    Op("GET", "/api/leads/{lead}/adjustments", MEMBER),
+    Op("POST", "/api/leads/{lead}/adjustments", MEMBER, {"points": -5, "reason": "audit"},
+       bad={"points": 5, "setTo": 0, "reason": "audit"}, field="setTo"),
     # reporting
     Op("GET", "/api/leaderboard", MEMBER, bad={"limit": "abc"}, field="limit"),
     Op("GET", "/api/leaderboard/by-stage", MEMBER),
@@ -255,6 +258,9 @@ MORE_BAD_INPUT = [
     ("POST /api/email-recipients", {"email": "a@example.com\nBcc: b@example.com"}, "email"),
     ("POST /api/events/batch", {"events": []}, "events"),
     ("POST /v1/batch", {"batch": "not a list"}, "batch"),
+    ("POST /api/leads/{lead}/adjustments", {"points": 0, "reason": "audit"}, "points"),
+    ("POST /api/leads/{lead}/adjustments", {"points": 5, "reason": "audit", "model": "nope"}, "model"),
+    ("POST /api/leads/{lead}/adjustments", {"setTo": 5}, "reason"),
 ]
 BAD_INPUT_OPS = [op for op in OPS if op.bad is not None] + [
     replace(next(op for op in OPS if op.id == op_id), bad=bad, field=name) for op_id, bad, name in MORE_BAD_INPUT

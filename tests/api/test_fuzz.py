@@ -78,6 +78,7 @@ SEMANTIC_400_SCORING: dict[str, str] = {
     "PATCH /api/models/{key}": "thresholds must rise, together with the stored ones",
     "PUT /api/models/{key}/draft": "thresholds must rise; a rule id at most once; RE2 regexes; "
     "only engagement rules take a window",
+    "POST /api/leads/{lead_id}/adjustments": "model must be a key of one of the project's models",
 }
 SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
 

@@ -74,7 +74,9 @@ def test_detail_and_timeline(tenant, leads):
         ("demo_request", 50, 50),
         ("signup", 30, 80),
     ]
-    assert set(body["events"][0]) == {"eventId", "eventType", "timestamp", "properties", "scoreDelta", "newScore"}
+    assert set(body["events"][0]) == {"eventId", "eventType", "timestamp", "properties", "scoreDelta", "newScore",
+                                      "adjustment"}  # fmt: skip
+    assert body["events"][0]["adjustment"] is None  # set on manual adjustments only
     assert tenant.client.get(f"/api/leads/{lead.id}/timeline?limit=").json() == body  # empty: the default
     assert len(tenant.client.get(f"/api/leads/{lead.id}/timeline?limit=1").json()["events"]) == 1
 
