@@ -109,7 +109,8 @@ def test_checkpoints_without_windows_still_load():
     state = engine.FoldState.from_json(old)
 
     assert state.windows == {} and state.score == 40
-    assert state.to_json() == old  # and a state without window rules writes none
+    written = state.to_json()
+    assert "windows" not in written and written.items() >= old.items()  # a state without window rules writes none
 
 
 # --- properties -----------------------------------------------------------------------------------------------
