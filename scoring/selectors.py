@@ -11,7 +11,7 @@ from itertools import islice, pairwise
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
+from django.db.models import Avg, Case, Count, F, FilteredRelation, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -34,6 +34,44 @@ LEAD_ORDERING_FIELDS = {
     "email": "email",
     "name": "name",
 }
+# `matrix`: the fit x engagement cell, A1 first (best fit, most engaged), ties by score (highest first);
+# `-matrix` is its exact reverse.
+MATRIX_ORDERING = "matrix"
+LEAD_ORDERINGS = (*LEAD_ORDERING_FIELDS, MATRIX_ORDERING)
+
+
+# what `?matrix=` accepts (the OpenAPI document's pattern): cells, comma-separated; empty is no filter
+MATRIX_FILTER_PATTERN = r"^([A-Da-d][1-3](,[A-Da-d][1-3])*)?$"
+
+
+def matrix_cells_parse(value: str | None) -> list[str]:
+    """The cells of a `matrix=A1,B1` filter (empty: no filter); a 400 naming `matrix` for anything else."""
+    if not re.fullmatch(MATRIX_FILTER_PATTERN, value or ""):
+        raise ApplicationError(
+            f"Must be comma-separated matrix cells, each one of {', '.join(engine.MATRIX_CELLS)}.", field="matrix"
+        )
+    return sorted({cell.upper() for cell in (value or "").split(",") if cell})
+
+
+def _matrix_cell_condition(cell: str, *, grade: str, engagement: str, policy: engine.Policy) -> Q:
+    """The leads in `cell` as a filter on their grade and engagement columns (the SQL of `engine.matrix_cell`)."""
+    tier = int(cell[1])
+    if tier == 1:
+        engaged = Q(**{f"{engagement}__gte": policy.hot_threshold})
+    elif tier == 2:
+        engaged = Q(**{f"{engagement}__gte": policy.warm_threshold, f"{engagement}__lt": policy.hot_threshold})
+    else:
+        engaged = Q(**{f"{engagement}__lt": policy.warm_threshold})
+    return Q(**{grade: cell[0]}) & engaged
+
+
+def _matrix_tier(*, engagement: str, policy: engine.Policy) -> Case:
+    """The SQL of `engine.engagement_tier` on an engagement column."""
+    return Case(
+        When(**{f"{engagement}__gte": policy.hot_threshold}, then=Value(1)),
+        When(**{f"{engagement}__gte": policy.warm_threshold}, then=Value(2)),
+        default=Value(3),
+    )
 
 
 def leads_for_project(
@@ -44,21 +82,38 @@ def leads_for_project(
     search: str | None = None,
     ordering: str | None = None,
     model: ScoringModel | None = None,
+    matrix: str | None = None,
 ) -> QuerySet[Lead]:
-    """The project's live (not merged-away) leads, filtered and ordered (score and stage: by `model`'s,
-    the primary model's by default)."""
+    """The project's live (not merged-away) leads, filtered and ordered (score, stage and matrix cell: by
+    `model`'s, the primary model's by default)."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     score, stage_column = "current_score", "lead_stage"
+    grade, engagement = "fit_grade", "engagement_score"
     if model is not None and not model.is_primary:
         own = FilteredRelation("model_scores", condition=Q(model_scores__model=model))
         leads = leads.annotate(
-            own=own, model_score=Coalesce("own__score", Value(0)), model_stage=Coalesce("own__stage", Value("cold"))
+            own=own,
+            model_score=Coalesce("own__score", Value(0)),
+            model_stage=Coalesce("own__stage", Value("cold")),
+            model_grade=Coalesce("own__grade", Value("C")),
+            model_engagement=Coalesce("own__engagement", Value(0)),
         )
         score, stage_column = "model_score", "model_stage"
+        grade, engagement = "model_grade", "model_engagement"
     if stage:
         if stage not in Lead.Stage.values:
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
         leads = leads.filter(**{stage_column: stage})
+    cells = matrix_cells_parse(matrix)
+    ordering = ordering or "-currentScore"
+    policy = None
+    if cells or ordering.lstrip("-") == MATRIX_ORDERING:
+        policy = model_policy(model or scoring_model_get(project=project))
+    if cells and policy is not None:
+        condition = Q()
+        for cell in cells:
+            condition |= _matrix_cell_condition(cell, grade=grade, engagement=engagement, policy=policy)
+        leads = leads.filter(condition)
     anonymous_id = (anonymous_id or "").replace("\x00", "")
     if anonymous_id:
         # a device merged into a known lead still finds that lead
@@ -70,13 +125,17 @@ def leads_for_project(
         if search.isascii() and search.isdecimal() and len(search) < 19:
             condition |= Q(id=int(search))
         leads = leads.filter(condition)
-    ordering = ordering or "-currentScore"
     descending = ordering.startswith("-")
+    if ordering.lstrip("-") == MATRIX_ORDERING and policy is not None:
+        leads = leads.annotate(matrix_tier=_matrix_tier(engagement=engagement, policy=policy))
+        if descending:
+            return leads.order_by(f"-{grade}", "-matrix_tier", score, "id")
+        return leads.order_by(grade, "matrix_tier", f"-{score}", "-id")
     column = LEAD_ORDERING_FIELDS.get(ordering.lstrip("-"))
     column = score if column == "current_score" else column
     if column is None:
         raise ApplicationError(
-            f"Must be one of {', '.join(LEAD_ORDERING_FIELDS)} (prefix - for descending).", field="ordering"
+            f"Must be one of {', '.join(LEAD_ORDERINGS)} (prefix - for descending).", field="ordering"
         )
     return leads.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
 
@@ -88,19 +147,32 @@ class ModelScores:
     primary_key: str = ""
     others: tuple[str, ...] = ()
     rows: dict[int, dict[str, dict[str, Any]]] = dataclass_field(default_factory=dict)
+    # each model's engagement thresholds, by key: where its matrix tiers start
+    policies: dict[str, engine.Policy] = dataclass_field(default_factory=dict)
 
     def for_lead(self, lead: Lead) -> dict[str, dict[str, Any]]:
         primary = {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
                    "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
         unfolded = {"score": 0, "stage": "cold", "engagement": 0, "fit": 0, "grade": "C"}
-        return {self.primary_key: primary, **dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+        results = {self.primary_key: primary, **dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+        default = engine.Policy()
+        return {
+            key: {**result, "cell": engine.matrix_cell(result["grade"], result["engagement"],
+                                                       self.policies.get(key, default))}
+            for key, result in results.items()
+        }  # fmt: skip
 
 
 def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelScores:
-    """The leads' results under each of the project's models (two queries)."""
-    models = list(scoring_models_for_project(project=project).values_list("id", "key", "is_primary"))
-    primary = next((key for _, key, is_primary in models if is_primary), "")
-    others = {model_id: key for model_id, key, is_primary in models if not is_primary}
+    """The leads' results under each of the project's models, with their matrix cells (two queries)."""
+    models = list(
+        scoring_models_for_project(project=project).values_list(
+            "id", "key", "is_primary", "warm_threshold", "hot_threshold"
+        )
+    )
+    primary = next((key for _, key, is_primary, *_ in models if is_primary), "")
+    others = {model_id: key for model_id, key, is_primary, *_ in models if not is_primary}
+    policies = {key: engine.Policy(warm_threshold=warm, hot_threshold=hot) for _, key, _, warm, hot in models}
     rows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     if others:
         results = LeadScore.objects.filter(lead_id__in=list(lead_ids), model_id__in=list(others)).values_list(
@@ -109,7 +181,27 @@ def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelSco
         for lead_id, model_id, score, stage, engagement, fit, grade in results:
             rows[lead_id][others[model_id]] = {"score": score, "stage": stage, "engagement": engagement, "fit": fit,
                                                "grade": grade}  # fmt: skip
-    return ModelScores(primary, tuple(others.values()), dict(rows))
+    return ModelScores(primary, tuple(others.values()), dict(rows), policies)
+
+
+def lead_matrix_counts(*, project: Project, model: ScoringModel | None = None) -> dict[str, int]:
+    """How many live leads sit in each fit x engagement cell under `model` (the primary by default): every
+    cell present, A1 … D3, in one GROUP BY over the project's leads."""
+    model = model or scoring_model_get(project=project)
+    policy = model_policy(model)
+    grade, engagement = ("fit_grade", "engagement_score") if model.is_primary else ("model_grade", "model_engagement")
+    rows = (
+        leads_for_project(project=project, model=model)
+        .order_by()
+        .annotate(matrix_tier=_matrix_tier(engagement=engagement, policy=policy))
+        .values_list(grade, "matrix_tier")
+        .annotate(n=Count("id"))
+    )
+    counts = dict.fromkeys(engine.MATRIX_CELLS, 0)
+    for row_grade, tier, n in rows:
+        if f"{row_grade}{tier}" in counts:
+            counts[f"{row_grade}{tier}"] = n
+    return counts
 
 
 def lead_get(*, project: Project, lead_id: int | str) -> Lead:

@@ -16,7 +16,8 @@ from ingest.services import lead_create
 from .. import engine
 from ..models import ScoringModel
 from ..selectors import (
-    LEAD_ORDERING_FIELDS,
+    LEAD_ORDERINGS,
+    MATRIX_FILTER_PATTERN,
     lead_export,
     lead_get,
     lead_history_for_project,
@@ -65,9 +66,17 @@ class LeadPagination(StrictPageNumberPagination):
 STAGE_PARAMETER = OpenApiParameter(
     "stage", OpenApiTypes.STR, enum=["", *engine.STAGES], description="Only leads in this stage (empty: all)."
 )
+MATRIX_PARAMETER = OpenApiParameter(
+    "matrix",
+    {"type": "string", "pattern": MATRIX_FILTER_PATTERN},
+    description="Only leads in these fit x engagement cells of the model, comma-separated (e.g. `A1,B1`; "
+    f"cells {', '.join(engine.MATRIX_CELLS)}: the fit grade, then the engagement tier — 1 when the engagement "
+    "score reaches the model's hot threshold, 2 when it reaches its warm threshold, 3 below). Empty: all.",
+)
 LEAD_FILTER_PARAMETERS = [
     STAGE_PARAMETER,
     MODEL_PARAMETER,
+    MATRIX_PARAMETER,
     OpenApiParameter(
         "anonymousId",
         OpenApiTypes.STR,
@@ -82,8 +91,9 @@ LEAD_FILTER_PARAMETERS = [
     OpenApiParameter(
         "ordering",
         OpenApiTypes.STR,
-        enum=["", *LEAD_ORDERING_FIELDS, *(f"-{name}" for name in LEAD_ORDERING_FIELDS)],
-        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`.",
+        enum=["", *LEAD_ORDERINGS, *(f"-{name}" for name in LEAD_ORDERINGS)],
+        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`. "
+        "`matrix`: by the model's matrix cell, A1 first, ties by score (highest first); `-matrix` is its reverse.",
     ),
 ]
 
@@ -126,6 +136,7 @@ class LeadListApi(ProjectApiView):
             search=params.get("search"),
             ordering=params.get("ordering"),
             model=request_model(self, request),
+            matrix=params.get("matrix"),
         )
         paginator = LeadPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
@@ -219,6 +230,7 @@ class LeadsCsvExportApi(ProjectApiView):
             anonymous_id=params.get("anonymousId"),
             search=params.get("search"),
             ordering=params.get("ordering"),
+            matrix=params.get("matrix"),
         )
         response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="leads.csv"'

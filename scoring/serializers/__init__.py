@@ -38,6 +38,7 @@ from .leads import (
 from .reports import (
     DashboardSerializer,
     LeaderboardSerializer,
+    MatrixSerializer,
     StageCountsSerializer,
 )
 from .rules import (
@@ -75,6 +76,7 @@ __all__ = [
     "LeadSerializer",
     "LeadUpdateSerializer",
     "LeaderboardSerializer",
+    "MatrixSerializer",
     "PatchedSerializerExtension",
     "PreviewSerializer",
     "ProposedSettingsField",
