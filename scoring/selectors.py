@@ -11,7 +11,7 @@ from itertools import islice, pairwise
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Case, Count, F, FilteredRelation, Q, QuerySet, Value, When
+from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -22,7 +22,16 @@ from ingest.selectors import event_numbers, lead_numbers
 
 from . import engine
 from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
-from .services.fold import engine_models, facts, lead_profile, log_pages, model_policy, project_rules, rule_from_row
+from .services.fold import (
+    engine_models,
+    facts,
+    lead_profile,
+    log_pages,
+    matrix_cell_sql,
+    model_policy,
+    project_rules,
+    rule_from_row,
+)
 
 LEAD_ORDERING_FIELDS = {
     "currentScore": "current_score",
@@ -53,27 +62,6 @@ def matrix_cells_parse(value: str | None) -> list[str]:
     return sorted({cell.upper() for cell in (value or "").split(",") if cell})
 
 
-def _matrix_cell_condition(cell: str, *, grade: str, engagement: str, policy: engine.Policy) -> Q:
-    """The leads in `cell` as a filter on their grade and engagement columns (the SQL of `engine.matrix_cell`)."""
-    tier = int(cell[1])
-    if tier == 1:
-        engaged = Q(**{f"{engagement}__gte": policy.hot_threshold})
-    elif tier == 2:
-        engaged = Q(**{f"{engagement}__gte": policy.warm_threshold, f"{engagement}__lt": policy.hot_threshold})
-    else:
-        engaged = Q(**{f"{engagement}__lt": policy.warm_threshold})
-    return Q(**{grade: cell[0]}) & engaged
-
-
-def _matrix_tier(*, engagement: str, policy: engine.Policy) -> Case:
-    """The SQL of `engine.engagement_tier` on an engagement column."""
-    return Case(
-        When(**{f"{engagement}__gte": policy.hot_threshold}, then=Value(1)),
-        When(**{f"{engagement}__gte": policy.warm_threshold}, then=Value(2)),
-        default=Value(3),
-    )
-
-
 def leads_for_project(
     *,
     project: Project,
@@ -87,8 +75,9 @@ def leads_for_project(
     """The project's live (not merged-away) leads, filtered and ordered (score, stage and matrix cell: by
     `model`'s, the primary model's by default)."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    score, stage_column = "current_score", "lead_stage"
-    grade, engagement = "fit_grade", "engagement_score"
+    # the primary model's results are the lead's columns (its matrix cell too); another model's come from its
+    # LeadScore row, the cell by its thresholds
+    score, stage_column, cell_column = "current_score", "lead_stage", "matrix_cell"
     if model is not None and not model.is_primary:
         own = FilteredRelation("model_scores", condition=Q(model_scores__model=model))
         leads = leads.annotate(
@@ -97,23 +86,16 @@ def leads_for_project(
             model_stage=Coalesce("own__stage", Value("cold")),
             model_grade=Coalesce("own__grade", Value("C")),
             model_engagement=Coalesce("own__engagement", Value(0)),
-        )
-        score, stage_column = "model_score", "model_stage"
-        grade, engagement = "model_grade", "model_engagement"
+        ).annotate(model_cell=matrix_cell_sql(grade="model_grade", engagement="model_engagement",
+                                              policy=model_policy(model)))  # fmt: skip
+        score, stage_column, cell_column = "model_score", "model_stage", "model_cell"
     if stage:
         if stage not in Lead.Stage.values:
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
         leads = leads.filter(**{stage_column: stage})
     cells = matrix_cells_parse(matrix)
-    ordering = ordering or "-currentScore"
-    policy = None
-    if cells or ordering.lstrip("-") == MATRIX_ORDERING:
-        policy = model_policy(model or scoring_model_get(project=project))
-    if cells and policy is not None:
-        condition = Q()
-        for cell in cells:
-            condition |= _matrix_cell_condition(cell, grade=grade, engagement=engagement, policy=policy)
-        leads = leads.filter(condition)
+    if cells:
+        leads = leads.filter(**{f"{cell_column}__in": cells})
     anonymous_id = (anonymous_id or "").replace("\x00", "")
     if anonymous_id:
         # a device merged into a known lead still finds that lead
@@ -125,12 +107,12 @@ def leads_for_project(
         if search.isascii() and search.isdecimal() and len(search) < 19:
             condition |= Q(id=int(search))
         leads = leads.filter(condition)
+    ordering = ordering or "-currentScore"
     descending = ordering.startswith("-")
-    if ordering.lstrip("-") == MATRIX_ORDERING and policy is not None:
-        leads = leads.annotate(matrix_tier=_matrix_tier(engagement=engagement, policy=policy))
+    if ordering.lstrip("-") == MATRIX_ORDERING:  # A1 first, ties by score; `-matrix` the exact reverse
         if descending:
-            return leads.order_by(f"-{grade}", "-matrix_tier", score, "id")
-        return leads.order_by(grade, "matrix_tier", f"-{score}", "-id")
+            return leads.order_by(f"-{cell_column}", score, "id")
+        return leads.order_by(cell_column, f"-{score}", "-id")
     column = LEAD_ORDERING_FIELDS.get(ordering.lstrip("-"))
     column = score if column == "current_score" else column
     if column is None:
@@ -147,19 +129,20 @@ class ModelScores:
     primary_key: str = ""
     others: tuple[str, ...] = ()
     rows: dict[int, dict[str, dict[str, Any]]] = dataclass_field(default_factory=dict)
-    # each model's engagement thresholds, by key: where its matrix tiers start
+    # the other models' engagement thresholds, by key: where their matrix tiers start
     policies: dict[str, engine.Policy] = dataclass_field(default_factory=dict)
 
     def for_lead(self, lead: Lead) -> dict[str, dict[str, Any]]:
         primary = {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
                    "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
         unfolded = {"score": 0, "stage": "cold", "engagement": 0, "fit": 0, "grade": "C"}
-        results = {self.primary_key: primary, **dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+        others = {**dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
         default = engine.Policy()
         return {
-            key: {**result, "cell": engine.matrix_cell(result["grade"], result["engagement"],
-                                                       self.policies.get(key, default))}
-            for key, result in results.items()
+            self.primary_key: {**primary, "cell": lead.matrix_cell},  # stored with the primary's other columns
+            **{key: {**result, "cell": engine.matrix_cell(result["grade"], result["engagement"],
+                                                          self.policies.get(key, default))}
+               for key, result in others.items()},
         }  # fmt: skip
 
 
@@ -172,7 +155,8 @@ def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelSco
     )
     primary = next((key for _, key, is_primary, *_ in models if is_primary), "")
     others = {model_id: key for model_id, key, is_primary, *_ in models if not is_primary}
-    policies = {key: engine.Policy(warm_threshold=warm, hot_threshold=hot) for _, key, _, warm, hot in models}
+    policies = {key: engine.Policy(warm_threshold=warm, hot_threshold=hot) for _, key, _, warm, hot in models
+                if key in others.values()}  # fmt: skip
     rows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     if others:
         results = LeadScore.objects.filter(lead_id__in=list(lead_ids), model_id__in=list(others)).values_list(
@@ -185,23 +169,13 @@ def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelSco
 
 
 def lead_matrix_counts(*, project: Project, model: ScoringModel | None = None) -> dict[str, int]:
-    """How many live leads sit in each fit x engagement cell under `model` (the primary by default): every
-    cell present, A1 … D3, in one GROUP BY over the project's leads."""
-    model = model or scoring_model_get(project=project)
-    policy = model_policy(model)
-    grade, engagement = ("fit_grade", "engagement_score") if model.is_primary else ("model_grade", "model_engagement")
-    rows = (
-        leads_for_project(project=project, model=model)
-        .order_by()
-        .annotate(matrix_tier=_matrix_tier(engagement=engagement, policy=policy))
-        .values_list(grade, "matrix_tier")
-        .annotate(n=Count("id"))
-    )
-    counts = dict.fromkeys(engine.MATRIX_CELLS, 0)
-    for row_grade, tier, n in rows:
-        if f"{row_grade}{tier}" in counts:
-            counts[f"{row_grade}{tier}"] = n
-    return counts
+    """How many live leads sit in each fit x engagement cell, A1 … D3 (every cell present): the primary
+    model's from the project's lead tallies, another model's in one GROUP BY over the leads."""
+    if model is None or model.is_primary:
+        return lead_numbers(project=project)["cells"]
+    leads = leads_for_project(project=project, model=model).order_by()
+    cells = dict(leads.values_list(F("model_cell")).annotate(n=Count("id")))
+    return {cell: cells.get(cell, 0) for cell in engine.MATRIX_CELLS}
 
 
 def lead_get(*, project: Project, lead_id: int | str) -> Lead:

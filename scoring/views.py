@@ -15,7 +15,6 @@ from accounts.scoping import ProjectRequest, project_page
 from core.charts import line_chart
 from core.errors import ApplicationError, NotFound
 
-from . import engine
 from .forms import (
     LeadFilterForm,
     RuleForm,
@@ -60,7 +59,6 @@ from .services.drafts import (
     draft_start,
     version_rollback,
 )
-from .services.fold import model_policy
 from .services.models import (
     scoring_model_create,
     scoring_model_delete,
@@ -126,17 +124,15 @@ def lead_list_view(request: ProjectRequest) -> HttpResponse:
     if not choice.model.is_primary:  # the primary's results are the lead's own columns
         scores = leads_model_scores(project=request.project, lead_ids=[lead.id for lead in page.object_list])
         results = {lead.id: scores.for_lead(lead)[choice.model.key] for lead in page.object_list}
-    policy = model_policy(choice.model)
-    rows = [(lead, _primary_result(lead, policy) if results is None else results[lead.id]) for lead in page.object_list]
+    rows = [(lead, _primary_result(lead) if results is None else results[lead.id]) for lead in page.object_list]
     switcher = _switcher(request, choice)
     context = {"form": form, "page": page, "rows": rows, "sort": form.sort_links(), "switcher": switcher}
     return render(request, "scoring/leads.html", context)
 
 
-def _primary_result(lead: Any, policy: engine.Policy) -> dict[str, Any]:
+def _primary_result(lead: Any) -> dict[str, Any]:
     return {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
-            "fit": lead.fit_score, "grade": lead.fit_grade,
-            "cell": engine.matrix_cell(lead.fit_grade, lead.engagement_score, policy)}  # fmt: skip
+            "fit": lead.fit_score, "grade": lead.fit_grade, "cell": lead.matrix_cell}  # fmt: skip
 
 
 @project_page

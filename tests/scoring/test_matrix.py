@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from django.utils import timezone
 
+from ingest.lead_tallies import lead_tallies_drift
 from ingest.models import Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
@@ -15,6 +16,7 @@ from scoring.models import LeadScore, ScoringModel, ScoringRule
 from scoring.services import lead_score
 from scoring.services.fold import model_policy, primary_model
 from tests.scoring.factories import scored_lead
+from tests.scoring.test_models import run_jobs
 from tests.scoring.test_pages import browser
 
 pytestmark = pytest.mark.django_db
@@ -160,11 +162,11 @@ def test_matrix_counts_equal_a_count_over_the_scored_leads_under_each_model(tena
     assert (under_b["model"], under_b["total"]) == ("b", len(LEADS))
 
 
-def test_counts_and_the_list_agree_after_more_scoring_and_a_merge_away(tenant, leads):
+def test_counts_and_the_list_agree_after_more_scoring_and_an_erasure(tenant, leads):
     demo = CanonicalEvent(event_id="a2-demo", name="demo_request", anonymous_id="a2", timestamp=timezone.now())
     events_ingest(project_id=tenant.project.id, events=[demo])
     lead_score(lead_id=leads["a2"].id)  # engagement 20 + 50 = 70: A2 -> A1
-    Lead.objects.filter(pk=leads["d3"].pk).update(merged_into=leads["c2"])  # no longer a live lead
+    assert tenant.client.delete(f"/api/leads/{leads['d3'].id}").status_code == 204  # no longer a live lead
     counts = tenant.client.get("/api/analytics/matrix").json()["cells"]
     assert counts == grouped(tenant.project, primary_model(tenant.project))
     assert (counts["A1"], counts["A2"], counts["D3"]) == (3, 0, 0)
@@ -255,25 +257,52 @@ def test_overview_shows_the_matrix_heat_map_linking_each_cell_to_its_leads(tenan
     assert sorted(lead.anonymous_id for lead, _ in rows) == ["a1-top", "b1"]
 
 
-def test_the_sql_cells_agree_with_the_pure_function_at_every_threshold(tenant, leads):
-    """The stored results set to each side of the thresholds (the filter, sort and counts are SQL; the cell on
-    the lead is engine.matrix_cell): both must put every lead in the same cell."""
+def test_the_stored_cell_is_the_pure_function_of_the_stored_results_and_the_tallies_count_it(tenant, leads):
+    """The primary's cell is stored with its score (a cache of the fold, like the stage), and tallied."""
+    policy = model_policy(primary_model(tenant.project))
+    for lead in Lead.objects.filter(project=tenant.project):
+        assert lead.matrix_cell == engine.matrix_cell(lead.fit_grade, lead.engagement_score, policy), lead
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+
+
+def test_another_models_sql_cells_agree_with_the_pure_function_at_every_threshold(tenant, leads):
+    """Model b's results set to each side of its thresholds (warm 5, hot 8): the filter, sort and counts (SQL)
+    and the lead's `scores.b.cell` (engine.matrix_cell) put every lead in the same cell."""
     b = ScoringModel.objects.get(project=tenant.project, key="b")
-    values = {"a1-top": ("A", 31), "a1-low": ("A", 30), "a2": ("B", 11), "b1": ("B", 10), "b3": ("D", 0),
-              "c2": ("C", 8), "c3": ("C", 7), "d3": ("D", 5)}  # fmt: skip
+    values = {"a1-top": ("A", 9), "a1-low": ("A", 8), "a2": ("B", 7), "b1": ("B", 5), "b3": ("D", 4),
+              "c2": ("C", 0), "c3": ("C", 8), "d3": ("D", 5)}  # fmt: skip
     for name, (grade, engagement) in values.items():
-        Lead.objects.filter(pk=leads[name].pk).update(fit_grade=grade, engagement_score=engagement)
         LeadScore.objects.filter(lead=leads[name], model=b).update(grade=grade, engagement=engagement)
-    for key in ("default", "b"):
-        results = listed(tenant.client, f"&model={key}")
-        cells = {lead["anonymousId"]: lead["scores"][key]["cell"] for lead in results}
-        counts = tenant.client.get(f"/api/analytics/matrix?model={key}").json()["cells"]
-        assert counts == {cell: list(cells.values()).count(cell) for cell in engine.MATRIX_CELLS}, key
-        for cell in engine.MATRIX_CELLS:
-            expected = sorted(name for name, c in cells.items() if c == cell)
-            assert sorted(ids(listed(tenant.client, f"&model={key}&matrix={cell}"))) == expected, (key, cell)
-        in_order = [cells[name] for name in ids(listed(tenant.client, f"&model={key}&ordering=matrix"))]
-        assert in_order == sorted(in_order)
-    assert {name: lead["matrixCell"] for name, lead in ((x["anonymousId"], x) for x in listed(tenant.client))} == {
-        "a1-top": "A1", "a1-low": "A2", "a2": "B2", "b1": "B3", "b3": "D3", "c2": "C3", "c3": "C3", "d3": "D3",
-    }  # fmt: skip
+    results = listed(tenant.client, "&model=b")
+    cells = {lead["anonymousId"]: lead["scores"]["b"]["cell"] for lead in results}
+    assert cells == {"a1-top": "A1", "a1-low": "A1", "a2": "B2", "b1": "B2", "b3": "D3", "c2": "C3", "c3": "C1",
+                     "d3": "D2"}  # fmt: skip
+    counts = tenant.client.get("/api/analytics/matrix?model=b").json()["cells"]
+    assert counts == {cell: list(cells.values()).count(cell) for cell in engine.MATRIX_CELLS}
+    for cell in engine.MATRIX_CELLS:
+        expected = sorted(name for name, c in cells.items() if c == cell)
+        assert sorted(ids(listed(tenant.client, f"&model=b&matrix={cell}"))) == expected, cell
+    in_order = [cells[name] for name in ids(listed(tenant.client, "&model=b&ordering=matrix"))]
+    assert in_order == sorted(in_order)
+
+
+def test_new_thresholds_move_the_cells_with_the_rescore_and_a_new_primary_brings_its_own(tenant, leads):
+    # a higher hot threshold for the primary: a1-low (engagement 35) leaves A1 once the re-score has run
+    response = tenant.client.patch("/api/scoring/settings", {"hotThreshold": 40}, format="json")
+    assert response.status_code == 200, response.content
+    run_jobs(tenant.project)
+    counts = tenant.client.get("/api/analytics/matrix").json()
+    assert counts["hotThreshold"] == 40 and counts["cells"] == grouped(tenant.project, primary_model(tenant.project))
+    assert ids(listed(tenant.client, "&matrix=A1")) == ["a1-top"] and ids(listed(tenant.client, "&matrix=A2")) == [
+        "a1-low",
+        "a2",
+    ]
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+
+    # model b made primary: its cells become the leads' own, tallied
+    before = tenant.client.get("/api/analytics/matrix?model=b").json()["cells"]
+    assert tenant.client.post("/api/models/b/primary").status_code == 200
+    after = tenant.client.get("/api/analytics/matrix").json()
+    assert after["model"] == "b" and after["cells"] == before == grouped(tenant.project, primary_model(tenant.project))
+    assert {lead["anonymousId"]: lead["matrixCell"] for lead in listed(tenant.client)} == B_CELLS
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
