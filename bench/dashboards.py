@@ -16,10 +16,11 @@ of each page after one warm-up:
   old  the selectors before the rollups (scans of the events table: tests/ingest/rollup_checks.py)
   new  the selectors in the tree (rollups + the unprocessed backlog; lead tallies where the tree has them)
 
-and checks that both answer the same. It also times scoring's write path on the backlog: marking
-it processed with the one UPDATE of before, and with `events_mark_processed` (the UPDATE feeding the
-rollup upserts), each rolled back. Prints a table of medians (ms), writes
-bench/results/dashboards.json, and drops the database at the end unless `--keep`.
+and checks that both answer the same. In a tree with the fit x engagement matrix it also times its API
+(`GET /api/analytics/matrix`, whose counts the overview's heat map shows) and selector. It also times
+scoring's write path on the backlog: marking it processed with the one UPDATE of before, and with
+`events_mark_processed` (the UPDATE feeding the rollup upserts), each rolled back. Prints a table of
+medians (ms), writes bench/results/dashboards.json, and drops the database at the end unless `--keep`.
 """
 
 import argparse
@@ -87,12 +88,14 @@ NAMES_ARRAY = "ARRAY[" + ", ".join(f"'{name}'" for name, weight in MIX for _ in 
 LEADS_SQL = """
 INSERT INTO ingest_lead (created_at, updated_at, project_id, anonymous_id, user_id, email, name, company, traits,
     current_score, engagement_score, fit_score, fit_grade, lead_stage, velocity_score, events_last_24h,
-    first_seen_at, last_event_at, last_scored_at, fold_state)
+    first_seen_at, last_event_at, last_scored_at, fold_state{cell_column})
 SELECT now(), now(), %(project)s, 'bench-' || g, '', '', '', '', '{}', s, s, 0, 'C',
     CASE WHEN s >= 60 THEN 'qualified' WHEN s >= 31 THEN 'hot' WHEN s >= 11 THEN 'warm' ELSE 'cold' END,
-    0, 0, now() - interval '180 days', now(), now(), '{}'
+    0, 0, now() - interval '180 days', now(), now(), '{}'{cell_value}
 FROM generate_series(%(first)s::int, %(last)s::int) AS g, LATERAL (SELECT abs(hashint4(g)) %% 120 AS s) AS score
 """
+# the matrix cell, in a tree that stores it: grade C, engagement tier by the default thresholds
+CELL_SQL = ", CASE WHEN s >= 31 THEN 'C1' WHEN s >= 11 THEN 'C2' ELSE 'C3' END"
 EVENTS_SQL = """
 INSERT INTO ingest_event (project_id, lead_id, event_id, type, name, anonymous_id, user_id, session_id,
     properties, context, timestamp, received_at, processed_at)
@@ -132,7 +135,12 @@ def grow(conn: psycopg.Connection, project: int, *, have: int, want: int, args: 
     leads = max(1, want // args.events_per_lead)
     have_leads = conn.execute("SELECT count(*) FROM ingest_lead WHERE project_id = %s", [project]).fetchone()[0]
     if leads > have_leads:
-        conn.execute(LEADS_SQL, {"project": project, "first": have_leads + 1, "last": leads})
+        stored = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'ingest_lead' AND column_name = 'matrix_cell'"
+        ).fetchone()
+        statement = LEADS_SQL.replace("{cell_column}", ", matrix_cell" if stored else "")
+        statement = statement.replace("{cell_value}", CELL_SQL if stored else "")
+        conn.execute(statement, {"project": project, "first": have_leads + 1, "last": leads})
     first_lead, last_lead, count = conn.execute(
         "SELECT min(id), max(id), count(*) FROM ingest_lead WHERE project_id = %s", [project]
     ).fetchone()
@@ -257,6 +265,15 @@ def main() -> None:
         ("  selector event_names_for_project()", lambda: ingest.selectors.event_names_for_project(project=project)),
         (f"events page    GET /events/?type={RARE} (query unchanged)", get(session, f"/events/?type={RARE}")),
     ]
+    try:  # the fit x engagement matrix (a tree before it has neither)
+        from scoring.selectors import lead_matrix_counts
+    except ImportError:
+        lead_matrix_counts = None  # type: ignore[assignment]
+    if lead_matrix_counts is not None:
+        targets += [
+            ("matrix API     GET /api/analytics/matrix (query unchanged)", get(api, "/api/analytics/matrix")),
+            ("  selector lead_matrix_counts() (query unchanged)", lambda: lead_matrix_counts(project=project)),
+        ]
     rows: list[dict] = []
     sizes_info: list[dict] = []
     conn = psycopg.connect(f"{PG_SERVER}/{DB_NAME}", autocommit=True)

@@ -1,17 +1,19 @@
-"""Per-project counts of live leads by stage, and the sum of their scores, kept exact by the writers.
+"""Per-project counts of live leads by stage and by matrix cell, and the sum of their scores, kept exact by
+the writers.
 
 The invariant, at every commit: summed over a project's `LeadTally` rows, each stage column is
-the number of the project's live leads (`merged_into` empty) in that stage, and `score_total`
-the sum of their `current_score`. Every write that changes that set, or a live lead's stage or
+the number of the project's live leads (`merged_into` empty) in that stage, each cell column
+(`a1` … `d3`) the number in that fit x engagement cell (`matrix_cell`), and `score_total` the sum
+of their `current_score`. Every write that changes that set, or a live lead's stage, cell or
 score, calls `lead_tallies_move` in its own transaction with the values it read and wrote under
 the lead's row lock, so a rolled-back or retried write adds nothing:
 
-- ingest creates leads (cold, score 0): it counts the rows its INSERT … ON CONFLICT DO NOTHING
+- ingest creates leads (cold, C3, score 0): it counts the rows its INSERT … ON CONFLICT DO NOTHING
   inserted, not the ones a concurrent request did;
 - scoring saves evaluations (`evaluations_save`: batch scoring, refolds, re-score, decay, the
   survivor's fold in a merge): one call per save, whatever the number of leads;
 - a merge takes its source out of the live set; an erasure deletes a live lead;
-- anything else (the admin's deletes) recounts the project with `lead_tallies_rebuild`.
+- anything else (the admin's deletes, a new primary model) recounts the project with `lead_tallies_rebuild`.
 
 A call adds one delta row per project, in one statement, to the row `(project, slot)` of its
 database session's slot (backend pid modulo SLOTS): concurrent writers of one project (scoring
@@ -35,15 +37,18 @@ from .models import Lead, LeadTally
 
 SLOTS = 16
 STAGES: tuple[str, ...] = tuple(Lead.Stage.values)  # LeadTally has a column of each name
-COLUMNS = (*STAGES, "score_total")
+# the matrix cells A1 … D3 (scoring.engine.MATRIX_CELLS; ingest sits below scoring): LeadTally's a1 … d3
+CELLS: tuple[str, ...] = tuple(f"{grade}{tier}" for grade in "ABCD" for tier in (1, 2, 3))
+CELL_COLUMNS: tuple[str, ...] = tuple(cell.lower() for cell in CELLS)
+COLUMNS = (*STAGES, *CELL_COLUMNS, "score_total")
 
 
 class LeadMove(NamedTuple):
-    """A lead's place in the tallies before and after a write: (stage, score), or None when not live."""
+    """A lead's place in the tallies before and after a write: (stage, score, matrix cell), or None when not live."""
 
     project_id: int
-    old: tuple[str, int] | None
-    new: tuple[str, int] | None
+    old: tuple[str, int, str] | None
+    new: tuple[str, int, str] | None
 
 
 def _deltas(moves: Iterable[LeadMove]) -> dict[int, list[int]]:
@@ -55,8 +60,9 @@ def _deltas(moves: Iterable[LeadMove]) -> dict[int, list[int]]:
         row = deltas[project_id]
         for place, sign in ((old, -1), (new, 1)):
             if place is not None:
-                stage, score = place
+                stage, score, cell = place
                 row[STAGES.index(stage)] += sign
+                row[len(STAGES) + CELLS.index(cell)] += sign
                 row[-1] += sign * score
     return {project_id: row for project_id, row in deltas.items() if any(row)}
 
@@ -93,7 +99,8 @@ def lead_tallies_move(*, moves: Iterable[LeadMove]) -> None:
 
 
 def lead_tallies(*, project_id: int) -> dict[str, int]:
-    """The project's live leads per stage (every stage present) and `score_total`, from its few tally rows."""
+    """The project's live leads per stage and per cell (every column present) and `score_total`, from its few
+    tally rows."""
     sums = LeadTally.objects.filter(project_id=project_id).aggregate(**{column: Sum(column) for column in COLUMNS})
     return {column: sums[column] or 0 for column in COLUMNS}
 
@@ -102,8 +109,10 @@ def lead_tallies_counted(*, project_id: int) -> dict[str, int]:
     """What the tallies must hold, counted over the project's live leads (a scan: rebuilds and checks only)."""
     leads = Lead.objects.filter(project_id=project_id, merged_into__isnull=True)
     stages = dict(leads.values_list("lead_stage").annotate(n=Count("id")).order_by())
+    cells = dict(leads.values_list("matrix_cell").annotate(n=Count("id")).order_by())
     score_total = leads.aggregate(total=Sum("current_score"))["total"] or 0
-    return {**{stage: stages.get(stage, 0) for stage in STAGES}, "score_total": score_total}
+    return {**{stage: stages.get(stage, 0) for stage in STAGES},
+            **{cell.lower(): cells.get(cell, 0) for cell in CELLS}, "score_total": score_total}  # fmt: skip
 
 
 def lead_tallies_rebuild(*, project_id: int | None = None) -> int:

@@ -30,6 +30,9 @@ class Lead(TimeStampedModel):
     fit_score = models.IntegerField(default=0)  # who they are: fit rules on traits
     fit_grade = models.CharField(max_length=1, default="C")
     lead_stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.COLD)
+    # The fit x engagement cell, A1 ... D3: fit grade, then engagement tier by the primary model's thresholds
+    # (`scoring.engine.matrix_cell`). A cold new lead (grade C, no engagement) is C3.
+    matrix_cell = models.CharField(max_length=2, default="C3", db_default="C3")
     velocity_score = models.PositiveSmallIntegerField(default=0)
     events_last_24h = models.PositiveIntegerField(default=0)
     first_seen_at = models.DateTimeField(null=True, blank=True)
@@ -50,6 +53,8 @@ class Lead(TimeStampedModel):
             # the top leads and the leaderboard: LIMIT n reads n index entries, however many leads tie on score
             models.Index(fields=["project", "-current_score", "-id"], name="lead_project_score_id_idx"),
             models.Index(fields=["project", "lead_stage"], name="lead_project_stage_idx"),
+            # a matrix cell's leads by score (the heat map's links), and the leads list sorted by cell
+            models.Index(fields=["project", "matrix_cell", "-current_score", "-id"], name="lead_project_cell_idx"),
             models.Index(fields=["project", "email"], name="lead_project_email_idx"),
             models.Index(fields=["project", "user_id"], name="lead_project_user_id_idx"),
         ]
@@ -143,10 +148,11 @@ class EventName(models.Model):
 
 
 class LeadTally(models.Model):
-    """Live leads per stage and the sum of their scores, for one project, in one of a few slots.
+    """Live leads per stage and matrix cell and the sum of their scores, for one project, in one of a few slots.
 
     Summed over the project's slots, at every commit: `<stage>` is how many of the project's live
-    (not merged-away) leads sit in that stage and `score_total` the sum of their `current_score`.
+    (not merged-away) leads sit in that stage, `<cell>` in that matrix cell (`matrix_cell`, lower-case)
+    and `score_total` the sum of their `current_score`.
     The transactions that change those leads add their deltas (`ingest.lead_tallies`), each to
     the slot of its database session, so concurrent writers rarely share a row. The overview's
     lead numbers read these few rows instead of the leads.
@@ -162,6 +168,19 @@ class LeadTally(models.Model):
     warm = models.BigIntegerField(default=0)
     hot = models.BigIntegerField(default=0)
     qualified = models.BigIntegerField(default=0)
+    # one column per matrix cell (`scoring.engine.MATRIX_CELLS`, lower-case; a test pins that they match)
+    a1 = models.BigIntegerField(default=0)
+    a2 = models.BigIntegerField(default=0)
+    a3 = models.BigIntegerField(default=0)
+    b1 = models.BigIntegerField(default=0)
+    b2 = models.BigIntegerField(default=0)
+    b3 = models.BigIntegerField(default=0)
+    c1 = models.BigIntegerField(default=0)
+    c2 = models.BigIntegerField(default=0)
+    c3 = models.BigIntegerField(default=0)
+    d1 = models.BigIntegerField(default=0)
+    d2 = models.BigIntegerField(default=0)
+    d3 = models.BigIntegerField(default=0)
     score_total = models.BigIntegerField(default=0)
 
     class Meta:

@@ -12,7 +12,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import Project
 
-from .lead_tallies import STAGES, lead_tallies
+from .lead_tallies import CELLS, STAGES, lead_tallies
 from .models import Event, EventName, EventRollup, Lead
 
 EVENT_PAGE_SIZE = 100
@@ -207,11 +207,13 @@ def event_numbers(*, project: Project, now: datetime, days: int = 30, top: int =
 
 
 def lead_numbers(*, project: Project) -> dict[str, Any]:
-    """How many live leads the project has, per stage (every stage present), and their average score.
+    """How many live leads the project has, per stage and per matrix cell (every one present), and their average
+    score.
 
     One small query over the project's lead tallies (`ingest.lead_tallies`), never the leads.
     """
     tallies = lead_tallies(project_id=project.id)
     stages = {stage: tallies[stage] for stage in STAGES}
     total = sum(stages.values())
-    return {"total": total, "stages": stages, "average": tallies["score_total"] / total if total else 0}
+    cells = {cell: tallies[cell.lower()] for cell in CELLS}
+    return {"total": total, "stages": stages, "cells": cells, "average": tallies["score_total"] / total if total else 0}

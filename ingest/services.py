@@ -142,13 +142,15 @@ def _leads_insert(*, leads: list[Lead]) -> None:
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "  # noqa: S608
         f"VALUES {', '.join([row] * len(leads))} "
         f"ON CONFLICT ({qn('project_id')}, {qn('anonymous_id')}) DO NOTHING "
-        f"RETURNING {qn('project_id')}, {qn('lead_stage')}, {qn('current_score')}"
+        f"RETURNING {qn('project_id')}, {qn('lead_stage')}, {qn('current_score')}, {qn('matrix_cell')}"
     )
     params = [f.get_db_prep_save(f.pre_save(lead, True), connection) for lead in leads for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         inserted = cursor.fetchall()
-    lead_tallies_move(moves=[LeadMove(project_id, None, (stage, score)) for project_id, stage, score in inserted])
+    lead_tallies_move(
+        moves=[LeadMove(project_id, None, (stage, score, cell)) for project_id, stage, score, cell in inserted]
+    )
 
 
 def _events_insert(*, events: list[Event]) -> set[str]:

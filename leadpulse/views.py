@@ -1,7 +1,10 @@
 import sys
+from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as django_server_error
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -21,7 +24,13 @@ from core.errors import (
     database_unavailable_response,
     error_response,
 )
-from scoring.selectors import lead_stage_counts, leaderboard, project_dashboard, scoring_model_choice
+from scoring.selectors import (
+    lead_matrix_counts,
+    lead_stage_counts,
+    leaderboard,
+    project_dashboard,
+    scoring_model_choice,
+)
 
 from .health import system_health
 
@@ -107,7 +116,26 @@ def project_overview_view(request: ProjectRequest) -> HttpResponse:
         ),
     }
     switcher = {"choice": choice, "keep": []}
-    return render(request, "overview.html", {"data": data, "charts": charts, "top": top, "switcher": switcher})
+    matrix = matrix_heat_map(counts=lead_matrix_counts(project=request.project, model=model), model=model)
+    context = {"data": data, "charts": charts, "top": top, "switcher": switcher, "matrix": matrix}
+    return render(request, "overview.html", context)
+
+
+HEAT_LEVELS = 5  # the stylesheet's .heat-1 … .heat-5 (.heat-0: no leads)
+
+
+def matrix_heat_map(*, counts: dict[str, int], model: Any) -> list[dict[str, Any]]:
+    """The matrix as rows A-D of cells 1-3, each with its count, colour level (by its share of the largest
+    cell) and the link to the leads list filtered to it (under the model shown)."""
+    largest = max(counts.values(), default=0)
+    leads_url = reverse("scoring:lead_list")
+    keep = {} if model.is_primary else {"model": model.key}
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for cell, count in counts.items():
+        level = 0 if not count else max(1, -(-count * HEAT_LEVELS // largest))  # ceiling: any lead shows
+        href = f"{leads_url}?{urlencode({'matrix': cell, **keep})}"
+        rows.setdefault(cell[0], []).append({"cell": cell, "count": count, "level": level, "href": href})
+    return [{"grade": grade, "cells": cells} for grade, cells in rows.items()]
 
 
 @project_page

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/leaderboard", api.LeaderboardApi.as_view(), name="leaderboard"),
     path("api/leaderboard/by-stage", api.LeaderboardByStageApi.as_view(), name="leaderboard-by-stage"),
     path("api/analytics/dashboard", api.AnalyticsDashboardApi.as_view(), name="analytics-dashboard"),
+    path("api/analytics/matrix", api.AnalyticsMatrixApi.as_view(), name="analytics-matrix"),
     path("api/models", api.ScoringModelListApi.as_view(), name="model-list"),
     path("api/models/<str:key>", api.ScoringModelDetailApi.as_view(), name="model-detail"),
     path("api/models/<str:key>/primary", api.ScoringModelPrimaryApi.as_view(), name="model-primary"),

@@ -725,6 +725,26 @@ def grade_for(fit: int) -> str:
     return "D"
 
 
+GRADES = ("A", "B", "C", "D")
+TIERS = (1, 2, 3)
+# The fit x engagement matrix, best first: A1 (best fit, most engaged) … D3.
+MATRIX_CELLS = tuple(f"{grade}{tier}" for grade in GRADES for tier in TIERS)
+
+
+def engagement_tier(engagement: int, policy: Policy) -> int:
+    """1 when the engagement score alone reaches the hot threshold, 2 when it reaches warm, 3 below."""
+    if engagement >= policy.hot_threshold:
+        return 1
+    if engagement >= policy.warm_threshold:
+        return 2
+    return 3
+
+
+def matrix_cell(grade: str, engagement: int, policy: Policy) -> str:
+    """The lead's fit x engagement cell, `A1` … `D3`: its fit grade, then its engagement tier."""
+    return f"{grade}{engagement_tier(engagement, policy)}"
+
+
 def total_score(engagement: int, fit: int, policy: Policy) -> int:
     return min(max(engagement + fit, 0), policy.max_score)
 

@@ -5,16 +5,17 @@ from typing import Any, cast
 
 from django import forms
 
+from core.errors import ApplicationError
 from ingest.models import Lead
 
 from . import engine
 from .models import ScoringModel, ScoringRule
-from .selectors import LEAD_ORDERING_FIELDS
+from .selectors import LEAD_ORDERINGS, MATRIX_ORDERING, matrix_cells_parse
 from .serializers import RuleSerializer, ScoringSettingsSerializer
 from .serializers.models import ScoringModelCreateSerializer, ScoringModelUpdateSerializer
 
-ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERING_FIELDS] + [(f"-{key}", key) for key in LEAD_ORDERING_FIELDS]
-SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt")
+ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERINGS] + [(f"-{key}", key) for key in LEAD_ORDERINGS]
+SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt", MATRIX_ORDERING)
 # forms.js turns the textarea into rows (the datalists are templates/_condition_suggestions.html's)
 CONDITION_BUILDER = {
     "rows": 4,
@@ -28,20 +29,38 @@ CONDITION_BUILDER = {
 
 
 class LeadFilterForm(forms.Form):
-    """Search, stage and ordering of the leads table; an unknown value is reported and ignored."""
+    """Search, stage, matrix cells and ordering of the leads table; an unknown value is reported and ignored."""
 
     search = forms.CharField(required=False, max_length=200)
     stage = forms.ChoiceField(required=False, choices=[("", "All stages"), *Lead.Stage.choices])
+    # one cell from the select, or several as the API takes them (`A1,B1`)
+    matrix = forms.CharField(required=False, max_length=64)
     ordering = forms.ChoiceField(required=False, choices=ORDERING_CHOICES)
+    MATRIX_CHOICES = [("", "All matrix cells"), *((cell, cell) for cell in engine.MATRIX_CELLS)]
+
+    def clean_matrix(self) -> str:
+        try:
+            return ",".join(matrix_cells_parse(self.cleaned_data["matrix"]))
+        except ApplicationError as error:
+            raise forms.ValidationError(error.message) from None
 
     def filters(self) -> dict[str, str | None]:
         data = self.cleaned_data if self.is_bound else {}
-        return {name: data.get(name) or None for name in ("search", "stage", "ordering")}
+        return {name: data.get(name) or None for name in ("search", "stage", "matrix", "ordering")}
+
+    def matrix_choices(self) -> list[tuple[str, str]]:
+        """The matrix select's options: every cell, and the filter in force when it names several."""
+        current = self.filters()["matrix"]
+        extra = [(current, current)] if current and current not in engine.MATRIX_CELLS else []
+        return [*self.MATRIX_CHOICES, *extra]
 
     def sort_links(self) -> dict[str, str]:
-        """The ordering each sortable column header switches to (descending first, then ascending)."""
+        """The ordering each sortable column header switches to (descending first, then ascending; the matrix:
+        A1 first, then D3 first)."""
         current = self.filters()["ordering"] or "-currentScore"
-        return {key: key if current == f"-{key}" else f"-{key}" for key in SORTABLE}
+        links = {key: key if current == f"-{key}" else f"-{key}" for key in SORTABLE}
+        links[MATRIX_ORDERING] = f"-{MATRIX_ORDERING}" if current == MATRIX_ORDERING else MATRIX_ORDERING
+        return links
 
 
 def serializer_errors(form: forms.Form, errors: Any) -> None:

@@ -23,7 +23,16 @@ from ingest.selectors import event_numbers, lead_numbers
 
 from . import engine
 from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
-from .services.fold import engine_models, facts, lead_profile, log_pages, model_policy, project_rules, rule_from_row
+from .services.fold import (
+    engine_models,
+    facts,
+    lead_profile,
+    log_pages,
+    matrix_cell_sql,
+    model_policy,
+    project_rules,
+    rule_from_row,
+)
 from .services.versions import RULE_DEFAULTS
 
 LEAD_ORDERING_FIELDS = {
@@ -36,6 +45,23 @@ LEAD_ORDERING_FIELDS = {
     "email": "email",
     "name": "name",
 }
+# `matrix`: the fit x engagement cell, A1 first (best fit, most engaged), ties by score (highest first);
+# `-matrix` is its exact reverse.
+MATRIX_ORDERING = "matrix"
+LEAD_ORDERINGS = (*LEAD_ORDERING_FIELDS, MATRIX_ORDERING)
+
+
+# what `?matrix=` accepts (the OpenAPI document's pattern): cells, comma-separated; empty is no filter
+MATRIX_FILTER_PATTERN = r"^([A-Da-d][1-3](,[A-Da-d][1-3])*)?$"
+
+
+def matrix_cells_parse(value: str | None) -> list[str]:
+    """The cells of a `matrix=A1,B1` filter (empty: no filter); a 400 naming `matrix` for anything else."""
+    if not re.fullmatch(MATRIX_FILTER_PATTERN, value or ""):
+        raise ApplicationError(
+            f"Must be comma-separated matrix cells, each one of {', '.join(engine.MATRIX_CELLS)}.", field="matrix"
+        )
+    return sorted({cell.upper() for cell in (value or "").split(",") if cell})
 
 
 def leads_for_project(
@@ -46,21 +72,32 @@ def leads_for_project(
     search: str | None = None,
     ordering: str | None = None,
     model: ScoringModel | None = None,
+    matrix: str | None = None,
 ) -> QuerySet[Lead]:
-    """The project's live (not merged-away) leads, filtered and ordered (score and stage: by `model`'s,
-    the primary model's by default)."""
+    """The project's live (not merged-away) leads, filtered and ordered (score, stage and matrix cell: by
+    `model`'s, the primary model's by default)."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
-    score, stage_column = "current_score", "lead_stage"
+    # the primary model's results are the lead's columns (its matrix cell too); another model's come from its
+    # LeadScore row, the cell by its thresholds
+    score, stage_column, cell_column = "current_score", "lead_stage", "matrix_cell"
     if model is not None and not model.is_primary:
         own = FilteredRelation("model_scores", condition=Q(model_scores__model=model))
         leads = leads.annotate(
-            own=own, model_score=Coalesce("own__score", Value(0)), model_stage=Coalesce("own__stage", Value("cold"))
-        )
-        score, stage_column = "model_score", "model_stage"
+            own=own,
+            model_score=Coalesce("own__score", Value(0)),
+            model_stage=Coalesce("own__stage", Value("cold")),
+            model_grade=Coalesce("own__grade", Value("C")),
+            model_engagement=Coalesce("own__engagement", Value(0)),
+        ).annotate(model_cell=matrix_cell_sql(grade="model_grade", engagement="model_engagement",
+                                              policy=model_policy(model)))  # fmt: skip
+        score, stage_column, cell_column = "model_score", "model_stage", "model_cell"
     if stage:
         if stage not in Lead.Stage.values:
             raise ApplicationError(f"Must be one of {', '.join(Lead.Stage.values)}.", field="stage")
         leads = leads.filter(**{stage_column: stage})
+    cells = matrix_cells_parse(matrix)
+    if cells:
+        leads = leads.filter(**{f"{cell_column}__in": cells})
     anonymous_id = (anonymous_id or "").replace("\x00", "")
     if anonymous_id:
         # a device merged into a known lead still finds that lead
@@ -74,11 +111,15 @@ def leads_for_project(
         leads = leads.filter(condition)
     ordering = ordering or "-currentScore"
     descending = ordering.startswith("-")
+    if ordering.lstrip("-") == MATRIX_ORDERING:  # A1 first, ties by score; `-matrix` the exact reverse
+        if descending:
+            return leads.order_by(f"-{cell_column}", score, "id")
+        return leads.order_by(cell_column, f"-{score}", "-id")
     column = LEAD_ORDERING_FIELDS.get(ordering.lstrip("-"))
     column = score if column == "current_score" else column
     if column is None:
         raise ApplicationError(
-            f"Must be one of {', '.join(LEAD_ORDERING_FIELDS)} (prefix - for descending).", field="ordering"
+            f"Must be one of {', '.join(LEAD_ORDERINGS)} (prefix - for descending).", field="ordering"
         )
     return leads.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
 
@@ -90,19 +131,34 @@ class ModelScores:
     primary_key: str = ""
     others: tuple[str, ...] = ()
     rows: dict[int, dict[str, dict[str, Any]]] = dataclass_field(default_factory=dict)
+    # the other models' engagement thresholds, by key: where their matrix tiers start
+    policies: dict[str, engine.Policy] = dataclass_field(default_factory=dict)
 
     def for_lead(self, lead: Lead) -> dict[str, dict[str, Any]]:
         primary = {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
                    "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
         unfolded = {"score": 0, "stage": "cold", "engagement": 0, "fit": 0, "grade": "C"}
-        return {self.primary_key: primary, **dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+        others = {**dict.fromkeys(self.others, unfolded), **self.rows.get(lead.id, {})}
+        default = engine.Policy()
+        return {
+            self.primary_key: {**primary, "cell": lead.matrix_cell},  # stored with the primary's other columns
+            **{key: {**result, "cell": engine.matrix_cell(result["grade"], result["engagement"],
+                                                          self.policies.get(key, default))}
+               for key, result in others.items()},
+        }  # fmt: skip
 
 
 def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelScores:
-    """The leads' results under each of the project's models (two queries)."""
-    models = list(scoring_models_for_project(project=project).values_list("id", "key", "is_primary"))
-    primary = next((key for _, key, is_primary in models if is_primary), "")
-    others = {model_id: key for model_id, key, is_primary in models if not is_primary}
+    """The leads' results under each of the project's models, with their matrix cells (two queries)."""
+    models = list(
+        scoring_models_for_project(project=project).values_list(
+            "id", "key", "is_primary", "warm_threshold", "hot_threshold"
+        )
+    )
+    primary = next((key for _, key, is_primary, *_ in models if is_primary), "")
+    others = {model_id: key for model_id, key, is_primary, *_ in models if not is_primary}
+    policies = {key: engine.Policy(warm_threshold=warm, hot_threshold=hot) for _, key, _, warm, hot in models
+                if key in others.values()}  # fmt: skip
     rows: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
     if others:
         results = LeadScore.objects.filter(lead_id__in=list(lead_ids), model_id__in=list(others)).values_list(
@@ -111,7 +167,17 @@ def leads_model_scores(*, project: Project, lead_ids: Iterable[int]) -> ModelSco
         for lead_id, model_id, score, stage, engagement, fit, grade in results:
             rows[lead_id][others[model_id]] = {"score": score, "stage": stage, "engagement": engagement, "fit": fit,
                                                "grade": grade}  # fmt: skip
-    return ModelScores(primary, tuple(others.values()), dict(rows))
+    return ModelScores(primary, tuple(others.values()), dict(rows), policies)
+
+
+def lead_matrix_counts(*, project: Project, model: ScoringModel | None = None) -> dict[str, int]:
+    """How many live leads sit in each fit x engagement cell, A1 … D3 (every cell present): the primary
+    model's from the project's lead tallies, another model's in one GROUP BY over the leads."""
+    if model is None or model.is_primary:
+        return lead_numbers(project=project)["cells"]
+    leads = leads_for_project(project=project, model=model).order_by()
+    cells = dict(leads.values_list(F("model_cell")).annotate(n=Count("id")))
+    return {cell: cells.get(cell, 0) for cell in engine.MATRIX_CELLS}
 
 
 def lead_get(*, project: Project, lead_id: int | str) -> Lead:

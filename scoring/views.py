@@ -116,13 +116,15 @@ def _filtered_leads(request: ProjectRequest, model: ScoringModel | None = None) 
         stage=filters["stage"],
         ordering=filters["ordering"],
         model=model,
+        matrix=filters["matrix"],
     )
     return form, leads
 
 
 @project_page
 def lead_list_view(request: ProjectRequest) -> HttpResponse:
-    """The project's leads: search, stage filter, sortable columns, 50 a page; scores and stages of `?model=`."""
+    """The project's leads: search, stage and matrix filters, sortable columns, 50 a page; scores, stages and
+    matrix cells of `?model=`."""
     choice = _model_choice(request)
     form, leads = _filtered_leads(request, model=choice.model)
     page = Paginator(leads, LEADS_PER_PAGE).get_page(request.GET.get("page"))
@@ -138,7 +140,7 @@ def lead_list_view(request: ProjectRequest) -> HttpResponse:
 
 def _primary_result(lead: Any) -> dict[str, Any]:
     return {"score": lead.current_score, "stage": lead.lead_stage, "engagement": lead.engagement_score,
-            "fit": lead.fit_score, "grade": lead.fit_grade}  # fmt: skip
+            "fit": lead.fit_score, "grade": lead.fit_grade, "cell": lead.matrix_cell}  # fmt: skip
 
 
 @project_page

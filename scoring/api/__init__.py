@@ -12,7 +12,7 @@ from .leads import (
     LeadTimelineApi,
 )
 from .models import ScoringModelDetailApi, ScoringModelListApi, ScoringModelPrimaryApi
-from .reports import AnalyticsDashboardApi, LeaderboardApi, LeaderboardByStageApi
+from .reports import AnalyticsDashboardApi, AnalyticsMatrixApi, LeaderboardApi, LeaderboardByStageApi
 from .rules import RuleDetailApi, RuleListApi, RulePreviewApi
 from .settings import RescoreJobDetailApi, RescoreJobListApi, ScoringSettingsApi
 from .versions import (
@@ -28,6 +28,7 @@ from .versions import (
 
 __all__ = [
     "AnalyticsDashboardApi",
+    "AnalyticsMatrixApi",
     "DraftApi",
     "DraftPreviewApi",
     "DraftPublishApi",

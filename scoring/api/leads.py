@@ -18,7 +18,8 @@ from ingest.services import lead_create
 from .. import engine
 from ..models import ScoringModel
 from ..selectors import (
-    LEAD_ORDERING_FIELDS,
+    LEAD_ORDERINGS,
+    MATRIX_FILTER_PATTERN,
     adjustment_data,
     adjustment_summary,
     lead_adjustments,
@@ -74,9 +75,17 @@ class LeadPagination(StrictPageNumberPagination):
 STAGE_PARAMETER = OpenApiParameter(
     "stage", OpenApiTypes.STR, enum=["", *engine.STAGES], description="Only leads in this stage (empty: all)."
 )
+MATRIX_PARAMETER = OpenApiParameter(
+    "matrix",
+    {"type": "string", "pattern": MATRIX_FILTER_PATTERN},
+    description="Only leads in these fit x engagement cells of the model, comma-separated (e.g. `A1,B1`; "
+    f"cells {', '.join(engine.MATRIX_CELLS)}: the fit grade, then the engagement tier — 1 when the engagement "
+    "score reaches the model's hot threshold, 2 when it reaches its warm threshold, 3 below). Empty: all.",
+)
 LEAD_FILTER_PARAMETERS = [
     STAGE_PARAMETER,
     MODEL_PARAMETER,
+    MATRIX_PARAMETER,
     OpenApiParameter(
         "anonymousId",
         OpenApiTypes.STR,
@@ -91,8 +100,9 @@ LEAD_FILTER_PARAMETERS = [
     OpenApiParameter(
         "ordering",
         OpenApiTypes.STR,
-        enum=["", *LEAD_ORDERING_FIELDS, *(f"-{name}" for name in LEAD_ORDERING_FIELDS)],
-        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`.",
+        enum=["", *LEAD_ORDERINGS, *(f"-{name}" for name in LEAD_ORDERINGS)],
+        description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`. "
+        "`matrix`: by the model's matrix cell, A1 first, ties by score (highest first); `-matrix` is its reverse.",
     ),
 ]
 
@@ -135,6 +145,7 @@ class LeadListApi(ProjectApiView):
             search=params.get("search"),
             ordering=params.get("ordering"),
             model=request_model(self, request),
+            matrix=params.get("matrix"),
         )
         paginator = LeadPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
@@ -228,6 +239,7 @@ class LeadsCsvExportApi(ProjectApiView):
             anonymous_id=params.get("anonymousId"),
             search=params.get("search"),
             ordering=params.get("ordering"),
+            matrix=params.get("matrix"),
         )
         response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="leads.csv"'

@@ -46,6 +46,7 @@ from .leads import (
 from .reports import (
     DashboardSerializer,
     LeaderboardSerializer,
+    MatrixSerializer,
     StageCountsSerializer,
 )
 from .rules import (
@@ -89,6 +90,7 @@ __all__ = [
     "LeadSerializer",
     "LeadUpdateSerializer",
     "LeaderboardSerializer",
+    "MatrixSerializer",
     "PatchedSerializerExtension",
     "PreviewSerializer",
     "ProposedSettingsField",

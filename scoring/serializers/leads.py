@@ -16,6 +16,7 @@ from core.fields import (
 )
 from ingest.models import Event, Lead
 
+from ..engine import MATRIX_CELLS
 from ..models import ScoreHistory
 from ..selectors import leads_model_scores
 from .adjustments import AdjustmentSerializer, AdjustmentSummarySerializer
@@ -32,8 +33,13 @@ MODEL_SCORES_SCHEMA = {
             "engagement": {"type": "integer"},
             "fit": {"type": "integer"},
             "grade": {"type": "string", "enum": ["A", "B", "C", "D"]},
+            "cell": {
+                "type": "string",
+                "enum": list(MATRIX_CELLS),
+                "description": "The fit x engagement cell under this model: grade, then engagement tier.",
+            },
         },
-        "required": ["score", "stage", "engagement", "fit", "grade"],
+        "required": ["score", "stage", "engagement", "fit", "grade", "cell"],
     },
 }
 
@@ -53,6 +59,10 @@ class LeadSerializer(serializers.ModelSerializer):
     lastEventAt = serializers.DateTimeField(source="last_event_at", allow_null=True)
     firstSeenAt = serializers.DateTimeField(source="first_seen_at", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
+    matrixCell = serializers.SerializerMethodField(
+        help_text="The primary model's fit x engagement cell, A1 … D3: the fit grade, then the engagement tier "
+        "(1: engagement score ≥ the model's hot threshold, 2: ≥ its warm threshold, 3: below)."
+    )
     scores = serializers.SerializerMethodField(
         help_text="Every scoring model's result by model key; the primary model's equals the fields above."
     )
@@ -76,15 +86,27 @@ class LeadSerializer(serializers.ModelSerializer):
             "lastEventAt",
             "firstSeenAt",
             "createdAt",
+            "matrixCell",
             "scores",
         ]
 
+    def _scores(self, lead: Lead) -> tuple[str, dict[str, dict[str, Any]]]:
+        """The primary model's key and every model's result for the lead (read once for both fields)."""
+        if getattr(self, "_scored", (None,))[0] != lead.id:
+            scores = self.context.get("scores")
+            if scores is None:  # one lead outside a page: its own two queries
+                scores = leads_model_scores(project=lead.project, lead_ids=[lead.id])
+            self._scored = (lead.id, scores.primary_key, scores.for_lead(lead))
+        return self._scored[1], self._scored[2]
+
+    @extend_schema_field({"type": "string", "enum": list(MATRIX_CELLS)})
+    def get_matrixCell(self, lead: Lead) -> str:
+        primary, scores = self._scores(lead)
+        return str(scores[primary]["cell"])
+
     @extend_schema_field(MODEL_SCORES_SCHEMA)
     def get_scores(self, lead: Lead) -> dict[str, dict[str, Any]]:
-        scores = self.context.get("scores")
-        if scores is None:  # one lead outside a page: its own two queries
-            scores = leads_model_scores(project=lead.project, lead_ids=[lead.id])
-        return scores.for_lead(lead)
+        return self._scores(lead)[1]
 
 
 @extend_schema_serializer(component_name="LeadCreate")

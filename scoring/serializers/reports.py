@@ -3,6 +3,7 @@
 from drf_spectacular.utils import extend_schema_serializer, inline_serializer
 from rest_framework import serializers
 
+from ..engine import MATRIX_CELLS
 from .leads import LeadSerializer
 
 
@@ -29,6 +30,19 @@ class DashboardSerializer(serializers.Serializer):
         "ReportDashboardDay", fields={"date": serializers.DateField(), "count": serializers.IntegerField()}, many=True
     )
     topLeads = LeadSerializer(many=True, help_text="The 10 highest scores.")
+
+
+@extend_schema_serializer(component_name="ReportMatrix")
+class MatrixSerializer(serializers.Serializer):
+    model = serializers.CharField(help_text="The scoring model's key.")
+    warmThreshold = serializers.IntegerField(help_text="Engagement from here up is tier 2.")
+    hotThreshold = serializers.IntegerField(help_text="Engagement from here up is tier 1.")
+    total = serializers.IntegerField(help_text="All live leads: the sum of the cells.")
+    cells = inline_serializer(
+        "ReportMatrixCells",
+        fields={cell: serializers.IntegerField(min_value=0) for cell in MATRIX_CELLS},
+        help_text="Live leads per cell, A1 (best fit, most engaged) … D3, every cell present.",
+    )
 
 
 @extend_schema_serializer(component_name="ReportLeaderboard")

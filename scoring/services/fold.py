@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Model, Q, QuerySet
+from django.db.models import Case, CharField, Count, Model, Q, QuerySet, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from accounts.models import Project
@@ -43,6 +44,16 @@ def model_policy(model: ScoringModel) -> engine.Policy:
             grace_days=model.decay_grace_days,
         ),
     )
+
+
+def matrix_cell_sql(*, grade: str, engagement: str, policy: engine.Policy) -> Concat:
+    """`engine.matrix_cell` in SQL, on a grade and an engagement column (or annotation)."""
+    tier = Case(
+        When(**{f"{engagement}__gte": policy.hot_threshold}, then=Value("1")),
+        When(**{f"{engagement}__gte": policy.warm_threshold}, then=Value("2")),
+        default=Value("3"),
+    )
+    return Concat(grade, tier, output_field=CharField())
 
 
 def primary_model(project: Project) -> ScoringModel:
@@ -360,6 +371,7 @@ LEAD_SCORE_FIELDS = [
     "fit_score",
     "fit_grade",
     "lead_stage",
+    "matrix_cell",
     "fold_state",
     "last_event_at",
     "first_seen_at",
@@ -399,14 +411,19 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     changes: list[LeadChange] = []
     model_changes: list[LeadChange] = []  # of the other models: automations may watch any model
     broadcasts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    moves: list[LeadMove] = []
     for item in scored:
         lead, evaluation = item.lead, item.evaluation
-        old_score, old_stage = lead.current_score, lead.lead_stage
+        old_score, old_stage, old_cell = lead.current_score, lead.lead_stage, lead.matrix_cell
         lead.current_score = evaluation.score
         lead.engagement_score = evaluation.engagement
         lead.fit_score = evaluation.fit
         lead.fit_grade = evaluation.grade
         lead.lead_stage = evaluation.stage
+        lead.matrix_cell = engine.matrix_cell(evaluation.grade, evaluation.engagement, item.policy)
+        if not lead.merged_into_id:
+            old, new = (old_stage, old_score, old_cell), (lead.lead_stage, lead.current_score, lead.matrix_cell)
+            moves.append(LeadMove(lead.project_id, old, new))
         # the fit rules that applied are kept beside the fold, so the breakdown explains the stored fit
         lead.fold_state = {**evaluation.state.to_json(), "fit": [list(applied) for applied in evaluation.fit_applied]}
         if lead.id in folded:
@@ -449,9 +466,8 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
         )
     _leads_update([item.lead for item in scored])
     _lead_scores_save(scored, now=now)
-    # the project's stage counts move in the same transaction, one statement for the batch
-    moves = [LeadMove(c.project_id, (c.old_stage, c.old_score), (c.new_stage, c.new_score)) for c in changes]
-    lead_tallies_move(moves=[move for move, item in zip(moves, scored, strict=True) if not item.lead.merged_into_id])
+    # the project's stage and cell counts move in the same transaction, one statement for the batch
+    lead_tallies_move(moves=moves)
     _leads_updated(broadcasts=broadcasts, changes=[*changes, *model_changes])
 
 

@@ -84,7 +84,7 @@ def lead_merge(*, source: Lead, target: Lead, reason: str = "identify") -> Lead:
     """
     now = timezone.now()
     old_score = target.current_score
-    source_place = None if source.merged_into_id else (source.lead_stage, source.current_score)
+    source_place = None if source.merged_into_id else (source.lead_stage, source.current_score, source.matrix_cell)
     counted = rollups_counted(events=Event.objects.filter(lead=source))  # scored once: folded again below
     moved = Event.objects.filter(lead=source).update(lead=target, processed_at=None)
     ScoreHistory.objects.filter(lead=source).delete()

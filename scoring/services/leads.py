@@ -137,7 +137,9 @@ def lead_erase(*, lead: Lead) -> int:
     # granted: the first statement did not see its source, which now points here. Holding the lead,
     # no new merge into it can start, so one more look finds every lead merged into it.
     lead_ids = sorted({lead.id, *merged, *leads.filter(merged_into_id=lead.id).values_list("id", flat=True)})
-    place = Lead.objects.filter(id=lead.id).values_list("lead_stage", "current_score").get()  # read under our lock
+    place = (  # read under our lock
+        Lead.objects.filter(id=lead.id).values_list("lead_stage", "current_score", "matrix_cell").get()
+    )
     # history first: one fast delete instead of a cascade collected event by event
     ScoreHistory.objects.filter(Q(lead_id__in=lead_ids) | Q(event__lead_id__in=lead_ids)).delete()
     counted = rollups_counted(events=Event.objects.filter(lead_id__in=lead_ids))

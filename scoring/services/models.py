@@ -12,6 +12,7 @@ from ingest.models import Lead
 from ingest.services import lead_tallies_rebuild
 
 from ..models import MODELS_PER_PROJECT, LeadScore, ScoringModel, ScoringRule
+from .fold import matrix_cell_sql, model_policy
 from .rules import RULE_FIELDS, SETTINGS_FIELDS, rescore_job_start
 from .versions import version_publish
 
@@ -118,7 +119,10 @@ def scoring_model_primary_set(*, model: ScoringModel) -> ScoringModel:
         **{column: Subquery(rows.values(field)[:1]) for column, field in SWAPPED.items()}, updated_at=now
     )
     LeadScore.objects.filter(model=model).delete()
-    lead_tallies_rebuild(project_id=project.id)  # every lead's stage and score may have moved
+    # the cells by the new primary's thresholds (stored with its other results on the lead)
+    leads.update(matrix_cell=matrix_cell_sql(grade="fit_grade", engagement="engagement_score",
+                                             policy=model_policy(model)))  # fmt: skip
+    lead_tallies_rebuild(project_id=project.id)  # every lead's stage, cell and score may have moved
     ScoringModel.objects.filter(id=old.id).update(is_primary=False, updated_at=now)
     ScoringModel.objects.filter(id=model.id).update(is_primary=True, updated_at=now)  # the old one's lock serialises
     model.refresh_from_db()

@@ -134,6 +134,7 @@ OPS = [
     Op("GET", "/api/leaderboard", MEMBER, bad={"limit": "abc"}, field="limit"),
     Op("GET", "/api/leaderboard/by-stage", MEMBER),
     Op("GET", "/api/analytics/dashboard", MEMBER),
+    Op("GET", "/api/analytics/matrix", MEMBER),
     # scoring rules and settings
     Op("GET", "/api/rules", MEMBER, bad={"kind": "vibes"}, field="kind"),
     Op("POST", "/api/rules", ADMIN, RULE, bad={**RULE, "points": "many"}, field="points"),
@@ -245,6 +246,8 @@ MORE_BAD_INPUT = [
     ("GET /api/events", {"leadId": "abc"}, "leadId"),
     ("GET /api/events", {"until": "2026-13-45"}, "until"),
     ("GET /api/leads", {"ordering": "password"}, "ordering"),
+    ("GET /api/leads", {"matrix": "A1,E9"}, "matrix"),
+    ("GET /api/leads/export", {"matrix": "B4"}, "matrix"),
     ("GET /api/leaderboard", {"offset": "-1"}, "offset"),
     ("GET /api/leads/{lead}/timeline", {"limit": "0"}, "limit"),
     ("POST /api/rules/preview", {"rules": [RULE], "settings": {"warmThreshold": 0}}, "settings"),

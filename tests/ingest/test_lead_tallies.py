@@ -9,6 +9,8 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from ingest.lead_tallies import (
+    CELL_COLUMNS,
+    CELLS,
     COLUMNS,
     STAGES,
     LeadMove,
@@ -18,6 +20,7 @@ from ingest.lead_tallies import (
     lead_tallies_rebuild,
 )
 from ingest.models import Lead, LeadTally
+from scoring import engine
 from scoring.models import RescoreJob, ScoringRule
 from scoring.services import lead_erase, rule_update
 from scoring.services.batch import leads_decay
@@ -28,10 +31,12 @@ pytestmark = pytest.mark.django_db
 
 
 def counted(project) -> dict[str, int]:
-    """The GROUP BY the tallies replace: live leads per stage, and their score total."""
+    """The GROUP BYs the tallies replace: live leads per stage and per matrix cell, and their score total."""
     live = Lead.objects.filter(project=project, merged_into__isnull=True)
     stages = dict(live.values_list("lead_stage").annotate(n=Count("id")).order_by())
-    return {**dict.fromkeys(STAGES, 0), **stages, "score_total": live.aggregate(s=Sum("current_score"))["s"] or 0}
+    cells = {cell.lower(): n for cell, n in live.values_list("matrix_cell").annotate(n=Count("id")).order_by()}
+    return {**dict.fromkeys(STAGES, 0), **stages, **dict.fromkeys(CELL_COLUMNS, 0), **cells,
+            "score_total": live.aggregate(s=Sum("current_score"))["s"] or 0}  # fmt: skip
 
 
 def assert_exact(*projects) -> None:
@@ -40,10 +45,11 @@ def assert_exact(*projects) -> None:
         assert lead_tallies_drift(project_id=project.id) == {}
 
 
-def test_the_tally_columns_are_the_lead_stages():
+def test_the_tally_columns_are_the_lead_stages_and_the_matrix_cells():
     fields = {field.name for field in LeadTally._meta.concrete_fields}
-    assert set(Lead.Stage.values) <= fields
-    assert (*Lead.Stage.values, "score_total") == COLUMNS
+    assert set(Lead.Stage.values) <= fields and set(CELL_COLUMNS) <= fields
+    assert CELLS == engine.MATRIX_CELLS and tuple(cell.lower() for cell in engine.MATRIX_CELLS) == CELL_COLUMNS
+    assert (*Lead.Stage.values, *CELL_COLUMNS, "score_total") == COLUMNS
 
 
 def test_every_writer_keeps_the_tallies_equal_to_a_count_of_the_live_leads(tenant, other_tenant):
@@ -54,7 +60,7 @@ def test_every_writer_keeps_the_tallies_equal_to_a_count_of_the_live_leads(tenan
     send(tenant.project, "c", ("c1", "page_view", NOW))
     send(tenant.project, "crm", ("k1", "identify", NOW - timedelta(days=1)), type="identify", user_id="u-1")
     send(other_tenant.project, "o", ("o1", "demo_request", NOW), ("o2", "signup", NOW))
-    assert lead_tallies(project_id=tenant.project.id) == {**dict.fromkeys(COLUMNS, 0), "cold": 5}
+    assert lead_tallies(project_id=tenant.project.id) == {**dict.fromkeys(COLUMNS, 0), "cold": 5, "c3": 5}
     assert_exact(tenant.project, other_tenant.project)
 
     # a known lead's events create nothing more
@@ -65,7 +71,8 @@ def test_every_writer_keeps_the_tallies_equal_to_a_count_of_the_live_leads(tenan
     score(tenant.project)
     score(other_tenant.project)
     scored = lead_tallies(project_id=tenant.project.id)
-    assert scored == {"cold": 2, "warm": 1, "hot": 1, "qualified": 1, "score_total": 10 + 30 + 50 + 80}
+    assert scored == {**dict.fromkeys(COLUMNS, 0), "cold": 2, "warm": 1, "hot": 1, "qualified": 1,
+                      "c1": 2, "c2": 1, "c3": 2, "score_total": 10 + 30 + 50 + 80}  # fmt: skip
     score(tenant.project)
     assert lead_tallies(project_id=tenant.project.id) == scored
     assert_exact(tenant.project, other_tenant.project)
@@ -113,10 +120,10 @@ def test_a_lead_created_twice_is_counted_once(tenant):
 
 def test_a_move_adds_one_row_of_deltas_per_project_to_the_sessions_slot(tenant, other_tenant):
     moves = [
-        LeadMove(tenant.project.id, None, ("cold", 0)),
-        LeadMove(tenant.project.id, ("cold", 0), ("hot", 40)),
-        LeadMove(tenant.project.id, ("warm", 20), ("warm", 20)),  # no change: no delta
-        LeadMove(other_tenant.project.id, ("qualified", 90), None),
+        LeadMove(tenant.project.id, None, ("cold", 0, "C3")),
+        LeadMove(tenant.project.id, ("cold", 0, "C3"), ("hot", 40, "A1")),
+        LeadMove(tenant.project.id, ("warm", 20, "B2"), ("warm", 20, "B2")),  # no change: no delta
+        LeadMove(other_tenant.project.id, ("qualified", 90, "D1"), None),
     ]
 
     lead_tallies_move(moves=moves)
@@ -127,8 +134,8 @@ def test_a_move_adds_one_row_of_deltas_per_project_to_the_sessions_slot(tenant, 
         slot = cursor.fetchone()[0] % 16
     rows = LeadTally.objects.order_by("project_id").values_list("project_id", "slot", *COLUMNS)
     assert list(rows) == [
-        (tenant.project.id, slot, 0, 0, 1, 0, 40),
-        (other_tenant.project.id, slot, 0, 0, 0, -1, -90),
+        (tenant.project.id, slot, 0, 0, 1, 0, 1, *[0] * 11, 40),
+        (other_tenant.project.id, slot, 0, 0, 0, -1, *[0] * 9, -1, 0, 0, -90),
     ]
 
 
@@ -139,7 +146,7 @@ def test_rebuild_recounts_what_the_migration_backfills(tenant, other_tenant):
     score(other_tenant.project)
     LeadTally.objects.filter(project=tenant.project).delete()
     LeadTally.objects.filter(project=other_tenant.project).update(warm=7)
-    assert lead_tallies_drift(project_id=tenant.project.id) == {"hot": -1, "score_total": -50}
+    assert lead_tallies_drift(project_id=tenant.project.id) == {"hot": -1, "c1": -1, "score_total": -50}
     assert lead_tallies_drift(project_id=other_tenant.project.id) == {"warm": 6}
     with pytest.raises(CommandError):
         call_command("lead_tallies_rebuild", "--check")

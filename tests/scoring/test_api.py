@@ -6,7 +6,8 @@ pytestmark = pytest.mark.django_db
 
 LEAD_FIELDS = {
     "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
-    "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt", "scores",
+    "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt", "matrixCell",
+    "scores",
 }  # fmt: skip
 
 

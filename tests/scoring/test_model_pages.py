@@ -249,7 +249,14 @@ def test_lead_page_shows_the_chosen_models_score_history_timeline_and_every_mode
     page = client.get(f"/leads/{lead.id}/?model=b")
     html = page.content.decode()
     assert page.status_code == 200
-    assert page.context["result"] == {"score": 40, "stage": "qualified", "engagement": 40, "fit": 0, "grade": "C"}
+    assert page.context["result"] == {
+        "score": 40,
+        "stage": "qualified",
+        "engagement": 40,
+        "fit": 0,
+        "grade": "C",
+        "cell": "C1",
+    }
     assert 'data-field="modelScore">40<' in html and 'data-field="currentScore"' not in html
     assert {row.model_id for row in page.context["history"]["points"]} == {b.id}
     assert [row.new_score for row in page.context["history"]["points"]] == [40]

@@ -133,8 +133,8 @@ def test_lead_api_shows_every_models_scores_and_lists_by_any_model(tenant):
 
     detail = tenant.client.get(f"/api/leads/{low.id}").json()
     assert detail["scores"] == {
-        "default": {"score": 50, "stage": "hot", "engagement": 50, "fit": 0, "grade": "C"},
-        "b": {"score": 40, "stage": "qualified", "engagement": 40, "fit": 0, "grade": "C"},
+        "default": {"score": 50, "stage": "hot", "engagement": 50, "fit": 0, "grade": "C", "cell": "C1"},
+        "b": {"score": 40, "stage": "qualified", "engagement": 40, "fit": 0, "grade": "C", "cell": "C1"},
     }
     by_default = tenant.client.get("/api/leads").json()["results"]
     assert [lead["id"] for lead in by_default] == [high.id, low.id]
