@@ -444,8 +444,8 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
                 "leadStage": lead.lead_stage,
                 "previousStage": old_stage,
                 "eventsScored": len(item.pending),
-                "scores": {model.key: {"score": item.evaluations[model.id].score,
-                                       "stage": item.evaluations[model.id].stage} for model in item.models},
+                "matrixCell": lead.matrix_cell,
+                "scores": {model.key: _model_shown(item.evaluations[model.id], model) for model in item.models},
             }
         )  # fmt: skip
         model_changes += _model_changes(item)
@@ -469,6 +469,12 @@ def evaluations_save(*, scored: Sequence[Scored], now: datetime) -> None:
     # the project's stage and cell counts move in the same transaction, one statement for the batch
     lead_tallies_move(moves=moves)
     _leads_updated(broadcasts=broadcasts, changes=[*changes, *model_changes])
+
+
+def _model_shown(evaluation: engine.Evaluation, model: engine.Model) -> dict[str, Any]:
+    """A model's result as pages show it live: score, stage and matrix cell (fit grade by engagement tier)."""
+    cell = engine.matrix_cell(evaluation.grade, evaluation.engagement, model.policy)
+    return {"score": evaluation.score, "stage": evaluation.stage, "cell": cell}
 
 
 def _model_changes(item: Scored) -> list[LeadChange]:

@@ -15,16 +15,28 @@
     if (lead.id === undefined || lead.id === null) return;
     var holders = document.querySelectorAll('[data-lead-id="' + String(lead.id).replace(/"/g, "") + '"]');
     Array.prototype.forEach.call(holders, function (holder) {
-      var score = holder.querySelector('[data-field="currentScore"]');
-      if (score && lead.currentScore !== undefined) {
-        score.textContent = lead.currentScore;
+      // a page of another model than the primary shows that model's entry of the lead's `scores`
+      var key = holder.getAttribute("data-model");
+      var shown = key ? (lead.scores || {})[key] : null;
+      if (key && !shown) return;
+      var score = holder.querySelector(key ? '[data-field="modelScore"]' : '[data-field="currentScore"]');
+      var value = key ? shown.score : lead.currentScore;
+      if (score && value !== undefined && String(value) !== score.textContent) {
+        score.textContent = value;
         flash(score);
       }
-      var stage = holder.querySelector('[data-field="leadStage"]');
-      if (stage && lead.leadStage) {
-        stage.textContent = lead.leadStage;
-        stage.className = "stage stage-" + lead.leadStage;
-        if (lead.leadStage !== lead.previousStage) flash(stage);
+      var stage = holder.querySelector(key ? '[data-field="modelStage"]' : '[data-field="leadStage"]');
+      var stageNow = key ? shown.stage : lead.leadStage;
+      if (stage && stageNow && stageNow !== stage.textContent) {
+        stage.textContent = stageNow;
+        stage.className = "stage stage-" + stageNow;
+        flash(stage);
+      }
+      var cell = holder.querySelector('[data-field="matrixCell"]');
+      var cellNow = key ? shown.cell : lead.matrixCell;
+      if (cell && cellNow && cellNow !== cell.textContent) {
+        cell.textContent = cellNow;
+        flash(cell);
       }
     });
   });

@@ -122,11 +122,20 @@ def test_create_a_model_switch_the_leads_to_it_make_it_primary_and_delete_the_ol
         assert page.locator('#leads [data-field="modelScore"]').all_inner_texts() == ["120", "0"]
         page.screenshot(path=str(SHOTS / "leads-model.png"), full_page=True)
 
+        # left open, the list follows its own model live: another view is +30 there (+5 under default)
+        page.wait_for_selector('[data-live="on"]', timeout=15000)
+        in_thread(lambda: ingest(key, [{"eventType": "page_view", "leadId": "viewer", "eventId": "v-live"}]))
+        page.wait_for_function(
+            "() => document.querySelector('#leads tr [data-field=modelScore]').textContent === '150'",
+            timeout=30000,
+        )
+        wait_until(lambda: in_thread(lambda: settled(project)), timeout=30, message="the live view scored")
+
         # a lead, under the same model (the link keeps it), with every model's result
         page.get_by_role("link", name="viewer").click()
         page.wait_for_url(lambda url: url == f"{web}/leads/{viewer.id}/?model=views-first")
-        assert page.locator('#lead-header [data-field="modelScore"]').inner_text() == "120"
-        assert "20" in page.locator('#model-scores tr[data-model="default"]').inner_text()
+        assert page.locator('#lead-header [data-field="modelScore"]').inner_text() == "150"
+        assert "25" in page.locator('#model-scores tr[data-model="default"]').inner_text()
         assert page.locator("#chart-score svg").count() == 1
         page.screenshot(path=str(SHOTS / "lead-model.png"), full_page=True)
 
@@ -142,7 +151,7 @@ def test_create_a_model_switch_the_leads_to_it_make_it_primary_and_delete_the_ol
         assert page.locator('tr[data-model="default"] [data-primary]').count() == 0
         page.goto(f"{web}/leads/")
         assert names_in_order(page) == ["viewer", "demo"]
-        assert page.locator('#leads [data-field="currentScore"]').all_inner_texts() == ["120", "0"]
+        assert page.locator('#leads [data-field="currentScore"]').all_inner_texts() == ["150", "0"]
 
         # the primary one cannot be deleted; the old default can, after the confirmation
         page.goto(f"{web}/models/views-first/delete/")
