@@ -306,3 +306,12 @@ def test_new_thresholds_move_the_cells_with_the_rescore_and_a_new_primary_brings
     assert after["model"] == "b" and after["cells"] == before == grouped(tenant.project, primary_model(tenant.project))
     assert {lead["anonymousId"]: lead["matrixCell"] for lead in listed(tenant.client)} == B_CELLS
     assert lead_tallies_drift(project_id=tenant.project.id) == {}
+
+
+def test_the_lead_page_shows_the_leads_cell_under_the_model_shown(tenant, leads):
+    client = browser(tenant.owner)
+    lead = leads["c3"]
+    for query, cell in (("", "C3"), ("?model=b", "C2")):
+        html = client.get(f"/leads/{lead.id}/{query}").content.decode()
+        shown = re.search(r'<div class="value" data-field="matrixCell">(\w\d)</div>', html)
+        assert shown and shown.group(1) == cell, query
