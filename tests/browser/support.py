@@ -46,6 +46,13 @@ def static_site(root: Path, *, pages: dict[str, str], replacements: dict[str, st
         thread.join(timeout=10)
 
 
+def console_note(notes: list[str], page, message) -> None:
+    """Keep errors and warnings (a blocked resource logs one). Not Chromium's "verbose" DOM lint (autocomplete
+    hints), nor the 404 of the /favicon.ico it may or may not ask for, depending on timing."""
+    if message.type in ("error", "warning") and not message.location.get("url", "").endswith("/favicon.ico"):
+        notes.append(f"{page.url} {message.text}")
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 

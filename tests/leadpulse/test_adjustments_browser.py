@@ -4,14 +4,11 @@ timeline and the breakdown, gets a refusal for zero points, then resets the enga
 Screenshots go to test-artifacts/pages/."""
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from accounts.models import Membership
 from ingest.models import Event, Lead
 from tests.accounts.factories import UserFactory, project_with_owner
-from tests.browser.support import launch_chromium
-from tests.leadpulse.test_csp_browser import console_note
-from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
 from tests.live import ROOT, wait_until, web_server
 
@@ -37,15 +34,7 @@ def test_a_member_adjusts_a_lead_on_its_page_then_resets_it(web):
     assert lead.current_score == 80
     label = "Manual \u221220 by ana@adjust.example: disqualified, student"
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        console: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: console_note(console, page, message))
-        sign_in(page, web, member.email)
+    with signed_in(web, member.email) as (page, errors, console):
         page.goto(f"{web}/leads/{lead.id}/")
         assert page.locator('[data-field="currentScore"]').inner_text() == "80"
 
@@ -91,7 +80,6 @@ def test_a_member_adjusts_a_lead_on_its_page_then_resets_it(web):
             f"{web}/leads/{lead.id}/adjustments/ Failed to load resource: the server responded with a status of 400"
         )
         assert errors == [] and [note.startswith(refused) for note in console] == [True]
-        browser.close()
 
     lead.refresh_from_db()
     assert lead.current_score == 0 and lead.engagement_score == 0

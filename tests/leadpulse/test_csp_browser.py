@@ -13,7 +13,7 @@ from playwright.sync_api import sync_playwright
 from ingest.models import Event, Lead
 from scoring.models import ScoringRule
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium, poll
+from tests.browser.support import console_note, launch_chromium, poll
 from tests.live import ROOT, procfile_web, wait_until, worker_env
 
 pytestmark = pytest.mark.live
@@ -39,13 +39,6 @@ def ingest(key, events):
                       HTTP_X_API_KEY=key)  # fmt: skip
     finally:
         connection.close()
-
-
-def console_note(notes: list[str], page, message) -> None:
-    """Keep errors and warnings (a blocked resource logs one). Not Chromium's "verbose" DOM lint (autocomplete
-    hints), nor the 404 of the /favicon.ico it may or may not ask for, depending on timing."""
-    if message.type in ("error", "warning") and not message.location.get("url", "").endswith("/favicon.ico"):
-        notes.append(f"{page.url} {message.text}")
 
 
 def fill_of(page, selector: str) -> str:

@@ -2,15 +2,17 @@
 PostgreSQL, Celery workers, Redis as broker and channel layer. Screenshots go to test-artifacts/pages/."""
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
 from django.test import Client
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium, poll
+from tests.browser.support import console_note, launch_chromium, poll
 from tests.live import ROOT, wait_until, web_server
 
 pytestmark = pytest.mark.live
@@ -44,6 +46,24 @@ def sign_in(page, base, email):
     page.fill("input[name=password]", PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{base}/")
+
+
+@contextmanager
+def signed_in(base: str, email: str, *, height: int = 900) -> Iterator[tuple[Page, list[str], list[str]]]:
+    """Chromium signed in as `email` on `base`: yields the page, its uncaught errors and its console's
+    errors and warnings (`console_note`); the browser closes after."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_context(viewport={"width": 1280, "height": height}).new_page()
+        errors: list[str] = []
+        console: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message: console_note(console, page, message))
+        try:
+            sign_in(page, base, email)
+            yield page, errors, console
+        finally:
+            browser.close()
 
 
 def test_sign_in_see_charts_open_a_lead_and_watch_a_score_change_without_reload(web):

@@ -9,15 +9,12 @@ import json
 import pytest
 from django.db import connection
 from django.test import Client
-from playwright.sync_api import sync_playwright
 
 from ingest.models import Lead
 from scoring.models import ScoringModel, ScoringRule
 from scoring.services.fold import primary_model
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium
-from tests.leadpulse.test_csp_browser import console_note
-from tests.leadpulse.test_dashboard_browser import SHOTS, settled, sign_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, settled, signed_in
 from tests.leadpulse.test_models_browser import names_in_order
 from tests.live import ROOT, wait_until, web_server
 
@@ -95,16 +92,7 @@ def test_click_a_heat_map_cell_and_land_on_exactly_its_leads(web):
     cells = dict(Lead.objects.filter(project=project).values_list("anonymous_id", "fit_grade"))
     assert cells == {"ada": "A", "amy": "A", "alan": "A", "bea": "C", "cy": "C", "dee": "D"}
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
-        errors: list[str] = []
-        console: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: console_note(console, page, message))
-        sign_in(page, web, owner.email)
-
+    with signed_in(web, owner.email, height=1000) as (page, errors, console):
         # the overview: a 4 x 3 heat map of counts, the fullest cell darkest, empty ones blank
         assert page.locator("#matrix tbody tr").count() == 4
         counts = heat(page)
@@ -154,4 +142,3 @@ def test_click_a_heat_map_cell_and_land_on_exactly_its_leads(web):
 
         assert "their-lead" not in page.content() and "Secret Other Co" not in page.content()
         assert errors == [] and console == []
-        browser.close()

@@ -7,14 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
-from playwright.sync_api import sync_playwright
 
 from ingest.models import Lead
 from scoring.models import LeadScore, ScoringModel
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium
-from tests.leadpulse.test_csp_browser import console_note
-from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.live import ROOT, wait_until, web_server
 
 pytestmark = pytest.mark.live
@@ -65,16 +62,7 @@ def test_create_a_model_switch_the_leads_to_it_make_it_primary_and_delete_the_ol
 
     viewer = Lead.objects.get(project=project, anonymous_id="viewer")
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        console: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: console_note(console, page, message))
-        sign_in(page, web, owner.email)
-
+    with signed_in(web, owner.email) as (page, errors, console):
         # the models page: only the default model; create "views-first" from nothing
         page.get_by_role("link", name="Models").click()
         page.wait_for_url(f"{web}/models/")
@@ -177,7 +165,6 @@ def test_create_a_model_switch_the_leads_to_it_make_it_primary_and_delete_the_ol
         assert "their-model" not in page.content() and "Secret Other Co" not in page.content()
 
         assert errors == []
-        browser.close()
 
     assert list(ScoringModel.objects.filter(project=project).values_list("key", "is_primary")) == [
         ("views-first", True)

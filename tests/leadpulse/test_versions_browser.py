@@ -5,14 +5,11 @@ the lead's score under v2 on its page.
 Screenshots go to test-artifacts/pages/."""
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from ingest.models import Lead
 from scoring.models import RuleSetDraft, RuleSetVersion, ScoringModel, ScoringRule
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium
-from tests.leadpulse.test_csp_browser import console_note
-from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
 from tests.live import ROOT, wait_until, web_server
 
@@ -44,16 +41,7 @@ def test_draft_preview_publish_then_roll_back(web):
     page_view = ScoringRule.objects.get(model=model, name="Page view")
     viewer = Lead.objects.get(project=project, anonymous_id="viewer")
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        console: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: console_note(console, page, message))
-        sign_in(page, web, owner.email)
-
+    with signed_in(web, owner.email) as (page, errors, console):
         # the rules page: start a draft, a copy of v1
         page.get_by_role("link", name="Rules").click()
         page.wait_for_url(f"{web}/rules/")
@@ -135,7 +123,6 @@ def test_draft_preview_publish_then_roll_back(web):
         # another project's model is a 404
         for path in ("/models/their-model/versions/", "/models/their-model/versions/1/rollback/"):
             assert page.goto(f"{web}{path}").status == 404, path
-        browser.close()
 
     assert ScoringRule.objects.get(id=page_view.id).points == 5
     assert list(RuleSetVersion.objects.filter(model=model).order_by("number").values_list("number", "note")) == [

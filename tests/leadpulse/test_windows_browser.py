@@ -7,14 +7,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import sync_playwright
 
 from ingest.models import Lead
 from scoring.models import ScoringModel, ScoringRule
 from tests.accounts.factories import project_with_owner
-from tests.browser.support import launch_chromium
-from tests.leadpulse.test_csp_browser import console_note
-from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
 from tests.live import ROOT, wait_until, web_server
 
@@ -35,16 +32,7 @@ def test_a_window_rule_made_on_the_rules_page_scores_the_third_visit_in_a_week(w
     # only the window rule scores pricing visits
     ScoringRule.objects.filter(model=model, event_type="pricing_page_visit").delete()
 
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        console: list[str] = []
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda message: console_note(console, page, message))
-        sign_in(page, web, owner.email)
-
+    with signed_in(web, owner.email) as (page, errors, console):
         # a bad window first: its error shows on its input, nothing is saved
         page.get_by_role("link", name="Rules").click()
         page.wait_for_url(f"{web}/rules/")
@@ -85,4 +73,3 @@ def test_a_window_rule_made_on_the_rules_page_scores_the_third_visit_in_a_week(w
         page.screenshot(path=str(SHOTS / "lead-window-breakdown.png"), full_page=True)
 
         assert errors == [] and console == []
-        browser.close()
