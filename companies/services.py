@@ -83,12 +83,15 @@ def _companies_upsert(
         [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
         ignore_conflicts=True,
     )
-    companies = list(Company.objects.filter(project_id=project_id, key__in=[key.key for key in keys]))
+    by_key = {key.key: key for key in keys}
+    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
-        wanted = next(key for key in keys if key.key == company.key)
-        name = wanted.name if traits[company.key].get("name") or not company.name else company.name
+        wanted = by_key[company.key]
+        # a group call's name wins; a name replaces the placeholder (the domain) a company started with
+        named = traits[company.key].get("name") or company.name in ("", company.domain)
+        name = wanted.name if wanted.name and named else company.name
         domain = company.domain or wanted.domain
         if (merged, name, domain) != (company.traits, company.name, company.domain):
             company.traits, company.name, company.domain = merged, name, domain
@@ -106,7 +109,8 @@ def companies_recompute(*, company_ids: Iterable[int]) -> int:
     A few queries whatever the number of companies and members (per project: the members' results).
     """
     ids = sorted(set(company_ids))
-    companies = list(Company.objects.filter(id__in=ids).order_by("id"))
+    # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
+    companies = list(Company.objects.select_for_update().filter(id__in=ids).order_by("id"))
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)

@@ -126,6 +126,11 @@ def test_three_leads_below_hot_make_their_company_hot(tenant, pipeline):
     score = primary_score(company_of(leads[0]))
     assert (score.score, score.stage) == (3 * 15 + 3 * 10, "qualified")
     assert CompanyMembership.objects.filter(company=company_of(leads[0])).count() == 3
+    assert company_of(leads[0]).name == "acme.com"
+
+    later = ingest(tenant.project, "dee", identify({"email": "dee@acme.com", "company": "Acme Inc"}))
+    pipeline(later)
+    assert company_of(later).name == "Acme Inc"  # a name replaces the domain the company started with
 
 
 def test_a_later_group_call_re_homes_the_lead_and_rescores_both_companies(tenant, pipeline):
