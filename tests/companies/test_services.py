@@ -20,7 +20,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from leadpulse.celery import app as celery_app
 from scoring.models import LeadScore, ScoringModel, ScoringRule
-from scoring.services import lead_erase, lead_score, leads_score
+from scoring.services import lead_erase, lead_score, lead_update, leads_score
 
 pytestmark = pytest.mark.django_db
 
@@ -39,9 +39,11 @@ def pipeline(handed_over, django_capture_on_commit_callbacks):
 
     celery_app.loader.import_default_modules()  # what a worker does as it starts: every app's tasks registered
 
-    def run(*lead_ids: int, batch: bool = False) -> int:
+    def run(*lead_ids: int, batch: bool = False, first=None) -> int:
         handed_over.clear()
         with django_capture_on_commit_callbacks(execute=True):
+            if first is not None:
+                first()
             if batch:
                 leads_score(lead_ids=lead_ids)
             else:
@@ -149,6 +151,21 @@ def test_a_later_group_call_re_homes_the_lead_and_rescores_both_companies(tenant
     assert holding.key == "group:parent" and company_of(bob) == acme
     assert (primary_score(acme).score, primary_score(acme).breakdown["movedBy"]) == (5, ann)
     assert primary_score(holding).score == 40
+
+
+def test_editing_a_leads_email_re_homes_it(tenant, pipeline):
+    ann = ingest(tenant.project, "ann", identify({"email": "ann@acme.com"}), "signup")
+    pipeline(ann)
+    acme = company_of(ann)
+
+    # the edit asks for a re-score, which moves nothing here: the edit itself tells companies
+    assert pipeline(first=lambda: lead_update(lead=Lead.objects.get(id=ann), data={"email": "ann@globex.com"})) == 2
+
+    assert company_of(ann).key == "globex.com"
+    assert (primary_score(acme).score, primary_score(company_of(ann)).score) == (0, 40)
+
+    pipeline(first=lambda: lead_update(lead=Lead.objects.get(id=ann), data={"email": "ann@gmail.com"}))
+    assert company_of(ann) is None and CompanyScore.objects.filter(score=0).count() == 2
 
 
 def test_erasing_a_lead_removes_it_from_its_company_and_rescores_it(tenant, pipeline):
