@@ -20,6 +20,8 @@ LEAD_CHANGES_TASK = "automations.lead_changes_task"
 EXECUTE_TASK = "automations.automation_execute_task"
 DELIVER_TASK = "automations.webhook_deliver_task"
 REPLAY_TASK = "automations.webhook_replay_task"
+# companies
+COMPANY_LEAD_CHANGES_TASK = "companies.lead_changes_task"
 
 ChangeKind = Literal["scored", "merged", "identified"]
 

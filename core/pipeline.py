@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 
 import redis
 from celery import current_app as app
@@ -20,7 +21,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from .contracts import LEAD_CHANGED_TASK, LEAD_CHANGES_TASK, LEADS_SCORE_TASK, LeadChange
+from .contracts import COMPANY_LEAD_CHANGES_TASK, LEAD_CHANGED_TASK, LEAD_CHANGES_TASK, LEADS_SCORE_TASK, LeadChange
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +149,12 @@ def lead_changed(*, change: LeadChange) -> None:
 
 
 def lead_changes(*, changes: list[LeadChange]) -> None:
-    """After commit, hand a batch's lead changes to automations and webhooks in one message.
+    """After commit, hand a batch's lead changes to automations and webhooks, and to companies, in a message each.
 
-    Each change gets its own change id and travels as `LeadChange.to_message()`. Sent by name,
-    and only for projects with listeners: most folds of most projects cost no task.
+    Each change gets its own change id and travels as `LeadChange.to_message()`. Sent by name;
+    to automations only for projects with listeners: most folds of most projects cost them no task.
     """
+    company_changes(changes=changes)
     listening: dict[int, bool] = {}
     wanted = []
     for change in changes:
@@ -167,3 +169,22 @@ def lead_changes(*, changes: list[LeadChange]) -> None:
         transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": message}), robust=True)
     elif wanted:
         transaction.on_commit(lambda: app.send_task(LEAD_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)
+
+
+def company_changes(*, changes: list[LeadChange]) -> None:
+    """After commit, hand companies the leads a batch folded: one message, one change per lead.
+
+    Companies re-read the members' results and profiles, so the primary model's `scored` change of
+    each lead is enough (every fold writes one, also after an identify or a merge), without its
+    folded event ids and path.
+    """
+    wanted = {
+        change.lead_id: replace(change, event_ids=(), path=()).to_message()
+        for change in changes
+        if change.kind == "scored" and change.primary
+    }
+    if wanted:
+        messages = list(wanted.values())
+        transaction.on_commit(
+            lambda: app.send_task(COMPANY_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
+        )

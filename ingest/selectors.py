@@ -217,3 +217,21 @@ def lead_numbers(*, project: Project) -> dict[str, Any]:
     total = sum(stages.values())
     cells = {cell: tallies[cell.lower()] for cell in CELLS}
     return {"total": total, "stages": stages, "cells": cells, "average": tallies["score_total"] / total if total else 0}
+
+
+@dataclass(frozen=True)
+class LeadProfile:
+    """Who a lead says it is: what its company is derived from."""
+
+    email: str
+    company: str
+    traits: dict[str, Any]
+
+
+def leads_profiles(*, project_id: int, lead_ids: Iterable[int]) -> dict[int, LeadProfile]:
+    """The profiles of the project's live (not merged away) leads among `lead_ids`, in one query."""
+    rows = Lead.objects.filter(project_id=project_id, id__in=sorted(set(lead_ids)), merged_into__isnull=True)
+    return {
+        lead_id: LeadProfile(email, company, traits if isinstance(traits, dict) else {})
+        for lead_id, email, company, traits in rows.values_list("id", "email", "company", "traits")
+    }

@@ -2,7 +2,7 @@
 
 The vocabulary of rules and conditions (automations match lead changes and events with the
 same conditions rules use), re-exported from the pure engine so that no other app depends on
-the engine's internals.
+the engine's internals; and the policy, stage and fit functions companies roll member scores up with.
 """
 
 from .engine import (
@@ -13,8 +13,11 @@ from .engine import (
     Condition,
     ConditionError,
     EventFact,
+    Policy,
     Rule,
     compile_condition,
+    fit_score,
+    stage_for,
 )
 
 __all__ = [
@@ -25,6 +28,9 @@ __all__ = [
     "Condition",
     "ConditionError",
     "EventFact",
+    "Policy",
     "Rule",
     "compile_condition",
+    "fit_score",
+    "stage_for",
 ]

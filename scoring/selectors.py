@@ -1007,3 +1007,35 @@ def draft_preview(*, model: ScoringModel, draft: RuleSetDraft) -> dict[str, Any]
     spec = document_model(model=model, document=draft.document)
     return rules_preview(project=model.project, engagement_rules=spec.rules, fit_rules=spec.fit_rules,
                          policy=spec.policy, model=model, distribution=True)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MemberResults:
+    """Leads' results under every model of their project, for roll-ups (companies)."""
+
+    policies: dict[int, engine.Policy]  # model id -> its thresholds and range
+    scores: dict[tuple[int, int], int]  # (lead id, model id) -> score; a lead not yet folded by a model has none
+    active_at: dict[int, datetime | None]  # lead id -> its last event
+
+
+def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
+    """Every model's score of the project's leads: the primary's from the lead, the others' from `LeadScore`.
+
+    Three queries whatever the number of leads and models.
+    """
+    ids = sorted(set(lead_ids))
+    models = list(ScoringModel.objects.filter(project_id=project_id))
+    primary = next((model.id for model in models if model.is_primary), None)
+    scores: dict[tuple[int, int], int] = {}
+    active_at: dict[int, datetime | None] = {}
+    leads = Lead.objects.filter(project_id=project_id, id__in=ids, merged_into__isnull=True)
+    for lead_id, score, last_event_at in leads.values_list("id", "current_score", "last_event_at"):
+        active_at[lead_id] = last_event_at
+        if primary is not None:
+            scores[lead_id, primary] = score
+    others = [model.id for model in models if not model.is_primary]
+    if others and active_at:
+        results = LeadScore.objects.filter(project_id=project_id, lead_id__in=list(active_at), model_id__in=others)
+        for lead_id, model_id, score in results.values_list("lead_id", "model_id", "score"):
+            scores[lead_id, model_id] = score
+    return MemberResults({model.id: model_policy(model) for model in models}, scores, active_at)

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "ingest",
     "scoring",
     "automations",
+    "companies",
 ]
 
 MIDDLEWARE = [
@@ -436,4 +437,4 @@ LEADPULSE_LEAD_LISTENERS = "automations.selectors.project_has_lead_listeners"
 # Asked by /metrics at scrape time: `f() -> {"n": unscored events, "oldest": earliest received_at}`.
 LEADPULSE_BACKLOG = "ingest.selectors.events_unscored_summary"
 # Called with `project_id=, lead_ids=` when leads are erased (GDPR): copies of them elsewhere go too.
-LEADPULSE_LEAD_ERASERS = ["automations.services.lead_deliveries_erase"]
+LEADPULSE_LEAD_ERASERS = ["automations.services.lead_deliveries_erase", "companies.services.lead_memberships_erase"]

@@ -11,8 +11,9 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from accounts.models import Project
+from core.contracts import LeadChange
 from core.errors import ApplicationError, NotFound
-from core.pipeline import lead_score_request, lead_score_wake
+from core.pipeline import company_changes, lead_score_request, lead_score_wake
 from ingest.models import Event, Lead
 from ingest.services import LeadMove, lead_tallies_move, rollups_counted, rollups_subtract
 
@@ -90,6 +91,7 @@ def events_reconcile(*, limit: int = 10000) -> int:
 
 
 LEAD_EDITABLE_FIELDS = ("name", "email", "company", "traits")
+COMPANY_FIELDS = {"email", "company", "traits"}  # what a lead's company is derived from
 
 
 @transaction.atomic
@@ -109,6 +111,12 @@ def lead_update(*, lead: Lead, data: dict[str, Any]) -> Lead:
     if changed:
         locked.save(update_fields=[*changed, "updated_at"])
         transaction.on_commit(lambda: lead_score_request(lead_ids=[locked.id]))
+        if COMPANY_FIELDS & set(changed):
+            # companies key leads on these, and the re-score announces only a moved score: tell them now
+            score, stage = locked.current_score, locked.lead_stage
+            change = LeadChange(kind="scored", project_id=locked.project_id, lead_id=locked.id, old_score=score,
+                                new_score=score, old_stage=stage, new_stage=stage)  # fmt: skip
+            company_changes(changes=[change])
     return locked
 
 

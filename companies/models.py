@@ -1,0 +1,61 @@
+from django.db import models
+
+from core.models import TimeStampedModel
+
+
+class Company(TimeStampedModel):
+    """A company (account) of a project: the leads keyed to it by domain or group id roll up into it."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="companies")
+    key = models.CharField(max_length=255)  # `companies.domains.company_key`: a domain, or `group:<id>`
+    domain = models.CharField(max_length=253, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    traits = models.JSONField(default=dict, blank=True)  # from group calls: industry, employees, plan …
+
+    class Meta:
+        verbose_name_plural = "companies"
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="company_unique_project_key")]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+
+class CompanyMembership(models.Model):
+    """A lead's company: at most one per lead (and so per project)."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="company_memberships")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    # as scoring's LeadScore: no database constraint, Django cascades a lead's deletion
+    lead = models.ForeignKey(
+        "ingest.Lead", on_delete=models.CASCADE, related_name="company_membership", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["lead"], name="company_membership_unique_lead")]
+        indexes = [models.Index(fields=["company"], name="company_membership_company_idx")]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id} in company {self.company_id}"
+
+
+class CompanyScore(models.Model):
+    """A company's roll-up under one scoring model (`companies.rollup`), a cache of its members' results."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="scores")
+    model = models.ForeignKey(
+        "scoring.ScoringModel", on_delete=models.CASCADE, related_name="company_scores", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    score = models.IntegerField(default=0)
+    stage = models.CharField(max_length=16, default="cold")
+    breakdown = models.JSONField(default=dict, blank=True)  # `CompanyResult.to_json()`
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["company", "model"], name="company_score_unique_model")]
+        indexes = [models.Index(fields=["model", "-score"], name="company_score_model_score_idx")]
+
+    def __str__(self) -> str:
+        return f"company {self.company_id}: {self.score} ({self.stage})"

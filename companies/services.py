@@ -1,0 +1,181 @@
+"""Companies' writes: leads assigned to companies from their profiles, companies' scores recomputed.
+
+Fed by the lead-change contract (`core.contracts.LeadChange`): each scoring batch hands over the
+leads it changed, and `lead_changes_consume` assigns them and recomputes every company it touched
+once, whatever the number of member changes in the batch.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from core.contracts import LeadChange
+from ingest.selectors import LeadProfile, leads_profiles
+from scoring.selectors import leads_results
+
+from .domains import CompanyKey, company_key
+from .models import Company, CompanyMembership, CompanyScore
+from .rollup import Member, RollupConfig, company_moved, company_rollup, contributions_from_json
+
+# Per project configuration (company fit rules, own thresholds) arrives with the companies API.
+ROLLUP = RollupConfig()
+
+
+def lead_company_key(profile: LeadProfile) -> CompanyKey | None:
+    return company_key(email=profile.email, traits=profile.traits, company=profile.company)
+
+
+def _company_traits(profile: LeadProfile) -> dict:
+    """What a lead's group calls said of its company (industry, employees, plan …), ids aside."""
+    group = profile.traits.get("company")
+    if not isinstance(group, dict):
+        return {}
+    return {key: value for key, value in group.items() if key not in ("groupId", "id")}
+
+
+@transaction.atomic
+def leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
+    """Put each of the project's leads in the company its profile names (or none); return the companies touched.
+
+    A lead re-homed leaves its old company: both are touched. Leads merged away or erased leave theirs.
+    """
+    ids = sorted(set(lead_ids))
+    profiles = leads_profiles(project_id=project_id, lead_ids=ids)
+    keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
+    # and the leads merged into them: a merged lead's events (and person) are its survivor's now
+    memberships = CompanyMembership.objects.filter(project_id=project_id).filter(
+        Q(lead_id__in=ids) | Q(lead__merged_into_id__in=ids)
+    )
+    current = dict(memberships.values_list("lead_id", "company_id"))
+    wanted = {key.key: key for key in keys.values() if key is not None}
+    companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
+    target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
+    gone = [lead_id for lead_id in current if lead_id not in target]
+    if gone:
+        CompanyMembership.objects.filter(project_id=project_id, lead_id__in=gone).delete()
+    moved = [
+        CompanyMembership(project_id=project_id, lead_id=lead_id, company_id=company_id)
+        for lead_id, company_id in target.items()
+        if current.get(lead_id) != company_id
+    ]
+    if moved:
+        CompanyMembership.objects.bulk_create(
+            moved, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
+        )
+    return set(current.values()) | set(target.values())
+
+
+def _companies_upsert(
+    *, project_id: int, keys: list[CompanyKey], profiles: dict[int, LeadProfile], leads: dict[int, CompanyKey | None]
+) -> dict[str, int]:
+    """The ids of the companies with these keys, created as needed; group traits folded into theirs."""
+    if not keys:
+        return {}
+    traits: dict[str, dict] = defaultdict(dict)
+    for lead_id in sorted(leads):  # ascending lead ids: a later lead's group call wins a conflict
+        key = leads[lead_id]
+        if key is not None:
+            traits[key.key].update(_company_traits(profiles[lead_id]))
+    Company.objects.bulk_create(
+        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
+        ignore_conflicts=True,
+    )
+    by_key = {key.key: key for key in keys}
+    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
+    changed = []
+    for company in companies:
+        merged = {**company.traits, **traits[company.key]}
+        wanted = by_key[company.key]
+        # a group call's name wins; a name replaces the placeholder (the domain) a company started with
+        named = traits[company.key].get("name") or company.name in ("", company.domain)
+        name = wanted.name if wanted.name and named else company.name
+        domain = company.domain or wanted.domain
+        if (merged, name, domain) != (company.traits, company.name, company.domain):
+            company.traits, company.name, company.domain = merged, name, domain
+            company.updated_at = timezone.now()
+            changed.append(company)
+    if changed:
+        Company.objects.bulk_update(changed, ["traits", "name", "domain", "updated_at"])
+    return {company.key: company.id for company in companies}
+
+
+@transaction.atomic
+def companies_recompute(*, company_ids: Iterable[int]) -> int:
+    """Recompute every model's score of the companies from their members' results; return the companies.
+
+    A few queries whatever the number of companies and members (per project: the members' results).
+    """
+    ids = sorted(set(company_ids))
+    # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
+    companies = list(Company.objects.select_for_update().filter(id__in=ids).order_by("id"))
+    if not companies:
+        return 0
+    members: dict[int, list[int]] = defaultdict(list)
+    for company_id, lead_id in CompanyMembership.objects.filter(company_id__in=ids).values_list(
+        "company_id", "lead_id"
+    ):
+        members[company_id].append(lead_id)
+    previous = {
+        (company_id, model_id): breakdown
+        for company_id, model_id, breakdown in CompanyScore.objects.filter(company_id__in=ids).values_list(
+            "company_id", "model_id", "breakdown"
+        )
+    }
+    now = timezone.now()
+    rows = []
+    by_project: dict[int, list[Company]] = defaultdict(list)
+    for company in companies:
+        by_project[company.project_id].append(company)
+    for project_id, project_companies in by_project.items():
+        results = leads_results(
+            project_id=project_id, lead_ids=[lead for c in project_companies for lead in members[c.id]]
+        )
+        for company in project_companies:
+            for model_id, policy in results.policies.items():
+                found = [
+                    Member(lead_id, results.scores.get((lead_id, model_id), 0), results.active_at[lead_id])
+                    for lead_id in members[company.id]
+                    if lead_id in results.active_at
+                ]
+                result = company_rollup(found, traits=company.traits, policy=policy, now=now, config=ROLLUP)
+                before = contributions_from_json(previous.get((company.id, model_id), {}))
+                result = company_moved(result, previous=before)
+                rows.append(
+                    CompanyScore(
+                        company_id=company.id, model_id=model_id, score=result.score, stage=result.stage,
+                        breakdown=result.to_json(), updated_at=now,
+                    )
+                )  # fmt: skip
+    if rows:
+        CompanyScore.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["company", "model"],
+            update_fields=["score", "stage", "breakdown", "updated_at"],
+        )
+    return len(companies)
+
+
+@transaction.atomic
+def lead_changes_consume(*, changes: list[LeadChange]) -> int:
+    """Assign a batch's changed leads to companies and recompute each touched company once; return how many."""
+    leads: dict[int, set[int]] = defaultdict(set)
+    for change in changes:
+        leads[change.project_id].add(change.lead_id)
+    touched: set[int] = set()
+    for project_id, lead_ids in sorted(leads.items()):
+        touched |= leads_assign(project_id=project_id, lead_ids=lead_ids)
+    return companies_recompute(company_ids=touched)
+
+
+@transaction.atomic
+def lead_memberships_erase(*, project_id: int, lead_ids: list[int]) -> int:
+    """Take erased leads out of their companies and recompute those (a `LEADPULSE_LEAD_ERASERS` hook)."""
+    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids)
+    company_ids = set(memberships.values_list("company_id", flat=True))
+    memberships.delete()
+    companies_recompute(company_ids=company_ids)
+    return len(company_ids)
