@@ -315,3 +315,42 @@ def test_the_lead_page_shows_the_leads_cell_under_the_model_shown(tenant, leads)
         html = client.get(f"/leads/{lead.id}/{query}").content.decode()
         shown = re.search(r'<div class="value" data-field="matrixCell">(\w\d)</div>', html)
         assert shown and shown.group(1) == cell, query
+
+
+# Adjustments move the cells
+
+
+def test_an_adjustment_moves_the_stored_cell_the_tallies_and_the_counts_under_its_model(tenant, leads):
+    lead = leads["a2"]  # engagement 20, fit 30: A2 (warm 11, hot 31) | b: C3
+    # when the primary model's engagement is raised past hot
+    response = tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"points": 20, "reason": "met at a fair"},
+                                  format="json")  # fmt: skip
+    # then the answer, the stored cell, the tallies and the counts all say A1
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["lead"]["matrixCell"] == "A1" and body["lead"]["scores"]["default"]["cell"] == "A1"
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A1"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    cells = tenant.client.get("/api/analytics/matrix").json()["cells"]
+    assert (cells["A1"], cells["A2"]) == (3, 0)
+    assert "a2" in ids(listed(tenant.client, "&matrix=A1"))
+
+    # when model b (not primary) is set to 10 (past its hot threshold 8)
+    body = tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"setTo": 10, "reason": "sales call", "model": "b"},
+                              format="json").json()  # fmt: skip
+    # then its cell moves under b, and the primary's stored cell and tallies do not
+    assert body["lead"]["scores"]["b"]["cell"] == "C1" and body["lead"]["matrixCell"] == "A1"
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A1"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    under_b = tenant.client.get("/api/analytics/matrix?model=b").json()["cells"]
+    assert under_b == grouped(tenant.project, ScoringModel.objects.get(project=tenant.project, key="b"))
+    assert under_b["C1"] == 3
+    assert "a2" in ids(listed(tenant.client, "&matrix=C1&model=b"))
+
+    # when reset to 0 under the primary: A3, everywhere
+    tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"setTo": 0, "reason": "student"}, format="json")
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A3"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    assert tenant.client.get("/api/analytics/matrix").json()["cells"] == grouped(
+        tenant.project, primary_model(tenant.project)
+    )
