@@ -58,6 +58,18 @@ def test_another_model_is_chosen_in_the_select_and_the_page_shows_that_model(ten
     assert Lead.objects.get(id=lead.id).current_score == 81
 
 
+def test_a_bad_adjustment_of_another_model_shows_the_page_of_that_model_with_the_error(tenant, lead):
+    primary = ScoringModel.objects.get(project=tenant.project, is_primary=True)
+    scoring_model_create(project=tenant.project, data={"key": "sales", "name": "Sales"}, copy_from=primary)
+    # when a person on the page of model sales posts an adjustment of it without a reason
+    response = post(browser(tenant.owner), lead, model="sales", value="-30", reason="")
+    # then the page comes back under sales (its score, breakdown and switcher), the error beside the reason
+    assert response.status_code == 400
+    assert response.context["switcher"]["choice"].model.key == "sales"
+    assert response.context["adjustment_form"]["model"].value() == "sales"
+    assert 'data-error-for="reason"' in response.content.decode()
+
+
 @pytest.mark.parametrize(
     ("data", "field"),
     [
