@@ -223,7 +223,7 @@ def _lead_render(
         "chart": chart,
         "history": history,
         "timeline": list(reversed(lead_timeline(lead=lead, model=model))),
-        "breakdown": lead_score_breakdown(lead=lead),
+        "breakdown": lead_score_breakdown(lead=lead, model=model),  # the model shown, its adjustments with it
         "intelligence": lead_intelligence(lead=lead),
         "switcher": _switcher(request, choice),
         "adjustments": lead_adjustments(lead=lead, limit=LEAD_ADJUSTMENTS_LISTED),

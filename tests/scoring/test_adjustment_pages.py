@@ -56,6 +56,13 @@ def test_another_model_is_chosen_in_the_select_and_the_page_shows_that_model(ten
     assert response.status_code == 302 and response["Location"] == f"/leads/{lead.id}/?model=sales"
     assert LeadScore.objects.get(lead=lead, model=sales).score == 50  # its own adjustment only
     assert Lead.objects.get(id=lead.id).current_score == 81
+    # and the lead page under sales explains its score: the breakdown is sales', with its adjustment
+    page = client.get(f"/leads/{lead.id}/?model=sales")
+    breakdown = page.context["breakdown"]
+    assert [a["reason"] for a in breakdown["adjustments"]] == ["not for sales"]
+    assert breakdown["currentScore"] == 50
+    section = page.content.decode().split('id="breakdown"', 1)[1].split("</section>", 1)[0]
+    assert f"Manual \u221230 by {tenant.owner.email}: not for sales" in section
 
 
 def test_a_bad_adjustment_of_another_model_shows_the_page_of_that_model_with_the_error(tenant, lead):
