@@ -1,6 +1,8 @@
 """The fit x engagement matrix through the API and the pages: each lead's cell under every model, the
 `matrix` filter and sort of the lead list, the cell counts, and the overview's heat map."""
 
+import csv
+import io
 import re
 from collections import Counter
 
@@ -354,3 +356,20 @@ def test_an_adjustment_moves_the_stored_cell_the_tallies_and_the_counts_under_it
     assert tenant.client.get("/api/analytics/matrix").json()["cells"] == grouped(
         tenant.project, primary_model(tenant.project)
     )
+
+
+def exported_ids(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    column = rows[0].index("anonymousId")
+    return sorted(row[column] for row in rows[1:])
+
+
+def test_the_csv_exports_the_cells_of_the_model_asked_for(tenant, leads):
+    """`GET /api/leads/export?matrix=C1&model=b`: the leads the list shows (C1 under b), not the primary's C1."""
+    listed_ids = sorted(ids(listed(tenant.client, "&matrix=C1&model=b")))
+    assert listed_ids == ["a1-top", "b1"]
+    # the API's export takes the documented ?model=
+    assert exported_ids(tenant.client.get("/api/leads/export?matrix=C1&model=b")) == listed_ids
+    assert exported_ids(tenant.client.get("/api/leads/export?matrix=C1")) == []  # none is C1 under the primary
+    assert tenant.client.get("/api/leads/export?model=nope").status_code == 404
