@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import cached_property
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 STAGES = ("cold", "warm", "hot", "qualified")
@@ -199,8 +200,10 @@ class Decay:
         Only the idle days past the grace that fall after `since` count: a manual adjustment
         between two events moves the score, not the start of the lead's idleness.
         """
-        if idle_since is None or since is None or score <= 0:
+        if idle_since is None or since is None or score <= 0 or not self.enabled:
             return score
+        if (until - idle_since).days <= self.grace_days:
+            return score  # still within the grace (the usual case): no idle day counts yet
         days = self.days(idle_since, until) - self.days(idle_since, since)
         if days <= 0:
             return score
@@ -335,6 +338,9 @@ class Step(NamedTuple):
         return self.new_score - self.old_score
 
 
+FOLD_ORDER = attrgetter("timestamp", "event_id")  # `EventFact.key`, as the fold sorts by it (C, not a property)
+
+
 def rules_by_event_type(rules: Iterable[Rule]) -> dict[str, list[Rule]]:
     index: dict[str, list[Rule]] = defaultdict(list)
     for rule in rules:
@@ -431,8 +437,8 @@ def fold(
     windows = dict(state.windows)
     active_at, adjusted, scored_at = state.active_at, state.adjusted, state.scored_at
     steps: list[Step] = []
-    for event in sorted(events, key=lambda e: e.key):
-        adjustment = adjustment_of(event, model)
+    for event in sorted(events, key=FOLD_ORDER):
+        adjustment = adjustment_of(event, model) if event.type == ADJUSTMENT else None
         if event.type == ADJUSTMENT and adjustment is None:
             # another model's adjustment: this model's fold passes it by (a step, so checkpoints stay in line)
             steps.append(Step(event.event_id, event.timestamp, score, score, ()))

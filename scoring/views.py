@@ -182,14 +182,23 @@ def lead_adjust_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
             messages.success(request, f"{adjustment_label(adjusted.event.properties)}.{done}")
             query = "" if model.is_primary else f"?model={model.key}"
             return redirect(reverse("scoring:lead_detail", args=[adjusted.lead.id]) + query)
-    return _lead_render(request, lead.id, adjustment_form=form, status=400)
+    # the page of the model the person adjusts (the form posts no ?model=), or the request's when none is known
+    posted = request.POST.get("model")
+    key = posted if any(m.key == posted for m in models) else None
+    return _lead_render(request, lead.id, adjustment_form=form, status=400, key=key)
 
 
 def _lead_render(
-    request: ProjectRequest, lead_id: int, *, adjustment_form: AdjustmentForm | None = None, status: int = 200
+    request: ProjectRequest,
+    lead_id: int,
+    *,
+    adjustment_form: AdjustmentForm | None = None,
+    status: int = 200,
+    key: str | None = None,
 ) -> HttpResponse:
-    """The lead page, with the adjustment form as posted (and its errors) when it was not valid."""
-    choice = _model_choice(request)
+    """The lead page (under model `key`, else the request's), with the adjustment form as posted (and its errors)
+    when it was not valid."""
+    choice = _model_choice(request, key)
     lead = _or_404(lead_get, project=request.project, lead_id=lead_id)
     model = choice.model
     history = lead_score_history(lead=lead, model=model)
@@ -214,7 +223,7 @@ def _lead_render(
         "chart": chart,
         "history": history,
         "timeline": list(reversed(lead_timeline(lead=lead, model=model))),
-        "breakdown": lead_score_breakdown(lead=lead),
+        "breakdown": lead_score_breakdown(lead=lead, model=model),  # the model shown, its adjustments with it
         "intelligence": lead_intelligence(lead=lead),
         "switcher": _switcher(request, choice),
         "adjustments": lead_adjustments(lead=lead, limit=LEAD_ADJUSTMENTS_LISTED),

@@ -239,6 +239,7 @@ class LeadsCsvExportApi(ProjectApiView):
             anonymous_id=params.get("anonymousId"),
             search=params.get("search"),
             ordering=params.get("ordering"),
+            model=request_model(self, request),
             matrix=params.get("matrix"),
         )
         response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")

@@ -1,7 +1,7 @@
 """The fold's persistence: feed locked leads' events to `engine.lead_evaluate`, store what it returns."""
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -506,49 +506,42 @@ HISTORY_COLUMNS = ("project", "lead", "model", "version", "event", "reason", "ol
                    "details", "occurred_at", "created_at")  # fmt: skip
 
 
+def _history_rows(scored: Sequence[Scored], *, created: datetime, encode: Callable[[Any], Any]) -> Iterator[tuple]:
+    """The evaluations' history rows as tuples of `HISTORY_COLUMNS`, their details passed through `encode`."""
+    for item in scored:
+        versions = {model.id: model.version for model in item.models}
+        project_id, lead_id, event_pks = item.lead.project_id, item.lead.id, item.event_pks
+        for model_id, evaluation in item.evaluations.items():
+            version = versions[model_id]
+            for step in evaluation.history:
+                event = event_pks[step.event_id] if step.event_id is not None else None
+                yield (project_id, lead_id, model_id, version, event, step.reason, step.old_score, step.new_score,
+                       step.new_score - step.old_score, encode(step.details), step.occurred_at, created)  # fmt: skip
+
+
 def _history_insert(scored: Sequence[Scored]) -> None:
     """The evaluations' history rows in one statement: `COPY … FROM STDIN` on PostgreSQL.
 
     A re-score rewrites every row of the log; Django's bulk_create spends more time preparing
     each value than the whole fold takes, COPY streams plain tuples (the values' types are
-    known here: ints, text, a JSON document, timestamps).
+    known here: ints, text, a JSON document, timestamps), made as they are written.
     """
     created = timezone.now()
-    rows = [
-        (
-            item.lead.project_id,
-            item.lead.id,
-            model_id,
-            versions[model_id],
-            item.event_pks[step.event_id] if step.event_id is not None else None,
-            step.reason,
-            step.old_score,
-            step.new_score,
-            step.delta,
-            step.details,
-            step.occurred_at,
-            created,
-        )
-        for item in scored
-        for versions in [{model.id: model.version for model in item.models}]
-        for model_id, evaluation in item.evaluations.items()
-        for step in evaluation.history
-    ]
-    if not rows:
+    if not any(evaluation.history for item in scored for evaluation in item.evaluations.values()):
         return
     if connection.vendor != "postgresql":
         by_name = {f.name: f.attname for f in ScoreHistory._meta.concrete_fields}
         fields = [by_name[name] for name in HISTORY_COLUMNS]
+        rows = _history_rows(scored, created=created, encode=lambda details: details)
         ScoreHistory.objects.bulk_create([ScoreHistory(**dict(zip(fields, row, strict=True))) for row in rows],
                                          batch_size=2000)  # fmt: skip
         return
     table = connection.ops.quote_name(ScoreHistory._meta.db_table)
     columns = ", ".join(quoted_columns(ScoreHistory, HISTORY_COLUMNS))
-    details = HISTORY_COLUMNS.index("details")
     dumps = orjson.dumps  # a small document per row: several times faster than the json module's encoder
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row((*row[:details], dumps(row[details]).decode(), *row[details + 1 :]))
+        for row in _history_rows(scored, created=created, encode=lambda details: dumps(details).decode()):
+            copy.write_row(row)
 
 
 def _events_consume(scored: Sequence[Scored], *, now: datetime) -> None:

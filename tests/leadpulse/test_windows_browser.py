@@ -9,9 +9,11 @@ import pytest
 from django.utils import timezone
 
 from ingest.models import Lead
-from scoring.models import ScoringModel, ScoringRule
+from scoring.models import LeadScore, RuleSetDraft, ScoringModel, ScoringRule
+from scoring.services.models import scoring_model_create
 from tests.accounts.factories import project_with_owner
-from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
+from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in, signed_in
+from tests.leadpulse.test_forms_browser import add_condition, chromium_page, rows_shown
 from tests.leadpulse.test_models_browser import in_thread
 from tests.live import ROOT, wait_until, web_server
 
@@ -73,3 +75,70 @@ def test_a_window_rule_made_on_the_rules_page_scores_the_third_visit_in_a_week(w
         page.screenshot(path=str(SHOTS / "lead-window-breakdown.png"), full_page=True)
 
         assert errors == [] and console == []
+
+
+def test_a_draft_window_rule_built_with_conditions_publishes_and_the_lead_page_adjusts_another_model(web):
+    project, owner, key = project_with_owner(name="Windows Forms Co")
+    model = ScoringModel.objects.get(project=project, is_primary=True)
+    ScoringRule.objects.filter(model=model, event_type="pricing_page_visit").delete()
+    sales = scoring_model_create(project=project, data={"key": "sales", "name": "Sales"}, copy_from=model)
+    pricing = [{"path": "properties.url", "op": "contains", "value": "/pricing"}]
+
+    with chromium_page() as page:
+        sign_in(page, web, owner.email)
+        # a draft rule from the form: a condition row from the builder and the window inputs, posted together
+        page.goto(f"{web}/rules/")
+        page.locator("#draft-start button").click()
+        page.wait_for_url(f"{web}/rules/")
+        form = page.locator("#rule-form")
+        form.locator("input[name=name]").fill("Pricing, 3 times a week")
+        form.locator("input[name=eventType]").fill("pricing_page_visit")
+        form.locator("input[name=points]").fill("20")
+        add_condition(form, "properties.url", "contains", "/pricing")
+        form.locator("input[name=windowCount]").fill("3")
+        form.locator("input[name=windowDays]").fill("5")
+        form.get_by_role("button", name="Save in draft").click()
+        page.wait_for_url(f"{web}/rules/")
+        rules = in_thread(lambda: RuleSetDraft.objects.get(model=model).document["rules"])
+        index, saved = next((i, r) for i, r in enumerate(rules) if r["name"] == "Pricing, 3 times a week")
+        assert (saved["conditions"], saved["window_count"], saved["window_days"]) == (pricing, 3, 5)
+
+        # edited again: the rows and the window come back, and a changed window keeps the conditions
+        page.goto(f"{web}/rules/draft/rules/{index}/")
+        form = page.locator("#rule-form")
+        assert rows_shown(form) == [("properties.url", "contains", "/pricing", "text")]
+        assert (form.locator("input[name=windowCount]").input_value(), form.locator("input[name=windowDays]")
+                .input_value()) == ("3", "5")  # fmt: skip
+        form.locator("input[name=windowDays]").fill("7")
+        form.get_by_role("button", name="Save in draft").click()
+        page.wait_for_url(f"{web}/rules/")
+        page.locator("#draft-publish button").click()
+        page.wait_for_url(f"{web}/rules/")
+        rule = in_thread(lambda: ScoringRule.objects.get(model=model, name="Pricing, 3 times a week"))
+        assert (rule.conditions, rule.window_count, rule.window_days) == (pricing, 3, 7)
+
+        # three pricing visits in a week (and a blog one, which the condition leaves out): +20 once
+        start = timezone.now() - timedelta(days=3)
+        visits = [{"eventType": "pricing_page_visit", "leadId": "shopper", "eventId": f"v{i}",
+                   "properties": {"url": url}, "timestamp": (start + timedelta(hours=6 * i)).isoformat()}
+                  for i, url in enumerate(["/pricing", "/blog", "/pricing", "/pricing"])]  # fmt: skip
+        in_thread(lambda: ingest(key, visits))
+        wait_until(lambda: in_thread(lambda: settled(project)), timeout=60, message="the visits to be scored")
+        lead = in_thread(lambda: Lead.objects.get(project=project, anonymous_id="shopper"))
+        assert lead.current_score == 20
+
+        # the lead page under model Sales: its adjustment form adjusts Sales, and the page stays on Sales
+        before = in_thread(lambda: LeadScore.objects.get(lead_id=lead.id, model=sales).score)
+        page.goto(f"{web}/leads/{lead.id}/")
+        page.locator("#model-select").select_option("sales")
+        page.wait_for_url(f"{web}/leads/{lead.id}/?model=sales")
+        adjust = page.locator("#adjust-form")
+        assert adjust.locator("select[name=model]").input_value() == "sales"
+        adjust.locator("input[name=value]").fill("15")
+        adjust.locator("input[name=reason]").fill("asked for a sales call")
+        adjust.get_by_role("button", name="Adjust").click()
+        page.wait_for_url(f"{web}/leads/{lead.id}/?model=sales")
+        assert "Manual +15 by" in page.locator("#adjustments").inner_text()
+        page.screenshot(path=str(SHOTS / "lead-adjust-other-model-window.png"), full_page=True)
+        assert in_thread(lambda: LeadScore.objects.get(lead_id=lead.id, model=sales).score) == before + 15
+        assert in_thread(lambda: Lead.objects.get(id=lead.id).current_score) == 20  # the primary as it was

@@ -56,6 +56,25 @@ def test_another_model_is_chosen_in_the_select_and_the_page_shows_that_model(ten
     assert response.status_code == 302 and response["Location"] == f"/leads/{lead.id}/?model=sales"
     assert LeadScore.objects.get(lead=lead, model=sales).score == 50  # its own adjustment only
     assert Lead.objects.get(id=lead.id).current_score == 81
+    # and the lead page under sales explains its score: the breakdown is sales', with its adjustment
+    page = client.get(f"/leads/{lead.id}/?model=sales")
+    breakdown = page.context["breakdown"]
+    assert [a["reason"] for a in breakdown["adjustments"]] == ["not for sales"]
+    assert breakdown["currentScore"] == 50
+    section = page.content.decode().split('id="breakdown"', 1)[1].split("</section>", 1)[0]
+    assert f"Manual \u221230 by {tenant.owner.email}: not for sales" in section
+
+
+def test_a_bad_adjustment_of_another_model_shows_the_page_of_that_model_with_the_error(tenant, lead):
+    primary = ScoringModel.objects.get(project=tenant.project, is_primary=True)
+    scoring_model_create(project=tenant.project, data={"key": "sales", "name": "Sales"}, copy_from=primary)
+    # when a person on the page of model sales posts an adjustment of it without a reason
+    response = post(browser(tenant.owner), lead, model="sales", value="-30", reason="")
+    # then the page comes back under sales (its score, breakdown and switcher), the error beside the reason
+    assert response.status_code == 400
+    assert response.context["switcher"]["choice"].model.key == "sales"
+    assert response.context["adjustment_form"]["model"].value() == "sales"
+    assert 'data-error-for="reason"' in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ingest.lead_tallies import lead_tallies_drift
 from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
@@ -112,3 +113,29 @@ def test_a_deleted_rule_never_matched_adjustments_so_nothing_is_lost(tenant):
     lead = scored(tenant.project, "w", "signup")
     body = adjust(tenant, lead, points=10, reason="x")
     assert body["score"] == 30 + 1 + 10
+
+
+def test_a_merge_carries_the_merged_lead_s_adjustments_to_the_survivor(tenant):
+    start = timezone.now() - timedelta(days=1)
+    known = scored(tenant.project, "crm-1", "demo_request")  # 50
+    events_ingest(project_id=tenant.project.id, events=[CanonicalEvent(
+        event_id="k-id", name="identify", type="identify", anonymous_id="crm-1", properties={"email": "b@x.io"},
+        timestamp=start,
+    )])  # fmt: skip
+    lead_score(lead_id=known.id)
+    device = scored(tenant.project, "browser", "signup")  # 30
+    adjust(tenant, known, points=-20, reason="old customer")
+    adjust(tenant, device, points=10, reason="came to the booth")
+    # when the device identifies with the known lead's email
+    events_ingest(project_id=tenant.project.id, events=[CanonicalEvent(
+        event_id="d-id", name="identify", type="identify", anonymous_id="browser", properties={"email": "B@x.io"},
+        timestamp=start + timedelta(minutes=5),
+    )])  # fmt: skip
+    lead_score(lead_id=device.id)
+    # then the survivor folds both leads' events and both adjustments, and the tallies follow
+    assert Lead.objects.get(id=device.id).merged_into_id == known.id
+    survivor = Lead.objects.get(id=known.id)
+    assert survivor.current_score == 50 + 30 - 20 + 10
+    listed = tenant.client.get(f"/api/leads/{device.id}/adjustments").json()  # the merged id finds the survivor
+    assert sorted(a["reason"] for a in listed["results"]) == ["came to the booth", "old customer"]
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}

@@ -209,3 +209,62 @@ def test_folding_in_chunks_through_json_equals_one_fold(events, data):
     for rule in WINDOW_RULES:
         if rule.window is not None and rule.id in state.windows:
             assert len(state.windows[rule.id].recent) <= rule.window.count - 1
+
+
+# --- windows and manual adjustments in one log ----------------------------------------------------------------
+
+MODEL = "default"
+
+
+def adjusted_by_hand(minute: int, model: str, change: dict[str, int]) -> engine.EventFact:
+    properties = {**change, "reason": "by hand", "model": model, "author": {"type": "user", "id": 1, "label": "a@x.io"}}
+    return engine.EventFact(f"$adjustment:{minute}:{model}", engine.ADJUSTMENT_NAME, T0 + timedelta(minutes=minute),
+                            properties, {}, engine.ADJUSTMENT)  # fmt: skip
+
+
+adjustments = st.builds(
+    adjusted_by_hand,
+    st.integers(0, 60 * 24 * 40),
+    st.sampled_from([MODEL, MODEL, "sales"]),
+    st.one_of(
+        st.integers(-60, 60).filter(bool).map(lambda n: {"points": n}),
+        st.integers(0, 120).map(lambda n: {"setTo": n}),
+    ),
+)
+mixed_logs = st.tuples(window_events, st.lists(adjustments, max_size=12, unique_by=lambda e: e.event_id)).map(
+    lambda both: [*both[0], *both[1]]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(log=mixed_logs, data=st.data())
+def test_window_rules_and_adjustments_together_are_order_independent_and_survive_refolds(log, data):
+    # given window rules and manual adjustments (of this model and another) in one log, arriving in any order
+    shuffled = data.draw(st.permutations(log))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(log)), max_size=6)))
+    batches = [shuffled[a:b] for a, b in zip([0, *cuts], [*cuts, len(log)], strict=True) if b > a]
+    ordered = sorted(log, key=lambda e: e.key)
+    for model in (MODEL, "sales"):
+        expected, steps = engine.fold(ordered, rules=WINDOW_RULES, policy=DECAYING, model=model)
+        # when folded as it arrives: on from the checkpoint as stored (JSON), or a refold of all seen when late
+        state, seen = engine.FoldState(), []
+        for batch in batches:
+            seen += batch
+            stored = engine.FoldState.from_json(json.loads(json.dumps(state.to_json())))
+            if stored.continues_with(batch):
+                state, _ = engine.fold(batch, rules=WINDOW_RULES, policy=DECAYING, state=stored, model=model)
+            else:
+                state, _ = engine.fold(seen, rules=WINDOW_RULES, policy=DECAYING, model=model)
+        # then it ends as one fold of the sorted log
+        assert state == expected
+        # and the breakdown adds up: rules + manual + clamp + decay == score
+        rules = sum(t.points for t in expected.tallies.values())
+        assert rules + expected.adjusted + expected.clamped + expected.decayed == expected.score
+        # adjustments never count towards (or award) a window
+        awarded = {step.event_id for step in steps if step.applied}
+        assert not any(event_id.startswith("$adjustment") for event_id in awarded)
+        # and the windows award as they would without any adjustment in the log
+        activity = [e for e in ordered if e.type != engine.ADJUSTMENT]
+        without, _ = engine.fold(activity, rules=WINDOW_RULES, policy=NO_DECAY, model=model)
+        with_adjustments, _ = engine.fold(ordered, rules=WINDOW_RULES, policy=NO_DECAY, model=model)
+        assert with_adjustments.windows == without.windows

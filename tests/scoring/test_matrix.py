@@ -1,6 +1,8 @@
 """The fit x engagement matrix through the API and the pages: each lead's cell under every model, the
 `matrix` filter and sort of the lead list, the cell counts, and the overview's heat map."""
 
+import csv
+import io
 import re
 from collections import Counter
 
@@ -315,3 +317,59 @@ def test_the_lead_page_shows_the_leads_cell_under_the_model_shown(tenant, leads)
         html = client.get(f"/leads/{lead.id}/{query}").content.decode()
         shown = re.search(r'<div class="value" data-field="matrixCell">(\w\d)</div>', html)
         assert shown and shown.group(1) == cell, query
+
+
+# Adjustments move the cells
+
+
+def test_an_adjustment_moves_the_stored_cell_the_tallies_and_the_counts_under_its_model(tenant, leads):
+    lead = leads["a2"]  # engagement 20, fit 30: A2 (warm 11, hot 31) | b: C3
+    # when the primary model's engagement is raised past hot
+    response = tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"points": 20, "reason": "met at a fair"},
+                                  format="json")  # fmt: skip
+    # then the answer, the stored cell, the tallies and the counts all say A1
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["lead"]["matrixCell"] == "A1" and body["lead"]["scores"]["default"]["cell"] == "A1"
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A1"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    cells = tenant.client.get("/api/analytics/matrix").json()["cells"]
+    assert (cells["A1"], cells["A2"]) == (3, 0)
+    assert "a2" in ids(listed(tenant.client, "&matrix=A1"))
+
+    # when model b (not primary) is set to 10 (past its hot threshold 8)
+    body = tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"setTo": 10, "reason": "sales call", "model": "b"},
+                              format="json").json()  # fmt: skip
+    # then its cell moves under b, and the primary's stored cell and tallies do not
+    assert body["lead"]["scores"]["b"]["cell"] == "C1" and body["lead"]["matrixCell"] == "A1"
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A1"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    under_b = tenant.client.get("/api/analytics/matrix?model=b").json()["cells"]
+    assert under_b == grouped(tenant.project, ScoringModel.objects.get(project=tenant.project, key="b"))
+    assert under_b["C1"] == 3
+    assert "a2" in ids(listed(tenant.client, "&matrix=C1&model=b"))
+
+    # when reset to 0 under the primary: A3, everywhere
+    tenant.client.post(f"/api/leads/{lead.id}/adjustments", {"setTo": 0, "reason": "student"}, format="json")
+    assert Lead.objects.get(pk=lead.pk).matrix_cell == "A3"
+    assert lead_tallies_drift(project_id=tenant.project.id) == {}
+    assert tenant.client.get("/api/analytics/matrix").json()["cells"] == grouped(
+        tenant.project, primary_model(tenant.project)
+    )
+
+
+def exported_ids(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    column = rows[0].index("anonymousId")
+    return sorted(row[column] for row in rows[1:])
+
+
+def test_the_csv_exports_the_cells_of_the_model_asked_for(tenant, leads):
+    """`GET /api/leads/export?matrix=C1&model=b`: the leads the list shows (C1 under b), not the primary's C1."""
+    listed_ids = sorted(ids(listed(tenant.client, "&matrix=C1&model=b")))
+    assert listed_ids == ["a1-top", "b1"]
+    # the API's export takes the documented ?model=
+    assert exported_ids(tenant.client.get("/api/leads/export?matrix=C1&model=b")) == listed_ids
+    assert exported_ids(tenant.client.get("/api/leads/export?matrix=C1")) == []  # none is C1 under the primary
+    assert tenant.client.get("/api/leads/export?model=nope").status_code == 404

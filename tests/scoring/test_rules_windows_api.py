@@ -238,3 +238,30 @@ def test_the_rules_preview_folds_a_proposed_window_rule(tenant):
 
     assert response.status_code == 200, response.json()
     assert [(m["from"], m["to"]) for m in response.json()["topMovers"]] == [(0, 20)]
+
+
+def test_a_window_rule_and_adjustments_replay_in_versions_chunked_scores_and_a_rollback(tenant, settings):
+    without_default_pricing(tenant.project)
+    rule = tenant.client.post("/api/rules", WINDOWED, format="json").json()  # v2
+    lead = visited(tenant.project, "wa", 2)  # two visits: no award yet
+    adjust = {"points": 7, "reason": "met at a fair"}
+    assert tenant.client.post(f"/api/leads/{lead.id}/adjustments", adjust, format="json").status_code == 201
+    # when a late third visit (before the adjustment) arrives: the refold awards the window under the adjustment
+    events_ingest(project_id=tenant.project.id, events=[CanonicalEvent(
+        event_id="wa-late", name="pricing_page_visit", anonymous_id="wa", timestamp=BASE + timedelta(hours=10),
+    )])  # fmt: skip
+    lead_score(lead_id=lead.id)
+    assert Lead.objects.get(id=lead.id).current_score == 27
+    # then the score under v2, folded a page of two events at a time, is the live one
+    settings.LEADPULSE_SCORE_CHUNK_EVENTS = 2
+    at_v2 = tenant.client.get(f"/api/leads/{lead.id}/score?version=2").json()
+    assert (at_v2["score"], at_v2["engagement"], at_v2["eventsFolded"]) == (27, 27, 4)
+    # and v3 (no window: every visit) and a rollback to v2 keep the adjustment
+    tenant.client.patch(f"/api/rules/{rule['id']}", {"window": None}, format="json")  # v3
+    run_jobs(tenant.project)
+    assert Lead.objects.get(id=lead.id).current_score == 67
+    assert tenant.client.get(f"/api/leads/{lead.id}/score?version=2").json()["score"] == 27
+    assert tenant.client.post("/api/models/default/versions/2/rollback", {}, format="json").status_code == 201
+    run_jobs(tenant.project)
+    assert Lead.objects.get(id=lead.id).current_score == 27
+    assert tenant.client.get(f"/api/leads/{lead.id}/score?version=3").json()["score"] == 67
