@@ -145,8 +145,9 @@ def _primary_result(lead: Any) -> dict[str, Any]:
 
 @project_page
 def lead_export_view(request: ProjectRequest) -> StreamingHttpResponse:
-    """The same filtered leads as CSV, streamed, formula-safe."""
-    _, leads = _filtered_leads(request)
+    """The same filtered leads as CSV, streamed, formula-safe: the leads `?model=` selects and orders (its
+    stages and matrix cells), with every model's scores in their columns."""
+    _, leads = _filtered_leads(request, model=_model_choice(request).model)
     response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="leads.csv"'
     return response

@@ -229,7 +229,13 @@ def test_the_switcher_is_kept_in_the_links_the_leads_list_makes(tenant, leads, b
     assert "?model=b&amp;stage=qualified&amp;ordering=currentScore" in html  # the sort headers
     assert f'href="/leads/{leads["low"].id}/?model=b"' in html
     assert '<input type="hidden" name="model" value="b">' in html  # the filter form
-    assert "/leads/export.csv?stage=qualified" in html  # the export has the primary's columns: no model
+    assert "/leads/export.csv?model=b&amp;stage=qualified" in html  # the export selects the leads as the list does
+    exported = browser(tenant.owner).get("/leads/export.csv?model=b&stage=qualified")
+    listed = browser(tenant.owner).get("/leads/?model=b&stage=qualified").context["rows"]
+    rows = b"".join(exported.streaming_content).decode().splitlines()[1:]
+    assert len(rows) == len(listed) and len(listed) != len(
+        browser(tenant.owner).get("/leads/?stage=qualified").context["rows"]
+    )
     primary = browser(tenant.owner).get("/leads/").content.decode()
     assert f'href="/leads/{leads["low"].id}/"' in primary and 'name="model" value=' not in primary
 
