@@ -277,3 +277,20 @@ def test_history_and_model_scores_have_no_database_constraints_yet_deletions_cas
     assert ScoreHistory.objects.filter(lead=lead).count() == 2 and not LeadScore.objects.filter(lead=lead).exists()
     tenant.project.delete()
     assert not ScoreHistory.objects.filter(lead_id=lead.id).exists()
+
+
+def test_history_rows_keep_any_text_their_details_carry_through_copy(tenant):
+    """History rows go to PostgreSQL as COPY text lines written by hand: backslashes, tabs, newlines, quotes and
+    any character in an adjustment's reason come back exactly as they went in, under every model."""
+    from scoring.services.adjustments import Author, lead_adjust
+
+    b = second_model(tenant.project)
+    lead = ingest(tenant.project, "x", ("page_view", 1))
+    reason = 'C:\\temp\\n is not a newline,\ta tab,\nreal newline, "quotes", \\N, ünïcödé, 🙂, \x01'
+    author = Author(type="user", id=tenant.owner.id, label="ana\\b@example.com")
+    for model in (primary_model(tenant.project), b):
+        lead_adjust(lead=lead, reason=reason, author=author, points=-2, model=model)
+    rows = ScoreHistory.objects.filter(lead=lead, details__has_key="adjustment").order_by("model_id")
+    assert [row.details["adjustment"]["reason"] for row in rows] == [reason, reason]
+    assert [row.details["adjustment"]["author"]["label"] for row in rows] == ["ana\\b@example.com"] * 2
+    assert [row.delta for row in rows] == [-2, -2] and all(row.event_id for row in rows)
