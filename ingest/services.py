@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connection, transaction
-from django.db.models import JSONField
+from django.db.models import JSONField, Model
 from django.utils import timezone
 
 from core import metrics
@@ -126,54 +126,46 @@ def _leads_resolve(
     return [resolve(event) for event in events]
 
 
-def _leads_insert(*, leads: list[Lead]) -> None:
-    """Insert the leads, skipping any whose (project, anonymous id) exists; count the inserted ones in the tallies.
+def _insert_returning(objects: Sequence[Model], *, unique: tuple[str, str], returning: Sequence[str]) -> list[tuple]:
+    """Insert `objects` (all of one model) in one statement, skipping any that conflict on the `unique`
+    columns; return the `returning` columns of the rows inserted.
 
-    Like events: `bulk_create(ignore_conflicts=True)` cannot tell which rows were inserted, and a
-    lead a concurrent request created must be counted once, so this is one
+    Django's `bulk_create(ignore_conflicts=True)` cannot tell which rows were inserted, and what
+    follows must count each row once even when clients race, so this is one
     `INSERT … ON CONFLICT DO NOTHING RETURNING` (PostgreSQL and SQLite ≥ 3.35).
     """
-    meta = Lead._meta
+    meta = objects[0]._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     # Only quoted model metadata is interpolated; every value is a parameter.
     sql = (
         f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES {', '.join([row] * len(leads))} "
-        f"ON CONFLICT ({qn('project_id')}, {qn('anonymous_id')}) DO NOTHING "
-        f"RETURNING {qn('project_id')}, {qn('lead_stage')}, {qn('current_score')}, {qn('matrix_cell')}"
+        f"VALUES {', '.join([row] * len(objects))} "
+        f"ON CONFLICT ({', '.join(qn(column) for column in unique)}) DO NOTHING "
+        f"RETURNING {', '.join(qn(column) for column in returning)}"
     )
-    params = [f.get_db_prep_save(f.pre_save(lead, True), connection) for lead in leads for f in fields]
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objects for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        inserted = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def _leads_insert(*, leads: list[Lead]) -> None:
+    """Insert the leads, skipping any whose (project, anonymous id) exists; count the inserted ones in the
+    tallies (a lead a concurrent request created is counted by that request)."""
+    inserted = _insert_returning(leads, unique=("project_id", "anonymous_id"),
+                                 returning=("project_id", "lead_stage", "current_score", "matrix_cell"))  # fmt: skip
     lead_tallies_move(
         moves=[LeadMove(project_id, None, (stage, score, cell)) for project_id, stage, score, cell in inserted]
     )
 
 
 def _events_insert(*, events: list[Event]) -> set[str]:
-    """Insert events, skipping any whose (project, event_id) exists; return the inserted ids.
-
-    Django's `bulk_create(ignore_conflicts=True)` cannot tell which rows were inserted,
-    and the duplicate count must be exact even when clients race, so this is one
-    `INSERT … ON CONFLICT DO NOTHING RETURNING` (PostgreSQL and SQLite ≥ 3.35).
-    """
-    meta = Event._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    qn = connection.ops.quote_name
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    # Only quoted model metadata is interpolated; every value is a parameter.
-    sql = (
-        f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "  # noqa: S608
-        f"VALUES {', '.join([row] * len(events))} "
-        f"ON CONFLICT ({qn('project_id')}, {qn('event_id')}) DO NOTHING RETURNING {qn('event_id')}"
-    )
-    params = [f.get_db_prep_save(f.pre_save(event, True), connection) for event in events for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {inserted for (inserted,) in cursor.fetchall()}
+    """Insert events, skipping any whose (project, event_id) exists; return the inserted ids (the duplicate
+    count is exact even when clients race)."""
+    inserted = _insert_returning(events, unique=("project_id", "event_id"), returning=("event_id",))
+    return {event_id for (event_id,) in inserted}
 
 
 class IngestedBroadcasts:

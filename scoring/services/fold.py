@@ -137,24 +137,22 @@ def facts(queryset: QuerySet[Event], *, limit: int | None = None) -> list[tuple[
 
 def lead_materialised(lead: Lead) -> engine.Materialised:
     """The lead's stored scores and fold checkpoint under its primary model, as the engine takes them."""
-    return engine.Materialised(
-        score=lead.current_score,
-        engagement=lead.engagement_score,
-        fit=lead.fit_score,
-        stage=lead.lead_stage,
-        state=engine.FoldState.from_json(lead.fold_state),
-        fit_applied=tuple((int(r), int(p)) for r, p in (lead.fold_state or {}).get("fit", [])),
-    )
+    return _materialised(lead.current_score, lead.engagement_score, lead.fit_score, lead.lead_stage, lead.fold_state)
 
 
 def _score_materialised(row: LeadScore) -> engine.Materialised:
+    return _materialised(row.score, row.engagement, row.fit, row.stage, row.fold_state)
+
+
+def _materialised(score: int, engagement: int, fit: int, stage: str, fold_state: Any) -> engine.Materialised:
+    """Stored results and a checkpoint (the fit rules that applied are kept beside the fold's state)."""
     return engine.Materialised(
-        score=row.score,
-        engagement=row.engagement,
-        fit=row.fit,
-        stage=row.stage,
-        state=engine.FoldState.from_json(row.fold_state),
-        fit_applied=tuple((int(r), int(p)) for r, p in (row.fold_state or {}).get("fit", [])),
+        score=score,
+        engagement=engagement,
+        fit=fit,
+        stage=stage,
+        state=engine.FoldState.from_json(fold_state),
+        fit_applied=tuple((int(r), int(p)) for r, p in (fold_state or {}).get("fit", [])),
     )
 
 
