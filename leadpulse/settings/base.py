@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "scoring",
     "automations",
     "companies",
+    "predictions",
 ]
 
 MIDDLEWARE = [
