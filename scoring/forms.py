@@ -6,15 +6,15 @@ from typing import Any, cast
 from django import forms
 
 from core.errors import ApplicationError
+from core.leadfacets import lead_facets
 from ingest.models import Lead
 
 from . import engine
 from .models import ScoringModel, ScoringRule
-from .selectors import LEAD_ORDERINGS, MATRIX_ORDERING, matrix_cells_parse
+from .selectors import MATRIX_ORDERING, lead_orderings, matrix_cells_parse
 from .serializers import RuleSerializer, ScoringSettingsSerializer
 from .serializers.models import ScoringModelCreateSerializer, ScoringModelUpdateSerializer
 
-ORDERING_CHOICES = [(key, key) for key in LEAD_ORDERINGS] + [(f"-{key}", key) for key in LEAD_ORDERINGS]
 SORTABLE = ("name", "currentScore", "velocityScore", "lastEventAt", MATRIX_ORDERING)
 # forms.js turns the textarea into rows (the datalists are templates/_condition_suggestions.html's)
 CONDITION_BUILDER = {
@@ -35,8 +35,22 @@ class LeadFilterForm(forms.Form):
     stage = forms.ChoiceField(required=False, choices=[("", "All stages"), *Lead.Stage.choices])
     # one cell from the select, or several as the API takes them (`A1,B1`)
     matrix = forms.CharField(required=False, max_length=64)
-    ordering = forms.ChoiceField(required=False, choices=ORDERING_CHOICES)
+    ordering = forms.ChoiceField(required=False)
     MATRIX_CHOICES = [("", "All matrix cells"), *((cell, cell) for cell in engine.MATRIX_CELLS)]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the lead facets' sort keys and filters (`core.leadfacets`), as registered once the apps are ready
+        orderings = lead_orderings()
+        cast(forms.ChoiceField, self.fields["ordering"]).choices = [(key, key) for key in orderings] + [
+            (f"-{key}", key) for key in orderings
+        ]
+        for facet in lead_facets.filters():
+            self.fields[facet.key] = forms.CharField(required=False, max_length=255, label=facet.label)
+
+    def facet_filters(self) -> dict[str, str | None]:
+        data = self.cleaned_data if self.is_bound else {}
+        return {facet.key: data.get(facet.key) or None for facet in lead_facets.filters()}
 
     def clean_matrix(self) -> str:
         try:
@@ -58,7 +72,8 @@ class LeadFilterForm(forms.Form):
         """The ordering each sortable column header switches to (descending first, then ascending; the matrix:
         A1 first, then D3 first)."""
         current = self.filters()["ordering"] or "-currentScore"
-        links = {key: key if current == f"-{key}" else f"-{key}" for key in SORTABLE}
+        sortable = [*SORTABLE, *lead_facets.orderings()]
+        links = {key: key if current == f"-{key}" else f"-{key}" for key in sortable}
         links[MATRIX_ORDERING] = f"-{MATRIX_ORDERING}" if current == MATRIX_ORDERING else MATRIX_ORDERING
         return links
 

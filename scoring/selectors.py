@@ -4,7 +4,7 @@ import csv
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from core.errors import ApplicationError, NotFound
+from core.leadfacets import lead_facets
 from ingest.models import Event, Lead
 from ingest.selectors import event_numbers, lead_numbers
 
@@ -51,6 +52,11 @@ MATRIX_ORDERING = "matrix"
 LEAD_ORDERINGS = (*LEAD_ORDERING_FIELDS, MATRIX_ORDERING)
 
 
+def lead_orderings() -> list[str]:
+    """Every sort key of leads: their own, then the lead facets' (registered as the apps are ready)."""
+    return [*LEAD_ORDERINGS, *lead_facets.orderings()]
+
+
 # what `?matrix=` accepts (the OpenAPI document's pattern): cells, comma-separated; empty is no filter
 MATRIX_FILTER_PATTERN = r"^([A-Da-d][1-3](,[A-Da-d][1-3])*)?$"
 
@@ -73,9 +79,10 @@ def leads_for_project(
     ordering: str | None = None,
     model: ScoringModel | None = None,
     matrix: str | None = None,
+    facets: Mapping[str, str | None] | None = None,
 ) -> QuerySet[Lead]:
     """The project's live (not merged-away) leads, filtered and ordered (score, stage and matrix cell: by
-    `model`'s, the primary model's by default)."""
+    `model`'s, the primary model's by default); `facets`: the lead facets' filters (`core.leadfacets`), by key."""
     leads = Lead.objects.filter(project=project, merged_into__isnull=True)
     # the primary model's results are the lead's columns (its matrix cell too); another model's come from its
     # LeadScore row, the cell by its thresholds
@@ -109,8 +116,18 @@ def leads_for_project(
         if search.isascii() and search.isdecimal() and len(search) < 19:
             condition |= Q(id=int(search))
         leads = leads.filter(condition)
+    for key, value in (facets or {}).items():
+        facet = lead_facets.get(key)
+        if facet is not None and facet.filter is not None and value:
+            leads = leads.filter(id__in=facet.filter(project.id, value))
     ordering = ordering or "-currentScore"
     descending = ordering.startswith("-")
+    facet = lead_facets.get(ordering.lstrip("-"))
+    if facet is not None and facet.ordering is not None:
+        sort = facet.ordering()  # leads without a value last, either way
+        if descending:
+            return leads.order_by(sort.desc(nulls_last=True), "-id")
+        return leads.order_by(sort.asc(nulls_last=True), "id")
     if ordering.lstrip("-") == MATRIX_ORDERING:  # A1 first, ties by score; `-matrix` the exact reverse
         if descending:
             return leads.order_by(f"-{cell_column}", score, "id")
@@ -119,7 +136,7 @@ def leads_for_project(
     column = score if column == "current_score" else column
     if column is None:
         raise ApplicationError(
-            f"Must be one of {', '.join(LEAD_ORDERINGS)} (prefix - for descending).", field="ordering"
+            f"Must be one of {', '.join(lead_orderings())} (prefix - for descending).", field="ordering"
         )
     return leads.order_by(f"-{column}" if descending else column, "-id" if descending else "id")
 
@@ -603,12 +620,22 @@ def csv_safe(value: Any) -> str:
     return _CSV_FORMULA_START.sub("'", text)
 
 
-def leads_export_rows(*, leads: QuerySet[Lead]) -> Iterator[list[str]]:
-    """A header, then one formula-safe row per lead, streamed from the database."""
-    yield [header for header, _ in LEAD_EXPORT_COLUMNS]
+def leads_export_rows(*, leads: QuerySet[Lead], chunk: int = 2000) -> Iterator[list[str]]:
+    """A header, then one formula-safe row per lead, streamed from the database (the lead facets' columns
+    last, read a chunk of leads at a time)."""
+    facets = [facet for facet in lead_facets if facet.export is not None]
+    yield [header for header, _ in LEAD_EXPORT_COLUMNS] + [facet.label for facet in facets]
     columns = [column for _, column in LEAD_EXPORT_COLUMNS]
-    for row in leads.values_list(*columns).iterator(chunk_size=2000):
-        yield [csv_safe(value) for value in row]
+    rows = leads.values_list("id", "project_id", *columns).iterator(chunk_size=chunk)
+    while batch := list(islice(rows, chunk)):
+        values = {}
+        if facets:
+            values = {
+                facet.key: facet.values(batch[0][1], [row[0] for row in batch]) for facet in facets
+            }  # one project per export
+        for lead_id, _, *row in batch:
+            cells = [facet.export(values[facet.key].get(lead_id)) for facet in facets]  # type: ignore[misc]
+            yield [csv_safe(value) for value in [*row, *cells]]
 
 
 def lead_score_history(*, lead: Lead, limit: int = 500, model: ScoringModel | None = None) -> dict[str, Any]:

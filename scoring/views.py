@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 from accounts.scoping import ProjectRequest, project_page
 from core.charts import time_chart
 from core.errors import ApplicationError, NotFound
+from core.leadfacets import lead_facets
 from ingest.selectors import condition_suggestions_for_project
 
 from .forms import (
@@ -110,15 +111,18 @@ def _filtered_leads(request: ProjectRequest, model: ScoringModel | None = None) 
     form = LeadFilterForm(request.GET or None)
     form.is_valid()  # an unknown stage or ordering is shown as an error and ignored
     filters = form.filters()
-    leads = leads_for_project(
-        project=request.project,
-        search=filters["search"],
-        stage=filters["stage"],
-        ordering=filters["ordering"],
-        model=model,
-        matrix=filters["matrix"],
-    )
-    return form, leads
+
+    def leads(facets: dict[str, str | None]) -> Any:
+        return leads_for_project(
+            project=request.project, search=filters["search"], stage=filters["stage"],
+            ordering=filters["ordering"], model=model, matrix=filters["matrix"], facets=facets,
+        )  # fmt: skip
+
+    try:
+        return form, leads(form.facet_filters())
+    except ApplicationError as error:  # a facet's filter it cannot read: shown as an error and ignored
+        form.add_error(error.field if error.field in form.fields else None, error.message)
+        return form, leads({})
 
 
 @project_page
@@ -132,10 +136,29 @@ def lead_list_view(request: ProjectRequest) -> HttpResponse:
     if not choice.model.is_primary:  # the primary's results are the lead's own columns
         scores = leads_model_scores(project=request.project, lead_ids=[lead.id for lead in page.object_list])
         results = {lead.id: scores.for_lead(lead)[choice.model.key] for lead in page.object_list}
+    ids = [lead.id for lead in page.object_list]
+    values = lead_facets.values_for(project_id=request.project.id, lead_ids=ids)
+    columns = [facet for facet in lead_facets if facet.column]
+    for lead in page.object_list:  # the row's cells of the lead facets' columns
+        lead.facet_cells = [(facet, values[facet.key].get(lead.id)) for facet in columns]
     rows = [(lead, _primary_result(lead) if results is None else results[lead.id]) for lead in page.object_list]
     switcher = _switcher(request, choice)
-    context = {"form": form, "page": page, "rows": rows, "sort": form.sort_links(), "switcher": switcher}
+    sort = form.sort_links()
+    active = [(facet, value) for facet in lead_facets.filters() if (value := form.facet_filters()[facet.key])]
+    context = {
+        "form": form, "page": page, "rows": rows, "sort": sort, "switcher": switcher,
+        "facet_columns": [(facet, sort.get(facet.key)) for facet in columns],
+        # each filter in force, and the query string without it
+        "facet_filters": [(facet, value, _query_without(request, facet.key)) for facet, value in active],
+    }  # fmt: skip
     return render(request, "scoring/leads.html", context)
+
+
+def _query_without(request: ProjectRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in (*names, "page"):
+        query.pop(name, None)
+    return query.urlencode()
 
 
 def _primary_result(lead: Any) -> dict[str, Any]:
@@ -229,8 +252,16 @@ def _lead_render(
         "switcher": _switcher(request, choice),
         "adjustments": lead_adjustments(lead=lead, limit=LEAD_ADJUSTMENTS_LISTED),
         "adjustment_form": adjustment_form or AdjustmentForm(models=list(choice.models), initial={"model": model.key}),
+        "facet_cards": _facet_cards(request, lead),
     }
     return render(request, "scoring/lead.html", context, status=status)
+
+
+def _facet_cards(request: ProjectRequest, lead: Any) -> list[tuple[Any, Any]]:
+    """The lead facets' cards for the lead page (`core.leadfacets`): (facet, the lead's value)."""
+    cards = [facet for facet in lead_facets if facet.card]
+    values = lead_facets.values_for(project_id=request.project.id, lead_ids=[lead.id]) if cards else {}
+    return [(facet, values[facet.key].get(lead.id)) for facet in cards]
 
 
 def _rules_render(

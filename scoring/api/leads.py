@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from accounts.scoping import ProjectApiView, request_person
 from core.errors import ApplicationError, NotFound
+from core.leadfacets import lead_facets
 from core.openapi import page_of
 from core.queries import query_int
 from ingest.services import lead_create
@@ -18,7 +19,6 @@ from ingest.services import lead_create
 from .. import engine
 from ..models import ScoringModel
 from ..selectors import (
-    LEAD_ORDERINGS,
     MATRIX_FILTER_PATTERN,
     adjustment_data,
     adjustment_summary,
@@ -27,6 +27,7 @@ from ..selectors import (
     lead_get,
     lead_history_for_project,
     lead_intelligence,
+    lead_orderings,
     lead_score_breakdown,
     lead_timeline,
     leads_export_csv,
@@ -63,9 +64,16 @@ def request_model(view: ProjectApiView, request: Request) -> ScoringModel | None
 
 
 def leads_data(view: ProjectApiView, leads: list[Any]) -> Any:
-    """Leads on the wire, with every model's scores read for the whole page at once."""
-    scores = leads_model_scores(project=view.project, lead_ids=[lead.id for lead in leads])
-    return LeadSerializer(leads, many=True, context={"scores": scores}).data
+    """Leads on the wire, with every model's scores and every lead facet read for the whole page at once."""
+    ids = [lead.id for lead in leads]
+    scores = leads_model_scores(project=view.project, lead_ids=ids)
+    facets = lead_facets.values_for(project_id=view.project.id, lead_ids=ids)
+    return LeadSerializer(leads, many=True, context={"scores": scores, "facets": facets}).data
+
+
+def facet_filters(request: Request) -> dict[str, str | None]:
+    """The lead facets' filters of the request (`?company=…`), by facet key."""
+    return {facet.key: request.query_params.get(facet.key) for facet in lead_facets.filters()}
 
 
 class LeadPagination(StrictPageNumberPagination):
@@ -100,9 +108,14 @@ LEAD_FILTER_PARAMETERS = [
     OpenApiParameter(
         "ordering",
         OpenApiTypes.STR,
-        enum=["", *LEAD_ORDERINGS, *(f"-{name}" for name in LEAD_ORDERINGS)],
+        enum=["", *lead_orderings(), *(f"-{name}" for name in lead_orderings())],
         description="Sort key, `-` for descending; ties by id. Default (or empty) `-currentScore`. "
         "`matrix`: by the model's matrix cell, A1 first, ties by score (highest first); `-matrix` is its reverse.",
+    ),
+    # the lead facets' filters (`core.leadfacets`): registered as the apps are ready, before the URLs load
+    *(
+        OpenApiParameter(facet.key, OpenApiTypes.STR, description=facet.filter_description)
+        for facet in lead_facets.filters()
     ),
 ]
 
@@ -146,6 +159,7 @@ class LeadListApi(ProjectApiView):
             ordering=params.get("ordering"),
             model=request_model(self, request),
             matrix=params.get("matrix"),
+            facets=facet_filters(request),
         )
         paginator = LeadPagination()
         page = paginator.paginate_queryset(leads, request, view=self)
@@ -241,6 +255,7 @@ class LeadsCsvExportApi(ProjectApiView):
             ordering=params.get("ordering"),
             model=request_model(self, request),
             matrix=params.get("matrix"),
+            facets=facet_filters(request),
         )
         response = StreamingHttpResponse(leads_export_csv(leads=leads), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="leads.csv"'

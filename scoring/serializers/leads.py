@@ -14,6 +14,7 @@ from core.fields import (
     StrictSerializer,
     json_value_schema,
 )
+from core.leadfacets import LeadFacet, lead_facets
 from ingest.models import Event, Lead
 
 from ..engine import MATRIX_CELLS
@@ -42,6 +43,23 @@ MODEL_SCORES_SCHEMA = {
         "required": ["score", "stage", "engagement", "fit", "grade", "cell"],
     },
 }
+
+
+class LeadFacetField(serializers.Field):
+    """A lead facet's value (`core.leadfacets`), read for the whole page at once (`context["facets"]`)."""
+
+    def __init__(self, facet: LeadFacet) -> None:
+        super().__init__(source="*", read_only=True, help_text=facet.description or None)
+        self.facet = facet
+        # the facet's own schema in the OpenAPI document (what `extend_schema_field` sets on a class)
+        self._spectacular_annotation = {"field": facet.schema}
+
+    def to_representation(self, lead: Lead) -> Any:
+        facets = self.context.get("facets")
+        if facets is None:  # one lead outside a page
+            facets = lead_facets.values_for(project_id=lead.project_id, lead_ids=[lead.id])
+            self.context["facets"] = facets  # type: ignore[index]  # DRF's context is a dict
+        return facets.get(self.facet.key, {}).get(lead.id)
 
 
 @extend_schema_serializer(component_name="Lead")
@@ -98,6 +116,12 @@ class LeadSerializer(serializers.ModelSerializer):
                 scores = leads_model_scores(project=lead.project, lead_ids=[lead.id])
             self._scored = (lead.id, scores.primary_key, scores.for_lead(lead))
         return self._scored[1], self._scored[2]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for facet in lead_facets:  # what apps above scoring add (a company, a conversion probability …)
+            fields.setdefault(facet.key, LeadFacetField(facet))
+        return fields
 
     @extend_schema_field({"type": "string", "enum": list(MATRIX_CELLS)})
     def get_matrixCell(self, lead: Lead) -> str:
