@@ -6,6 +6,7 @@ each chart takes the request's CSP nonce (`request.csp_nonce`) for its <style> e
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import pygal
@@ -20,6 +21,8 @@ STYLE = Style(
     colors=("#e4572e", "#2a9d5b", "#3d5a80", "#f2a541", "#6c757d"),
     font_family="system-ui, sans-serif",
 )
+# the time chart's two series (its steps, its dots) are one score: one colour
+STEP_STYLE = Style(**{**STYLE.to_dict(), "colors": (STYLE.colors[0], STYLE.colors[0])})
 OPTIONS = {"style": STYLE, "js": [], "disable_xml_declaration": True, "show_legend": False, "height": 260}
 
 
@@ -57,9 +60,10 @@ def bar_chart(
 def time_chart(
     *, points: Sequence[tuple[datetime, float]], title: str, nonce: str, until: datetime | None = None
 ) -> str:
-    """A line over a real time axis: each point sits at its timestamp (six events in a minute stay close).
+    """A score over a real time axis: each point sits at its timestamp (six events in a minute stay close).
 
-    `until` (now, say) extends the axis past the last point: the score held from then on.
+    A score holds between its changes, so the line is drawn as steps (flat until the next point, then up or
+    down), with a dot at each point; `until` (now, say) extends the axis, and the last step, past the last point.
     """
     options: dict[str, Any] = {}
     span = 0.0
@@ -72,7 +76,7 @@ def time_chart(
     # labels as precise as the axis is long: seconds within the hour, dates beyond two days
     label = "%H:%M:%S" if span < 3600 else "%m-%d %H:%M" if span < 2 * 86400 else "%Y-%m-%d"
     chart = pygal.DateTimeLine(
-        **OPTIONS,
+        **{**OPTIONS, "style": STEP_STYLE},
         **options,
         x_label_rotation=45,
         dots_size=2,
@@ -81,5 +85,12 @@ def time_chart(
     )
     chart.add_xml_filter(_csp_strict(str(nonce)))
     chart.title = title
-    chart.add(title, [(moment, value) for moment, value in points])
+    ordered = sorted(points, key=lambda point: point[0])
+    steps = [step for point, after in pairwise(ordered) for step in (point, (after[0], point[1]))]
+    if ordered:
+        steps.append(ordered[-1])
+        if until is not None and until > ordered[-1][0]:
+            steps.append((until, ordered[-1][1]))
+    chart.add(title, steps, show_dots=False)
+    chart.add(title, list(ordered), stroke=False)
     return chart.render(is_unicode=True)

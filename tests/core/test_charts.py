@@ -74,3 +74,18 @@ def test_the_lead_pages_chart_uses_the_time_axis(tenant):
 
     chart = html[html.index('id="chart-score"') :]
     assert_follows(dot_xs(chart[: chart.index("</svg>")]), seconds)
+
+
+def test_the_line_holds_each_score_until_the_next_change():
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    points = [(start, 10), (start + timedelta(minutes=30), 40), (start + timedelta(minutes=60), 20)]
+    svg = time_chart(points=points, title="Score", nonce="n", until=start + timedelta(minutes=90))
+
+    # the line's vertices: flat runs joined by vertical moves at each change, on to `until`
+    line = re.search(r'<path d="M([^"]+)" class="line reactive', svg).group(1)
+    vertices = [tuple(float(n) for n in pair.split(" ")) for pair in re.findall(r"[0-9.]+ [0-9.]+", line)]
+    xs, ys = [x for x, _ in vertices], [y for _, y in vertices]
+    assert len(vertices) == 6
+    assert ys[0] == ys[1] and xs[1] == xs[2] and ys[2] == ys[3] and xs[3] == xs[4] and ys[4] == ys[5]
+    assert ys[2] < ys[0] and ys[4] > ys[2]  # up to 40, then down to 20 (SVG's y grows downwards)
+    assert len(dot_xs(svg)) == 3  # a dot per real point, none at the steps' corners
