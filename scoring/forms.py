@@ -1,6 +1,7 @@
 """Forms of the dashboard pages; rules and settings validate through the API's serializers."""
 
 import json
+import uuid
 from typing import Any, cast
 
 from django import forms
@@ -247,9 +248,12 @@ class AdjustmentForm(forms.Form):
     value = forms.IntegerField(initial=0, label="Points")
     reason = forms.CharField(max_length=500, widget=forms.TextInput(attrs={"size": 40}))
     model = forms.ChoiceField(choices=())
+    # the adjustment's idempotency key: a form sent twice (a double click, a resend) adjusts once
+    token = forms.CharField(required=False, max_length=100, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, models: list[ScoringModel], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["token"].initial = f"form-{uuid.uuid4().hex}"
         model = cast(forms.ChoiceField, self.fields["model"])
         model.choices = [(m.key, f"{m.name} (primary)" if m.is_primary else m.name) for m in models]
         model.initial = next((m.key for m in models if m.is_primary), None)
@@ -261,4 +265,5 @@ class AdjustmentForm(forms.Form):
 
 
 # which form field shows a service error about a field of the API body
-ADJUSTMENT_ERROR_FIELDS = {"points": "value", "setTo": "value", "reason": "reason", "model": "model"}
+ADJUSTMENT_ERROR_FIELDS = {"points": "value", "setTo": "value", "reason": "reason", "model": "model",
+                           "Idempotency-Key": None}  # fmt: skip

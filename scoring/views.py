@@ -198,11 +198,13 @@ def lead_adjust_view(request: ProjectRequest, lead_id: int) -> HttpResponse:
         points, set_to = form.points_or_set_to()
         try:
             adjusted = lead_adjust(lead=lead, points=points, set_to=set_to, reason=form.cleaned_data["reason"],
-                                   model=model, author=adjustment_author(user=request.user))  # fmt: skip
+                                   model=model, author=adjustment_author(user=request.user),
+                                   idempotency_key=form.cleaned_data["token"] or None)  # fmt: skip
         except ApplicationError as error:
             form.add_error(ADJUSTMENT_ERROR_FIELDS.get(error.field or ""), error.message)
         else:
-            done = "" if adjusted.scored else " It is scored in a moment."
+            done = " (made already: this form was sent twice)" if adjusted.replayed else ""
+            done += "" if adjusted.scored else " It is scored in a moment."
             messages.success(request, f"{adjustment_label(adjusted.event.properties)}.{done}")
             query = "" if model.is_primary else f"?model={model.key}"
             return redirect(reverse("scoring:lead_detail", args=[adjusted.lead.id]) + query)

@@ -49,7 +49,7 @@ from ..serializers import (
     TimelineSerializer,
 )
 from ..services import lead_erase, lead_update
-from ..services.adjustments import adjustment_author, lead_adjust
+from ..services.adjustments import IDEMPOTENCY_FIELD, IDEMPOTENCY_KEY, adjustment_author, lead_adjust
 from .pagination import StrictPageNumberPagination, page_parameters
 
 MODEL_PARAMETER = OpenApiParameter(
@@ -352,11 +352,24 @@ class LeadAdjustmentListApi(ProjectApiView):
         summary="Adjust a lead's score by hand (members): add points, or set the engagement score",
         description="Appends an adjustment event to the lead's log, attributed to the caller, and scores the lead "
         "at once: refolds, re-scores and versions replay it. `points` adds to the engagement score, `setTo` sets "
-        "it (the fit still adds); exactly one of the two. `model` defaults to the primary model.",
+        "it (the fit still adds); exactly one of the two. `model` defaults to the primary model. With an "
+        "`Idempotency-Key` header, a retry makes nothing new: it answers 200 with the adjustment the key made "
+        "(409 when the key made another one).",
         tags=["Leads"],
-        parameters=[LEAD_ID],
+        parameters=[
+            LEAD_ID,
+            OpenApiParameter(
+                IDEMPOTENCY_FIELD,
+                {"type": "string", "pattern": f"^{IDEMPOTENCY_KEY.pattern}$"},
+                OpenApiParameter.HEADER,
+                description="A key of the client's for this adjustment (a UUID, say): retries with it are safe.",
+            ),
+        ],
         request=AdjustmentCreateSerializer,
-        responses={201: AdjustedSerializer},
+        responses={
+            201: AdjustedSerializer,
+            200: OpenApiResponse(AdjustedSerializer, description="Made before, by a request with this key."),
+        },
     )
     def post(self, request: Request, lead_id: str) -> Response:
         lead = lead_get(project=self.project, lead_id=lead_id)
@@ -372,6 +385,7 @@ class LeadAdjustmentListApi(ProjectApiView):
         adjusted = lead_adjust(
             lead=lead, points=data.get("points"), set_to=data.get("setTo"), reason=data["reason"], model=model,
             author=adjustment_author(user=person, api_key=key),
+            idempotency_key=request.headers.get(IDEMPOTENCY_FIELD),
         )  # fmt: skip
         scores = leads_model_scores(project=self.project, lead_ids=[adjusted.lead.id])
         result = scores.for_lead(adjusted.lead)[adjusted.model.key]
@@ -381,4 +395,4 @@ class LeadAdjustmentListApi(ProjectApiView):
             "stage": result["stage"],
             "lead": LeadSerializer(adjusted.lead, context={"scores": scores}).data,
         }
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_200_OK if adjusted.replayed else status.HTTP_201_CREATED)

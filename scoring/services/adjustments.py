@@ -6,12 +6,13 @@ the request, by the same service the worker uses; when a worker holds the lead r
 lead is queued and the worker folds it moments later.
 """
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, User
@@ -25,6 +26,9 @@ from .leads import lead_score
 
 ADJUSTMENT_POINTS_MAX = 10000  # the largest score range a model may have: any more is a typo
 REASON_MAX_LENGTH = 500
+# A client's key for one adjustment (the `Idempotency-Key` header): a retry with it is the same adjustment.
+IDEMPOTENCY_KEY = re.compile(r"[!-~]{8,100}")
+IDEMPOTENCY_FIELD = "Idempotency-Key"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Adjusted:
     lead: Lead
     model: ScoringModel
     history: ScoreHistory | None  # the model's history row of it; None until scored
+    replayed: bool = False  # made before, by a request with the same idempotency key
 
     @property
     def scored(self) -> bool:
@@ -93,11 +98,13 @@ def adjustment_append(
     points: int | None = None,
     set_to: int | None = None,
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Event:
     """Store a checked manual adjustment of `model` in the lead's log at `now`, pending: the next fold applies it.
 
     The model is stored by key as it is now, so the log replays the same adjustment whatever
-    becomes primary later.
+    becomes primary later. With an idempotency key the event's id is made of it, so the log holds
+    one adjustment per key (the project's unique event ids refuse a second).
     """
     change = _checked(points=points, set_to=set_to, reason=reason)
     if model.project_id != lead.project_id:
@@ -106,7 +113,7 @@ def adjustment_append(
     return Event.objects.create(
         project_id=lead.project_id,
         lead=lead,
-        event_id=f"{engine.ADJUSTMENT_NAME}:{uuid.uuid4()}",
+        event_id=f"{engine.ADJUSTMENT_NAME}:{idempotency_key or uuid.uuid4()}",
         type=Event.Type.ADJUSTMENT,
         name=engine.ADJUSTMENT_NAME,
         anonymous_id=lead.anonymous_id,
@@ -125,16 +132,44 @@ def lead_adjust(
     set_to: int | None = None,
     model: ScoringModel | None = None,
     now: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> Adjusted:
     """Append a manual adjustment of `model` (the primary one by default) to the lead's log, then score the lead.
 
     `points` adds to the engagement score, `setTo` sets it (the fit still adds); exactly one of the two.
+    A retry with the same `idempotency_key` answers with the adjustment made the first time (`replayed`);
+    the same key with another change, lead or model is a 409.
     """
     model = model or primary_model(lead.project)
-    event = adjustment_append(lead=lead, reason=reason, author=author, points=points, set_to=set_to, model=model,
-                              now=now)  # fmt: skip
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise ApplicationError("Must be 8 to 100 printable ASCII characters, no spaces.", field=IDEMPOTENCY_FIELD)
+    try:
+        with transaction.atomic():
+            event = adjustment_append(lead=lead, reason=reason, author=author, points=points, set_to=set_to,
+                                      model=model, now=now, idempotency_key=idempotency_key)  # fmt: skip
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        return _adjustment_replayed(lead=lead, model=model, key=idempotency_key,
+                                    change=_checked(points=points, set_to=set_to, reason=reason))  # fmt: skip
     # the worker's path: lock the lead, fold its pending events (this one among them), write, broadcast
     scored = lead_score(lead_id=lead.id) or lead
     event.refresh_from_db(fields=["processed_at", "lead"])
     history = ScoreHistory.objects.filter(event=event, model=model).first()
     return Adjusted(event=event, lead=scored, model=model, history=history)
+
+
+def _adjustment_replayed(*, lead: Lead, model: ScoringModel, key: str, change: dict[str, Any]) -> Adjusted:
+    """The adjustment an earlier request with this idempotency key made, when it asked for the same change."""
+    event = Event.objects.get(project_id=lead.project_id, event_id=f"{engine.ADJUSTMENT_NAME}:{key}")
+    made = {name: event.properties.get(name) for name in ("points", "setTo", "reason", "model")}
+    wanted = {"points": None, "setTo": None, **change, "model": model.key}
+    # a merge moves the event to the survivor: the lead the request names answers with its survivor
+    survivor = Lead.objects.get(id=event.lead_id)
+    if made != wanted or survivor.id not in (lead.id, lead.merged_into_id):
+        raise ApplicationError(
+            "This idempotency key was used for another adjustment.", field=IDEMPOTENCY_FIELD,
+            code="idempotency_conflict", status_code=409,
+        )  # fmt: skip
+    history = ScoreHistory.objects.filter(event=event, model=model).first()
+    return Adjusted(event=event, lead=survivor, model=model, history=history, replayed=True)

@@ -104,3 +104,21 @@ def test_another_project_s_lead_is_404_and_sign_in_is_required(tenant, other_ten
     assert response.status_code == 302 and "/login/" in response["Location"]
     assert browser(tenant.owner).get(f"/leads/{lead.id}/adjustments/").status_code == 405
     assert not Event.objects.filter(type=Event.Type.ADJUSTMENT).exists()
+
+
+def test_a_form_sent_twice_adjusts_once(tenant, lead):
+    client = browser(tenant.owner)
+    page = client.get(f"/leads/{lead.id}/")
+    token = page.context["adjustment_form"]["token"].initial
+    assert f'name="token" value="{token}"' in page.content.decode()
+    # when the same rendered form is sent twice (a double click, a resend after a timeout)
+    first = post(client, lead, value="-20", reason="student", token=token)
+    again = post(client, lead, value="-20", reason="student", token=token)
+    # then
+    assert first.status_code == again.status_code == 302
+    assert Lead.objects.get(id=lead.id).current_score == 60
+    assert Event.objects.filter(type=Event.Type.ADJUSTMENT).count() == 1
+    assert "made already" in client.get(f"/leads/{lead.id}/").content.decode()
+    # a new rendering of the form is a new adjustment
+    fresh = client.get(f"/leads/{lead.id}/").context["adjustment_form"]["token"].initial
+    assert fresh != token

@@ -190,3 +190,55 @@ def test_no_event_received_automation_fires_on_an_adjustment(tenant, lead):
 
     assert automations.lead_change_handle(change=change(adjustment)) == 0
     assert automations.lead_change_handle(change=change(signup)) == 1  # the same trigger, on an event the lead sent
+
+
+# Idempotency: a client's retry (a timeout, a double click) makes no second adjustment.
+
+
+def keyed(client, lead, key, **body):
+    return client.post(f"/api/leads/{lead.id}/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_with_the_first_adjustment(tenant, lead):
+    first = keyed(tenant.client, lead, "retry-key-0001", points=-20, reason="student")
+    again = keyed(tenant.client, lead, "retry-key-0001", points=-20, reason="student")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["adjustment"]["eventId"] == first.json()["adjustment"]["eventId"]
+    assert again.json()["score"] == first.json()["score"] == 60  # applied once
+    assert Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).count() == 1
+    # without a key, every request is a new adjustment
+    assert adjust(tenant.client, lead, points=-20, reason="student").json()["score"] == 40
+
+
+@pytest.mark.parametrize(
+    ("other", "field"),
+    [
+        ({"points": -30, "reason": "student"}, "Idempotency-Key"),
+        ({"setTo": 0, "reason": "student"}, "Idempotency-Key"),
+        ({"points": -20, "reason": "another reason"}, "Idempotency-Key"),
+    ],
+)
+def test_the_same_key_for_another_adjustment_is_a_409_and_changes_nothing(tenant, lead, other, field):
+    keyed(tenant.client, lead, "retry-key-0002", points=-20, reason="student")
+    response = keyed(tenant.client, lead, "retry-key-0002", **other)
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_conflict"
+    assert response.json()["error"]["fields"].keys() == {field}
+    assert Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).count() == 1
+    assert Lead.objects.get(pk=lead.pk).current_score == 60
+
+
+def test_the_same_key_on_another_lead_is_a_409(tenant, lead):
+    other = scored_lead(tenant.project, "adj-2", "signup")
+    keyed(tenant.client, lead, "retry-key-0003", points=-20, reason="student")
+    assert keyed(tenant.client, other, "retry-key-0003", points=-20, reason="student").status_code == 409
+    assert Event.objects.filter(lead=other, type=Event.Type.ADJUSTMENT).count() == 0
+
+
+@pytest.mark.parametrize("key", ["short", "has space in it", "é-not-ascii-key", "x" * 101])
+def test_a_malformed_idempotency_key_is_a_400_naming_it(tenant, lead, key):
+    response = keyed(tenant.client, lead, key, points=-20, reason="student")
+    assert response.status_code == 400 and response.json()["error"]["fields"].keys() == {"Idempotency-Key"}
+    assert Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).count() == 0
