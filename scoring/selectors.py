@@ -924,6 +924,9 @@ def lead_score_at_version(*, lead: Lead, model: ScoringModel, version: RuleSetVe
         "engagement": evaluation.engagement,
         "fit": evaluation.fit,
         "grade": evaluation.grade,
+        "cell": engine.matrix_cell(
+            evaluation.grade, evaluation.engagement, spec.policy
+        ),  # by that version's thresholds
         "eventsFolded": folded,
     }
 

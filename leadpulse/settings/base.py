@@ -242,6 +242,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.Membership.Role",
         "InvitationRoleEnum": "accounts.models.INVITATION_ROLES",
+        "MatrixCellEnum": "scoring.engine.MATRIX_CELLS",
     },
     # Write keys authenticate ingest only; they are not DRF authenticators, so they are declared here.
     "APPEND_COMPONENTS": {

@@ -27,6 +27,7 @@ from ..selectors import (
     versions_for_model,
 )
 from ..serializers import RulePreviewSerializer
+from ..serializers.leads import MatrixCellField
 from ..serializers.versions import (
     DiffSerializer,
     DocumentRuleSerializer,
@@ -189,6 +190,7 @@ class LeadVersionScoreApi(ProjectApiView):
                 "engagement": serializers.IntegerField(),
                 "fit": serializers.IntegerField(),
                 "grade": serializers.CharField(),
+                "cell": MatrixCellField(help_text="The fit x engagement cell under that version (its thresholds)."),
                 "eventsFolded": serializers.IntegerField(),
             },
         ),

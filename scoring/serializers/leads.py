@@ -45,6 +45,11 @@ MODEL_SCORES_SCHEMA = {
 }
 
 
+@extend_schema_field({"type": "string", "enum": list(MATRIX_CELLS)})
+class MatrixCellField(serializers.CharField):
+    """A fit x engagement cell, `A1` … `D3`."""
+
+
 class LeadFacetField(serializers.Field):
     """A lead facet's value (`core.leadfacets`), read for the whole page at once (`context["facets"]`)."""
 

@@ -124,6 +124,7 @@ def test_a_draft_is_previewed_then_published_by_an_admin(tenant):
 def test_rollback_restores_the_score_and_history_exactly_as_under_that_version(tenant):
     lead = scored(tenant.project, "x", "page_view", "signup", "pricing_page_visit", "page_view")
     under_v1 = (Lead.objects.get(id=lead.id).current_score, folded_history(lead))
+    cell_v1 = Lead.objects.get(id=lead.id).matrix_cell
     signup = rule_id(tenant.project, "signup")
     tenant.client.patch(f"/api/rules/{rule_id(tenant.project, 'page_view')}", {"points": 1}, format="json")  # v2
     tenant.client.delete(f"/api/rules/{signup}")  # v3
@@ -133,9 +134,10 @@ def test_rollback_restores_the_score_and_history_exactly_as_under_that_version(t
     # the past score, recomputed from the log without touching anything
     past = tenant.client.get(f"/api/leads/{lead.id}/score?version=1").json()
     assert past["score"] == under_v1[0] and past["version"] == 1 and past["liveVersion"] == 3
-    assert (
-        tenant.client.get(f"/api/leads/{lead.id}/score").json()["score"] == Lead.objects.get(id=lead.id).current_score
-    )
+    assert past["cell"] == cell_v1
+    live = tenant.client.get(f"/api/leads/{lead.id}/score").json()
+    now = Lead.objects.get(id=lead.id)
+    assert (live["score"], live["cell"]) == (now.current_score, now.matrix_cell)
 
     response = tenant.client.post("/api/models/default/versions/1/rollback", {}, format="json")
     assert (
