@@ -15,12 +15,17 @@
     indicator.textContent = state === "on" ? "● Live" : state === "connecting" ? "○ Connecting…" : "○ Offline";
   }
 
+  // A fetched page as a document to read from. Its <style> elements (the charts') carry that response's CSP
+  // nonce, not this page's: parsed, the browser reports each as a violation, so they are dropped first.
+  function parse(html) {
+    return new DOMParser().parseFromString(html.replace(/<style[\s\S]*?<\/style>/gi, ""), "text/html");
+  }
+
   function resync() {
     fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
       .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        document.dispatchEvent(new CustomEvent("leadpulse:resync", { detail: fresh }));
+        document.dispatchEvent(new CustomEvent("leadpulse:resync", { detail: parse(html) }));
       })
       .catch(function () {}); // the next reconnect tries again
   }
@@ -52,6 +57,8 @@
     };
   }
 
-  window.LeadPulseLive = { socket: function () { return socket; }, opens: function () { return opens; } };
+  window.LeadPulseLive = {
+    socket: function () { return socket; }, opens: function () { return opens; }, parse: parse,
+  };
   if (project) connect();
 })();
