@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 WINDOWS = (1, 7, 30)  # days: each event type is counted in each window
@@ -21,6 +22,8 @@ IDENTITY_TRAITS = frozenset(
 MAX_TRAIT_VALUES = 20  # a trait with more distinct values is an identifier, not a category
 MIN_SUPPORT = 5  # an event type or trait value seen on fewer leads gets no feature
 
+SPANS = tuple(timedelta(days=days) for days in WINDOWS)
+VELOCITY_SPAN = timedelta(hours=VELOCITY_HOURS)
 RECENCY = "recency_days"
 VELOCITY = "velocity_24h"
 
@@ -49,6 +52,11 @@ class Vocabulary:
 
     events: tuple[str, ...]
     traits: tuple[tuple[str, str], ...]  # (trait, value) pairs, one-hot
+
+    @cached_property
+    def positions(self) -> dict[str, int]:
+        """Each event type's index in `events` (computed once per vocabulary, as scoring reuses it per lead)."""
+        return {event: i for i, event in enumerate(self.events)}
 
     def names(self) -> tuple[str, ...]:
         """Every feature name, in vector order."""
@@ -106,10 +114,9 @@ def vocabulary_learn(leads: Iterable[tuple[LeadFacts, datetime]], *, min_support
 
 def features_compute(lead: LeadFacts, *, cutoff: datetime, vocabulary: Vocabulary) -> list[float]:
     """The lead's feature vector at `cutoff`, in `vocabulary.names()` order; events at or after it are ignored."""
-    index = {event: i for i, event in enumerate(vocabulary.events)}
+    index = vocabulary.positions
     counts = [0.0] * (len(vocabulary.events) * len(WINDOWS))
-    spans = [timedelta(days=days) for days in WINDOWS]
-    velocity_span = timedelta(hours=VELOCITY_HOURS)
+    spans, velocity_span = SPANS, VELOCITY_SPAN
     last: datetime | None = None
     velocity = 0
     for event in lead.events:

@@ -10,6 +10,7 @@ A trained model is plain numbers (vocabulary, scaler, coefficients) and round-tr
 JSON; `predict` needs neither scikit-learn nor numpy.
 """
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -343,7 +344,8 @@ def predict(model: TrainedModel, features: Sequence[float], *, top: int = 3) -> 
     moved = logit - model.intercept
     per_unit = (p - baseline) / moved if abs(moved) > 1e-9 else p * (1 - p)
     contributions = [term * per_unit for term in terms]
-    order = sorted(range(len(terms)), key=lambda i: (-abs(contributions[i]), model.names[i]))[:top]
+    sizes = [abs(contribution) for contribution in contributions]
+    order = heapq.nlargest(top, range(len(sizes)), key=sizes.__getitem__)  # ties: the earlier feature
     factors = tuple(
         Factor(
             feature=model.names[i],
