@@ -28,7 +28,7 @@ def outcome_export(value: Any) -> str:
 OUTCOME_FACET = LeadFacet(
     key="outcome",
     label="Outcome",
-    order=30,
+    order=5,
     values=leads_outcome_values,
     schema=OUTCOME_SCHEMA,
     description="Won or lost, with its value, time, reason and source (null: none recorded).",
