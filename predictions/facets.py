@@ -36,5 +36,6 @@ OUTCOME_FACET = LeadFacet(
     card="predictions/_outcome_card.html",
     filter=leads_with_outcome,
     filter_description="Only leads that were `won`, `lost`, or have no outcome (`none`).",
+    filter_schema={"type": "string", "enum": ["", "won", "lost", "none"]},
     export=outcome_export,
 )
