@@ -33,6 +33,7 @@ urlpatterns = [
     path("", include("automations.api_urls")),
     path("", include("automations.urls")),
     *automations_unnamespaced,
+    path("", include("companies.api_urls")),
 ]
 
 handler404 = "leadpulse.views.not_found"
