@@ -89,11 +89,10 @@ def _companies_upsert(
         ignore_conflicts=True,
     )
     by_key = {key.key: key for key in keys}
-    # Locked, in id order: a concurrent `company_merge` of one of them either waits for this assignment (and then
-    # moves its members too) or has committed, and its `merged_into` is read here.
-    companies = list(
-        Company.objects.select_for_update().filter(project_id=project_id, key__in=list(by_key)).order_by("id")
-    )
+    # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
+    # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
+    # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
+    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
@@ -234,7 +233,7 @@ def company_merge(*, source: Company, target: Company) -> Company:
     source, target = locked.get(source.id), locked.get(target.id)  # type: ignore[assignment]
     if source is None or target is None or source.merged_into_id or target.merged_into_id:
         raise ApplicationError("This company was merged meanwhile.", field="into", code="conflict", status_code=409)
-    # aliases first: an assignment holding one of them is waited for, so the members moved next include its own
+    # aliases first, then the members (a statement after every wait: it sees the assignments committed meanwhile)
     Company.objects.filter(merged_into=source).update(merged_into=target, updated_at=timezone.now())
     CompanyMembership.objects.filter(company=source).update(company=target)
     CompanyScore.objects.filter(company=source).delete()
