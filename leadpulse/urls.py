@@ -35,6 +35,7 @@ urlpatterns = [
     path("", include("predictions.api_urls")),
     path("", include("predictions.urls")),
     *automations_unnamespaced,
+    path("", include("companies.api_urls")),
 ]
 
 handler404 = "leadpulse.views.not_found"
