@@ -251,8 +251,7 @@ def leads_share_lock(*, project_id: int, lead_ids: Iterable[int]) -> list[int]:
     if connection.vendor != "postgresql":  # SQLite (embedded mode) has one writer at a time
         return list(Lead.objects.filter(project_id=project_id, id__in=ids).order_by("id").values_list("id", flat=True))
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {Lead._meta.db_table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",  # noqa: S608
-            [project_id, ids],
-        )
+        table = Lead._meta.db_table
+        sql = f"SELECT id FROM {table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE"  # noqa: S608
+        cursor.execute(sql, [project_id, ids])
         return [row[0] for row in cursor.fetchall()]

@@ -36,7 +36,8 @@ def handed_over(monkeypatch):
 
 @pytest.fixture
 def pipeline(handed_over, django_capture_on_commit_callbacks):
-    """Score leads with scoring's services, then deliver companies' messages to their task."""
+    """Score leads with scoring's services, then deliver companies' messages to their task (and run its commit's
+    callbacks)."""
 
     celery_app.loader.import_default_modules()  # what a worker does as it starts: every app's tasks registered
 
@@ -51,7 +52,8 @@ def pipeline(handed_over, django_capture_on_commit_callbacks):
                 for lead_id in lead_ids:
                     lead_score(lead_id=lead_id)
         messages = [kwargs for name, kwargs in handed_over if name == COMPANY_LEAD_CHANGES_TASK]
-        return sum(celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**kwargs) for kwargs in messages)
+        with django_capture_on_commit_callbacks(execute=True):  # what companies send and broadcast after commit
+            return sum(celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**kwargs) for kwargs in messages)
 
     return run
 
