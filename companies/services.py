@@ -12,13 +12,12 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
 from core.pipeline import companies_changed
 from core.realtime import project_broadcast
-from ingest.selectors import LeadProfile, leads_profiles, leads_share_lock
+from ingest.selectors import LeadProfile, leads_profiles_locked
 from scoring.contracts import stage_for
 from scoring.selectors import leads_results, scoring_models_for_project
 
@@ -48,15 +47,17 @@ def leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
 
     A lead re-homed leaves its old company: both are touched. Leads merged away or erased leave theirs.
     """
+    return _leads_assign(project_id=project_id, lead_ids=lead_ids)
+
+
+def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     # Share-locked, in id order: an erase (which locks its leads FOR UPDATE) waits for this assignment, or
     # this one waits for the erase and finds its leads gone, so no membership outlives its erased lead.
-    ids = leads_share_lock(project_id=project_id, lead_ids=lead_ids)
-    profiles = leads_profiles(project_id=project_id, lead_ids=ids)
+    # With them the leads merged into them: a merged lead's events (and person) are its survivor's now.
+    locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
+    profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    # and the leads merged into them: a merged lead's events (and person) are its survivor's now
-    memberships = CompanyMembership.objects.filter(project_id=project_id).filter(
-        Q(lead_id__in=ids) | Q(lead__merged_into_id__in=ids)
-    )
+    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=[*profiles, *locked.merged])
     current = dict(memberships.values_list("lead_id", "company_id"))
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
@@ -87,12 +88,15 @@ def _companies_upsert(
         key = leads[lead_id]
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
-    Company.objects.bulk_create(
-        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
-        ignore_conflicts=True,
-    )
     by_key = {key.key: key for key in keys}
-    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
+    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)))
+    missing = sorted(set(by_key) - {company.key for company in companies})
+    if missing:  # created, then read back: another worker may have created one meanwhile, with its traits
+        new = [
+            Company(project_id=project_id, key=key, domain=by_key[key].domain, name=by_key[key].name) for key in missing
+        ]
+        Company.objects.bulk_create(new, ignore_conflicts=True)
+        companies += Company.objects.filter(project_id=project_id, key__in=missing)
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
@@ -112,6 +116,14 @@ def _companies_upsert(
 
 @transaction.atomic
 def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
+    """Recompute every model's score of the companies from their members' results; return the companies.
+
+    See `_companies_recompute`.
+    """
+    return _companies_recompute(company_ids=company_ids, reason=reason)
+
+
+def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
     """Recompute every model's score of the companies from their members' results; return the companies.
 
     A few queries whatever the number of companies and members (per project: the members' results, and
@@ -238,8 +250,8 @@ def lead_changes_consume(*, changes: list[LeadChange]) -> int:
         leads[change.project_id].add(change.lead_id)
     touched: set[int] = set()
     for project_id, lead_ids in sorted(leads.items()):
-        touched |= leads_assign(project_id=project_id, lead_ids=lead_ids)
-    return companies_recompute(company_ids=touched)
+        touched |= _leads_assign(project_id=project_id, lead_ids=lead_ids)
+    return _companies_recompute(company_ids=touched)
 
 
 @transaction.atomic
@@ -248,5 +260,5 @@ def lead_memberships_erase(*, project_id: int, lead_ids: list[int]) -> int:
     memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids)
     company_ids = set(memberships.values_list("company_id", flat=True))
     memberships.delete()
-    companies_recompute(company_ids=company_ids, reason="erase")
+    _companies_recompute(company_ids=company_ids, reason="erase")
     return len(company_ids)
