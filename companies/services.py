@@ -11,12 +11,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
 from core.pipeline import companies_changed
 from core.realtime import project_broadcast
+from core.sql import int_array
 from ingest.selectors import LeadProfile, leads_profiles_locked
 from scoring.contracts import stage_for
 from scoring.selectors import leads_results, scoring_models_for_project
@@ -65,16 +66,28 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     gone = [lead_id for lead_id in current if lead_id not in target]
     if gone:
         CompanyMembership.objects.filter(project_id=project_id, lead_id__in=gone).delete()
-    moved = [
-        CompanyMembership(project_id=project_id, lead_id=lead_id, company_id=company_id)
-        for lead_id, company_id in target.items()
-        if current.get(lead_id) != company_id
-    ]
+    moved = {lead_id: company_id for lead_id, company_id in target.items() if current.get(lead_id) != company_id}
     if moved:
-        CompanyMembership.objects.bulk_create(
-            moved, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
-        )
+        _memberships_upsert(project_id=project_id, moved=moved)
     return set(current.values()) | set(target.values())
+
+
+def _memberships_upsert(*, project_id: int, moved: dict[int, int]) -> None:
+    """Put the leads in their companies (lead id -> company id): one statement, no model instances."""
+    if connection.vendor != "postgresql":
+        rows = [CompanyMembership(project_id=project_id, lead_id=lead, company_id=to) for lead, to in moved.items()]
+        CompanyMembership.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
+        )
+        return
+    table = CompanyMembership._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, lead_id, company_id, created_at)"  # noqa: S608
+            " SELECT %s, lead, company, now() FROM unnest(%s::bigint[], %s::bigint[]) AS m(lead, company)"
+            " ON CONFLICT (lead_id) DO UPDATE SET company_id = EXCLUDED.company_id",
+            [project_id, int_array(moved), int_array(moved.values())],
+        )
 
 
 def _companies_upsert(
