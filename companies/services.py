@@ -5,11 +5,12 @@ leads it changed, and `lead_changes_consume` assigns them and recomputes every c
 once, whatever the number of member changes in the batch.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -20,7 +21,7 @@ from core.realtime import project_broadcast
 from core.sql import int_array
 from ingest.selectors import LeadProfile, leads_profiles_locked
 from scoring.contracts import stage_for
-from scoring.selectors import leads_results, scoring_models_for_project
+from scoring.selectors import leads_results
 
 from .domains import CompanyKey, company_key
 from .models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
@@ -80,7 +81,7 @@ def _memberships_upsert(*, project_id: int, moved: dict[int, int]) -> None:
             rows, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
         )
         return
-    table = CompanyMembership._meta.db_table
+    table = connection.ops.quote_name(CompanyMembership._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (project_id, lead_id, company_id, created_at)"  # noqa: S608
@@ -136,19 +137,35 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
     return _companies_recompute(company_ids=company_ids, reason=reason)
 
 
+class _Company(NamedTuple):
+    id: int
+    project_id: int
+    name: str
+    domain: str
+    traits: dict[str, Any]
+
+
+class _Move(NamedTuple):
+    company: _Company
+    model_id: int
+    old_score: int
+    old_stage: str
+    result: CompanyResult
+
+
 def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
     """Recompute every model's score of the companies from their members' results; return the companies.
 
-    A few queries whatever the number of companies and members (per project: the members' results, and
-    its models' keys when a score moved). Each score or stage that changed gets a history row saying
-    which member moved it and why (`reason`); after commit the changes go to automations (by task name)
-    and one `company.updated` broadcast per project goes to its WebSocket group.
+    A few queries whatever the number of companies and members (per project: the members' results). Each
+    score or stage that changed gets a history row saying which member moved it and why (`reason`); after
+    commit the changes go to automations (by task name) and one `company.updated` broadcast per project
+    goes to its WebSocket group. Rows are plain tuples and the writes hand-written on PostgreSQL: this runs
+    once per scoring batch, and model instances cost more than the statements.
     """
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
-    companies = list(
-        Company.objects.select_for_update(of=("self",)).select_related("project").filter(id__in=ids).order_by("id")
-    )
+    locked = Company.objects.select_for_update().filter(id__in=ids).order_by("id")
+    companies = [_Company(*row) for row in locked.values_list("id", "project_id", "name", "domain", "traits")]
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
@@ -163,15 +180,17 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
         ).values_list("company_id", "model_id", "score", "stage", "breakdown")
     }
     now = timezone.now()
-    rows: list[CompanyScore] = []
-    moves: list[tuple[Company, int, int, str, CompanyResult]] = []  # (company, model id, old score, old stage, new)
-    by_project: dict[int, list[Company]] = defaultdict(list)
+    rows: list[tuple[int, int, CompanyResult]] = []  # (company id, model id, result) to store
+    moves: list[_Move] = []
+    models: dict[int, tuple[str, bool]] = {}  # model id -> (key, primary)
+    by_project: dict[int, list[_Company]] = defaultdict(list)
     for company in companies:
         by_project[company.project_id].append(company)
     for project_id, project_companies in by_project.items():
         results = leads_results(
             project_id=project_id, lead_ids=[lead for c in project_companies for lead in members[c.id]]
         )
+        models |= {model_id: (key, model_id == results.primary) for model_id, key in results.keys.items()}
         for company in project_companies:
             for model_id, policy in results.policies.items():
                 found = [
@@ -184,24 +203,15 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
                 old_score, old_stage, breakdown = stored or (0, stage_for(0, ROLLUP.thresholds or policy), {})
                 result = company_moved(result, previous=contributions_from_json(breakdown))
                 if (result.score, result.stage) != (old_score, old_stage):
-                    moves.append((company, model_id, old_score, old_stage, result))
+                    moves.append(_Move(company, model_id, old_score, old_stage, result))
                 elif stored is not None and _unmoved(breakdown, result):
                     continue  # nothing moved: the stored row stays as it is
-                rows.append(
-                    CompanyScore(
-                        company_id=company.id, model_id=model_id, score=result.score, stage=result.stage,
-                        breakdown=result.to_json(), updated_at=now,
-                    )
-                )  # fmt: skip
+                rows.append((company.id, model_id, result))
     if rows:
-        CompanyScore.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["company", "model"],
-            update_fields=["score", "stage", "breakdown", "updated_at"],
-        )
+        _scores_write(rows=rows, now=now)
     if moves:
-        _companies_moved(moves=moves, reason=reason, now=now)
+        _history_write(moves=moves, reason=reason, now=now)
+        _companies_moved(moves=moves, models=models, reason=reason)
     return len(companies)
 
 
@@ -210,24 +220,68 @@ def _unmoved(stored: dict[str, Any], result: CompanyResult) -> bool:
     return {**stored, "movedBy": None} == {**result.to_json(), "movedBy": None}
 
 
-def _companies_moved(
-    *, moves: list[tuple[Company, int, int, str, CompanyResult]], reason: CompanyChangeReason, now: datetime
-) -> None:
-    """History rows for the scores and stages that moved; after commit, their changes and one broadcast a project."""
-    models: dict[int, tuple[str, bool]] = {}
-    for project in {company.project_id: company.project for company, *_ in moves}.values():
-        for model in scoring_models_for_project(project=project):
-            models[model.id] = (model.key, model.is_primary)
-    CompanyScoreHistory.objects.bulk_create(
-        [
-            CompanyScoreHistory(
-                project_id=company.project_id, company_id=company.id, model_id=model_id, old_score=old_score,
-                new_score=result.score, delta=result.score - old_score, old_stage=old_stage, new_stage=result.stage,
-                moved_by_id=result.moved_by, reason=reason, occurred_at=now,
-            )
-            for company, model_id, old_score, old_stage, result in moves
-        ]
-    )  # fmt: skip
+def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) -> None:
+    """Upsert the companies' scores (company id, model id, result): one statement."""
+    if connection.vendor != "postgresql":
+        CompanyScore.objects.bulk_create(
+            [
+                CompanyScore(company_id=company_id, model_id=model_id, score=result.score, stage=result.stage,
+                             breakdown=result.to_json(), updated_at=now)
+                for company_id, model_id, result in rows
+            ],
+            update_conflicts=True, unique_fields=["company", "model"],
+            update_fields=["score", "stage", "breakdown", "updated_at"],
+        )  # fmt: skip
+        return
+    table = connection.ops.quote_name(CompanyScore._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, model_id, score, stage, breakdown, updated_at)"  # noqa: S608
+            " SELECT c, m, s, st, b::jsonb, %s FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::text[],"
+            " %s::text[]) AS r(c, m, s, st, b) ON CONFLICT (company_id, model_id) DO UPDATE SET"
+            " score = EXCLUDED.score, stage = EXCLUDED.stage, breakdown = EXCLUDED.breakdown,"
+            " updated_at = EXCLUDED.updated_at",
+            [
+                now, int_array(row[0] for row in rows), int_array(row[1] for row in rows),
+                int_array(row[2].score for row in rows), [row[2].stage for row in rows],
+                [json.dumps(row[2].to_json()) for row in rows],
+            ],
+        )  # fmt: skip
+
+
+def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: datetime) -> None:
+    """The history rows of the scores and stages that moved: one statement."""
+    if connection.vendor != "postgresql":
+        CompanyScoreHistory.objects.bulk_create(
+            [
+                CompanyScoreHistory(
+                    project_id=m.company.project_id, company_id=m.company.id, model_id=m.model_id,
+                    old_score=m.old_score, new_score=m.result.score, delta=m.result.score - m.old_score,
+                    old_stage=m.old_stage, new_stage=m.result.stage, moved_by_id=m.result.moved_by, reason=reason,
+                    occurred_at=now,
+                )
+                for m in moves
+            ]
+        )  # fmt: skip
+        return
+    table = connection.ops.quote_name(CompanyScoreHistory._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, company_id, model_id, old_score, new_score, delta, old_stage,"  # noqa: S608
+            " new_stage, moved_by_id, reason, occurred_at)"
+            " SELECT p, c, m, o, n, n - o, os, ns, NULLIF(b, 0), %s, %s FROM unnest(%s::bigint[], %s::bigint[],"
+            " %s::bigint[], %s::int[], %s::int[], %s::text[], %s::text[], %s::bigint[]) AS r(p, c, m, o, n, os, ns, b)",
+            [
+                reason, now, int_array(m.company.project_id for m in moves), int_array(m.company.id for m in moves),
+                int_array(m.model_id for m in moves), int_array(m.old_score for m in moves),
+                int_array(m.result.score for m in moves), [m.old_stage for m in moves],
+                [m.result.stage for m in moves], int_array(m.result.moved_by or 0 for m in moves),
+            ],
+        )  # fmt: skip
+
+
+def _companies_moved(*, moves: list[_Move], models: dict[int, tuple[str, bool]], reason: CompanyChangeReason) -> None:
+    """After commit: the changes to automations, and one `company.updated` broadcast a project."""
     changes = []
     broadcasts: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for company, model_id, old_score, old_stage, result in moves:

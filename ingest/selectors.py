@@ -258,7 +258,7 @@ def leads_profiles_locked(*, project_id: int, lead_ids: Iterable[int]) -> Locked
     if not ids:
         return LockedProfiles({}, [])
     if connection.vendor == "postgresql":
-        table = Lead._meta.db_table
+        table = connection.ops.quote_name(Lead._meta.db_table)
         sql = (
             f"SELECT id, email, company, traits, merged_into_id FROM {table} WHERE project_id = %s"  # noqa: S608
             " AND (id = ANY(%s::bigint[]) OR merged_into_id = ANY(%s::bigint[])) ORDER BY id FOR KEY SHARE"

@@ -1016,6 +1016,8 @@ class MemberResults:
     policies: dict[int, engine.Policy]  # model id -> its thresholds and range
     scores: dict[tuple[int, int], int]  # (lead id, model id) -> score; a lead not yet folded by a model has none
     active_at: dict[int, datetime | None]  # lead id -> its last event
+    keys: dict[int, str] = dataclass_field(default_factory=dict)  # model id -> its key
+    primary: int | None = None  # the primary model's id
 
 
 def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
@@ -1038,4 +1040,5 @@ def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
         results = LeadScore.objects.filter(project_id=project_id, lead_id__in=list(active_at), model_id__in=others)
         for lead_id, model_id, score in results.values_list("lead_id", "model_id", "score"):
             scores[lead_id, model_id] = score
-    return MemberResults({model.id: model_policy(model) for model in models}, scores, active_at)
+    policies = {model.id: model_policy(model) for model in models}
+    return MemberResults(policies, scores, active_at, {model.id: model.key for model in models}, primary)
