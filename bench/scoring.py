@@ -159,7 +159,7 @@ for n in range(1, ARGS["models"]):  # each model scores the same events differen
 emit(models=ScoringModel.objects.filter(project_id=ARGS["project"]).count())
 """
 COMPANIES_CODE = """
-import random
+import os, random
 from django.conf import settings
 from django.db import connection, reset_queries
 import core.pipeline
@@ -172,35 +172,46 @@ project, domains = ARGS["project"], ARGS["domains"]
 with connection.cursor() as cursor:  # work emails on `domains` domains (not timed): what identify calls would set
     cursor.execute("UPDATE ingest_lead SET email = anonymous_id || '@co' || (id %% %s) || '.com' WHERE project_id = %s",
                    [domains, project])
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    backend = cursor.fetchone()[0]
+def cpu():  # this process's CPU and its PostgreSQL backend's (same machine): robust to the machine's load
+    try:
+        fields = open(f"/proc/{backend}/stat").read().rpartition(")")[2].split()
+    except OSError:  # PostgreSQL on another machine: this process's only
+        return time.process_time()
+    return time.process_time() + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 sent = []  # what scoring hands over after commit, by task name (the companies task's messages are run below)
 core.pipeline.app.send_task = lambda name, kwargs=None, **_: sent.append((name, kwargs))
 ids = list(Lead.objects.filter(project_id=project).values_list("id", flat=True))
 random.Random(ARGS["seed"]).shuffle(ids)  # as the pending set pops them: a batch spans many companies
 size = settings.LEADPULSE_SCORE_BATCH
 queue = [ids[i:i + size] for i in range(0, len(ids), size)]
-score_s = companies_s = 0.0
+score_s = companies_s = score_cpu = companies_cpu = 0.0
 batches = recomputed = events = 0
 queries = []
 while queue:
     batch = queue.pop(0)
-    t0 = time.perf_counter()
+    c0, t0 = cpu(), time.perf_counter()
     result = leads_score(lead_ids=batch)
-    t1 = time.perf_counter()
+    c1, t1 = cpu(), time.perf_counter()
     messages = [kwargs for name, kwargs in sent if name == COMPANY_LEAD_CHANGES_TASK]
     sent.clear()
     reset_queries()
     connection.force_debug_cursor = True  # count the roll-up's statements
     for message in messages:
         recomputed += lead_changes_consume(changes=[LeadChange.from_message(c) for c in message["changes"]])
-    t2 = time.perf_counter()
+    c2, t2 = cpu(), time.perf_counter()
     connection.force_debug_cursor = False
+    score_cpu, companies_cpu = score_cpu + c1 - c0, companies_cpu + c2 - c1
     queries.append(len(connection.queries))
     score_s, companies_s = score_s + t1 - t0, companies_s + t2 - t1
     batches, events = batches + 1, events + result.events
     left = sorted(result.more | result.busy)
     if left:
         queue.append(left)
-emit(score_s=score_s, companies_s=companies_s, batches=batches, events=events, recomputed=recomputed,
+emit(score_s=score_s, companies_s=companies_s, score_cpu=score_cpu, companies_cpu=companies_cpu, batches=batches,
+     events=events, recomputed=recomputed,
      companies=Company.objects.filter(project_id=project).count(),
      members=CompanyMembership.objects.filter(project_id=project).count(),
      history=CompanyScoreHistory.objects.filter(project_id=project).count(),
@@ -400,14 +411,18 @@ def phase_companies(args: argparse.Namespace, project: int) -> dict:
     with psycopg.connect(DATABASE_URL, autocommit=True) as db:
         events, leads = counts(db)
     ratio = out["companies_s"] / out["score_s"] if out["score_s"] else None
+    cpu_ratio = out["companies_cpu"] / out["score_cpu"] if out["score_cpu"] else None
     notes = (
         f"lead scoring alone {out['score_s']:.1f} s; company roll-up consumed {out['companies_s']:.1f} s "
-        f"= +{ratio:.1%} on top ({out['batches']} batches, {out['recomputed']} company recomputes, "
+        f"= +{ratio:.1%} on top (CPU of the process and its PostgreSQL backend: {out['score_cpu']:.1f} s, "
+        f"+{out['companies_cpu']:.1f} s = +{cpu_ratio:.1%}) ({out['batches']} batches, "
+        f"{out['recomputed']} company recomputes, "
         f"{out['companies']} companies, {out['members']} members, {out['history']} history rows; "
         f"roll-up statements per batch mean {out['queries_mean']:.1f}, max {out['queries_max']})"
     )
     wall = out["score_s"] + out["companies_s"]
-    return {**row("score+companies", 1, leads, events, wall, notes), "companies_ratio": ratio, "companies": out}
+    extra = {"companies_ratio": ratio, "companies_cpu_ratio": cpu_ratio, "companies": out}
+    return {**row("score+companies", 1, leads, events, wall, notes), **extra}
 
 
 COLUMNS = [("phase", "phase", 16), ("conc", "concurrency", 4), ("leads", "leads", 6), ("events", "events", 7),

@@ -59,14 +59,14 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
     profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=[*profiles, *locked.merged])
+    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=[*profiles, *locked.merged])
     current = dict(memberships.values_list("lead_id", "company_id"))
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
     target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
     gone = [lead_id for lead_id in current if lead_id not in target]
     if gone:
-        CompanyMembership.objects.filter(project_id=project_id, lead_id__in=gone).delete()
+        CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=gone).delete()
     moved = {lead_id: company_id for lead_id, company_id in target.items() if current.get(lead_id) != company_id}
     if moved:
         _memberships_upsert(project_id=project_id, moved=moved)
@@ -103,14 +103,14 @@ def _companies_upsert(
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
-    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)))
+    companies = list(Company.objects.filter(project_id=project_id, key__any_of=list(by_key)))
     missing = sorted(set(by_key) - {company.key for company in companies})
     if missing:  # created, then read back: another worker may have created one meanwhile, with its traits
         new = [
             Company(project_id=project_id, key=key, domain=by_key[key].domain, name=by_key[key].name) for key in missing
         ]
         Company.objects.bulk_create(new, ignore_conflicts=True)
-        companies += Company.objects.filter(project_id=project_id, key__in=missing)
+        companies += Company.objects.filter(project_id=project_id, key__any_of=missing)
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
@@ -164,19 +164,19 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     """
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
-    locked = Company.objects.select_for_update().filter(id__in=ids).order_by("id")
+    locked = Company.objects.select_for_update().filter(id__any_of=ids).order_by("id")
     companies = [_Company(*row) for row in locked.values_list("id", "project_id", "name", "domain", "traits")]
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
-    for company_id, lead_id in CompanyMembership.objects.filter(company_id__in=ids).values_list(
+    for company_id, lead_id in CompanyMembership.objects.filter(company_id__any_of=ids).values_list(
         "company_id", "lead_id"
     ):
         members[company_id].append(lead_id)
     previous = {
         (company_id, model_id): (score, stage, breakdown)
         for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
-            company_id__in=ids
+            company_id__any_of=ids
         ).values_list("company_id", "model_id", "score", "stage", "breakdown")
     }
     now = timezone.now()
@@ -233,20 +233,19 @@ def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) 
             update_fields=["score", "stage", "breakdown", "updated_at"],
         )  # fmt: skip
         return
+    # the rows as one JSON document: psycopg quotes one string, not an array of JSON texts element by element
     table = connection.ops.quote_name(CompanyScore._meta.db_table)
+    document = json.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
+                           for company_id, model_id, result in rows])  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, model_id, score, stage, breakdown, updated_at)"  # noqa: S608
-            " SELECT c, m, s, st, b::jsonb, %s FROM unnest(%s::bigint[], %s::bigint[], %s::int[], %s::text[],"
-            " %s::text[]) AS r(c, m, s, st, b) ON CONFLICT (company_id, model_id) DO UPDATE SET"
+            " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::int, r->>3, r->4, %s"
+            " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT (company_id, model_id) DO UPDATE SET"
             " score = EXCLUDED.score, stage = EXCLUDED.stage, breakdown = EXCLUDED.breakdown,"
             " updated_at = EXCLUDED.updated_at",
-            [
-                now, int_array(row[0] for row in rows), int_array(row[1] for row in rows),
-                int_array(row[2].score for row in rows), [row[2].stage for row in rows],
-                [json.dumps(row[2].to_json()) for row in rows],
-            ],
-        )  # fmt: skip
+            [now, document],
+        )
 
 
 def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: datetime) -> None:
@@ -265,19 +264,20 @@ def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: date
         )  # fmt: skip
         return
     table = connection.ops.quote_name(CompanyScoreHistory._meta.db_table)
+    document = json.dumps([
+        [m.company.project_id, m.company.id, m.model_id, m.old_score, m.result.score, m.old_stage, m.result.stage,
+         m.result.moved_by]
+        for m in moves
+    ])  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (project_id, company_id, model_id, old_score, new_score, delta, old_stage,"  # noqa: S608
             " new_stage, moved_by_id, reason, occurred_at)"
-            " SELECT p, c, m, o, n, n - o, os, ns, NULLIF(b, 0), %s, %s FROM unnest(%s::bigint[], %s::bigint[],"
-            " %s::bigint[], %s::int[], %s::int[], %s::text[], %s::text[], %s::bigint[]) AS r(p, c, m, o, n, os, ns, b)",
-            [
-                reason, now, int_array(m.company.project_id for m in moves), int_array(m.company.id for m in moves),
-                int_array(m.model_id for m in moves), int_array(m.old_score for m in moves),
-                int_array(m.result.score for m in moves), [m.old_stage for m in moves],
-                [m.result.stage for m in moves], int_array(m.result.moved_by or 0 for m in moves),
-            ],
-        )  # fmt: skip
+            " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint, (r->>3)::int, (r->>4)::int,"
+            " (r->>4)::int - (r->>3)::int, r->>5, r->>6, (r->>7)::bigint, %s, %s"
+            " FROM jsonb_array_elements(%s::jsonb) AS r",
+            [reason, now, document],
+        )
 
 
 def _companies_moved(*, moves: list[_Move], models: dict[int, tuple[str, bool]], reason: CompanyChangeReason) -> None:
