@@ -163,6 +163,7 @@ import os, random
 from django.conf import settings
 from django.db import connection, reset_queries
 import core.pipeline
+from companies.domains import company_key
 from companies.models import Company, CompanyMembership, CompanyScoreHistory
 from companies.services import lead_changes_consume
 from core.contracts import COMPANY_LEAD_CHANGES_TASK, LeadChange
@@ -181,6 +182,7 @@ def cpu():  # this process's CPU and its PostgreSQL backend's (same machine): ro
     except OSError:  # PostgreSQL on another machine: this process's only
         return time.process_time()
     return time.process_time() + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+company_key(email="warm@up.example.com")  # a worker parses the bundled suffix list once per process, not per batch
 sent = []  # what scoring hands over after commit, by task name (the companies task's messages are run below)
 core.pipeline.app.send_task = lambda name, kwargs=None, **_: sent.append((name, kwargs))
 ids = list(Lead.objects.filter(project_id=project).values_list("id", flat=True))

@@ -204,7 +204,7 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
                 result = company_moved(result, previous=contributions_from_json(breakdown))
                 if (result.score, result.stage) != (old_score, old_stage):
                     moves.append(_Move(company, model_id, old_score, old_stage, result))
-                elif stored is not None and _unmoved(breakdown, result):
+                elif stored is not None and _unmoved(breakdown, result.to_json()):
                     continue  # nothing moved: the stored row stays as it is
                 rows.append((company.id, model_id, result))
     if rows:
@@ -215,9 +215,9 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     return len(companies)
 
 
-def _unmoved(stored: dict[str, Any], result: CompanyResult) -> bool:
-    """The stored breakdown says what the new result says (who moved it last aside)."""
-    return {**stored, "movedBy": None} == {**result.to_json(), "movedBy": None}
+def _unmoved(stored: dict[str, Any], result: dict[str, Any]) -> bool:
+    """The stored breakdown says what the new result's says (who moved it last aside)."""
+    return {**stored, "movedBy": None} == {**result, "movedBy": None}
 
 
 def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) -> None:
