@@ -20,7 +20,7 @@ from scoring.contracts import STAGES
 from scoring.models import ScoringModel
 from scoring.selectors import csv_safe, scoring_model_get
 
-from .models import Company, CompanyMembership, CompanyRollupSettings
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScoreHistory
 from .rollup import RollupConfig, rollup_config
 
 # `ordering=` of the company list: the API's names, then the annotations and columns they sort
@@ -210,3 +210,27 @@ def companies_export_csv(*, companies: QuerySet[Company]) -> Iterator[str]:
     yield writer.writerow([header for header, _ in COMPANY_EXPORT_COLUMNS])
     for row in companies.values_list(*(column for _, column in COMPANY_EXPORT_COLUMNS)).iterator(chunk_size=2000):
         yield writer.writerow([csv_safe(value) for value in row])
+
+
+COMPANY_HISTORY_LIMIT = 500
+
+
+def company_history(
+    *,
+    project: Project,
+    company_id: int | str,
+    model: ScoringModel | None = None,
+    limit: int = COMPANY_HISTORY_LIMIT,
+) -> list[CompanyScoreHistory]:
+    """The company's latest score and stage changes, newest first: under one model, or under every model.
+
+    Another project's company (or none) is not found.
+    """
+    try:
+        company = Company.objects.filter(project=project).only("id").get(id=int(company_id))
+    except (TypeError, ValueError, Company.DoesNotExist):
+        raise NotFound("Company not found.") from None
+    rows = CompanyScoreHistory.objects.filter(project=project, company=company)
+    if model is not None:
+        rows = rows.filter(model_id=model.id)
+    return list(rows.select_related("model").order_by("-occurred_at", "-id")[: max(limit, 0)])

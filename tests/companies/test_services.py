@@ -15,6 +15,7 @@ from django.utils import timezone
 from companies.models import Company, CompanyMembership, CompanyScore
 from companies.services import lead_changes_consume
 from core.contracts import COMPANY_LEAD_CHANGES_TASK, LeadChange
+from core.pipeline import project_listens
 from ingest.models import Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
@@ -35,7 +36,8 @@ def handed_over(monkeypatch):
 
 @pytest.fixture
 def pipeline(handed_over, django_capture_on_commit_callbacks):
-    """Score leads with scoring's services, then deliver companies' messages to their task."""
+    """Score leads with scoring's services, then deliver companies' messages to their task (and run its commit's
+    callbacks)."""
 
     celery_app.loader.import_default_modules()  # what a worker does as it starts: every app's tasks registered
 
@@ -50,7 +52,8 @@ def pipeline(handed_over, django_capture_on_commit_callbacks):
                 for lead_id in lead_ids:
                     lead_score(lead_id=lead_id)
         messages = [kwargs for name, kwargs in handed_over if name == COMPANY_LEAD_CHANGES_TASK]
-        return sum(celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**kwargs) for kwargs in messages)
+        with django_capture_on_commit_callbacks(execute=True):  # what companies send and broadcast after commit
+            return sum(celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**kwargs) for kwargs in messages)
 
     return run
 
@@ -237,6 +240,8 @@ def test_a_thousand_member_changes_of_one_company_cost_what_ten_do(tenant):
         Lead.objects.create(project=tenant.project, anonymous_id=f"m{i}", email=f"m{i}@acme.com", current_score=i,
                             last_event_at=NOW if i % 2 else None)  # fmt: skip
     leads = list(Lead.objects.filter(project=tenant.project).order_by("id"))
+    project_listens(project_id=tenant.project.id)
+    lead_changes_consume(changes=changes_of(leads, 1))  # the company exists: both calls below find it
 
     with CaptureQueriesContext(connection) as few:
         lead_changes_consume(changes=changes_of(leads, 10))
@@ -249,7 +254,9 @@ def test_a_thousand_member_changes_of_one_company_cost_what_ten_do(tenant):
     def statements(context):
         return [q["sql"] for q in context.captured_queries if "SAVEPOINT" not in q["sql"]]
 
-    assert len(statements(many)) == len(statements(few)) <= 12  # 12: the models' roll-up settings
+    # with the models' keys and roll-up settings, and the rows of the company's history (whether automations
+    # listen is cached)
+    assert len(statements(many)) == len(statements(few)) <= 13
     assert writes(many).count('INSERT INTO "companies_companyscore"') == 1
     # the top three, and breadth for five (the cap) of the 20 warm members active lately (odd i >= 11)
     assert primary_score(Company.objects.get()).score == 49 + 48 + 47 + 5 * 10
