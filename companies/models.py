@@ -11,10 +11,20 @@ class Company(TimeStampedModel):
     domain = models.CharField(max_length=253, blank=True)
     name = models.CharField(max_length=255, blank=True)
     traits = models.JSONField(default=dict, blank=True)  # from group calls: industry, employees, plan …
+    # Merged into another company (`company_merge`): its key stays as an alias, so later leads with it land in
+    # the survivor. Always one hop: a merge repoints the companies merged into the one merged away.
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="merged_companies"
+    )
 
     class Meta:
         verbose_name_plural = "companies"
-        constraints = [models.UniqueConstraint(fields=["project", "key"], name="company_unique_project_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "key"], name="company_unique_project_key"),
+            models.CheckConstraint(
+                condition=~models.Q(merged_into=models.F("id")), name="company_not_merged_into_self"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name or self.key
@@ -59,3 +69,41 @@ class CompanyScore(models.Model):
 
     def __str__(self) -> str:
         return f"company {self.company_id}: {self.score} ({self.stage})"
+
+
+class CompanyRollupSettings(models.Model):
+    """How one scoring model rolls a project's companies up (`companies.rollup.RollupConfig`); no row: defaults."""
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="company_rollup_settings")
+    model = models.OneToOneField(
+        "scoring.ScoringModel", on_delete=models.CASCADE, related_name="company_rollup_settings", db_constraint=False
+    )
+    top_n = models.PositiveIntegerField(default=3)
+    breadth_points = models.IntegerField(default=10)
+    breadth_cap = models.PositiveIntegerField(default=5)
+    window_days = models.PositiveIntegerField(default=30)
+    fit_rules = models.JSONField(default=list, blank=True)  # [{"name", "points", "conditions": [{path, op, value}]}]
+    # the companies' own stage thresholds, all three or none (none: the model's)
+    warm_threshold = models.PositiveIntegerField(null=True, blank=True)
+    hot_threshold = models.PositiveIntegerField(null=True, blank=True)
+    qualified_threshold = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "company roll-up settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    warm_threshold__isnull=True, hot_threshold__isnull=True, qualified_threshold__isnull=True
+                )
+                | models.Q(
+                    warm_threshold__gt=0,
+                    hot_threshold__gt=models.F("warm_threshold"),
+                    qualified_threshold__gt=models.F("hot_threshold"),
+                ),
+                name="company_rollup_thresholds_rise",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"company roll-up of model {self.model_id}"

@@ -1,0 +1,137 @@
+"""Reads of companies and their scores, always scoped to a project; each a constant number of queries.
+
+Scores and stages are a scoring model's (`model=`, the project's primary one when None), from the
+company's `CompanyScore` row: a company not yet rolled up under that model is 0 and cold.
+"""
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from accounts.models import Project
+from core.errors import ApplicationError, NotFound
+from ingest.models import Lead
+from scoring.contracts import STAGES
+from scoring.models import ScoringModel
+from scoring.selectors import scoring_model_get
+
+from .models import Company, CompanyMembership, CompanyRollupSettings
+
+# `ordering=` of the company list: the API's names, then the annotations and columns they sort
+COMPANY_ORDERING_FIELDS = {"score": "score", "name": "name", "members": "member_count", "updated": "updated_at"}
+COMPANY_ORDERINGS = tuple(COMPANY_ORDERING_FIELDS)
+
+
+def _model(project: Project, model: ScoringModel | None) -> ScoringModel:
+    return model if model is not None else scoring_model_get(project=project)
+
+
+def _scored(companies: QuerySet[Company], model: ScoringModel) -> QuerySet[Company]:
+    """Annotate `score`, `stage`, `breakdown` (the model's) and `member_count`."""
+    members = (
+        CompanyMembership.objects.filter(company=OuterRef("pk"))
+        .order_by()
+        .values("company")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return companies.annotate(
+        own=FilteredRelation("scores", condition=Q(scores__model=model)),
+        score=Coalesce("own__score", Value(0)),
+        stage=Coalesce("own__stage", Value("cold")),
+        breakdown=F("own__breakdown"),
+        scored_at=F("own__updated_at"),
+        member_count=Coalesce(Subquery(members, output_field=IntegerField()), Value(0)),
+    )
+
+
+def companies_for_project(
+    *,
+    project: Project,
+    model: ScoringModel | None = None,
+    search: str | None = "",
+    stage: str | None = "",
+    ordering: str | None = "-score",
+) -> QuerySet[Company]:
+    """The project's companies (not merged away) under `model`: filtered by stage and a name or domain search,
+    sorted by score, name, members or updated (`-` descending; ties by id). Two queries with `model=None`, one
+    otherwise."""
+    companies = _scored(Company.objects.filter(project=project, merged_into__isnull=True), _model(project, model))
+    if stage:
+        if stage not in STAGES:
+            raise ApplicationError(f"Must be one of {', '.join(STAGES)}.", field="stage")
+        companies = companies.filter(**{"stage": stage})  # an annotation (the stubs know only fields)
+    search = (search or "").replace("\x00", "").strip()
+    if search:
+        companies = companies.filter(Q(name__icontains=search) | Q(domain__icontains=search))
+    ordering = ordering or "-score"
+    column = COMPANY_ORDERING_FIELDS.get(ordering.lstrip("-"))
+    if column is None:
+        raise ApplicationError(
+            f"Must be one of {', '.join(COMPANY_ORDERINGS)} (prefix - for descending).", field="ordering"
+        )
+    if ordering.startswith("-"):
+        return companies.order_by(f"-{column}", "-id")
+    return companies.order_by(column, "id")
+
+
+def company_for_project(*, project: Project, company_id: int | str, model: ScoringModel | None = None) -> Company:
+    """The project's company with this id (a merged-away one's id gives its survivor), annotated as in
+    `companies_for_project`; 404 otherwise."""
+    try:
+        pk = int(company_id)
+    except (TypeError, ValueError):
+        raise NotFound("Company not found.") from None
+    if not -(2**63) <= pk < 2**63:
+        raise NotFound("Company not found.")
+    companies = _scored(Company.objects.filter(project=project), _model(project, model))
+    # one query: the company, or the survivor it was merged into (merges keep it one hop)
+    company = companies.filter(Q(id=pk, merged_into__isnull=True) | Q(merged_companies__id=pk)).first()
+    if company is None:
+        raise NotFound("Company not found.")
+    return company
+
+
+def company_members(*, project: Project, company_id: int, model: ScoringModel | None = None) -> QuerySet[Lead]:
+    """The company's live member leads with `member_score` and `member_stage` under `model`, best first (one
+    query; two with `model=None`)."""
+    model = _model(project, model)
+    leads = Lead.objects.filter(
+        project=project, merged_into__isnull=True, company_membership__company_id=company_id
+    ).annotate(company_id=F("company_membership__company_id"))
+    if model.is_primary:
+        leads = leads.annotate(member_score=F("current_score"), member_stage=F("lead_stage"))
+    else:
+        leads = leads.annotate(
+            own=FilteredRelation("model_scores", condition=Q(model_scores__model=model)),
+            member_score=Coalesce("own__score", Value(0)),
+            member_stage=Coalesce("own__stage", Value("cold")),
+        )
+    return leads.order_by("-member_score", "id")
+
+
+class LeadCompany(NamedTuple):
+    id: int
+    name: str
+    domain: str
+
+
+def lead_companies(*, project: Project, lead_ids: Iterable[int]) -> dict[int, LeadCompany]:
+    """The company of each of these leads that has one: {lead id: (company id, name, domain)} (one query)."""
+    rows = CompanyMembership.objects.filter(project=project, lead_id__in=list(lead_ids)).values_list(
+        "lead_id", "company_id", "company__name", "company__domain", "company__key"
+    )
+    return {lead_id: LeadCompany(company_id, name or key, domain) for lead_id, company_id, name, domain, key in rows}
+
+
+def company_rollup_settings(*, model: ScoringModel) -> CompanyRollupSettings:
+    """The model's roll-up settings: its stored row, or the defaults (unsaved) when it has none."""
+    found = CompanyRollupSettings.objects.filter(model=model).first()
+    return found if found is not None else CompanyRollupSettings(project_id=model.project_id, model=model)
+
+
+def company_leaderboard(*, project: Project, model: ScoringModel | None = None, limit: int = 10) -> list[Company]:
+    """The project's top `limit` companies by score under `model`."""
+    return list(companies_for_project(project=project, model=model, ordering="-score")[:limit])
