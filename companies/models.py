@@ -107,3 +107,39 @@ class CompanyRollupSettings(models.Model):
 
     def __str__(self) -> str:
         return f"company roll-up of model {self.model_id}"
+
+
+class CompanyScoreHistory(models.Model):
+    """A change of a company's score or stage under one model, and the member that moved it (if one did)."""
+
+    class Reason(models.TextChoices):
+        MEMBER = "member"  # a member's score changed, or a lead joined or left
+        FIT = "fit"  # the company's traits (its fit rules) changed
+        MERGE = "merge"  # two companies merged
+        SETTINGS = "settings"  # the roll-up's settings changed
+        ERASE = "erase"  # a member was erased
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="company_score_history")
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="history")
+    model = models.ForeignKey(
+        "scoring.ScoringModel", on_delete=models.CASCADE, related_name="company_history", db_constraint=False,
+        db_index=False,
+    )  # fmt: skip
+    old_score = models.IntegerField()
+    new_score = models.IntegerField()
+    delta = models.IntegerField()
+    old_stage = models.CharField(max_length=16)
+    new_stage = models.CharField(max_length=16)
+    # the member whose contribution changed most; a lead erased since leaves the row, without its id
+    moved_by = models.ForeignKey(
+        "ingest.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_constraint=False
+    )  # fmt: skip
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.MEMBER)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "company score history"
+        indexes = [models.Index(fields=["company", "model", "-occurred_at"], name="company_history_time_idx")]
+
+    def __str__(self) -> str:
+        return f"company {self.company_id}: {self.old_score} → {self.new_score} ({self.reason})"

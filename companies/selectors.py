@@ -17,11 +17,12 @@ from scoring.contracts import STAGES
 from scoring.models import ScoringModel
 from scoring.selectors import scoring_model_get
 
-from .models import Company, CompanyMembership, CompanyRollupSettings
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScoreHistory
 
 # `ordering=` of the company list: the API's names, then the annotations and columns they sort
 COMPANY_ORDERING_FIELDS = {"score": "score", "name": "name", "members": "member_count", "updated": "updated_at"}
 COMPANY_ORDERINGS = tuple(COMPANY_ORDERING_FIELDS)
+COMPANY_HISTORY_LIMIT = 500
 
 
 def _model(project: Project, model: ScoringModel | None) -> ScoringModel:
@@ -135,3 +136,24 @@ def company_rollup_settings(*, model: ScoringModel) -> CompanyRollupSettings:
 def company_leaderboard(*, project: Project, model: ScoringModel | None = None, limit: int = 10) -> list[Company]:
     """The project's top `limit` companies by score under `model`."""
     return list(companies_for_project(project=project, model=model, ordering="-score")[:limit])
+
+
+def company_history(
+    *,
+    project: Project,
+    company_id: int | str,
+    model: ScoringModel | None = None,
+    limit: int = COMPANY_HISTORY_LIMIT,
+) -> list[CompanyScoreHistory]:
+    """The company's latest score and stage changes, newest first: under one model, or under every model.
+
+    Another project's company (or none) is not found.
+    """
+    try:
+        company = Company.objects.filter(project=project).only("id").get(id=int(company_id))
+    except (TypeError, ValueError, Company.DoesNotExist):
+        raise NotFound("Company not found.") from None
+    rows = CompanyScoreHistory.objects.filter(project=project, company=company)
+    if model is not None:
+        rows = rows.filter(model_id=model.id)
+    return list(rows.select_related("model").order_by("-occurred_at", "-id")[: max(limit, 0)])

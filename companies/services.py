@@ -7,18 +7,24 @@ once, whatever the number of member changes in the batch.
 
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
+from functools import partial
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.contracts import LeadChange
-from ingest.selectors import LeadProfile, leads_profiles
-from scoring.selectors import leads_results
+from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
+from core.pipeline import companies_changed
+from core.realtime import project_broadcast
+from ingest.selectors import LeadProfile, leads_profiles, leads_share_lock
+from scoring.contracts import stage_for
+from scoring.selectors import leads_results, scoring_models_for_project
 
 from .domains import CompanyKey, company_key
-from .models import Company, CompanyMembership, CompanyScore
-from .rollup import Member, RollupConfig, company_moved, company_rollup, contributions_from_json
+from .models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
+from .rollup import CompanyResult, Member, RollupConfig, company_moved, company_rollup, contributions_from_json
 
 # Per project configuration (company fit rules, own thresholds) arrives with the companies API.
 ROLLUP = RollupConfig()
@@ -42,7 +48,9 @@ def leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
 
     A lead re-homed leaves its old company: both are touched. Leads merged away or erased leave theirs.
     """
-    ids = sorted(set(lead_ids))
+    # Share-locked, in id order: an erase (which locks its leads FOR UPDATE) waits for this assignment, or
+    # this one waits for the erase and finds its leads gone, so no membership outlives its erased lead.
+    ids = leads_share_lock(project_id=project_id, lead_ids=lead_ids)
     profiles = leads_profiles(project_id=project_id, lead_ids=ids)
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
     # and the leads merged into them: a merged lead's events (and person) are its survivor's now
@@ -103,14 +111,19 @@ def _companies_upsert(
 
 
 @transaction.atomic
-def companies_recompute(*, company_ids: Iterable[int]) -> int:
+def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
     """Recompute every model's score of the companies from their members' results; return the companies.
 
-    A few queries whatever the number of companies and members (per project: the members' results).
+    A few queries whatever the number of companies and members (per project: the members' results, and
+    its models' keys when a score moved). Each score or stage that changed gets a history row saying
+    which member moved it and why (`reason`); after commit the changes go to automations (by task name)
+    and one `company.updated` broadcast per project goes to its WebSocket group.
     """
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
-    companies = list(Company.objects.select_for_update().filter(id__in=ids).order_by("id"))
+    companies = list(
+        Company.objects.select_for_update(of=("self",)).select_related("project").filter(id__in=ids).order_by("id")
+    )
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
@@ -119,13 +132,14 @@ def companies_recompute(*, company_ids: Iterable[int]) -> int:
     ):
         members[company_id].append(lead_id)
     previous = {
-        (company_id, model_id): breakdown
-        for company_id, model_id, breakdown in CompanyScore.objects.filter(company_id__in=ids).values_list(
-            "company_id", "model_id", "breakdown"
-        )
+        (company_id, model_id): (score, stage, breakdown)
+        for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
+            company_id__in=ids
+        ).values_list("company_id", "model_id", "score", "stage", "breakdown")
     }
     now = timezone.now()
-    rows = []
+    rows: list[CompanyScore] = []
+    moves: list[tuple[Company, int, int, str, CompanyResult]] = []  # (company, model id, old score, old stage, new)
     by_project: dict[int, list[Company]] = defaultdict(list)
     for company in companies:
         by_project[company.project_id].append(company)
@@ -141,8 +155,13 @@ def companies_recompute(*, company_ids: Iterable[int]) -> int:
                     if lead_id in results.active_at
                 ]
                 result = company_rollup(found, traits=company.traits, policy=policy, now=now, config=ROLLUP)
-                before = contributions_from_json(previous.get((company.id, model_id), {}))
-                result = company_moved(result, previous=before)
+                stored = previous.get((company.id, model_id))
+                old_score, old_stage, breakdown = stored or (0, stage_for(0, ROLLUP.thresholds or policy), {})
+                result = company_moved(result, previous=contributions_from_json(breakdown))
+                if (result.score, result.stage) != (old_score, old_stage):
+                    moves.append((company, model_id, old_score, old_stage, result))
+                elif stored is not None and _unmoved(breakdown, result):
+                    continue  # nothing moved: the stored row stays as it is
                 rows.append(
                     CompanyScore(
                         company_id=company.id, model_id=model_id, score=result.score, stage=result.stage,
@@ -156,7 +175,59 @@ def companies_recompute(*, company_ids: Iterable[int]) -> int:
             unique_fields=["company", "model"],
             update_fields=["score", "stage", "breakdown", "updated_at"],
         )
+    if moves:
+        _companies_moved(moves=moves, reason=reason, now=now)
     return len(companies)
+
+
+def _unmoved(stored: dict[str, Any], result: CompanyResult) -> bool:
+    """The stored breakdown says what the new result says (who moved it last aside)."""
+    return {**stored, "movedBy": None} == {**result.to_json(), "movedBy": None}
+
+
+def _companies_moved(
+    *, moves: list[tuple[Company, int, int, str, CompanyResult]], reason: CompanyChangeReason, now: datetime
+) -> None:
+    """History rows for the scores and stages that moved; after commit, their changes and one broadcast a project."""
+    models: dict[int, tuple[str, bool]] = {}
+    for project in {company.project_id: company.project for company, *_ in moves}.values():
+        for model in scoring_models_for_project(project=project):
+            models[model.id] = (model.key, model.is_primary)
+    CompanyScoreHistory.objects.bulk_create(
+        [
+            CompanyScoreHistory(
+                project_id=company.project_id, company_id=company.id, model_id=model_id, old_score=old_score,
+                new_score=result.score, delta=result.score - old_score, old_stage=old_stage, new_stage=result.stage,
+                moved_by_id=result.moved_by, reason=reason, occurred_at=now,
+            )
+            for company, model_id, old_score, old_stage, result in moves
+        ]
+    )  # fmt: skip
+    changes = []
+    broadcasts: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for company, model_id, old_score, old_stage, result in moves:
+        key, primary = models.get(model_id, ("", False))
+        change = CompanyChange(
+            project_id=company.project_id, company_id=company.id, model=key, primary=primary, old_score=old_score,
+            new_score=result.score, old_stage=old_stage, new_stage=result.stage, moved_by=result.moved_by,
+            reason=reason, name=company.name, domain=company.domain,
+        )  # fmt: skip
+        changes.append(change)
+        shown = broadcasts[company.project_id].setdefault(
+            company.id, {"id": company.id, "name": company.name, "domain": company.domain, "scores": {}}
+        )
+        shown["scores"][key] = {
+            "score": result.score, "previousScore": old_score, "stage": result.stage, "previousStage": old_stage,
+            "movedBy": result.moved_by,
+        }  # fmt: skip
+        if primary:
+            shown |= {"score": result.score, "stage": result.stage, "movedBy": result.moved_by}
+    companies_changed(changes=changes)
+    for project_id, shown_companies in broadcasts.items():
+        payload = {"companies": list(shown_companies.values())}
+        transaction.on_commit(
+            partial(project_broadcast, project_id=project_id, type="company.updated", payload=payload), robust=True
+        )
 
 
 @transaction.atomic
@@ -177,5 +248,5 @@ def lead_memberships_erase(*, project_id: int, lead_ids: list[int]) -> int:
     memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids)
     company_ids = set(memberships.values_list("company_id", flat=True))
     memberships.delete()
-    companies_recompute(company_ids=company_ids)
+    companies_recompute(company_ids=company_ids, reason="erase")
     return len(company_ids)

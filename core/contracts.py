@@ -1,9 +1,9 @@
 """What the apps hand each other through the queue: task names and the lead change, typed here once.
 
 Tasks are sent by name (`celery.current_app.send_task`), so an app never imports another app's
-tasks module; the names live here beside the one message shape that crosses apps. A `LeadChange`
-travels as the camelCase document `to_message` writes (also what webhook subscribers receive as
-`change`), and is read back only by `from_message`.
+tasks module; the names live here beside the message shapes that cross apps. A `LeadChange` (and a
+`CompanyChange`) travels as the camelCase document `to_message` writes (also what webhook subscribers
+receive as `change`), and is read back only by `from_message`.
 """
 
 import itertools
@@ -20,6 +20,7 @@ LEAD_CHANGES_TASK = "automations.lead_changes_task"
 EXECUTE_TASK = "automations.automation_execute_task"
 DELIVER_TASK = "automations.webhook_deliver_task"
 REPLAY_TASK = "automations.webhook_replay_task"
+COMPANY_CHANGES_TASK = "automations.company_changes_task"
 # companies
 COMPANY_LEAD_CHANGES_TASK = "companies.lead_changes_task"
 
@@ -102,5 +103,76 @@ class LeadChange:
             merged_anonymous_id=message.get("mergedAnonymousId"),
             model=str(message.get("model") or ""),
             primary=bool(message.get("primary", True)),
+            change_id=str(message.get("changeId") or ""),
+        )
+
+
+CompanyChangeReason = Literal["member", "fit", "merge", "settings", "erase"]
+
+
+@dataclass(frozen=True)
+class CompanyChange:
+    """One committed change of a company's score or stage under one model, from companies to automations.
+
+    `moved_by`: the member lead whose contribution changed most (None when no member did: fit, settings).
+    `name` and `domain` are the company's as the change committed, so payloads name it without a read.
+    """
+
+    project_id: int
+    company_id: int
+    model: str  # the key of the scoring model whose company score and stage these are
+    old_score: int
+    new_score: int
+    old_stage: str
+    new_stage: str
+    primary: bool = True
+    moved_by: int | None = None
+    reason: CompanyChangeReason = "member"
+    name: str = ""
+    domain: str = ""
+    change_id: str = field(default="", compare=False)  # given once, as the change is handed over
+
+    def steps(self) -> list[tuple[tuple[int, str], tuple[int, str]]]:
+        """The one ((score, stage) before, after) step: a company is recomputed once per batch."""
+        return [((self.old_score, self.old_stage), (self.new_score, self.new_stage))]
+
+    def with_id(self, change_id: str) -> "CompanyChange":
+        return replace(self, change_id=change_id)
+
+    def to_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "projectId": self.project_id,
+            "companyId": self.company_id,
+            "model": self.model,
+            "primary": self.primary,
+            "oldScore": self.old_score,
+            "newScore": self.new_score,
+            "oldStage": self.old_stage,
+            "newStage": self.new_stage,
+            "movedBy": self.moved_by,
+            "reason": self.reason,
+            "name": self.name,
+            "domain": self.domain,
+        }
+        if self.change_id:
+            message["changeId"] = self.change_id
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> "CompanyChange":
+        moved_by = message.get("movedBy")
+        return cls(
+            project_id=int(message["projectId"]),
+            company_id=int(message["companyId"]),
+            model=str(message["model"]),
+            primary=bool(message.get("primary", True)),
+            old_score=int(message["oldScore"]),
+            new_score=int(message["newScore"]),
+            old_stage=str(message["oldStage"]),
+            new_stage=str(message["newStage"]),
+            moved_by=None if moved_by is None else int(moved_by),
+            reason=message.get("reason") or "member",
+            name=str(message.get("name") or ""),
+            domain=str(message.get("domain") or ""),
             change_id=str(message.get("changeId") or ""),
         )

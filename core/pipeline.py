@@ -21,7 +21,15 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from .contracts import COMPANY_LEAD_CHANGES_TASK, LEAD_CHANGED_TASK, LEAD_CHANGES_TASK, LEADS_SCORE_TASK, LeadChange
+from .contracts import (
+    COMPANY_CHANGES_TASK,
+    COMPANY_LEAD_CHANGES_TASK,
+    LEAD_CHANGED_TASK,
+    LEAD_CHANGES_TASK,
+    LEADS_SCORE_TASK,
+    CompanyChange,
+    LeadChange,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -188,3 +196,21 @@ def company_changes(*, changes: list[LeadChange]) -> None:
         transaction.on_commit(
             lambda: app.send_task(COMPANY_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
         )
+
+
+def companies_changed(*, changes: list[CompanyChange]) -> None:
+    """After commit, hand a recompute's company changes to automations: one message, for projects with listeners.
+
+    Each change gets its own change id (a redelivered message is the same change) and travels as
+    `CompanyChange.to_message()`, sent by name as lead changes are.
+    """
+    listening: dict[int, bool] = {}
+    wanted = []
+    for change in changes:
+        project_id = change.project_id
+        if project_id not in listening:
+            listening[project_id] = project_listens(project_id=project_id)
+        if listening[project_id]:
+            wanted.append(change.with_id(uuid.uuid4().hex).to_message())
+    if wanted:
+        transaction.on_commit(lambda: app.send_task(COMPANY_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)

@@ -235,3 +235,24 @@ def leads_profiles(*, project_id: int, lead_ids: Iterable[int]) -> dict[int, Lea
         lead_id: LeadProfile(email, company, traits if isinstance(traits, dict) else {})
         for lead_id, email, company, traits in rows.values_list("id", "email", "company", "traits")
     }
+
+
+def leads_share_lock(*, project_id: int, lead_ids: Iterable[int]) -> list[int]:
+    """Those of the project's leads that still exist, `FOR KEY SHARE`-locked in id order (inside a transaction).
+
+    The lock a foreign-key check takes: scoring (`FOR NO KEY UPDATE`) and ingest never wait for it, but
+    an erase (`FOR UPDATE`) does, so a row written for these leads before commit cannot outlive them.
+    """
+    from django.db import connection  # imported here: this module's header is shared
+
+    ids = sorted(set(lead_ids))
+    if not ids:
+        return []
+    if connection.vendor != "postgresql":  # SQLite (embedded mode) has one writer at a time
+        return list(Lead.objects.filter(project_id=project_id, id__in=ids).order_by("id").values_list("id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Lead._meta.db_table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",  # noqa: S608
+            [project_id, ids],
+        )
+        return [row[0] for row in cursor.fetchall()]
