@@ -252,7 +252,14 @@ def leads_share_lock(*, project_id: int, lead_ids: Iterable[int]) -> list[int]:
         return list(Lead.objects.filter(project_id=project_id, id__in=ids).order_by("id").values_list("id", flat=True))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id FROM {Lead._meta.db_table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",  # noqa: S608
+            f"SELECT id FROM {Lead._meta.db_table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",  # noqa: S608, E501
             [project_id, ids],
         )
         return [row[0] for row in cursor.fetchall()]
+
+
+def events_for_leads(*, project: Project, lead_ids: Iterable[int] | QuerySet[Any], limit: int = 50) -> list[Event]:
+    """The newest events of these leads of the project (ids, or a subquery of them), each with its lead, in one
+    query: a company's member activity."""
+    events = Event.objects.filter(project=project, lead_id__in=lead_ids).select_related("lead")
+    return list(events.order_by("-timestamp", "-id")[: max(limit, 0)])

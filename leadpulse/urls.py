@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("scoring.urls")),
     path("", include("automations.api_urls")),
     path("", include("automations.urls")),
+    path("", include("companies.urls")),
     *automations_unnamespaced,
 ]
 
