@@ -35,6 +35,7 @@ T = TypeVar("T")
 COMPANIES_PER_PAGE = 50
 MEMBERS_LISTED = 100  # the best members on the company page; the leads list filtered by company has them all
 ACTIVITY_LISTED = 30  # the newest events of the members on the company page
+HISTORY_LISTED = 20  # the newest score changes in the company page's table (the chart draws up to 500)
 
 
 def _or_404(selector: Callable[..., T], **kwargs: Any) -> T:
@@ -115,6 +116,7 @@ def _company_render(
     members = list(company_members(project=request.project, company_id=company.id, model=model)[:MEMBERS_LISTED])
     breakdown = company.breakdown or {}  # type: ignore[attr-defined]  # annotated by the selector
     contributions = {int(lead_id): points for lead_id, points in (breakdown.get("contributions") or {}).items()}
+    names = {lead.id: lead.name or lead.email or lead.anonymous_id for lead in members}
     fit_rules = company_rollup_settings(model=model).fit_rules or []
     context = {
         "company": company,
@@ -123,9 +125,10 @@ def _company_render(
         "breakdown": breakdown,
         "fit_applied": [(_fit_rule_name(fit_rules, rule), points) for rule, points in breakdown.get("fitApplied", [])],
         "members": [(lead, contributions.get(lead.id, 0)) for lead in members],
+        # who moved the score, by name when a listed member did
+        "history": [(row, names.get(row.moved_by_id or 0, "")) for row in history[:HISTORY_LISTED]],
         "more_members": company.member_count > len(members),  # type: ignore[attr-defined]
         "chart": chart,
-        "history": history[:20],
         "activity": events_for_leads(
             project=request.project,
             lead_ids=leads_of_company(project_id=request.project.id, company_id=company.id),

@@ -1,6 +1,7 @@
 /* Companies pages (and the leads pages' company cells): apply `leadpulse:company.updated` to any element
    marked data-company-id in place (a row, the company header, a lead's company cell or card), and after a
-   reconnect (`leadpulse:resync`) take each shown company's fields from the fresh page. An element with
+   reconnect (`leadpulse:resync`) take each shown company's fields from the fresh page; a page marked
+   data-company-refresh also fetches itself again after an update, for the fields a broadcast lacks. An element with
    data-model shows that scoring model's entry of the company's `scores`; without it, the primary model's. */
 (function () {
   "use strict";
@@ -32,18 +33,35 @@
     if (updated) updated.textContent = "just now";
   }
 
+  // The broadcast carries scores and stages; what else a shown company's row says (its member count, engaged
+  // members) comes from the page fetched again, once for a burst of updates.
+  var refreshing = null;
+  function refreshSoon() {
+    if (refreshing) return;
+    refreshing = setTimeout(function () {
+      fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+        .then(function (html) { take(new DOMParser().parseFromString(html, "text/html")); })
+        .catch(function () {})
+        .then(function () { refreshing = null; });
+    }, 1000);
+  }
+
   // one broadcast per recompute: {companies: [{id, name, domain, score, stage, scores: {model: {score, stage}}}]}
   document.addEventListener("leadpulse:company.updated", function (event) {
     var companies = (event.detail || {}).companies || [];
+    var shown = false;
     companies.forEach(function (company) {
       if (company.id === undefined || company.id === null) return;
       var holders = document.querySelectorAll('[data-company-id="' + String(company.id).replace(/"/g, "") + '"]');
-      Array.prototype.forEach.call(holders, function (holder) { apply(holder, company); });
+      Array.prototype.forEach.call(holders, function (holder) { apply(holder, company); shown = true; });
     });
+    if (shown && document.querySelector("[data-company-refresh]")) refreshSoon();
   });
 
-  document.addEventListener("leadpulse:resync", function (event) {
-    var fresh = event.detail;
+  document.addEventListener("leadpulse:resync", function (event) { take(event.detail); });
+
+  function take(fresh) {
     Array.prototype.forEach.call(document.querySelectorAll("[data-company-id]"), function (holder) {
       var twin = fresh.querySelector('[data-company-id="' + CSS.escape(holder.getAttribute("data-company-id")) + '"]');
       if (!twin) return;
@@ -55,5 +73,5 @@
         flash(field);
       });
     });
-  });
+  }
 })();

@@ -130,7 +130,7 @@ def test_the_company_page_shows_members_breakdown_history_and_activity(tenant, a
     assert (breakdown["top"], breakdown["breadth"], breakdown["fit"], breakdown["engaged"]) == (35, 10, 0, 1)
     cy = Lead.objects.get(project=tenant.project, anonymous_id="cy")
     assert f'href="/leads/{cy.id}/"' in html  # members link to their lead pages
-    assert [row.new_score for row in page.context["history"]] == [45]
+    assert [(row.new_score, name) for row, name in page.context["history"]] == [(45, "Cy")]
     assert '<div class="card chart spaced" id="chart-score"><svg' in html
     assert {event.lead.anonymous_id for event in page.context["activity"]} == {"ann", "bob", "cy"}
     assert "page_view" in html and 'id="company-form"' in html and 'id="merge"' in html
