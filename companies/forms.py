@@ -7,8 +7,8 @@ from django import forms
 
 from scoring.contracts import STAGES
 
-from ._scratch import CompanyUpdateSerializer
 from .selectors import COMPANY_ORDERINGS
+from .serializers import CompanyUpdateSerializer
 
 SORTABLE = ("score", "name", "members")
 

@@ -108,6 +108,12 @@ class CompanyRollupSettings(models.Model):
     def __str__(self) -> str:
         return f"company roll-up of model {self.model_id}"
 
+    @property
+    def thresholds(self) -> dict[str, int] | None:
+        if self.warm_threshold is None or self.hot_threshold is None or self.qualified_threshold is None:
+            return None
+        return {"warm": self.warm_threshold, "hot": self.hot_threshold, "qualified": self.qualified_threshold}
+
 
 class CompanyScoreHistory(models.Model):
     """A change of a company's score or stage under one model, and the member that moved it (if one did)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from scoring.contracts import Policy, Rule, fit_score, stage_for
+from scoring.contracts import Policy, Rule, compile_condition, fit_score, stage_for
 
 
 @dataclass(frozen=True)
@@ -121,3 +121,27 @@ def contributions_from_json(document: dict[str, Any]) -> dict[int, int]:
     """The contributions of a stored result (`CompanyResult.to_json`)."""
     raw = document.get("contributions") if isinstance(document, dict) else None
     return {int(lead_id): int(points) for lead_id, points in (raw or {}).items()}
+
+
+def rollup_config(
+    *,
+    top_n: int = 3,
+    breadth_points: int = 10,
+    breadth_cap: int = 5,
+    window_days: int = 30,
+    fit_rules: Iterable[dict[str, Any]] = (),
+    thresholds: tuple[int, int, int] | None = None,
+) -> RollupConfig:
+    """A configuration from stored settings: fit rules as `{"name", "points", "conditions"}` (validated
+    conditions), numbered from 1 in their order; thresholds as (warm, hot, qualified)."""
+    rules = tuple(
+        Rule(id=index, event_type="*", points=int(rule["points"]), name=str(rule.get("name", "")),
+             conditions=tuple(compile_condition(condition) for condition in rule.get("conditions", ())))
+        for index, rule in enumerate(fit_rules, start=1)
+    )  # fmt: skip
+    policy = None
+    if thresholds is not None:
+        warm, hot, qualified = thresholds
+        policy = Policy(warm_threshold=warm, hot_threshold=hot, qualified_threshold=qualified)
+    return RollupConfig(top_n=top_n, breadth_points=breadth_points, breadth_cap=breadth_cap, window_days=window_days,
+                        fit_rules=rules, thresholds=policy)  # fmt: skip

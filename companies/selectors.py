@@ -4,7 +4,10 @@ Scores and stages are a scoring model's (`model=`, the project's primary one whe
 company's `CompanyScore` row: a company not yet rolled up under that model is 0 and cold.
 """
 
-from collections.abc import Iterable
+import csv
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.db.models import Count, F, FilteredRelation, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
@@ -15,9 +18,10 @@ from core.errors import ApplicationError, NotFound
 from ingest.models import Lead
 from scoring.contracts import STAGES
 from scoring.models import ScoringModel
-from scoring.selectors import scoring_model_get
+from scoring.selectors import csv_safe, scoring_model_get
 
 from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore, CompanyScoreHistory
+from .rollup import RollupConfig, rollup_config
 
 # `ordering=` of the company list: the API's names, then the annotations and columns they sort
 COMPANY_ORDERING_FIELDS = {"score": "score", "name": "name", "members": "member_count", "updated": "updated_at"}
@@ -136,6 +140,77 @@ def company_rollup_settings(*, model: ScoringModel) -> CompanyRollupSettings:
 def company_leaderboard(*, project: Project, model: ScoringModel | None = None, limit: int = 10) -> list[Company]:
     """The project's top `limit` companies by score under `model`."""
     return list(companies_for_project(project=project, model=model, ordering="-score")[:limit])
+
+
+def rollup_configs(*, project_ids: Iterable[int]) -> dict[int, RollupConfig]:
+    """The roll-up configuration of every model of these projects that has settings, by model id (one query);
+    a model without any rolls up with the defaults (`RollupConfig()`)."""
+    return {row.model_id: settings_config(row) for row in CompanyRollupSettings.objects.filter(
+        project_id__in=list(project_ids))}  # fmt: skip
+
+
+def settings_config(row: CompanyRollupSettings) -> RollupConfig:
+    """A settings row as the pure roll-up's configuration."""
+    thresholds = None
+    if row.warm_threshold is not None and row.hot_threshold is not None and row.qualified_threshold is not None:
+        thresholds = (row.warm_threshold, row.hot_threshold, row.qualified_threshold)
+    return rollup_config(top_n=row.top_n, breadth_points=row.breadth_points, breadth_cap=row.breadth_cap,
+                         window_days=row.window_days, fit_rules=row.fit_rules, thresholds=thresholds)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompanyModelScore:
+    model: str
+    primary: bool
+    score: int
+    stage: str
+    breakdown: dict[str, Any] | None
+    updated_at: datetime | None
+
+
+def company_model_scores(*, company: Company) -> list[CompanyModelScore]:
+    """The company's result under every model of its project, the primary first (one query; 0 and cold where
+    not rolled up yet)."""
+    models = (
+        ScoringModel.objects.filter(project_id=company.project_id)
+        .annotate(own=FilteredRelation("company_scores", condition=Q(company_scores__company=company)))
+        .order_by("-is_primary", "id")
+        .values_list("key", "is_primary", "own__score", "own__stage", "own__breakdown", "own__updated_at")
+    )
+    return [
+        CompanyModelScore(key, primary, score or 0, stage or "cold", breakdown, updated_at)
+        for key, primary, score, stage, breakdown, updated_at in models
+    ]
+
+
+def company_merged_ids(*, company: Company) -> list[int]:
+    """The companies merged into this one."""
+    return list(Company.objects.filter(merged_into=company).order_by("id").values_list("id", flat=True))
+
+
+COMPANY_EXPORT_COLUMNS = (
+    ("id", "id"),
+    ("name", "name"),
+    ("domain", "domain"),
+    ("key", "key"),
+    ("score", "score"),
+    ("stage", "stage"),
+    ("members", "member_count"),
+    ("updatedAt", "updated_at"),
+)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def companies_export_csv(*, companies: QuerySet[Company]) -> Iterator[str]:
+    """The companies (`companies_for_project`) as formula-safe CSV lines, a header first, streamed."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow([header for header, _ in COMPANY_EXPORT_COLUMNS])
+    for row in companies.values_list(*(column for _, column in COMPANY_EXPORT_COLUMNS)).iterator(chunk_size=2000):
+        yield writer.writerow([csv_safe(value) for value in row])
 
 
 def company_history(

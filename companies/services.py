@@ -11,22 +11,26 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from celery import current_app as app
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
+from core.errors import ApplicationError, NotFound
 from core.pipeline import companies_changed
 from core.realtime import project_broadcast
 from ingest.selectors import LeadProfile, leads_profiles, leads_share_lock
 from scoring.contracts import stage_for
+from scoring.models import ScoringModel
 from scoring.selectors import leads_results, scoring_models_for_project
 
 from .domains import CompanyKey, company_key
-from .models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore, CompanyScoreHistory
 from .rollup import CompanyResult, Member, RollupConfig, company_moved, company_rollup, contributions_from_json
+from .selectors import rollup_configs
 
-# Per project configuration (company fit rules, own thresholds) arrives with the companies API.
+# A model without roll-up settings (`CompanyRollupSettings`) rolls up with the defaults.
 ROLLUP = RollupConfig()
 
 
@@ -107,7 +111,8 @@ def _companies_upsert(
             changed.append(company)
     if changed:
         Company.objects.bulk_update(changed, ["traits", "name", "domain", "updated_at"])
-    return {company.key: company.id for company in companies}
+    # a merged-away company's key is an alias of its survivor: its leads land there, never in it
+    return {company.key: company.merged_into_id or company.id for company in companies}
 
 
 @transaction.atomic
@@ -121,8 +126,12 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
     """
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
+    # (a company merged away has no score of its own: its members are its survivor's)
     companies = list(
-        Company.objects.select_for_update(of=("self",)).select_related("project").filter(id__in=ids).order_by("id")
+        Company.objects.select_for_update(of=("self",))
+        .select_related("project")
+        .filter(id__in=ids, merged_into__isnull=True)
+        .order_by("id")
     )
     if not companies:
         return 0
@@ -143,6 +152,7 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
     by_project: dict[int, list[Company]] = defaultdict(list)
     for company in companies:
         by_project[company.project_id].append(company)
+    configs = rollup_configs(project_ids=by_project)
     for project_id, project_companies in by_project.items():
         results = leads_results(
             project_id=project_id, lead_ids=[lead for c in project_companies for lead in members[c.id]]
@@ -154,9 +164,10 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
                     for lead_id in members[company.id]
                     if lead_id in results.active_at
                 ]
-                result = company_rollup(found, traits=company.traits, policy=policy, now=now, config=ROLLUP)
+                config = configs.get(model_id, ROLLUP)
+                result = company_rollup(found, traits=company.traits, policy=policy, now=now, config=config)
                 stored = previous.get((company.id, model_id))
-                old_score, old_stage, breakdown = stored or (0, stage_for(0, ROLLUP.thresholds or policy), {})
+                old_score, old_stage, breakdown = stored or (0, stage_for(0, config.thresholds or policy), {})
                 result = company_moved(result, previous=contributions_from_json(breakdown))
                 if (result.score, result.stage) != (old_score, old_stage):
                     moves.append((company, model_id, old_score, old_stage, result))
@@ -250,3 +261,96 @@ def lead_memberships_erase(*, project_id: int, lead_ids: list[int]) -> int:
     memberships.delete()
     companies_recompute(company_ids=company_ids, reason="erase")
     return len(company_ids)
+
+
+COMPANY_EDITABLE_FIELDS = ("name", "traits")
+
+
+@transaction.atomic
+def company_update(*, company: Company, data: dict[str, Any]) -> Company:
+    """Change the company's name or traits (traits replace the stored ones), then recompute its scores."""
+    unknown = set(data) - set(COMPANY_EDITABLE_FIELDS)
+    if unknown:
+        raise ApplicationError("This field cannot be changed.", field=sorted(unknown)[0])
+    locked = Company.objects.select_for_update().filter(id=company.id, merged_into__isnull=True).first()
+    if locked is None:
+        raise NotFound("Company not found.")
+    changed = [name for name in COMPANY_EDITABLE_FIELDS if name in data and getattr(locked, name) != data[name]]
+    for name in changed:
+        setattr(locked, name, data[name])
+    if changed:
+        locked.save(update_fields=[*changed, "updated_at"])
+        if "traits" in changed:  # company fit rules read the traits
+            companies_recompute(company_ids=[locked.id], reason="fit")
+    return locked
+
+
+@transaction.atomic
+def company_merge(*, source: Company, target: Company) -> Company:
+    """Merge `source` into `target` (same project) and return the survivor, recomputed.
+
+    Every member moves; traits merge, the survivor's winning a conflict; the source stays as an alias
+    (`merged_into`), so leads keyed to it later land in the survivor, and so do the companies merged
+    into it before. Its scores go: the survivor's, recomputed, now count its members.
+    """
+    if source.project_id != target.project_id:
+        raise NotFound("Company not found.")
+    if source.id == target.id:
+        raise ApplicationError("A company cannot be merged into itself.", field="into")
+    # both locked in id order, as `companies_recompute` locks: merges and recomputes queue up, never deadlock
+    locked = {c.id: c for c in Company.objects.select_for_update().filter(id__in=[source.id, target.id]).order_by("id")}
+    source, target = locked.get(source.id), locked.get(target.id)  # type: ignore[assignment]
+    if source is None or target is None or source.merged_into_id or target.merged_into_id:
+        raise ApplicationError("This company was merged meanwhile.", field="into", code="conflict", status_code=409)
+    CompanyMembership.objects.filter(company=source).update(company=target)
+    Company.objects.filter(merged_into=source).update(merged_into=target, updated_at=timezone.now())
+    CompanyScore.objects.filter(company=source).delete()
+    target.traits = {**source.traits, **target.traits}
+    if target.name in ("", target.domain) and source.name not in ("", source.domain):
+        target.name = source.name  # a real name beats the placeholder (the domain) a company started with
+    target.domain = target.domain or source.domain
+    target.save(update_fields=["traits", "name", "domain", "updated_at"])
+    source.merged_into = target
+    source.save(update_fields=["merged_into", "updated_at"])
+    companies_recompute(company_ids=[target.id], reason="merge")
+    return target
+
+
+# Above this many companies, a settings change recomputes them in a Celery task, in chunks, not in the request.
+RECOMPUTE_INLINE_LIMIT = 500
+RECOMPUTE_CHUNK = 500
+PROJECT_RECOMPUTE_TASK = "companies.project_recompute_task"
+
+
+@transaction.atomic
+def company_rollup_settings_update(*, model: ScoringModel, data: dict[str, Any]) -> CompanyRollupSettings:
+    """Store the model's roll-up settings, then recompute the project's companies: at once for a few, in a
+    task after commit for many."""
+    row = CompanyRollupSettings.objects.select_for_update().filter(model=model).first()
+    if row is None:
+        row = CompanyRollupSettings(project_id=model.project_id, model=model)
+    for name, value in data.items():
+        setattr(row, name, value)
+    row.save()
+    companies = Company.objects.filter(project_id=model.project_id, merged_into__isnull=True)
+    if companies.count() <= RECOMPUTE_INLINE_LIMIT:
+        companies_recompute(company_ids=list(companies.values_list("id", flat=True)), reason="settings")
+    else:
+        project_id = model.project_id
+        transaction.on_commit(lambda: app.send_task(PROJECT_RECOMPUTE_TASK, kwargs={"project_id": project_id}))
+    return row
+
+
+def project_companies_recompute(*, project_id: int, chunk: int = RECOMPUTE_CHUNK) -> int:
+    """Recompute all the project's companies, a transaction per chunk of them; return how many."""
+    done, after = 0, 0
+    while True:
+        ids = list(
+            Company.objects.filter(project_id=project_id, merged_into__isnull=True, id__gt=after)
+            .order_by("id")
+            .values_list("id", flat=True)[:chunk]
+        )
+        if not ids:
+            return done
+        done += companies_recompute(company_ids=ids, reason="settings")
+        after = ids[-1]

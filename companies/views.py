@@ -19,17 +19,19 @@ from core.errors import ApplicationError, NotFound
 from ingest.selectors import events_for_leads
 from scoring.selectors import ModelChoice, scoring_model_choice
 
-from ._scratch import companies_export_csv, company_merge, company_model_scores, company_update
 from .forms import CompanyFilterForm, CompanyMergeForm, CompanyUpdateForm
 from .models import Company
 from .selectors import (
+    companies_export_csv,
     companies_for_project,
     company_for_project,
     company_history,
     company_members,
+    company_model_scores,
     company_rollup_settings,
     leads_of_company,
 )
+from .services import company_merge, company_update
 
 T = TypeVar("T")
 COMPANIES_PER_PAGE = 50
@@ -142,10 +144,11 @@ def _company_render(
     return render(request, "companies/company.html", context, status=status)
 
 
-def _fit_rule_name(rules: list[Any], index: Any) -> str:
-    """A company fit rule's name from its index in the model's roll-up settings (as the roll-up numbers them)."""
-    rule = rules[index] if isinstance(index, int) and 0 <= index < len(rules) else None
-    return str(rule.get("name") or f"Fit rule {index}") if isinstance(rule, dict) else f"Fit rule {index}"
+def _fit_rule_name(rules: list[Any], number: Any) -> str:
+    """A company fit rule's name from its number in the model's roll-up settings (from 1, as the roll-up numbers
+    them)."""
+    rule = rules[number - 1] if isinstance(number, int) and 1 <= number <= len(rules) else None
+    return str(rule.get("name") or f"Fit rule {number}") if isinstance(rule, dict) else f"Fit rule {number}"
 
 
 def _traits_text(traits: Any) -> str:

@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("automations.urls")),
     path("", include("companies.urls")),
     *automations_unnamespaced,
+    path("", include("companies.api_urls")),
 ]
 
 handler404 = "leadpulse.views.not_found"

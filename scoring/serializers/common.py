@@ -6,18 +6,15 @@ from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerial
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
 
-from core.fields import (
-    NO_NUL,
-)
-
-from .. import engine
-
-MAX_CONDITIONS = 20
+# the condition schema is scoring's contract (companies' fit rules take conditions too): re-exported here
+from ..contracts import CONDITION_SCHEMA as CONDITION_SCHEMA
+from ..contracts import CONDITION_VALUE as CONDITION_VALUE
+from ..contracts import MAX_CONDITIONS as MAX_CONDITIONS
+from ..contracts import NUMERIC_STRING as NUMERIC_STRING
 
 # What validation enforces beyond the fields' own constraints, for the OpenAPI document.
 # an event name ingest accepts, or "*", once trimmed
 EVENT_TYPE_PATTERN = r"^\s*(\*|[A-Za-z0-9_.:\-]([A-Za-z0-9_ .:\-]{0,126}[A-Za-z0-9_.:\-])?)\s*$"
-NUMERIC_STRING = r"^\s*[+-]?(\d(_?\d)*(\.(\d(_?\d)*)?)?|\.\d(_?\d)*)([eE][+-]?\d(_?\d)*)?\s*$"
 
 
 def openapi_patch(
@@ -80,59 +77,3 @@ class EnumFieldExtension(OpenApiSerializerFieldExtension):
         )
         auto_schema.registry.register_on_missing(component)
         return component.ref
-
-
-CONDITION_VALUE = {
-    "description": "Depends on `op`: ignored for exists/not_exists; a non-empty list (at most 500 items) for in; "
-    "a number (or numeric string) for gt/gte/lt/lte; an RE2 regular expression (1-500 characters) for regex; "
-    "a non-empty string or a number otherwise."
-}
-CONDITION_SCHEMA = {
-    "type": "object",
-    "description": "All conditions of a rule must hold. Values are compared case-insensitively as text, "
-    "or as numbers when both sides are numeric.",
-    "properties": {
-        "path": {
-            "type": "string",
-            "pattern": r"^[^.\x00]{1,64}(\.[^.\x00]{1,64}){0,7}$",
-            "description": "A dotted path of 1-8 parts (each 1-64 characters), e.g. `properties.url` or `traits.plan`.",
-        },
-        "op": {"type": "string", "enum": list(engine.OPERATORS)},
-        "value": CONDITION_VALUE,
-    },
-    "required": ["path", "op"],
-    "additionalProperties": False,
-    "oneOf": [
-        {"properties": {"op": {"enum": ["exists", "not_exists"]}}},
-        {
-            "properties": {
-                "op": {"enum": ["in"]},
-                "value": {"type": "array", "minItems": 1, "maxItems": 500, "items": {}},
-            },
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {"enum": ["gt", "gte", "lt", "lte"]},
-                "value": {"oneOf": [{"type": "number"}, {"type": "string", "pattern": NUMERIC_STRING}]},
-            },
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {"enum": ["regex"]},
-                "value": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": NO_NUL},
-            },
-            "required": ["value"],
-        },
-        {
-            "properties": {
-                "op": {
-                    "enum": ["eq", "neq", "contains", "not_contains", "starts_with", "ends_with"],
-                },
-                "value": {"oneOf": [{"type": "number"}, {"type": "string", "minLength": 1, "pattern": NO_NUL}]},
-            },
-            "required": ["value"],
-        },
-    ],
-}

@@ -14,13 +14,13 @@ from core.fields import (
     StrictIntegerField,
     StrictModelSerializer,
     StrictSerializer,
-    contains_nul,
     unknown_fields,
 )
 from ingest.contracts import event_name_valid
 from ingest.models import Lead
 
 from .. import engine
+from ..contracts import conditions_clean
 from ..models import RescoreJob, ScoringModel, ScoringRule
 from .common import CONDITION_SCHEMA, EVENT_TYPE_PATTERN, MAX_CONDITIONS, enum_field, openapi_patch
 
@@ -171,25 +171,9 @@ class RuleSerializer(StrictModelSerializer):
         read_only_fields = ["id"]
 
     def validate_conditions(self, value: Any) -> list[dict[str, Any]]:
-        if not isinstance(value, list) or len(value) > MAX_CONDITIONS:
-            raise serializers.ValidationError(f"Must be a list of at most {MAX_CONDITIONS} conditions.")
-        errors, cleaned = {}, []
-        for index, raw in enumerate(value):
-            if contains_nul(raw):
-                errors[f"conditions[{index}]"] = ["Must not contain NUL characters."]
-                continue
-            unknown = unknown_fields(raw, engine.CONDITION_FIELDS, prefix=f"conditions[{index}].")
-            if unknown:
-                errors.update(unknown)
-                continue
-            try:
-                condition = engine.compile_condition(raw)
-            except engine.ConditionError as exc:
-                errors[f"conditions[{index}]{'.' + exc.field if exc.field else ''}"] = [exc.message]
-                continue
-            cleaned.append({"path": condition.path, "op": condition.op, "value": condition.value})
+        cleaned, errors = conditions_clean(value)
         if errors:
-            raise serializers.ValidationError(errors)
+            raise serializers.ValidationError(errors.get("conditions", errors))
         return cleaned
 
     def to_internal_value(self, data: Any) -> Any:

@@ -35,6 +35,9 @@ from automations.services import (
     email_recipient_request,
     webhook_subscribe,
 )
+from companies.selectors import lead_companies
+from companies.services import lead_changes_consume
+from core.contracts import LeadChange
 from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
 from scoring.models import ScoringModel
@@ -58,6 +61,9 @@ SETTINGS = {"warmThreshold": 11, "hotThreshold": 31, "qualifiedThreshold": 60, "
 AUTOMATION_ROW = {"name": "Hot", "trigger": "stage_entered", "trigger_config": {"stage": "hot"}, "action": "webhook",
                   "action_config": {"url": "http://127.0.0.1:9/hook"}}  # fmt: skip
 LEAD = {"email": "ada@example.com", "name": "Ada", "company": "Analytical", "traits": {"plan": "pro"}}
+COMPANY_SETTINGS = {"topN": 2, "breadthPoints": 5, "breadthCap": 3, "windowDays": 14, "thresholds": None,
+                    "fitRules": [{"name": "Pro", "points": 10, "conditions": [{"path": "plan", "op": "eq",
+                                                                               "value": "pro"}]}]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,17 @@ OPS = [
     Op("DELETE", "/api/email-recipients/{recipient}", ADMIN),
     Op("GET", "/api/failed-jobs", MEMBER),
     Op("POST", "/api/failed-jobs/{failed_job}/replay", ADMIN),
+    # companies
+    Op("GET", "/api/companies", MEMBER, bad={"ordering": "traits"}, field="ordering"),
+    Op("GET", "/api/companies/export", MEMBER, bad={"stage": "boiling"}, field="stage"),
+    Op("GET", "/api/companies/leaderboard", MEMBER, bad={"limit": "abc"}, field="limit"),
+    Op("GET", "/api/companies/settings", MEMBER),
+    Op("PUT", "/api/companies/settings", ADMIN, COMPANY_SETTINGS, bad={**COMPANY_SETTINGS, "topN": -1}, field="topN"),
+    Op("GET", "/api/companies/{company}", MEMBER),
+    Op("PATCH", "/api/companies/{company}", MEMBER, {"name": "Renamed", "traits": {"plan": "pro"}},
+       bad={"traits": ["plan"]}, field="traits"),
+    Op("POST", "/api/companies/{company}/merge", MEMBER, lambda world, client: {"into": world.ids["other_company"]},
+       bad={"into": "x"}, field="into"),
     # ingest: the project's public write key, where each family of clients puts it
     Op("POST", "/api/ingest/event", INGEST, {"event": "page_view", "anonymousId": "audit-visitor"},
        bad={"event": "page_view"}, field="anonymousId", key_in="apiKey"),
@@ -264,6 +281,16 @@ MORE_BAD_INPUT = [
     ("POST /api/leads/{lead}/adjustments", {"points": 0, "reason": "audit"}, "points"),
     ("POST /api/leads/{lead}/adjustments", {"points": 5, "reason": "audit", "model": "nope"}, "model"),
     ("POST /api/leads/{lead}/adjustments", {"setTo": 5}, "reason"),
+    ("GET /api/companies", {"stage": "boiling"}, "stage"),
+    ("GET /api/companies", {"pageSize": "0"}, "pageSize"),
+    (
+        "PUT /api/companies/settings",
+        {**COMPANY_SETTINGS, "thresholds": {"warm": 9, "hot": 5, "qualified": 20}},
+        "thresholds",
+    ),
+    ("PUT /api/companies/settings", {**COMPANY_SETTINGS, "fitRules": [{"points": 1, "conditions": []}]}, "fitRules"),
+    ("PATCH /api/companies/{company}", {"domain": "evil.example"}, "domain"),
+    ("POST /api/companies/{company}/merge", {"into": 10**12}, "into"),
 ]
 BAD_INPUT_OPS = [op for op in OPS if op.bad is not None] + [
     replace(next(op for op in OPS if op.id == op_id), bad=bad, field=name) for op_id, bad, name in MORE_BAD_INPUT
@@ -303,6 +330,12 @@ def world_for(name: str) -> SimpleNamespace:
     # a delivery to the cloud-metadata address is refused when sent, and so dead-lettered at once
     delivery = delivery_create(project_id=project.id, url="http://169.254.169.254/latest", event="ping", data={})
     delivery_attempt(delivery_id=delivery.id)
+    # two companies, from two leads' work addresses, as scoring hands leads to companies
+    companies = [Lead.objects.create(project=project, anonymous_id=f"co-{n}", email=f"ada@{n}-audit.com")
+                 for n in ("acme", "globex")]  # fmt: skip
+    lead_changes_consume(changes=[LeadChange(kind="scored", project_id=project.id, lead_id=lead.id, old_score=0,
+                                             new_score=0, old_stage="cold", new_stage="cold")
+                                  for lead in companies])  # fmt: skip
     member, admin = UserFactory(), UserFactory()
     Membership.objects.create(user=member, project=project, role=Membership.Role.MEMBER)
     Membership.objects.create(user=admin, project=project, role=Membership.Role.ADMIN)
@@ -326,6 +359,8 @@ def world_for(name: str) -> SimpleNamespace:
         "version": 1,
         "failed_job": failed_jobs_for_project(project_id=project.id).get().id,
         "invitation": invitation.id,
+        "company": lead_companies(project=project, lead_ids=[companies[0].id])[companies[0].id].id,
+        "other_company": lead_companies(project=project, lead_ids=[companies[1].id])[companies[1].id].id,
     }
     clients = {user: client_for(user) for user in (owner, member, admin)}
     return SimpleNamespace(
@@ -666,6 +701,12 @@ NESTED_UNKNOWN_FIELDS = [
     ("POST /api/automations", {**EVENT_AUTOMATION, "triggerConfig": {"eventType": "signup", "conditions": [
         {"path": "properties.plan", "op": "exists", "within": 7}]}}, "triggerConfig.conditions[0].within"),
     ("PATCH /api/leads/{lead}", {"name": "Ada", "currentScore": 999}, "currentScore"),
+    ("PUT /api/companies/settings", {**COMPANY_SETTINGS, "fitRules": [{**COMPANY_SETTINGS["fitRules"][0], "x": 1}]},
+     "fitRules[0].x"),
+    ("PUT /api/companies/settings", {**COMPANY_SETTINGS, "thresholds": {"warm": 1, "hot": 2, "qualified": 3,
+                                                                         "x": 4}}, "thresholds.x"),
+    ("PUT /api/companies/settings", {**COMPANY_SETTINGS, "fitRules": [{**COMPANY_SETTINGS["fitRules"][0],
+     "conditions": [{"path": "plan", "op": "exists", "within": 7}]}]}, "fitRules[0].conditions[0].within"),
 ]  # fmt: skip
 
 

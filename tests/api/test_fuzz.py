@@ -19,6 +19,10 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from accounts.services import secret_key_create
+from companies.selectors import lead_companies
+from companies.services import lead_changes_consume
+from core.contracts import LeadChange
+from ingest.models import Lead
 from leadpulse.health import worker_heartbeat_record
 from tests.accounts.factories import invitation_with_token
 from tests.scoring.factories import scored_lead
@@ -80,7 +84,16 @@ SEMANTIC_400_SCORING: dict[str, str] = {
     "only engagement rules take a window",
     "POST /api/leads/{lead_id}/adjustments": "model must be a key of one of the project's models",
 }
-SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
+SEMANTIC_400_COMPANIES: dict[str, str] = {
+    "PATCH /api/companies/{company_id}": "traits: no NUL in keys and at most 32 KiB (OpenAPI 3.0 cannot say either)",
+    "POST /api/companies/{company_id}/merge": "into must be the id of another company of the project",
+    "PUT /api/companies/settings": "thresholds must rise: warm < hot < qualified; a regex condition must compile "
+    "with RE2",
+}
+SEMANTIC_400 = (
+    SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
+    | SEMANTIC_400_COMPANIES
+)  # fmt: skip
 
 HOT = {
     "name": "Hot",
@@ -102,6 +115,10 @@ def world(tenant):
     secret_key, _raw = secret_key_create(project=tenant.project)
     invitation, _ = invitation_with_token(project=tenant.project, email="fuzz@example.com", invited_by=tenant.owner)
     worker_heartbeat_record(hostname="fuzz@test")  # /api/health is 503 without a worker
+    company_lead = Lead.objects.create(project=tenant.project, anonymous_id="fuzz-ada", email="ada@fuzz-acme.com")
+    change = LeadChange(kind="scored", project_id=tenant.project.id, lead_id=company_lead.id, old_score=0,
+                        new_score=0, old_stage="cold", new_stage="cold")  # fmt: skip
+    lead_changes_consume(changes=[change])  # a company, as scoring hands the lead to companies
     ids = {
         "lead_id": lead.id,
         "rule_id": tenant.project.scoring_rules.first().id,
@@ -110,6 +127,7 @@ def world(tenant):
         "project_id": tenant.project.id,
         "key_id": secret_key.id,
         "invitation_id": invitation.id,
+        "company_id": lead_companies(project=tenant.project, lead_ids=[company_lead.id])[company_lead.id].id,
     }
     # As Django's test client does while it runs a request (so only after the setup's requests):
     # a request's start and end must not close the connection holding the test's transaction.

@@ -228,3 +228,49 @@ def test_a_merged_away_companys_page_leads_to_its_survivor(tenant, acme):
     CompanyMembership.objects.filter(company=globex).update(company=acme)
     response = signed_in(tenant.owner).get(f"/companies/{globex.id}/")
     assert response.status_code == 302 and response["Location"] == f"/companies/{acme.id}/"
+
+
+def test_a_member_edits_the_name_and_traits_through_the_apis_service(tenant, acme):
+    member = UserFactory()
+    Membership.objects.create(user=member, project=tenant.project, role=Membership.Role.MEMBER)
+    client = signed_in(member)
+    response = client.post(f"/companies/{acme.id}/edit/", {"name": "Acme Inc", "traits": '{"industry": "software"}'})
+    assert response.status_code == 302 and response["Location"] == f"/companies/{acme.id}/"
+    acme.refresh_from_db()
+    assert (acme.name, acme.traits) == ("Acme Inc", {"industry": "software"})
+    page = client.get(f"/companies/{acme.id}/").content.decode()
+    assert "Acme Inc" in page and "software" in page
+
+
+@pytest.mark.parametrize(
+    ("traits", "message"),
+    [("[1, 2]", "Must be a JSON object."), ("{nope", "Must be JSON"), ('{"a": "\\u0000"}', "NUL")],
+)
+def test_bad_traits_are_refused_with_the_field_named(tenant, acme, traits, message):
+    response = signed_in(tenant.owner).post(f"/companies/{acme.id}/edit/", {"name": "X", "traits": traits})
+    assert response.status_code == 400
+    assert message in " ".join(response.context["form"].errors["traits"])
+    assert 'data-error-for="traits"' in response.content.decode()
+    acme.refresh_from_db()
+    assert (acme.name, acme.traits) == ("acme.com", {})
+
+
+def test_an_admin_reviews_then_merges_a_company(tenant, acme):
+    globex = Company.objects.get(project=tenant.project, key="globex.com")
+    client = signed_in(tenant.owner)
+    review = client.get(f"/companies/{globex.id}/merge/?into={acme.id}")
+    assert review.status_code == 200 and 'id="merge-form"' in review.content.decode()
+    assert Company.objects.get(id=globex.id).merged_into_id is None  # asking changes nothing
+    assert client.get(f"/companies/{globex.id}/merge/?into={globex.id}").status_code == 400
+    assert client.get(f"/companies/{globex.id}/merge/?into=x").status_code == 400
+
+    response = client.post(f"/companies/{globex.id}/merge/", {"into": acme.id})
+
+    assert response.status_code == 302 and response["Location"] == f"/companies/{acme.id}/"
+    assert Company.objects.get(id=globex.id).merged_into_id == acme.id
+    page = client.get(f"/companies/{acme.id}/")
+    assert (
+        page.context["company"].member_count == 4 and page.context["company"].score == 30 + 15 + 10 + 2 * 10
+    )  # gil, cy, ann; gil and cy engaged
+    assert client.get(f"/companies/{globex.id}/").status_code == 302  # the merged id leads to the survivor
+    assert [c.key for c in client.get("/companies/").context["page"].object_list] == ["acme.com"]

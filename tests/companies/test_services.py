@@ -251,9 +251,9 @@ def test_a_thousand_member_changes_of_one_company_cost_what_ten_do(tenant):
     def statements(context):
         return [q["sql"] for q in context.captured_queries if "SAVEPOINT" not in q["sql"]]
 
-    # the members' lead locks, the models' keys for the history rows, the history rows (automations' asking
-    # whether the project listens is cached)
-    assert len(statements(many)) == len(statements(few)) <= 14
+    # the members' lead locks, the models' keys for the history rows, the history rows, the models' roll-up
+    # settings (automations' asking whether the project listens is cached)
+    assert len(statements(many)) == len(statements(few)) <= 15
     assert writes(many).count('INSERT INTO "companies_companyscore"') == 1
     # the top three, and breadth for five (the cap) of the 20 warm members active lately (odd i >= 11)
     assert primary_score(Company.objects.get()).score == 49 + 48 + 47 + 5 * 10
