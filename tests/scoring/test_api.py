@@ -8,6 +8,7 @@ LEAD_FIELDS = {
     "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
     "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt", "matrixCell",
     "scores",
+    "associatedCompany",  # a lead facet (companies)
 }  # fmt: skip
 
 
@@ -57,11 +58,12 @@ def test_list_rejects_bad_filters(tenant, leads, query, field):
 
 
 def test_list_query_count_does_not_grow_with_leads(tenant, leads, django_assert_num_queries):
-    with django_assert_num_queries(5):  # user, membership, count, page, the models (for `scores`)
+    # user, membership, count, page, the models (for `scores`), the lead facets (companies: the leads' companies)
+    with django_assert_num_queries(6):
         assert tenant.client.get("/api/leads").status_code == 200
     for i in range(20):
         scored_lead(tenant.project, f"more-{i}", "page_view")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(6):
         assert len(tenant.client.get("/api/leads").json()["results"]) == 24
 
 

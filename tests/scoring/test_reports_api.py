@@ -80,7 +80,7 @@ def test_a_write_key_does_not_list_events(tenant):
 def test_leaderboard_ranks_live_leads_by_score(tenant, leads, django_assert_num_queries):
     expected = sorted(live_leads(tenant.project), key=lambda lead: (-lead.current_score, -lead.id))
 
-    with django_assert_num_queries(5):  # user, membership, page, count (the lead tallies), the models
+    with django_assert_num_queries(6):  # user, membership, page, count (the lead tallies), the models, lead facets
         response = tenant.client.get("/api/leaderboard", {"limit": 4, "offset": 1})
 
     assert response.status_code == 200
@@ -143,8 +143,9 @@ def test_dashboard_matches_independent_counts(tenant, leads, django_assert_num_q
     events = list(Event.objects.filter(project=tenant.project))
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
 
-    # user, membership, the lead tallies, events per day, by name, the newest timestamp, the top ten, the models
-    with django_assert_num_queries(8) as queries:
+    # user, membership, the lead tallies, events per day, by name, the newest timestamp, the top ten, the models,
+    # the lead facets (companies: the top ten's companies)
+    with django_assert_num_queries(9) as queries:
         response = tenant.client.get("/api/analytics/dashboard")
     # the leads table is read once, for ten rows (an index range, whatever the number of leads)
     lead_reads = [query["sql"] for query in queries.captured_queries if '"ingest_lead"' in query["sql"]]
