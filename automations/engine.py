@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from django.core import signing
 
-from core.contracts import LeadChange
+from core.contracts import CompanyChange, LeadChange
 from scoring import contracts as scoring_engine
 
 from . import triggers
@@ -30,6 +30,16 @@ def trigger_fires(
     if (change.model != config["model"]) if config.get("model") else not change.primary:
         return None
     return found.fires(config, change, events)
+
+
+def company_trigger_fires(trigger: str, config: dict[str, Any], change: CompanyChange) -> dict[str, Any] | None:
+    """What fired, or None: the registered company trigger's decision on this company change."""
+    found = triggers.registry.get(trigger)
+    if found is None or found.subject != "company":
+        return None
+    if (change.model != config["model"]) if config.get("model") else not change.primary:
+        return None
+    return found.company_fires(config, change)
 
 
 def lead_conditions_hold(conditions: dict[str, Any], lead: dict[str, Any]) -> bool:

@@ -31,7 +31,7 @@ class AutomationRule(TimeStampedModel):
 
 
 class AutomationExecution(TimeStampedModel):
-    """One firing of a rule for a lead. At most one per rule, lead and cooldown window."""
+    """One firing of a rule for its subject, a lead or a company: at most one per rule, subject and cooldown window."""
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -41,7 +41,15 @@ class AutomationExecution(TimeStampedModel):
 
     project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="automation_executions")
     rule = models.ForeignKey(AutomationRule, on_delete=models.CASCADE, related_name="executions")
-    lead = models.ForeignKey("ingest.Lead", on_delete=models.CASCADE, related_name="automation_executions")
+    # the subject: a lead (lead triggers) or a company (company triggers), never both
+    lead = models.ForeignKey(
+        "ingest.Lead", null=True, blank=True, on_delete=models.CASCADE, related_name="automation_executions"
+    )
+    company = models.ForeignKey(
+        "companies.Company", null=True, blank=True, on_delete=models.CASCADE, related_name="automation_executions"
+    )
+    # a company subject as it was when the rule fired: {"company": {...}, "member": {...} | None}
+    subject = models.JSONField(default=dict, blank=True)
     window = models.BigIntegerField()  # the cooldown window number: epoch seconds // cooldown
     trigger = models.JSONField(default=dict)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -53,11 +61,18 @@ class AutomationExecution(TimeStampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["rule", "lead", "window"], name="execution_once_per_window"),
+            models.UniqueConstraint(fields=["rule", "company", "window"], name="execution_once_per_company_window"),
+            models.CheckConstraint(
+                condition=models.Q(lead__isnull=False, company__isnull=True)
+                | models.Q(lead__isnull=True, company__isnull=False),
+                name="execution_one_subject",
+            ),
         ]
         indexes = [models.Index(fields=["rule", "-created_at"], name="execution_rule_time_idx")]
 
     def __str__(self) -> str:
-        return f"{self.rule_id} → {self.lead_id} ({self.status})"
+        subject = f"company {self.company_id}" if self.company_id else self.lead_id
+        return f"{self.rule_id} → {subject} ({self.status})"
 
 
 def new_signing_secret() -> str:

@@ -56,7 +56,15 @@ def _variants(registry: Iterable[triggers.Trigger | actions.Action], key: str, c
 
 
 def _trigger_variants() -> list[dict[str, Any]]:
-    return _variants(triggers.registry, "trigger", "triggerConfig")
+    """As `_variants`; a trigger of another subject than leads (companies) also names its possible actions, and
+    takes no lead conditions."""
+    variants = _variants(triggers.registry, "trigger", "triggerConfig")
+    for variant, trigger in zip(variants, triggers.registry, strict=True):
+        if trigger.subject != "lead":
+            usable = "|".join(re.escape(a.key) for a in actions.registry if trigger.subject in a.subjects)
+            variant["properties"]["action"] = {"type": "string", "pattern": f"^({usable})$"}
+            variant["properties"]["leadConditions"] = {"type": "object", "maxProperties": 0}
+    return variants
 
 
 def _action_variants() -> list[dict[str, Any]]:
@@ -161,6 +169,7 @@ class AutomationRuleSerializer(StrictModelSerializer):
         conditions = attrs.get("lead_conditions", getattr(self.instance, "lead_conditions", {}))
         if not isinstance(conditions, dict):
             raise serializers.ValidationError({"leadConditions": ["Must be an object."]})
+        self._subject_validate(trigger, action, conditions)
         unknown = set(conditions) - {"stages", "minScore", "maxScore", "grades", "traits"}
         if unknown:
             raise serializers.ValidationError({f"leadConditions.{sorted(unknown)[0]}": ["Unknown condition."]})
@@ -176,6 +185,17 @@ class AutomationRuleSerializer(StrictModelSerializer):
         if traits:
             raise serializers.ValidationError(traits)
         return attrs
+
+    def _subject_validate(self, trigger: Any, action: Any, conditions: dict[str, Any]) -> None:
+        """A company trigger's rule takes an action that can act on a company, and no conditions on a lead."""
+        found = triggers.registry.get(trigger)
+        subject = found.subject if found is not None else "lead"
+        entry = actions.registry.get(action)
+        if entry is not None and subject not in entry.subjects:
+            usable = ", ".join(a.key for a in actions.registry if subject in a.subjects)
+            raise serializers.ValidationError({"action": [f"A {subject} trigger's action is one of: {usable}."]})
+        if subject != "lead" and conditions:
+            raise serializers.ValidationError({"leadConditions": [f"A {subject} trigger takes no lead conditions."]})
 
     def _config_validate(
         self, attrs: dict[str, Any], entry: triggers.Trigger | actions.Action | None, kind: str, source: str, name: str
@@ -202,7 +222,10 @@ class ObjectField(serializers.JSONField):
 
 @extend_schema_serializer(component_name="AutomationExecution")
 class AutomationExecutionSerializer(serializers.ModelSerializer):
-    leadId = serializers.IntegerField(source="lead_id")
+    leadId = serializers.IntegerField(source="lead_id", allow_null=True, help_text="The lead (a lead trigger's rule).")
+    companyId = serializers.IntegerField(
+        source="company_id", allow_null=True, help_text="The company (a company trigger's rule)."
+    )
     trigger = ObjectField(help_text="What fired the rule, e.g. the stage entered or the event received.")
     responseCode = serializers.IntegerField(source="response_code", allow_null=True)
     createdAt = serializers.DateTimeField(source="created_at")
@@ -210,7 +233,10 @@ class AutomationExecutionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AutomationExecution
-        fields = ["id", "leadId", "trigger", "status", "attempts", "responseCode", "error", "createdAt", "finishedAt"]
+        fields = [
+            "id", "leadId", "companyId", "trigger", "status", "attempts", "responseCode", "error", "createdAt",
+            "finishedAt",
+        ]  # fmt: skip
         read_only_fields = fields  # output only
 
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from core.contracts import LeadChange
+from core.contracts import CompanyChange, LeadChange
 
 from . import services
 
@@ -16,6 +16,14 @@ def lead_changed_task(*, change: dict) -> int:
 def lead_changes_task(*, changes: list[dict]) -> int:
     """Handle a scoring batch's lead changes in order (each keeps its change id: a retry repeats none)."""
     return sum(services.lead_change_handle(change=LeadChange.from_message(change)) for change in changes)
+
+
+@shared_task(
+    name="automations.company_changes_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
+)
+def company_changes_task(*, changes: list[dict]) -> int:
+    """Fire company automations for a recompute's committed company changes (a retry fires none twice)."""
+    return sum(services.company_change_handle(change=CompanyChange.from_message(change)) for change in changes)
 
 
 @shared_task(name="automations.automation_execute_task", autoretry_for=(OperationalError,), max_retries=5)

@@ -13,6 +13,12 @@ Phases, in order:
            on uvicorn; both propose page_view at `--points` points
   rescore  `scoring.services.rule_update` sets page_view to `--points` on the same worker;
            wall = the update -> the re-score job succeeded
+  companies  on a copy of the loaded backlog, every lead gets a work email on one of `--domains` domains
+           (default 1,000: 10 leads a company), then one process scores it in batches of
+           LEADPULSE_SCORE_BATCH leads (`scoring.services.leads_score`, as the worker does) and hands each
+           batch's company message to `companies.services.lead_changes_consume`, as the companies task
+           does; the two are timed apart, so the roll-up's cost is a ratio to lead scoring in the same run
+           (`--no-companies`: skipped)
 The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
 With `--concurrency 1,2` the score and re-score phases are repeated, on a copy of the loaded database
 and a worker of that concurrency each (the same rule change on the same scored data).
@@ -151,6 +157,67 @@ for n in range(1, ARGS["models"]):  # each model scores the same events differen
                                                 event_type=r.event_type, points=r.points + n % 7,
                                                 conditions=r.conditions) for r in rules)
 emit(models=ScoringModel.objects.filter(project_id=ARGS["project"]).count())
+"""
+COMPANIES_CODE = """
+import os, random
+from django.conf import settings
+from django.db import connection, reset_queries
+import core.pipeline
+from companies.domains import company_key
+from companies.models import Company, CompanyMembership, CompanyScoreHistory
+from companies.services import lead_changes_consume
+from core.contracts import COMPANY_LEAD_CHANGES_TASK, LeadChange
+from ingest.models import Lead
+from scoring.services import leads_score
+project, domains = ARGS["project"], ARGS["domains"]
+with connection.cursor() as cursor:  # work emails on `domains` domains (not timed): what identify calls would set
+    cursor.execute("UPDATE ingest_lead SET email = anonymous_id || '@co' || (id %% %s) || '.com' WHERE project_id = %s",
+                   [domains, project])
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    backend = cursor.fetchone()[0]
+def cpu():  # this process's CPU and its PostgreSQL backend's (same machine): robust to the machine's load
+    try:
+        fields = open(f"/proc/{backend}/stat").read().rpartition(")")[2].split()
+    except OSError:  # PostgreSQL on another machine: this process's only
+        return time.process_time()
+    return time.process_time() + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+company_key(email="warm@up.example.com")  # a worker parses the bundled suffix list once per process, not per batch
+sent = []  # what scoring hands over after commit, by task name (the companies task's messages are run below)
+core.pipeline.app.send_task = lambda name, kwargs=None, **_: sent.append((name, kwargs))
+ids = list(Lead.objects.filter(project_id=project).values_list("id", flat=True))
+random.Random(ARGS["seed"]).shuffle(ids)  # as the pending set pops them: a batch spans many companies
+size = settings.LEADPULSE_SCORE_BATCH
+queue = [ids[i:i + size] for i in range(0, len(ids), size)]
+score_s = companies_s = score_cpu = companies_cpu = 0.0
+batches = recomputed = events = 0
+queries = []
+while queue:
+    batch = queue.pop(0)
+    c0, t0 = cpu(), time.perf_counter()
+    result = leads_score(lead_ids=batch)
+    c1, t1 = cpu(), time.perf_counter()
+    messages = [kwargs for name, kwargs in sent if name == COMPANY_LEAD_CHANGES_TASK]
+    sent.clear()
+    reset_queries()
+    connection.force_debug_cursor = True  # count the roll-up's statements
+    for message in messages:
+        recomputed += lead_changes_consume(changes=[LeadChange.from_message(c) for c in message["changes"]])
+    c2, t2 = cpu(), time.perf_counter()
+    connection.force_debug_cursor = False
+    score_cpu, companies_cpu = score_cpu + c1 - c0, companies_cpu + c2 - c1
+    queries.append(len(connection.queries))
+    score_s, companies_s = score_s + t1 - t0, companies_s + t2 - t1
+    batches, events = batches + 1, events + result.events
+    left = sorted(result.more | result.busy)
+    if left:
+        queue.append(left)
+emit(score_s=score_s, companies_s=companies_s, score_cpu=score_cpu, companies_cpu=companies_cpu, batches=batches,
+     events=events, recomputed=recomputed,
+     companies=Company.objects.filter(project_id=project).count(),
+     members=CompanyMembership.objects.filter(project_id=project).count(),
+     history=CompanyScoreHistory.objects.filter(project_id=project).count(),
+     queries_max=max(queries or [0]), queries_mean=sum(queries) / max(len(queries), 1))
 """
 
 
@@ -339,6 +406,27 @@ def phase_rescore(args: argparse.Namespace, project: int, concurrency: int, work
     return {**row("rescore", concurrency, done, events, wall, notes), "log_errors": problems[:10]}
 
 
+def phase_companies(args: argparse.Namespace, project: int) -> dict:
+    print(f"[companies] {args.domains} domains; scoring in batches, then the roll-up of each batch", flush=True)
+    params = {"project": project, "domains": args.domains, "seed": args.seed}
+    out = django_child("companies", COMPANIES_CODE, params, args.timeout)
+    with psycopg.connect(DATABASE_URL, autocommit=True) as db:
+        events, leads = counts(db)
+    ratio = out["companies_s"] / out["score_s"] if out["score_s"] else None
+    cpu_ratio = out["companies_cpu"] / out["score_cpu"] if out["score_cpu"] else None
+    notes = (
+        f"lead scoring alone {out['score_s']:.1f} s; company roll-up consumed {out['companies_s']:.1f} s "
+        f"= +{ratio:.1%} on top (CPU of the process and its PostgreSQL backend: {out['score_cpu']:.1f} s, "
+        f"+{out['companies_cpu']:.1f} s = +{cpu_ratio:.1%}) ({out['batches']} batches, "
+        f"{out['recomputed']} company recomputes, "
+        f"{out['companies']} companies, {out['members']} members, {out['history']} history rows; "
+        f"roll-up statements per batch mean {out['queries_mean']:.1f}, max {out['queries_max']})"
+    )
+    wall = out["score_s"] + out["companies_s"]
+    extra = {"companies_ratio": ratio, "companies_cpu_ratio": cpu_ratio, "companies": out}
+    return {**row("score+companies", 1, leads, events, wall, notes), **extra}
+
+
 COLUMNS = [("phase", "phase", 16), ("conc", "concurrency", 4), ("leads", "leads", 6), ("events", "events", 7),
            ("wall s", "wall_s", 8), ("leads/s", "leads_per_s", 8), ("events/s", "events_per_s", 9),
            ("load1", "load_1m", 5), ("notes", "notes", 0)]  # fmt: skip
@@ -370,6 +458,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--models", default="1", help="comma-separated scoring-model counts for the score phase (one worker)"
     )
+    p.add_argument("--domains", type=int, default=1000, help="the companies phase's email domains (companies)")
+    p.add_argument("--no-companies", dest="companies", action="store_false", help="skip the companies phase")
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for a phase")
@@ -410,7 +500,7 @@ def main() -> None:
         # statistics the planner guesses, and scoring's reads run several times slower.
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute("ANALYZE")
-    if len(args.concurrency) > 1 or any(m > 1 for m in args.models):
+    if len(args.concurrency) > 1 or any(m > 1 for m in args.models) or args.companies:
         db_snapshot()
 
     rows: list[dict] = []
@@ -426,6 +516,9 @@ def main() -> None:
                 rows.append(phase_rescore(args, project, concurrency, RESULTS / f"scoring_worker_c{concurrency}.log"))
             finally:
                 children.stop()
+        if args.companies:  # the same backlog, its leads on `--domains` companies
+            db_recreate(template=SNAPSHOT)
+            rows.append(phase_companies(args, project))
         for models in (m for m in args.models if m > 1):  # the same backlog, scored under N models at once
             children = Children()
             try:

@@ -12,6 +12,7 @@ unless it is a free-mail or disposable one (the maintained lists of the `free-em
 `disposable-email-domains` packages). A company name alone is no key: two "Acme"s are not one firm.
 """
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,12 @@ def email_company_domain(email: Any) -> str:
     """The email's company domain: its registrable domain unless free-mail or disposable."""
     if not isinstance(email, str) or "@" not in email:
         return ""
-    host = email.strip().lower().rpartition("@")[2]
+    return _host_company_domain(email.strip().lower().rpartition("@")[2])
+
+
+@functools.lru_cache(maxsize=65536)
+def _host_company_domain(host: str) -> str:
+    """Cached: a batch's leads share a few hosts, and parsing one against the suffix list is the slow part."""
     domain = domain_normalise(host)
     if not domain or email_domain_is_personal(host) or email_domain_is_personal(domain):
         return ""

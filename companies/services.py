@@ -5,25 +5,26 @@ leads it changed, and `lead_changes_consume` assigns them and recomputes every c
 once, whatever the number of member changes in the batch.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from celery import current_app as app
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
 from core.errors import ApplicationError, NotFound
 from core.pipeline import companies_changed
 from core.realtime import project_broadcast
-from ingest.selectors import LeadProfile, leads_profiles, leads_share_lock
+from core.sql import int_array
+from ingest.selectors import LeadProfile, leads_profiles_locked
 from scoring.contracts import stage_for
 from scoring.models import ScoringModel
-from scoring.selectors import leads_results, scoring_models_for_project
+from scoring.selectors import leads_results
 
 from .domains import CompanyKey, company_key
 from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore, CompanyScoreHistory
@@ -52,32 +53,46 @@ def leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
 
     A lead re-homed leaves its old company: both are touched. Leads merged away or erased leave theirs.
     """
+    return _leads_assign(project_id=project_id, lead_ids=lead_ids)
+
+
+def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     # Share-locked, in id order: an erase (which locks its leads FOR UPDATE) waits for this assignment, or
     # this one waits for the erase and finds its leads gone, so no membership outlives its erased lead.
-    ids = leads_share_lock(project_id=project_id, lead_ids=lead_ids)
-    profiles = leads_profiles(project_id=project_id, lead_ids=ids)
+    # With them the leads merged into them: a merged lead's events (and person) are its survivor's now.
+    locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
+    profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    # and the leads merged into them: a merged lead's events (and person) are its survivor's now
-    memberships = CompanyMembership.objects.filter(project_id=project_id).filter(
-        Q(lead_id__in=ids) | Q(lead__merged_into_id__in=ids)
-    )
+    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=[*profiles, *locked.merged])
     current = dict(memberships.values_list("lead_id", "company_id"))
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
     target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
     gone = [lead_id for lead_id in current if lead_id not in target]
     if gone:
-        CompanyMembership.objects.filter(project_id=project_id, lead_id__in=gone).delete()
-    moved = [
-        CompanyMembership(project_id=project_id, lead_id=lead_id, company_id=company_id)
-        for lead_id, company_id in target.items()
-        if current.get(lead_id) != company_id
-    ]
+        CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=gone).delete()
+    moved = {lead_id: company_id for lead_id, company_id in target.items() if current.get(lead_id) != company_id}
     if moved:
-        CompanyMembership.objects.bulk_create(
-            moved, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
-        )
+        _memberships_upsert(project_id=project_id, moved=moved)
     return set(current.values()) | set(target.values())
+
+
+def _memberships_upsert(*, project_id: int, moved: dict[int, int]) -> None:
+    """Put the leads in their companies (lead id -> company id): one statement, no model instances."""
+    if connection.vendor != "postgresql":
+        rows = [CompanyMembership(project_id=project_id, lead_id=lead, company_id=to) for lead, to in moved.items()]
+        CompanyMembership.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["lead"], update_fields=["company"]
+        )
+        return
+    table = connection.ops.quote_name(CompanyMembership._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, lead_id, company_id, created_at)"  # noqa: S608
+            " SELECT %s, lead, company, now() FROM unnest(%s::bigint[], %s::bigint[]) AS m(lead, company)"
+            " ON CONFLICT (lead_id) DO UPDATE SET company_id = EXCLUDED.company_id",
+            [project_id, int_array(moved), int_array(moved.values())],
+        )
 
 
 def _companies_upsert(
@@ -91,12 +106,15 @@ def _companies_upsert(
         key = leads[lead_id]
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
-    Company.objects.bulk_create(
-        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
-        ignore_conflicts=True,
-    )
     by_key = {key.key: key for key in keys}
-    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
+    companies = list(Company.objects.filter(project_id=project_id, key__any_of=list(by_key)))
+    missing = sorted(set(by_key) - {company.key for company in companies})
+    if missing:  # created, then read back: another worker may have created one meanwhile, with its traits
+        new = [
+            Company(project_id=project_id, key=key, domain=by_key[key].domain, name=by_key[key].name) for key in missing
+        ]
+        Company.objects.bulk_create(new, ignore_conflicts=True)
+        companies += Company.objects.filter(project_id=project_id, key__any_of=missing)
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
@@ -119,37 +137,59 @@ def _companies_upsert(
 def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
     """Recompute every model's score of the companies from their members' results; return the companies.
 
-    A few queries whatever the number of companies and members (per project: the members' results, and
-    its models' keys when a score moved). Each score or stage that changed gets a history row saying
-    which member moved it and why (`reason`); after commit the changes go to automations (by task name)
-    and one `company.updated` broadcast per project goes to its WebSocket group.
+    See `_companies_recompute`.
+    """
+    return _companies_recompute(company_ids=company_ids, reason=reason)
+
+
+class _Company(NamedTuple):
+    id: int
+    project_id: int
+    name: str
+    domain: str
+    traits: dict[str, Any]
+
+
+class _Move(NamedTuple):
+    company: _Company
+    model_id: int
+    old_score: int
+    old_stage: str
+    result: CompanyResult
+
+
+def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReason = "member") -> int:
+    """Recompute every model's score of the companies from their members' results; return the companies.
+
+    A few queries whatever the number of companies and members (per project: the members' results). Each
+    score or stage that changed gets a history row saying which member moved it and why (`reason`); after
+    commit the changes go to automations (by task name) and one `company.updated` broadcast per project
+    goes to its WebSocket group. Rows are plain tuples and the writes hand-written on PostgreSQL: this runs
+    once per scoring batch, and model instances cost more than the statements.
     """
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
     # (a company merged away has no score of its own: its members are its survivor's)
-    companies = list(
-        Company.objects.select_for_update(of=("self",))
-        .select_related("project")
-        .filter(id__in=ids, merged_into__isnull=True)
-        .order_by("id")
-    )
+    locked = Company.objects.select_for_update().filter(id__any_of=ids, merged_into__isnull=True).order_by("id")
+    companies = [_Company(*row) for row in locked.values_list("id", "project_id", "name", "domain", "traits")]
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
-    for company_id, lead_id in CompanyMembership.objects.filter(company_id__in=ids).values_list(
+    for company_id, lead_id in CompanyMembership.objects.filter(company_id__any_of=ids).values_list(
         "company_id", "lead_id"
     ):
         members[company_id].append(lead_id)
     previous = {
         (company_id, model_id): (score, stage, breakdown)
         for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
-            company_id__in=ids
+            company_id__any_of=ids
         ).values_list("company_id", "model_id", "score", "stage", "breakdown")
     }
     now = timezone.now()
-    rows: list[CompanyScore] = []
-    moves: list[tuple[Company, int, int, str, CompanyResult]] = []  # (company, model id, old score, old stage, new)
-    by_project: dict[int, list[Company]] = defaultdict(list)
+    rows: list[tuple[int, int, CompanyResult]] = []  # (company id, model id, result) to store
+    moves: list[_Move] = []
+    models: dict[int, tuple[str, bool]] = {}  # model id -> (key, primary)
+    by_project: dict[int, list[_Company]] = defaultdict(list)
     for company in companies:
         by_project[company.project_id].append(company)
     configs = rollup_configs(project_ids=by_project)
@@ -157,6 +197,7 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
         results = leads_results(
             project_id=project_id, lead_ids=[lead for c in project_companies for lead in members[c.id]]
         )
+        models |= {model_id: (key, model_id == results.primary) for model_id, key in results.keys.items()}
         for company in project_companies:
             for model_id, policy in results.policies.items():
                 found = [
@@ -170,50 +211,85 @@ def companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeReas
                 old_score, old_stage, breakdown = stored or (0, stage_for(0, config.thresholds or policy), {})
                 result = company_moved(result, previous=contributions_from_json(breakdown))
                 if (result.score, result.stage) != (old_score, old_stage):
-                    moves.append((company, model_id, old_score, old_stage, result))
-                elif stored is not None and _unmoved(breakdown, result):
+                    moves.append(_Move(company, model_id, old_score, old_stage, result))
+                elif stored is not None and _unmoved(breakdown, result.to_json()):
                     continue  # nothing moved: the stored row stays as it is
-                rows.append(
-                    CompanyScore(
-                        company_id=company.id, model_id=model_id, score=result.score, stage=result.stage,
-                        breakdown=result.to_json(), updated_at=now,
-                    )
-                )  # fmt: skip
+                rows.append((company.id, model_id, result))
     if rows:
-        CompanyScore.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["company", "model"],
-            update_fields=["score", "stage", "breakdown", "updated_at"],
-        )
+        _scores_write(rows=rows, now=now)
     if moves:
-        _companies_moved(moves=moves, reason=reason, now=now)
+        _history_write(moves=moves, reason=reason, now=now)
+        _companies_moved(moves=moves, models=models, reason=reason)
     return len(companies)
 
 
-def _unmoved(stored: dict[str, Any], result: CompanyResult) -> bool:
-    """The stored breakdown says what the new result says (who moved it last aside)."""
-    return {**stored, "movedBy": None} == {**result.to_json(), "movedBy": None}
+def _unmoved(stored: dict[str, Any], result: dict[str, Any]) -> bool:
+    """The stored breakdown says what the new result's says (who moved it last aside)."""
+    return {**stored, "movedBy": None} == {**result, "movedBy": None}
 
 
-def _companies_moved(
-    *, moves: list[tuple[Company, int, int, str, CompanyResult]], reason: CompanyChangeReason, now: datetime
-) -> None:
-    """History rows for the scores and stages that moved; after commit, their changes and one broadcast a project."""
-    models: dict[int, tuple[str, bool]] = {}
-    for project in {company.project_id: company.project for company, *_ in moves}.values():
-        for model in scoring_models_for_project(project=project):
-            models[model.id] = (model.key, model.is_primary)
-    CompanyScoreHistory.objects.bulk_create(
-        [
-            CompanyScoreHistory(
-                project_id=company.project_id, company_id=company.id, model_id=model_id, old_score=old_score,
-                new_score=result.score, delta=result.score - old_score, old_stage=old_stage, new_stage=result.stage,
-                moved_by_id=result.moved_by, reason=reason, occurred_at=now,
-            )
-            for company, model_id, old_score, old_stage, result in moves
-        ]
-    )  # fmt: skip
+def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) -> None:
+    """Upsert the companies' scores (company id, model id, result): one statement."""
+    if connection.vendor != "postgresql":
+        CompanyScore.objects.bulk_create(
+            [
+                CompanyScore(company_id=company_id, model_id=model_id, score=result.score, stage=result.stage,
+                             breakdown=result.to_json(), updated_at=now)
+                for company_id, model_id, result in rows
+            ],
+            update_conflicts=True, unique_fields=["company", "model"],
+            update_fields=["score", "stage", "breakdown", "updated_at"],
+        )  # fmt: skip
+        return
+    # the rows as one JSON document: psycopg quotes one string, not an array of JSON texts element by element
+    table = connection.ops.quote_name(CompanyScore._meta.db_table)
+    document = json.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
+                           for company_id, model_id, result in rows])  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (company_id, model_id, score, stage, breakdown, updated_at)"  # noqa: S608
+            " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::int, r->>3, r->4, %s"
+            " FROM jsonb_array_elements(%s::jsonb) AS r ON CONFLICT (company_id, model_id) DO UPDATE SET"
+            " score = EXCLUDED.score, stage = EXCLUDED.stage, breakdown = EXCLUDED.breakdown,"
+            " updated_at = EXCLUDED.updated_at",
+            [now, document],
+        )
+
+
+def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: datetime) -> None:
+    """The history rows of the scores and stages that moved: one statement."""
+    if connection.vendor != "postgresql":
+        CompanyScoreHistory.objects.bulk_create(
+            [
+                CompanyScoreHistory(
+                    project_id=m.company.project_id, company_id=m.company.id, model_id=m.model_id,
+                    old_score=m.old_score, new_score=m.result.score, delta=m.result.score - m.old_score,
+                    old_stage=m.old_stage, new_stage=m.result.stage, moved_by_id=m.result.moved_by, reason=reason,
+                    occurred_at=now,
+                )
+                for m in moves
+            ]
+        )  # fmt: skip
+        return
+    table = connection.ops.quote_name(CompanyScoreHistory._meta.db_table)
+    document = json.dumps([
+        [m.company.project_id, m.company.id, m.model_id, m.old_score, m.result.score, m.old_stage, m.result.stage,
+         m.result.moved_by]
+        for m in moves
+    ])  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, company_id, model_id, old_score, new_score, delta, old_stage,"  # noqa: S608
+            " new_stage, moved_by_id, reason, occurred_at)"
+            " SELECT (r->>0)::bigint, (r->>1)::bigint, (r->>2)::bigint, (r->>3)::int, (r->>4)::int,"
+            " (r->>4)::int - (r->>3)::int, r->>5, r->>6, (r->>7)::bigint, %s, %s"
+            " FROM jsonb_array_elements(%s::jsonb) AS r",
+            [reason, now, document],
+        )
+
+
+def _companies_moved(*, moves: list[_Move], models: dict[int, tuple[str, bool]], reason: CompanyChangeReason) -> None:
+    """After commit: the changes to automations, and one `company.updated` broadcast a project."""
     changes = []
     broadcasts: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
     for company, model_id, old_score, old_stage, result in moves:
@@ -249,8 +325,8 @@ def lead_changes_consume(*, changes: list[LeadChange]) -> int:
         leads[change.project_id].add(change.lead_id)
     touched: set[int] = set()
     for project_id, lead_ids in sorted(leads.items()):
-        touched |= leads_assign(project_id=project_id, lead_ids=lead_ids)
-    return companies_recompute(company_ids=touched)
+        touched |= _leads_assign(project_id=project_id, lead_ids=lead_ids)
+    return _companies_recompute(company_ids=touched)
 
 
 @transaction.atomic
@@ -259,7 +335,7 @@ def lead_memberships_erase(*, project_id: int, lead_ids: list[int]) -> int:
     memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids)
     company_ids = set(memberships.values_list("company_id", flat=True))
     memberships.delete()
-    companies_recompute(company_ids=company_ids, reason="erase")
+    _companies_recompute(company_ids=company_ids, reason="erase")
     return len(company_ids)
 
 

@@ -10,5 +10,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core.metrics import multiprocess_compact
+        from core.sql import lookups_register
 
+        lookups_register()  # `__any_of`: a batch's ids as one array parameter
         multiprocess_compact()  # every process that starts Django: uvicorn workers, Celery, beat

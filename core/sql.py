@@ -1,6 +1,9 @@
 """Small helpers for the few statements written by hand (bulk paths that the ORM makes slow)."""
 
 from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import Field, ForeignObject, Lookup
 
 
 def int_array(values: Iterable[int]) -> str:
@@ -11,3 +14,34 @@ def int_array(values: Iterable[int]) -> str:
     refuses anything else), so it carries no text from outside.
     """
     return "{" + ",".join(str(int(value)) for value in values) + "}"
+
+
+class AnyOf(Lookup):
+    """`field__any_of=[...]`: `field = ANY(<one array>)` on PostgreSQL, `IN (...)` elsewhere.
+
+    A batch's `__in` of thousands of ids is one placeholder per id, each spliced into the statement by
+    psycopg in Python; this passes the ids as one array literal (`int_array`), or strings as one array.
+    """
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def get_prep_lookup(self) -> list[Any]:
+        return list(self.rhs)
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self.rhs
+        if not values:
+            return "1 = 0", ()
+        if connection.vendor == "postgresql":
+            if all(isinstance(value, int) for value in values):
+                return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, int_array(values))
+            return f"{lhs} = ANY(%s::text[])", (*lhs_params, [str(value) for value in values])
+        return f"{lhs} IN ({', '.join(['%s'] * len(values))})", (*lhs_params, *values)
+
+
+def lookups_register() -> None:
+    """Make `__any_of` available on every field (from `CoreConfig.ready`)."""
+    Field.register_lookup(AnyOf)
+    ForeignObject.register_lookup(AnyOf)

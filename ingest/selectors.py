@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Count, Max, Min, QuerySet, Sum
+from django.db.models import Count, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import Project
@@ -237,25 +237,47 @@ def leads_profiles(*, project_id: int, lead_ids: Iterable[int]) -> dict[int, Lea
     }
 
 
-def leads_share_lock(*, project_id: int, lead_ids: Iterable[int]) -> list[int]:
-    """Those of the project's leads that still exist, `FOR KEY SHARE`-locked in id order (inside a transaction).
+@dataclass(frozen=True)
+class LockedProfiles:
+    profiles: dict[int, LeadProfile]  # the live (not merged away) leads among those asked for
+    merged: list[int]  # the leads merged into them
 
-    The lock a foreign-key check takes: scoring (`FOR NO KEY UPDATE`) and ingest never wait for it, but
-    an erase (`FOR UPDATE`) does, so a row written for these leads before commit cannot outlive them.
+
+def leads_profiles_locked(*, project_id: int, lead_ids: Iterable[int]) -> LockedProfiles:
+    """`leads_profiles`, and the leads merged into them, `FOR KEY SHARE`-locked in id order, in one query.
+
+    Call it inside a transaction. That is the lock a foreign-key check takes: scoring (`FOR NO KEY UPDATE`)
+    and ingest never wait for it, but an erase (`FOR UPDATE`) does, so a row written for these leads before
+    commit cannot outlive them; leads erased before are not returned.
     """
-    from django.db import connection  # imported here: this module's header is shared
+    import json  # imported here: this module's header is shared
+
+    from django.db import connection
 
     ids = sorted(set(lead_ids))
     if not ids:
-        return []
-    if connection.vendor != "postgresql":  # SQLite (embedded mode) has one writer at a time
-        return list(Lead.objects.filter(project_id=project_id, id__in=ids).order_by("id").values_list("id", flat=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {Lead._meta.db_table} WHERE project_id = %s AND id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE",  # noqa: S608, E501
-            [project_id, ids],
+        return LockedProfiles({}, [])
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Lead._meta.db_table)
+        sql = (
+            f"SELECT id, email, company, traits, merged_into_id FROM {table} WHERE project_id = %s"  # noqa: S608
+            " AND (id = ANY(%s::bigint[]) OR merged_into_id = ANY(%s::bigint[])) ORDER BY id FOR KEY SHARE"
         )
-        return [row[0] for row in cursor.fetchall()]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [project_id, ids, ids])
+            rows = cursor.fetchall()
+    else:  # SQLite (embedded mode) has one writer at a time
+        leads = Lead.objects.filter(project_id=project_id).filter(Q(id__in=ids) | Q(merged_into_id__in=ids))
+        rows = list(leads.values_list("id", "email", "company", "traits", "merged_into_id"))
+    profiles, merged = {}, []
+    for lead_id, email, company, traits, merged_into_id in rows:
+        if merged_into_id is not None:
+            merged.append(lead_id)
+            continue
+        if isinstance(traits, str):  # Django has psycopg hand jsonb over as text (JSONField decodes it)
+            traits = json.loads(traits)
+        profiles[lead_id] = LeadProfile(email, company, traits if isinstance(traits, dict) else {})
+    return LockedProfiles(profiles, merged)
 
 
 def events_for_leads(*, project: Project, lead_ids: Iterable[int] | QuerySet[Any], limit: int = 50) -> list[Event]:

@@ -25,17 +25,32 @@ KEY_MAX_LENGTH = 16  # AutomationRule.action's column
 
 @dataclass(frozen=True)
 class ActionRun:
-    """One claimed execution to carry out."""
+    """One claimed execution to carry out: of a lead's rule, or of a company's (`lead` None, `company` set)."""
 
     execution: "AutomationExecution"
     rule: "AutomationRule"
-    lead: "Lead"
-    document: dict[str, Any]  # the lead as payloads carry it
+    lead: "Lead | None"
+    document: dict[str, Any]  # the lead as payloads carry it ({} for a company)
+    company: dict[str, Any] | None = None  # the company as payloads carry it: id, name, domain, score, stage, model
+    member: dict[str, Any] | None = None  # the member lead that moved the company, if one did
 
     @property
     def config(self) -> dict[str, Any]:
         config: dict[str, Any] = self.rule.action_config
         return config
+
+    @property
+    def subject(self) -> dict[str, Any]:
+        """What the rule fired for, as payloads carry it: `{"lead": …}` or `{"company": …, "member": …}`."""
+        if self.company is not None:
+            return {"company": self.company, "member": self.member}
+        return {"lead": self.document}
+
+    def the_lead(self) -> "Lead":
+        """The lead of a lead's rule (an action of leads only: rules of companies cannot choose it)."""
+        if self.lead is None:
+            raise LookupError(f"the {self.rule.action} action needs a lead")
+        return self.lead
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,8 @@ class Action:
     position: ClassVar[int] = 1000  # where pages and the OpenAPI document list it
     config: ClassVar[ConfigSchema] = ConfigSchema()
     example: ClassVar[dict[str, Any]] = {}  # a valid config, for the docs and the page
+    # the triggers' subjects it can act on (`Trigger.subject`): add_tag needs a lead, a webhook posts either
+    subjects: ClassVar[tuple[str, ...]] = ("lead",)
 
     def prepare(self, config: dict[str, Any], *, project: "Project") -> dict[str, Any]:
         """The config to store, once its URLs and recipients are vetted (e.g. with a new signing secret)."""

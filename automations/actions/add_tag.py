@@ -21,5 +21,5 @@ class AddTag(Action):
         def tagged(traits: dict[str, Any]) -> dict[str, Any]:
             return {**traits, "tags": [*(t for t in traits.get("tags", []) if t != tag), tag]}
 
-        services.lead_traits_update(lead_id=run.lead.id, update=tagged)
+        services.lead_traits_update(lead_id=run.the_lead().id, update=tagged)
         return SUCCEEDED

@@ -39,10 +39,11 @@ class Email(Action):
         )
     )
     example = {"to": ["sales@example.com"]}
+    subjects = ("lead", "company")
 
     def execute(self, run: ActionRun) -> Outcome:
         """Mail the rule's recipients that are still allowed, within the daily budget; skipped (and why) otherwise."""
-        rule, lead = run.rule, run.lead
+        rule = run.rule
         # checked now, not only when the rule was saved: a member removed since is not mailed
         recipients = selectors.email_recipients_allowed(project=rule.project, addresses=list(run.config.get("to", [])))
         if not recipients:
@@ -53,14 +54,15 @@ class Email(Action):
             logger.warning("automation %s: project %s's email budget is spent", rule.id, rule.project_id)
             budget = settings.LEADPULSE_EMAIL_DAILY_BUDGET
             return Outcome("skipped", f"budget_exhausted: the project's {budget} emails of today are spent")
+        if run.company is not None:
+            company = run.company
+            who, stage, score = company["name"] or company["domain"], company["stage"], company["score"]
+        else:
+            lead = run.the_lead()
+            who, stage, score = lead.name or lead.email or lead.anonymous_id, lead.lead_stage, lead.current_score
         send_mail(
-            subject=email_subject(
-                rule_name=rule.name,
-                who=lead.name or lead.email or lead.anonymous_id,
-                stage=lead.lead_stage,
-                score=lead.current_score,
-            ),
-            message=json.dumps({"lead": run.document, "trigger": run.execution.trigger}, indent=2),
+            subject=email_subject(rule_name=rule.name, who=who, stage=stage, score=score),
+            message=json.dumps({**run.subject, "trigger": run.execution.trigger}, indent=2),
             from_email=None,
             recipient_list=recipients,
         )

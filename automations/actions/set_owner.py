@@ -15,5 +15,5 @@ class SetOwner(Action):
 
     def execute(self, run: ActionRun) -> Outcome:
         owner = run.config["owner"]
-        services.lead_traits_update(lead_id=run.lead.id, update=lambda traits: {**traits, "owner": owner})
+        services.lead_traits_update(lead_id=run.the_lead().id, update=lambda traits: {**traits, "owner": owner})
         return SUCCEEDED

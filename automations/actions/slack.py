@@ -23,6 +23,20 @@ def slack_message(*, rule_name: str, lead: dict[str, Any], trigger: dict[str, An
     return {"text": text}
 
 
+def slack_company_message(
+    *, rule_name: str, company: dict[str, Any], trigger: dict[str, Any], company_url: str
+) -> dict[str, Any]:
+    who = slack_escape(company["name"] or company["domain"] or f"company {company['id']}")
+    domain = (
+        f" ({slack_escape(company['domain'])})" if company["domain"] and company["name"] != company["domain"] else ""
+    )
+    text = (
+        f":office: *{slack_escape(rule_name)}*: {who}{domain} is *{company['stage']}* with a score of"
+        f" *{company['score']}* ({trigger['trigger'].replace('_', ' ')}). <{company_url}|Open the company>"
+    )
+    return {"text": text}
+
+
 @register
 class Slack(Action):
     """A message to a Slack incoming webhook: who, score, stage, what fired and a link to the lead (unsigned)."""
@@ -35,14 +49,25 @@ class Slack(Action):
              expected="a Slack incoming-webhook URL"),)
     )  # fmt: skip
     example = {"url": "https://hooks.slack.com/services/T000/B000/XXXX"}
+    subjects = ("lead", "company")
 
     def execute(self, run: ActionRun) -> Outcome:
-        lead = run.lead
+        base = settings.LEADPULSE_PUBLIC_URL.rstrip("/")
+        if run.company is not None:
+            body = slack_company_message(
+                rule_name=run.rule.name,
+                company=run.company,
+                trigger=run.execution.trigger,
+                company_url=f"{base}/companies/{run.company['id']}/",
+            )
+            services.execution_deliver(run=run, url=run.config["url"], raw_body=body)
+            return DELIVERING
+        lead = run.the_lead()
         body = slack_message(
             rule_name=run.rule.name,
             lead=run.document | {"stage": lead.lead_stage, "score": lead.current_score},
             trigger=run.execution.trigger,
-            lead_url=f"{settings.LEADPULSE_PUBLIC_URL.rstrip('/')}/leads/{lead.id}/",
+            lead_url=f"{base}/leads/{lead.id}/",
         )
         services.execution_deliver(run=run, url=run.config["url"], raw_body=body)
         return DELIVERING

@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 
 @register
 class Webhook(Action):
-    """A signed POST of the lead and what fired (`LeadPulse-Signature`, as subscriptions' deliveries)."""
+    """A signed POST of the lead (or company) and what fired (`LeadPulse-Signature`, as subscriptions' deliveries)."""
 
     key = "webhook"
     label = "Webhook"
     position = 10
+    subjects = ("lead", "company")
     config = ConfigSchema(
         (
             Url(name="url", label="URL"),

@@ -3,7 +3,13 @@
 Callers (views, API, tasks, actions and the `LEADPULSE_LEAD_ERASERS` hook in settings) use the names below.
 """
 
-from .changes import automation_execute, execution_deliver, lead_change_handle, lead_traits_update
+from .changes import (
+    automation_execute,
+    company_change_handle,
+    execution_deliver,
+    lead_change_handle,
+    lead_traits_update,
+)
 from .deliveries import Attempt, delivery_attempt, delivery_create, delivery_replay, lead_deliveries_erase
 from .recipients import (
     EmailBudgetExhausted,
@@ -23,6 +29,7 @@ __all__ = [
     "automation_delete",
     "automation_execute",
     "automation_update",
+    "company_change_handle",
     "delivery_attempt",
     "delivery_create",
     "delivery_replay",

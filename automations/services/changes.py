@@ -1,4 +1,4 @@
-"""Reacting to lead changes after scoring commits: fire each rule at most once per window, then run its action."""
+"""Reacting to lead (and company) changes after they commit: fire each rule at most once per window, then act."""
 
 import logging
 from collections.abc import Callable
@@ -10,7 +10,7 @@ from celery import current_app as app
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.contracts import EXECUTE_TASK, LeadChange
+from core.contracts import EXECUTE_TASK, CompanyChange, LeadChange
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 from ingest.models import Lead
@@ -121,15 +121,97 @@ def lead_change_handle(*, change: LeadChange) -> int:
     return fired
 
 
-def _execution_claim(*, rule: AutomationRule, lead: Lead, trigger: dict, now: datetime) -> AutomationExecution | None:
+def _execution_claim(
+    *,
+    rule: AutomationRule,
+    trigger: dict,
+    now: datetime,
+    lead: Lead | None = None,
+    company_id: int | None = None,
+    subject: dict[str, Any] | None = None,
+) -> AutomationExecution | None:
+    """The rule's execution for this lead (or company) in the current window, or None when it has one already."""
     window = int(now.timestamp()) // max(rule.cooldown_seconds, 1)
     try:
         with transaction.atomic():
             return AutomationExecution.objects.create(
-                project_id=rule.project_id, rule=rule, lead=lead, window=window, trigger=trigger
-            )
+                project_id=rule.project_id, rule=rule, lead=lead, company_id=company_id, window=window,
+                trigger=trigger, subject=subject or {},
+            )  # fmt: skip
     except IntegrityError:
         return None
+
+
+def _member_document(*, project_id: int, lead_id: int | None) -> dict[str, Any] | None:
+    lead = Lead.objects.filter(project_id=project_id, id=lead_id).first() if lead_id is not None else None
+    if lead is None:
+        return None
+    return {
+        "id": lead.id,
+        "anonymousId": lead.anonymous_id,
+        "userId": lead.user_id,
+        "email": lead.email,
+        "name": lead.name,
+        "currentScore": lead.current_score,
+        "leadStage": lead.lead_stage,
+    }
+
+
+def company_change_handle(*, change: CompanyChange) -> int:
+    """Fire the project's company automations whose trigger this company change meets; return how many fired.
+
+    Runs after the companies transaction committed. Each firing claims its (rule, company, window) row
+    first, so concurrent or redelivered changes fire a rule at most once per company and cooldown window.
+    """
+    project_id = change.project_id
+    company_keys = [trigger.key for trigger in triggers.registry if trigger.subject == "company"]
+    rules = list(AutomationRule.objects.filter(project_id=project_id, is_active=True, trigger__in=company_keys))
+    fired_rules = [
+        (rule, trigger)
+        for rule in rules
+        if (trigger := engine.company_trigger_fires(rule.trigger, rule.trigger_config, change)) is not None
+    ]
+    if not fired_rules:
+        return 0
+    subscriptions = list(
+        WebhookSubscription.objects.filter(project_id=project_id, is_active=True)
+    )  # for `automation.fired`
+    company = {
+        "id": change.company_id,
+        "name": change.name,
+        "domain": change.domain,
+        "score": change.new_score,
+        "stage": change.new_stage,
+        "previousScore": change.old_score,
+        "previousStage": change.old_stage,
+        "model": change.model,
+    }
+    subject = {"company": company, "member": _member_document(project_id=project_id, lead_id=change.moved_by)}
+    fired = 0
+    for rule, trigger in fired_rules:
+        execution = _execution_claim(
+            rule=rule, trigger=trigger, now=timezone.now(), company_id=change.company_id, subject=subject
+        )
+        if execution is None:
+            continue  # already fired in this window
+        fired += 1
+        with transaction.atomic():
+            for subscription in subscriptions:
+                if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
+                    delivery_create(
+                        project_id=project_id,
+                        url=subscription.url,
+                        event="automation.fired",
+                        data={"automation": {"id": rule.id, "name": rule.name}, **subject, "trigger": trigger},
+                        subscription=subscription,
+                    )
+            transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
+        project_broadcast(
+            project_id=project_id,
+            type="automation.fired",
+            payload={"automationId": rule.id, "name": rule.name, "companyId": change.company_id, "trigger": trigger},
+        )
+    return fired
 
 
 def automation_execute(*, execution_id: int) -> None:
@@ -144,7 +226,14 @@ def automation_execute(*, execution_id: int) -> None:
     if not claimed or execution is None:
         return
     rule, lead = execution.rule, execution.lead
-    run = actions.ActionRun(execution=execution, rule=rule, lead=lead, document=_lead_document(lead))
+    if lead is not None:
+        run = actions.ActionRun(execution=execution, rule=rule, lead=lead, document=_lead_document(lead))
+    else:  # a company's: the company and its member as they were when the rule fired
+        subject = execution.subject or {}
+        run = actions.ActionRun(
+            execution=execution, rule=rule, lead=None, document={}, company=subject.get("company") or {},
+            member=subject.get("member"),
+        )  # fmt: skip
     try:
         action = actions.registry.get(rule.action)
         if action is None:
@@ -162,18 +251,17 @@ def automation_execute(*, execution_id: int) -> None:
 
 
 def execution_deliver(*, run: actions.ActionRun, url: str, raw_body: dict[str, Any] | None = None) -> None:
-    """Queue the POST of a fired rule (signed `automation.fired` unless `raw_body` replaces it); it settles the run."""
+    """Queue the POST of a fired rule (signed `automation.fired` unless `raw_body` replaces it); it settles the run.
+
+    Its `data` names what fired for: `lead`, or `company` and the `member` that moved it.
+    """
     rule = run.rule
     with transaction.atomic():
         delivery_create(
             project_id=rule.project_id,
             url=url,
             event="automation.fired",
-            data={
-                "automation": {"id": rule.id, "name": rule.name},
-                "lead": run.document,
-                "trigger": run.execution.trigger,
-            },
+            data={"automation": {"id": rule.id, "name": rule.name}, **run.subject, "trigger": run.execution.trigger},
             execution=run.execution,
             raw_body=raw_body,
         )

@@ -10,6 +10,7 @@ import httpx
 from celery import current_app as app
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core import metrics
@@ -213,6 +214,16 @@ def delivery_replay(*, delivery_id: int) -> None:
 
 
 def lead_deliveries_erase(*, project_id: int, lead_ids: list[int]) -> int:
-    """Delete webhook deliveries whose payload carries one of these leads (a lead-erasure hook)."""
-    deleted, _ = WebhookDelivery.objects.filter(project_id=project_id, payload__data__lead__id__in=lead_ids).delete()
+    """Delete webhook deliveries whose payload carries one of these leads (a lead-erasure hook).
+
+    A company's firing that names one as the member that moved it keeps its execution, without the member.
+    """
+    deliveries = WebhookDelivery.objects.filter(project_id=project_id).filter(
+        Q(payload__data__lead__id__in=lead_ids) | Q(payload__data__member__id__in=lead_ids)
+    )
+    deleted, _ = deliveries.delete()
+    named = AutomationExecution.objects.filter(project_id=project_id, subject__member__id__in=lead_ids)
+    for execution in named.only("id", "subject"):
+        execution.subject = {**execution.subject, "member": None}
+        execution.save(update_fields=["subject", "updated_at"])
     return deleted

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from core.contracts import CompanyChange
 from scoring.contracts import EventFact
 
 from ..config_schema import ConfigSchema, Integer
@@ -10,7 +11,7 @@ from . import MODEL, Change, Fired, Trigger, steps
 THRESHOLD = ConfigSchema((Integer(name="threshold", label="Score", minimum=0, expected="a score"), MODEL))
 
 
-def crossing(change: Change, threshold: Any, *, up: bool) -> tuple[int, int] | None:
+def crossing(change: Change | CompanyChange, threshold: Any, *, up: bool) -> tuple[int, int] | None:
     """The (from, to) scores of the first step that crossed `threshold` upwards (or downwards)."""
     for (before, _), (after, _) in steps(change):
         if (before < threshold <= after) if up else (before >= threshold > after):

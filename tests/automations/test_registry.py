@@ -199,7 +199,7 @@ def test_a_rule_whose_trigger_and_action_are_no_longer_registered_is_inert_not_a
 # --- The built-in triggers and actions ---------------------------------------------------------------------------
 
 BUILT_IN_TRIGGERS = ["stage_entered", "score_crossed_up", "score_crossed_down", "velocity_at_least", "event_received",
-                     "lead_merged", "lead_identified"]  # fmt: skip
+                     "lead_merged", "lead_identified", "company.stage_entered", "company.score_crossed_up"]  # fmt: skip
 BUILT_IN_ACTIONS = ["webhook", "slack", "email", "add_tag", "set_owner"]
 
 
@@ -213,8 +213,9 @@ def test_the_built_in_modules_are_registered_in_their_order():
 def test_every_built_in_example_is_valid_for_the_serializer_and_the_document():
     validator = request_validator(document())
     bodies = [
-        *(({"trigger": trigger.key, "triggerConfig": trigger.example, "action": "add_tag",
-            "actionConfig": {"tag": "t"}}, "triggerConfig") for trigger in triggers.registry),
+        *(({"trigger": trigger.key, "triggerConfig": trigger.example, "action": action.key,
+            "actionConfig": action.example}, "triggerConfig") for trigger in triggers.registry
+          for action in [next(a for a in actions.registry if trigger.subject in a.subjects)]),
         *(({"trigger": "lead_merged", "action": action.key, "actionConfig": action.example}, "actionConfig")
           for action in actions.registry),
     ]  # fmt: skip
