@@ -1,13 +1,14 @@
 from django.contrib import admin
 
-from .models import Company, CompanyMembership, CompanyScore
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore
 
 
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "domain", "project", "updated_at"]
+    list_display = ["key", "name", "domain", "project", "merged_into", "updated_at"]
     search_fields = ["key", "name", "domain"]
     list_filter = ["project"]
+    raw_id_fields = ["merged_into"]
 
 
 @admin.register(CompanyMembership)
@@ -21,3 +22,10 @@ class CompanyScoreAdmin(admin.ModelAdmin):
     list_display = ["company", "model", "score", "stage", "updated_at"]
     list_filter = ["stage"]
     raw_id_fields = ["company"]
+
+
+@admin.register(CompanyRollupSettings)
+class CompanyRollupSettingsAdmin(admin.ModelAdmin):
+    list_display = ["model", "project", "top_n", "breadth_points", "breadth_cap", "window_days", "updated_at"]
+    list_filter = ["project"]
+    raw_id_fields = ["model"]

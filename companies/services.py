@@ -107,14 +107,14 @@ def _companies_upsert(
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
-    companies = list(Company.objects.filter(project_id=project_id, key__any_of=list(by_key)))
-    missing = sorted(set(by_key) - {company.key for company in companies})
-    if missing:  # created, then read back: another worker may have created one meanwhile, with its traits
-        new = [
-            Company(project_id=project_id, key=key, domain=by_key[key].domain, name=by_key[key].name) for key in missing
-        ]
-        Company.objects.bulk_create(new, ignore_conflicts=True)
-        companies += Company.objects.filter(project_id=project_id, key__any_of=missing)
+    Company.objects.bulk_create(
+        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
+        ignore_conflicts=True,
+    )
+    # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
+    # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
+    # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
+    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
     changed = []
     for company in companies:
         merged = {**company.traits, **traits[company.key]}
@@ -378,8 +378,9 @@ def company_merge(*, source: Company, target: Company) -> Company:
     source, target = locked.get(source.id), locked.get(target.id)  # type: ignore[assignment]
     if source is None or target is None or source.merged_into_id or target.merged_into_id:
         raise ApplicationError("This company was merged meanwhile.", field="into", code="conflict", status_code=409)
-    CompanyMembership.objects.filter(company=source).update(company=target)
+    # aliases first, then the members (a statement after every wait: it sees the assignments committed meanwhile)
     Company.objects.filter(merged_into=source).update(merged_into=target, updated_at=timezone.now())
+    CompanyMembership.objects.filter(company=source).update(company=target)
     CompanyScore.objects.filter(company=source).delete()
     target.traits = {**source.traits, **target.traits}
     if target.name in ("", target.domain) and source.name not in ("", source.domain):
