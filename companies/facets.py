@@ -35,9 +35,12 @@ def company_values(project_id: int, lead_ids: Sequence[int]) -> Mapping[int, Any
     return lead_company_results(project_id=project_id, lead_ids=lead_ids)
 
 
+ID_LIMIT = 2**63 - 1  # a bigint
+
+
 def company_filter(project_id: int, value: str) -> QuerySet[Any]:
     text = value.strip()
-    if not text.isdecimal() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(ID_LIMIT)) or int(text) > ID_LIMIT:
         raise ApplicationError("Must be a company id.", field=KEY)
     return leads_of_company(project_id=project_id, company_id=int(text))
 
@@ -66,6 +69,7 @@ ASSOCIATED_COMPANY = LeadFacet(
     card="companies/_lead_company_card.html",
     filter=company_filter,
     filter_description="Only the leads of this company (its id).",
+    filter_schema={"type": "integer", "minimum": 1, "maximum": ID_LIMIT},
     ordering=company_ordering,
     export=company_export,
 )

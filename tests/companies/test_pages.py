@@ -221,7 +221,13 @@ def test_the_lead_api_and_exports_carry_the_company(tenant, acme):
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert {row["Company"] for row in rows} == {"acme.com", "globex.com", ""}
     schema = tenant.client.get("/api/schema/?format=json").json()
-    assert "associatedCompany" in str(schema)
+    parameters = {p["name"]: p["schema"] for p in schema["paths"]["/api/leads"]["get"]["parameters"]}
+    assert parameters["associatedCompany"] == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    properties = schema["components"]["schemas"]["Lead"]["properties"]["associatedCompany"]["properties"]
+    assert set(properties) == {"id", "name", "domain", "score", "stage", "members"}
+    for bad in ("acme", "-1", "١٢", str(2**63)):
+        response = tenant.client.get("/api/leads", {"associatedCompany": bad})
+        assert response.status_code == 400 and "associatedCompany" in response.json()["error"]["fields"]
 
 
 def test_a_merged_away_companys_page_leads_to_its_survivor(tenant, acme):
@@ -297,3 +303,15 @@ def test_the_company_pages_queries_do_not_grow_with_its_members(tenant, acme):
     roll_up(tenant.project, *more)
     assert len(_queries(client, f"/companies/{acme.id}/")) == before
     assert len(_queries(client, "/companies/")) == 7
+
+
+def test_the_breakdown_names_the_fit_rules_applied_after_a_traits_edit(tenant, acme):
+    settings = {"topN": 3, "breadthPoints": 10, "breadthCap": 5, "windowDays": 30,
+                "fitRules": [{"name": "Software", "points": 25,
+                              "conditions": [{"path": "industry", "op": "eq", "value": "software"}]}]}  # fmt: skip
+    assert tenant.client.put("/api/companies/settings", settings, format="json").status_code == 200
+    client = signed_in(tenant.owner)
+    client.post(f"/companies/{acme.id}/edit/", {"name": "Acme", "traits": '{"industry": "software"}'})
+    page = client.get(f"/companies/{acme.id}/")
+    assert page.context["fit_applied"] == [("Software", 25)] and page.context["company"].score == 45 + 25
+    assert "Fit: Software" in page.content.decode()
