@@ -63,14 +63,14 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
     profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=[*profiles, *locked.merged])
+    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of={*profiles, *locked.merged})
     current = dict(memberships.values_list("lead_id", "company_id"))
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
     target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
     gone = [lead_id for lead_id in current if lead_id not in target]
     if gone:
-        CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=gone).delete()
+        CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of=set(gone)).delete()
     moved = {lead_id: company_id for lead_id, company_id in target.items() if current.get(lead_id) != company_id}
     if moved:
         _memberships_upsert(project_id=project_id, moved=moved)
@@ -114,23 +114,30 @@ def _companies_upsert(
     # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
     # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
     # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
-    companies = list(Company.objects.filter(project_id=project_id, key__in=list(by_key)).order_by("id"))
+    fields = (
+        "id",
+        "key",
+        "name",
+        "domain",
+        "traits",
+        "merged_into_id",
+    )  # tuples, not instances: a batch reads hundreds
+    found = list(Company.objects.filter(project_id=project_id, key__any_of=set(by_key)).values_list(*fields))
     changed = []
-    for company in companies:
-        merged = {**company.traits, **traits[company.key]}
-        wanted = by_key[company.key]
+    now = timezone.now()
+    for company_id, key, old_name, old_domain, old_traits, _merged_into in found:
+        merged = {**old_traits, **traits[key]}
+        wanted = by_key[key]
         # a group call's name wins; a name replaces the placeholder (the domain) a company started with
-        named = traits[company.key].get("name") or company.name in ("", company.domain)
-        name = wanted.name if wanted.name and named else company.name
-        domain = company.domain or wanted.domain
-        if (merged, name, domain) != (company.traits, company.name, company.domain):
-            company.traits, company.name, company.domain = merged, name, domain
-            company.updated_at = timezone.now()
-            changed.append(company)
+        named = traits[key].get("name") or old_name in ("", old_domain)
+        name = wanted.name if wanted.name and named else old_name
+        domain = old_domain or wanted.domain
+        if (merged, name, domain) != (old_traits, old_name, old_domain):
+            changed.append(Company(id=company_id, traits=merged, name=name, domain=domain, updated_at=now))
     if changed:
         Company.objects.bulk_update(changed, ["traits", "name", "domain", "updated_at"])
     # a merged-away company's key is an alias of its survivor: its leads land there, never in it
-    return {company.key: company.merged_into_id or company.id for company in companies}
+    return {row[1]: row[5] or row[0] for row in found}
 
 
 @transaction.atomic
@@ -170,19 +177,19 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     ids = sorted(set(company_ids))
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
     # (a company merged away has no score of its own: its members are its survivor's)
-    locked = Company.objects.select_for_update().filter(id__any_of=ids, merged_into__isnull=True).order_by("id")
+    locked = Company.objects.select_for_update().filter(id__any_of=set(ids), merged_into__isnull=True).order_by("id")
     companies = [_Company(*row) for row in locked.values_list("id", "project_id", "name", "domain", "traits")]
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
-    for company_id, lead_id in CompanyMembership.objects.filter(company_id__any_of=ids).values_list(
+    for company_id, lead_id in CompanyMembership.objects.filter(company_id__any_of=set(ids)).values_list(
         "company_id", "lead_id"
     ):
         members[company_id].append(lead_id)
     previous = {
         (company_id, model_id): (score, stage, breakdown)
         for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
-            company_id__any_of=ids
+            company_id__any_of=set(ids)
         ).values_list("company_id", "model_id", "score", "stage", "breakdown")
     }
     now = timezone.now()

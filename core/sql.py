@@ -17,17 +17,22 @@ def int_array(values: Iterable[int]) -> str:
 
 
 class AnyOf(Lookup):
-    """`field__any_of=[...]`: `field = ANY(<one array>)` on PostgreSQL, `IN (...)` elsewhere.
+    """`field__any_of=<ids>`: `field = ANY(<one array>)` on PostgreSQL, `IN (...)` elsewhere.
 
     A batch's `__in` of thousands of ids is one placeholder per id, each spliced into the statement by
-    psycopg in Python; this passes the ids as one array literal (`int_array`), or strings as one array.
+    psycopg in Python; this passes the ids as one array literal (as `int_array`), or strings as one array.
+    Pass a set (or any iterable): Django walks a list's items one by one before the lookup sees them.
     """
 
     lookup_name = "any_of"
     prepare_rhs = False
 
+    def __init__(self, lhs: Any, rhs: Any) -> None:
+        # A set, not a list: Django walks a list's (or tuple's) items one by one looking for expressions.
+        super().__init__(lhs, frozenset(rhs))
+
     def get_prep_lookup(self) -> list[Any]:
-        return list(self.rhs)
+        return sorted(self.rhs)
 
     def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
@@ -35,8 +40,8 @@ class AnyOf(Lookup):
         if not values:
             return "1 = 0", ()
         if connection.vendor == "postgresql":
-            if all(isinstance(value, int) for value in values):
-                return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, int_array(values))
+            if all(type(value) is int for value in values):  # so their text is digits only
+                return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, "{" + ",".join(map(str, values)) + "}")
             return f"{lhs} = ANY(%s::text[])", (*lhs_params, [str(value) for value in values])
         return f"{lhs} IN ({', '.join(['%s'] * len(values))})", (*lhs_params, *values)
 

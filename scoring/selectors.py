@@ -1057,14 +1057,14 @@ def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
     primary = next((model.id for model in models if model.is_primary), None)
     scores: dict[tuple[int, int], int] = {}
     active_at: dict[int, datetime | None] = {}
-    leads = Lead.objects.filter(project_id=project_id, id__any_of=ids, merged_into__isnull=True)
+    leads = Lead.objects.filter(project_id=project_id, id__any_of=set(ids), merged_into__isnull=True)
     for lead_id, score, last_event_at in leads.values_list("id", "current_score", "last_event_at"):
         active_at[lead_id] = last_event_at
         if primary is not None:
             scores[lead_id, primary] = score
     others = [model.id for model in models if not model.is_primary]
     if others and active_at:
-        results = LeadScore.objects.filter(project_id=project_id, lead_id__any_of=list(active_at), model_id__in=others)
+        results = LeadScore.objects.filter(project_id=project_id, lead_id__any_of=set(active_at), model_id__in=others)
         for lead_id, model_id, score in results.values_list("lead_id", "model_id", "score"):
             scores[lead_id, model_id] = score
     policies = {model.id: model_policy(model) for model in models}
