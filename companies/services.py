@@ -410,9 +410,9 @@ PROJECT_RECOMPUTE_TASK = "companies.project_recompute_task"
 def company_rollup_settings_update(*, model: ScoringModel, data: dict[str, Any]) -> CompanyRollupSettings:
     """Store the model's roll-up settings, then recompute the project's companies: at once for a few, in a
     task after commit for many."""
-    row = CompanyRollupSettings.objects.select_for_update().filter(model=model).first()
-    if row is None:
-        row = CompanyRollupSettings(project_id=model.project_id, model=model)
+    # created once (a concurrent first save gets the same row), then locked: saves of one model queue up
+    CompanyRollupSettings.objects.get_or_create(model=model, defaults={"project_id": model.project_id})
+    row = CompanyRollupSettings.objects.select_for_update().get(model=model)
     for name, value in data.items():
         setattr(row, name, value)
     row.save()
