@@ -20,12 +20,13 @@ from scoring.contracts import STAGES
 from scoring.models import ScoringModel
 from scoring.selectors import csv_safe, scoring_model_get
 
-from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScoreHistory
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore, CompanyScoreHistory
 from .rollup import RollupConfig, rollup_config
 
 # `ordering=` of the company list: the API's names, then the annotations and columns they sort
 COMPANY_ORDERING_FIELDS = {"score": "score", "name": "name", "members": "member_count", "updated": "updated_at"}
 COMPANY_ORDERINGS = tuple(COMPANY_ORDERING_FIELDS)
+COMPANY_HISTORY_LIMIT = 500
 
 
 def _model(project: Project, model: ScoringModel | None) -> ScoringModel:
@@ -212,9 +213,6 @@ def companies_export_csv(*, companies: QuerySet[Company]) -> Iterator[str]:
         yield writer.writerow([csv_safe(value) for value in row])
 
 
-COMPANY_HISTORY_LIMIT = 500
-
-
 def company_history(
     *,
     project: Project,
@@ -234,3 +232,48 @@ def company_history(
     if model is not None:
         rows = rows.filter(model_id=model.id)
     return list(rows.select_related("model").order_by("-occurred_at", "-id")[: max(limit, 0)])
+
+
+def lead_company_results(*, project_id: int, lead_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Each of these leads' company under the project's primary model: {lead id: {id, name, domain, score, stage,
+    members}} for the leads that have one (one query; the lead facet `associatedCompany`)."""
+    members = (
+        CompanyMembership.objects.filter(company=OuterRef("company_id"))
+        .order_by()
+        .values("company")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    primary = CompanyScore.objects.filter(company=OuterRef("company_id"), model__is_primary=True)
+    rows = (
+        CompanyMembership.objects.filter(project_id=project_id, lead_id__in=list(lead_ids))
+        .annotate(
+            primary_score=Subquery(primary.values("score")[:1]),
+            primary_stage=Subquery(primary.values("stage")[:1]),
+            member_count=Subquery(members, output_field=IntegerField()),
+        )
+        .values_list(
+            "lead_id", "company_id", "company__name", "company__key", "company__domain", "primary_score",
+            "primary_stage", "member_count",
+        )
+    )  # fmt: skip
+    return {
+        lead_id: {
+            "id": company_id,
+            "name": name or key,
+            "domain": domain,
+            "score": score or 0,
+            "stage": stage or "cold",
+            "members": count or 0,
+        }
+        for lead_id, company_id, name, key, domain, score, stage, count in rows
+    }
+
+
+def leads_of_company(*, project_id: int, company_id: int | str) -> QuerySet[CompanyMembership, Any]:
+    """The ids of the project's leads in this company (or in the survivor of this merged-away one), as a
+    subquery (`values("lead_id")`)."""
+    pk = int(company_id)
+    return CompanyMembership.objects.filter(
+        Q(company_id=pk) | Q(company__merged_companies__id=pk), project_id=project_id
+    ).values("lead_id")

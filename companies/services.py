@@ -107,22 +107,25 @@ def _companies_upsert(
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
-    # tuples, not instances: a batch reads hundreds. A concurrent `company_merge` of one of them is never missed:
-    # the INSERT … ON CONFLICT below waits for a merge in progress (it wrote a new version of the row,
-    # `merged_into` being indexed), so `merged_into` is read after it; a merge starting later waits for this
-    # assignment's memberships (their foreign keys lock the row) and moves them.
-    fields = ("id", "key", "name", "domain", "traits", "merged_into_id")
+    Company.objects.bulk_create(
+        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
+        ignore_conflicts=True,
+    )
+    # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
+    # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
+    # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
+    fields = (
+        "id",
+        "key",
+        "name",
+        "domain",
+        "traits",
+        "merged_into_id",
+    )  # tuples, not instances: a batch reads hundreds
     found = list(Company.objects.filter(project_id=project_id, key__any_of=set(by_key)).values_list(*fields))
-    missing = sorted(set(by_key) - {row[1] for row in found})
-    if missing:  # created, then read back: another worker may have created one meanwhile, with its traits
-        new = [
-            Company(project_id=project_id, key=key, domain=by_key[key].domain, name=by_key[key].name) for key in missing
-        ]
-        Company.objects.bulk_create(new, ignore_conflicts=True)
-        found += Company.objects.filter(project_id=project_id, key__any_of=set(missing)).values_list(*fields)
     changed = []
     now = timezone.now()
-    for company_id, key, old_name, old_domain, old_traits, _ in found:
+    for company_id, key, old_name, old_domain, old_traits, _merged_into in found:
         merged = {**old_traits, **traits[key]}
         wanted = by_key[key]
         # a group call's name wins; a name replaces the placeholder (the domain) a company started with

@@ -278,3 +278,10 @@ def leads_profiles_locked(*, project_id: int, lead_ids: Iterable[int]) -> Locked
             traits = json.loads(traits)
         profiles[lead_id] = LeadProfile(email, company, traits if isinstance(traits, dict) else {})
     return LockedProfiles(profiles, merged)
+
+
+def events_for_leads(*, project: Project, lead_ids: Iterable[int] | QuerySet[Any], limit: int = 50) -> list[Event]:
+    """The newest events of these leads of the project (ids, or a subquery of them), each with its lead, in one
+    query: a company's member activity."""
+    events = Event.objects.filter(project=project, lead_id__in=lead_ids).select_related("lead")
+    return list(events.order_by("-timestamp", "-id")[: max(limit, 0)])

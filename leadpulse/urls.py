@@ -34,6 +34,7 @@ urlpatterns = [
     path("", include("automations.urls")),
     path("", include("predictions.api_urls")),
     path("", include("predictions.urls")),
+    path("", include("companies.urls")),
     *automations_unnamespaced,
     path("", include("companies.api_urls")),
 ]

@@ -115,6 +115,7 @@ def test_the_navigation_lists_every_apps_pages_in_order_and_marks_the_current_on
         ("/", "Overview"),
         ("/events/", "Events"),
         ("/leads/", "Leads"),
+        ("/companies/", "Companies"),
         ("/rules/", "Rules"),
         ("/models/", "Models"),
         ("/automations/", "Automations"),

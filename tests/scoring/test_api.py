@@ -9,6 +9,7 @@ LEAD_FIELDS = {
     "id", "anonymousId", "userId", "email", "name", "company", "currentScore", "engagementScore", "fitScore",
     "fitGrade", "leadStage", "velocityScore", "eventsLast24h", "lastEventAt", "firstSeenAt", "createdAt", "matrixCell",
     "scores",
+    "associatedCompany",  # a lead facet (companies)
 }  # fmt: skip
 
 
