@@ -22,6 +22,8 @@ DELIVER_TASK = "automations.webhook_deliver_task"
 REPLAY_TASK = "automations.webhook_replay_task"
 # companies
 COMPANY_LEAD_CHANGES_TASK = "companies.lead_changes_task"
+# predictions
+PREDICTION_LEAD_CHANGES_TASK = "predictions.lead_changes_task"
 
 ChangeKind = Literal["scored", "merged", "identified"]
 

@@ -21,7 +21,14 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from .contracts import COMPANY_LEAD_CHANGES_TASK, LEAD_CHANGED_TASK, LEAD_CHANGES_TASK, LEADS_SCORE_TASK, LeadChange
+from .contracts import (
+    COMPANY_LEAD_CHANGES_TASK,
+    LEAD_CHANGED_TASK,
+    LEAD_CHANGES_TASK,
+    LEADS_SCORE_TASK,
+    PREDICTION_LEAD_CHANGES_TASK,
+    LeadChange,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,12 +156,13 @@ def lead_changed(*, change: LeadChange) -> None:
 
 
 def lead_changes(*, changes: list[LeadChange]) -> None:
-    """After commit, hand a batch's lead changes to automations and webhooks, and to companies, in a message each.
+    """After commit, hand a batch's lead changes to automations and webhooks, companies and predictions: a message each.
 
     Each change gets its own change id and travels as `LeadChange.to_message()`. Sent by name;
     to automations only for projects with listeners: most folds of most projects cost them no task.
     """
     company_changes(changes=changes)
+    prediction_changes(changes=changes)
     listening: dict[int, bool] = {}
     wanted = []
     for change in changes:
@@ -187,4 +195,23 @@ def company_changes(*, changes: list[LeadChange]) -> None:
         messages = list(wanted.values())
         transaction.on_commit(
             lambda: app.send_task(COMPANY_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
+        )
+
+
+def prediction_changes(*, changes: list[LeadChange]) -> None:
+    """After commit, hand predictions a batch's folded events and merges: one message, one change per lead.
+
+    Predictions look for the project's "won" event among the folded events (the primary model's change carries
+    them, as every model folds the same ones) and move a merged-away lead's outcome to its survivor.
+    """
+    wanted: dict[tuple[int, str], dict] = {}
+    for change in changes:
+        if change.kind == "scored" and change.primary and change.event_ids:
+            wanted[change.lead_id, "scored"] = replace(change, path=()).to_message()
+        elif change.kind == "merged":
+            wanted[change.lead_id, "merged"] = replace(change, event_ids=(), path=()).to_message()
+    if wanted:
+        messages = list(wanted.values())
+        transaction.on_commit(
+            lambda: app.send_task(PREDICTION_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
         )

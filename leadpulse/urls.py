@@ -32,6 +32,8 @@ urlpatterns = [
     path("", include("scoring.urls")),
     path("", include("automations.api_urls")),
     path("", include("automations.urls")),
+    path("", include("predictions.api_urls")),
+    path("", include("predictions.urls")),
     *automations_unnamespaced,
 ]
 

@@ -439,3 +439,4 @@ LEADPULSE_LEAD_LISTENERS = "automations.selectors.project_has_lead_listeners"
 LEADPULSE_BACKLOG = "ingest.selectors.events_unscored_summary"
 # Called with `project_id=, lead_ids=` when leads are erased (GDPR): copies of them elsewhere go too.
 LEADPULSE_LEAD_ERASERS = ["automations.services.lead_deliveries_erase", "companies.services.lead_memberships_erase"]
+LEADPULSE_LEAD_ERASERS += ["predictions.services.lead_outcomes_erase"]

@@ -1,0 +1,69 @@
+from django.db import models
+from django.db.models import Q
+
+from core.models import TimeStampedModel
+
+DEFAULT_WON_EVENT_TYPE = "contract_signed"
+
+
+class Outcome(TimeStampedModel):
+    """A lead's outcome (won or lost): at most one per lead, the current one; recording another replaces it.
+
+    No history is kept: the learner needs each lead's current label and the time it was reached, and a
+    replaced outcome was a mistake or a change of mind. Who recorded it (a person or a secret key) and
+    how (`source`) stay with it.
+    """
+
+    class Kind(models.TextChoices):
+        WON = "won"
+        LOST = "lost"
+
+    class Source(models.TextChoices):
+        API = "api"
+        CSV = "csv"  # a CSV upload
+        EVENT = "event"  # the project's "won" event type was folded into the lead
+        PAGE = "page"  # the lead page's form
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="outcomes")
+    # as companies' memberships: no database constraint, Django cascades a lead's deletion
+    lead = models.ForeignKey(
+        "ingest.Lead", on_delete=models.CASCADE, related_name="outcome", db_constraint=False, db_index=False
+    )
+    outcome = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    occurred_at = models.DateTimeField()  # `at` on the wire: when the deal was won or lost
+    reason = models.TextField(blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    source_event_id = models.BigIntegerField(null=True, blank=True)  # the event that made it (source "event")
+    author = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="outcomes_recorded"
+    )
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="outcomes_recorded"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lead"], name="outcome_unique_lead"),
+            models.CheckConstraint(condition=Q(outcome__in=["won", "lost"]), name="outcome_kind_valid"),
+            models.CheckConstraint(condition=Q(value__gte=0) | Q(value__isnull=True), name="outcome_value_positive"),
+        ]
+        indexes = [models.Index(fields=["project", "outcome", "-occurred_at"], name="outcome_project_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id}: {self.outcome}"
+
+
+class PredictionSettings(models.Model):
+    """A project's prediction settings; a project without a row has the defaults."""
+
+    project = models.OneToOneField("accounts.Project", on_delete=models.CASCADE, related_name="prediction_settings")
+    # an event of this type folded into a lead records it as won (source "event"); "" turns that off
+    won_event_type = models.CharField(max_length=128, blank=True, default=DEFAULT_WON_EVENT_TYPE)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "prediction settings"
+
+    def __str__(self) -> str:
+        return f"prediction settings of project {self.project_id}"
