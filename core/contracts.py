@@ -24,6 +24,7 @@ REPLAY_TASK = "automations.webhook_replay_task"
 COMPANY_LEAD_CHANGES_TASK = "companies.lead_changes_task"
 # predictions
 PREDICTION_LEAD_CHANGES_TASK = "predictions.lead_changes_task"
+PREDICTION_MODEL_TRAIN_TASK = "predictions.model_train_task"
 
 ChangeKind = Literal["scored", "merged", "identified"]
 
