@@ -10,6 +10,7 @@ keeps some six hundred requests well under a minute.
 """
 
 import base64
+import functools
 import json
 import re
 from dataclasses import dataclass, replace
@@ -22,6 +23,7 @@ import pytest
 from django.apps import apps
 from django.db import connection, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -37,6 +39,9 @@ from automations.services import (
 )
 from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
+from predictions.learn import Example, model_train
+from predictions.models import PredictionModel, TrainingJob
+from predictions.synthetic import leads_generate
 from scoring.models import ScoringModel
 from scoring.selectors import rules_for_project
 from scoring.services.drafts import draft_start
@@ -213,6 +218,13 @@ OPS = [
        bad={"userId": "u-1"}, field="previousId", key_in="basic"),
     Op("POST", "/v1/batch", INGEST, {"batch": [{"type": "track", "event": "Signed Up", "anonymousId": "a-1"}]},
        bad={"batch": [{"type": "track", "anonymousId": "a-1"}]}, field="batch[0].event", key_in="basic"),
+    # predictions: training, its jobs, the report and the suggestions
+    Op("POST", "/api/predictions/train", ADMIN, {}, bad={"model": 7}, field="model"),
+    Op("GET", "/api/predictions/jobs/{training_job}", MEMBER),
+    Op("GET", "/api/predictions/report", MEMBER),
+    Op("GET", "/api/predictions/suggestions", MEMBER, bad={"targetPrecision": "high"}, field="targetPrecision"),
+    Op("POST", "/api/predictions/suggestions/apply", ADMIN, {"targetPrecision": 0.8}, bad={"targetPrecision": "high"},
+       field="targetPrecision"),
 ]
 # fmt: on
 
@@ -286,6 +298,27 @@ def audit_model(project: Project) -> ScoringModel:
     return model
 
 
+@functools.cache
+def trained_document() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model learnt from synthetic outcomes in memory (once per run), and its report."""
+    leads = leads_generate(120)
+    trained = model_train([Example(lead=lead.facts, won=lead.won, at=lead.at, rule_score=0.0, key=lead.key)
+                           for lead in leads], current_points={"page_view": 5, "demo_request": 50})  # fmt: skip
+    return trained.to_json(), dict(trained.report)
+
+
+def prediction_world(project: Project) -> int:
+    """The project's primary model's active prediction model and a finished training job; the job's id."""
+    document, report = trained_document()
+    scoring_model = ScoringModel.objects.get(project=project, is_primary=True)
+    model = PredictionModel.objects.create(project=project, scoring_model=scoring_model, version=1,
+                                           trained_at=timezone.now(), document=document, report=report,
+                                           train_count=90, test_count=30, active=True)  # fmt: skip
+    job = TrainingJob.objects.create(project=project, scoring_model=scoring_model, status="succeeded", progress=100,
+                                     prediction_model=model)  # fmt: skip
+    return job.id
+
+
 def world_for(name: str) -> SimpleNamespace:
     """A project with one of every object the API addresses by id, and a caller of every kind."""
     project, owner, write_key = project_with_owner(name=name)
@@ -326,6 +359,7 @@ def world_for(name: str) -> SimpleNamespace:
         "version": 1,
         "failed_job": failed_jobs_for_project(project_id=project.id).get().id,
         "invitation": invitation.id,
+        "training_job": prediction_world(project),
     }
     clients = {user: client_for(user) for user in (owner, member, admin)}
     return SimpleNamespace(
