@@ -200,36 +200,36 @@ def outcomes_record(
     *, project: "Project", items: Sequence[tuple[tuple[str, Any], OutcomeInput] | ApplicationError],
     recorder: Recorder,
 ) -> BulkResult:  # fmt: skip
-    """Store the valid items' outcomes and report the others by index (a later item for a lead wins)."""
+    """Store the valid items' outcomes and report the others by index.
+
+    A later item for a lead wins: each item naming the lead reports the outcome stored.
+    """
     result = BulkResult(count=len(items))
     refs = {index: item[0] for index, item in enumerate(items) if not isinstance(item, ApplicationError)}
     resolved = _leads_resolve(project_id=project.id, refs=refs)
     now = timezone.now()
-    rows: dict[int, tuple[int, Outcome]] = {}
+    rows: dict[int, tuple[list[int], Outcome]] = {}  # lead -> the items naming it, the last one's row
     for index, item in enumerate(items):
         lead_id = item if isinstance(item, ApplicationError) else resolved[index]
         if isinstance(lead_id, ApplicationError):
             result.errors.append({"index": index, "field": lead_id.field, "message": lead_id.message})
             continue
         assert not isinstance(item, ApplicationError)
-        rows[lead_id] = (index, _row(project_id=project.id, lead_id=lead_id, data=item[1], recorder=recorder, now=now))
+        indexes = rows[lead_id][0] if lead_id in rows else []
+        row = _row(project_id=project.id, lead_id=lead_id, data=item[1], recorder=recorder, now=now)
+        rows[lead_id] = ([*indexes, index], row)
     if rows:
         # held as one lead is: an erase waits for us, and a lead erased before we got here is not written
         held = {lead_id: _lead_key_share(lead_id) for lead_id in sorted(rows)}
-        for lead_id, row in held.items():
-            if row is None or row[1] is not None:
-                index, _ = rows.pop(lead_id)
-                result.errors.append(
-                    {
-                        "index": index,
-                        "field": "leadId",
-                        "message": "The lead was merged or erased meanwhile: send it again.",
-                    }
-                )
+        for lead_id, found in held.items():
+            if found is None or found[1] is not None:
+                gone = rows.pop(lead_id)[0]
+                message = "The lead was merged or erased meanwhile: send it again."
+                result.errors += [{"index": index, "field": "leadId", "message": message} for index in gone]
         _upsert([row for _, row in rows.values()])
         stored = Outcome.objects.filter(lead_id__in=list(rows)).select_related("lead", "author", "api_key")
         by_lead = {outcome.lead_id: outcome for outcome in stored}
-        result.stored = {index: by_lead[lead_id] for lead_id, (index, _) in rows.items()}
+        result.stored = {index: by_lead[lead_id] for lead_id, (indexes, _) in rows.items() for index in indexes}
     result.errors.sort(key=lambda error: error["index"])
     return result
 
