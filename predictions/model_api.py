@@ -21,10 +21,11 @@ from .models import TrainingJob
 from .services.training import DEFAULT_TARGET_PRECISION, suggestions_apply, suggestions_compute, training_job_start
 
 TAGS = ["Predictions"]
+MIN_TARGET = 0.01
 MODEL = OpenApiParameter("model", OpenApiTypes.STR, description="A scoring model's key (default: the primary model).")
 TARGET = OpenApiParameter(
     "targetPrecision",
-    {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    {"type": "number", "minimum": 0.01, "maximum": 1},
     description=f"The precision wanted of 'qualified' (default {DEFAULT_TARGET_PRECISION}).",
 )
 JOB_ID = OpenApiParameter("job_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="A training job's id.")
@@ -50,7 +51,7 @@ class TrainSerializer(StrictSerializer):
 
 class ApplySerializer(StrictSerializer):
     model = StrictCharField(required=False, max_length=50, help_text="A scoring model's key (default: primary).")
-    targetPrecision = StrictFloatField(required=False, min_value=0.01, max_value=1.0)
+    targetPrecision = StrictFloatField(required=False, min_value=MIN_TARGET, max_value=1.0)
 
 
 def _scoring_model(view: ProjectApiView, key: str | None) -> Any:
@@ -65,8 +66,8 @@ def _target(request: Request) -> float:
         value = float(raw)
     except ValueError:
         raise ApplicationError("Must be a number.", field="targetPrecision") from None
-    if not math.isfinite(value) or not 0 < value <= 1:
-        raise ApplicationError("Must be a number above 0 and at most 1.", field="targetPrecision")
+    if not math.isfinite(value) or not MIN_TARGET <= value <= 1:
+        raise ApplicationError(f"Must be a number from {MIN_TARGET} to 1.", field="targetPrecision")
     return value
 
 

@@ -10,7 +10,6 @@ keeps some six hundred requests well under a minute.
 """
 
 import base64
-import functools
 import json
 import re
 from dataclasses import dataclass, replace
@@ -23,7 +22,6 @@ import pytest
 from django.apps import apps
 from django.db import connection, transaction
 from django.urls import URLPattern, URLResolver, get_resolver
-from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
@@ -39,9 +37,6 @@ from automations.services import (
 )
 from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
-from predictions.learn import Example, model_train
-from predictions.models import PredictionModel, TrainingJob
-from predictions.synthetic import leads_generate
 from scoring.models import ScoringModel
 from scoring.selectors import rules_for_project
 from scoring.services.drafts import draft_start
@@ -49,6 +44,7 @@ from scoring.services.rules import rescore_job_start
 from scoring.services.versions import version_publish
 from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
 from tests.conftest import client_for
+from tests.predictions.support import prediction_world
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -296,27 +292,6 @@ def audit_model(project: Project) -> ScoringModel:
     version_publish(model=model, note="audit")
     draft_start(model=model)
     return model
-
-
-@functools.cache
-def trained_document() -> tuple[dict[str, Any], dict[str, Any]]:
-    """A model learnt from synthetic outcomes in memory (once per run), and its report."""
-    leads = leads_generate(120)
-    trained = model_train([Example(lead=lead.facts, won=lead.won, at=lead.at, rule_score=0.0, key=lead.key)
-                           for lead in leads], current_points={"page_view": 5, "demo_request": 50})  # fmt: skip
-    return trained.to_json(), dict(trained.report)
-
-
-def prediction_world(project: Project) -> int:
-    """The project's primary model's active prediction model and a finished training job; the job's id."""
-    document, report = trained_document()
-    scoring_model = ScoringModel.objects.get(project=project, is_primary=True)
-    model = PredictionModel.objects.create(project=project, scoring_model=scoring_model, version=1,
-                                           trained_at=timezone.now(), document=document, report=report,
-                                           train_count=90, test_count=30, active=True)  # fmt: skip
-    job = TrainingJob.objects.create(project=project, scoring_model=scoring_model, status="succeeded", progress=100,
-                                     prediction_model=model)  # fmt: skip
-    return job.id
 
 
 def world_for(name: str) -> SimpleNamespace:

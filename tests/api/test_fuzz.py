@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from accounts.services import secret_key_create
 from leadpulse.health import worker_heartbeat_record
 from tests.accounts.factories import invitation_with_token
+from tests.predictions.support import prediction_world
 from tests.scoring.factories import scored_lead
 
 # Schema-invalid input may also be refused as too large (413), e.g. a batch past 500 events.
@@ -110,6 +111,7 @@ def world(tenant):
         "project_id": tenant.project.id,
         "key_id": secret_key.id,
         "invitation_id": invitation.id,
+        "job_id": prediction_world(tenant.project),
     }
     # As Django's test client does while it runs a request (so only after the setup's requests):
     # a request's start and end must not close the connection holding the test's transaction.
