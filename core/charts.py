@@ -83,3 +83,26 @@ def time_chart(
     chart.title = title
     chart.add(title, [(moment, value) for moment, value in points])
     return chart.render(is_unicode=True)
+
+
+def bars_chart(
+    *, labels: Sequence[str], series: dict[str, Sequence[float]], title: str, nonce: str, width: int = 560
+) -> str:
+    """Several series of bars side by side over the same labels, with a legend (model against rules, say)."""
+    chart = pygal.Bar(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width)
+    chart.add_xml_filter(_csp_strict(str(nonce)))
+    chart.title = title
+    chart.x_labels = list(labels)
+    for name, values in series.items():
+        chart.add(name, list(values))
+    return chart.render(is_unicode=True)
+
+
+def xy_chart(*, series: dict[str, Sequence[tuple[float, float]]], title: str, nonce: str, width: int = 560) -> str:
+    """Lines through (x, y) points on numeric axes, with a legend (a calibration plot against its diagonal, say)."""
+    chart = pygal.XY(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width, dots_size=3)
+    chart.add_xml_filter(_csp_strict(str(nonce)))
+    chart.title = title
+    for name, points in series.items():
+        chart.add(name, [(float(x), float(y)) for x, y in points])
+    return chart.render(is_unicode=True)
