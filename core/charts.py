@@ -4,7 +4,7 @@ The pages' Content-Security-Policy allows no inline script and only nonced inlin
 each chart takes the request's CSP nonce (`request.csp_nonce`) for its <style> element.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +86,7 @@ def time_chart(
 
 
 def bars_chart(
-    *, labels: Sequence[str], series: dict[str, Sequence[float]], title: str, nonce: str, width: int = 560
+    *, labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, nonce: str, width: int = 560
 ) -> str:
     """Several series of bars side by side over the same labels, with a legend (model against rules, say)."""
     chart = pygal.Bar(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width)
@@ -98,7 +98,7 @@ def bars_chart(
     return chart.render(is_unicode=True)
 
 
-def xy_chart(*, series: dict[str, Sequence[tuple[float, float]]], title: str, nonce: str, width: int = 560) -> str:
+def xy_chart(*, series: Mapping[str, Sequence[tuple[float, float]]], title: str, nonce: str, width: int = 560) -> str:
     """Lines through (x, y) points on numeric axes, with a legend (a calibration plot against its diagonal, say)."""
     chart = pygal.XY(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width, dots_size=3)
     chart.add_xml_filter(_csp_strict(str(nonce)))
