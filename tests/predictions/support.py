@@ -30,11 +30,11 @@ def synthetic_project(project, *, count: int = 200, seed: int = 7, outcomes: int
     for lead in leads:
         Lead.objects.filter(id=ids[lead.key]).update(traits={**lead.traits, "email": lead.email})
     now = timezone.now()
-    Outcome.objects.bulk_create(
+    Outcome.objects.bulk_create((
         Outcome(project=project, lead_id=ids[lead.key], outcome="won" if lead.won else "lost", occurred_at=lead.at,
                 source="api", created_at=now, updated_at=now)
         for lead in leads[: len(leads) if outcomes is None else outcomes]
-    )  # fmt: skip
+    ), ignore_conflicts=True)  # fmt: skip
     return leads
 
 
