@@ -208,7 +208,7 @@ def prediction_changes(*, changes: list[LeadChange]) -> None:
     wanted: dict[tuple[int, str], dict] = {}
     for change in changes:
         if change.kind in ("scored", "identified") and change.primary:
-            wanted[change.lead_id, "scored"] = replace(change, path=()).to_message()
+            wanted[change.lead_id, change.kind] = replace(change, path=()).to_message()
         elif change.kind == "merged":
             wanted[change.lead_id, "merged"] = replace(change, event_ids=(), path=()).to_message()
     if wanted:

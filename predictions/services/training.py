@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 SCORE_CHUNK = 1000  # leads scored per statement group after training
 LOOKBACK = timedelta(days=RECENCY_CAP_DAYS)  # older events change no feature (windows <= 30 days, recency capped)
 WINDOW = timedelta(days=max(WINDOWS))
-STALE_PENDING = timedelta(hours=1)  # a pending job older than this lost its message: another may start
+# a pending job this old lost its message, a running one this quiet its worker (time limit, crash): another may start
+STALE_JOB = timedelta(hours=1)
 DEFAULT_TARGET_PRECISION = 0.8
 MARKER = "\x00last"  # a lead's last event outside the window: only its time matters (recency)
 
@@ -79,8 +80,8 @@ def training_job_start(*, project: "Project", scoring_model: ScoringModel, reque
         current = (
             TrainingJob.objects.filter(scoring_model=scoring_model)
             .filter(
-                Q(status=TrainingJob.Status.RUNNING)
-                | Q(status=TrainingJob.Status.PENDING, created_at__gte=timezone.now() - STALE_PENDING)
+                Q(status=TrainingJob.Status.RUNNING, updated_at__gte=timezone.now() - STALE_JOB)
+                | Q(status=TrainingJob.Status.PENDING, created_at__gte=timezone.now() - STALE_JOB)
             )
             .order_by("-id")
             .first()
