@@ -33,6 +33,7 @@ class LeadFacet:
     card: str = ""  # template of a card on the lead page (given `value` and `lead`); "" for no card
     filter: FacetFilter | None = None  # `?<key>=` on the leads list and API
     filter_description: str = ""
+    filter_schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})  # the parameter's, documented
     ordering: FacetOrdering | None = None  # `?ordering=<key>` / `-<key>`, ties by id
     export: Callable[[Any], str] | None = None  # the CSV exports' cell for a value; None: no column
 

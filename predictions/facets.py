@@ -29,7 +29,7 @@ def outcome_export(value: Any) -> str:
 OUTCOME_FACET = LeadFacet(
     key="outcome",
     label="Outcome",
-    order=30,
+    order=5,
     values=leads_outcome_values,
     schema=OUTCOME_SCHEMA,
     description="Won or lost, with its value, time, reason and source (null: none recorded).",
@@ -37,6 +37,7 @@ OUTCOME_FACET = LeadFacet(
     card="predictions/_outcome_card.html",
     filter=leads_with_outcome,
     filter_description="Only leads that were `won`, `lost`, or have no outcome (`none`).",
+    filter_schema={"type": "string", "enum": ["", "won", "lost", "none"]},
     export=outcome_export,
 )
 

@@ -165,9 +165,14 @@ class BulkResultSerializer(serializers.Serializer):
     errors = BulkErrorSerializer(many=True)  # type: ignore[assignment]  # a field, not Serializer.errors
 
 
+@extend_schema_field({"type": "string", "maxLength": 128, "pattern": r"^[A-Za-z0-9_ .:\-]{0,128}$"})
+class EventNameField(StrictCharField):
+    """An event name ingest accepts, or "" (documented as such: the service checks it once trimmed)."""
+
+
 @extend_schema_serializer(component_name="PredictionSettings")
 class PredictionSettingsSerializer(StrictSerializer):
-    wonEventType = StrictCharField(
+    wonEventType = EventNameField(
         source="won_event_type", allow_blank=True, max_length=128,
         help_text='An event of this type records the lead as won at its time (default `contract_signed`; "": none).',
     )  # fmt: skip

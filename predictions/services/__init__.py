@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -33,6 +34,7 @@ REASON_MAX_LENGTH = 1000
 VALUE_MAX = Decimal("999999999999.99")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BULK_MAX_ITEMS = 1000
+CHANGE_EVENT_IDS_MAX = 500  # a `LeadChange` lists at most this many folded events (scoring's fold)
 CSV_MAX_BYTES = 2 * 1024 * 1024
 CSV_COLUMNS = ("email", "userId", "leadId", "outcome", "value", "at", "reason")
 LEAD_KEYS = ("leadId", "email", "userId")  # how an item names its lead, in the order they are tried
@@ -106,7 +108,7 @@ def _lead_key_share(lead_id: int) -> tuple[int, int | None] | None:
     return (int(row[0]), row[1]) if row else None
 
 
-def _lead_held(*, project_id: int, lead_id: int) -> int:
+def _lead_held(*, lead_id: int) -> int:
     """The id of the live lead (a merged-away one's survivor) held for the transaction; 404 when it is gone."""
     for _ in range(5):
         row = _lead_key_share(lead_id)
@@ -139,7 +141,7 @@ def _upsert(rows: list[Outcome]) -> None:
 @transaction.atomic
 def outcome_record(*, lead: Lead, data: OutcomeInput, recorder: Recorder) -> Outcome:
     """Record the lead's outcome (a merged-away lead's goes to its survivor), replacing any it had."""
-    lead_id = _lead_held(project_id=lead.project_id, lead_id=lead.id)
+    lead_id = _lead_held(lead_id=lead.id)
     _upsert([_row(project_id=lead.project_id, lead_id=lead_id, data=data, recorder=recorder, now=timezone.now())])
     return Outcome.objects.select_related("author", "api_key").get(lead_id=lead_id)
 
@@ -324,22 +326,32 @@ def lead_changes_consume(*, changes: list[LeadChange]) -> int:
     """
     events: dict[int, set[int]] = defaultdict(set)
     leads: dict[int, set[int]] = defaultdict(set)
+    capped: dict[int, set[int]] = defaultdict(set)  # leads whose change lists only its first events
     for change in changes:
         events[change.project_id].update(change.event_ids)
         leads[change.project_id].add(change.lead_id)
+        if len(change.event_ids) >= CHANGE_EVENT_IDS_MAX:
+            capped[change.project_id].add(change.lead_id)
     written = 0
     for project_id, lead_ids in sorted(leads.items()):
         written += _merged_outcomes_move(project_id=project_id, lead_ids=lead_ids)
     types = _won_event_types(pid for pid, ids in events.items() if ids)
     for project_id, event_ids in sorted(events.items()):
         if types.get(project_id):
-            written += _won_events_record(project_id=project_id, event_ids=event_ids, name=types[project_id])
+            written += _won_events_record(
+                project_id=project_id, event_ids=event_ids, lead_ids=capped[project_id], name=types[project_id]
+            )
     return written
 
 
-def _won_events_record(*, project_id: int, event_ids: set[int], name: str) -> int:
+def _won_events_record(*, project_id: int, event_ids: set[int], lead_ids: set[int], name: str) -> int:
+    """Record won outcomes from these events of the type `name`, and any such event of `lead_ids` (whose changes
+    listed only their first events)."""
+    wanted = Q(id__in=sorted(event_ids))
+    if lead_ids:
+        wanted |= Q(lead_id__in=sorted(lead_ids))
     found = (
-        Event.objects.filter(project_id=project_id, id__in=sorted(event_ids), name=name)
+        Event.objects.filter(wanted, project_id=project_id, name=name)
         .exclude(type=Event.Type.ADJUSTMENT)
         .values_list("id", "timestamp", "lead_id", "lead__merged_into_id")
         .order_by("timestamp", "event_id")

@@ -114,7 +114,7 @@ LEAD_FILTER_PARAMETERS = [
     ),
     # the lead facets' filters (`core.leadfacets`): registered as the apps are ready, before the URLs load
     *(
-        OpenApiParameter(facet.key, OpenApiTypes.STR, description=facet.filter_description)
+        OpenApiParameter(facet.key, facet.filter_schema, description=facet.filter_description)
         for facet in lead_facets.filters()
     ),
 ]

@@ -37,6 +37,7 @@ from automations.services import (
 )
 from core.deadletter import failed_jobs_for_project
 from ingest.models import Event, Lead
+from predictions.models import Outcome
 from scoring.models import ScoringModel
 from scoring.selectors import rules_for_project
 from scoring.services.drafts import draft_start
@@ -214,6 +215,20 @@ OPS = [
        bad={"userId": "u-1"}, field="previousId", key_in="basic"),
     Op("POST", "/v1/batch", INGEST, {"batch": [{"type": "track", "event": "Signed Up", "anonymousId": "a-1"}]},
        bad={"batch": [{"type": "track", "anonymousId": "a-1"}]}, field="batch[0].event", key_in="basic"),
+    # predictions: outcomes (members record them) and settings (admins)
+    Op("GET", "/api/leads/{lead}/outcome", MEMBER),
+    Op("POST", "/api/leads/{lead}/outcome", MEMBER, {"outcome": "won", "value": 100},
+       bad={"outcome": "won", "value": "100"}, field="value"),
+    Op("DELETE", "/api/leads/{lead}/outcome", MEMBER),
+    Op("GET", "/api/outcomes", MEMBER, bad={"outcome": "maybe"}, field="outcome"),
+    Op("POST", "/api/outcomes/bulk", MEMBER, lambda world, client: {"outcomes": [{"leadId": world.ids["lead"],
+       "outcome": "lost"}]}, bad={"outcomes": []}, field="outcomes"),
+    Op("POST", "/api/outcomes/upload", MEMBER,
+       lambda world, client: {"csv": f"leadId,outcome\n{world.ids['lead']},won"},
+       bad={"csv": "email,result\nada@example.com,won\n"}, field="file"),
+    Op("GET", "/api/predictions/settings", MEMBER),
+    Op("PUT", "/api/predictions/settings", ADMIN, {"wonEventType": "closed_won"}, bad={"wonEventType": "no/slash"},
+       field="wonEventType"),
     # predictions: training, its jobs, the report and the suggestions
     Op("POST", "/api/predictions/train", ADMIN, {}, bad={"model": 7}, field="model"),
     Op("GET", "/api/predictions/jobs/{training_job}", MEMBER),
@@ -272,6 +287,9 @@ MORE_BAD_INPUT = [
     ("POST /api/leads/{lead}/adjustments", {"points": 0, "reason": "audit"}, "points"),
     ("POST /api/leads/{lead}/adjustments", {"points": 5, "reason": "audit", "model": "nope"}, "model"),
     ("POST /api/leads/{lead}/adjustments", {"setTo": 5}, "reason"),
+    ("POST /api/leads/{lead}/outcome", {"outcome": "won", "at": "1999-01-01T00:00:00Z"}, "at"),
+    ("POST /api/outcomes/bulk", {"outcomes": [{"email": "nobody@example.com", "outcome": "won"}]}, "outcomes[0].email"),
+    ("POST /api/outcomes/upload", {"csv": "leadId,outcome\nabc,won\n"}, "rows[0].leadId"),
 ]
 BAD_INPUT_OPS = [op for op in OPS if op.bad is not None] + [
     replace(next(op for op in OPS if op.id == op_id), bad=bad, field=name) for op_id, bad, name in MORE_BAD_INPUT
@@ -298,6 +316,7 @@ def world_for(name: str) -> SimpleNamespace:
     """A project with one of every object the API addresses by id, and a caller of every kind."""
     project, owner, write_key = project_with_owner(name=name)
     lead = scored_lead(project, "visitor-1", "page_view", "signup")
+    Outcome.objects.create(project=project, lead=lead, outcome="won", occurred_at=lead.created_at, source="api")
     automation = automation_create(project=project, data=AUTOMATION_ROW)
     subscription = webhook_subscribe(project=project, url="http://127.0.0.1:9/h", events=["lead.updated"])
     recipient, _ = email_recipient_request(project=project, email="pending@outside.example")

@@ -81,7 +81,15 @@ SEMANTIC_400_SCORING: dict[str, str] = {
     "only engagement rules take a window",
     "POST /api/leads/{lead_id}/adjustments": "model must be a key of one of the project's models",
 }
+SEMANTIC_400_PREDICTIONS: dict[str, str] = {
+    "POST /api/leads/{lead_id}/outcome": "at: only from 2000-01-01 to a day ahead of now",
+    "POST /api/outcomes/bulk": "each item must name an existing lead of the project by exactly one of leadId, email "
+    "and userId, at from 2000-01-01 to a day ahead; 400 only when no item is valid",
+    "POST /api/outcomes/upload": "the CSV's header must name known columns, and some row must be a valid outcome of "
+    "an existing lead",
+}
 SEMANTIC_400 = SEMANTIC_400_ACCOUNTS | SEMANTIC_400_AUTOMATIONS | SEMANTIC_400_INGEST | SEMANTIC_400_SCORING
+SEMANTIC_400 |= SEMANTIC_400_PREDICTIONS
 
 HOT = {
     "name": "Hot",

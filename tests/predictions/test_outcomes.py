@@ -475,3 +475,13 @@ def test_erasing_a_lead_erases_its_outcome_and_its_merged_leads(tenant, other_te
     assert lead_erase(lead=lead) == 2
 
     assert sorted(Outcome.objects.values_list("lead_id", flat=True)) == sorted([kept.id, theirs.id])
+
+
+def test_a_won_event_past_the_changes_first_500_events_still_counts(tenant, pipeline):
+    lead_id = ingest(tenant.project, "ann", *(["page_view"] * 500), "contract_signed")
+
+    messages = pipeline(lead_id)
+
+    assert [len(change["eventIds"]) for message in messages for change in message["changes"]] == [500]
+    outcome = Outcome.objects.get(lead_id=lead_id)
+    assert (outcome.outcome, outcome.occurred_at) == ("won", NOW)

@@ -1,5 +1,6 @@
 import pytest
 
+from core.leadfacets import lead_facets
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +27,7 @@ def test_list_is_paginated_ordered_by_score_with_the_lead_fields(tenant, leads):
     assert set(body) == {"count", "next", "previous", "results"}
     assert body["count"] == 4
     assert [r["anonymousId"] for r in body["results"]] == ["q-1", "hot-1", "warm-1", "cold-1"]
-    assert set(body["results"][0]) == LEAD_FIELDS
+    assert set(body["results"][0]) == LEAD_FIELDS | {facet.key for facet in lead_facets}  # and the apps' facets
     assert body["results"][0]["currentScore"] == 80 and body["results"][0]["leadStage"] == "qualified"
 
 
@@ -57,11 +58,12 @@ def test_list_rejects_bad_filters(tenant, leads, query, field):
 
 
 def test_list_query_count_does_not_grow_with_leads(tenant, leads, django_assert_num_queries):
-    with django_assert_num_queries(5):  # user, membership, count, page, the models (for `scores`)
+    facets = len(list(lead_facets))  # one query each per page (`core.leadfacets`)
+    with django_assert_num_queries(5 + facets):  # user, membership, count, page, the models (for `scores`)
         assert tenant.client.get("/api/leads").status_code == 200
     for i in range(20):
         scored_lead(tenant.project, f"more-{i}", "page_view")
-    with django_assert_num_queries(5):
+    with django_assert_num_queries(5 + facets):
         assert len(tenant.client.get("/api/leads").json()["results"]) == 24
 
 
