@@ -15,6 +15,7 @@ from predictions.services.training import (
     training_examples,
 )
 from scoring.models import ScoringModel
+from scoring.services import lead_erase
 from tests.predictions.support import synthetic_project
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +118,19 @@ def test_a_scoring_batchs_lead_changes_recompute_those_leads_probabilities(tenan
     assert after.computed_at > before.computed_at
     assert after.probability > before.probability
     assert any("demo_request" in factor["feature"] for factor in after.factors)
+
+
+def test_erasing_a_lead_erases_its_predictions_and_a_merged_away_lead_loses_its_own(tenant):
+    synthetic_project(tenant.project, count=200)
+    train(tenant.project)
+    erased, merged, survivor = Lead.objects.filter(project=tenant.project).order_by("id")[:3]
+
+    lead_erase(lead=erased)
+    Lead.objects.filter(id=merged.id).update(merged_into=survivor)
+    lead_changes_predict(changes=[
+        LeadChange(kind="merged", project_id=tenant.project.id, lead_id=survivor.id, old_score=0, new_score=0,
+                   old_stage="cold", new_stage="cold", merged_lead_id=merged.id),
+    ])  # fmt: skip
+
+    assert not LeadPrediction.objects.filter(lead_id__in=[erased.id, merged.id]).exists()
+    assert LeadPrediction.objects.filter(lead=survivor).count() == 1
