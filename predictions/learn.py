@@ -13,7 +13,7 @@ JSON; `predict` needs neither scikit-learn nor numpy.
 import heapq
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 from typing import Any, TypedDict
@@ -265,7 +265,23 @@ def model_train(
     classifier = LogisticRegression(C=regularisation, max_iter=2000)
     classifier.fit((x_train - mean) / scale, y_train)
 
-    model = TrainedModel(
+    x_holdout = (_transform(_matrix(holdout, vocabulary), logged) - mean) / scale
+    probabilities = classifier.predict_proba(x_holdout)[:, 1]
+    y_holdout = np.array([example.won for example in holdout], dtype=int)
+    rule_scores = [example.rule_score for example in holdout]
+    rules = None if None in rule_scores else np.array(rule_scores, dtype=float)
+    report = _report(train, holdout, probabilities, y_holdout, rules, rule_thresholds)
+    event_log_odds = event_log_odds_learn(raw_train, y_train, vocabulary, regularisation)
+    suggestions = None
+    if current_points is not None:
+        suggestions = Suggestions(
+            points=points_suggest(event_log_odds, current_points),
+            scale=points_scale(event_log_odds, current_points),
+            target_precision=target_precision,
+            thresholds=thresholds_suggest(report["rules"], target_precision, rule_thresholds),
+            probability_threshold=threshold_for_precision(report["model"]["curve"], target_precision),
+        )
+    return TrainedModel(
         vocabulary=vocabulary,
         names=names,
         logged=logged,
@@ -273,33 +289,11 @@ def model_train(
         scale=tuple(float(v) for v in scale),
         coefficients=tuple(float(v) for v in classifier.coef_[0]),
         intercept=float(classifier.intercept_[0]),
-        report=_empty_report(),
-        event_log_odds={},
+        report=report,
+        event_log_odds=event_log_odds,
+        suggestions=suggestions,
         trained_at=trained_at,
     )
-    probabilities = np.array(
-        [probability(model, features_compute(e.lead, cutoff=e.at, vocabulary=vocabulary)) for e in holdout]
-    )
-    y_holdout = np.array([example.won for example in holdout], dtype=int)
-    rule_scores = [example.rule_score for example in holdout]
-    rules = (
-        None
-        if any(score is None for score in rule_scores)
-        else np.array([float(score) for score in rule_scores if score is not None])
-    )
-    report = _report(train, holdout, probabilities, y_holdout, rules, rule_thresholds)
-    event_log_odds = event_log_odds_learn(raw_train, y_train, model, regularisation)
-    model = replace(model, report=report, event_log_odds=event_log_odds)
-    suggestions = None
-    if current_points is not None:
-        suggestions = Suggestions(
-            points=points_suggest(model, current_points),
-            scale=points_scale(model, current_points),
-            target_precision=target_precision,
-            thresholds=thresholds_suggest(report["rules"], target_precision, rule_thresholds),
-            probability_threshold=threshold_for_precision(report["model"]["curve"], target_precision),
-        )
-    return replace(model, suggestions=suggestions)
 
 
 def _matrix(examples: Sequence[Example], vocabulary: Vocabulary) -> np.ndarray:
@@ -395,14 +389,6 @@ def factor_label(name: str, value: float, contribution: float) -> str:
 
 
 # --- the report -------------------------------------------------------------------------------
-
-
-def _empty_report() -> Report:
-    empty = Split(leads=0, won=0, lost=0, first="", last="")
-    evaluation = Evaluation(auc=0.5, stage_thresholds=[], stages=[], lift=[], curve=[])
-    return Report(
-        train=empty, holdout=empty, model=evaluation, rules=None, calibration=[], brier=0.0, calibration_error=0.0
-    )
 
 
 def _split(examples: Sequence[Example]) -> Split:
@@ -544,7 +530,7 @@ def calibration(probabilities: np.ndarray, labels: np.ndarray, bins: int = CALIB
 
 
 def event_log_odds_learn(
-    raw: np.ndarray, labels: np.ndarray, model: TrainedModel, regularisation: float
+    raw: np.ndarray, labels: np.ndarray, vocabulary: Vocabulary, regularisation: float
 ) -> dict[str, float]:
     """Per event type, the log-odds one event in the last 30 days adds, in a model that only adds events up.
 
@@ -552,17 +538,17 @@ def event_log_odds_learn(
     should be. The main model's windowed, log-scaled and correlated coefficients are not:
     split across windows and velocity, one event type's weight can be any sign.
     """
-    position = {name: i for i, name in enumerate(model.names)}
-    columns = [position[count_name(event, WINDOWS[-1])] for event in model.vocabulary.events]
+    position = {name: i for i, name in enumerate(vocabulary.names())}
+    columns = [position[count_name(event, WINDOWS[-1])] for event in vocabulary.events]
     if not columns:
         return {}
     additive = LogisticRegression(C=regularisation, max_iter=2000).fit(raw[:, columns], labels)
-    return {event: float(w) for event, w in zip(model.vocabulary.events, additive.coef_[0], strict=True)}
+    return {event: float(w) for event, w in zip(vocabulary.events, additive.coef_[0], strict=True)}
 
 
-def points_scale(model: TrainedModel, current_points: Mapping[str, int]) -> float | None:
+def points_scale(event_log_odds: Mapping[str, float], current_points: Mapping[str, int]) -> float | None:
     """Rule points per unit of log-odds, so the median positive suggestion equals the median positive rule."""
-    effects = model.event_log_odds
+    effects = event_log_odds
     shared = [event for event in effects if event in current_points]
     current = [current_points[event] for event in shared if current_points[event] > 0]
     learnt = [effects[event] for event in shared if effects[event] > 0]
@@ -571,12 +557,12 @@ def points_scale(model: TrainedModel, current_points: Mapping[str, int]) -> floa
     return median(current) / median(learnt)
 
 
-def points_suggest(model: TrainedModel, current_points: Mapping[str, int]) -> list[PointsSuggestion]:
+def points_suggest(event_log_odds: Mapping[str, float], current_points: Mapping[str, int]) -> list[PointsSuggestion]:
     """Points per event type from the model, in the rules' units (see `points_scale`), rounded; largest first."""
-    scale = points_scale(model, current_points)
+    scale = points_scale(event_log_odds, current_points)
     if scale is None:
         return []
-    effects = model.event_log_odds
+    effects = event_log_odds
     rows = [
         PointsSuggestion(
             event_type=event,

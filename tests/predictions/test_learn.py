@@ -9,6 +9,7 @@ from statistics import median
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from predictions.features import EventRow, LeadFacts, features_compute
 from predictions.learn import (
@@ -65,7 +66,7 @@ def model(leads) -> TrainedModel:
     return model_train(examples(leads), current_points=CURRENT_POINTS, target_precision=0.7)
 
 
-def test_it_learns_the_hidden_signal_and_beats_the_default_rules(model):
+def test_it_learns_the_hidden_signal_and_beats_the_default_rules(leads, model):
     report = model.report
     assert report["train"]["leads"] == 2250 and report["holdout"]["leads"] == 750
     assert report["train"]["last"] <= report["holdout"]["first"]  # split by time
@@ -73,6 +74,10 @@ def test_it_learns_the_hidden_signal_and_beats_the_default_rules(model):
     assert report["rules"] is not None
     assert report["model"]["auc"] > report["rules"]["auc"] + 0.03
     # the top tenth is won well above the average, the bottom tenth well below
+    # the stored model (pure Python) scores the holdout as the fitted one did
+    holdout = sorted(leads, key=lambda lead: (lead.at, lead.key))[-750:]
+    recomputed = [lead_predict(model, lead.facts, now=lead.at).probability for lead in holdout]
+    assert roc_auc_score([lead.won for lead in holdout], recomputed) == pytest.approx(report["model"]["auc"])
     lift = report["model"]["lift"]
     assert lift[0]["lift"] > 1.8 and lift[-1]["lift"] < 0.4
     assert sum(row["leads"] for row in lift) == 750
@@ -84,9 +89,11 @@ def test_probabilities_are_calibrated_on_the_holdout(model):
     assert report["brier"] < 0.2
     assert sum(row["leads"] for row in report["calibration"]) == 750
     for row in report["calibration"]:
-        if row["leads"] >= 50:
-            assert row["observed"] is not None and row["predicted"] is not None
-            assert abs(row["observed"] - row["predicted"]) < 0.15, row
+        if row["leads"] >= 30:
+            observed, predicted = row["observed"], row["predicted"]
+            assert observed is not None and predicted is not None
+            # within 3.5 standard errors of a binomial share at the predicted rate
+            assert abs(observed - predicted) < 3.5 * math.sqrt(predicted * (1 - predicted) / row["leads"]) + 0.05, row
 
 
 def test_stages_compare_at_the_same_volume(model):
@@ -167,23 +174,23 @@ def test_factors_sum_to_the_change_from_the_baseline_with_the_signs_of_their_ter
 
 
 def test_an_eager_lead_is_explained_by_its_recent_pricing_visits(leads, model):
-    # given an average lead with 4 pricing visits in the last 3 days
-    lead = leads[0]
-    base = [e for e in lead.events if e.name not in ("pricing_page_visit",) and e.timestamp < lead.at]
-    visits = [EventRow("pricing_page_visit", lead.at - timedelta(days=d)) for d in (0.5, 1.5, 2, 3)]
-    eager = LeadFacts(events=[*base, *visits], traits=lead.traits)
+    # given an unremarkable lead (two page views last week) that visited pricing 4 times in the last 3 days
+    at = leads[0].at
+    traits = {"industry": "retail", "company_size": "11-50", "role": "engineer"}
+    base = [EventRow("page_view", at - timedelta(days=d)) for d in (9, 10)]
+    visits = [EventRow("pricing_page_visit", at - timedelta(days=d)) for d in (0.5, 1.5, 2, 3)]
+    eager = LeadFacts(events=[*base, *visits], traits=traits)
     # when
-    prediction = lead_predict(model, eager, now=lead.at)
+    prediction = lead_predict(model, eager, now=at)
     # then
     labels = [factor.label for factor in prediction.factors]
-    pricing = [label for label in labels if "pricing_page_visit" in label]
-    assert pricing, labels
-    assert any(re.fullmatch(r"4 pricing_page_visit in (7|30) days \+\d+%", label) for label in pricing), labels
+    assert any(re.fullmatch(r"4 pricing_page_visit in (7|30) days \+\d+%", label) for label in labels), labels
     for label in labels:
         assert re.search(r" [+-]\d+%$", label), label
+    assert prediction.probability > lead_predict(model, LeadFacts(events=base, traits=traits), now=at).probability
     # scored 4 days earlier, the visits are still ahead: not seen
-    earlier = lead.at - timedelta(days=4)
-    without = LeadFacts(events=base, traits=lead.traits)
+    earlier = at - timedelta(days=4)
+    without = LeadFacts(events=base, traits=traits)
     assert lead_predict(model, eager, now=earlier) == lead_predict(model, without, now=earlier)
 
 
@@ -215,7 +222,11 @@ def test_points_suggestions_are_in_the_rules_units(model):
     for strong in ("pricing_page_visit", "demo_request", "integration_docs_view"):
         for weak in ("email_open", "download", "page_view"):
             assert points[strong]["suggested"] > points[weak]["suggested"], (strong, weak)
-    assert abs(points["email_open"]["suggested"]) < 10
+    strong = median(
+        points[event]["suggested"] for event in ("pricing_page_visit", "demo_request", "integration_docs_view")
+    )
+    weak = median(points[event]["suggested"] for event in ("email_open", "download", "page_view"))
+    assert strong > 2 * max(weak, 1)
     assert points["unsubscribe"]["suggested"] < 0
 
 
@@ -271,3 +282,15 @@ def test_stage_rows_count_each_stage_and_measure_at_or_above():
     ]  # fmt: skip
     assert [row["precision"] for row in rows] == pytest.approx([0.5, 0.75, 2 / 3, 1.0])
     assert [row["recall"] for row in rows] == pytest.approx([1.0, 1.0, 2 / 3, 2 / 3])
+
+
+def test_without_rule_scores_the_report_has_no_rules_side(leads):
+    unscored = [Example(lead=lead.facts, won=lead.won, at=lead.at, key=lead.key) for lead in leads[:600]]
+    model = model_train(unscored, current_points=CURRENT_POINTS)
+    assert model.report["rules"] is None
+    assert model.suggestions is not None
+    assert model.suggestions["thresholds"] is None  # nothing to place them on
+    assert model.suggestions["points"]  # the points come from the model alone
+    # a lead with no events at all still gets a probability and three factors
+    empty = lead_predict(model, LeadFacts(events=[]), now=leads[0].at)
+    assert 0 < empty.probability < 1 and len(empty.factors) == 3
