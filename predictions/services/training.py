@@ -344,7 +344,7 @@ def suggestions_compute(
                 "suggested": row["suggested"],
                 "logOdds": round(row["log_odds"], 4),
             }
-            for row in points_suggest(trained, points)
+            for row in points_suggest(trained.event_log_odds, points)
         ],
         "thresholds": {
             "current": current,
