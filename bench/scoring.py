@@ -223,6 +223,25 @@ emit(score_s=score_s, companies_s=companies_s, score_cpu=score_cpu, companies_cp
 """
 
 
+PREDICTIONS_CODE = """
+from django.utils import timezone
+from predictions.learn import Example, model_train
+from predictions.models import PredictionModel
+from predictions.synthetic import leads_generate
+from scoring.models import ScoringModel
+from scoring.services import DEFAULT_RULES
+leads = leads_generate(ARGS["train"], seed=7)  # a model learnt from synthetic outcomes: what scoring loads is the point
+trained = model_train([Example(lead=l.facts, won=l.won, at=l.at, rule_score=0.0, key=l.key) for l in leads],
+                      current_points=dict(DEFAULT_RULES))
+primary = ScoringModel.objects.get(project_id=ARGS["project"], is_primary=True)
+split = trained.report
+PredictionModel.objects.create(project_id=ARGS["project"], scoring_model=primary, version=1, trained_at=timezone.now(),
+                               document=trained.to_json(), report=split, active=True,
+                               train_count=split["train"]["leads"], test_count=split["holdout"]["leads"])
+emit(features=len(trained.names))
+"""
+
+
 def django_child(name: str, code: str, params: dict, timeout: float, **env: str) -> dict:
     """Run `code` in a fresh django.setup() process; return the JSON it emitted last."""
     with open(RESULTS / f"scoring_{name}.log", "w") as err:
@@ -336,7 +355,9 @@ def phase_score(args: argparse.Namespace, project: int, concurrency: int, childr
     problems = log_problems(log)
     notes = f"enqueued {out['sent']} in {out['t1'] - out['t0']:.1f} s; unscored {unscored}; {drained}; "
     notes += f"log errors {len(problems)}"
-    return {**row("score", concurrency, leads, events, wall, notes), "log_errors": problems[:10]}
+    empty = re.search(r"queue empty at ([0-9.]+) s", drained)  # scoring and its follow-ups (predictions) all done
+    return {**row("score", concurrency, leads, events, wall, notes), "log_errors": problems[:10],
+            "queue_empty_s": float(empty.group(1)) if empty else None}  # fmt: skip
 
 
 def phase_preview(args: argparse.Namespace, project: int) -> list[dict]:
@@ -462,6 +483,8 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--domains", type=int, default=1000, help="the companies phase's email domains (companies)")
     p.add_argument("--no-companies", dest="companies", action="store_false", help="skip the companies phase")
+    p.add_argument("--predictions", action="store_true",
+                   help="score the backlog again (one worker) with an active prediction model")  # fmt: skip
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for a phase")
@@ -502,7 +525,7 @@ def main() -> None:
         # statistics the planner guesses, and scoring's reads run several times slower.
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute("ANALYZE")
-    if len(args.concurrency) > 1 or any(m > 1 for m in args.models) or args.companies:
+    if len(args.concurrency) > 1 or any(m > 1 for m in args.models) or args.companies or args.predictions:
         db_snapshot()
 
     rows: list[dict] = []
@@ -527,6 +550,14 @@ def main() -> None:
                 db_recreate(template=SNAPSHOT)
                 django_child("models", MODELS_CODE, {"project": project, "models": models}, 120)
                 rows.append({**phase_score(args, project, 1, children), "phase": f"score {models} models"})
+            finally:
+                children.stop()
+        if args.predictions:  # the same backlog, with an active prediction model: each batch's leads get predicted
+            children = Children()
+            try:
+                db_recreate(template=SNAPSHOT)
+                django_child("predictions", PREDICTIONS_CODE, {"project": project, "train": 2000}, 300)
+                rows.append({**phase_score(args, project, 1, children), "phase": "score +predictions"})
             finally:
                 children.stop()
     finally:

@@ -4,7 +4,7 @@ The pages' Content-Security-Policy allows no inline script and only nonced inlin
 each chart takes the request's CSP nonce (`request.csp_nonce`) for its <style> element.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -93,4 +93,27 @@ def time_chart(
             steps.append((until, ordered[-1][1]))
     chart.add(title, steps, show_dots=False)
     chart.add(title, list(ordered), stroke=False)
+    return chart.render(is_unicode=True)
+
+
+def bars_chart(
+    *, labels: Sequence[str], series: Mapping[str, Sequence[float]], title: str, nonce: str, width: int = 560
+) -> str:
+    """Several series of bars side by side over the same labels, with a legend (model against rules, say)."""
+    chart = pygal.Bar(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width)
+    chart.add_xml_filter(_csp_strict(str(nonce)))
+    chart.title = title
+    chart.x_labels = list(labels)
+    for name, values in series.items():
+        chart.add(name, list(values))
+    return chart.render(is_unicode=True)
+
+
+def xy_chart(*, series: Mapping[str, Sequence[tuple[float, float]]], title: str, nonce: str, width: int = 560) -> str:
+    """Lines through (x, y) points on numeric axes, with a legend (a calibration plot against its diagonal, say)."""
+    chart = pygal.XY(**{**OPTIONS, "show_legend": True, "legend_at_bottom": True}, width=width, dots_size=3)
+    chart.add_xml_filter(_csp_strict(str(nonce)))
+    chart.title = title
+    for name, points in series.items():
+        chart.add(name, [(float(x), float(y)) for x, y in points])
     return chart.render(is_unicode=True)

@@ -25,6 +25,7 @@ COMPANY_CHANGES_TASK = "automations.company_changes_task"
 COMPANY_LEAD_CHANGES_TASK = "companies.lead_changes_task"
 # predictions
 PREDICTION_LEAD_CHANGES_TASK = "predictions.lead_changes_task"
+PREDICTION_MODEL_TRAIN_TASK = "predictions.model_train_task"
 
 ChangeKind = Literal["scored", "merged", "identified"]
 

@@ -204,12 +204,13 @@ def prediction_changes(*, changes: list[LeadChange]) -> None:
     """After commit, hand predictions a batch's folded events and merges: one message, one change per lead.
 
     Predictions look for the project's "won" event among the folded events (the primary model's change carries
-    them, as every model folds the same ones) and move a merged-away lead's outcome to its survivor.
+    them, as every model folds the same ones), move a merged-away lead's outcome to its survivor, and recompute
+    the probability of every lead the batch changed (decay and identify included: recency and traits are features).
     """
     wanted: dict[tuple[int, str], dict] = {}
     for change in changes:
-        if change.kind == "scored" and change.primary and change.event_ids:
-            wanted[change.lead_id, "scored"] = replace(change, path=()).to_message()
+        if change.kind in ("scored", "identified") and change.primary:
+            wanted[change.lead_id, change.kind] = replace(change, path=()).to_message()
         elif change.kind == "merged":
             wanted[change.lead_id, "merged"] = replace(change, event_ids=(), path=()).to_message()
     if wanted:

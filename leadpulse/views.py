@@ -24,6 +24,7 @@ from core.errors import (
     database_unavailable_response,
     error_response,
 )
+from predictions.model_selectors import training_jobs_recent
 from scoring.selectors import (
     lead_matrix_counts,
     lead_stage_counts,
@@ -140,7 +141,9 @@ def matrix_heat_map(*, counts: dict[str, int], model: Any) -> list[dict[str, Any
 
 @project_page
 def system_status_view(request: ProjectRequest) -> HttpResponse:
-    return render(request, "system.html", {"health": system_health(project_id=request.project.id)})
+    training = training_jobs_recent(project=request.project, limit=1)
+    context = {"health": system_health(project_id=request.project.id), "training": training[0] if training else None}
+    return render(request, "system.html", context)
 
 
 # The API answers in its one error shape even where no DRF view is reached: an unknown URL

@@ -4,6 +4,7 @@ from typing import Any
 
 from core.leadfacets import LeadFacet
 
+from .model_selectors import lead_probability_ordering, leads_prediction_values
 from .selectors import leads_outcome_values, leads_with_outcome
 
 OUTCOME_SCHEMA = {
@@ -38,4 +39,47 @@ OUTCOME_FACET = LeadFacet(
     filter_description="Only leads that were `won`, `lost`, or have no outcome (`none`).",
     filter_schema={"type": "string", "enum": ["", "won", "lost", "none"]},
     export=outcome_export,
+)
+
+
+PROBABILITY_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "description": "The calibrated probability (0-1) that the lead is won, from the primary scoring model's trained "
+    "prediction model, with its top 3 factors; null before a model is trained.",
+    "properties": {
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "factors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "feature": {"type": "string"},
+                    "value": {"type": "number"},
+                    "contribution": {"type": "number", "description": "Probability points: 0.18 is +18%."},
+                    "label": {"type": "string", "description": 'How it reads: "3 pricing_page_visit in 7 days +18%".'},
+                },
+                "required": ["feature", "value", "contribution", "label"],
+            },
+        },
+    },
+    "required": ["probability", "factors"],
+}
+
+
+def probability_export(value: Any) -> str:
+    return f"{value['probability']:.4f}" if value else ""
+
+
+PROBABILITY_FACET = LeadFacet(
+    key="conversionProbability",
+    label="Win probability",
+    order=31,
+    values=leads_prediction_values,
+    schema=PROBABILITY_SCHEMA,
+    description="The probability of being won and its top 3 factors (null: no model trained).",
+    column="predictions/_probability_column.html",
+    card="predictions/_probability_card.html",
+    ordering=lead_probability_ordering,
+    export=probability_export,
 )

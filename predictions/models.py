@@ -67,3 +67,99 @@ class PredictionSettings(models.Model):
 
     def __str__(self) -> str:
         return f"prediction settings of project {self.project_id}"
+
+
+class PredictionModel(TimeStampedModel):
+    """A trained model of a project and scoring model: `learn.TrainedModel.to_json()`, its report, and counts.
+
+    Versions number a scoring model's trainings from 1; the active one scores leads (at most one per scoring model).
+    """
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="prediction_models")
+    scoring_model = models.ForeignKey(
+        "scoring.ScoringModel", on_delete=models.CASCADE, related_name="prediction_models"
+    )
+    version = models.PositiveIntegerField()
+    trained_at = models.DateTimeField()
+    document = models.JSONField()  # the learnt model (`TrainedModel.to_json()`)
+    report = models.JSONField()  # `learn.Report`, kept beside the document for the report's reads
+    train_count = models.PositiveIntegerField()
+    test_count = models.PositiveIntegerField()
+    active = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scoring_model", "version"], name="prediction_model_version_unique"),
+            models.UniqueConstraint(
+                fields=["scoring_model"], condition=Q(active=True), name="prediction_model_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction model v{self.version} of scoring model {self.scoring_model_id}"
+
+
+class TrainingJob(TimeStampedModel):
+    """One training run of a project's scoring model's prediction model, with its progress (polled by the page)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        REFUSED = "refused"  # too few outcomes: `message` says how many more
+
+    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="training_jobs")
+    scoring_model = models.ForeignKey("scoring.ScoringModel", on_delete=models.CASCADE, related_name="training_jobs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="training_jobs"
+    )
+    prediction_model = models.ForeignKey(
+        PredictionModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(progress__lte=100), name="training_job_progress_range"),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"], name="training_job_project_idx")]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED, self.Status.REFUSED)
+
+    def __str__(self) -> str:
+        return f"training job {self.id} ({self.status})"
+
+
+class LeadPrediction(models.Model):
+    """A lead's probability of being won under a prediction model, with its top factors, as last computed."""
+
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="lead_predictions", db_constraint=False
+    )
+    # as outcomes: no database constraint, Django cascades a lead's deletion
+    lead = models.ForeignKey(
+        "ingest.Lead", on_delete=models.CASCADE, related_name="predictions", db_constraint=False, db_index=False
+    )
+    prediction_model = models.ForeignKey(PredictionModel, on_delete=models.CASCADE, related_name="lead_predictions")
+    probability = models.FloatField()
+    factors = models.JSONField(default=list)  # [{feature, value, contribution, label}], largest first
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "prediction_model"], name="lead_prediction_unique"),
+            models.CheckConstraint(
+                condition=Q(probability__gte=0) & Q(probability__lte=1), name="lead_prediction_probability_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["prediction_model", "probability"], name="lead_prediction_prob_idx")]
+
+    def __str__(self) -> str:
+        return f"lead {self.lead_id}: {self.probability:.2f}"

@@ -1,6 +1,7 @@
 """Writes of the scoring app."""
 
 from .batch import leads_score, leads_score_drain
+from .drafts import draft_save, draft_start
 from .fold import lead_lock
 from .identity import lead_identify, lead_merge
 from .leads import DEFAULT_RULES, events_reconcile, lead_erase, lead_score, lead_update, project_rules_seed
@@ -13,10 +14,14 @@ from .rules import (
     rule_update,
     scoring_settings_update,
 )
+from .versions import RULE_DEFAULTS
 
 __all__ = [
     "DEFAULT_RULES",
+    "RULE_DEFAULTS",
     "decay_materialise",
+    "draft_save",
+    "draft_start",
     "events_reconcile",
     "lead_erase",
     "lead_identify",

@@ -48,6 +48,7 @@ from scoring.services.rules import rescore_job_start
 from scoring.services.versions import version_publish
 from tests.accounts.factories import UserFactory, invitation_with_token, project_with_owner
 from tests.conftest import client_for
+from tests.predictions.support import prediction_world
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -245,6 +246,13 @@ OPS = [
     Op("GET", "/api/predictions/settings", MEMBER),
     Op("PUT", "/api/predictions/settings", ADMIN, {"wonEventType": "closed_won"}, bad={"wonEventType": "no/slash"},
        field="wonEventType"),
+    # predictions: training, its jobs, the report and the suggestions
+    Op("POST", "/api/predictions/train", ADMIN, {}, bad={"model": 7}, field="model"),
+    Op("GET", "/api/predictions/jobs/{training_job}", MEMBER),
+    Op("GET", "/api/predictions/report", MEMBER),
+    Op("GET", "/api/predictions/suggestions", MEMBER, bad={"targetPrecision": "high"}, field="targetPrecision"),
+    Op("POST", "/api/predictions/suggestions/apply", ADMIN, {"targetPrecision": 0.8}, bad={"targetPrecision": "high"},
+       field="targetPrecision"),
 ]
 # fmt: on
 
@@ -380,6 +388,7 @@ def world_for(name: str) -> SimpleNamespace:
         "invitation": invitation.id,
         "company": lead_companies(project=project, lead_ids=[companies[0].id])[companies[0].id].id,
         "other_company": lead_companies(project=project, lead_ids=[companies[1].id])[companies[1].id].id,
+        "training_job": prediction_world(project),
     }
     clients = {user: client_for(user) for user in (owner, member, admin)}
     return SimpleNamespace(

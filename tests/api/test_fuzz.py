@@ -25,6 +25,7 @@ from core.contracts import LeadChange
 from ingest.models import Lead
 from leadpulse.health import worker_heartbeat_record
 from tests.accounts.factories import invitation_with_token
+from tests.predictions.support import prediction_world
 from tests.scoring.factories import scored_lead
 
 # Schema-invalid input may also be refused as too large (413), e.g. a batch past 500 events.
@@ -135,6 +136,7 @@ def world(tenant):
         "key_id": secret_key.id,
         "invitation_id": invitation.id,
         "company_id": lead_companies(project=tenant.project, lead_ids=[company_lead.id])[company_lead.id].id,
+        "job_id": prediction_world(tenant.project),
     }
     # As Django's test client does while it runs a request (so only after the setup's requests):
     # a request's start and end must not close the connection holding the test's transaction.

@@ -118,6 +118,7 @@ def test_the_navigation_lists_every_apps_pages_in_order_and_marks_the_current_on
         ("/companies/", "Companies"),
         ("/rules/", "Rules"),
         ("/models/", "Models"),
+        ("/predictions/", "Predictions"),
         ("/automations/", "Automations"),
         ("/simulator/", "Simulator"),
         ("/integrations/", "Integrations"),

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def embedded(tmp_path: Path):
-    with embedded_server(tmp_path, seed_args=("--leads", "5")) as server:
+    with embedded_server(tmp_path, seed_args=("--leads", "5", "--outcomes", "120")) as server:
         write_key = re.search(r"(lp_pub_\S+)", server.seeded).group(1)
         yield server.base, write_key, server.seeded, server.log
 
@@ -21,6 +21,7 @@ def embedded(tmp_path: Path):
 def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):
     base, write_key, seeded, log_path = embedded
     assert "demo@leadpulse.local" in seeded
+    assert "Predictions: Trained v1 on 90 outcomes" in seeded  # outcomes and a model, on SQLite
 
     for event_type in ("signup", "demo_request"):
         response = httpx.post(
@@ -41,7 +42,7 @@ def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):
     assert health == {**health, "status": "ok", "database": "ok", "redis": "embedded"}
     # the seeded demo leads were scored too
     leads = httpx.get(f"{base}/api/leads", headers=auth).json()
-    assert leads["count"] == 6 and any(lead["currentScore"] > 0 for lead in leads["results"])
+    assert leads["count"] == 5 + 120 + 1 and any(lead["currentScore"] > 0 for lead in leads["results"])
 
     # celery-beat runs in-process on the database schedule (the reconciler is due every 30 s)
     wait_until(

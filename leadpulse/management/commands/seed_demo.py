@@ -12,9 +12,14 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.selectors import membership_for_user, write_key_for_project
 from accounts.services import project_create
+from ingest.models import Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
-from scoring.models import ScoringRule
+from predictions.models import TrainingJob
+from predictions.services import OutcomeInput, outcome_record, outcome_recorder
+from predictions.services.training import prediction_model_train
+from predictions.synthetic import HISTORY_DAYS, OUTCOME_SPREAD_DAYS, leads_generate
+from scoring.models import ScoringModel, ScoringRule
 from scoring.services import lead_score
 
 DEMO_EMAIL = "demo@leadpulse.local"
@@ -101,8 +106,10 @@ class Command(BaseCommand):
         parser.add_argument("--leads", type=int, default=500)
         parser.add_argument("--days", type=int, default=30)
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--outcomes", type=int, default=400, help="leads with a won/lost outcome (0: none)")
+        parser.add_argument("--no-train", action="store_true", help="record outcomes but train no model")
 
-    def handle(self, *args, leads: int, days: int, seed: int, **options):
+    def handle(self, *args, leads: int, days: int, seed: int, outcomes: int, no_train: bool, **options):
         rng = random.Random(seed)
         with transaction.atomic():
             user = User.objects.filter(email=DEMO_EMAIL).first()
@@ -144,9 +151,16 @@ class Command(BaseCommand):
                 )
             result = events_ingest(project_id=project.id, events=events)
             touched += len(result.accepted)
+        synthetic = _synthetic_leads(project.id, count=outcomes, seed=seed, now=now)
+        touched += synthetic["events"]
         # Score right away (the worker would too) so the first page view shows scores.
         for lead_id in project.leads.values_list("id", flat=True):
             lead_score(lead_id=lead_id)
+        trained = ""
+        if synthetic["leads"]:
+            _outcomes_record(project.id, synthetic["leads"])
+            if not no_train:
+                trained = _train(project)
 
         if created or settings.DEBUG:
             self.stdout.write(f"Demo login:  {DEMO_EMAIL} / {password}")
@@ -154,3 +168,49 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo login:  {DEMO_EMAIL} (its password was printed when it was created)")
         self.stdout.write(f"Write key:   {write_key_for_project(project=project)}")
         self.stdout.write(f"Demo events: {touched} new ({leads} leads over {days} days)")
+        if synthetic["leads"]:
+            self.stdout.write(f"Outcomes:    {len(synthetic['leads'])} leads won or lost, from a hidden ground truth")
+        if trained:
+            self.stdout.write(f"Predictions: {trained}")
+
+
+def _synthetic_leads(project_id: int, *, count: int, seed: int, now) -> dict:
+    """Leads whose outcome follows a hidden buying intent (`predictions.synthetic`), their outcomes in the last
+    half year; their events up to now (a won lead's signature and onboarding included) go through ingest."""
+    if count <= 0:
+        return {"leads": [], "events": 0}
+    start = now - timedelta(days=HISTORY_DAYS + OUTCOME_SPREAD_DAYS + 1)
+    generated = leads_generate(count, seed=seed, start=start)
+    accepted = 0
+    for lead in generated:
+        key = f"demo-won-lost-{lead.key}"
+        events = [
+            CanonicalEvent(event_id=f"{key}-{i}", name=event.name, anonymous_id=key, timestamp=event.timestamp,
+                           properties=dict(event.properties))
+            for i, event in enumerate(lead.events)
+            if event.timestamp < now
+        ]  # fmt: skip
+        traits = {**lead.traits, "email": lead.email}
+        first = lead.events[0].timestamp if lead.events else start
+        identify = CanonicalEvent(event_id=f"{key}-id", name="identify", type="identify", anonymous_id=key,
+                                  timestamp=first, properties=traits)  # fmt: skip
+        accepted += len(events_ingest(project_id=project_id, events=[identify, *events]).accepted)
+    return {"leads": generated, "events": accepted}
+
+
+def _outcomes_record(project_id: int, generated: list) -> None:
+    recorder = outcome_recorder(source="api")
+    stored = Lead.objects.filter(project_id=project_id, anonymous_id__startswith="demo-won-lost-")
+    leads = {lead.anonymous_id: lead for lead in stored}
+    for synthetic in generated:
+        lead = leads.get(f"demo-won-lost-{synthetic.key}")
+        if lead is not None:
+            data = OutcomeInput(outcome="won" if synthetic.won else "lost", at=synthetic.at, reason="demo ground truth")
+            outcome_record(lead=lead, data=data, recorder=recorder)
+
+
+def _train(project) -> str:
+    """Train the primary model's predictions now (a second or two), as the Predictions page's button would."""
+    model = ScoringModel.objects.get(project=project, is_primary=True)
+    job = TrainingJob.objects.create(project=project, scoring_model=model, message="Seeded.")
+    return prediction_model_train(job_id=job.id).message

@@ -25,7 +25,7 @@ from core.errors import ApplicationError, NotFound
 from ingest.contracts import event_name_valid
 from ingest.models import Event, Lead
 
-from .models import DEFAULT_WON_EVENT_TYPE, Outcome, PredictionSettings
+from ..models import DEFAULT_WON_EVENT_TYPE, Outcome, PredictionSettings
 
 if TYPE_CHECKING:
     from accounts.models import ApiKey, Project, User
