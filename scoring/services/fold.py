@@ -27,9 +27,10 @@ from ingest.services import LeadMove, events_mark_processed, lead_tallies_move
 from .. import engine
 from ..models import LeadScore, ScoreHistory, ScoringModel, ScoringRule
 
-# Rows a refold rewrites (they chain: each old score is the previous new score). Merge and
-# rescore rows are audit entries outside the chain and stay.
-FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT)
+# Rows a refold rewrites (they chain: each old score is the previous new score), and the segments that stand for
+# a non-primary model's `rule` rows (`engine.SEGMENT`). Merge and rescore rows are audit entries outside the chain
+# and stay.
+FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT, engine.SEGMENT)
 
 
 def model_policy(model: ScoringModel) -> engine.Policy:
