@@ -671,6 +671,8 @@ class Model:
     policy: Policy = field(default_factory=Policy)
     primary: bool = True
     version: int = 0  # the rule-set version the rules and policy are (history rows cite it)
+    # a `rule` history row per event even when not primary (otherwise a segment per run of events, see lead_evaluate)
+    rule_rows: bool = False
 
     @cached_property
     def index(self) -> dict[str, list[Rule]]:
@@ -710,7 +712,7 @@ def models_evaluate(
             before=None if before is None else before.get(model.id) or Materialised(),
             index=model.index,
             model=model.key,
-            expand=model.primary,
+            expand=model.primary or model.rule_rows,
         )
         for model in models
     }

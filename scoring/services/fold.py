@@ -106,6 +106,7 @@ def engine_models(models: Iterable[ScoringModel], rules: Iterable[ScoringRule]) 
             policy=model_policy(model),
             primary=model.is_primary,
             version=model.version,
+            rule_rows=settings.LEADPULSE_HISTORY_ALL_MODELS,
         )
         for model in sorted(models, key=lambda m: (not m.is_primary, m.id))
     ]
