@@ -19,7 +19,7 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import ScoreHistory, ScoringModel, ScoringRule
+from scoring.models import ScoreHistory, ScoringModel
 from scoring.selectors import (
     lead_adjustments,
     lead_export,
