@@ -557,17 +557,17 @@ def _segment_step(
 ) -> HistoryStep:
     """One step standing for the `rule` steps of a run of folded events: all `segment_history` needs to make them
     again from the log (the fold's state before the run, the fit, the chain's start; the run's first event and
-    length), under the version of the model that folded it."""
-    first = steps[0]
+    span), under the version of the model that folded it."""
+    first, last = steps[0], steps[-1]
     details = {"fit": fit, "count": len(steps), "from": [first.timestamp.isoformat(), first.event_id],
-               "state": start.to_json()}  # fmt: skip
+               "to": [last.timestamp.isoformat(), last.event_id], "state": start.to_json()}  # fmt: skip
     return HistoryStep(SEGMENT, chain, totals[-1], steps[-1].timestamp, details)
 
 
 def segment_history(
     events: Iterable[EventFact], *, details: Mapping[str, Any], chain: int, model: "Model"
 ) -> list[HistoryStep]:
-    """The `rule` steps a segment stands for: its events (`details["count"]` of the log from `details["from"]`)
+    """The `rule` steps a segment stands for: its events (those of the log from `details["from"]` to `["to"]`)
     folded again from the state it stored, by the same fold and the same steps as `lead_evaluate`."""
     start = FoldState.from_json(details["state"])
     policy, fit = model.policy, int(details["fit"])

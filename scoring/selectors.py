@@ -208,9 +208,8 @@ def lead_timeline(
     newest = list(Event.objects.filter(lead=lead).order_by("-timestamp", "-event_id")[:limit])
     newest.reverse()
     rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
-    history = {
-        row.event_id: row for row in histories.rows_of_events(lead=lead, rows=rows, event_ids=[e.id for e in newest])
-    }
+    made = histories.rows_of_events(lead=lead, rows=rows, event_ids=[e.id for e in newest], model=model)
+    history = {row.event_id: row for row in made}
     return [(event, history.get(event.id)) for event in newest]
 
 
@@ -270,9 +269,8 @@ def _breakdown_adjustments(lead: Lead, model: ScoringModel | None) -> list[dict[
     rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
     adjusting = Q(event__type=Event.Type.ADJUSTMENT, details__has_key="adjustment")
     stored, segments = histories.split(rows.filter(adjusting | Q(reason=engine.SEGMENT)).select_related("event"))
-    if segments:  # the model's rows of its adjustments, made again from the log
-        adjustments = list(Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).values_list("id", flat=True))
-        made = [row for row in histories.made_rows(lead_id=lead.id, segments=segments, events=set(adjustments))
+    if segments:  # the model's rows of its adjustments (only theirs have one in their details), made again
+        made = [row for row in histories.made_rows(lead_id=lead.id, segments=segments, model=model)
                 if "adjustment" in row.details]  # fmt: skip
         found = Event.objects.in_bulk([row.event_id for row in made])
         for row in made:
@@ -625,7 +623,7 @@ def leads_export_rows(*, leads: QuerySet[Lead]) -> Iterator[list[str]]:
 def lead_score_history(*, lead: Lead, limit: int = 500, model: ScoringModel | None = None) -> dict[str, Any]:
     """The lead's newest `limit` score changes (oldest first), its merge rows and the leads merged into it."""
     rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
-    points = histories.newest_rows(lead=lead, rows=rows, limit=limit)
+    points = histories.newest_rows(lead=lead, rows=rows, limit=limit, model=model)
     merges = list(rows.filter(reason=ScoreHistory.Reason.MERGE).order_by("-occurred_at"))
     merged_leads = list(lead.merged_leads.order_by("-updated_at"))
     return {"points": points, "merges": merges, "mergedLeads": merged_leads}
@@ -686,10 +684,10 @@ def lead_stage_counts(*, project: Project, model: ScoringModel | None = None) ->
 
 def lead_history_for_project(
     *, project: Project, lead: Lead, model: ScoringModel | None = None
-) -> QuerySet[ScoreHistory] | histories.NewestFirst:
+) -> histories.NewestFirst:
     """The lead's score changes, newest first, each with its event's client id as `event_uid`."""
     rows = ScoreHistory.objects.filter(model_history(model=model), project=project, lead=lead)
-    return histories.history_newest_first(lead=lead, rows=rows)
+    return histories.history_newest_first(lead=lead, rows=rows, model=model)
 
 
 # Reads of the privacy API (a lead's data, the leads CSV).

@@ -2,7 +2,7 @@
 segments stand for, made again from the log.
 
 A non-primary model's fold stores one `engine.SEGMENT` row per run of events it folded (its state before the run,
-the fit, the chain's start, the run's first event and length) instead of a `rule` row per event: those rows are
+the fit, the chain's start, the run's first and last events) instead of a `rule` row per event: those rows are
 a pure function of the log and the version that folded them, and cost that model more to write than its fold.
 Every reader goes through here, so the rows it answers with are the ones the fold would have stored, in the same
 order; a made row's id is negative (`made_row_id`), which no stored row's is.
@@ -15,7 +15,9 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, overload
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from ingest.models import Lead
 
@@ -76,17 +78,22 @@ def _segment_rows(
     for segment in segments:
         details: dict[str, Any] = segment.details
         start = (datetime.fromisoformat(details["from"][0]), str(details["from"][1]))
+        end = (datetime.fromisoformat(details["to"][0]), str(details["to"][1]))
         if ahead is None or ahead[1].key > start:  # the first segment (or one behind: read the log again)
             log, ahead = log_pages(lead_id=lead_id), None
         run: list[tuple[int, engine.EventFact]] = []
-        while len(run) < details["count"]:
+        while True:
             item = ahead if ahead is not None else next(log, None)
             ahead = None
             if item is None:
                 break
+            if item[1].key > end:
+                ahead = item  # the next segment's
+                break
             if item[1].key >= start:
                 run.append(item)
-        ahead = next(log, None)
+        if ahead is None:
+            ahead = next(log, None)
         steps = engine.segment_history(
             [fact for _, fact in run], details=details, chain=segment.old_score,
             model=specs.get(model, segment.version),
@@ -106,15 +113,23 @@ def _segment_rows(
 
 
 def made_rows(
-    *, lead_id: int, segments: Iterable[ScoreHistory], events: Collection[int] | None = None
+    *,
+    lead_id: int,
+    segments: Iterable[ScoreHistory],
+    events: Collection[int] | None = None,
+    model: ScoringModel | None = None,
 ) -> Iterator[ScoreHistory]:
-    """The rows the segments (of any of the lead's models) stand for, in `history_key` order."""
+    """The rows the segments (of any of the lead's models; `model`'s, when the caller has it) stand for, in
+    `history_key` order."""
     by_model: dict[int, list[ScoreHistory]] = defaultdict(list)
     for segment in segments:
         by_model[segment.model_id].append(segment)
     if not by_model:
         return iter(())
-    models = ScoringModel.objects.in_bulk(list(by_model))
+    if model is not None and set(by_model) == {model.id}:
+        models = {model.id: model}
+    else:
+        models = ScoringModel.objects.in_bulk(list(by_model))
     specs = _Specs()
     streams = [
         _segment_rows(lead_id=lead_id, model=models[model_id], segments=sorted(rows, key=lambda r: r.id),
@@ -134,26 +149,28 @@ def split(rows: Iterable[ScoreHistory]) -> tuple[list[ScoreHistory], list[ScoreH
     return stored, segments
 
 
-def rows_of_events(*, lead: Lead, rows: QuerySet[ScoreHistory], event_ids: Collection[int]) -> list[ScoreHistory]:
+def rows_of_events(
+    *, lead: Lead, rows: QuerySet[ScoreHistory], event_ids: Collection[int], model: ScoringModel | None = None
+) -> list[ScoreHistory]:
     """The history rows of these events (pks) among `rows` (the lead's, of some model or all), made or stored:
     one query when no segment is among them."""
     fetched = rows.filter(Q(event_id__in=list(event_ids)) | Q(reason=engine.SEGMENT)).order_by("id")
     stored, segments = split(fetched)
     if segments:
-        stored += made_rows(lead_id=lead.id, segments=segments, events=set(event_ids))
+        stored += made_rows(lead_id=lead.id, segments=segments, events=set(event_ids), model=model)
     return stored
 
 
-def newest_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], limit: int) -> list[ScoreHistory]:
+def newest_rows(
+    *, lead: Lead, rows: QuerySet[ScoreHistory], limit: int, model: ScoringModel | None = None
+) -> list[ScoreHistory]:
     """The newest `limit` of `rows` (the lead's), made or stored, oldest first."""
-    stored = rows.exclude(reason=engine.SEGMENT)
-    newest = list(stored.order_by("-occurred_at", "-id")[:limit])
-    newest.reverse()
-    segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
+    top = rows.exclude(reason=engine.SEGMENT).order_by("-occurred_at", "-id").values("id")[:limit]
+    newest, segments = split(rows.filter(Q(id__in=top) | Q(reason=engine.SEGMENT)).order_by("occurred_at", "id"))
     if not segments:
         return newest
     made: list[ScoreHistory] = []
-    for row in made_rows(lead_id=lead.id, segments=segments):
+    for row in made_rows(lead_id=lead.id, segments=segments, model=model):
         made.append(row)
         if len(made) > 2 * limit:
             del made[:-limit]  # keep the newest `limit`, trimmed now and then
@@ -161,7 +178,7 @@ def newest_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], limit: int) -> list
     return merged[-limit:]
 
 
-def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory]) -> Iterator[ScoreHistory]:
+def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> Iterator[ScoreHistory]:
     """Every one of `rows` (the lead's), made or stored, oldest first, streamed (each with `event_uid` and
     `model_key`)."""
     segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
@@ -172,26 +189,30 @@ def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory]) -> Iterator[ScoreHisto
     )
     if not segments:
         return stored.iterator(chunk_size=2000)
-    return heapq.merge(stored.iterator(chunk_size=2000), made_rows(lead_id=lead.id, segments=segments),
-                       key=history_key)  # fmt: skip
+    made = made_rows(lead_id=lead.id, segments=segments, model=model)
+    return heapq.merge(stored.iterator(chunk_size=2000), made, key=history_key)
 
 
 class NewestFirst(Sequence[ScoreHistory]):
-    """A lead's history rows newest first, for a paginator: counted without folding, each page one pass over the
-    rows (stored ones from the database, made ones from the log), holding only the page."""
+    """A lead's history rows newest first, for a paginator: counted in one query without folding, each page
+    one query when no segment is among the rows, else one pass over them (stored ones from the database, made
+    ones from the log), holding only the page."""
 
-    def __init__(self, *, lead: Lead, rows: QuerySet[ScoreHistory], segments: list[ScoreHistory]) -> None:
-        self.lead, self.rows, self.segments = lead, rows, segments
-        self._count: int | None = None
+    def __init__(self, *, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None) -> None:
+        self.lead, self.rows, self.model = lead, rows, model
+        self._counts: dict[str, int] | None = None
 
-    def total(self) -> int:
-        if self._count is None:
-            stored = self.rows.exclude(reason=engine.SEGMENT).count()
-            self._count = stored + sum(int(segment.details["count"]) for segment in self.segments)
-        return self._count
+    def counts(self) -> dict[str, int]:
+        if self._counts is None:
+            segment = Q(reason=engine.SEGMENT)
+            made = Cast(KeyTextTransform("count", "details"), IntegerField())
+            found = self.rows.aggregate(stored=Count("id", filter=~segment), segments=Count("id", filter=segment),
+                                        made=Sum(made, filter=segment))  # fmt: skip
+            self._counts = {key: value or 0 for key, value in found.items()}
+        return self._counts
 
     def __len__(self) -> int:
-        return self.total()
+        return self.counts()["stored"] + self.counts()["made"]
 
     @overload
     def __getitem__(self, index: int) -> ScoreHistory: ...
@@ -202,19 +223,20 @@ class NewestFirst(Sequence[ScoreHistory]):
     def __getitem__(self, index: int | slice) -> ScoreHistory | list[ScoreHistory]:
         if isinstance(index, int):
             return self[index : index + 1][0]
-        start, stop, _ = index.indices(self.total())
+        total = len(self)
+        start, stop, _ = index.indices(total)
         if start >= stop:
             return []
-        total = self.total()
+        if not self.counts()["segments"]:
+            newest = self.rows.annotate(event_uid=F("event__event_id")).order_by("-occurred_at", "-id")
+            return list(newest[start:stop])
         # newest first [start, stop) is oldest first [total - stop, total - start)
-        page = list(islice(all_rows(lead=self.lead, rows=self.rows), total - stop, total - start))
+        rows = all_rows(lead=self.lead, rows=self.rows, model=self.model)
+        page = list(islice(rows, total - stop, total - start))
         page.reverse()
         return page
 
 
-def history_newest_first(*, lead: Lead, rows: QuerySet[ScoreHistory]) -> QuerySet[ScoreHistory] | NewestFirst:
-    """`rows` (the lead's) newest first, each with `event_uid`: the query itself when no segment is among them."""
-    segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
-    if not segments:
-        return rows.annotate(event_uid=F("event__event_id")).order_by("-occurred_at", "-id")
-    return NewestFirst(lead=lead, rows=rows, segments=segments)
+def history_newest_first(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> NewestFirst:
+    """`rows` (the lead's) newest first, each with `event_uid`."""
+    return NewestFirst(lead=lead, rows=rows, model=model)
