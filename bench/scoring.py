@@ -14,6 +14,8 @@ Phases, in order:
   rescore  `scoring.services.rule_update` sets page_view to `--points` on the same worker;
            wall = the update -> the re-score job succeeded
 The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
+`--cpu-runs N`: then, N times per `--models` count, the backlog is scored in-process on a fresh copy and the CPU
+of that process plus its PostgreSQL backend is reported (robust to other load, unlike wall times).
 With `--concurrency 1,2` the score and re-score phases are repeated, on a copy of the loaded database
 and a worker of that concurrency each (the same rule change on the same scored data).
 Prints a table, writes bench/results/scoring.json; child logs go to bench/results/scoring_*.log.
