@@ -20,6 +20,8 @@ Phases, in order:
            does; the two are timed apart, so the roll-up's cost is a ratio to lead scoring in the same run
            (`--no-companies`: skipped)
 The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
+`--cpu-runs N`: then, N times per `--models` count, the backlog is scored in-process on a fresh copy and the CPU
+of that process plus its PostgreSQL backend is reported (robust to other load, unlike wall times).
 With `--concurrency 1,2` the score and re-score phases are repeated, on a copy of the loaded database
 and a worker of that concurrency each (the same rule change on the same scored data).
 Prints a table, writes bench/results/scoring.json; child logs go to bench/results/scoring_*.log.
@@ -240,6 +242,43 @@ PredictionModel.objects.create(project_id=ARGS["project"], scoring_model=primary
                                train_count=split["train"]["leads"], test_count=split["holdout"]["leads"])
 emit(features=len(trained.names))
 """
+CPU_CODE = """
+import os
+from django.conf import settings
+from django.db import connection
+from ingest.models import Event
+from scoring.services import leads_score
+def backend_cpu(pid):  # utime + stime of the PostgreSQL backend serving this process, in seconds
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_backend_pid()")
+    pid = cursor.fetchone()[0]
+pending = sorted(set(Event.objects.filter(processed_at__isnull=True).values_list("lead_id", flat=True)))
+size, folded = settings.LEADPULSE_SCORE_BATCH, 0
+py0, pg0, t0 = time.process_time(), backend_cpu(pid), time.perf_counter()
+while pending:  # the worker's batches, in lead order, until nothing is left pending
+    more = set()
+    for start in range(0, len(pending), size):
+        result = leads_score(lead_ids=pending[start : start + size])
+        folded, more = folded + result.events, more | result.more | result.busy
+    pending = sorted(more)
+py1, pg1, t1 = time.process_time(), backend_cpu(pid), time.perf_counter()
+emit(python=py1 - py0, postgres=pg1 - pg0, total=py1 - py0 + pg1 - pg0, wall=t1 - t0, events=folded)
+"""
+
+
+def phase_cpu(args: argparse.Namespace, project: int, models: int) -> dict:
+    """Score the loaded backlog in-process under `models` models: CPU of this process and of its PostgreSQL
+    backend (robust to the machine's other load, unlike the wall time), on a fresh copy of the backlog."""
+    db_recreate(template=SNAPSHOT)
+    if models > 1:
+        django_child("models", MODELS_CODE, {"project": project, "models": models}, 120)
+    print(f"[cpu {models} models] scoring in-process", flush=True)
+    out = django_child("cpu", CPU_CODE, {}, args.timeout)
+    notes = f"CPU python {out['python']:.2f} s + postgres {out['postgres']:.2f} s = {out['total']:.2f} s"
+    return {**row(f"cpu {models} models", 1, 0, out["events"], out["wall"], notes), "cpu": out}
 
 
 def django_child(name: str, code: str, params: dict, timeout: float, **env: str) -> dict:
@@ -488,6 +527,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
     p.add_argument("--preview-runs", type=int, default=2, choices=range(1, 11), metavar="1..10")
     p.add_argument("--timeout", type=float, default=900, help="seconds to wait for a phase")
+    p.add_argument(
+        "--cpu-runs", type=int, default=0, help="after the phases, score the backlog in-process this many times per "
+        "`--models` count, measuring CPU (this process + its PostgreSQL backend)",
+    )  # fmt: skip
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra env for every child")
     p.add_argument("--db-name", default=DB_NAME, help="the PostgreSQL database to recreate (and <name>_loaded)")
     p.add_argument(
@@ -525,7 +568,13 @@ def main() -> None:
         # statistics the planner guesses, and scoring's reads run several times slower.
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute("ANALYZE")
-    if len(args.concurrency) > 1 or any(m > 1 for m in args.models) or args.companies or args.predictions:
+    if (
+        len(args.concurrency) > 1
+        or any(m > 1 for m in args.models)
+        or args.companies
+        or args.predictions
+        or args.cpu_runs
+    ):
         db_snapshot()
 
     rows: list[dict] = []
@@ -560,6 +609,9 @@ def main() -> None:
                 rows.append({**phase_score(args, project, 1, children), "phase": "score +predictions"})
             finally:
                 children.stop()
+        for _ in range(args.cpu_runs):  # alternating model counts, so load drifts hit each alike
+            for models in args.models:
+                rows.append(phase_cpu(args, project, models))
     finally:
         with admin_db() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SNAPSHOT)))
@@ -569,6 +621,18 @@ def main() -> None:
     print(f"data: {args.events} events over {args.leads} leads, {args.days:g} days, skew {args.skew}; "
           f"loaded in {loaded['seconds']:.1f} s (not timed below)\n")  # fmt: skip
     print(table(rows))
+    one = next((r["wall_s"] for r in rows if r["phase"] == "score" and r["wall_s"]), None)
+    for r in rows:
+        if one and r["phase"].startswith("score ") and r["wall_s"]:
+            print(f"  {r['phase']}: {r['wall_s'] / one:.2f}x the wall time of one model")
+    cpu: dict[int, list[float]] = {}
+    for r in rows:
+        if "cpu" in r:
+            cpu.setdefault(int(r["phase"].split()[1]), []).append(r["cpu"]["total"])
+    if 1 in cpu:
+        for models, totals in sorted(cpu.items()):
+            ratios = ", ".join(f"{t / b:.2f}" for t, b in zip(totals, cpu[1], strict=False))
+            print(f"  cpu {models} models: {ratios}x one model's CPU (run by run)")
     for r in rows:
         for line in r.get("log_errors", []):
             print(f"  {r['phase']} log: {line}")

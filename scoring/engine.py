@@ -533,6 +533,47 @@ class Evaluation:
 
 
 PURPOSES = ("score", "rescore", "decay")
+SEGMENT = "steps"  # the reason of a stored segment: a run of folded events whose `rule` steps are made on read
+
+
+def rule_history(steps: Sequence[Step], *, totals: Sequence[int], fit: int, chain: int) -> list[HistoryStep]:
+    """The `rule` history steps of folded `steps` (their total scores `totals`), chained from `chain`."""
+    history: list[HistoryStep] = []
+    explained: dict[tuple[tuple[int, int], ...], list[dict[str, int]]] = {}  # one list per set of rules applied
+    for step, total in zip(steps, totals, strict=True):
+        rules_applied = explained.get(step.applied)
+        if rules_applied is None:
+            rules_applied = explained[step.applied] = [{"ruleId": r, "points": p} for r, p in step.applied]
+        details = {"rules": rules_applied, "decay": step.decay, "fit": fit}
+        if step.adjustment is not None:
+            details["adjustment"] = step.adjustment
+        history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
+        chain = total
+    return history
+
+
+def _segment_step(
+    steps: Sequence[Step], *, totals: Sequence[int], fit: int, chain: int, start: FoldState
+) -> HistoryStep:
+    """One step standing for the `rule` steps of a run of folded events: all `segment_history` needs to make them
+    again from the log (the fold's state before the run, the fit, the chain's start; the run's first event and
+    span), under the version of the model that folded it."""
+    first, last = steps[0], steps[-1]
+    details = {"fit": fit, "count": len(steps), "from": [first.timestamp.isoformat(), first.event_id],
+               "to": [last.timestamp.isoformat(), last.event_id], "state": start.to_json()}  # fmt: skip
+    return HistoryStep(SEGMENT, chain, totals[-1], steps[-1].timestamp, details)
+
+
+def segment_history(
+    events: Iterable[EventFact], *, details: Mapping[str, Any], chain: int, model: "Model"
+) -> list[HistoryStep]:
+    """The `rule` steps a segment stands for: its events (those of the log from `details["from"]` to `["to"]`)
+    folded again from the state it stored, by the same fold and the same steps as `lead_evaluate`."""
+    start = FoldState.from_json(details["state"])
+    policy, fit = model.policy, int(details["fit"])
+    _, steps = fold(events, rules=model.rules, policy=policy, state=start, index=model.index, model=model.key)
+    totals = [min(max(step.new_score + fit, 0), policy.max_score) for step in steps]
+    return rule_history(steps, totals=totals, fit=fit, chain=chain)
 
 
 def lead_evaluate(
@@ -550,6 +591,7 @@ def lead_evaluate(
     before: Materialised | None = None,
     index: Mapping[str, Sequence[Rule]] | None = None,
     model: str = "",
+    expand: bool = True,
 ) -> Evaluation:
     """Fold + fit + decay + total + stage for one lead: the one function every score comes from.
 
@@ -564,7 +606,9 @@ def lead_evaluate(
     (no decay-to-now or fit step after it: the next chunk carries on from its state) and
     every chunk with `before`, the lead as it was before the first one, which the `rescore`
     step, the path and `changed` compare against. `model`: the key of the model evaluated (the
-    manual adjustments it applies are those naming it).
+    manual adjustments it applies are those naming it). `expand=False`: the folded events leave one
+    `SEGMENT` step instead of a `rule` step each, from which `segment_history` makes those steps again
+    (a non-primary model's history is folded on read: its rows cost more than its fold).
     """
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}")
@@ -578,20 +622,17 @@ def lead_evaluate(
     before = before or lead
     start = FoldState() if refold else lead.state
     state, steps = fold(events, rules=rules, policy=policy, state=start, index=index, model=model)
-    history: list[HistoryStep] = []
     chain = 0 if refold else lead.score
-    explained: dict[tuple[tuple[int, int], ...], list[dict[str, int]]] = {}  # one list per set of rules applied
-    for step in steps:
-        total = min(max(step.new_score + fit, 0), policy.max_score)  # total_score, inline: once per event and model
-        rules_applied = explained.get(step.applied)
-        if rules_applied is None:
-            rules_applied = explained[step.applied] = [{"ruleId": r, "points": p} for r, p in step.applied]
-        details = {"rules": rules_applied, "decay": step.decay, "fit": fit}
-        if step.adjustment is not None:
-            details["adjustment"] = step.adjustment
-        history.append(HistoryStep("rule", chain, total, step.timestamp, details, step.event_id))
-        chain = total
-    path = [before.score] if refold else [lead.score, *(row.new_score for row in history)]
+    max_score = policy.max_score
+    totals = [min(max(step.new_score + fit, 0), max_score) for step in steps]  # total_score, inline
+    if not steps:
+        history: list[HistoryStep] = []
+    elif expand:
+        history = rule_history(steps, totals=totals, fit=fit, chain=chain)
+    else:
+        history = [_segment_step(steps, totals=totals, fit=fit, chain=chain, start=start)]
+    chain = totals[-1] if totals else chain
+    path = [before.score] if refold else [lead.score, *totals]
     engagement = state.decayed_to(policy.decay, now) if final else state.score
     score = total_score(engagement, fit, policy)
     if score != chain and final:
@@ -630,6 +671,8 @@ class Model:
     policy: Policy = field(default_factory=Policy)
     primary: bool = True
     version: int = 0  # the rule-set version the rules and policy are (history rows cite it)
+    # a `rule` history row per event even when not primary (otherwise a segment per run of events, see lead_evaluate)
+    rule_rows: bool = False
 
     @cached_property
     def index(self) -> dict[str, list[Rule]]:
@@ -669,6 +712,7 @@ def models_evaluate(
             before=None if before is None else before.get(model.id) or Materialised(),
             index=model.index,
             model=model.key,
+            expand=model.primary or model.rule_rows,
         )
         for model in models
     }

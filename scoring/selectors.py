@@ -1,6 +1,7 @@
 """Reads of leads and their scores, always scoped to a project."""
 
 import csv
+import heapq
 import json
 import re
 from collections import Counter, defaultdict
@@ -24,6 +25,7 @@ from ingest.selectors import event_numbers, lead_numbers
 
 from . import engine
 from .models import LeadScore, RescoreJob, RuleSetDraft, RuleSetVersion, ScoreHistory, ScoringModel, ScoringRule
+from .services import history as histories
 from .services.fold import (
     engine_models,
     facts,
@@ -222,12 +224,9 @@ def lead_timeline(
     """The lead's newest `limit` events in score order, each with its history row (None until scored)."""
     newest = list(Event.objects.filter(lead=lead).order_by("-timestamp", "-event_id")[:limit])
     newest.reverse()
-    history = {
-        row.event_id: row
-        for row in ScoreHistory.objects.filter(
-            model_history(model=model), lead=lead, event_id__in=[e.id for e in newest]
-        )
-    }
+    rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
+    made = histories.rows_of_events(lead=lead, rows=rows, event_ids=[e.id for e in newest], model=model)
+    history = {row.event_id: row for row in made}
     return [(event, history.get(event.id)) for event in newest]
 
 
@@ -275,18 +274,28 @@ def lead_adjustments(*, lead: Lead, limit: int = 200) -> list[dict[str, Any]]:
         Event.objects.filter(lead=lead, type=Event.Type.ADJUSTMENT).order_by("-timestamp", "-event_id")[:limit]
     )
     models = dict(ScoringModel.objects.filter(project_id=lead.project_id).values_list("key", "id"))
-    rows = ScoreHistory.objects.filter(lead=lead, event_id__in=[event.id for event in events])
-    history: dict[tuple[int | None, int | None], ScoreHistory] = {(row.event_id, row.model_id): row for row in rows}
-    return [adjustment_data(event, history.get((event.id, models.get(event.properties.get("model")))))
+    rows = histories.rows_of_events(lead=lead, rows=ScoreHistory.objects.filter(lead=lead),
+                                  event_ids=[event.id for event in events])  # fmt: skip
+    made: dict[tuple[int | None, int | None], ScoreHistory] = {(row.event_id, row.model_id): row for row in rows}
+    return [adjustment_data(event, made.get((event.id, models.get(event.properties.get("model")))))
             for event in events]  # fmt: skip
 
 
 def _breakdown_adjustments(lead: Lead, model: ScoringModel | None) -> list[dict[str, Any]]:
     """The manual adjustments the model's fold applied to the lead, oldest first."""
-    rows = ScoreHistory.objects.filter(
-        model_history(model=model), lead=lead, event__type=Event.Type.ADJUSTMENT, details__has_key="adjustment"
-    ).select_related("event")
-    return [adjustment_data(row.event, row) for row in rows.order_by("occurred_at", "id") if row.event is not None]
+    rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
+    adjusting = Q(event__type=Event.Type.ADJUSTMENT, details__has_key="adjustment")
+    stored, segments = histories.split(rows.filter(adjusting | Q(reason=engine.SEGMENT)).select_related("event"))
+    if segments:  # the model's rows of its adjustments (only theirs have one in their details), made again
+        made = [row for row in histories.made_rows(lead_id=lead.id, segments=segments, model=model)
+                if "adjustment" in row.details]  # fmt: skip
+        found = Event.objects.in_bulk([row.event_id for row in made])
+        for row in made:
+            row.event = found[row.event_id]
+        stored = list(heapq.merge(sorted(stored, key=histories.history_key), made, key=histories.history_key))
+    else:
+        stored.sort(key=histories.history_key)
+    return [adjustment_data(row.event, row) for row in stored if row.event is not None]
 
 
 def lead_score_breakdown(*, lead: Lead, model: ScoringModel | None = None) -> dict[str, Any]:
@@ -641,8 +650,7 @@ def leads_export_rows(*, leads: QuerySet[Lead], chunk: int = 2000) -> Iterator[l
 def lead_score_history(*, lead: Lead, limit: int = 500, model: ScoringModel | None = None) -> dict[str, Any]:
     """The lead's newest `limit` score changes (oldest first), its merge rows and the leads merged into it."""
     rows = ScoreHistory.objects.filter(model_history(model=model), lead=lead)
-    points = list(rows.order_by("-occurred_at", "-id")[:limit])
-    points.reverse()
+    points = histories.newest_rows(lead=lead, rows=rows, limit=limit, model=model)
     merges = list(rows.filter(reason=ScoreHistory.Reason.MERGE).order_by("-occurred_at"))
     merged_leads = list(lead.merged_leads.order_by("-updated_at"))
     return {"points": points, "merges": merges, "mergedLeads": merged_leads}
@@ -703,13 +711,10 @@ def lead_stage_counts(*, project: Project, model: ScoringModel | None = None) ->
 
 def lead_history_for_project(
     *, project: Project, lead: Lead, model: ScoringModel | None = None
-) -> QuerySet[ScoreHistory]:
+) -> histories.NewestFirst:
     """The lead's score changes, newest first, each with its event's client id as `event_uid`."""
-    return (
-        ScoreHistory.objects.filter(model_history(model=model), project=project, lead=lead)
-        .annotate(event_uid=F("event__event_id"))
-        .order_by("-occurred_at", "-id")
-    )
+    rows = ScoreHistory.objects.filter(model_history(model=model), project=project, lead=lead)
+    return histories.history_newest_first(lead=lead, rows=rows, model=model)
 
 
 # Reads of the privacy API (a lead's data, the leads CSV).
@@ -737,17 +742,6 @@ EXPORT_EVENT_FIELDS = {
     "session_id": "sessionId",
     "anonymous_id": "anonymousId",
     "user_id": "userId",
-}
-EXPORT_HISTORY_FIELDS = {
-    "id": "id",
-    "reason": "reason",
-    "old_score": "oldScore",
-    "new_score": "newScore",
-    "delta": "delta",
-    "details": "details",
-    "occurred_at": "occurredAt",
-    "event__event_id": "eventId",
-    "model__key": "model",
 }
 EXPORT_EXECUTION_FIELDS = {
     "id": "id",
@@ -784,9 +778,10 @@ def lead_export(*, lead: Lead, limit: int | None = None) -> dict[str, Any]:
     limit = LEAD_EXPORT_EVENT_LIMIT if limit is None else limit
     merged = lead.merged_leads.order_by("id")
     events = _renamed(Event.objects.filter(lead=lead).order_by("timestamp", "event_id"), EXPORT_EVENT_FIELDS, limit + 1)
-    history = _renamed(
-        ScoreHistory.objects.filter(lead=lead).order_by("occurred_at", "id"), EXPORT_HISTORY_FIELDS, limit + 1
-    )
+    rows = islice(histories.all_rows(lead=lead, rows=ScoreHistory.objects.filter(lead=lead)), limit + 1)
+    history_rows = [{"id": row.id, "reason": row.reason, "oldScore": row.old_score, "newScore": row.new_score,
+                     "delta": row.delta, "details": row.details, "occurredAt": row.occurred_at,
+                     "eventId": row.event_uid, "model": row.model_key} for row in rows]  # type: ignore[attr-defined]  # fmt: skip
     # executions are reached through the reverse relation: scoring does not import automations
     executions = lead.automation_executions.model.objects.filter(Q(lead=lead) | Q(lead__merged_into=lead)).order_by(
         "created_at", "id"
@@ -796,9 +791,9 @@ def lead_export(*, lead: Lead, limit: int | None = None) -> dict[str, Any]:
         "scores": leads_model_scores(project=lead.project, lead_ids=[lead.id]).for_lead(lead),
         "mergedIdentities": _renamed(merged, MERGED_IDENTITY_FIELDS),
         "events": events[:limit],
-        "scoreHistory": history[:limit],
+        "scoreHistory": history_rows[:limit],
         "automationExecutions": _renamed(executions, EXPORT_EXECUTION_FIELDS),
-        "truncated": len(events) > limit or len(history) > limit,
+        "truncated": len(events) > limit or len(history_rows) > limit,
     }
 
 

@@ -372,6 +372,9 @@ LEADPULSE_SCORE_PENDING_SECONDS = env.int("LEADPULSE_SCORE_PENDING_SECONDS", def
 # Scoring batches: leads claimed at once, events of one lead folded per batch, seconds a task drains.
 LEADPULSE_SCORE_BATCH = env.int("LEADPULSE_SCORE_BATCH", default=200)
 LEADPULSE_SCORE_CHUNK_EVENTS = env.int("LEADPULSE_SCORE_CHUNK_EVENTS", default=5000)
+# Store a `rule` history row per event under every scoring model, not only the primary one (the others' rows are
+# otherwise made again from the log when read: the same rows, at a fraction of the scoring cost).
+LEADPULSE_HISTORY_ALL_MODELS = env.bool("LEADPULSE_HISTORY_ALL_MODELS", default=False)
 LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", default=30)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)

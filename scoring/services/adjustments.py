@@ -22,6 +22,7 @@ from ingest.models import Event, Lead
 from .. import engine
 from ..models import ScoreHistory, ScoringModel
 from .fold import primary_model
+from .history import rows_of_events
 from .leads import lead_score
 
 ADJUSTMENT_POINTS_MAX = 10000  # the largest score range a model may have: any more is a typo
@@ -155,7 +156,8 @@ def lead_adjust(
     # the worker's path: lock the lead, fold its pending events (this one among them), write, broadcast
     scored = lead_score(lead_id=lead.id) or lead
     event.refresh_from_db(fields=["processed_at", "lead"])
-    history = ScoreHistory.objects.filter(event=event, model=model).first()
+    rows = ScoreHistory.objects.filter(lead_id=event.lead_id, model=model)
+    history = next(iter(rows_of_events(lead=scored, rows=rows, event_ids=[event.id])), None)
     return Adjusted(event=event, lead=scored, model=model, history=history)
 
 

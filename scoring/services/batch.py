@@ -62,7 +62,7 @@ def projects_models(*, project_ids: Iterable[int]) -> dict[int, list[engine.Mode
     """Each project's scoring models (primary first) with their active rules: two small queries, compiled
     once per version."""
     ids = sorted(set(project_ids))
-    versions: dict[int, list[tuple]] = {pid: [] for pid in ids}
+    versions: dict[int, list[tuple]] = {pid: [("rows", settings.LEADPULSE_HISTORY_ALL_MODELS)] for pid in ids}
     models = ScoringModel.objects.filter(project_id__in=ids).order_by("project_id", "id")
     for project_id, *key in models.values_list("project_id", "id", "is_primary", "version", "updated_at"):
         versions[project_id].append(("model", *key))

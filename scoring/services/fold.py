@@ -27,9 +27,10 @@ from ingest.services import LeadMove, events_mark_processed, lead_tallies_move
 from .. import engine
 from ..models import LeadScore, ScoreHistory, ScoringModel, ScoringRule
 
-# Rows a refold rewrites (they chain: each old score is the previous new score). Merge and
-# rescore rows are audit entries outside the chain and stay.
-FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT)
+# Rows a refold rewrites (they chain: each old score is the previous new score), and the segments that stand for
+# a non-primary model's `rule` rows (`engine.SEGMENT`). Merge and rescore rows are audit entries outside the chain
+# and stay.
+FOLDED_REASONS = (ScoreHistory.Reason.RULE, ScoreHistory.Reason.DECAY, ScoreHistory.Reason.FIT, engine.SEGMENT)
 
 
 def model_policy(model: ScoringModel) -> engine.Policy:
@@ -105,6 +106,7 @@ def engine_models(models: Iterable[ScoringModel], rules: Iterable[ScoringRule]) 
             policy=model_policy(model),
             primary=model.is_primary,
             version=model.version,
+            rule_rows=settings.LEADPULSE_HISTORY_ALL_MODELS,
         )
         for model in sorted(models, key=lambda m: (not m.is_primary, m.id))
     ]

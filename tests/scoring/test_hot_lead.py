@@ -25,10 +25,12 @@ from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring import engine
-from scoring.models import RescoreJob, ScoreHistory, ScoringRule
+from scoring.models import RescoreJob, ScoreHistory, ScoringModel, ScoringRule
+from scoring.selectors import lead_history_for_project, lead_score_history
 from scoring.services import batch as batch_services
 from scoring.services import leads_score, rescore_job_run, rule_update
 from scoring.services.fold import facts, lead_profile, project_policy, project_rules
+from scoring.services.models import scoring_model_create
 from tests.accounts.factories import project_with_owner
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,6 +104,7 @@ def committed_scores(lead_ids: list[int]) -> dict[int, int]:
         return dict(rows.fetchall())
 
 
+@pytest.mark.timeout(900)  # 100,000 events folded several times over, some traced: minutes on a busy machine
 def test_a_hot_lead_is_scored_refolded_and_rescored_a_chunk_at_a_time(monkeypatch):
     project = project_with_owner()[0]
     events_ingest(
@@ -165,6 +168,22 @@ def test_a_hot_lead_is_scored_refolded_and_rescored_a_chunk_at_a_time(monkeypatc
     assert_pure_fold(hot, events=HOT_EVENTS + 2)
     rewritten = ScoreHistory.objects.get(lead=hot, event__event_id="hot-99999")  # a page view, near the end
     assert rewritten.details["rules"] == [{"ruleId": page_view.id, "points": 1}]
+
+    # a second model folds it too (a re-score); its history is made from the log when read, a page at a time
+    primary = ScoringModel.objects.get(project=project, is_primary=True)
+    other = scoring_model_create(project=project, data={"key": "other", "name": "Other"}, copy_from=primary)
+    job = RescoreJob.objects.get(project=project, status="pending")
+    for index in range(job.slice_count):
+        while rescore_job_run(job_id=job.id, slice_index=index):
+            pass
+    assert not ScoreHistory.objects.filter(lead=hot, model=other, reason="rule").exists()
+    with traced(peaks):
+        history = lead_history_for_project(project=project, lead=hot, model=other)
+        newest = history[0:50]
+    chart = lead_score_history(lead=hot, model=other)["points"]
+    assert len(history) >= HOT_EVENTS + 2
+    assert [row.event_uid for row in newest if row.reason == "rule"][:2] == ["hot-100000", "hot-99999"]
+    assert [row.id for row in chart[-50:]] == [row.id for row in reversed(newest)]
 
     # and no step held more than a few chunks in memory
     assert max(peaks) < MEMORY_LIMIT_MB, peaks
