@@ -194,7 +194,7 @@ class CompanyDetailApi(ProjectApiView):
 
 class CompanyMergeApi(ProjectApiView):
     @extend_schema(
-        summary="Merge this company into another (members)",
+        summary="Merge this company into another (admins)",
         description="Every member moves into `into`; traits merge, the survivor's winning a conflict; the "
         "survivor's scores are recomputed. The merged company's id, and its key (domain or group id), lead to "
         "the survivor from now on: leads keyed to it later join the survivor. Answers with the survivor.",
@@ -204,6 +204,8 @@ class CompanyMergeApi(ProjectApiView):
         responses=CompanyDetailSerializer,
     )
     def post(self, request: Request, company_id: str) -> Response:
+        # a merge cannot be undone: owners and admins only, as on the company page
+        self.require_admin()
         model = _model(self, request)
         source = company_for_project(project=self.project, company_id=company_id, model=model)
         serializer = CompanyMergeSerializer(data=request.data)

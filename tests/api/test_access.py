@@ -209,7 +209,7 @@ OPS = [
     Op("GET", "/api/companies/{company}", MEMBER),
     Op("PATCH", "/api/companies/{company}", MEMBER, {"name": "Renamed", "traits": {"plan": "pro"}},
        bad={"traits": ["plan"]}, field="traits"),
-    Op("POST", "/api/companies/{company}/merge", MEMBER, lambda world, client: {"into": world.ids["other_company"]},
+    Op("POST", "/api/companies/{company}/merge", ADMIN, lambda world, client: {"into": world.ids["other_company"]},
        bad={"into": "x"}, field="into"),
     # ingest: the project's public write key, where each family of clients puts it
     Op("POST", "/api/ingest/event", INGEST, {"event": "page_view", "anonymousId": "audit-visitor"},

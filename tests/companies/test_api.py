@@ -249,9 +249,13 @@ def test_merging_into_itself_another_project_or_nothing_is_400_naming_into(tenan
     assert not Company.objects.filter(merged_into__isnull=False).exists()
 
 
-def test_a_member_may_merge(tenant, three, member):
+def test_only_owners_and_admins_merge(tenant, three, member):
+    # a merge cannot be undone: a member may edit a company but not merge it (as on the company page)
     acme, globex = company("acme.com"), company("globex.com")
-    assert member.post(f"/api/companies/{acme.id}/merge", {"into": globex.id}, format="json").status_code == 200
+    refused = member.post(f"/api/companies/{acme.id}/merge", {"into": globex.id}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert not Company.objects.filter(merged_into__isnull=False).exists()
+    assert tenant.client.post(f"/api/companies/{acme.id}/merge", {"into": globex.id}, format="json").status_code == 200
 
 
 def csv_rows(response):
