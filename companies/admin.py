@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore
+from .models import Company, CompanyMembership, CompanyRollupSettings, CompanyScore, CompanyScoreHistory
 
 
 @admin.register(Company)
@@ -29,3 +29,10 @@ class CompanyRollupSettingsAdmin(admin.ModelAdmin):
     list_display = ["model", "project", "top_n", "breadth_points", "breadth_cap", "window_days", "updated_at"]
     list_filter = ["project"]
     raw_id_fields = ["model"]
+
+
+@admin.register(CompanyScoreHistory)
+class CompanyScoreHistoryAdmin(admin.ModelAdmin):
+    list_display = ["company", "model", "old_score", "new_score", "new_stage", "reason", "moved_by", "occurred_at"]
+    list_filter = ["reason"]
+    raw_id_fields = ["company", "moved_by"]
