@@ -24,7 +24,7 @@ from core.errors import (
     database_unavailable_response,
     error_response,
 )
-from predictions.model_selectors import training_jobs_recent
+from predictions.selectors import training_jobs_recent
 from scoring.selectors import (
     lead_matrix_counts,
     lead_stage_counts,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, model_api
+from . import api
 
 app_name = "predictions_api"
 urlpatterns = [
@@ -9,9 +9,9 @@ urlpatterns = [
     path("api/outcomes/bulk", api.OutcomeBulkApi.as_view(), name="outcome-bulk"),
     path("api/outcomes/upload", api.OutcomeUploadApi.as_view(), name="outcome-upload"),
     path("api/predictions/settings", api.PredictionSettingsApi.as_view(), name="settings"),
-    path("api/predictions/train", model_api.TrainApi.as_view(), name="train"),
-    path("api/predictions/jobs/<str:job_id>", model_api.TrainingJobApi.as_view(), name="job"),
-    path("api/predictions/report", model_api.ReportApi.as_view(), name="report"),
-    path("api/predictions/suggestions", model_api.SuggestionsApi.as_view(), name="suggestions"),
-    path("api/predictions/suggestions/apply", model_api.SuggestionsApplyApi.as_view(), name="suggestions-apply"),
+    path("api/predictions/train", api.TrainApi.as_view(), name="train"),
+    path("api/predictions/jobs/<str:job_id>", api.TrainingJobApi.as_view(), name="job"),
+    path("api/predictions/report", api.ReportApi.as_view(), name="report"),
+    path("api/predictions/suggestions", api.SuggestionsApi.as_view(), name="suggestions"),
+    path("api/predictions/suggestions/apply", api.SuggestionsApplyApi.as_view(), name="suggestions-apply"),
 ]

@@ -4,8 +4,7 @@ from typing import Any
 
 from core.leadfacets import LeadFacet
 
-from .model_selectors import lead_probability_ordering, leads_prediction_values
-from .selectors import leads_outcome_values, leads_with_outcome
+from .selectors import lead_probability_ordering, leads_outcome_values, leads_prediction_values, leads_with_outcome
 
 OUTCOME_SCHEMA = {
     "type": "object",

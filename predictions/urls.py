@@ -1,13 +1,13 @@
 from django.urls import path
 
-from . import model_views, views
+from . import views
 
 app_name = "predictions"
 urlpatterns = [
     path("leads/<int:lead_id>/outcome/", views.lead_outcome_view, name="lead_outcome"),
     path("leads/<int:lead_id>/outcome/clear/", views.lead_outcome_clear_view, name="lead_outcome_clear"),
-    path("predictions/", model_views.predictions_view, name="report"),
-    path("predictions/train/", model_views.predictions_train_view, name="train"),
-    path("predictions/suggestions/apply/", model_views.predictions_apply_view, name="suggestions_apply"),
-    path("predictions/jobs/<int:job_id>/", model_views.training_job_view, name="job"),
+    path("predictions/", views.predictions_view, name="report"),
+    path("predictions/train/", views.predictions_train_view, name="train"),
+    path("predictions/suggestions/apply/", views.predictions_apply_view, name="suggestions_apply"),
+    path("predictions/jobs/<int:job_id>/", views.training_job_view, name="job"),
 ]
