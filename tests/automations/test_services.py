@@ -143,14 +143,14 @@ def test_lead_changes_reach_automations_only_when_the_project_listens(tenant, dj
     lead = lead_in(tenant.project)
     with django_capture_on_commit_callbacks() as quiet:
         lead_changed(change=entered_hot(lead))
-    # no task for nobody: the one callback is companies' (they take every project's lead changes)
-    assert not project_listens(project_id=tenant.project.id) and len(quiet) == 1
+    # no task for nobody: the callbacks are companies' and predictions' (they take every project's lead changes)
+    assert not project_listens(project_id=tenant.project.id) and len(quiet) == 2
 
     with django_capture_on_commit_callbacks(execute=True):
         created = rule(tenant.project, "add_tag", {"tag": "x"})
     with django_capture_on_commit_callbacks() as sent:
         lead_changed(change=entered_hot(lead))
-    assert project_listens(project_id=tenant.project.id) and len(sent) == 2
+    assert project_listens(project_id=tenant.project.id) and len(sent) == len(quiet) + 1  # and automations' task
 
     with django_capture_on_commit_callbacks(execute=True):
         services.automation_delete(rule=created)
