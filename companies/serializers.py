@@ -1,6 +1,5 @@
 """The companies API's shapes (camelCase on the wire): strict request bodies, documented responses."""
 
-import json
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
@@ -10,57 +9,19 @@ from core.fields import (
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
-    json_value_schema,
+    traits_clean,
+    traits_schema,
 )
 from scoring.contracts import CONDITION_SCHEMA, MAX_CONDITIONS, STAGES, conditions_clean
 
-TRAITS_MAX_BYTES = 32 * 1024
-TRAITS_MAX_DEPTH = 5
-TRAITS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
-    "description": f"The company's traits (industry, employees, plan …): a JSON object nesting at most "
-    f"{TRAITS_MAX_DEPTH} levels, at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). "
-    "Replaces the stored traits.",
-}
+TRAITS_SCHEMA = traits_schema("The company's traits (industry, employees, plan …)")
 MAX_FIT_RULES = 50
-
-
-def _depth_and_nul(value: Any) -> tuple[int, bool]:
-    """How deeply objects and arrays nest (a flat object is 1), and whether a NUL occurs; iterative."""
-    depth, nul = 0, False
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            depth = max(depth, level + 1)
-            nul = nul or any("\x00" in key for key in item)
-            stack.extend((child, level + 1) for child in item.values())
-        elif isinstance(item, list):
-            depth = max(depth, level + 1)
-            stack.extend((child, level + 1) for child in item)
-        elif isinstance(item, str):
-            nul = nul or "\x00" in item
-    return depth, nul
 
 
 @extend_schema_field(TRAITS_SCHEMA)
 class TraitsField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        depth, nul = _depth_and_nul(data)
-        if depth > TRAITS_MAX_DEPTH:
-            raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
-        if nul:
-            raise serializers.ValidationError("Must not contain NUL characters.")  # PostgreSQL's jsonb refuses them
-        try:
-            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("Must be valid Unicode.") from None
-        if size > TRAITS_MAX_BYTES:
-            raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
-        return data
+        return traits_clean(data)
 
 
 @extend_schema_serializer(component_name="CompanyUpdate")

@@ -4,6 +4,7 @@ DRF's fields coerce (0 for "0", "60" for 60, "yes" for true); the document promi
 and schemathesis holds the API to its document, so request serializers use these.
 """
 
+import json
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -44,6 +45,60 @@ def json_value_schema(depth: int) -> dict[str, Any]:
         inner = json_value_schema(depth - 1)
         kinds += [{"type": "object", "additionalProperties": inner}, {"type": "array", "items": inner}]
     return {"anyOf": kinds, "nullable": True}
+
+
+# Traits (a lead's, a company's): free-form JSON objects, bounded so that one cannot weigh on every read.
+TRAITS_MAX_BYTES = 32 * 1024
+TRAITS_MAX_DEPTH = 5
+
+
+def json_shape(value: Any) -> tuple[int, bool]:
+    """How deeply objects and arrays nest in a JSON value (a flat object is 1), and whether a NUL occurs.
+
+    Iterative, so a hostile nesting cannot exhaust the stack.
+    """
+    depth, nul = 0, False
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            depth = max(depth, level + 1)
+            nul = nul or any("\x00" in key for key in item)
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            depth = max(depth, level + 1)
+            stack.extend((child, level + 1) for child in item)
+        elif isinstance(item, str):
+            nul = nul or "\x00" in item
+    return depth, nul
+
+
+def traits_clean(value: Any) -> dict[str, Any]:
+    """Traits as given, or a validation error saying what is wrong: an object, nesting at most TRAITS_MAX_DEPTH
+    levels, no NUL character (PostgreSQL's jsonb refuses them), at most TRAITS_MAX_BYTES as JSON."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be a JSON object.")
+    depth, nul = json_shape(value)
+    if depth > TRAITS_MAX_DEPTH:
+        raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
+    if nul:
+        raise serializers.ValidationError("Must not contain NUL characters.")
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("Must be valid Unicode.") from None
+    if size > TRAITS_MAX_BYTES:
+        raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
+    return value
+
+
+def traits_schema(description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
+        "description": f"{description}: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, at most "
+        f"{TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
+    }
 
 
 class StrictCharField(serializers.CharField):

@@ -18,8 +18,6 @@ from .common import (
     openapi_patch,
 )
 from .leads import (
-    TRAITS_MAX_BYTES,
-    TRAITS_MAX_DEPTH,
     TRAITS_SCHEMA,
     AdjustedSerializer,
     AdjustmentListSerializer,
@@ -41,7 +39,6 @@ from .leads import (
     ScoreHistorySerializer,
     TimelineEventSerializer,
     TimelineSerializer,
-    json_shape,
 )
 from .reports import (
     DashboardSerializer,
@@ -66,8 +63,6 @@ __all__ = [
     "EVENT_TYPE_PATTERN",
     "MAX_CONDITIONS",
     "NUMERIC_STRING",
-    "TRAITS_MAX_BYTES",
-    "TRAITS_MAX_DEPTH",
     "TRAITS_SCHEMA",
     "AdjustedSerializer",
     "AdjustmentAuthorSerializer",
@@ -108,6 +103,5 @@ __all__ = [
     "TimelineEventSerializer",
     "TimelineSerializer",
     "enum_field",
-    "json_shape",
     "openapi_patch",
 ]

@@ -1,6 +1,5 @@
 """Leads on the wire: the lead, its edits, breakdown, intelligence, timeline, history and export."""
 
-import json
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, inline_serializer
@@ -12,7 +11,8 @@ from core.fields import (
     StrictCharField,
     StrictEmailField,
     StrictSerializer,
-    json_value_schema,
+    traits_clean,
+    traits_schema,
 )
 from core.leadfacets import LeadFacet, lead_facets
 from ingest.models import Event, Lead
@@ -148,37 +148,7 @@ class LeadCreateSerializer(StrictSerializer):
     company = StrictCharField(max_length=255, required=False, allow_blank=True, default="")
 
 
-TRAITS_MAX_BYTES = 32 * 1024
-TRAITS_MAX_DEPTH = 5
-
-
-TRAITS_SCHEMA = {
-    "type": "object",
-    "additionalProperties": json_value_schema(TRAITS_MAX_DEPTH - 1),
-    "description": f"Free-form traits: a JSON object nesting at most {TRAITS_MAX_DEPTH} levels, "
-    f"at most {TRAITS_MAX_BYTES} bytes as JSON, no NUL characters (keys included). Replaces the stored traits.",
-}
-
-
-def json_shape(value: Any) -> tuple[int, bool]:
-    """How deeply objects and arrays nest in a JSON value (a flat object is 1), and whether a NUL occurs.
-
-    Iterative, so a hostile nesting cannot exhaust the stack.
-    """
-    depth, nul = 0, False
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, dict):
-            depth = max(depth, level + 1)
-            nul = nul or any("\x00" in key for key in item)
-            stack.extend((child, level + 1) for child in item.values())
-        elif isinstance(item, list):
-            depth = max(depth, level + 1)
-            stack.extend((child, level + 1) for child in item)
-        elif isinstance(item, str):
-            nul = nul or "\x00" in item
-    return depth, nul
+TRAITS_SCHEMA = traits_schema("Free-form traits")
 
 
 @extend_schema_serializer(component_name="LeadUpdate")
@@ -195,20 +165,7 @@ class LeadUpdateSerializer(StrictSerializer):
         return value.lower()
 
     def validate_traits(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("Must be a JSON object.")
-        depth, nul = json_shape(value)
-        if depth > TRAITS_MAX_DEPTH:
-            raise serializers.ValidationError(f"Must nest at most {TRAITS_MAX_DEPTH} levels deep.")
-        if nul:
-            raise serializers.ValidationError("Must not contain NUL characters.")  # PostgreSQL's jsonb refuses them
-        try:
-            size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("Must be valid Unicode.") from None
-        if size > TRAITS_MAX_BYTES:
-            raise serializers.ValidationError(f"Must be at most {TRAITS_MAX_BYTES} bytes as JSON.")
-        return value
+        return traits_clean(value)
 
 
 # Response shapes of the reads built by selectors (plain dicts, documented here).
