@@ -40,8 +40,8 @@ from ..learn import (
     threshold_for_precision,
     thresholds_suggest,
 )
-from ..model_selectors import leads_prediction_values
 from ..models import LeadPrediction, Outcome, PredictionModel, TrainingJob
+from ..selectors import leads_prediction_values
 
 if TYPE_CHECKING:
     from accounts.models import Project, User
