@@ -15,7 +15,7 @@ def lead_changed_task(*, change: dict) -> int:
 @shared_task(name="automations.lead_changes_task", autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def lead_changes_task(*, changes: list[dict]) -> int:
     """Handle a scoring batch's lead changes in order (each keeps its change id: a retry repeats none)."""
-    return sum(services.lead_change_handle(change=LeadChange.from_message(change)) for change in changes)
+    return services.lead_changes_handle(changes=[LeadChange.from_message(change) for change in changes])
 
 
 @shared_task(

@@ -8,6 +8,7 @@ from .changes import (
     company_change_handle,
     execution_deliver,
     lead_change_handle,
+    lead_changes_handle,
     lead_traits_update,
 )
 from .deliveries import Attempt, delivery_attempt, delivery_create, delivery_replay, lead_deliveries_erase
@@ -39,6 +40,7 @@ __all__ = [
     "email_recipient_request",
     "execution_deliver",
     "lead_change_handle",
+    "lead_changes_handle",
     "lead_deliveries_erase",
     "lead_traits_update",
     "recipients_validate",

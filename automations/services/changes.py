@@ -1,7 +1,8 @@
 """Reacting to lead (and company) changes after they commit: fire each rule at most once per window, then act."""
 
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -11,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.contracts import EXECUTE_TASK, CompanyChange, LeadChange
+from core.leadfacets import lead_facets
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 from ingest.models import Lead
@@ -24,7 +26,14 @@ from .deliveries import delivery_create
 logger = logging.getLogger(__name__)
 
 
-def _lead_document(lead: Lead) -> dict[str, Any]:
+# {facet key: {lead id: value}}, as `core.leadfacets` reads them for a batch of leads
+FacetValues = Mapping[str, Mapping[int, Any]]
+
+
+def _lead_document(lead: Lead, facets: FacetValues | None = None) -> dict[str, Any]:
+    """The lead as webhooks and actions carry it, with every lead facet's value (null: none), as the lead API has."""
+    if facets is None:
+        facets = lead_facets.values_for(project_id=lead.project_id, lead_ids=[lead.id])
     return {
         "id": lead.id,
         "anonymousId": lead.anonymous_id,
@@ -40,6 +49,7 @@ def _lead_document(lead: Lead) -> dict[str, Any]:
         "eventsLast24h": lead.events_last_24h,
         "lastEventAt": lead.last_event_at.isoformat() if lead.last_event_at else None,
         "scores": leads_model_scores(project=lead.project, lead_ids=[lead.id]).for_lead(lead),
+        **{facet.key: facets.get(facet.key, {}).get(lead.id) for facet in lead_facets},
     }
 
 
@@ -56,7 +66,32 @@ def _subscription_events(change: LeadChange) -> list[str]:
     return kinds
 
 
-def lead_change_handle(*, change: LeadChange) -> int:
+def lead_changes_handle(*, changes: list[LeadChange]) -> int:
+    """Handle a batch's lead changes in order, reading the lead facets' values once for the batch (one call per facet
+    and project, only for projects with active rules or subscriptions); return how many rules fired."""
+    leads: dict[int, set[int]] = defaultdict(set)
+    for change in changes:
+        leads[change.project_id].add(change.lead_id)
+    listening = set(
+        AutomationRule.objects.filter(project_id__in=list(leads), is_active=True).values_list("project_id", flat=True)
+    ) | set(
+        WebhookSubscription.objects.filter(project_id__in=list(leads), is_active=True).values_list(
+            "project_id", flat=True
+        )
+    )
+    facets = {
+        project_id: lead_facets.values_for(project_id=project_id, lead_ids=sorted(ids))
+        for project_id, ids in leads.items()
+        if project_id in listening
+    }
+    return sum(
+        lead_change_handle(change=change, facets=facets[change.project_id])
+        for change in changes
+        if change.project_id in facets
+    )
+
+
+def lead_change_handle(*, change: LeadChange, facets: FacetValues | None = None) -> int:
     """Fire the project's automations whose trigger this change meets; feed webhook subscribers.
 
     Runs after the scoring transaction committed. Each firing claims its (rule, lead,
@@ -71,7 +106,7 @@ def lead_change_handle(*, change: LeadChange) -> int:
     lead = Lead.objects.filter(project_id=project_id, id=change.lead_id).select_related("project").first()
     if lead is None:
         return 0
-    document = _lead_document(lead)
+    document = _lead_document(lead, facets)
     with transaction.atomic():
         for kind in _subscription_events(change):
             for subscription in subscriptions:

@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from celery import current_app as app
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from core.contracts import PREDICTION_MODEL_TRAIN_TASK, LeadChange
 from core.errors import ApplicationError
+from core.realtime import project_broadcast
 from ingest.models import Event, Lead
 from scoring.models import RuleSetDraft, ScoreHistory, ScoringModel, ScoringRule
 from scoring.services import RULE_DEFAULTS, draft_save, draft_start
@@ -39,6 +41,7 @@ from ..learn import (
     thresholds_suggest,
 )
 from ..models import LeadPrediction, Outcome, PredictionModel, TrainingJob
+from ..selectors import leads_prediction_values
 
 if TYPE_CHECKING:
     from accounts.models import Project, User
@@ -313,10 +316,22 @@ def lead_changes_predict(*, changes: list[LeadChange]) -> int:
             leads[change.project_id].add(change.merged_lead_id)
     active_models = PredictionModel.objects.filter(project_id__in=list(leads), active=True)
     active = set(active_models.values_list("project_id", flat=True))
-    return sum(
-        lead_predictions_refresh(project_id=project_id, lead_ids=sorted(ids))
-        for project_id, ids in sorted(leads.items())
-        if project_id in active
+    written = 0
+    for project_id, ids in sorted(leads.items()):
+        if project_id not in active:
+            continue
+        written += lead_predictions_refresh(project_id=project_id, lead_ids=sorted(ids))
+        _predictions_broadcast(project_id=project_id, lead_ids=sorted(ids))
+    return written
+
+
+def _predictions_broadcast(*, project_id: int, lead_ids: Sequence[int]) -> None:
+    """After commit, one `predictions.updated` for the batch's leads: each one's `conversionProbability` facet value
+    (the primary scoring model's; null when it has none), which the leads list and lead page apply (facets.js)."""
+    values = leads_prediction_values(project_id, lead_ids)
+    payload = {"leads": [{"id": lead_id, "conversionProbability": values.get(lead_id)} for lead_id in lead_ids]}
+    transaction.on_commit(
+        partial(project_broadcast, project_id=project_id, type="predictions.updated", payload=payload), robust=True
     )
 
 
