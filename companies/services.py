@@ -248,11 +248,12 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
                 result = company_rollup(found, traits=traits, policy=policy, now=now, config=config)
                 stored = previous.get((company.id, model_id))
                 old_score, old_stage, breakdown = stored or (0, stage_for(0, config.thresholds or policy), {})
+                changed = (result.score, result.stage) != (old_score, old_stage)
+                if not changed and stored is not None and _unmoved(breakdown, result.to_json()):
+                    continue  # nothing moved: the stored row stays as it is (who moved it last included)
                 result = company_moved(result, previous=contributions_from_json(breakdown))
-                if (result.score, result.stage) != (old_score, old_stage):
+                if changed:
                     moves.append(_Move(company, model_id, old_score, old_stage, result))
-                elif stored is not None and _unmoved(breakdown, result.to_json()):
-                    continue  # nothing moved: the stored row stays as it is
                 rows.append((company.id, model_id, result))
     if rows:
         _scores_write(rows=rows, now=now)
