@@ -129,14 +129,15 @@ def _companies_upsert(
     changed = []
     now = timezone.now()
     for company_id, key, old_name, old_domain, traits_text, _merged_into in found:
-        # decoded only when a group call said something of the company: else the traits stay as they are
-        old_traits = json.loads(traits_text) if traits[key] else {}
-        merged = {**old_traits, **traits[key]}
         wanted = by_key[key]
         # a group call's name wins; a name replaces the placeholder (the domain) a company started with
         named = traits[key].get("name") or old_name in ("", old_domain)
         name = wanted.name if wanted.name and named else old_name
         domain = old_domain or wanted.domain
+        if not traits[key] and (name, domain) == (old_name, old_domain):
+            continue  # nothing new: the stored traits are not even decoded
+        old_traits = json.loads(traits_text)
+        merged = {**old_traits, **traits[key]}
         if (merged, name, domain) != (old_traits, old_name, old_domain):
             changed.append(Company(id=company_id, traits=merged, name=name, domain=domain, updated_at=now))
     if changed:
