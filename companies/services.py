@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 from celery import current_app as app
 from django.db import connection, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core.contracts import CompanyChange, CompanyChangeReason, LeadChange
@@ -107,10 +109,7 @@ def _companies_upsert(
         if key is not None:
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
-    Company.objects.bulk_create(
-        [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
-        ignore_conflicts=True,
-    )
+    _companies_insert(project_id=project_id, keys=keys)
     # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
     # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
     # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
@@ -119,25 +118,56 @@ def _companies_upsert(
         "key",
         "name",
         "domain",
-        "traits",
+        "traits_text",
         "merged_into_id",
     )  # tuples, not instances: a batch reads hundreds
-    found = list(Company.objects.filter(project_id=project_id, key__any_of=set(by_key)).values_list(*fields))
+    found = list(
+        Company.objects.filter(project_id=project_id, key__any_of=set(by_key))
+        .annotate(traits_text=_TRAITS_TEXT)
+        .values_list(*fields)
+    )
     changed = []
     now = timezone.now()
-    for company_id, key, old_name, old_domain, old_traits, _merged_into in found:
-        merged = {**old_traits, **traits[key]}
+    for company_id, key, old_name, old_domain, traits_text, _merged_into in found:
         wanted = by_key[key]
         # a group call's name wins; a name replaces the placeholder (the domain) a company started with
         named = traits[key].get("name") or old_name in ("", old_domain)
         name = wanted.name if wanted.name and named else old_name
         domain = old_domain or wanted.domain
+        if not traits[key] and (name, domain) == (old_name, old_domain):
+            continue  # nothing new: the stored traits are not even decoded
+        old_traits = json.loads(traits_text)
+        merged = {**old_traits, **traits[key]}
         if (merged, name, domain) != (old_traits, old_name, old_domain):
             changed.append(Company(id=company_id, traits=merged, name=name, domain=domain, updated_at=now))
     if changed:
         Company.objects.bulk_update(changed, ["traits", "name", "domain", "updated_at"])
     # a merged-away company's key is an alias of its survivor: its leads land there, never in it
     return {row[1]: row[5] or row[0] for row in found}
+
+
+# A company's traits as the text PostgreSQL keeps: decoded only where they are read (group calls, fit rules).
+_TRAITS_TEXT = Cast("traits", output_field=TextField())
+
+
+def _companies_insert(*, project_id: int, keys: list[CompanyKey]) -> None:
+    """Create the companies with these keys that do not exist yet, in their order: one statement, no instances."""
+    if connection.vendor != "postgresql":
+        Company.objects.bulk_create(
+            [Company(project_id=project_id, key=key.key, domain=key.domain, name=key.name) for key in keys],
+            ignore_conflicts=True,
+        )
+        return
+    table = connection.ops.quote_name(Company._meta.db_table)
+    document = json.dumps([[key.key, key.domain, key.name] for key in keys])
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, key, domain, name, traits, created_at, updated_at)"  # noqa: S608
+            " SELECT %s, r->>0, r->>1, r->>2, '{}'::jsonb, %s, %s"
+            " FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS k(r, n) ORDER BY n ON CONFLICT DO NOTHING",
+            [project_id, now, now, document],
+        )
 
 
 @transaction.atomic
@@ -154,7 +184,7 @@ class _Company(NamedTuple):
     project_id: int
     name: str
     domain: str
-    traits: dict[str, Any]
+    traits: str  # as stored (JSON text): decoded only when a fit rule reads it
 
 
 class _Move(NamedTuple):
@@ -178,7 +208,8 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
     # (a company merged away has no score of its own: its members are its survivor's)
     locked = Company.objects.select_for_update().filter(id__any_of=set(ids), merged_into__isnull=True).order_by("id")
-    companies = [_Company(*row) for row in locked.values_list("id", "project_id", "name", "domain", "traits")]
+    companies = [_Company(*row) for row in locked.annotate(traits_text=_TRAITS_TEXT).values_list(
+        "id", "project_id", "name", "domain", "traits_text")]  # fmt: skip
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
@@ -200,12 +231,14 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     for company in companies:
         by_project[company.project_id].append(company)
     configs = rollup_configs(project_ids=by_project)
+    fit_rules = any(config.fit_rules for config in configs.values())  # else no result reads a company's traits
     for project_id, project_companies in by_project.items():
         results = leads_results(
             project_id=project_id, lead_ids=[lead for c in project_companies for lead in members[c.id]]
         )
         models |= {model_id: (key, model_id == results.primary) for model_id, key in results.keys.items()}
         for company in project_companies:
+            traits = json.loads(company.traits) if fit_rules else {}
             for model_id, policy in results.policies.items():
                 found = [
                     Member(lead_id, results.scores.get((lead_id, model_id), 0), results.active_at[lead_id])
@@ -213,14 +246,15 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
                     if lead_id in results.active_at
                 ]
                 config = configs.get(model_id, ROLLUP)
-                result = company_rollup(found, traits=company.traits, policy=policy, now=now, config=config)
+                result = company_rollup(found, traits=traits, policy=policy, now=now, config=config)
                 stored = previous.get((company.id, model_id))
                 old_score, old_stage, breakdown = stored or (0, stage_for(0, config.thresholds or policy), {})
+                changed = (result.score, result.stage) != (old_score, old_stage)
+                if not changed and stored is not None and _unmoved(breakdown, result.to_json()):
+                    continue  # nothing moved: the stored row stays as it is (who moved it last included)
                 result = company_moved(result, previous=contributions_from_json(breakdown))
-                if (result.score, result.stage) != (old_score, old_stage):
+                if changed:
                     moves.append(_Move(company, model_id, old_score, old_stage, result))
-                elif stored is not None and _unmoved(breakdown, result.to_json()):
-                    continue  # nothing moved: the stored row stays as it is
                 rows.append((company.id, model_id, result))
     if rows:
         _scores_write(rows=rows, now=now)

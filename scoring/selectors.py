@@ -8,12 +8,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, FilteredRelation, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Avg, BigIntegerField, Count, F, FilteredRelation, Func, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -1045,6 +1046,14 @@ class MemberResults:
     primary: int | None = None  # the primary model's id
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_US = Func(
+    F("last_event_at"),
+    template="(extract(epoch from %(expressions)s) * 1000000)::bigint",
+    output_field=BigIntegerField(),
+)
+
+
 def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
     """Every model's score of the project's leads: the primary's from the lead, the others' from `LeadScore`.
 
@@ -1056,7 +1065,16 @@ def leads_results(*, project_id: int, lead_ids: Iterable[int]) -> MemberResults:
     scores: dict[tuple[int, int], int] = {}
     active_at: dict[int, datetime | None] = {}
     leads = Lead.objects.filter(project_id=project_id, id__any_of=set(ids), merged_into__isnull=True)
-    for lead_id, score, last_event_at in leads.values_list("id", "current_score", "last_event_at"):
+    if connection.vendor == "postgresql":
+        # the last event as epoch microseconds (exact): psycopg parses a timestamp in Python at ten times the
+        # cost of an integer, and a company batch reads thousands
+        found = leads.annotate(active_us=_EPOCH_US).values_list("id", "current_score", "active_us")
+        rows: list[tuple[int, int, datetime | None]] = [
+            (lead, score, None if us is None else _EPOCH + timedelta(microseconds=us)) for lead, score, us in found
+        ]
+    else:
+        rows = list(leads.values_list("id", "current_score", "last_event_at"))
+    for lead_id, score, last_event_at in rows:
         active_at[lead_id] = last_event_at
         if primary is not None:
             scores[lead_id, primary] = score

@@ -1,5 +1,7 @@
 """Companies' reads on PostgreSQL: scoped to the project, under a model, in a constant number of queries."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -10,6 +12,7 @@ from core.contracts import LeadChange
 from core.errors import ApplicationError, NotFound
 from ingest.models import Lead
 from scoring.models import LeadScore, ScoringModel
+from scoring.selectors import leads_results
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +119,17 @@ def test_lead_companies_in_one_query(tenant, acme_globex, django_assert_num_quer
     with django_assert_num_queries(1):
         found = lead_companies(project=tenant.project, lead_ids=[ann.id, cy.id, dee.id])
     assert found == {ann.id: (acme.id, "acme.com", "acme.com"), cy.id: (globex.id, "globex.com", "globex.com")}
+
+
+def test_members_results_keep_the_last_event_time_to_the_microsecond(tenant, other_tenant):
+    # given: leads whose last events differ by a microsecond, one never active, one of another project
+    at = datetime(2026, 11, 1, 12, 34, 56, 789123, tzinfo=UTC)
+    times = [at, at + timedelta(microseconds=1), datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), None]
+    leads = [Lead.objects.create(project=tenant.project, anonymous_id=f"t{i}", last_event_at=when, current_score=i)
+             for i, when in enumerate(times)]  # fmt: skip
+    stranger = Lead.objects.create(project=other_tenant.project, anonymous_id="x", last_event_at=at)
+    # when
+    results = leads_results(project_id=tenant.project.id, lead_ids=[lead.id for lead in leads] + [stranger.id])
+    # then
+    assert results.active_at == {lead.id: when for lead, when in zip(leads, times, strict=True)}
+    assert results.scores == {(lead.id, results.primary): i for i, lead in enumerate(leads)}

@@ -123,6 +123,29 @@ def test_a_group_call_wins_and_brings_the_companys_traits(tenant, pipeline):
     assert Company.objects.count() == 1
 
 
+def test_a_later_group_call_adds_to_the_companys_traits_and_one_without_traits_keeps_them(tenant, pipeline):
+    ann = ingest(tenant.project, "ann", group("acct-9", name="Acme", industry="software", plan="free"))
+    pipeline(ann)
+    bob = ingest(tenant.project, "bob", group("acct-9", plan="pro", employees=250))
+    pipeline(bob)
+    cy = ingest(tenant.project, "cy", group("acct-9"))
+    pipeline(cy)
+    company = company_of(ann)
+    assert company_of(bob) == company_of(cy) == company
+    assert company.traits == {"name": "Acme", "industry": "software", "plan": "pro", "employees": 250}
+
+
+def test_a_name_given_later_keeps_the_companys_traits(tenant, pipeline):
+    ann = ingest(tenant.project, "ann", group("acct-9", industry="software"))  # no name yet
+    pipeline(ann)
+    assert (company_of(ann).name, company_of(ann).traits) == ("", {"industry": "software"})
+    bob = ingest(tenant.project, "bob", identify({"company": "Acme Inc"}), group("acct-9"))  # a name, no traits
+    pipeline(bob)
+    company = company_of(bob)
+    assert company == company_of(ann)
+    assert (company.name, company.traits) == ("Acme Inc", {"industry": "software"})
+
+
 def test_three_leads_below_hot_make_their_company_hot(tenant, pipeline):
     leads = [ingest(tenant.project, name, identify({"email": f"{name}@acme.com"}), "email_open", "page_view")
              for name in ("ann", "bob", "cy")]  # fmt: skip
