@@ -137,23 +137,38 @@ def lead_change_handle(*, change: LeadChange, facets: FacetValues | None = None)
         if execution is None:
             continue  # already fired in this window
         fired += 1
-        with transaction.atomic():
-            for subscription in subscriptions:
-                if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
-                    delivery_create(
-                        project_id=project_id,
-                        url=subscription.url,
-                        event="automation.fired",
-                        data={"automation": {"id": rule.id, "name": rule.name}, "lead": document, "trigger": trigger},
-                        subscription=subscription,
-                    )
-            transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
-        project_broadcast(
-            project_id=project_id,
-            type="automation.fired",
-            payload={"automationId": rule.id, "name": rule.name, "leadId": lead.id, "trigger": trigger},
-        )
+        _automation_fired(project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
+                          data={"lead": document, "trigger": trigger}, subject={"leadId": lead.id})  # fmt: skip
     return fired
+
+
+def _automation_fired(
+    *,
+    project_id: int,
+    rule: AutomationRule,
+    execution: AutomationExecution,
+    subscriptions: Any,
+    data: dict[str, Any],
+    subject: dict[str, Any],
+) -> None:
+    """A claimed execution: its `automation.fired` deliveries and its action's task after commit, and the broadcast
+    (`data`: what the deliveries carry besides the automation; `subject`: the lead's or the company's id)."""
+    with transaction.atomic():
+        for subscription in subscriptions:
+            if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
+                delivery_create(
+                    project_id=project_id,
+                    url=subscription.url,
+                    event="automation.fired",
+                    data={"automation": {"id": rule.id, "name": rule.name}, **data},
+                    subscription=subscription,
+                )
+        transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
+    project_broadcast(
+        project_id=project_id,
+        type="automation.fired",
+        payload={"automationId": rule.id, "name": rule.name, **subject, "trigger": data["trigger"]},
+    )
 
 
 def _execution_claim(
@@ -230,22 +245,8 @@ def company_change_handle(*, change: CompanyChange) -> int:
         if execution is None:
             continue  # already fired in this window
         fired += 1
-        with transaction.atomic():
-            for subscription in subscriptions:
-                if WebhookSubscription.Event.AUTOMATION_FIRED in subscription.events:
-                    delivery_create(
-                        project_id=project_id,
-                        url=subscription.url,
-                        event="automation.fired",
-                        data={"automation": {"id": rule.id, "name": rule.name}, **subject, "trigger": trigger},
-                        subscription=subscription,
-                    )
-            transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
-        project_broadcast(
-            project_id=project_id,
-            type="automation.fired",
-            payload={"automationId": rule.id, "name": rule.name, "companyId": change.company_id, "trigger": trigger},
-        )
+        _automation_fired(project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
+                          data={**subject, "trigger": trigger}, subject={"companyId": change.company_id})  # fmt: skip
     return fired
 
 
