@@ -101,8 +101,10 @@ def postgres_database(url: str) -> dict:
     """
     database = environ.Env.db_url_config(url)
     database["CONN_MAX_AGE"] = 0
-    # The pool checks a connection before handing it out (ConnectionPool.check_connection), so
-    # one broken by a database restart is replaced, not used; broken ones returned are dropped.
+    # The pool checks a connection before handing it out (`core.dbcheck`, through our backend: a round
+    # trip only when the server sent something), so one broken by a database restart is replaced, not
+    # used; broken ones returned are dropped.
+    database["ENGINE"] = "core.postgresql"
     database["CONN_HEALTH_CHECKS"] = True
     database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
@@ -376,6 +378,10 @@ LEADPULSE_SCORE_CHUNK_EVENTS = env.int("LEADPULSE_SCORE_CHUNK_EVENTS", default=5
 # otherwise made again from the log when read: the same rows, at a fraction of the scoring cost).
 LEADPULSE_HISTORY_ALL_MODELS = env.bool("LEADPULSE_HISTORY_ALL_MODELS", default=False)
 LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", default=30)
+# When the pending set runs empty, a draining task waits this long once more for what arrives meanwhile: a trickle
+# of events is then scored in batches (each costs about as much as one lead) instead of a task and a batch each.
+# It is added to an event's ingest→scored latency only under steady traffic; 0 turns it off.
+LEADPULSE_SCORE_LINGER_SECONDS = env.float("LEADPULSE_SCORE_LINGER_SECONDS", default=0.05)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
 # Tasks one re-score job is split into (slices of its leads), so that many worker processes share it:
