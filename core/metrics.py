@@ -84,6 +84,13 @@ TASK_DURATION = Histogram(
     buckets=TASK_BUCKETS,
     registry=REGISTRY,
 )
+SCORING_BATCH_LEADS = Histogram(
+    "leadpulse_scoring_batch_leads",
+    "Leads taken per scoring batch (its count: batches run). Many batches of one lead under steady traffic mean"
+    " the drain's linger (LEADPULSE_SCORE_LINGER_SECONDS) is too short for the event rate.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+    registry=REGISTRY,
+)
 WEBHOOK_DELIVERIES = Counter(
     "leadpulse_webhook_deliveries",
     "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed (dead-lettered).",
@@ -136,6 +143,10 @@ def events_scored_on_commit(*, waited: Iterable[float]) -> None:
 
     # robust: a failed observation must never fail the scoring that already committed
     transaction.on_commit(observe, robust=True)
+
+
+def scoring_batch(*, leads: int) -> None:
+    SCORING_BATCH_LEADS.observe(leads)
 
 
 def task_finished(*, task: str, outcome: str, seconds: float) -> None:

@@ -2,8 +2,11 @@
 
 Ingest adds the leads it touched to a set of pending lead ids (Redis; in embedded mode
 a set in the one process) and wakes the scoring task, deduplicated while a wake-up is
-queued. A scoring task claims the wake-up, then pops up to a batch of lead ids at a
-time until the set is empty, waking a second worker whenever a batch comes back full.
+queued. A scoring task takes up to a batch of lead ids at a time, holding the wake-up
+while it drains (requests meanwhile send no task: it takes their leads at its next turn),
+lingers a moment when the set runs empty so that a trickle of events is scored in
+batches, not a task and a batch each, and wakes a second worker whenever a batch comes
+back full.
 The database stays the source of truth: a lost message or set only delays scoring
 until the reconciler requests the leads again.
 """
@@ -37,6 +40,9 @@ logger = logging.getLogger(__name__)
 PENDING_KEY = "lp:score-pending"
 WAKE_KEY = "lp:score-wake"
 WAKE_LATER_KEY = "lp:score-wake-later"
+SHARE_KEY = "lp:score-share"
+# A draining task holds the wake-up this long at each turn (`lead_score_pending_take`): longer than a batch takes.
+HOLD_SECONDS = 2
 # Leads requested without a wake-up still get one this much later (at most one such task per period).
 WAKE_LATER_SECONDS = 1
 
@@ -60,6 +66,33 @@ def lead_score_pending_pop(*, count: int) -> list[int]:
         with _local_lock:
             return [_local_pending.pop() for _ in range(min(count, len(_local_pending)))]
     return sorted(int(lead_id) for lead_id in _client().spop(PENDING_KEY, count) or [])
+
+
+def lead_score_pending_take(*, count: int) -> list[int]:
+    """Take up to `count` pending lead ids as a draining task, holding the wake-up for `HOLD_SECONDS`.
+
+    While it is held, requests add their leads to the set and send no task: the drain takes them
+    at its next turn, in one batch instead of a task each. One round trip: the marker is (re)set
+    and the ids popped in one pipeline. A drain that dies holding it stops holding it when the
+    marker expires; its leads are in the set still, for the next wake-up or the reconciler.
+    """
+    if settings.EMBEDDED:
+        cache.set(WAKE_KEY, 1, timeout=HOLD_SECONDS)
+        return lead_score_pending_pop(count=count)
+    pipe = _client().pipeline(transaction=False)
+    pipe.set(WAKE_KEY, 1, px=int(HOLD_SECONDS * 1000))
+    pipe.spop(PENDING_KEY, count)
+    return sorted(int(lead_id) for lead_id in pipe.execute()[1] or [])
+
+
+def lead_score_share() -> None:
+    """Wake one more worker to share a backlog with the draining one (at most once per `HOLD_SECONDS`)."""
+    if settings.EMBEDDED:
+        shared = cache.add(SHARE_KEY, 1, timeout=HOLD_SECONDS)
+    else:
+        shared = bool(_client().set(SHARE_KEY, 1, nx=True, px=int(HOLD_SECONDS * 1000)))
+    if shared:
+        app.send_task(LEADS_SCORE_TASK)
 
 
 def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
@@ -117,7 +150,8 @@ def lead_score_wake(*, force: bool = False) -> None:
 
 
 def lead_score_wake_claim() -> None:
-    """Mark the queued wake-up as taken: leads requested from now on wake a worker again."""
+    """Mark the queued wake-up as taken (or a drain's hold as released): leads requested from now on wake a
+    worker again."""
     try:
         if settings.EMBEDDED:
             cache.delete(WAKE_KEY)

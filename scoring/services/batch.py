@@ -15,7 +15,7 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from core import pipeline
+from core import metrics, pipeline
 from core.sql import int_array
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
@@ -287,25 +287,41 @@ def _lead_scored(
     return Scored(lead, evaluations, {fact.event_id: pk for pk, fact in own}, consumed, models)
 
 
-def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = None) -> int:
+def leads_score_drain(
+    *, batch_size: int | None = None, seconds: float | None = None, linger: float | None = None
+) -> int:
     """Score pending leads batch after batch until none is left (or time is up); return events folded.
 
-    The wake-up is claimed first, so anything requested from now on wakes a worker again.
-    When a batch comes back full, another worker is woken to share the backlog.
+    Each turn takes a batch holding the wake-up (`pipeline.lead_score_pending_take`), so leads
+    requested while this drains are its next batch rather than new tasks. When the set runs empty,
+    the drain lingers `linger` seconds once (`LEADPULSE_SCORE_LINGER_SECONDS`) for what a trickle of
+    events brings, then releases the wake-up and looks once more (a lead requested between its last
+    look and the release woke no one). When a batch comes back full, another worker is woken to share
+    the backlog.
     """
     batch_size = batch_size or settings.LEADPULSE_SCORE_BATCH
+    linger = settings.LEADPULSE_SCORE_LINGER_SECONDS if linger is None else linger
     deadline = time.monotonic() + (seconds or settings.LEADPULSE_SCORE_DRAIN_SECONDS)
-    pipeline.lead_score_wake_claim()
-    folded = 0
+    folded, lingered = 0, False
     while True:
-        lead_ids = pipeline.lead_score_pending_pop(count=batch_size)
+        lead_ids = pipeline.lead_score_pending_take(count=batch_size)
+        if not lead_ids and linger > 0 and not lingered and time.monotonic() + linger < deadline:
+            time.sleep(linger)
+            lingered = True
+            continue
         if not lead_ids:
-            return folded
+            pipeline.lead_score_wake_claim()  # released: requests from now on wake a worker
+            lead_ids = pipeline.lead_score_pending_pop(count=batch_size)
+            if not lead_ids:
+                return folded
+        lingered = False
+        metrics.scoring_batch(leads=len(lead_ids))
         if len(lead_ids) == batch_size:
-            pipeline.lead_score_wake()  # more work than one batch: let another worker share it
+            pipeline.lead_score_share()  # more work than one batch: let another worker share it
         try:
             result = leads_score(lead_ids=lead_ids)
         except BaseException:
+            pipeline.lead_score_wake_claim()  # released, so the request below wakes a worker
             pipeline.lead_score_request(lead_ids=lead_ids)  # not scored: back in the set for a retry
             raise
         folded += result.events
@@ -317,8 +333,10 @@ def leads_score_drain(*, batch_size: int | None = None, seconds: float | None = 
             # leaves them to the next wake-up or the reconciler's.
             pipeline.lead_score_request(lead_ids=result.busy, wake=False)
             if not result.scored:
+                pipeline.lead_score_wake_claim()
                 return folded  # only busy leads left: do not spin on them
         if time.monotonic() > deadline:
+            pipeline.lead_score_wake_claim()
             pipeline.lead_score_wake()  # yield the worker to other tasks; a new task carries on
             return folded
 

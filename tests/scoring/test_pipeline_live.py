@@ -204,3 +204,29 @@ def test_health_reports_a_live_worker(live_tenant, api_client):
     body = api_client.get("/api/health").json()
     assert body["status"] == "ok" and body["database"] == "ok" and body["redis"] == "ok"
     assert body["worker"]["status"] == "ok"
+
+
+def test_a_trickle_of_single_events_is_scored_by_one_lingering_task_in_batches_and_promptly(live_tenant, workers):
+    """A steady trickle (one event every 20 ms, as a site's visitors send them) is scored by the task the first event
+    woke: it holds the wake-up while it drains and lingers when the set runs empty, so the events that follow send no
+    task of their own and are scored a few at a time, each well within a second of its arrival."""
+    project, key = live_tenant
+    workers.wait_idle()
+    before = sum(workers.succeeded(i) for i in range(workers.count))
+    for i in range(40):
+        started = time.monotonic()
+        body = {"eventType": "page_view", "leadId": f"trickle-{i}", "eventId": f"t-{i}"}
+        assert send("/api/events", body, key=key).status_code == 202
+        time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))
+    wait_until(all_scored(project), timeout=30, message="the trickle to be scored")
+    workers.wait_idle()
+
+    tasks = sum(workers.succeeded(i) for i in range(workers.count)) - before
+    assert 1 <= tasks <= 4, f"{tasks} scoring tasks for 40 trickled events: each woke its own"
+    waited = [
+        (processed - received).total_seconds()
+        for received, processed in Event.objects.filter(project=project).values_list("received_at", "processed_at")
+    ]
+    assert len(waited) == 40
+    assert max(waited) < 1.0, f"ingest→scored up to {max(waited):.2f} s"
+    assert set(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == {5}
