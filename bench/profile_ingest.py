@@ -48,6 +48,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment")
     p.add_argument("--db-name", default="leadpulse_bench_profile", help="the PostgreSQL database to recreate")
     p.add_argument("--redis-db", type=int, default=11, help="the Redis DB to flush and use")
+    p.add_argument(
+        "--score-batches", default="", metavar="1,10,50",
+        help="then score single events of new leads in batches of these sizes, as a trickle reaches the worker",
+    )  # fmt: skip
+    p.add_argument("--score-events", type=int, default=600, help="events scored per batch size")
     return p.parse_args()
 
 
@@ -214,6 +219,46 @@ def main() -> None:
         print(profile_table(profile, sort="cumulative", top=args.top, n=args.requests, clock=args.clock))
         print(f"\n=== {name}: by own time ===")
         print(profile_table(profile, sort="tottime", top=args.top, n=args.requests, clock=args.clock))
+    if args.score_batches:
+        score_batches(requests, [int(size) for size in args.score_batches.split(",")], args.score_events)
+
+
+def backend_cpu_ms() -> float:
+    """CPU ms this process's PostgreSQL backend has used (Linux /proc; the server runs on this machine)."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    fields = Path(f"/proc/{connection.connection.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def score_batches(requests: Requests, sizes: list[int], events: int) -> None:
+    """The worker's cost per trickled event by batch size: `events` single events of new leads sent through the
+    handler, then `leads_score` in batches of `size` (what a drain takes), timed in this process and its backend."""
+    from core import pipeline
+    from scoring.services import leads_score
+
+    print(f"\nscoring a trickle: {events} single events of new leads per size, scored in batches (leads_score)")
+    for size in sizes:
+        while pipeline.lead_score_pending_pop(count=10_000):  # only this size's leads are pending
+            pass
+        requests.leads = 10**9  # every event a lead of its own
+        for _ in range(events):
+            requests.single()
+        pending = sorted(pipeline.lead_score_pending_pop(count=events * 2))
+        batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+        with round_trips() as counts:
+            backend, cpu, wall = backend_cpu_ms(), time.process_time(), time.perf_counter()
+            for batch in batches:
+                leads_score(lead_ids=batch)
+            cpu, wall = (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
+            backend = backend_cpu_ms() - backend
+        n = len(pending)
+        print(
+            f"  batches of {size:>3}: {len(batches):>4} batches, per event {cpu / n:.3f} ms CPU + {backend / n:.3f} ms"
+            f" PostgreSQL, {wall / n:.3f} ms wall; per batch {counts['pg statements'] / len(batches):.1f}"
+            f" statements, {counts['redis'] / len(batches):.1f} Redis"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
+from typing import Any
 
 import redis
 from celery import current_app as app
@@ -210,9 +212,18 @@ def lead_changes(*, changes: list[LeadChange]) -> None:
             wanted.append(change.with_id(uuid.uuid4().hex).to_message())
     if len(wanted) == 1:
         message = wanted[0]
-        transaction.on_commit(lambda: app.send_task(LEAD_CHANGED_TASK, kwargs={"change": message}), robust=True)
+        transaction.on_commit(partial(_changes_send, LEAD_CHANGED_TASK, change=message), robust=True)
     elif wanted:
-        transaction.on_commit(lambda: app.send_task(LEAD_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)
+        transaction.on_commit(partial(_changes_send, LEAD_CHANGES_TASK, changes=wanted), robust=True)
+
+
+def _changes_send(task: str, **kwargs: Any) -> None:
+    """Send a task carrying changes, summarised in its logged repr: Celery would write out every change (a
+    batch's hundreds) in the message's `kwargsrepr`, and that costs more than sending it."""
+    shown = {
+        name: f"<{len(value)} changes>" if isinstance(value, list) else "<1 change>" for name, value in kwargs.items()
+    }
+    app.send_task(task, kwargs=kwargs, kwargsrepr=repr(shown))
 
 
 def company_changes(*, changes: list[LeadChange]) -> None:
@@ -229,9 +240,7 @@ def company_changes(*, changes: list[LeadChange]) -> None:
     }
     if wanted:
         messages = list(wanted.values())
-        transaction.on_commit(
-            lambda: app.send_task(COMPANY_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
-        )
+        transaction.on_commit(partial(_changes_send, COMPANY_LEAD_CHANGES_TASK, changes=messages), robust=True)
 
 
 def prediction_changes(*, changes: list[LeadChange]) -> None:
@@ -249,9 +258,7 @@ def prediction_changes(*, changes: list[LeadChange]) -> None:
             wanted[change.lead_id, "merged"] = replace(change, event_ids=(), path=()).to_message()
     if wanted:
         messages = list(wanted.values())
-        transaction.on_commit(
-            lambda: app.send_task(PREDICTION_LEAD_CHANGES_TASK, kwargs={"changes": messages}), robust=True
-        )
+        transaction.on_commit(partial(_changes_send, PREDICTION_LEAD_CHANGES_TASK, changes=messages), robust=True)
 
 
 def companies_changed(*, changes: list[CompanyChange]) -> None:
@@ -269,4 +276,4 @@ def companies_changed(*, changes: list[CompanyChange]) -> None:
         if listening[project_id]:
             wanted.append(change.with_id(uuid.uuid4().hex).to_message())
     if wanted:
-        transaction.on_commit(lambda: app.send_task(COMPANY_CHANGES_TASK, kwargs={"changes": wanted}), robust=True)
+        transaction.on_commit(partial(_changes_send, COMPANY_CHANGES_TASK, changes=wanted), robust=True)

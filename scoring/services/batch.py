@@ -11,7 +11,7 @@ from functools import partial
 import orjson
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Window
+from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -59,23 +59,21 @@ _models_cache: dict[int, tuple[tuple, list[engine.Model]]] = {}
 
 
 def projects_models(*, project_ids: Iterable[int]) -> dict[int, list[engine.Model]]:
-    """Each project's scoring models (primary first) with their active rules: two small queries, compiled
-    once per version."""
+    """Each project's scoring models (primary first) with their active rules: one small statement reads their
+    versions, and they are compiled (two queries) once per version."""
     ids = sorted(set(project_ids))
     versions: dict[int, list[tuple]] = {pid: [("rows", settings.LEADPULSE_HISTORY_ALL_MODELS)] for pid in ids}
-    models = ScoringModel.objects.filter(project_id__in=ids).order_by("project_id", "id")
-    for project_id, *key in models.values_list("project_id", "id", "is_primary", "version", "updated_at"):
-        versions[project_id].append(("model", *key))
-    active = ScoringRule.objects.filter(project_id__in=ids, is_active=True).order_by("project_id", "id")
-    for project_id, rule_id, updated_at in active.values_list("project_id", "id", "updated_at"):
-        versions[project_id].append((rule_id, updated_at))
+    for project_id, *key in _models_versions(ids):
+        versions[project_id].append(tuple(key))
     stale = [pid for pid in ids if pid not in _models_cache or _models_cache[pid][0] != tuple(versions[pid])]
     if stale:
+        models = ScoringModel.objects.filter(project_id__in=stale).order_by("project_id", "id")
+        active = ScoringRule.objects.filter(project_id__in=stale, is_active=True).order_by("project_id", "id")
         rows: dict[int, list[ScoringRule]] = defaultdict(list)
-        for row in active.filter(project_id__in=stale):
+        for row in active:
             rows[row.project_id].append(row)
         by_project: dict[int, list[ScoringModel]] = defaultdict(list)
-        for model in models.filter(project_id__in=stale):
+        for model in models:
             by_project[model.project_id].append(model)
         for pid in stale:
             # keyed by the first query's versions: a change in between only costs a recompile next batch
@@ -83,18 +81,53 @@ def projects_models(*, project_ids: Iterable[int]) -> dict[int, list[engine.Mode
     return {pid: _models_cache[pid][1] for pid in ids}
 
 
-def _identity_pending(lead_ids: list[int]) -> dict[int, set[int]]:
-    """The leads' unscored identity calls: lead id -> the events' pks (one query)."""
-    carries_other_user = ~Q(user_id="") & ~Q(user_id=F("lead__user_id"))
-    rows = (
-        Event.objects.filter(lead_id__in=lead_ids, processed_at__isnull=True)
-        .filter(Q(type__in=IDENTITY_CALLS) | carries_other_user)
-        .order_by()
-        .values_list("lead_id", "id")
+def _models_versions(project_ids: list[int]) -> list[tuple]:
+    """(project id, "model", id, primary, version, updated at) of the projects' models and (project id, "rule", id,
+    updated at) of their active rules, in order: one hand-written statement, as every batch asks (the ORM took
+    longer to build the two queries than PostgreSQL to answer them)."""
+    if not project_ids:
+        return []
+    placeholders = ", ".join(["%s"] * len(project_ids))
+    model, rule = (connection.ops.quote_name(m._meta.db_table) for m in (ScoringModel, ScoringRule))
+    model_project, model_id, primary, version, model_updated = quoted_columns(
+        ScoringModel, ("project", "id", "is_primary", "version", "updated_at")
     )
+    rule_project, rule_id, active, rule_updated = quoted_columns(
+        ScoringRule, ("project", "id", "is_active", "updated_at")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {model_project}, 'model', {model_id}, {primary}, {version}, {model_updated}"  # noqa: S608
+            f" FROM {model} WHERE {model_project} IN ({placeholders})"
+            f" UNION ALL SELECT {rule_project}, 'rule', {rule_id}, NULL, NULL, {rule_updated}"
+            f" FROM {rule} WHERE {rule_project} IN ({placeholders}) AND {active}"
+            " ORDER BY 1, 2, 3",
+            [*project_ids, *project_ids],
+        )
+        return cursor.fetchall()
+
+
+def _identity_pending(lead_ids: list[int]) -> dict[int, set[int]]:
+    """The leads' unscored identity calls: lead id -> the events' pks (one hand-written statement, as every batch
+    asks: an `identify`, `alias` or `group` call, or an event naming a user other than its lead's)."""
+    if not lead_ids:
+        return {}
+    event, lead = (connection.ops.quote_name(m._meta.db_table) for m in (Event, Lead))
+    pk, lead_id, kind, user_id, processed_at = quoted_columns(Event, ("id", "lead", "type", "user_id", "processed_at"))
+    lead_pk, lead_user_id = quoted_columns(Lead, ("id", "user_id"))
+    leads = ", ".join(["%s"] * len(lead_ids))
+    calls_in = ", ".join(["%s"] * len(IDENTITY_CALLS))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.{lead_id}, e.{pk} FROM {event} e INNER JOIN {lead} l ON l.{lead_pk} = e.{lead_id}"  # noqa: S608
+            f" WHERE e.{lead_id} IN ({leads}) AND e.{processed_at} IS NULL"
+            f" AND (e.{kind} IN ({calls_in}) OR (e.{user_id} <> '' AND e.{user_id} <> l.{lead_user_id}))",
+            [*lead_ids, *IDENTITY_CALLS],
+        )
+        rows = cursor.fetchall()
     calls: dict[int, set[int]] = defaultdict(set)
-    for lead_id, pk in rows:
-        calls[lead_id].add(pk)
+    for lead, pk in rows:
+        calls[lead].add(pk)
     return calls
 
 
@@ -123,8 +156,15 @@ def leads_claim(*, lead_ids: list[int]) -> list[Lead]:
     ingest's foreign-key checks take. SQLite has no row locks: its IMMEDIATE transactions
     (settings) take the database's write lock at BEGIN, so claims are serialised anyway.
     """
-    leads = Lead.objects.select_for_update(no_key=True, of=("self",), skip_locked=True)
-    return list(leads.select_related("project").filter(id__in=lead_ids).order_by("id"))
+    if not lead_ids:
+        return []
+    # hand-written: every batch claims, and the ORM took longer to build the statement than PostgreSQL to run it
+    table = connection.ops.quote_name(Lead._meta.db_table)
+    (pk,) = quoted_columns(Lead, ("id",))
+    lock = " FOR NO KEY UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    placeholders = ", ".join(["%s"] * len(lead_ids))
+    sql = f"SELECT * FROM {table} WHERE {pk} IN ({placeholders}) ORDER BY {pk}{lock}"  # noqa: S608
+    return list(Lead.objects.raw(sql, list(lead_ids)))
 
 
 def _pending_facts(

@@ -4,7 +4,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from itertools import islice
 from typing import Any
 
@@ -498,8 +498,13 @@ def _model_changes(item: Scored) -> list[LeadChange]:
 
 def quoted_columns(model: type[Model], names: Sequence[str]) -> list[str]:
     """The quoted columns of the model's concrete fields `names` (by name or attname), for hand-written SQL."""
+    return list(_quoted_columns(model, tuple(names), connection.vendor))
+
+
+@cache
+def _quoted_columns(model: type[Model], names: tuple[str, ...], vendor: str) -> tuple[str, ...]:
     fields = {key: f for f in model._meta.concrete_fields for key in (f.name, f.attname)}
-    return [connection.ops.quote_name(str(fields[name].column)) for name in names]
+    return tuple(connection.ops.quote_name(str(fields[name].column)) for name in names)
 
 
 HISTORY_COLUMNS = ("project", "lead", "model", "version", "event", "reason", "old_score", "new_score", "delta",
