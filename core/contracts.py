@@ -10,6 +10,8 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+# core: a scoring batch's lead changes for every consumer below, in one message (`core.pipeline.lead_changes`)
+LEAD_CHANGES_FANOUT_TASK = "core.lead_changes_fanout_task"
 # scoring
 LEADS_SCORE_TASK = "scoring.leads_score_task"
 LEAD_SCORE_TASK = "scoring.lead_score_task"  # one lead (kept for messages already queued)

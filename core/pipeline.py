@@ -30,6 +30,7 @@ from .contracts import (
     COMPANY_CHANGES_TASK,
     COMPANY_LEAD_CHANGES_TASK,
     LEAD_CHANGED_TASK,
+    LEAD_CHANGES_FANOUT_TASK,
     LEAD_CHANGES_TASK,
     LEADS_SCORE_TASK,
     PREDICTION_LEAD_CHANGES_TASK,
@@ -194,13 +195,61 @@ def lead_changed(*, change: LeadChange) -> None:
 
 
 def lead_changes(*, changes: list[LeadChange]) -> None:
-    """After commit, hand a batch's lead changes to automations and webhooks, companies and predictions: a message each.
+    """After commit, hand a batch's lead changes to predictions, companies, and automations and webhooks: one message.
 
-    Each change gets its own change id and travels as `LeadChange.to_message()`. Sent by name;
-    to automations only for projects with listeners: most folds of most projects cost them no task.
+    Each consumer gets its own part (`_prediction_part`, `_company_part`, `_automation_part`): the
+    parts travel together as one `LEAD_CHANGES_FANOUT_TASK` (a lone part as its own task), which runs them
+    in that order, so a webhook sent for a change carries the probability and company the same batch gave
+    the lead. A batch costs one message to send and one task to run, whatever the consumers.
     """
-    company_changes(changes=changes)
-    prediction_changes(changes=changes)
+    parts = [
+        part
+        for part in (_prediction_part(changes=changes), _company_part(changes=changes),
+                     _automation_part(changes=changes))
+        if part is not None
+    ]  # fmt: skip
+    if len(parts) == 1:
+        transaction.on_commit(partial(_changes_send, parts[0][0], **parts[0][1]), robust=True)
+    elif parts:
+        transaction.on_commit(partial(_changes_send, LEAD_CHANGES_FANOUT_TASK, parts=parts), robust=True)
+
+
+Part = tuple[str, dict[str, Any]]  # (task name, its kwargs)
+
+
+def _changes_send(task: str, **kwargs: Any) -> None:
+    """Send a task carrying changes, summarised in its logged repr: Celery would write out every change (a
+    batch's hundreds) in the message's `kwargsrepr`, and that costs more than sending it."""
+    shown = {name: f"<{len(value)}>" if isinstance(value, list) else "<1>" for name, value in kwargs.items()}
+    app.send_task(task, kwargs=kwargs, kwargsrepr=repr(shown))
+
+
+def lead_changes_fanout(*, parts: list[Part]) -> None:
+    """Run the parts of a batch's lead changes in turn, in this process, each its task's work (by name).
+
+    A part that fails is sent as a task of its own, which retries it as that task does; the parts
+    after it still run now. Each consumer is idempotent per change (a retry repeats no effect).
+    """
+    for name, kwargs in parts:
+        try:
+            app.tasks[name].run(**kwargs)
+        except Exception:
+            logger.warning(
+                "lead changes for %s failed in the fan-out; sent as a task of their own", name, exc_info=True
+            )
+            _changes_send(name, **kwargs)
+
+
+def company_changes(*, changes: list[LeadChange]) -> None:
+    """After commit, hand companies these changes only (a lead's profile changed its company, not its score)."""
+    part = _company_part(changes=changes)
+    if part is not None:
+        transaction.on_commit(partial(_changes_send, part[0], **part[1]), robust=True)
+
+
+def _automation_part(*, changes: list[LeadChange]) -> Part | None:
+    """Automations' and webhooks' part: every change, each with its own change id (a redelivered message is the
+    same change, not a new one), for projects with listeners only: most folds of most projects cost them nothing."""
     listening: dict[int, bool] = {}
     wanted = []
     for change in changes:
@@ -208,26 +257,14 @@ def lead_changes(*, changes: list[LeadChange]) -> None:
         if project_id not in listening:
             listening[project_id] = project_listens(project_id=project_id)
         if listening[project_id]:
-            # The id travels with the task: a redelivered message is the same change, not a new one.
             wanted.append(change.with_id(uuid.uuid4().hex).to_message())
     if len(wanted) == 1:
-        message = wanted[0]
-        transaction.on_commit(partial(_changes_send, LEAD_CHANGED_TASK, change=message), robust=True)
-    elif wanted:
-        transaction.on_commit(partial(_changes_send, LEAD_CHANGES_TASK, changes=wanted), robust=True)
+        return (LEAD_CHANGED_TASK, {"change": wanted[0]})
+    return (LEAD_CHANGES_TASK, {"changes": wanted}) if wanted else None
 
 
-def _changes_send(task: str, **kwargs: Any) -> None:
-    """Send a task carrying changes, summarised in its logged repr: Celery would write out every change (a
-    batch's hundreds) in the message's `kwargsrepr`, and that costs more than sending it."""
-    shown = {
-        name: f"<{len(value)} changes>" if isinstance(value, list) else "<1 change>" for name, value in kwargs.items()
-    }
-    app.send_task(task, kwargs=kwargs, kwargsrepr=repr(shown))
-
-
-def company_changes(*, changes: list[LeadChange]) -> None:
-    """After commit, hand companies the leads a batch folded: one message, one change per lead.
+def _company_part(*, changes: list[LeadChange]) -> Part | None:
+    """Companies' part: one change per lead.
 
     Companies re-read the members' results and profiles, so the primary model's `scored` change of
     each lead is enough (every fold writes one, also after an identify or a merge), without its
@@ -238,13 +275,11 @@ def company_changes(*, changes: list[LeadChange]) -> None:
         for change in changes
         if change.kind == "scored" and change.primary
     }
-    if wanted:
-        messages = list(wanted.values())
-        transaction.on_commit(partial(_changes_send, COMPANY_LEAD_CHANGES_TASK, changes=messages), robust=True)
+    return (COMPANY_LEAD_CHANGES_TASK, {"changes": list(wanted.values())}) if wanted else None
 
 
-def prediction_changes(*, changes: list[LeadChange]) -> None:
-    """After commit, hand predictions a batch's folded events and merges: one message, one change per lead.
+def _prediction_part(*, changes: list[LeadChange]) -> Part | None:
+    """Predictions' part: the batch's folded events and merges, one change per lead.
 
     Predictions look for the project's "won" event among the folded events (the primary model's change carries
     them, as every model folds the same ones), move a merged-away lead's outcome to its survivor, and recompute
@@ -256,9 +291,7 @@ def prediction_changes(*, changes: list[LeadChange]) -> None:
             wanted[change.lead_id, change.kind] = replace(change, path=()).to_message()
         elif change.kind == "merged":
             wanted[change.lead_id, "merged"] = replace(change, event_ids=(), path=()).to_message()
-    if wanted:
-        messages = list(wanted.values())
-        transaction.on_commit(partial(_changes_send, PREDICTION_LEAD_CHANGES_TASK, changes=messages), robust=True)
+    return (PREDICTION_LEAD_CHANGES_TASK, {"changes": list(wanted.values())}) if wanted else None
 
 
 def companies_changed(*, changes: list[CompanyChange]) -> None:

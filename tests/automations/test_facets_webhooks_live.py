@@ -33,6 +33,10 @@ def test_a_lead_updated_delivery_carries_the_company_the_outcome_and_the_probabi
     dee = Lead.objects.get(project=project, anonymous_id="dee")
     wait_until(lambda: LeadPrediction.objects.filter(lead=dee).exists(), timeout=60, message="dee's probability")
     wait_until(lambda: len(receiver.requests) == 1, timeout=60, message="the first delivery")  # before the outcome
+    # the batch's consumers run in turn, predictions and companies before automations: its first delivery already
+    # carries the probability and the company that batch gave dee
+    first = json.loads(receiver.requests[0].body)["data"]["lead"]
+    assert first["conversionProbability"] is not None and first["associatedCompany"]["domain"] == "globex.com"
     recorded = api.post(f"/api/leads/{dee.id}/outcome", {"outcome": "won", "reason": "signed"}, format="json")
     assert recorded.status_code in (200, 201), recorded.content
     seen = len(receiver.requests)

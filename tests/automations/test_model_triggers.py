@@ -18,6 +18,7 @@ from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.models import ScoringModel, ScoringRule
 from scoring.services import lead_score
+from tests.handover import sent_to
 
 pytestmark = pytest.mark.django_db
 
@@ -41,10 +42,10 @@ def sent_changes() -> list[LeadChange]:
     while raw := broker.rpop("celery"):
         message = json.loads(raw)
         _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        if message["headers"]["task"] == LEAD_CHANGED_TASK:
-            changes.append(LeadChange.from_message(kwargs["change"]))
-        elif message["headers"]["task"] == LEAD_CHANGES_TASK:
-            changes += [LeadChange.from_message(change) for change in kwargs["changes"]]
+        for part in sent_to(LEAD_CHANGED_TASK, [(message["headers"]["task"], kwargs)]):
+            changes.append(LeadChange.from_message(part["change"]))
+        for part in sent_to(LEAD_CHANGES_TASK, [(message["headers"]["task"], kwargs)]):
+            changes += [LeadChange.from_message(change) for change in part["changes"]]
     return changes
 
 

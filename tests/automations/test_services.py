@@ -11,6 +11,7 @@ from core.contracts import LeadChange
 from core.models import FailedJob
 from tests.automations.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
 from tests.automations.receiver import receiver_start
+from tests.handover import sent_to
 from tests.ingest.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
@@ -137,20 +138,28 @@ def test_a_url_that_turns_private_is_refused_at_delivery_time(tenant, receiver, 
     assert AutomationRule.objects.count() == 0
 
 
-def test_lead_changes_reach_automations_only_when_the_project_listens(tenant, django_capture_on_commit_callbacks):
+def test_lead_changes_reach_automations_only_when_the_project_listens(
+    tenant, django_capture_on_commit_callbacks, monkeypatch
+):
+    from core.contracts import LEAD_CHANGED_TASK
     from core.pipeline import lead_changed, project_listens
 
+    sent: list[tuple[str, dict]] = []
+    monkeypatch.setattr("core.pipeline.app.send_task", lambda name, kwargs=None, **_: sent.append((name, kwargs)))
     lead = lead_in(tenant.project)
-    with django_capture_on_commit_callbacks() as quiet:
+    with django_capture_on_commit_callbacks(execute=True):
         lead_changed(change=entered_hot(lead))
-    # no task for nobody: the callbacks are companies' and predictions' (they take every project's lead changes)
-    assert not project_listens(project_id=tenant.project.id) and len(quiet) == 2
+    # no part for nobody: the one message carries companies' and predictions' (they take every project's changes)
+    assert not project_listens(project_id=tenant.project.id) and len(sent) == 1
+    assert sent_to(LEAD_CHANGED_TASK, sent) == []
 
     with django_capture_on_commit_callbacks(execute=True):
         created = rule(tenant.project, "add_tag", {"tag": "x"})
-    with django_capture_on_commit_callbacks() as sent:
+    sent.clear()
+    with django_capture_on_commit_callbacks(execute=True):
         lead_changed(change=entered_hot(lead))
-    assert project_listens(project_id=tenant.project.id) and len(sent) == len(quiet) + 1  # and automations' task
+    assert project_listens(project_id=tenant.project.id) and len(sent) == 1  # still one message
+    assert [part["change"]["leadId"] for part in sent_to(LEAD_CHANGED_TASK, sent)] == [lead.id]  # automations' part
 
     with django_capture_on_commit_callbacks(execute=True):
         services.automation_delete(rule=created)

@@ -16,6 +16,7 @@ from leadpulse.celery import app as celery_app
 from scoring.models import LeadScore, ScoringModel
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
+from tests.handover import sent_to
 
 pytestmark = pytest.mark.django_db
 
@@ -380,7 +381,7 @@ def test_editing_a_leads_email_through_the_api_re_homes_it(tenant, three, monkey
     assert response.status_code == 200
 
     celery_app.loader.import_default_modules()
-    messages = [kwargs for name, kwargs in sent if name == COMPANY_LEAD_CHANGES_TASK]
+    messages = sent_to(COMPANY_LEAD_CHANGES_TASK, sent)
     assert len(messages) == 1
     assert celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**messages[0]) == 2  # acme and globex, both recomputed
     assert CompanyMembership.objects.get(lead=ann).company_id == company("globex.com").id

@@ -22,6 +22,7 @@ from ingest.services import events_ingest
 from leadpulse.celery import app as celery_app
 from scoring.models import LeadScore, ScoringModel, ScoringRule
 from scoring.services import lead_erase, lead_score, lead_update, leads_score
+from tests.handover import sent_to
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def pipeline(handed_over, django_capture_on_commit_callbacks):
             else:
                 for lead_id in lead_ids:
                     lead_score(lead_id=lead_id)
-        messages = [kwargs for name, kwargs in handed_over if name == COMPANY_LEAD_CHANGES_TASK]
+        messages = sent_to(COMPANY_LEAD_CHANGES_TASK, handed_over)
         with django_capture_on_commit_callbacks(execute=True):  # what companies send and broadcast after commit
             return sum(celery_app.tasks[COMPANY_LEAD_CHANGES_TASK](**kwargs) for kwargs in messages)
 
@@ -242,7 +243,7 @@ def test_a_scoring_batch_of_many_members_is_one_message_and_one_recompute(tenant
     leads = [ingest(tenant.project, f"p{i}", identify({"email": f"p{i}@acme.com"}), "page_view") for i in range(30)]
     with CaptureQueriesContext(connection) as queries:
         assert pipeline(*leads, batch=True) == 1
-    assert [name for name, _ in handed_over].count(COMPANY_LEAD_CHANGES_TASK) == 1
+    assert len(sent_to(COMPANY_LEAD_CHANGES_TASK, handed_over)) == 1
     upserts = [
         q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "companies_companyscore"')
     ]

@@ -27,6 +27,7 @@ from predictions.models import Outcome, PredictionSettings
 from scoring.services import lead_erase, lead_score
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
+from tests.handover import sent_to
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,7 @@ def pipeline(handed_over, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             for lead_id in lead_ids:
                 lead_score(lead_id=lead_id)
-        messages = [kwargs for name, kwargs in handed_over if name == PREDICTION_LEAD_CHANGES_TASK]
+        messages = sent_to(PREDICTION_LEAD_CHANGES_TASK, handed_over)
         for _ in range(2 if again else 1):
             for kwargs in messages:
                 celery_app.tasks[PREDICTION_LEAD_CHANGES_TASK](**kwargs)
