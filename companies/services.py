@@ -110,9 +110,11 @@ def _companies_upsert(
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
     _companies_insert(project_id=project_id, keys=keys)
-    # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
-    # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
-    # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
+    # A concurrent `company_merge` of one of them: the INSERT … ON CONFLICT above waits for a merge in progress (it
+    # wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a merge starting
+    # after `lead_changes_consume`'s recompute locked the companies waits for this commit, then moves the memberships.
+    # One committed between this read and that lock is the gap left (memberships have no foreign-key constraint; the
+    # one they had was checked only at commit, so it never closed that gap either).
     fields = (
         "id",
         "key",
