@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
+import orjson
 from celery import current_app as app
 from django.db import connection, transaction
 from django.db.models import TextField
@@ -150,6 +151,7 @@ def _companies_upsert(
 
 # A company's traits as the text PostgreSQL keeps: decoded only where they are read (group calls, fit rules).
 _TRAITS_TEXT = Cast("traits", output_field=TextField())
+_BREAKDOWN_TEXT = Cast("breakdown", output_field=TextField())
 
 
 def _companies_insert(*, project_id: int, keys: list[CompanyKey]) -> None:
@@ -219,11 +221,13 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
         "company_id", "lead_id"
     ):
         members[company_id].append(lead_id)
+    # breakdowns as text, decoded by orjson: a batch reads one per company and model
+    stored_scores = CompanyScore.objects.filter(company_id__any_of=set(ids)).annotate(breakdown_text=_BREAKDOWN_TEXT)
     previous = {
-        (company_id, model_id): (score, stage, breakdown)
-        for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
-            company_id__any_of=set(ids)
-        ).values_list("company_id", "model_id", "score", "stage", "breakdown")
+        (company_id, model_id): (score, stage, orjson.loads(breakdown))
+        for company_id, model_id, score, stage, breakdown in stored_scores.values_list(
+            "company_id", "model_id", "score", "stage", "breakdown_text"
+        )
     }
     now = timezone.now()
     rows: list[tuple[int, int, CompanyResult]] = []  # (company id, model id, result) to store
@@ -284,10 +288,10 @@ def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) 
             update_fields=["score", "stage", "breakdown", "updated_at"],
         )  # fmt: skip
         return
-    # the rows as one JSON document: psycopg quotes one string, not an array of JSON texts element by element
+    # the rows as one JSON document (orjson's): psycopg quotes one string, not an array of JSON texts one by one
     table = connection.ops.quote_name(CompanyScore._meta.db_table)
-    document = json.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
-                           for company_id, model_id, result in rows])  # fmt: skip
+    document = orjson.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
+                             for company_id, model_id, result in rows]).decode()  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, model_id, score, stage, breakdown, updated_at)"  # noqa: S608
@@ -315,11 +319,11 @@ def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: date
         )  # fmt: skip
         return
     table = connection.ops.quote_name(CompanyScoreHistory._meta.db_table)
-    document = json.dumps([
+    document = orjson.dumps([
         [m.company.project_id, m.company.id, m.model_id, m.old_score, m.result.score, m.old_stage, m.result.stage,
          m.result.moved_by]
         for m in moves
-    ])  # fmt: skip
+    ]).decode()  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (project_id, company_id, model_id, old_score, new_score, delta, old_stage,"  # noqa: S608
