@@ -66,8 +66,7 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
     profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of={*profiles, *locked.merged})
-    current = dict(memberships.values_list("lead_id", "company_id"))
+    current = _memberships_of(project_id=project_id, lead_ids={*profiles, *locked.merged})
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
     target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
@@ -78,6 +77,23 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     if moved:
         _memberships_upsert(project_id=project_id, moved=moved)
     return set(current.values()) | set(target.values())
+
+
+def _memberships_of(*, project_id: int, lead_ids: set[int]) -> dict[int, int]:
+    """The leads' companies (lead id -> company id): hand-written on PostgreSQL, once per scoring batch."""
+    if connection.vendor != "postgresql":
+        return dict(
+            CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids).values_list(
+                "lead_id", "company_id"
+            )
+        )
+    table = connection.ops.quote_name(CompanyMembership._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT lead_id, company_id FROM {table} WHERE project_id = %s AND lead_id = ANY(%s::bigint[])",  # noqa: S608
+            [project_id, int_array(lead_ids)],
+        )
+        return dict(cursor.fetchall())
 
 
 def _memberships_upsert(*, project_id: int, moved: dict[int, int]) -> None:
@@ -116,19 +132,22 @@ def _companies_upsert(
     # after `lead_changes_consume`'s recompute locked the companies waits for this commit, then moves the memberships.
     # One committed between this read and that lock is the gap left (memberships have no foreign-key constraint; the
     # one they had was checked only at commit, so it never closed that gap either).
-    fields = (
-        "id",
-        "key",
-        "name",
-        "domain",
-        "traits_text",
-        "merged_into_id",
-    )  # tuples, not instances: a batch reads hundreds
-    found = list(
-        Company.objects.filter(project_id=project_id, key__any_of=set(by_key))
-        .annotate(traits_text=_TRAITS_TEXT)
-        .values_list(*fields)
-    )
+    # tuples, not instances: a batch reads hundreds
+    if connection.vendor == "postgresql":  # hand-written: the queryset's building cost more than the statement
+        table = connection.ops.quote_name(Company._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, key, name, domain, traits::text, merged_into_id FROM {table}"  # noqa: S608
+                " WHERE project_id = %s AND key = ANY(%s::text[])",
+                [project_id, list(by_key)],
+            )
+            found = cursor.fetchall()
+    else:
+        found = list(
+            Company.objects.filter(project_id=project_id, key__in=list(by_key))
+            .annotate(traits_text=_TRAITS_TEXT)
+            .values_list("id", "key", "name", "domain", "traits_text", "merged_into_id")
+        )
     changed = []
     now = timezone.now()
     for company_id, key, old_name, old_domain, traits_text, _merged_into in found:
