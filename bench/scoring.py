@@ -18,7 +18,8 @@ Phases, in order:
            LEADPULSE_SCORE_BATCH leads (`scoring.services.leads_score`, as the worker does) and hands each
            batch's company message to `companies.services.lead_changes_consume`, as the companies task
            does; the two are timed apart, so the roll-up's cost is a ratio to lead scoring in the same run
-           (`--no-companies`: skipped)
+           (`--no-companies`: skipped; `--companies-only`: the only phase, `--companies-runs N` times, each on a
+           fresh copy, with `--keep-loaded` leaving the loaded copy `<db>_loaded` for profiling)
 The loaded tables are ANALYZEd first, as autovacuum would soon after such a load (`--no-analyze`: not).
 `--cpu-runs N`: then, N times per `--models` count, the backlog is scored in-process on a fresh copy and the CPU
 of that process plus its PostgreSQL backend is reported (robust to other load, unlike wall times).
@@ -522,6 +523,17 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--domains", type=int, default=1000, help="the companies phase's email domains (companies)")
     p.add_argument("--no-companies", dest="companies", action="store_false", help="skip the companies phase")
+    p.add_argument(
+        "--companies-only",
+        action="store_true",
+        help="load the backlog, then run only the companies phase (no worker, preview or rescore)",
+    )
+    p.add_argument("--companies-runs", type=int, default=1, help="the companies phase's runs, each on a fresh copy")
+    p.add_argument(
+        "--keep-loaded",
+        action="store_true",
+        help="keep the loaded, unscored copy (<db>_loaded) at the end, e.g. to profile against",
+    )
     p.add_argument("--predictions", action="store_true",
                    help="score the backlog again (one worker) with an active prediction model")  # fmt: skip
     p.add_argument("--points", type=int, default=7, help="page_view points proposed (preview) and set (rescore)")
@@ -540,6 +552,8 @@ def parse_args() -> argparse.Namespace:
     stores_use(db_name=args.db_name, redis_db=args.redis_db)
     args.concurrency = [int(c) for c in args.concurrency.split(",") if c.strip()]
     args.models = [int(m) for m in args.models.split(",") if m.strip()]
+    if args.companies_only:
+        args.concurrency, args.companies = [], True
     EXTRA_ENV.update(item.split("=", 1) for item in args.env)
     EXTRA_ENV.update(DATABASE_URL=DATABASE_URL, REDIS_URL=REDIS_URL)  # ingest.child_env() serves every child
     return args
@@ -590,7 +604,7 @@ def main() -> None:
                 rows.append(phase_rescore(args, project, concurrency, RESULTS / f"scoring_worker_c{concurrency}.log"))
             finally:
                 children.stop()
-        if args.companies:  # the same backlog, its leads on `--domains` companies
+        for _ in range(args.companies_runs if args.companies else 0):  # the same backlog, on `--domains` companies
             db_recreate(template=SNAPSHOT)
             rows.append(phase_companies(args, project))
         for models in (m for m in args.models if m > 1):  # the same backlog, scored under N models at once
@@ -613,8 +627,9 @@ def main() -> None:
             for models in args.models:
                 rows.append(phase_cpu(args, project, models))
     finally:
-        with admin_db() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SNAPSHOT)))
+        if not args.keep_loaded:
+            with admin_db() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SNAPSHOT)))
 
     print(f"\nmachine: nproc={machine['nproc']}, load at start {machine['loadavg_at_start']}, "
           f"pytest processes at start {machine['pytest_running']}, git {machine['git']}")  # fmt: skip
@@ -633,6 +648,11 @@ def main() -> None:
         for models, totals in sorted(cpu.items()):
             ratios = ", ".join(f"{t / b:.2f}" for t, b in zip(totals, cpu[1], strict=False))
             print(f"  cpu {models} models: {ratios}x one model's CPU (run by run)")
+    runs = [r for r in rows if r.get("companies_cpu_ratio") is not None]
+    if runs:
+        walls = ", ".join(f"+{r['companies_ratio']:.1%}" for r in runs)
+        cpus = ", ".join(f"+{r['companies_cpu_ratio']:.1%}" for r in runs)
+        print(f"  company roll-up on top of lead scoring, run by run: wall {walls}; CPU {cpus}")
     for r in rows:
         for line in r.get("log_errors", []):
             print(f"  {r['phase']} log: {line}")

@@ -33,8 +33,15 @@ class Company(TimeStampedModel):
 class CompanyMembership(models.Model):
     """A lead's company: at most one per lead (and so per project)."""
 
-    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="company_memberships")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="memberships")
+    # Written in every scoring batch's roll-up: no database constraints, whose triggers checked each row at commit
+    # (a third of the roll-up's PostgreSQL time); Django cascades deletions, and companies are deleted only with
+    # their project. The `company` index is the Meta one.
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="company_memberships", db_constraint=False
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="memberships", db_constraint=False, db_index=False
+    )
     # as scoring's LeadScore: no database constraint, Django cascades a lead's deletion
     lead = models.ForeignKey(
         "ingest.Lead", on_delete=models.CASCADE, related_name="company_membership", db_constraint=False,
@@ -53,7 +60,10 @@ class CompanyMembership(models.Model):
 class CompanyScore(models.Model):
     """A company's roll-up under one scoring model (`companies.rollup`), a cache of its members' results."""
 
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="scores")
+    # as memberships: no database constraint; lookups by company use the (company, model) unique index
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="scores", db_constraint=False, db_index=False
+    )
     model = models.ForeignKey(
         "scoring.ScoringModel", on_delete=models.CASCADE, related_name="company_scores", db_constraint=False,
         db_index=False,
@@ -64,8 +74,9 @@ class CompanyScore(models.Model):
     updated_at = models.DateTimeField()
 
     class Meta:
+        # No index on the score: the lists sort companies without a row as 0 (a coalesce no index serves), and an
+        # indexed score made every recompute's update of a row write a new index entry (never a HOT update).
         constraints = [models.UniqueConstraint(fields=["company", "model"], name="company_score_unique_model")]
-        indexes = [models.Index(fields=["model", "-score"], name="company_score_model_score_idx")]
 
     def __str__(self) -> str:
         return f"company {self.company_id}: {self.score} ({self.stage})"
@@ -125,8 +136,13 @@ class CompanyScoreHistory(models.Model):
         SETTINGS = "settings"  # the roll-up's settings changed
         ERASE = "erase"  # a member was erased
 
-    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="company_score_history")
-    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="history")
+    # as memberships: no database constraints; lookups by company use the (company, model, occurred_at) index
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="company_score_history", db_constraint=False
+    )
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="history", db_constraint=False, db_index=False
+    )
     model = models.ForeignKey(
         "scoring.ScoringModel", on_delete=models.CASCADE, related_name="company_history", db_constraint=False,
         db_index=False,

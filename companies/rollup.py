@@ -18,16 +18,18 @@ so `mover` can say which member moved a company between two results.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from scoring.contracts import Policy, Rule, compile_condition, fit_score, stage_for
 
 
-@dataclass(frozen=True)
-class Member:
-    """One member lead's result under the model: its score and when it was last active."""
+class Member(NamedTuple):
+    """One member lead's result under the model: its score and when it was last active.
+
+    A tuple, not a dataclass: a recompute builds one per member per model, thousands a batch.
+    """
 
     lead_id: int
     score: int
@@ -114,7 +116,9 @@ def company_moved(result: CompanyResult, *, previous: dict[int, int]) -> Company
     changes = {lead_id: abs(result.contributions.get(lead_id, 0) - previous.get(lead_id, 0)) for lead_id in leads}
     moved = [lead_id for lead_id in sorted(changes) if changes[lead_id]]
     moved_by = max(moved, key=lambda lead_id: (changes[lead_id], -lead_id)) if moved else None
-    return replace(result, moved_by=moved_by)
+    # built field by field: `dataclasses.replace` walks the fields, three times the cost, once per company written
+    return CompanyResult(result.score, result.stage, result.top, result.breadth, result.fit, result.engaged,
+                         result.fit_applied, result.contributions, moved_by)  # fmt: skip
 
 
 def contributions_from_json(document: dict[str, Any]) -> dict[int, int]:

@@ -12,6 +12,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
+import orjson
 from celery import current_app as app
 from django.db import connection, transaction
 from django.db.models import TextField
@@ -65,8 +66,7 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     locked = leads_profiles_locked(project_id=project_id, lead_ids=lead_ids)
     profiles = locked.profiles
     keys = {lead_id: lead_company_key(profile) for lead_id, profile in profiles.items()}
-    memberships = CompanyMembership.objects.filter(project_id=project_id, lead_id__any_of={*profiles, *locked.merged})
-    current = dict(memberships.values_list("lead_id", "company_id"))
+    current = _memberships_of(project_id=project_id, lead_ids={*profiles, *locked.merged})
     wanted = {key.key: key for key in keys.values() if key is not None}
     companies = _companies_upsert(project_id=project_id, keys=list(wanted.values()), profiles=profiles, leads=keys)
     target = {lead_id: companies[key.key] for lead_id, key in keys.items() if key is not None}
@@ -77,6 +77,23 @@ def _leads_assign(*, project_id: int, lead_ids: Iterable[int]) -> set[int]:
     if moved:
         _memberships_upsert(project_id=project_id, moved=moved)
     return set(current.values()) | set(target.values())
+
+
+def _memberships_of(*, project_id: int, lead_ids: set[int]) -> dict[int, int]:
+    """The leads' companies (lead id -> company id): hand-written on PostgreSQL, once per scoring batch."""
+    if connection.vendor != "postgresql":
+        return dict(
+            CompanyMembership.objects.filter(project_id=project_id, lead_id__in=lead_ids).values_list(
+                "lead_id", "company_id"
+            )
+        )
+    table = connection.ops.quote_name(CompanyMembership._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT lead_id, company_id FROM {table} WHERE project_id = %s AND lead_id = ANY(%s::bigint[])",  # noqa: S608
+            [project_id, int_array(lead_ids)],
+        )
+        return dict(cursor.fetchall())
 
 
 def _memberships_upsert(*, project_id: int, moved: dict[int, int]) -> None:
@@ -110,22 +127,27 @@ def _companies_upsert(
             traits[key.key].update(_company_traits(profiles[lead_id]))
     by_key = {key.key: key for key in keys}
     _companies_insert(project_id=project_id, keys=keys)
-    # A concurrent `company_merge` of one of them is never missed: the INSERT … ON CONFLICT above waits for a merge
-    # in progress (it wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a
-    # merge starting later waits for this assignment's memberships (their foreign keys lock the row) and moves them.
-    fields = (
-        "id",
-        "key",
-        "name",
-        "domain",
-        "traits_text",
-        "merged_into_id",
-    )  # tuples, not instances: a batch reads hundreds
-    found = list(
-        Company.objects.filter(project_id=project_id, key__any_of=set(by_key))
-        .annotate(traits_text=_TRAITS_TEXT)
-        .values_list(*fields)
-    )
+    # A concurrent `company_merge` of one of them: the INSERT … ON CONFLICT above waits for a merge in progress (it
+    # wrote a new version of the row, `merged_into` being indexed), so `merged_into` is read here; a merge starting
+    # after `lead_changes_consume`'s recompute locked the companies waits for this commit, then moves the memberships.
+    # One committed between this read and that lock is the gap left (memberships have no foreign-key constraint; the
+    # one they had was checked only at commit, so it never closed that gap either).
+    # tuples, not instances: a batch reads hundreds
+    if connection.vendor == "postgresql":  # hand-written: the queryset's building cost more than the statement
+        table = connection.ops.quote_name(Company._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, key, name, domain, traits::text, merged_into_id FROM {table}"  # noqa: S608
+                " WHERE project_id = %s AND key = ANY(%s::text[])",
+                [project_id, list(by_key)],
+            )
+            found = cursor.fetchall()
+    else:
+        found = list(
+            Company.objects.filter(project_id=project_id, key__in=list(by_key))
+            .annotate(traits_text=_TRAITS_TEXT)
+            .values_list("id", "key", "name", "domain", "traits_text", "merged_into_id")
+        )
     changed = []
     now = timezone.now()
     for company_id, key, old_name, old_domain, traits_text, _merged_into in found:
@@ -148,6 +170,7 @@ def _companies_upsert(
 
 # A company's traits as the text PostgreSQL keeps: decoded only where they are read (group calls, fit rules).
 _TRAITS_TEXT = Cast("traits", output_field=TextField())
+_BREAKDOWN_TEXT = Cast("breakdown", output_field=TextField())
 
 
 def _companies_insert(*, project_id: int, keys: list[CompanyKey]) -> None:
@@ -205,23 +228,16 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     once per scoring batch, and model instances cost more than the statements.
     """
     ids = sorted(set(company_ids))
-    # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
-    # (a company merged away has no score of its own: its members are its survivor's)
-    locked = Company.objects.select_for_update().filter(id__any_of=set(ids), merged_into__isnull=True).order_by("id")
-    companies = [_Company(*row) for row in locked.annotate(traits_text=_TRAITS_TEXT).values_list(
-        "id", "project_id", "name", "domain", "traits_text")]  # fmt: skip
+    companies, memberships, stored_scores = _recompute_reads(ids=ids)
     if not companies:
         return 0
     members: dict[int, list[int]] = defaultdict(list)
-    for company_id, lead_id in CompanyMembership.objects.filter(company_id__any_of=set(ids)).values_list(
-        "company_id", "lead_id"
-    ):
+    for company_id, lead_id in memberships:
         members[company_id].append(lead_id)
+    # breakdowns as text, decoded by orjson: a batch reads one per company and model
     previous = {
-        (company_id, model_id): (score, stage, breakdown)
-        for company_id, model_id, score, stage, breakdown in CompanyScore.objects.filter(
-            company_id__any_of=set(ids)
-        ).values_list("company_id", "model_id", "score", "stage", "breakdown")
+        (company_id, model_id): (score, stage, orjson.loads(breakdown))
+        for company_id, model_id, score, stage, breakdown in stored_scores
     }
     now = timezone.now()
     rows: list[tuple[int, int, CompanyResult]] = []  # (company id, model id, result) to store
@@ -264,6 +280,44 @@ def _companies_recompute(*, company_ids: Iterable[int], reason: CompanyChangeRea
     return len(companies)
 
 
+_RECOMPUTE_READS = (
+    # Locked, in id order: a company's recomputes queue up, and each reads the members committed before it.
+    # (a company merged away has no score of its own: its members are its survivor's)
+    "SELECT id, project_id, name, domain, traits::text FROM {company} WHERE id = ANY(%(ids)s::bigint[])"
+    " AND merged_into_id IS NULL ORDER BY id FOR UPDATE",
+    "SELECT company_id, lead_id FROM {membership} WHERE company_id = ANY(%(ids)s::bigint[])",
+    "SELECT company_id, model_id, score, stage, breakdown::text FROM {score} WHERE company_id = ANY(%(ids)s::bigint[])",
+)
+
+
+_Stored = tuple[int, int, int, str, str]  # company id, model id, score, stage, breakdown (JSON text)
+
+
+def _recompute_reads(*, ids: list[int]) -> tuple[list[_Company], list[tuple[int, int]], list[_Stored]]:
+    """The companies (locked), their memberships (company id, lead id) and stored scores (company id, model id,
+    score, stage, breakdown as JSON text). Hand-written on PostgreSQL: three querysets' building cost more than
+    their statements, once per scoring batch."""
+    if connection.vendor != "postgresql":
+        locked = Company.objects.select_for_update().filter(id__in=ids, merged_into__isnull=True).order_by("id")
+        companies = [_Company(*row) for row in locked.annotate(traits_text=_TRAITS_TEXT).values_list(
+            "id", "project_id", "name", "domain", "traits_text")]  # fmt: skip
+        memberships = CompanyMembership.objects.filter(company_id__in=ids).values_list("company_id", "lead_id")
+        stored = CompanyScore.objects.filter(company_id__in=ids).annotate(breakdown_text=_BREAKDOWN_TEXT)
+        return companies, list(memberships), list(stored.values_list(
+            "company_id", "model_id", "score", "stage", "breakdown_text"))  # fmt: skip
+    tables = {
+        name: connection.ops.quote_name(model._meta.db_table)
+        for name, model in (("company", Company), ("membership", CompanyMembership), ("score", CompanyScore))
+    }
+    params = {"ids": int_array(ids)}
+    found: list[list[Any]] = []
+    with connection.cursor() as cursor:
+        for statement in _RECOMPUTE_READS:
+            cursor.execute(statement.format(**tables), params)
+            found.append(cursor.fetchall())
+    return [_Company(*row) for row in found[0]], found[1], found[2]
+
+
 def _unmoved(stored: dict[str, Any], result: dict[str, Any]) -> bool:
     """The stored breakdown says what the new result's says (who moved it last aside)."""
     return {**stored, "movedBy": None} == {**result, "movedBy": None}
@@ -282,10 +336,10 @@ def _scores_write(*, rows: list[tuple[int, int, CompanyResult]], now: datetime) 
             update_fields=["score", "stage", "breakdown", "updated_at"],
         )  # fmt: skip
         return
-    # the rows as one JSON document: psycopg quotes one string, not an array of JSON texts element by element
+    # the rows as one JSON document (orjson's): psycopg quotes one string, not an array of JSON texts one by one
     table = connection.ops.quote_name(CompanyScore._meta.db_table)
-    document = json.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
-                           for company_id, model_id, result in rows])  # fmt: skip
+    document = orjson.dumps([[company_id, model_id, result.score, result.stage, result.to_json()]
+                             for company_id, model_id, result in rows]).decode()  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (company_id, model_id, score, stage, breakdown, updated_at)"  # noqa: S608
@@ -313,11 +367,11 @@ def _history_write(*, moves: list[_Move], reason: CompanyChangeReason, now: date
         )  # fmt: skip
         return
     table = connection.ops.quote_name(CompanyScoreHistory._meta.db_table)
-    document = json.dumps([
+    document = orjson.dumps([
         [m.company.project_id, m.company.id, m.model_id, m.old_score, m.result.score, m.old_stage, m.result.stage,
          m.result.moved_by]
         for m in moves
-    ])  # fmt: skip
+    ]).decode()  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (project_id, company_id, model_id, old_score, new_score, delta, old_stage,"  # noqa: S608

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from companies.models import Company, CompanyMembership, CompanyScore
+from companies.models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
 from companies.services import lead_changes_consume
 from core.contracts import COMPANY_LEAD_CHANGES_TASK, LeadChange
 from core.pipeline import project_listens
@@ -284,3 +284,28 @@ def test_a_thousand_member_changes_of_one_company_cost_what_ten_do(tenant):
     assert writes(many).count('INSERT INTO "companies_companyscore"') == 1
     # the top three, and breadth for five (the cap) of the 20 warm members active lately (odd i >= 11)
     assert primary_score(Company.objects.get()).score == 49 + 48 + 47 + 5 * 10
+
+
+def test_roll_up_rows_have_no_database_constraints_yet_deletions_cascade(tenant, pipeline):
+    """Memberships, scores and history rows are written in every scoring batch: no foreign-key trigger checks each
+    at commit, and Django still removes them with their lead, company or project (no orphan is left behind)."""
+    ann = ingest(tenant.project, "ann", identify({"email": "ann@acme.com"}), "signup")
+    bob = ingest(tenant.project, "bob", identify({"email": "bob@acme.com"}), "page_view")
+    pipeline(ann, bob)
+    acme = company_of(ann)
+    for model in (CompanyMembership, CompanyScore, CompanyScoreHistory):
+        with connection.cursor() as cursor:
+            constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+        assert not [name for name, c in constraints.items() if c["foreign_key"]], model.__name__
+    assert CompanyScoreHistory.objects.filter(company=acme).exists()
+
+    Lead.objects.filter(id=bob).delete()
+    assert list(CompanyMembership.objects.values_list("lead_id", flat=True)) == [ann]
+    acme.delete()
+    assert not CompanyMembership.objects.exists() and not CompanyScore.objects.exists()
+    assert not CompanyScoreHistory.objects.exists()
+    lead_changes_consume(changes=changes_of([Lead.objects.get(id=ann)], 1))  # ann's company again, then the project
+    assert CompanyMembership.objects.exists() and CompanyScoreHistory.objects.exists()
+    tenant.project.delete()
+    assert not CompanyMembership.objects.exists() and not CompanyScore.objects.exists()
+    assert not CompanyScoreHistory.objects.exists() and not Company.objects.exists()
