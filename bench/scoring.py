@@ -169,7 +169,7 @@ import core.pipeline
 from companies.domains import company_key
 from companies.models import Company, CompanyMembership, CompanyScoreHistory
 from companies.services import lead_changes_consume
-from core.contracts import COMPANY_LEAD_CHANGES_TASK, LeadChange
+from core.contracts import COMPANY_LEAD_CHANGES_TASK, LEAD_CHANGES_FANOUT_TASK, LeadChange
 from ingest.models import Lead
 from scoring.services import leads_score
 project, domains = ARGS["project"], ARGS["domains"]
@@ -200,7 +200,10 @@ while queue:
     c0, t0 = cpu(), time.perf_counter()
     result = leads_score(lead_ids=batch)
     c1, t1 = cpu(), time.perf_counter()
-    messages = [kwargs for name, kwargs in sent if name == COMPANY_LEAD_CHANGES_TASK]
+    # the companies' part of each message (a batch's changes travel as one fan-out of every consumer's part)
+    parts = [part for name, kwargs in sent for part in (kwargs["parts"] if name == LEAD_CHANGES_FANOUT_TASK else
+             [(name, kwargs)])]  # fmt: skip
+    messages = [kwargs for name, kwargs in parts if name == COMPANY_LEAD_CHANGES_TASK]
     sent.clear()
     statements = [0]
     def counted(execute, sql, params, many, context):  # a debug cursor would format every statement
