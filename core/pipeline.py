@@ -4,9 +4,9 @@ Ingest adds the leads it touched to a set of pending lead ids (Redis; in embedde
 a set in the one process) and wakes the scoring task, deduplicated while a wake-up is
 queued. A scoring task takes up to a batch of lead ids at a time, holding the wake-up
 while it drains (requests meanwhile send no task: it takes their leads at its next turn),
-lingers a moment when the set runs empty so that a trickle of events is scored in
-batches, not a task and a batch each, and wakes a second worker whenever a batch comes
-back full.
+paces its turns so that steady traffic is scored in batches, not a task and a batch per
+event (`scoring.services.leads_score_drain`), and wakes a second worker whenever a batch
+comes back full.
 The database stays the source of truth: a lost message or set only delays scoring
 until the reconciler requests the leads again.
 """

@@ -48,10 +48,10 @@ class WorkerPool:
     def log(self, index: int) -> Path:
         return LOG_DIR / f"worker-{index}.log"
 
-    def succeeded(self, index: int) -> int:
-        """How many scoring tasks worker `index` has finished so far."""
+    def succeeded(self, index: int, task: str = "_score_task[") -> int:
+        """How many tasks worker `index` has finished so far whose log line names `task` (default: scoring's)."""
         text = self.log(index).read_text(errors="replace") if self.log(index).exists() else ""
-        return sum(1 for line in text.splitlines() if "_score_task[" in line and "succeeded" in line)
+        return sum(1 for line in text.splitlines() if task in line and "succeeded" in line)
 
     def start(self) -> None:
         env = worker_env()

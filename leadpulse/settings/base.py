@@ -378,9 +378,10 @@ LEADPULSE_SCORE_CHUNK_EVENTS = env.int("LEADPULSE_SCORE_CHUNK_EVENTS", default=5
 # otherwise made again from the log when read: the same rows, at a fraction of the scoring cost).
 LEADPULSE_HISTORY_ALL_MODELS = env.bool("LEADPULSE_HISTORY_ALL_MODELS", default=False)
 LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", default=30)
-# When the pending set runs empty, a draining task waits this long once more for what arrives meanwhile: a trickle
-# of events is then scored in batches (each costs about as much as one lead) instead of a task and a batch each.
-# It is added to an event's ingest→scored latency only under steady traffic; 0 turns it off.
+# A draining task takes a batch at most this often unless the last one was full (and looks once more this long after
+# finding the set empty): steady traffic is scored in batches of what arrives meanwhile (a batch costs about as much
+# as one lead) instead of a task or a batch per event. At most this much is added to an event's ingest→scored latency
+# under steady traffic; the first event after a quiet spell is scored at once. 0 turns the pacing off.
 LEADPULSE_SCORE_LINGER_SECONDS = env.float("LEADPULSE_SCORE_LINGER_SECONDS", default=0.05)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)

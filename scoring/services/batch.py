@@ -1,6 +1,7 @@
 """Scoring in batches: claim many pending leads at once, fold each in the engine, write in bulk."""
 
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -333,28 +334,36 @@ def leads_score_drain(
     """Score pending leads batch after batch until none is left (or time is up); return events folded.
 
     Each turn takes a batch holding the wake-up (`pipeline.lead_score_pending_take`), so leads
-    requested while this drains are its next batch rather than new tasks. When the set runs empty,
-    the drain lingers `linger` seconds once (`LEADPULSE_SCORE_LINGER_SECONDS`) for what a trickle of
-    events brings, then releases the wake-up and looks once more (a lead requested between its last
-    look and the release woke no one). When a batch comes back full, another worker is woken to share
-    the backlog.
+    requested while this drains are its next batch rather than new tasks. Turns are paced: after a
+    batch that was not full (and left no lead with more to fold), the next is taken `linger` seconds
+    (`LEADPULSE_SCORE_LINGER_SECONDS`) after the previous one, so steady traffic is scored in batches
+    of what arrives in that time, not in as many small batches as the worker can run (a batch costs
+    about as much as its leads, whatever their number). The first event after a quiet spell is scored
+    at once; a backlog is taken without pauses. A turn that finds the set empty is followed by one
+    more; when that one finds it empty too, the drain releases the wake-up and looks a last time (a
+    lead requested between its look and the release woke no one). When a batch comes back full,
+    another worker is woken to share the backlog.
     """
     batch_size = batch_size or settings.LEADPULSE_SCORE_BATCH
     linger = settings.LEADPULSE_SCORE_LINGER_SECONDS if linger is None else linger
     deadline = time.monotonic() + (seconds or settings.LEADPULSE_SCORE_DRAIN_SECONDS)
-    folded, lingered = 0, False
+    folded, empty, paced = 0, 0, False
+    taken_at = -math.inf
     while True:
+        wait = taken_at + linger - time.monotonic()
+        if paced and wait > 0 and time.monotonic() + wait < deadline:
+            time.sleep(wait)
+        taken_at = time.monotonic()
         lead_ids = pipeline.lead_score_pending_take(count=batch_size)
-        if not lead_ids and linger > 0 and not lingered and time.monotonic() + linger < deadline:
-            time.sleep(linger)
-            lingered = True
-            continue
+        if not lead_ids and linger > 0 and not empty and time.monotonic() + linger < deadline:
+            empty, paced = 1, True
+            continue  # one more look, a linger later
         if not lead_ids:
             pipeline.lead_score_wake_claim()  # released: requests from now on wake a worker
             lead_ids = pipeline.lead_score_pending_pop(count=batch_size)
             if not lead_ids:
                 return folded
-        lingered = False
+        empty = 0
         metrics.scoring_batch(leads=len(lead_ids))
         if len(lead_ids) == batch_size:
             pipeline.lead_score_share()  # more work than one batch: let another worker share it
@@ -365,6 +374,7 @@ def leads_score_drain(
             pipeline.lead_score_request(lead_ids=lead_ids)  # not scored: back in the set for a retry
             raise
         folded += result.events
+        paced = len(lead_ids) < batch_size and not result.more
         if result.more:
             pipeline.lead_score_request(lead_ids=result.more)
         if result.busy:

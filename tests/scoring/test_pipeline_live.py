@@ -206,23 +206,33 @@ def test_health_reports_a_live_worker(live_tenant, api_client):
     assert body["worker"]["status"] == "ok"
 
 
-def test_a_trickle_of_single_events_is_scored_by_one_lingering_task_in_batches_and_promptly(live_tenant, workers):
-    """A steady trickle (one event every 20 ms, as a site's visitors send them) is scored by the task the first event
-    woke: it holds the wake-up while it drains and lingers when the set runs empty, so the events that follow send no
-    task of their own and are scored a few at a time, each well within a second of its arrival."""
+def test_a_trickle_of_single_events_is_scored_by_one_task_in_paced_batches_and_promptly(live_tenant, workers):
+    """A steady trickle (one event every 10 ms, as a site's visitors send them) is scored by the task the first event
+    woke: it holds the wake-up while it drains, so the events that follow send no task of their own, and it takes a
+    batch at most every 50 ms (`LEADPULSE_SCORE_LINGER_SECONDS`), so they are scored a few at a time, not one by
+    one, each well within a second of its arrival."""
+    from core.contracts import LEAD_CHANGES_FANOUT_TASK
+
     project, key = live_tenant
     workers.wait_idle()
-    before = sum(workers.succeeded(i) for i in range(workers.count))
+
+    def finished(task: str) -> int:
+        return sum(workers.succeeded(i, task) for i in range(workers.count))
+
+    tasks, batches = finished("_score_task["), finished(LEAD_CHANGES_FANOUT_TASK)  # one fan-out per batch
+    started = time.monotonic()
     for i in range(40):
-        started = time.monotonic()
         body = {"eventType": "page_view", "leadId": f"trickle-{i}", "eventId": f"t-{i}"}
         assert send("/api/events", body, key=key).status_code == 202
-        time.sleep(max(0.0, 0.02 - (time.monotonic() - started)))
+        time.sleep(max(0.0, started + 0.01 * (i + 1) - time.monotonic()))
+    sending = time.monotonic() - started
     wait_until(all_scored(project), timeout=30, message="the trickle to be scored")
     workers.wait_idle()
 
-    tasks = sum(workers.succeeded(i) for i in range(workers.count)) - before
+    tasks, batches = finished("_score_task[") - tasks, finished(LEAD_CHANGES_FANOUT_TASK) - batches
     assert 1 <= tasks <= 4, f"{tasks} scoring tasks for 40 trickled events: each woke its own"
+    # one batch per 50 ms of sending, the first at once and one more for the tail (a slow machine sends slower)
+    assert 2 <= batches <= sending / 0.05 + 3, f"{batches} batches for 40 events sent over {sending:.2f} s"
     waited = [
         (processed - received).total_seconds()
         for received, processed in Event.objects.filter(project=project).values_list("received_at", "processed_at")
