@@ -325,15 +325,16 @@ def lead_changes_consume(*, changes: list[LeadChange]) -> int:
     that was lost and then signed): an outcome recorded by hand after the event, and any won one, stay as they are.
     """
     events: dict[int, set[int]] = defaultdict(set)
-    leads: dict[int, set[int]] = defaultdict(set)
+    survivors: dict[int, set[int]] = defaultdict(set)  # leads that others were merged into
     capped: dict[int, set[int]] = defaultdict(set)  # leads whose change lists only its first events
     for change in changes:
         events[change.project_id].update(change.event_ids)
-        leads[change.project_id].add(change.lead_id)
+        if change.kind == "merged":  # every merge says so (`scoring.services.identity`)
+            survivors[change.project_id].add(change.lead_id)
         if len(change.event_ids) >= CHANGE_EVENT_IDS_MAX:
             capped[change.project_id].add(change.lead_id)
     written = 0
-    for project_id, lead_ids in sorted(leads.items()):
+    for project_id, lead_ids in sorted(survivors.items()):
         written += _merged_outcomes_move(project_id=project_id, lead_ids=lead_ids)
     types = _won_event_types(pid for pid, ids in events.items() if ids)
     for project_id, event_ids in sorted(events.items()):
