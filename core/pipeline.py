@@ -89,13 +89,26 @@ def lead_score_pending_take(*, count: int) -> list[int]:
 
 
 def lead_score_share() -> None:
-    """Wake one more worker to share a backlog with the draining one (at most once per `HOLD_SECONDS`)."""
+    """Wake one more worker to share a backlog with the draining ones, unless one is woken already and has not
+    started (`lead_score_share_claim`): a backlog brings in as many workers as its full batches find idle."""
+    timeout = settings.LEADPULSE_SCORE_PENDING_SECONDS
     if settings.EMBEDDED:
-        shared = cache.add(SHARE_KEY, 1, timeout=HOLD_SECONDS)
+        shared = cache.add(SHARE_KEY, 1, timeout=timeout)
     else:
-        shared = bool(_client().set(SHARE_KEY, 1, nx=True, px=int(HOLD_SECONDS * 1000)))
+        shared = bool(_client().set(SHARE_KEY, 1, nx=True, ex=timeout))
     if shared:
         app.send_task(LEADS_SCORE_TASK)
+
+
+def lead_score_share_claim() -> None:
+    """A drain starts: a full batch from now on may wake one more worker."""
+    try:
+        if settings.EMBEDDED:
+            cache.delete(SHARE_KEY)
+        else:
+            _client().delete(SHARE_KEY)
+    except Exception:  # a stale marker only holds the next share back until it expires
+        logger.warning("scoring share marker not cleared", exc_info=True)
 
 
 def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:

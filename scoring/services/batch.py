@@ -349,6 +349,7 @@ def leads_score_drain(
     deadline = time.monotonic() + (seconds or settings.LEADPULSE_SCORE_DRAIN_SECONDS)
     folded, empty, paced = 0, 0, False
     taken_at = -math.inf
+    pipeline.lead_score_share_claim()
     while True:
         wait = taken_at + linger - time.monotonic()
         if paced and wait > 0 and time.monotonic() + wait < deadline:
