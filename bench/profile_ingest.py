@@ -82,7 +82,7 @@ class Requests:
         self.app = get_wsgi_application()  # sets Django up again, logging included
         # the plain log lines (leadpulse.request per request) go to a file, as the web server's do
         RESULTS.mkdir(parents=True, exist_ok=True)
-        log = open(RESULTS / "profile_ingest.log", "w")  # noqa: SIM115 (open for the whole run)
+        self.log = log = open(RESULTS / "profile_ingest.log", "w")  # noqa: SIM115 (open for the whole run)
         for handler in logging.getLogger().handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(log)
@@ -234,31 +234,52 @@ def backend_cpu_ms() -> float:
 
 def score_batches(requests: Requests, sizes: list[int], events: int) -> None:
     """The worker's cost per trickled event by batch size: `events` single events of new leads sent through the
-    handler, then `leads_score` in batches of `size` (what a drain takes), timed in this process and its backend."""
+    handler, then `leads_score` in batches of `size` (what a drain takes), timed in this process and its backend;
+    then the follow-up tasks each batch sends (predictions, companies, automations), run here by name."""
+    from celery import current_app
+
     from core import pipeline
     from scoring.services import leads_score
 
+    current_app.loader.import_default_modules()  # every app's tasks, as a worker has them
+    for handler in logging.getLogger().handlers:  # which set logging up again: back to the file
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(requests.log)
+    sent: list[tuple[str, dict]] = []
+    send_task = pipeline.app.send_task
+    pipeline.app.send_task = lambda name, kwargs=None, **_: sent.append((name, kwargs or {}))
     print(f"\nscoring a trickle: {events} single events of new leads per size, scored in batches (leads_score)")
-    for size in sizes:
-        while pipeline.lead_score_pending_pop(count=10_000):  # only this size's leads are pending
-            pass
-        requests.leads = 10**9  # every event a lead of its own
-        for _ in range(events):
-            requests.single()
-        pending = sorted(pipeline.lead_score_pending_pop(count=events * 2))
-        batches = [pending[i : i + size] for i in range(0, len(pending), size)]
-        with round_trips() as counts:
-            backend, cpu, wall = backend_cpu_ms(), time.process_time(), time.perf_counter()
+    try:
+        for size in sizes:
+            while pipeline.lead_score_pending_pop(count=10_000):  # only this size's leads are pending
+                pass
+            requests.leads = 10**9  # every event a lead of its own
+            for _ in range(events):
+                requests.single()
+            pending = sorted(pipeline.lead_score_pending_pop(count=events * 2))
+            batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+            cpu = backend = follow_cpu = 0.0
+            tasks = 0
             for batch in batches:
+                sent.clear()
+                before, started = backend_cpu_ms(), time.process_time()
                 leads_score(lead_ids=batch)
-            cpu, wall = (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
-            backend = backend_cpu_ms() - backend
-        n = len(pending)
-        print(
-            f"  batches of {size:>3}: {len(batches):>4} batches, per event {cpu / n:.3f} ms CPU + {backend / n:.3f} ms"
-            f" PostgreSQL, {wall / n:.3f} ms wall; per batch {counts['pg statements'] / len(batches):.1f}"
-            f" statements, {counts['redis'] / len(batches):.1f} Redis"
-        )
+                cpu += (time.process_time() - started) * 1000
+                backend += backend_cpu_ms() - before
+                follow = [(name, kwargs) for name, kwargs in sent if not name.startswith("scoring.")]
+                tasks += len(follow)
+                started = time.process_time()
+                for name, kwargs in follow:
+                    current_app.tasks[name].run(**kwargs)
+                follow_cpu += (time.process_time() - started) * 1000
+            n, b = len(pending), len(batches)
+            print(
+                f"  batches of {size:>3}: {b:>4} batches; per batch {cpu / b:.2f} ms CPU + {backend / b:.2f} ms"
+                f" PostgreSQL scoring, then {follow_cpu / b:.2f} ms CPU in {tasks / b:.1f} follow-up tasks;"
+                f" per event {(cpu + follow_cpu) / n:.3f} ms CPU"
+            )
+    finally:
+        pipeline.app.send_task = send_task
 
 
 if __name__ == "__main__":
