@@ -221,7 +221,13 @@ def test_sdk_tracks_scores_and_merges_a_visitor_into_the_known_lead(server, site
     assert lead["name"] == "Buyer", lead
     results = server.api.get("/api/leads", params={"search": "buyer@example.com"}).json()["results"]
     assert [r["id"] for r in results] == [known_id]
-    assert server.api.get(f"/api/leads/{anonymous_lead_id}").json() == lead  # the API follows the merge
+    # the API follows the merge (the company's and the prediction's facets are recomputed after the batch, by its
+    # follow-up task, and may have moved since the read above)
+    followed = server.api.get(f"/api/leads/{anonymous_lead_id}").json()
+    settled = {"associatedCompany", "conversionProbability", "outcome"}
+    assert {k: v for k, v in followed.items() if k not in settled} == {
+        k: v for k, v in lead.items() if k not in settled
+    }
 
     by_type: dict[str, list[dict]] = {}
     for event in events:
