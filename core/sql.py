@@ -16,6 +16,17 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(str(int(value)) for value in values) + "}"
 
 
+def ids_in(column: str, values: Iterable[int], vendor: str) -> tuple[str, list[Any]]:
+    """`column` among the integer ids, for a hand-written statement: (condition, its parameters).
+
+    PostgreSQL: `= ANY(%s::bigint[])` with one array literal (`int_array`); elsewhere `IN (%s, …)`.
+    """
+    if vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", [int_array(values)]
+    values = [int(value) for value in values]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", values
+
+
 class AnyOf(Lookup):
     """`field__any_of=<ids>`: `field = ANY(<one array>)` on PostgreSQL, `IN (...)` elsewhere.
 

@@ -17,7 +17,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from core import metrics, pipeline
-from core.sql import int_array
+from core.sql import ids_in, int_array
 from ingest.models import Event, Lead
 from ingest.services import IDENTITY_CALLS
 
@@ -88,7 +88,6 @@ def _models_versions(project_ids: list[int]) -> list[tuple]:
     longer to build the two queries than PostgreSQL to answer them)."""
     if not project_ids:
         return []
-    placeholders = ", ".join(["%s"] * len(project_ids))
     model, rule = (connection.ops.quote_name(m._meta.db_table) for m in (ScoringModel, ScoringRule))
     model_project, model_id, primary, version, model_updated = quoted_columns(
         ScoringModel, ("project", "id", "is_primary", "version", "updated_at")
@@ -96,14 +95,16 @@ def _models_versions(project_ids: list[int]) -> list[tuple]:
     rule_project, rule_id, active, rule_updated = quoted_columns(
         ScoringRule, ("project", "id", "is_active", "updated_at")
     )
+    models_of, models_params = ids_in(model_project, project_ids, connection.vendor)
+    rules_of, rules_params = ids_in(rule_project, project_ids, connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT {model_project}, 'model', {model_id}, {primary}, {version}, {model_updated}"  # noqa: S608
-            f" FROM {model} WHERE {model_project} IN ({placeholders})"
+            f" FROM {model} WHERE {models_of}"
             f" UNION ALL SELECT {rule_project}, 'rule', {rule_id}, NULL, NULL, {rule_updated}"
-            f" FROM {rule} WHERE {rule_project} IN ({placeholders}) AND {active}"
+            f" FROM {rule} WHERE {rules_of} AND {active}"
             " ORDER BY 1, 2, 3",
-            [*project_ids, *project_ids],
+            [*models_params, *rules_params],
         )
         return cursor.fetchall()
 
@@ -116,14 +117,14 @@ def _identity_pending(lead_ids: list[int]) -> dict[int, set[int]]:
     event, lead = (connection.ops.quote_name(m._meta.db_table) for m in (Event, Lead))
     pk, lead_id, kind, user_id, processed_at = quoted_columns(Event, ("id", "lead", "type", "user_id", "processed_at"))
     lead_pk, lead_user_id = quoted_columns(Lead, ("id", "user_id"))
-    leads = ", ".join(["%s"] * len(lead_ids))
+    of_leads, leads_params = ids_in(f"e.{lead_id}", lead_ids, connection.vendor)
     calls_in = ", ".join(["%s"] * len(IDENTITY_CALLS))
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT e.{lead_id}, e.{pk} FROM {event} e INNER JOIN {lead} l ON l.{lead_pk} = e.{lead_id}"  # noqa: S608
-            f" WHERE e.{lead_id} IN ({leads}) AND e.{processed_at} IS NULL"
+            f" WHERE {of_leads} AND e.{processed_at} IS NULL"
             f" AND (e.{kind} IN ({calls_in}) OR (e.{user_id} <> '' AND e.{user_id} <> l.{lead_user_id}))",
-            [*lead_ids, *IDENTITY_CALLS],
+            [*leads_params, *IDENTITY_CALLS],
         )
         rows = cursor.fetchall()
     calls: dict[int, set[int]] = defaultdict(set)
@@ -163,9 +164,9 @@ def leads_claim(*, lead_ids: list[int]) -> list[Lead]:
     table = connection.ops.quote_name(Lead._meta.db_table)
     (pk,) = quoted_columns(Lead, ("id",))
     lock = " FOR NO KEY UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    placeholders = ", ".join(["%s"] * len(lead_ids))
-    sql = f"SELECT * FROM {table} WHERE {pk} IN ({placeholders}) ORDER BY {pk}{lock}"  # noqa: S608
-    return list(Lead.objects.raw(sql, list(lead_ids)))
+    of_leads, params = ids_in(pk, lead_ids, connection.vendor)
+    sql = f"SELECT * FROM {table} WHERE {of_leads} ORDER BY {pk}{lock}"  # noqa: S608
+    return list(Lead.objects.raw(sql, params))
 
 
 def _pending_facts(
