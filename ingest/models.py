@@ -76,8 +76,15 @@ class Event(models.Model):
         # a manual change of a lead's score, written by scoring (never ingested): in the log so folds replay it
         ADJUSTMENT = "adjustment"
 
-    project = models.ForeignKey("accounts.Project", on_delete=models.CASCADE, related_name="events")
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events")
+    # No index of their own: the composite indexes below lead with them. Every index costs each insert and
+    # each scoring's `processed_at` update (not a HOT update: the column is in a partial index's condition).
+    # No database constraint for the project either: the lead's implies it (a lead is its project's, and a
+    # project's deletion deletes its leads), and each insert's check would share-lock the one project row
+    # that every concurrent insert of the project locks too.
+    project = models.ForeignKey(
+        "accounts.Project", on_delete=models.CASCADE, related_name="events", db_index=False, db_constraint=False
+    )
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="events", db_index=False)
     event_id = models.CharField(max_length=128)
     type = models.CharField(max_length=16, choices=Type.choices, default=Type.TRACK)
     name = models.CharField(max_length=128)

@@ -66,3 +66,25 @@ def test_a_single_event_of_a_merged_lead_goes_to_the_survivor_in_one_statement()
     assert statements_ingesting(project.id, [event("e3", "device")]) == [("WITH", False)]
 
     assert Event.objects.get(project=project, event_id="e3").lead_id == person.pk
+
+
+def test_the_event_log_keeps_only_the_indexes_and_the_constraint_it_needs():
+    """Every index costs each insert and each scoring's `processed_at` update: the lead's and the project's single
+    indexes are covered by composite ones. The lead's foreign key stays (an insert racing an erasure fails); the
+    project's is implied by it. Deleting a project still deletes its events (Django cascades)."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Event._meta.db_table)
+    indexed = sorted(tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"])
+    assert indexed == [
+        ("id",), ("lead_id", "timestamp", "event_id"), ("project_id", "event_id"), ("project_id", "timestamp"),
+        ("received_at",),
+    ]  # fmt: skip
+    assert [c["foreign_key"] for c in constraints.values() if c["foreign_key"]] == [("ingest_lead", "id")]
+
+    project = project_with_owner()[0]
+    other = project_with_owner()[0]
+    events_ingest(project_id=project.id, events=[event("e1", "anon-1"), event("e2", "anon-2")])
+    events_ingest(project_id=other.id, events=[event("e1", "anon-1")])
+    project.delete()
+    assert list(Event.objects.values_list("project_id", flat=True)) == [other.id]
+    assert list(Lead.objects.values_list("project_id", flat=True)) == [other.id]
