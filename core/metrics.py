@@ -91,6 +91,12 @@ SCORING_BATCH_LEADS = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
     registry=REGISTRY,
 )
+SCORING_REQUESTS_SHARED = Counter(
+    "leadpulse_scoring_requests_shared",
+    "Leads whose scoring request rode on another thread's round trip to Redis (core.pipeline.CoalescedRequests):"
+    " under load, most of a web process's requests.",
+    registry=REGISTRY,
+)
 WEBHOOK_DELIVERIES = Counter(
     "leadpulse_webhook_deliveries",
     "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed (dead-lettered).",
@@ -147,6 +153,10 @@ def events_scored_on_commit(*, waited: Iterable[float]) -> None:
 
 def scoring_batch(*, leads: int) -> None:
     SCORING_BATCH_LEADS.observe(leads)
+
+
+def scoring_requests_shared(*, leads: int) -> None:
+    SCORING_REQUESTS_SHARED.inc(leads)
 
 
 def task_finished(*, task: str, outcome: str, seconds: float) -> None:

@@ -12,6 +12,7 @@ until the reconciler requests the leads again.
 """
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from . import metrics
 from .contracts import (
     COMPANY_CHANGES_TASK,
     COMPANY_LEAD_CHANGES_TASK,
@@ -118,33 +120,95 @@ def lead_score_request(*, lead_ids: Iterable[int], wake: bool = True) -> int:
     worker): no task now, but one follows `WAKE_LATER_SECONDS` later, so leads put back in
     the set as a drain ends are not left for the reconciler. One round trip to Redis whatever
     the number of leads: the ids go into the pending set and the marker is set if absent, in
-    one pipeline; a task is sent only when it was absent.
+    one pipeline; a task is sent only when it was absent. Requests that threads of the process
+    make while one such round trip is under way share the next one (`_coalesced`).
     """
     ids = sorted(set(lead_ids))
     if not ids:
         return 0
-    try:
-        if settings.EMBEDDED:
+    if settings.EMBEDDED:
+        try:
             with _local_lock:
                 _local_pending.update(ids)
             if wake:
                 lead_score_wake()
             elif cache.add(WAKE_LATER_KEY, 1, timeout=WAKE_LATER_SECONDS):
                 app.send_task(LEADS_SCORE_TASK, countdown=WAKE_LATER_SECONDS)
+        except Exception:
+            _request_failed(len(ids))
+            return 0
+        return len(ids)
+    if wake:
+        return _coalesced.request(ids)
+    return _request_send(ids, wake=False)
+
+
+def _request_send(ids: Iterable[int], *, wake: bool) -> int:
+    """`lead_score_request`'s round trip to Redis (and the task it sends); how many leads were requested (0: failed)."""
+    ids = list(ids)
+    try:
+        pipe = _client().pipeline(transaction=False)
+        pipe.sadd(PENDING_KEY, *ids)
+        if wake:
+            pipe.set(WAKE_KEY, 1, nx=True, ex=settings.LEADPULSE_SCORE_PENDING_SECONDS)
         else:
-            pipe = _client().pipeline(transaction=False)
-            pipe.sadd(PENDING_KEY, *ids)
-            if wake:
-                pipe.set(WAKE_KEY, 1, nx=True, ex=settings.LEADPULSE_SCORE_PENDING_SECONDS)
-            else:
-                pipe.set(WAKE_LATER_KEY, 1, nx=True, ex=WAKE_LATER_SECONDS)
-            if pipe.execute()[1]:
-                app.send_task(LEADS_SCORE_TASK, countdown=None if wake else WAKE_LATER_SECONDS)
+            pipe.set(WAKE_LATER_KEY, 1, nx=True, ex=WAKE_LATER_SECONDS)
+        if pipe.execute()[1]:
+            app.send_task(LEADS_SCORE_TASK, countdown=None if wake else WAKE_LATER_SECONDS)
     except Exception:
-        # Redis (set or broker) is down. The events are stored; the reconciler requests them later.
-        logger.warning("scoring of %d leads not requested; the reconciler will catch up", len(ids), exc_info=True)
+        _request_failed(len(ids))
         return 0
     return len(ids)
+
+
+def _request_failed(count: int) -> None:
+    # Redis (set or broker) is down. The events are stored; the reconciler requests them later.
+    logger.warning("scoring of %d leads not requested; the reconciler will catch up", count, exc_info=True)
+
+
+class CoalescedRequests:
+    """Scoring requests of a process's threads, sent as a group commit sends: whoever finds no round trip under
+    way sends its leads at once, and then, in one round trip each time, what other threads asked for meanwhile.
+
+    A single-event request under load (a web process's threads storing an event each) would otherwise pay a
+    round trip to Redis of its own after its commit. A thread whose leads another sends returns at once: they
+    reach the set within that round trip. A process that dies in between loses only the requests, not the
+    events (stored and committed): the reconciler requests their leads again.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # the parent's sender is not the child's
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: set[int] = set()
+        self._sending = False
+
+    def request(self, ids: list[int]) -> int:
+        with self._lock:
+            if self._sending:
+                self._waiting.update(ids)
+                return len(ids)
+            self._sending = True
+        sent = 0
+        try:
+            sent = _request_send(ids, wake=True)
+            while True:
+                with self._lock:
+                    waiting, self._waiting = self._waiting, set()
+                    if not waiting:
+                        self._sending = False
+                        return sent
+                metrics.scoring_requests_shared(leads=len(waiting))
+                _request_send(sorted(waiting), wake=True)
+        except BaseException:
+            with self._lock:
+                self._sending = False
+            raise
+
+
+_coalesced = CoalescedRequests()
 
 
 def lead_score_wake(*, force: bool = False) -> None:
