@@ -382,7 +382,7 @@ LEADPULSE_SCORE_DRAIN_SECONDS = env.float("LEADPULSE_SCORE_DRAIN_SECONDS", defau
 # finding the set empty): steady traffic is scored in batches of what arrives meanwhile (a batch costs about as much
 # as one lead) instead of a task or a batch per event. At most this much is added to an event's ingest→scored latency
 # under steady traffic; the first event after a quiet spell is scored at once. 0 turns the pacing off.
-LEADPULSE_SCORE_LINGER_SECONDS = env.float("LEADPULSE_SCORE_LINGER_SECONDS", default=0.05)
+LEADPULSE_SCORE_LINGER_SECONDS = env.float("LEADPULSE_SCORE_LINGER_SECONDS", default=0.1)
 # Re-score jobs refold this many leads per task; a job without progress this long is resumed.
 LEADPULSE_RESCORE_CHUNK = env.int("LEADPULSE_RESCORE_CHUNK", default=200)
 # Tasks one re-score job is split into (slices of its leads), so that many worker processes share it:
