@@ -56,6 +56,7 @@ def task_prerun(**kwargs):
     from core.logs import task_started
 
     task_started(**kwargs)
+    _connections_release(kwargs["task"])
 
 
 @signals.task_postrun.connect
@@ -63,6 +64,22 @@ def task_postrun(**kwargs):
     from core.logs import task_ended
 
     task_ended(**kwargs)
+    _connections_release(kwargs["task"])
+
+
+def _connections_release(task) -> None:
+    """Around each task, what Django does around each request: a connection past CONN_MAX_AGE (0: every one) or
+    broken goes back to the process's pool, which checks it before handing it out again.
+
+    Celery's Django fix-up would close the whole pool instead, before and after every task of a prefork worker,
+    so each task opened a new PostgreSQL connection (a server process, authentication, the session's time
+    zone): `CELERY_DB_REUSE_MAX` (settings) keeps it from doing so.
+    """
+    if getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @signals.worker_process_init.connect

@@ -182,6 +182,10 @@ else:
 
 # --- Celery: at-least-once delivery, idempotent tasks ---------------------
 CELERY_TASK_ACKS_LATE = True
+# Celery's Django fix-up closes a prefork child's database connections and its whole psycopg pool around every
+# task unless told to reuse them: ours only returns the connection to the pool (leadpulse/celery.py), as Django
+# does after each request, and the pool replaces broken or old ones (`max_lifetime`).
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True

@@ -232,7 +232,9 @@ def test_a_trickle_of_single_events_is_scored_by_one_task_in_paced_batches_and_p
     tasks, batches = finished("_score_task[") - tasks, finished(LEAD_CHANGES_FANOUT_TASK) - batches
     assert 1 <= tasks <= 4, f"{tasks} scoring tasks for 40 trickled events: each woke its own"
     # one batch per linger of sending, the first at once and one more for the tail (a slow machine sends slower)
-    assert 2 <= batches <= sending / settings.LEADPULSE_SCORE_LINGER_SECONDS + 3, f"{batches} batches for 40 events sent over {sending:.2f} s"
+    assert 2 <= batches <= sending / settings.LEADPULSE_SCORE_LINGER_SECONDS + 3, (
+        f"{batches} batches for 40 events sent over {sending:.2f} s"
+    )
     waited = [
         (processed - received).total_seconds()
         for received, processed in Event.objects.filter(project=project).values_list("received_at", "processed_at")
@@ -240,3 +242,34 @@ def test_a_trickle_of_single_events_is_scored_by_one_task_in_paced_batches_and_p
     assert len(waited) == 40
     assert max(waited) < 1.0, f"ingest→scored up to {max(waited):.2f} s"
     assert set(Lead.objects.filter(project=project).values_list("current_score", flat=True)) == {5}
+
+
+def test_worker_tasks_reuse_their_processes_database_connections(live_tenant, workers):
+    """A prefork child keeps its pooled PostgreSQL connection from task to task. Celery's Django fix-up closed the
+    child's whole pool around every task, so each batch's fan-out task connected anew (a server process started,
+    authentication, the session's time zone set): ten batches opened ten connections or more."""
+    from core.contracts import LEAD_CHANGES_FANOUT_TASK
+
+    project, key = live_tenant
+    workers.wait_idle()
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    def fanouts() -> int:
+        return sum(workers.succeeded(i, LEAD_CHANGES_FANOUT_TASK) for i in range(workers.count))
+
+    send("/api/events", {"eventType": "page_view", "leadId": "warm-up", "eventId": "reuse-0"}, key=key)
+    wait_until(all_scored(project), timeout=30, message="the first event to be scored")
+    workers.wait_idle()
+    before, batches = sessions(), fanouts()
+    for i in range(1, 11):  # each scored before the next is sent: a batch and a fan-out task each
+        send("/api/events", {"eventType": "page_view", "leadId": f"reuse-{i}", "eventId": f"reuse-{i}"}, key=key)
+        wait_until(all_scored(project), timeout=30, message=f"event {i} to be scored")
+        time.sleep(settings.LEADPULSE_SCORE_LINGER_SECONDS * 3)  # the drain has ended: the next wakes a task
+    workers.wait_idle()
+
+    assert fanouts() - batches >= 10
+    assert sessions() - before <= 3, f"{sessions() - before} connections opened for {fanouts() - batches} batches"
