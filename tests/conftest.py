@@ -14,7 +14,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 import core.ratelimits
 from accounts.models import Project, User
 from tests.accounts.factories import project_with_owner
-from tests.live import WorkerPool
+from tests.live import ROOT, WorkerPool, web_server
 
 
 def pytest_collection_modifyitems(items):
@@ -123,6 +123,15 @@ def workers(django_db_setup, django_db_blocker):
     pool.start()
     yield pool
     pool.stop()
+
+
+@pytest.fixture(scope="session")
+def live_web(workers):
+    """One `uvicorn leadpulse.asgi:application` (the Procfile's web process) on the test database and Redis, for the
+    browser tests that only need a server to be there: each makes its own project and user, so one start (and one
+    graceful stop, checked at the end) serves them all instead of seconds of both per test."""
+    with web_server(ROOT / "test-artifacts" / "web.log") as base:
+        yield base
 
 
 @pytest.fixture
