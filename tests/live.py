@@ -213,16 +213,20 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
 
 
 @contextmanager
-def web_server(log_path: Path, *, port: int | None = None) -> Iterator[str]:
+def web_server(
+    log_path: Path, *, port: int | None = None, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`uvicorn leadpulse.asgi:application` (the Procfile's web process, access log on) on the test database
     and Redis; yields its base URL. `port` reuses a port (a restart); the log is appended to `log_path`.
-    Without one, uvicorn binds a free port itself (port 0), so no other process can take it in between."""
+    Without one, uvicorn binds a free port itself (port 0), so no other process can take it in between.
+    `args` are more uvicorn options, `env` more environment variables (settings)."""
     since = len(log_path.read_text(errors="replace")) if log_path.exists() else 0
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port or 0)],
-            cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+             "--port", str(port or 0), *args],
+            cwd=ROOT, env={**worker_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
 
         try:
