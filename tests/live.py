@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -178,8 +178,11 @@ def listening_port(process: subprocess.Popen, log: Path, *, since: int = 0, time
 
 
 @contextmanager
-def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[SimpleNamespace]:
-    """`manage.py runembedded` on a fresh SQLite file, as `make run` starts it (after `seed_demo` when asked)."""
+def embedded_server(
+    tmp: Path, *, seed_args: tuple[str, ...] = (), before_start: Callable[[Path], None] | None = None
+) -> Iterator[SimpleNamespace]:
+    """`manage.py runembedded` on a fresh SQLite file, as `make run` starts it (after `seed_demo` when asked;
+    `before_start` is given the SQLite file's path once it is migrated and seeded)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp / "db.sqlite3")}
     manage = [sys.executable, str(ROOT / "manage.py")]
@@ -189,6 +192,8 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
         seeded = subprocess.run(
             [*manage, "seed_demo", *seed_args], env=env, check=True, capture_output=True, text=True, cwd=ROOT
         ).stdout
+    if before_start is not None:
+        before_start(tmp / "db.sqlite3")
     log_path = tmp / "embedded.log"
     with log_path.open("w") as log:
         # port 0: the server binds a free port itself, so no other process can take it in between
