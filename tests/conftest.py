@@ -1,5 +1,6 @@
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import django_ratelimit.core
@@ -14,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 import core.ratelimits
 from accounts.models import Project, User
 from tests.accounts.factories import project_with_owner
-from tests.live import ROOT, WorkerPool, web_server
+from tests.live import ROOT, WorkerPool, sqlite_migrate, web_server
 
 
 def pytest_collection_modifyitems(items):
@@ -69,6 +70,15 @@ def redis_round_trips(monkeypatch):
 
     monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
     return sent
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A fresh SQLite file migrated by `manage.py migrate` with the embedded settings, once per session: the
+    embedded-mode tests copy it rather than migrate their own (seconds each)."""
+    path = tmp_path_factory.mktemp("migrated-sqlite") / "migrated.sqlite3"
+    sqlite_migrate(path)
+    return path
 
 
 @pytest.fixture(autouse=True)

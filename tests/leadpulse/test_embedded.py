@@ -31,9 +31,13 @@ def reconciler_every_two_seconds(database: Path) -> None:
 
 
 @pytest.fixture
-def embedded(tmp_path: Path):
+def embedded(tmp_path: Path, migrated_sqlite: Path):
+    """`make run`'s steps: a fresh SQLite file migrated (the session's, copied), the demo seeded, the server."""
     with embedded_server(
-        tmp_path, seed_args=("--leads", "5", "--outcomes", "120"), before_start=reconciler_every_two_seconds
+        tmp_path,
+        migrated=migrated_sqlite,
+        seed_args=("--leads", "5", "--outcomes", "120"),
+        before_start=reconciler_every_two_seconds,
     ) as server:
         write_key = re.search(r"(lp_pub_\S+)", server.seeded).group(1)
         yield server.base, write_key, server.seeded, server.log
