@@ -1,5 +1,6 @@
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import django_ratelimit.core
@@ -14,7 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 import core.ratelimits
 from accounts.models import Project, User
 from tests.accounts.factories import project_with_owner
-from tests.live import WorkerPool
+from tests.live import ROOT, WorkerPool, sqlite_migrate, web_server
 
 
 def pytest_collection_modifyitems(items):
@@ -71,6 +72,15 @@ def redis_round_trips(monkeypatch):
     return sent
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A fresh SQLite file migrated by `manage.py migrate` with the embedded settings, once per session: the
+    embedded-mode tests copy it rather than migrate their own (seconds each)."""
+    path = tmp_path_factory.mktemp("migrated-sqlite") / "migrated.sqlite3"
+    sqlite_migrate(path)
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     cache.clear()
@@ -123,6 +133,15 @@ def workers(django_db_setup, django_db_blocker):
     pool.start()
     yield pool
     pool.stop()
+
+
+@pytest.fixture(scope="session")
+def live_web(workers):
+    """One `uvicorn leadpulse.asgi:application` (the Procfile's web process) on the test database and Redis, for the
+    browser tests that only need a server to be there: each makes its own project and user, so one start (and one
+    graceful stop, checked at the end) serves them all instead of seconds of both per test."""
+    with web_server(ROOT / "test-artifacts" / "web.log") as base:
+        yield base
 
 
 @pytest.fixture

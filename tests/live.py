@@ -2,12 +2,13 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -177,18 +178,42 @@ def listening_port(process: subprocess.Popen, log: Path, *, since: int = 0, time
     return found[0]
 
 
-@contextmanager
-def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[SimpleNamespace]:
-    """`manage.py runembedded` on a fresh SQLite file, as `make run` starts it (after `seed_demo` when asked)."""
+def embedded_env(database: Path) -> dict[str, str]:
+    """The environment of `make run`'s embedded mode (no DATABASE_URL or REDIS_URL) on the SQLite file `database`."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(tmp / "db.sqlite3")}
+    return env | {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(database)}
+
+
+def sqlite_migrate(database: Path) -> None:
+    """`manage.py migrate` on the SQLite file `database` (a fresh one when it does not exist), as `make run` does."""
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput"], env=embedded_env(database),
+                   check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+
+
+@contextmanager
+def embedded_server(
+    tmp: Path,
+    *,
+    migrated: Path | None = None,
+    seed_args: tuple[str, ...] = (),
+    before_start: Callable[[Path], None] | None = None,
+) -> Iterator[SimpleNamespace]:
+    """`manage.py runembedded` on a fresh SQLite file, as `make run` starts it (after `seed_demo` when asked;
+    `before_start` is given the SQLite file's path once it is migrated and seeded). The file is a copy of
+    `migrated` (a freshly migrated one: migrating takes seconds) when given, else migrated here."""
+    env = embedded_env(tmp / "db.sqlite3")
     manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput"], env=env, check=True, capture_output=True, cwd=ROOT)
+    if migrated is not None:
+        shutil.copyfile(migrated, tmp / "db.sqlite3")
+    else:
+        sqlite_migrate(tmp / "db.sqlite3")
     seeded = ""
     if seed_args:
         seeded = subprocess.run(
             [*manage, "seed_demo", *seed_args], env=env, check=True, capture_output=True, text=True, cwd=ROOT
         ).stdout
+    if before_start is not None:
+        before_start(tmp / "db.sqlite3")
     log_path = tmp / "embedded.log"
     with log_path.open("w") as log:
         # port 0: the server binds a free port itself, so no other process can take it in between
@@ -213,16 +238,20 @@ def embedded_server(tmp: Path, *, seed_args: tuple[str, ...] = ()) -> Iterator[S
 
 
 @contextmanager
-def web_server(log_path: Path, *, port: int | None = None) -> Iterator[str]:
+def web_server(
+    log_path: Path, *, port: int | None = None, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+) -> Iterator[str]:
     """`uvicorn leadpulse.asgi:application` (the Procfile's web process, access log on) on the test database
     and Redis; yields its base URL. `port` reuses a port (a restart); the log is appended to `log_path`.
-    Without one, uvicorn binds a free port itself (port 0), so no other process can take it in between."""
+    Without one, uvicorn binds a free port itself (port 0), so no other process can take it in between.
+    `args` are more uvicorn options, `env` more environment variables (settings)."""
     since = len(log_path.read_text(errors="replace")) if log_path.exists() else 0
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
-             "--port", str(port or 0)],
-            cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+             "--port", str(port or 0), *args],
+            cwd=ROOT, env={**worker_env(), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
 
         try:

@@ -158,12 +158,13 @@ if REDIS_URL:
     # asyncio.wait_for, which on Python 3.11 can swallow a cancellation, and a consumer whose
     # socket closed then never ends. A live Redis answers BZPOPMIN every 5 s; a dead one is
     # found by TCP keepalive (about 45 s), idle connections are pinged before reuse, and a
-    # dropped connection is retried.
+    # dropped connection is retried. (The health-check interval is a setting so that the live
+    # socket test can make an idle socket outlive several of them in seconds, not minutes.)
     CHANNEL_LAYER_REDIS = {
         "socket_timeout": None,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
-        "health_check_interval": 30,
+        "health_check_interval": env.int("LEADPULSE_CHANNEL_LAYER_HEALTH_CHECK_SECONDS", default=30),
         "retry": Retry(ExponentialWithJitterBackoff(cap=2, base=0.1), 3, supported_errors=(RedisConnectionError,)),
     }
     CHANNEL_LAYERS = {

@@ -14,17 +14,16 @@ from tests.accounts.factories import project_with_owner
 from tests.browser.support import poll
 from tests.leadpulse.test_dashboard_browser import SHOTS, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-companies.log") as base:
-        yield base
+    return live_web
 
 
 def person(name: str, email: str, *events: str) -> list[dict]:

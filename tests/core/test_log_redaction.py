@@ -75,9 +75,9 @@ def test_uvicorn_with_its_access_log_on_logs_no_token_or_key(transactional_db, t
 
 
 @pytest.mark.live
-def test_the_embedded_server_logs_no_token(tmp_path: Path):
+def test_the_embedded_server_logs_no_token(tmp_path: Path, migrated_sqlite: Path):
     forged = forged_tokens()
-    with embedded_server(tmp_path) as server:
+    with embedded_server(tmp_path, migrated=migrated_sqlite) as server:
         registered = httpx.post(
             f"{server.base}/api/auth/register",
             json={"email": "logs@example.com", "password": "correct horse battery", "name": "Logs"},

@@ -29,9 +29,9 @@ SECRETS = {"email": "typed-secret@example.org", "company": "Secret Holdings", "m
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, migrated_sqlite):
     """`manage.py runembedded` on SQLite (one per module), with a registered project of its own."""
-    with embedded_server(tmp_path_factory.mktemp("sdk-server")) as running:
+    with embedded_server(tmp_path_factory.mktemp("sdk-server"), migrated=migrated_sqlite) as running:
         # default rules only: the expected scores below are computed from them
         tokens = httpx.post(
             f"{running.base}/api/auth/register",

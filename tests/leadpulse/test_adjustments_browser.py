@@ -10,17 +10,16 @@ from ingest.models import Event, Lead
 from tests.accounts.factories import UserFactory, project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-adjustments.log") as base:
-        yield base
+    return live_web
 
 
 def test_a_member_adjusts_a_lead_on_its_page_then_resets_it(web):

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, sync_playwright
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
 from tests.browser.support import console_note, launch_chromium, poll
-from tests.live import ROOT, wait_until, web_server
+from tests.live import ROOT, wait_until
 
 pytestmark = pytest.mark.live
 SHOTS = ROOT / "test-artifacts" / "pages"
@@ -21,11 +21,10 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web.log") as base:
-        yield base
+    return live_web
 
 
 def ingest(key, events):

@@ -1,6 +1,8 @@
 """`make run`'s embedded mode end to end: SQLite, in-process worker and beat, over real HTTP."""
 
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -11,9 +13,32 @@ from tests.live import embedded_server, wait_until
 pytestmark = pytest.mark.live
 
 
+RECONCILER_EVERY_SECONDS = 2
+
+
+def reconciler_every_two_seconds(database: Path) -> None:
+    """Put the seeded reconciler on a 2 s interval of its own (30 s as seeded: the test would wait up to that)."""
+    with closing(sqlite3.connect(database)) as db, db:
+        interval = db.execute(
+            "INSERT INTO django_celery_beat_intervalschedule (every, period) VALUES (?, 'seconds')",
+            [RECONCILER_EVERY_SECONDS],
+        ).lastrowid
+        changed = db.execute(
+            "UPDATE django_celery_beat_periodictask SET interval_id = ? WHERE task = 'scoring.events_reconcile_task'",
+            [interval],
+        ).rowcount
+    assert changed == 1
+
+
 @pytest.fixture
-def embedded(tmp_path: Path):
-    with embedded_server(tmp_path, seed_args=("--leads", "5", "--outcomes", "120")) as server:
+def embedded(tmp_path: Path, migrated_sqlite: Path):
+    """`make run`'s steps: a fresh SQLite file migrated (the session's, copied), the demo seeded, the server."""
+    with embedded_server(
+        tmp_path,
+        migrated=migrated_sqlite,
+        seed_args=("--leads", "5", "--outcomes", "120"),
+        before_start=reconciler_every_two_seconds,
+    ) as server:
         write_key = re.search(r"(lp_pub_\S+)", server.seeded).group(1)
         yield server.base, write_key, server.seeded, server.log
 
@@ -44,9 +69,10 @@ def test_make_run_mode_ingests_and_scores_with_nothing_but_python(embedded):
     leads = httpx.get(f"{base}/api/leads", headers=auth).json()
     assert leads["count"] == 5 + 120 + 1 and any(lead["currentScore"] > 0 for lead in leads["results"])
 
-    # celery-beat runs in-process on the database schedule (the reconciler is due every 30 s)
+    # celery-beat runs in-process on the database schedule (the reconciler is due every 2 s, as set there):
+    # it sends the reconciler again and again, not only once at start
     wait_until(
-        lambda: "Sending due task scoring: re-enqueue unscored events" in log_path.read_text(),
+        lambda: log_path.read_text().count("Sending due task scoring: re-enqueue unscored events") >= 3,
         timeout=60,
-        message="embedded beat to send the reconciler",
+        message="embedded beat to send the reconciler on its schedule",
     )

@@ -22,7 +22,6 @@ from tests.browser.support import launch_chromium
 from tests.leadpulse.test_csp_browser import console_note
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, sign_in
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, web_server
 
 pytestmark = pytest.mark.live
 
@@ -47,11 +46,10 @@ STORED = [{"path": path, "op": op, "value": value} for path, op, _, _, value in 
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-forms.log") as base:
-        yield base
+    return live_web
 
 
 @contextmanager

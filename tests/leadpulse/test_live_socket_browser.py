@@ -16,6 +16,13 @@ from tests.live import ROOT, wait_until, web_server
 
 pytestmark = pytest.mark.live
 LOG = ROOT / "test-artifacts" / "live-socket-web.log"
+# What an idle socket must outlive, made short enough to outlive several times over in IDLE_SECONDS:
+# the channel layer's 5 s blocking reads on Redis (BZPOPMIN; Round 1's socket died at the first), uvicorn's
+# WebSocket pings (20 s, and 20 s for the pong, by default) and the health check redis-py runs on a channel-layer
+# connection idle for longer than its interval (30 s by default). Production keeps the defaults.
+IDLE_SECONDS = 21
+SHORT_PINGS = ("--ws-ping-interval", "5", "--ws-ping-timeout", "5")
+SHORT_HEALTH_CHECKS = {"LEADPULSE_CHANNEL_LAYER_HEALTH_CHECK_SECONDS": "5"}
 
 # Counts the sockets each page opens and how they close, whatever code opens them.
 COUNT_SOCKETS = """
@@ -69,14 +76,14 @@ def test_an_idle_page_keeps_its_one_socket_and_sees_a_score_change_live(live_pip
     LOG.parent.mkdir(parents=True, exist_ok=True)
     LOG.write_text("")
 
-    with web_server(LOG) as base, sync_playwright() as playwright:
+    with web_server(LOG, args=SHORT_PINGS, env=SHORT_HEALTH_CHECKS) as base, sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         page = leads_page(browser, base, owner)
         score = page.locator(f'tr[data-lead-id="{pat.id}"] [data-field="currentScore"]')
         assert score.inner_text().strip() == "5"
 
-        # when the page sits idle for a minute (a dozen of the channel layer's 5 s blocking reads on Redis)
-        page.wait_for_timeout(60_000)
+        # when the page sits idle (4 of the channel layer's blocking reads, 4 pings, 4 health-check intervals)
+        page.wait_for_timeout(IDLE_SECONDS * 1000)
         off_loop(ingest, key, [{"eventType": "demo_request", "leadId": "pat", "eventId": "pat-2"}])
 
         # then the change arrives on the one socket it opened, which never closed

@@ -18,7 +18,7 @@ from scoring.services.fold import primary_model
 from tests.accounts.factories import project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, settled, signed_in
 from tests.leadpulse.test_models_browser import names_in_order
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
@@ -35,11 +35,10 @@ LEADS = {
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-matrix.log") as base:
-        yield base
+    return live_web
 
 
 def segment_batch(key: str, leads: dict) -> None:

@@ -12,17 +12,16 @@ from ingest.models import Lead
 from scoring.models import LeadScore, ScoringModel
 from tests.accounts.factories import project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-models.log") as base:
-        yield base
+    return live_web
 
 
 def names_in_order(page) -> list[str]:

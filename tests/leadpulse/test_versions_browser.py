@@ -11,17 +11,16 @@ from scoring.models import RuleSetDraft, RuleSetVersion, ScoringModel, ScoringRu
 from tests.accounts.factories import project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-versions.log") as base:
-        yield base
+    return live_web
 
 
 def score_of(project, anonymous_id: str) -> int:

@@ -15,17 +15,16 @@ from tests.accounts.factories import project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, sign_in, signed_in
 from tests.leadpulse.test_forms_browser import add_condition, chromium_page, rows_shown
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-windows.log") as base:
-        yield base
+    return live_web
 
 
 def test_a_window_rule_made_on_the_rules_page_scores_the_third_visit_in_a_week(web):

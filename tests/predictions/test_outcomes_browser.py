@@ -10,17 +10,16 @@ from predictions.models import Outcome
 from tests.accounts.factories import UserFactory, project_with_owner
 from tests.leadpulse.test_dashboard_browser import SHOTS, ingest, settled, signed_in
 from tests.leadpulse.test_models_browser import in_thread
-from tests.live import ROOT, wait_until, web_server
+from tests.live import wait_until
 
 pytestmark = pytest.mark.live
 
 
 @pytest.fixture
-def web(live_pipeline):
-    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database."""
+def web(live_pipeline, live_web):
+    """`uvicorn leadpulse.asgi:application`, the Procfile's web process, on the test database (the session's)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with web_server(ROOT / "test-artifacts" / "web-outcomes.log") as base:
-        yield base
+    return live_web
 
 
 def test_a_member_records_and_clears_an_outcome_on_the_lead_page(web):

@@ -33,10 +33,11 @@ pytestmark = pytest.mark.live
 SMALL_BATCHES = {"LEADPULSE_SCORE_BATCH": "5", "LEADPULSE_SCORE_CHUNK_EVENTS": "7"}
 
 
-@pytest.fixture
-def small_batches(live_pipeline):
-    """The session's two worker processes (x2), restarted to claim small batches; restored afterwards."""
-    workers = live_pipeline
+@pytest.fixture(scope="module")
+def small_batch_workers(workers):
+    """The session's two worker processes (x2), restarted once for this module's tests to claim small batches;
+    restored after its last test (not around each test: a start costs seconds, and the tests stop and start
+    them as they need anyway)."""
     workers.stop()
     saved = {key: os.environ.get(key) for key in SMALL_BATCHES}
     os.environ.update(SMALL_BATCHES)
@@ -53,6 +54,14 @@ def small_batches(live_pipeline):
             else:
                 os.environ[key] = value
         workers.start()
+
+
+@pytest.fixture
+def small_batches(small_batch_workers, live_pipeline):
+    """The small-batch workers, running at the start of the test (a test before may have killed them)."""
+    if not live_pipeline.processes:
+        live_pipeline.start()
+    return live_pipeline
 
 
 def post(path, body, key):

@@ -79,13 +79,8 @@ class Embedded:
 
 
 @pytest.fixture(scope="module")
-def migrated(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("embedded") / "migrated.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env |= {"DJANGO_SETTINGS_MODULE": "leadpulse.settings.local", "LEADPULSE_SQLITE_PATH": str(path)}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], env=env, cwd=ROOT, check=True,
-                   capture_output=True)  # fmt: skip
-    return path
+def migrated(migrated_sqlite) -> Path:
+    return migrated_sqlite
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,13 @@ from scoring.models import RescoreJob, ScoringRule
 from tests.accounts.factories import project_with_owner
 from tests.conftest import client_for
 from tests.live import wait_until
-from tests.scoring.test_batch_live import all_scored, mixed_backlog, post, small_batches  # noqa: F401 (a fixture)
+from tests.scoring.test_batch_live import (  # noqa: F401 (fixtures)
+    all_scored,
+    mixed_backlog,
+    post,
+    small_batch_workers,
+    small_batches,
+)
 
 pytestmark = pytest.mark.live
 
