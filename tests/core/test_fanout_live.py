@@ -1,0 +1,253 @@
+"""A batch's lead-changes fan-out whose worker is SIGKILLed mid-way: redelivered, every consumer's effect once.
+
+Real worker processes (prefork), PostgreSQL and Redis, a real HTTP receiver. The test holds, in a transaction
+of its own, a lock that one part of the fan-out must take, so the task is caught inside that part (not by
+luck); the pool child running it is SIGKILLed while it waits. Its parent reports the child lost and gives the
+message back to the broker (`acks_late`, `reject_on_worker_lost`); the redelivered fan-out runs every part
+again: predictions', companies' and automations' idempotency per change is what keeps the effects single.
+"""
+
+import json
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+from django.utils import timezone
+
+from automations.models import AutomationExecution, WebhookDelivery
+from companies.models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
+from companies.rollup import Member, company_rollup
+from companies.selectors import rollup_configs
+from companies.services import ROLLUP
+from core.contracts import LEAD_CHANGES_FANOUT_TASK
+from ingest.models import Event, Lead
+from leadpulse.celery import app
+from predictions.models import Outcome
+from scoring.models import ScoreHistory
+from scoring.selectors import leads_results
+from tests.accounts.factories import project_with_owner
+from tests.automations.receiver import receiver_start
+from tests.automations.test_webhooks_live import subscribe
+from tests.conftest import client_for
+from tests.live import wait_until
+
+pytestmark = pytest.mark.live
+
+YEAR = 365 * 86400  # the longest cooldown: the rules' window does not turn during the test
+
+
+@pytest.fixture
+def receiver():
+    receiver = receiver_start()
+    yield receiver
+    receiver.stop()
+
+
+def batch(key, messages):
+    try:
+        response = Client().post(
+            "/v1/batch", json.dumps({"writeKey": key, "batch": messages}), content_type="text/plain"
+        )
+        assert response.status_code == 200, response.content
+    finally:
+        connection.close()
+
+
+def scored(project) -> bool:
+    return not Event.objects.filter(project=project, processed_at__isnull=True).exists()
+
+
+class Held:
+    """A transaction of the test's own (its own thread, so its own connection) that runs `hold` and keeps its
+    locks until `release()`, then rolls back."""
+
+    def __init__(self, hold: Callable[[], object]):
+        self.pid = 0
+        self._hold = hold
+        self._held = threading.Event()
+        self._release = threading.Event()
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        assert self._held.wait(30), "the lock was not taken"
+        assert not self._errors, self._errors
+
+    def _run(self) -> None:
+        try:
+            with transaction.atomic():
+                self._hold()
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    self.pid = cursor.fetchone()[0]
+                self._held.set()
+                self._release.wait(180)
+                transaction.set_rollback(True)
+        except BaseException as error:  # re-raised in the test's thread (release)
+            self._errors.append(error)
+        finally:
+            self._held.set()
+            connection.close()
+
+    def waiting(self) -> set[int]:
+        """The database backends that wait for a lock of this transaction, directly or behind another waiter (a
+        row's second waiter queues for the tuple lock its first one holds)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            blocking = dict(cursor.fetchall())
+        found: set[int] = set()
+        while True:
+            more = {pid for pid, by in blocking.items() if pid not in found and ({self.pid} | found) & set(by)}
+            if not more:
+                return found
+            found |= more
+
+    def release(self) -> None:
+        self._release.set()
+        self._thread.join(30)
+        assert not self._errors, self._errors
+
+
+def fanouts_running(workers) -> list[tuple[str, int]]:
+    """The fan-out tasks the workers' pool children run now: (task id, the child's pid)."""
+    replies = app.control.inspect(timeout=2, limit=workers.count).active() or {}
+    return [
+        (task["id"], task["worker_pid"])
+        for tasks in replies.values()
+        for task in tasks
+        if task["name"] == LEAD_CHANGES_FANOUT_TASK
+    ]
+
+
+def company_from_scratch(company: Company) -> dict[int, tuple[int, str]]:
+    """Every model's (score, stage) of the company, rolled up afresh from its members' current results."""
+    members = list(CompanyMembership.objects.filter(company=company).values_list("lead_id", flat=True))
+    results = leads_results(project_id=company.project_id, lead_ids=members)
+    configs = rollup_configs(project_ids=[company.project_id])
+    now = timezone.now()
+    expected = {}
+    for model_id, policy in results.policies.items():
+        found = [
+            Member(lead_id, results.scores.get((lead_id, model_id), 0), results.active_at[lead_id])
+            for lead_id in members
+            if lead_id in results.active_at
+        ]
+        result = company_rollup(found, traits=company.traits, policy=policy, now=now,
+                                config=configs.get(model_id, ROLLUP))  # fmt: skip
+        expected[model_id] = (result.score, result.stage)
+    return expected
+
+
+@pytest.mark.parametrize("caught_in", ["companies", "automations"])
+def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_once(live_pipeline, receiver,
+                                                                                     caught_in):  # fmt: skip
+    workers = live_pipeline
+    project, owner, key = project_with_owner(name="Fan-out killed")
+    api = client_for(owner)
+    # given ann of acme.com, cold (one page view): her company exists, below the company rule's threshold
+    batch(key, [
+        {"type": "identify", "anonymousId": "ann", "traits": {"email": "ann@acme.com"}, "messageId": "ann-id"},
+        {"type": "track", "event": "page_view", "anonymousId": "ann", "messageId": "ann-view"},
+    ])  # fmt: skip
+    wait_until(lambda: scored(project) and CompanyScore.objects.filter(company__project=project).exists(),
+               timeout=60, message="ann scored and her company rolled up")  # fmt: skip
+    workers.wait_idle()
+    company = Company.objects.get(project=project)
+    ann = Lead.objects.get(project=project, anonymous_id="ann")
+    before = CompanyScore.objects.get(company=company)
+    assert (ann.current_score, ann.lead_stage) == (5, "cold") and before.score < 60
+
+    # and, from now on, listeners: a subscription, a rule on ann crossing 31, one on acme crossing 60
+    subscribe(api, receiver, events=("lead.updated", "lead.stage_changed", "automation.fired"))
+    rules = {}
+    for name, trigger, threshold in (("lead", "score_crossed_up", 31), ("company", "company.score_crossed_up", 60)):
+        created = api.post("/api/automations", {
+            "name": name, "trigger": trigger, "triggerConfig": {"threshold": threshold}, "cooldownSeconds": YEAR,
+            "action": "webhook", "actionConfig": {"url": f"{receiver.url}/{name}"},
+        }, format="json")  # fmt: skip
+        assert created.status_code == 201, created.content
+        rules[name] = created.json()["id"]
+
+    # and a lock of the test's that the fan-out's part `caught_in` must wait for: companies lock the company row to
+    # recompute it; automations claim the lead rule's execution (a unique row: its insert waits for the test's)
+    def hold() -> None:
+        if caught_in == "companies":
+            Company.objects.select_for_update().get(id=company.id)
+        else:
+            AutomationExecution.objects.create(project=project, rule_id=rules["lead"], lead=ann,
+                                               window=int(timezone.now().timestamp()) // YEAR, trigger={})  # fmt: skip
+
+    held = Held(hold)
+    try:
+        # when a batch takes ann to qualified (demo request, contract signed: won) and acme past 60
+        batch(key, [
+            {"type": "track", "event": "demo_request", "anonymousId": "ann", "messageId": "ann-demo"},
+            {"type": "track", "event": "contract_signed", "anonymousId": "ann", "messageId": "ann-signed"},
+        ])  # fmt: skip
+        # and its fan-out, caught waiting for the test's lock, loses its pool child to SIGKILL
+        wait_until(lambda: held.waiting(), timeout=60, message=f"the fan-out to wait in its {caught_in} part")
+        caught = held.waiting()
+        running = fanouts_running(workers)
+        assert len(running) == 1, running
+        [(task_id, child)] = running
+        if caught_in == "automations":  # the parts before it committed, and its lead deliveries went out
+            assert Outcome.objects.filter(lead=ann).exists()
+            assert CompanyScore.objects.get(company=company).score >= 60
+            wait_until(lambda: {"lead.updated", "lead.stage_changed"} <= {r.headers["leadpulse-event"] for r in
+                                                                         receiver.requests},
+                       timeout=30, message="ann's lead deliveries")  # fmt: skip
+        else:  # the part before it committed
+            assert Outcome.objects.filter(lead=ann).exists()
+            assert CompanyScore.objects.get(company=company).score == before.score
+        os.kill(child, signal.SIGKILL)
+
+        # then the message comes back and another child runs the same fan-out, which waits at the same place
+        wait_until(lambda: any(t == task_id and pid != child for t, pid in fanouts_running(workers)), timeout=60,
+                   message="the fan-out to be redelivered")  # fmt: skip
+        wait_until(lambda: held.waiting() - caught, timeout=60, message="the redelivered fan-out to wait")
+    finally:
+        held.release()
+
+    wait_until(lambda: not fanouts_running(workers), timeout=60, message="the redelivered fan-out to finish")
+    workers.wait_idle()
+    wait_until(lambda: not WebhookDelivery.objects.filter(project=project, status="pending").exists(), timeout=60,
+               message="every delivery to settle")  # fmt: skip
+    workers.wait_idle()
+
+    # then every webhook of the batch's crossings reached the receiver once
+    sent = Counter((request.path, request.headers["leadpulse-event"]) for request in receiver.requests)
+    assert sent == {
+        ("/hook", "lead.updated"): 1,
+        ("/hook", "lead.stage_changed"): 1,
+        ("/hook", "automation.fired"): 2,  # the subscription hears of both rules
+        ("/hook/lead", "automation.fired"): 1,  # each rule's own action
+        ("/hook/company", "automation.fired"): 1,
+    }, sent
+    deliveries = WebhookDelivery.objects.filter(project=project)
+    assert set(deliveries.values_list("status", flat=True)) == {"succeeded"}
+    assert deliveries.count() == len(receiver.requests)
+    assert len({request.headers["leadpulse-delivery"] for request in receiver.requests}) == len(receiver.requests)
+    for name, rule_id in rules.items():
+        [execution] = AutomationExecution.objects.filter(rule_id=rule_id)
+        assert execution.status == "succeeded", name
+    # and ann is won once, from her contract
+    [outcome] = Outcome.objects.filter(project=project)
+    signed = Event.objects.get(project=project, event_id="ann-signed")
+    assert (outcome.lead_id, outcome.outcome, outcome.source_event_id) == (ann.id, "won", signed.id)
+    # and the company's score is what a roll-up from scratch gives, reached by one move (no history row twice)
+    ann.refresh_from_db()
+    assert (ann.current_score, ann.lead_stage) == (155, "qualified")
+    stored = {row.model_id: (row.score, row.stage) for row in CompanyScore.objects.filter(company=company)}
+    assert stored == company_from_scratch(company)
+    history = list(CompanyScoreHistory.objects.filter(company=company).order_by("id"))
+    assert [(row.old_score, row.new_score) for row in history] == [
+        (0, before.score),
+        (before.score, stored[before.model_id][0]),
+    ]
+    # and the scoring batch itself was not repeated
+    rows = ScoreHistory.objects.filter(lead=ann, reason="rule")
+    assert sorted(rows.values_list("event__event_id", flat=True)) == ["ann-demo", "ann-id", "ann-signed", "ann-view"]
