@@ -11,14 +11,17 @@ import json
 import os
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
+from accounts.models import Project
 from automations.models import AutomationExecution, WebhookDelivery
 from companies.models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
 from companies.rollup import Member, company_rollup
@@ -142,13 +145,21 @@ def company_from_scratch(company: Company) -> dict[int, tuple[int, str]]:
     return expected
 
 
-@pytest.mark.parametrize("caught_in", ["companies", "automations"])
-def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_once(live_pipeline, receiver,
-                                                                                     caught_in):  # fmt: skip
-    workers = live_pipeline
+@dataclass(frozen=True)
+class World:
+    """Ann of acme.com, cold (one page view), her company below 60; listeners from then on."""
+
+    project: Project
+    key: str
+    ann: Lead
+    company: Company
+    before: CompanyScore  # the company's score before the batch
+    rules: dict[str, int]  # "lead" (ann crosses 31), "company" (acme crosses 60) -> rule id
+
+
+def world_with_listeners(workers, receiver) -> World:
     project, owner, key = project_with_owner(name="Fan-out killed")
     api = client_for(owner)
-    # given ann of acme.com, cold (one page view): her company exists, below the company rule's threshold
     batch(key, [
         {"type": "identify", "anonymousId": "ann", "traits": {"email": "ann@acme.com"}, "messageId": "ann-id"},
         {"type": "track", "event": "page_view", "anonymousId": "ann", "messageId": "ann-view"},
@@ -160,8 +171,7 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
     ann = Lead.objects.get(project=project, anonymous_id="ann")
     before = CompanyScore.objects.get(company=company)
     assert (ann.current_score, ann.lead_stage) == (5, "cold") and before.score < 60
-
-    # and, from now on, listeners: a subscription, a rule on ann crossing 31, one on acme crossing 60
+    # listeners only now: a subscription, a rule on ann crossing 31, one on acme crossing 60
     subscribe(api, receiver, events=("lead.updated", "lead.stage_changed", "automation.fired"))
     rules = {}
     for name, trigger, threshold in (("lead", "score_crossed_up", 31), ("company", "company.score_crossed_up", 60)):
@@ -171,54 +181,55 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
         }, format="json")  # fmt: skip
         assert created.status_code == 201, created.content
         rules[name] = created.json()["id"]
+    return World(project=project, key=key, ann=ann, company=company, before=before, rules=rules)
 
-    # and a lock of the test's that the fan-out's part `caught_in` must wait for: companies lock the company row to
-    # recompute it; automations claim the lead rule's execution (a unique row: its insert waits for the test's)
+
+def fanout_caught(world: World, receiver, workers, *, caught_in: str) -> tuple[Held, str, int]:
+    """Send the batch that takes ann to qualified (demo request, contract signed: won) and acme past 60, its fan-out
+    caught waiting for a lock of the test's in its part `caught_in`; the lock, the task's id and its child's pid.
+
+    Companies lock the company row to recompute it; automations claim the lead rule's execution (a unique row:
+    the insert waits for the test's uncommitted one)."""
+
     def hold() -> None:
         if caught_in == "companies":
-            Company.objects.select_for_update().get(id=company.id)
+            Company.objects.select_for_update().get(id=world.company.id)
         else:
-            AutomationExecution.objects.create(project=project, rule_id=rules["lead"], lead=ann,
+            AutomationExecution.objects.create(project=world.project, rule_id=world.rules["lead"], lead=world.ann,
                                                window=int(timezone.now().timestamp()) // YEAR, trigger={})  # fmt: skip
 
     held = Held(hold)
-    try:
-        # when a batch takes ann to qualified (demo request, contract signed: won) and acme past 60
-        batch(key, [
-            {"type": "track", "event": "demo_request", "anonymousId": "ann", "messageId": "ann-demo"},
-            {"type": "track", "event": "contract_signed", "anonymousId": "ann", "messageId": "ann-signed"},
-        ])  # fmt: skip
-        # and its fan-out, caught waiting for the test's lock, loses its pool child to SIGKILL
-        wait_until(lambda: held.waiting(), timeout=60, message=f"the fan-out to wait in its {caught_in} part")
-        caught = held.waiting()
-        running = fanouts_running(workers)
-        assert len(running) == 1, running
-        [(task_id, child)] = running
-        if caught_in == "automations":  # the parts before it committed, and its lead deliveries went out
-            assert Outcome.objects.filter(lead=ann).exists()
-            assert CompanyScore.objects.get(company=company).score >= 60
-            wait_until(lambda: {"lead.updated", "lead.stage_changed"} <= {r.headers["leadpulse-event"] for r in
-                                                                         receiver.requests},
-                       timeout=30, message="ann's lead deliveries")  # fmt: skip
-        else:  # the part before it committed
-            assert Outcome.objects.filter(lead=ann).exists()
-            assert CompanyScore.objects.get(company=company).score == before.score
-        os.kill(child, signal.SIGKILL)
+    batch(world.key, [
+        {"type": "track", "event": "demo_request", "anonymousId": "ann", "messageId": "ann-demo"},
+        {"type": "track", "event": "contract_signed", "anonymousId": "ann", "messageId": "ann-signed"},
+    ])  # fmt: skip
+    wait_until(lambda: held.waiting(), timeout=60, message=f"the fan-out to wait in its {caught_in} part")
+    running = fanouts_running(workers)
+    assert len(running) == 1, running
+    # the parts before it committed (predictions: ann won; companies: acme moved) and their effects went out
+    assert Outcome.objects.filter(lead=world.ann).exists()
+    if caught_in == "automations":
+        assert CompanyScore.objects.get(company=world.company).score >= 60
+        wait_until(lambda: {"lead.updated", "lead.stage_changed"} <= {r.headers["leadpulse-event"] for r in
+                                                                     receiver.requests},
+                   timeout=30, message="ann's lead deliveries")  # fmt: skip
+    else:
+        assert CompanyScore.objects.get(company=world.company).score == world.before.score
+    return held, *running[0]
 
-        # then the message comes back and another child runs the same fan-out, which waits at the same place
-        wait_until(lambda: any(t == task_id and pid != child for t, pid in fanouts_running(workers)), timeout=60,
-                   message="the fan-out to be redelivered")  # fmt: skip
-        wait_until(lambda: held.waiting() - caught, timeout=60, message="the redelivered fan-out to wait")
-    finally:
-        held.release()
 
+def settled(world: World, workers, task_id: str) -> None:
     wait_until(lambda: not fanouts_running(workers), timeout=60, message="the redelivered fan-out to finish")
     workers.wait_idle()
-    wait_until(lambda: not WebhookDelivery.objects.filter(project=project, status="pending").exists(), timeout=60,
-               message="every delivery to settle")  # fmt: skip
+    wait_until(lambda: not WebhookDelivery.objects.filter(project=world.project, status="pending").exists(),
+               timeout=60, message="every delivery to settle")  # fmt: skip
     workers.wait_idle()
+    # the fan-out finished once, in the child or worker that got it back
+    assert sum(workers.succeeded(index, task=f"[{task_id}]") for index in range(workers.count)) == 1
 
-    # then every webhook of the batch's crossings reached the receiver once
+
+def assert_each_effect_once(world: World, receiver) -> None:
+    # every webhook of the batch's crossings reached the receiver once
     sent = Counter((request.path, request.headers["leadpulse-event"]) for request in receiver.requests)
     assert sent == {
         ("/hook", "lead.updated"): 1,
@@ -227,23 +238,24 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
         ("/hook/lead", "automation.fired"): 1,  # each rule's own action
         ("/hook/company", "automation.fired"): 1,
     }, sent
-    deliveries = WebhookDelivery.objects.filter(project=project)
+    deliveries = WebhookDelivery.objects.filter(project=world.project)
     assert set(deliveries.values_list("status", flat=True)) == {"succeeded"}
     assert deliveries.count() == len(receiver.requests)
     assert len({request.headers["leadpulse-delivery"] for request in receiver.requests}) == len(receiver.requests)
-    for name, rule_id in rules.items():
+    for name, rule_id in world.rules.items():
         [execution] = AutomationExecution.objects.filter(rule_id=rule_id)
         assert execution.status == "succeeded", name
-    # and ann is won once, from her contract
-    [outcome] = Outcome.objects.filter(project=project)
-    signed = Event.objects.get(project=project, event_id="ann-signed")
-    assert (outcome.lead_id, outcome.outcome, outcome.source_event_id) == (ann.id, "won", signed.id)
-    # and the company's score is what a roll-up from scratch gives, reached by one move (no history row twice)
-    ann.refresh_from_db()
+    # ann is won once, from her contract
+    [outcome] = Outcome.objects.filter(project=world.project)
+    signed = Event.objects.get(project=world.project, event_id="ann-signed")
+    assert (outcome.lead_id, outcome.outcome, outcome.source_event_id) == (world.ann.id, "won", signed.id)
+    # the company's score is what a roll-up from scratch gives, reached by one move (no history row twice)
+    ann = Lead.objects.get(id=world.ann.id)
     assert (ann.current_score, ann.lead_stage) == (155, "qualified")
-    stored = {row.model_id: (row.score, row.stage) for row in CompanyScore.objects.filter(company=company)}
-    assert stored == company_from_scratch(company)
-    history = list(CompanyScoreHistory.objects.filter(company=company).order_by("id"))
+    stored = {row.model_id: (row.score, row.stage) for row in CompanyScore.objects.filter(company=world.company)}
+    assert stored == company_from_scratch(world.company)
+    history = list(CompanyScoreHistory.objects.filter(company=world.company).order_by("id"))
+    before = world.before
     assert [(row.old_score, row.new_score) for row in history] == [
         (0, before.score),
         (before.score, stored[before.model_id][0]),
@@ -251,3 +263,71 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
     # and the scoring batch itself was not repeated
     rows = ScoreHistory.objects.filter(lead=ann, reason="rule")
     assert sorted(rows.values_list("event__event_id", flat=True)) == ["ann-demo", "ann-id", "ann-signed", "ann-view"]
+
+
+@pytest.mark.parametrize("caught_in", ["companies", "automations"])
+def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_once(live_pipeline, receiver,
+                                                                                     caught_in):  # fmt: skip
+    workers = live_pipeline
+    world = world_with_listeners(workers, receiver)
+    # given the batch's fan-out caught waiting for the test's lock in its part `caught_in`
+    held, task_id, child = fanout_caught(world, receiver, workers, caught_in=caught_in)
+    try:
+        caught = held.waiting()
+        # when the pool child that runs it is SIGKILLed (its parent lives, and reports it lost)
+        os.kill(child, signal.SIGKILL)
+        # then the message comes back and another child runs the same fan-out, which waits at the same place
+        wait_until(lambda: any(t == task_id and pid != child for t, pid in fanouts_running(workers)), timeout=60,
+                   message="the fan-out to be redelivered")  # fmt: skip
+        wait_until(lambda: held.waiting() - caught, timeout=60, message="the redelivered fan-out to wait")
+    finally:
+        held.release()
+    settled(world, workers, task_id)
+    # and each of its effects happened once
+    assert_each_effect_once(world, receiver)
+
+
+VISIBILITY_TIMEOUT = 2  # seconds: the broker hands a dead worker's unacked message to the next one after this
+
+
+@pytest.fixture
+def short_visibility(live_pipeline):
+    """The session's worker processes, restarted with a short broker visibility timeout; restored afterwards."""
+    workers = live_pipeline
+    workers.stop()
+    saved = os.environ.get("CELERY_BROKER_VISIBILITY_TIMEOUT")
+    os.environ["CELERY_BROKER_VISIBILITY_TIMEOUT"] = str(VISIBILITY_TIMEOUT)
+    try:
+        workers.start()
+        yield workers
+    finally:
+        if workers.processes:
+            workers.wait_idle(timeout=120)
+        workers.stop()
+        if saved is None:
+            os.environ.pop("CELERY_BROKER_VISIBILITY_TIMEOUT", None)
+        else:
+            os.environ["CELERY_BROKER_VISIBILITY_TIMEOUT"] = saved
+        workers.start()
+
+
+def test_a_fanout_whose_whole_worker_is_killed_is_redelivered_to_the_next_worker_and_has_each_effect_once(
+    short_visibility, receiver
+):
+    workers = short_visibility
+    world = world_with_listeners(workers, receiver)
+    # given the batch's fan-out caught in its last part (automations), the parts before it committed
+    held, task_id, _child = fanout_caught(world, receiver, workers, caught_in="automations")
+    # when every worker process, parents and children, is SIGKILLed: no one is left to give the message back
+    try:
+        workers.kill()
+    finally:
+        held.release()
+    # then, once the visibility timeout passed, the next worker to start finds it unacked and runs it again
+    time.sleep(VISIBILITY_TIMEOUT + 1)
+    workers.start()
+    wait_until(lambda: AutomationExecution.objects.filter(rule_id=world.rules["lead"]).exists(), timeout=60,
+               message="the fan-out to be redelivered")  # fmt: skip
+    settled(world, workers, task_id)
+    # and each of its effects happened once
+    assert_each_effect_once(world, receiver)
