@@ -22,7 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Project
-from automations.models import AutomationExecution, WebhookDelivery
+from automations.models import AutomationExecution, WebhookDelivery, WebhookSubscription
 from companies.models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
 from companies.rollup import Member, company_rollup
 from companies.selectors import rollup_configs
@@ -155,6 +155,7 @@ class World:
     company: Company
     before: CompanyScore  # the company's score before the batch
     rules: dict[str, int]  # "lead" (ann crosses 31), "company" (acme crosses 60) -> rule id
+    fired: int  # the subscription to `automation.fired` (the lead one hears of ann's changes)
 
 
 def world_with_listeners(workers, receiver) -> World:
@@ -171,8 +172,10 @@ def world_with_listeners(workers, receiver) -> World:
     ann = Lead.objects.get(project=project, anonymous_id="ann")
     before = CompanyScore.objects.get(company=company)
     assert (ann.current_score, ann.lead_stage) == (5, "cold") and before.score < 60
-    # listeners only now: a subscription, a rule on ann crossing 31, one on acme crossing 60
-    subscribe(api, receiver, events=("lead.updated", "lead.stage_changed", "automation.fired"))
+    # listeners only now: subscriptions to ann's changes and to rules firing, a rule on ann crossing 31, one on acme
+    # crossing 60
+    subscribe(api, receiver, events=("lead.updated", "lead.stage_changed"))
+    fired = subscribe(api, receiver, events=("automation.fired",))["id"]
     rules = {}
     for name, trigger, threshold in (("lead", "score_crossed_up", 31), ("company", "company.score_crossed_up", 60)):
         created = api.post("/api/automations", {
@@ -181,7 +184,7 @@ def world_with_listeners(workers, receiver) -> World:
         }, format="json")  # fmt: skip
         assert created.status_code == 201, created.content
         rules[name] = created.json()["id"]
-    return World(project=project, key=key, ann=ann, company=company, before=before, rules=rules)
+    return World(project=project, key=key, ann=ann, company=company, before=before, rules=rules, fired=fired)
 
 
 def fanout_caught(world: World, receiver, workers, *, caught_in: str) -> tuple[Held, str, int]:
@@ -189,26 +192,32 @@ def fanout_caught(world: World, receiver, workers, *, caught_in: str) -> tuple[H
     caught waiting for a lock of the test's in its part `caught_in`; the lock, the task's id and its child's pid.
 
     Companies lock the company row to recompute it; automations claim the lead rule's execution (a unique row:
-    the insert waits for the test's uncommitted one)."""
+    the insert waits for the test's uncommitted one) and, once claimed, commit its `automation.fired` delivery
+    ("firing": the delivery's deferred foreign key share-locks its subscription's row at COMMIT, so the task is
+    caught with its COMMIT sent; the company rule's firing, in a task of its own, waits there too)."""
 
     def hold() -> None:
         if caught_in == "companies":
             Company.objects.select_for_update().get(id=world.company.id)
-        else:
+        elif caught_in == "automations":
             AutomationExecution.objects.create(project=world.project, rule_id=world.rules["lead"], lead=world.ann,
                                                window=int(timezone.now().timestamp()) // YEAR, trigger={})  # fmt: skip
+        else:
+            WebhookSubscription.objects.select_for_update().get(id=world.fired)
 
     held = Held(hold)
     batch(world.key, [
         {"type": "track", "event": "demo_request", "anonymousId": "ann", "messageId": "ann-demo"},
         {"type": "track", "event": "contract_signed", "anonymousId": "ann", "messageId": "ann-signed"},
     ])  # fmt: skip
-    wait_until(lambda: held.waiting(), timeout=60, message=f"the fan-out to wait in its {caught_in} part")
+    waiters = 2 if caught_in == "firing" else 1
+    wait_until(lambda: len(held.waiting()) == waiters and fanouts_running(workers), timeout=60,
+               message=f"the fan-out to wait in its {caught_in} part")  # fmt: skip
     running = fanouts_running(workers)
     assert len(running) == 1, running
     # the parts before it committed (predictions: ann won; companies: acme moved) and their effects went out
     assert Outcome.objects.filter(lead=world.ann).exists()
-    if caught_in == "automations":
+    if caught_in != "companies":
         assert CompanyScore.objects.get(company=world.company).score >= 60
         wait_until(lambda: {"lead.updated", "lead.stage_changed"} <= {r.headers["leadpulse-event"] for r in
                                                                      receiver.requests},
@@ -218,14 +227,20 @@ def fanout_caught(world: World, receiver, workers, *, caught_in: str) -> tuple[H
     return held, *running[0]
 
 
+def finished(workers, task_id: str) -> int:
+    """How many times the workers' logs say the task succeeded."""
+    return sum(workers.succeeded(index, task=f"[{task_id}]") for index in range(workers.count))
+
+
 def settled(world: World, workers, task_id: str) -> None:
     wait_until(lambda: not fanouts_running(workers), timeout=60, message="the redelivered fan-out to finish")
     workers.wait_idle()
+    # every delivery was answered 200 at once: none waits for a retry
     wait_until(lambda: not WebhookDelivery.objects.filter(project=world.project, status="pending").exists(),
-               timeout=60, message="every delivery to settle")  # fmt: skip
+               timeout=20, message="every delivery to settle")  # fmt: skip
     workers.wait_idle()
     # the fan-out finished once, in the child or worker that got it back
-    assert sum(workers.succeeded(index, task=f"[{task_id}]") for index in range(workers.count)) == 1
+    assert finished(workers, task_id) == 1
 
 
 def assert_each_effect_once(world: World, receiver) -> None:
@@ -234,7 +249,7 @@ def assert_each_effect_once(world: World, receiver) -> None:
     assert sent == {
         ("/hook", "lead.updated"): 1,
         ("/hook", "lead.stage_changed"): 1,
-        ("/hook", "automation.fired"): 2,  # the subscription hears of both rules
+        ("/hook", "automation.fired"): 2,  # the subscription to firings hears of both rules
         ("/hook/lead", "automation.fired"): 1,  # each rule's own action
         ("/hook/company", "automation.fired"): 1,
     }, sent
@@ -265,7 +280,18 @@ def assert_each_effect_once(world: World, receiver) -> None:
     assert sorted(rows.values_list("event__event_id", flat=True)) == ["ann-demo", "ann-id", "ann-signed", "ann-view"]
 
 
-@pytest.mark.parametrize("caught_in", ["companies", "automations"])
+FIRING_LOST = (
+    "a known bug: a firing whose process dies after sending COMMIT and before its after-commit sends is lost for good."
+    " The transaction commits (the execution claimed, its automation.fired delivery pending), the execute and deliver"
+    " tasks are never sent, and the redelivered fan-out finds the rule fired in its window: the execution and the"
+    " delivery stay pending, nothing sweeps them (the reconciler looks at events only)"
+)
+
+
+@pytest.mark.parametrize(
+    "caught_in", ["companies", "automations", pytest.param("firing", marks=pytest.mark.xfail(strict=True,
+                                                                                              reason=FIRING_LOST))]
+)  # fmt: skip
 def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_once(live_pipeline, receiver,
                                                                                      caught_in):  # fmt: skip
     workers = live_pipeline
@@ -277,9 +303,10 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
         # when the pool child that runs it is SIGKILLed (its parent lives, and reports it lost)
         os.kill(child, signal.SIGKILL)
         # then the message comes back and another child runs the same fan-out, which waits at the same place
-        wait_until(lambda: any(t == task_id and pid != child for t, pid in fanouts_running(workers)), timeout=60,
-                   message="the fan-out to be redelivered")  # fmt: skip
-        wait_until(lambda: held.waiting() - caught, timeout=60, message="the redelivered fan-out to wait")
+        wait_until(lambda: any(t == task_id and pid != child for t, pid in fanouts_running(workers))
+                   or finished(workers, task_id), timeout=60, message="the fan-out to be redelivered")  # fmt: skip
+        wait_until(lambda: held.waiting() - caught or finished(workers, task_id), timeout=60,
+                   message="the redelivered fan-out to wait")  # fmt: skip
     finally:
         held.release()
     settled(world, workers, task_id)
