@@ -400,6 +400,10 @@ LEADPULSE_WEBHOOK_ALLOW_PRIVATE = env.bool("LEADPULSE_WEBHOOK_ALLOW_PRIVATE", de
 # Waits before attempts 2..5: five attempts over about an hour.
 LEADPULSE_WEBHOOK_RETRY_DELAYS = [60, 300, 900, 2400]
 LEADPULSE_WEBHOOK_TIMEOUT_SECONDS = 10
+# how long an attempt holds its delivery (a worker killed mid-POST holds it no longer): a task's whole time limit
+LEADPULSE_WEBHOOK_CLAIM_SECONDS = CELERY_TASK_TIME_LIMIT
+# the outbox sweep re-sends a delivery or execution still unsent after this long (its send lost with a killed worker)
+LEADPULSE_OUTBOX_GRACE_SECONDS = env.int("LEADPULSE_OUTBOX_GRACE_SECONDS", default=60)
 LEADPULSE_WEBHOOK_DISABLE_AFTER = env.int("LEADPULSE_WEBHOOK_DISABLE_AFTER", default=50)
 LEADPULSE_PUBLIC_URL = env("LEADPULSE_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Emails a project's automations may send a (UTC) day, one per recipient, confirmation links included.
