@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import Project
 from automations.models import AutomationExecution, WebhookDelivery, WebhookSubscription
+from automations.services import outbox_sweep
 from companies.models import Company, CompanyMembership, CompanyScore, CompanyScoreHistory
 from companies.rollup import Member, company_rollup
 from companies.selectors import rollup_configs
@@ -280,18 +281,7 @@ def assert_each_effect_once(world: World, receiver) -> None:
     assert sorted(rows.values_list("event__event_id", flat=True)) == ["ann-demo", "ann-id", "ann-signed", "ann-view"]
 
 
-FIRING_LOST = (
-    "a known bug: a firing whose process dies after sending COMMIT and before its after-commit sends is lost for good."
-    " The transaction commits (the execution claimed, its automation.fired delivery pending), the execute and deliver"
-    " tasks are never sent, and the redelivered fan-out finds the rule fired in its window: the execution and the"
-    " delivery stay pending, nothing sweeps them (the reconciler looks at events only)"
-)
-
-
-@pytest.mark.parametrize(
-    "caught_in", ["companies", "automations", pytest.param("firing", marks=pytest.mark.xfail(strict=True,
-                                                                                              reason=FIRING_LOST))]
-)  # fmt: skip
+@pytest.mark.parametrize("caught_in", ["companies", "automations", "firing"])
 def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_once(live_pipeline, receiver,
                                                                                      caught_in):  # fmt: skip
     workers = live_pipeline
@@ -309,6 +299,14 @@ def test_a_fanout_whose_pool_child_is_killed_is_redelivered_and_has_each_effect_
                    message="the redelivered fan-out to wait")  # fmt: skip
     finally:
         held.release()
+    if caught_in == "firing":
+        # the killed child's firing committed (the execution, its automation.fired delivery) but its sends were lost,
+        # and the redelivered fan-out found the rule fired: the outbox sweep (beat's, every 30 s) sends them
+        wait_until(lambda: not fanouts_running(workers), timeout=60, message="the redelivered fan-out to finish")
+        workers.wait_idle()
+        lost = AutomationExecution.objects.get(rule_id=world.rules["lead"])
+        assert (lost.status, lost.attempts) == ("pending", 0)
+        assert outbox_sweep() >= 2  # its execution and its automation.fired delivery, at least
     settled(world, workers, task_id)
     # and each of its effects happened once
     assert_each_effect_once(world, receiver)
