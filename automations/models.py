@@ -129,8 +129,10 @@ class WebhookDelivery(TimeStampedModel):
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # while an attempt runs: a second deliver message for it (a duplicate, the outbox sweep's) sends nothing
+    # while an attempt runs: a second deliver message for it (a duplicate, the outbox sweep's) sends nothing; the
+    # same message redelivered (its worker killed mid-attempt) claims it again, by its task id
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
     # "<changeId>:<event>" for a subscription's delivery of a lead change: a redelivered change task sends nothing twice
     change_key = models.CharField(max_length=80, blank=True, default="")
 

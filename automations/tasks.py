@@ -38,7 +38,7 @@ def webhook_deliver_task(self, *, delivery_id: int, fresh: bool = False) -> str:
 
     `fresh` (the outbox sweep's): only if never attempted yet.
     """
-    attempt = services.delivery_attempt(delivery_id=delivery_id, fresh=fresh)
+    attempt = services.delivery_attempt(delivery_id=delivery_id, fresh=fresh, claimant=self.request.id or "")
     if attempt.retry_in is not None:
         raise self.retry(countdown=attempt.retry_in, kwargs={"delivery_id": delivery_id})
     return attempt.status

@@ -15,6 +15,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='webhookdelivery',
+            name='claimed_by',
+            field=models.CharField(blank=True, default='', max_length=64),
+        ),
+        migrations.AddField(
+            model_name='webhookdelivery',
             name='claimed_until',
             field=models.DateTimeField(blank=True, null=True),
         ),

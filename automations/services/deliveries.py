@@ -98,25 +98,29 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return response.status_code
 
 
-def _delivery_claim(*, delivery_id: int, fresh: bool) -> bool:
+def _delivery_claim(*, delivery_id: int, fresh: bool, claimant: str) -> bool:
     """Claim a pending delivery for one attempt (until it settles, or its claim lapses with a killed worker's).
 
     A second deliver message for it meanwhile (a duplicate, the outbox sweep's) claims nothing, so sends nothing;
+    the claimant's own message, redelivered after its worker died mid-attempt, claims it again.
     `fresh`: only a delivery never attempted (the sweep's message must not bring a retry forward).
     """
     now = timezone.now()
     pending = WebhookDelivery.objects.filter(id=delivery_id, status=WebhookDelivery.Status.PENDING).filter(
-        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=claimant)
     )
     if fresh:
         pending = pending.filter(attempts=0)
     lease = timedelta(seconds=settings.LEADPULSE_WEBHOOK_CLAIM_SECONDS)
-    return pending.update(claimed_until=now + lease) == 1
+    return pending.update(claimed_until=now + lease, claimed_by=claimant) == 1
 
 
-def delivery_attempt(*, delivery_id: int, fresh: bool = False) -> Attempt:
-    """Try a pending delivery once; decide whether to retry, and dead-letter it when retries run out."""
-    if not _delivery_claim(delivery_id=delivery_id, fresh=fresh):
+def delivery_attempt(*, delivery_id: int, fresh: bool = False, claimant: str = "") -> Attempt:
+    """Try a pending delivery once; decide whether to retry, and dead-letter it when retries run out.
+
+    `claimant`: the deliver message's task id (its redelivery carries the same); none, a claimant of its own.
+    """
+    if not _delivery_claim(delivery_id=delivery_id, fresh=fresh, claimant=claimant or uuid.uuid4().hex):
         return Attempt("done")
     delivery = WebhookDelivery.objects.select_related("subscription", "execution__rule").filter(id=delivery_id).first()
     if delivery is None:
@@ -173,6 +177,7 @@ def _delivery_settle(
             error=error,
             delivered_at=now if ok else None,
             claimed_until=None,
+            claimed_by="",
             updated_at=now,
         )
         if delivery.subscription_id:

@@ -152,3 +152,19 @@ def test_the_sweep_is_registered_with_celery_beat(db):
     assert task.enabled and task.interval.every == 30 and task.interval.period == "seconds"
     celery_app.loader.import_default_modules()
     assert task.task in celery_app.tasks
+
+
+def test_a_deliver_message_redelivered_after_its_worker_died_mid_attempt_claims_its_delivery_again(tenant, receiver):
+    # given a delivery its message's worker claimed, then died before settling it (the claim has not lapsed)
+    subscription = WebhookSubscriptionFactory(project=tenant.project, url=receiver.url)
+    claimed = {"claimed_until": timezone.now() + timedelta(minutes=5), "claimed_by": "task-1"}
+    delivery = WebhookDeliveryFactory(subscription=subscription, **claimed)
+    # when another message for it comes (a duplicate, the sweep's), it sends nothing
+    assert services.delivery_attempt(delivery_id=delivery.id, claimant="task-2").status == "done"
+    assert services.delivery_attempt(delivery_id=delivery.id).status == "done"
+    assert receiver.requests == []
+    # but the same message, redelivered by the broker, attempts it
+    assert services.delivery_attempt(delivery_id=delivery.id, claimant="task-1").status == "succeeded"
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.claimed_by) == ("succeeded", 1, "")
+    assert len(receiver.requests) == 1
