@@ -68,7 +68,11 @@ class AutomationExecution(TimeStampedModel):
                 name="execution_one_subject",
             ),
         ]
-        indexes = [models.Index(fields=["rule", "-created_at"], name="execution_rule_time_idx")]
+        indexes = [
+            models.Index(fields=["rule", "-created_at"], name="execution_rule_time_idx"),
+            # the outbox sweep's: the few executions still pending
+            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="execution_pending_idx"),
+        ]
 
     def __str__(self) -> str:
         subject = f"company {self.company_id}" if self.company_id else self.lead_id
@@ -125,12 +129,20 @@ class WebhookDelivery(TimeStampedModel):
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # while an attempt runs: a second deliver message for it (a duplicate, the outbox sweep's) sends nothing; the
+    # same message redelivered (its worker killed mid-attempt) claims it again, by its task id
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
     # "<changeId>:<event>" for a subscription's delivery of a lead change: a redelivered change task sends nothing twice
     change_key = models.CharField(max_length=80, blank=True, default="")
 
     class Meta:
         verbose_name_plural = "webhook deliveries"
-        indexes = [models.Index(fields=["project", "-created_at"], name="delivery_project_time_idx")]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="delivery_project_time_idx"),
+            # the outbox sweep's: the few deliveries still pending
+            models.Index(fields=["created_at"], condition=models.Q(status="pending"), name="delivery_pending_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["subscription", "change_key"],

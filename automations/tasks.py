@@ -33,11 +33,14 @@ def automation_execute_task(*, execution_id: int) -> None:
 
 
 @shared_task(bind=True, name="automations.webhook_deliver_task", max_retries=None)
-def webhook_deliver_task(self, *, delivery_id: int) -> str:
-    """Attempt a delivery; retries with backoff live in the service (attempts are stored)."""
-    attempt = services.delivery_attempt(delivery_id=delivery_id)
+def webhook_deliver_task(self, *, delivery_id: int, fresh: bool = False) -> str:
+    """Attempt a delivery; retries with backoff live in the service (attempts are stored).
+
+    `fresh` (the outbox sweep's): only if never attempted yet.
+    """
+    attempt = services.delivery_attempt(delivery_id=delivery_id, fresh=fresh, claimant=self.request.id or "")
     if attempt.retry_in is not None:
-        raise self.retry(countdown=attempt.retry_in)
+        raise self.retry(countdown=attempt.retry_in, kwargs={"delivery_id": delivery_id})
     return attempt.status
 
 
@@ -45,3 +48,9 @@ def webhook_deliver_task(self, *, delivery_id: int) -> str:
 def webhook_replay_task(*, delivery_id: int) -> None:
     """Replay a dead-lettered delivery."""
     services.delivery_replay(delivery_id=delivery_id)
+
+
+@shared_task(name="automations.outbox_sweep_task")
+def outbox_sweep_task() -> int:
+    """Re-send deliveries and executions whose messages were lost (a worker killed between commit and send)."""
+    return services.outbox_sweep()

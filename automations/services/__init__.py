@@ -12,6 +12,7 @@ from .changes import (
     lead_traits_update,
 )
 from .deliveries import Attempt, delivery_attempt, delivery_create, delivery_replay, lead_deliveries_erase
+from .outbox import outbox_sweep
 from .recipients import (
     EmailBudgetExhausted,
     email_budget_spend,
@@ -43,6 +44,7 @@ __all__ = [
     "lead_changes_handle",
     "lead_deliveries_erase",
     "lead_traits_update",
+    "outbox_sweep",
     "recipients_validate",
     "url_validate",
     "webhook_subscribe",

@@ -133,12 +133,13 @@ def lead_change_handle(*, change: LeadChange, facets: FacetValues | None = None)
         trigger = engine.trigger_fires(rule.trigger, rule.trigger_config, change, events)
         if trigger is None or not engine.lead_conditions_hold(rule.lead_conditions, subject):
             continue
-        execution = _execution_claim(rule=rule, lead=lead, trigger=trigger, now=timezone.now())
-        if execution is None:
-            continue  # already fired in this window
-        fired += 1
-        _automation_fired(project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
-                          data={"lead": document, "trigger": trigger}, subject={"leadId": lead.id})  # fmt: skip
+        with transaction.atomic():  # the claim commits with its firing's deliveries, or not at all
+            execution = _execution_claim(rule=rule, lead=lead, trigger=trigger, now=timezone.now())
+            if execution is None:
+                continue  # already fired in this window
+            fired += 1
+            _automation_fired(project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
+                              data={"lead": document, "trigger": trigger}, subject={"leadId": lead.id})  # fmt: skip
     return fired
 
 
@@ -151,7 +152,7 @@ def _automation_fired(
     data: dict[str, Any],
     subject: dict[str, Any],
 ) -> None:
-    """A claimed execution: its `automation.fired` deliveries and its action's task after commit, and the broadcast
+    """A claimed execution: its `automation.fired` deliveries, its action's task and the broadcast after commit
     (`data`: what the deliveries carry besides the automation; `subject`: the lead's or the company's id)."""
     with transaction.atomic():
         for subscription in subscriptions:
@@ -164,11 +165,14 @@ def _automation_fired(
                     subscription=subscription,
                 )
         transaction.on_commit(partial(app.send_task, EXECUTE_TASK, kwargs={"execution_id": execution.id}))
-    project_broadcast(
-        project_id=project_id,
-        type="automation.fired",
-        payload={"automationId": rule.id, "name": rule.name, **subject, "trigger": data["trigger"]},
-    )
+        transaction.on_commit(
+            partial(
+                project_broadcast,
+                project_id=project_id,
+                type="automation.fired",
+                payload={"automationId": rule.id, "name": rule.name, **subject, "trigger": data["trigger"]},
+            )
+        )
 
 
 def _execution_claim(
@@ -239,14 +243,17 @@ def company_change_handle(*, change: CompanyChange) -> int:
     subject = {"company": company, "member": _member_document(project_id=project_id, lead_id=change.moved_by)}
     fired = 0
     for rule, trigger in fired_rules:
-        execution = _execution_claim(
-            rule=rule, trigger=trigger, now=timezone.now(), company_id=change.company_id, subject=subject
-        )
-        if execution is None:
-            continue  # already fired in this window
-        fired += 1
-        _automation_fired(project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
-                          data={**subject, "trigger": trigger}, subject={"companyId": change.company_id})  # fmt: skip
+        with transaction.atomic():  # the claim commits with its firing's deliveries, or not at all
+            execution = _execution_claim(
+                rule=rule, trigger=trigger, now=timezone.now(), company_id=change.company_id, subject=subject
+            )
+            if execution is None:
+                continue  # already fired in this window
+            fired += 1
+            _automation_fired(
+                project_id=project_id, rule=rule, execution=execution, subscriptions=subscriptions,
+                data={**subject, "trigger": trigger}, subject={"companyId": change.company_id},
+            )  # fmt: skip
     return fired
 
 

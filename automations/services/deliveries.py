@@ -4,6 +4,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -97,10 +98,32 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return response.status_code
 
 
-def delivery_attempt(*, delivery_id: int) -> Attempt:
-    """Try a pending delivery once; decide whether to retry, and dead-letter it when retries run out."""
+def _delivery_claim(*, delivery_id: int, fresh: bool, claimant: str) -> bool:
+    """Claim a pending delivery for one attempt (until it settles, or its claim lapses with a killed worker's).
+
+    A second deliver message for it meanwhile (a duplicate, the outbox sweep's) claims nothing, so sends nothing;
+    the claimant's own message, redelivered after its worker died mid-attempt, claims it again.
+    `fresh`: only a delivery never attempted (the sweep's message must not bring a retry forward).
+    """
+    now = timezone.now()
+    pending = WebhookDelivery.objects.filter(id=delivery_id, status=WebhookDelivery.Status.PENDING).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now) | Q(claimed_by=claimant)
+    )
+    if fresh:
+        pending = pending.filter(attempts=0)
+    lease = timedelta(seconds=settings.LEADPULSE_WEBHOOK_CLAIM_SECONDS)
+    return pending.update(claimed_until=now + lease, claimed_by=claimant) == 1
+
+
+def delivery_attempt(*, delivery_id: int, fresh: bool = False, claimant: str = "") -> Attempt:
+    """Try a pending delivery once; decide whether to retry, and dead-letter it when retries run out.
+
+    `claimant`: the deliver message's task id (its redelivery carries the same); none, a claimant of its own.
+    """
+    if not _delivery_claim(delivery_id=delivery_id, fresh=fresh, claimant=claimant or uuid.uuid4().hex):
+        return Attempt("done")
     delivery = WebhookDelivery.objects.select_related("subscription", "execution__rule").filter(id=delivery_id).first()
-    if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+    if delivery is None:
         return Attempt("done")
     subscription = delivery.subscription
     if subscription is not None and not subscription.is_active and delivery.event != "ping":
@@ -153,6 +176,8 @@ def _delivery_settle(
             response_code=code,
             error=error,
             delivered_at=now if ok else None,
+            claimed_until=None,
+            claimed_by="",
             updated_at=now,
         )
         if delivery.subscription_id:
@@ -207,7 +232,7 @@ def delivery_replay(*, delivery_id: int) -> None:
     """Send a failed delivery again from scratch (from the dead-letter queue)."""
     with transaction.atomic():
         updated = WebhookDelivery.objects.filter(id=delivery_id, status=WebhookDelivery.Status.FAILED).update(
-            status=WebhookDelivery.Status.PENDING, attempts=0, error="", updated_at=timezone.now()
+            status=WebhookDelivery.Status.PENDING, attempts=0, error="", claimed_until=None, updated_at=timezone.now()
         )
         if updated:
             transaction.on_commit(lambda: app.send_task(DELIVER_TASK, kwargs={"delivery_id": delivery_id}))

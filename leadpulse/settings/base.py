@@ -193,7 +193,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Seconds before a message a worker took and never acked (the worker died whole) goes back to the queue; a
+# worker sweeps for them when it starts. A task running longer than this is sent twice (the tests shorten it).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
@@ -403,6 +405,10 @@ LEADPULSE_WEBHOOK_ALLOW_PRIVATE = env.bool("LEADPULSE_WEBHOOK_ALLOW_PRIVATE", de
 # Waits before attempts 2..5: five attempts over about an hour.
 LEADPULSE_WEBHOOK_RETRY_DELAYS = [60, 300, 900, 2400]
 LEADPULSE_WEBHOOK_TIMEOUT_SECONDS = 10
+# how long an attempt holds its delivery (a worker killed mid-POST holds it no longer): a task's whole time limit
+LEADPULSE_WEBHOOK_CLAIM_SECONDS = CELERY_TASK_TIME_LIMIT
+# the outbox sweep re-sends a delivery or execution still unsent after this long (its send lost with a killed worker)
+LEADPULSE_OUTBOX_GRACE_SECONDS = env.int("LEADPULSE_OUTBOX_GRACE_SECONDS", default=60)
 LEADPULSE_WEBHOOK_DISABLE_AFTER = env.int("LEADPULSE_WEBHOOK_DISABLE_AFTER", default=50)
 LEADPULSE_PUBLIC_URL = env("LEADPULSE_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Emails a project's automations may send a (UTC) day, one per recipient, confirmation links included.
