@@ -48,6 +48,16 @@ def frozen_rate_windows(monkeypatch):
 
 
 @pytest.fixture
+def receiver():
+    """A real HTTP server on 127.0.0.1 recording what it is sent (webhooks, Slack): tests/automations/receiver.py."""
+    from tests.automations.receiver import receiver_start
+
+    receiver = receiver_start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
 def refusing_port():
     """A port of 127.0.0.1 that refuses connections during the test: bound, never listening.
 

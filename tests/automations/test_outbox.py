@@ -18,15 +18,7 @@ from core.contracts import DELIVER_TASK, EXECUTE_TASK
 from leadpulse.celery import app as celery_app
 from tests.accounts.factories import project_with_owner
 from tests.automations.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
-from tests.automations.receiver import receiver_start
 from tests.automations.test_services import entered_hot, lead_in, rule
-
-
-@pytest.fixture
-def receiver():
-    receiver = receiver_start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

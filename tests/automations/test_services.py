@@ -10,18 +10,10 @@ from automations.models import AutomationExecution, AutomationRule, WebhookDeliv
 from core.contracts import LeadChange
 from core.models import FailedJob
 from tests.automations.factories import WebhookDeliveryFactory, WebhookSubscriptionFactory
-from tests.automations.receiver import receiver_start
 from tests.handover import sent_to
 from tests.ingest.factories import LeadFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def receiver():
-    receiver = receiver_start()
-    yield receiver
-    receiver.stop()
 
 
 def lead_in(project, **fields):

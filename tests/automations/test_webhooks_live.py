@@ -12,18 +12,10 @@ from automations import engine
 from automations.models import AutomationExecution, WebhookDelivery, WebhookSubscription
 from core.models import FailedJob
 from tests.accounts.factories import project_with_owner
-from tests.automations.receiver import receiver_start
 from tests.conftest import client_for
 from tests.live import wait_until
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def receiver():
-    receiver = receiver_start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture

@@ -13,18 +13,10 @@ from automations.models import AutomationExecution
 from companies.models import Company, CompanyScore, CompanyScoreHistory
 from ingest.models import Event, Lead
 from tests.accounts.factories import project_with_owner
-from tests.automations.receiver import receiver_start
 from tests.conftest import client_for
 from tests.live import wait_until
 
 pytestmark = pytest.mark.live
-
-
-@pytest.fixture
-def receiver():
-    receiver = receiver_start()
-    yield receiver
-    receiver.stop()
 
 
 def batch(key, messages):

@@ -35,7 +35,6 @@ from predictions.models import Outcome
 from scoring.models import ScoreHistory
 from scoring.selectors import leads_results
 from tests.accounts.factories import project_with_owner
-from tests.automations.receiver import receiver_start
 from tests.automations.test_webhooks_live import subscribe
 from tests.conftest import client_for
 from tests.live import wait_until
@@ -43,13 +42,6 @@ from tests.live import wait_until
 pytestmark = pytest.mark.live
 
 YEAR = 365 * 86400  # the longest cooldown: the rules' window does not turn during the test
-
-
-@pytest.fixture
-def receiver():
-    receiver = receiver_start()
-    yield receiver
-    receiver.stop()
 
 
 def batch(key, messages):
