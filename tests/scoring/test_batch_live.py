@@ -19,6 +19,7 @@ from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
+from core import pipeline
 from ingest.lead_tallies import lead_tallies_drift
 from ingest.models import Event, Lead
 from scoring import engine
@@ -134,9 +135,13 @@ def test_two_worker_processes_draining_one_backlog_give_exactly_the_pure_fold(sm
         post("/api/events/batch", {"events": backlog[start : start + 300]}, key)
     assert Event.objects.filter(project=project, processed_at__isnull=True).count() == 900
 
-    # when two worker processes (2 children each) drain it in batches of 5 leads
+    # when two worker processes (2 children each) drain it in batches of 5 leads: its leads are requested once
+    # both are up (the first process to start would score 900 events before the second is ready)
+    pending = pipeline.lead_score_pending_pop(count=10_000)
+    assert set(pending) >= set(Lead.objects.filter(project=project).values_list("id", flat=True))
     before = [small_batches.succeeded(i) for i in range(small_batches.count)]
     small_batches.start()
+    pipeline.lead_score_request(lead_ids=pending)
     wait_until(all_scored(project), timeout=180, message="the backlog to be scored")
 
     # then every lead is exactly the pure fold of its log, whichever worker scored which chunk
