@@ -9,7 +9,7 @@ from companies.models import Company
 from ingest.models import Event, Lead
 from predictions.models import LeadPrediction
 from tests.accounts.factories import project_with_owner
-from tests.automations.test_webhooks_live import receiver, subscribe  # noqa: F401 (a fixture)
+from tests.automations.test_webhooks_live import subscribe
 from tests.companies.test_browser import person, segment_batch
 from tests.conftest import client_for
 from tests.live import wait_until
@@ -22,7 +22,7 @@ def scored(project) -> bool:
     return not Event.objects.filter(project=project, processed_at__isnull=True).exists()
 
 
-def test_a_lead_updated_delivery_carries_the_company_the_outcome_and_the_probability(live_pipeline, receiver):  # noqa: F811
+def test_a_lead_updated_delivery_carries_the_company_the_outcome_and_the_probability(live_pipeline, receiver):
     project, owner, key = project_with_owner(name="Facet Hooks")
     api = client_for(owner)
     prediction_world(project)
