@@ -9,6 +9,7 @@ shares one client, whose pool keeps its connections (redis-py re-creates them af
 
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCacheClient
 from django.utils.functional import cached_property
+
+from .groups import GroupCommit
 
 # Increment a key that exists, atomically; nil when it does not (Django's incr raises ValueError then).
 INCR_EXISTING = """
@@ -46,40 +49,47 @@ end
 return count
 """
 
-# Admit an ingest request in one round trip. KEYS: the client IP's window, the write key's entry,
-# the project's window. ARGV: IP limit (-1: none), IP window seconds, the entry's bytes as the
-# caller knows them ("" when it knows none), events to spend, the project's limit, its window seconds.
-# Spends one request of the IP's allowance; unless that is past its limit, reads the entry and, when
-# it still holds exactly the bytes the caller knows, spends the events of the project's allowance
-# (given back when over, as SPEND does). Returns {IP count, 1 when the entry matched else 0,
+# Admit ingest requests in one round trip, each as if alone and in order. Per request, 3 KEYS: the client IP's
+# window, the write key's entry, the project's window; 6 ARGV: IP limit (-1: none), IP window seconds, the
+# entry's bytes as the caller knows them ("" when it knows none), events to spend, the project's limit, its
+# window seconds. Spends one request of the IP's allowance; unless that is past its limit, reads the entry
+# and, when it still holds exactly the bytes the caller knows, spends the events of the project's allowance
+# (given back when over, as SPEND does). Returns, per request, {IP count, 1 when the entry matched else 0,
 # project count (0: nothing spent), the entry's bytes when it did not match}.
 ADMIT = """
-local ip = 0
-if tonumber(ARGV[1]) >= 0 then
-    ip = redis.call('INCR', KEYS[1])
-    if ip == 1 then
-        redis.call('EXPIRE', KEYS[1], ARGV[2])
+local function admit(k, a)
+    local ip = 0
+    if tonumber(ARGV[a + 1]) >= 0 then
+        ip = redis.call('INCR', KEYS[k + 1])
+        if ip == 1 then
+            redis.call('EXPIRE', KEYS[k + 1], ARGV[a + 2])
+        end
+        if ip > tonumber(ARGV[a + 1]) then
+            return {ip, 0, 0, false}
+        end
     end
-    if ip > tonumber(ARGV[1]) then
-        return {ip, 0, 0, false}
+    local entry = redis.call('GET', KEYS[k + 2])
+    if ARGV[a + 3] == '' or entry ~= ARGV[a + 3] then
+        return {ip, 0, 0, entry}
     end
+    local amount = tonumber(ARGV[a + 4])
+    if amount <= 0 then
+        return {ip, 1, 0, false}
+    end
+    local count = redis.call('INCRBY', KEYS[k + 3], amount)
+    if count == amount then
+        redis.call('EXPIRE', KEYS[k + 3], ARGV[a + 6])
+    end
+    if count > tonumber(ARGV[a + 5]) then
+        redis.call('DECRBY', KEYS[k + 3], amount)
+    end
+    return {ip, 1, count, false}
 end
-local entry = redis.call('GET', KEYS[2])
-if ARGV[3] == '' or entry ~= ARGV[3] then
-    return {ip, 0, 0, entry}
+local results = {}
+for i = 0, #KEYS / 3 - 1 do
+    results[i + 1] = admit(i * 3, i * 6)
 end
-local amount = tonumber(ARGV[4])
-if amount <= 0 then
-    return {ip, 1, 0, false}
-end
-local count = redis.call('INCRBY', KEYS[3], amount)
-if count == amount then
-    redis.call('EXPIRE', KEYS[3], ARGV[6])
-end
-if count > tonumber(ARGV[5]) then
-    redis.call('DECRBY', KEYS[3], amount)
-end
-return {ip, 1, count, false}
+return results
 """
 
 
@@ -130,8 +140,20 @@ class RedisCacheClient(DjangoRedisCacheClient):
         return int(self._run(COUNT, key, timeout))
 
     def admit(self, keys: tuple[Any, Any, Any], args: tuple[Any, ...]) -> Admission:
-        ip_count, matched, key_count, entry = self._run(ADMIT, keys[0], *args, keys=keys[1:])
-        return Admission(ip_count=int(ip_count), matched=bool(matched), key_count=int(key_count), entry=entry)
+        """One admission (the ADMIT script); concurrent threads' admissions share a round trip."""
+        return self._admissions.submit((keys, args))
+
+    @cached_property
+    def _admissions(self) -> GroupCommit[tuple[tuple, tuple], Admission]:
+        return GroupCommit("ingest-admission", self._admit_all)
+
+    def _admit_all(self, requests: Sequence[tuple[tuple, tuple]]) -> list[Admission]:
+        keys = [key for request_keys, _ in requests for key in request_keys]
+        args = [arg for _, request_args in requests for arg in request_args]
+        return [
+            Admission(ip_count=int(ip_count), matched=bool(matched), key_count=int(key_count), entry=entry)
+            for ip_count, matched, key_count, entry in self._run(ADMIT, keys[0], *args, keys=tuple(keys[1:]))
+        ]
 
     def entry_value(self, raw: bytes) -> Any:
         return self._serializer.loads(raw)  # type: ignore[attr-defined]  # Django's, not in the stubs

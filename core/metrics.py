@@ -97,6 +97,13 @@ SCORING_REQUESTS_SHARED = Counter(
     " under load, most of a web process's requests.",
     registry=REGISTRY,
 )
+GROUPED_ITEMS = Counter(
+    "leadpulse_grouped_items",
+    "Items that ran in a shared round of a group commit (core.groups.GroupCommit), by group: the ingest"
+    " admissions and single-event inserts of a web process's concurrent requests. Lone items are not counted.",
+    ["group"],
+    registry=REGISTRY,
+)
 WEBHOOK_DELIVERIES = Counter(
     "leadpulse_webhook_deliveries",
     "Webhook delivery attempts by outcome: succeeded, retrying (will be tried again), failed (dead-lettered).",
@@ -157,6 +164,10 @@ def scoring_batch(*, leads: int) -> None:
 
 def scoring_requests_shared(*, leads: int) -> None:
     SCORING_REQUESTS_SHARED.inc(leads)
+
+
+def group_round(*, group: str, items: int) -> None:
+    GROUPED_ITEMS.labels(group=group).inc(items)
 
 
 def task_finished(*, task: str, outcome: str, seconds: float) -> None:

@@ -16,6 +16,7 @@ from django.db.models import JSONField, Model
 from django.utils import timezone
 
 from core import metrics
+from core.groups import GroupCommit
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
 
@@ -339,52 +340,108 @@ def _events_stored(*, project_id: int, stored: list[tuple[str, str, int, datetim
 
 
 @functools.cache
-def _event_on_known_lead_sql() -> tuple[str, list[tuple[str, bool]]]:
-    """The statement of `_event_store_on_known_lead`, and the event's fields in the order of its
-    parameters (name, whether it is JSON)."""
+def _events_on_known_leads_sql(rows: int) -> tuple[str, list[tuple[str, bool]]]:
+    """The statement of `_events_store_on_known_leads` for `rows` events, and each event's fields in the
+    order of its parameters (name, whether it is JSON).
+
+    Each event's lead is found as `_leads_resolve` finds it for such an event (by its anonymous id, following a
+    merge) and the events of found leads are inserted `ON CONFLICT DO NOTHING`, in key order (so that two
+    statements never wait on each other's keys in opposite orders); per event, in the order given: its
+    position, its lead (NULL: none) and the lead it was stored on (NULL: not stored, a duplicate).
+    """
     qn = connection.ops.quote_name
     meta, lead = Event._meta, Lead._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    fields = [f for f in meta.concrete_fields if not f.primary_key and f.name != "lead"]
+    columns = [qn(str(f.column)) for f in fields]
+    cells = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
+    values = ", ".join(f"(%s, {cells})" for _ in range(rows))
+    stored_fields = [f for f in meta.concrete_fields if not f.primary_key]
+    inserted = ", ".join(qn(str(f.column)) for f in stored_fields)
+    selected = ", ".join("lead.id" if f.name == "lead" else f"input.{qn(str(f.column))}" for f in stored_fields)
+    project, event_id, anonymous_id = qn("project_id"), qn("event_id"), qn("anonymous_id")
     # Only quoted model metadata is interpolated; every value is a parameter.
     sql = (
-        f"WITH lead AS (SELECT COALESCE({qn('merged_into_id')}, {qn('id')}) AS id "  # noqa: S608
-        f"FROM {qn(lead.db_table)} WHERE {qn('project_id')} = %s AND {qn('anonymous_id')} = %s), "
-        f"stored AS (INSERT INTO {qn(meta.db_table)} ({', '.join(qn(str(f.column)) for f in fields)}) "
-        f"SELECT {', '.join('lead.id' if f.name == 'lead' else '%s' for f in fields)} FROM lead "
-        f"ON CONFLICT ({qn('project_id')}, {qn('event_id')}) DO NOTHING RETURNING {qn('lead_id')}) "
-        "SELECT (SELECT id FROM lead), (SELECT lead_id FROM stored)"
+        f"WITH input (ord, {', '.join(columns)}) AS (VALUES {values}), "  # noqa: S608
+        f"lead AS (SELECT input.ord, COALESCE(l.{qn('merged_into_id')}, l.{qn('id')}) AS id "
+        f"FROM input JOIN {qn(lead.db_table)} l "
+        f"ON l.{project} = input.{project} AND l.{anonymous_id} = input.{anonymous_id}), "
+        f"stored AS (INSERT INTO {qn(meta.db_table)} ({inserted}) "
+        f"SELECT {selected} FROM input JOIN lead ON lead.ord = input.ord "
+        f"ORDER BY input.{project}, input.{event_id} "
+        f"ON CONFLICT ({project}, {event_id}) DO NOTHING RETURNING {project}, {event_id}, {qn('lead_id')}) "
+        "SELECT input.ord, lead.id, stored.lead_id FROM input LEFT JOIN lead ON lead.ord = input.ord "
+        f"LEFT JOIN stored ON stored.{project} = input.{project} AND stored.{event_id} = input.{event_id} "
+        "ORDER BY input.ord"
     )
-    return sql, [(f.name, isinstance(f, JSONField)) for f in fields if f.name != "lead"]
+    return sql, [(f.name, isinstance(f, JSONField)) for f in fields]
+
+
+# (project id, event, received at) of a single anonymous event to store on its lead
+KnownLeadEvent = tuple[int, CanonicalEvent, datetime]
+
+
+def _events_store_on_known_leads(events: Sequence[KnownLeadEvent]) -> list[tuple[int | None, int | None]]:
+    """Store single events of anonymous ids whose leads exist, in one statement (atomic by itself, so no
+    transaction; see `_events_on_known_leads_sql`); per event, (its lead, the lead it was stored on): (None,
+    None) when it has no lead, (lead, None) for a duplicate."""
+    sql, fields = _events_on_known_leads_sql(len(events))
+    adapt_json = connection.ops.adapt_json_value
+    params: list[Any] = []
+    for position, (project_id, event, received_at) in enumerate(events):
+        values: dict[str, Any] = {
+            "project": project_id,
+            "event_id": event.event_id,
+            "type": event.type,
+            "name": event.name,
+            "anonymous_id": event.anonymous_id,
+            "user_id": event.user_id,
+            "session_id": event.session_id,
+            "properties": event.properties,
+            "context": event.context,
+            "timestamp": event.timestamp,
+            "received_at": received_at,
+            "processed_at": None,
+        }
+        # the values as the fields would adapt them (JSON wrapped; text, integers and aware datetimes as they are)
+        params.append(position)
+        params += [adapt_json(values[name], None) if is_json else values[name] for name, is_json in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(lead_id, stored_on) for _, lead_id, stored_on in cursor.fetchall()]
+
+
+def _known_lead_stores_grouped(events: Sequence[KnownLeadEvent]) -> list[tuple[int | None, int | None] | Exception]:
+    """A round of concurrent requests' single events, in one statement; when it fails, each event in a
+    statement of its own, so that one event's error (or a deadlock with another round) is only its own."""
+    try:
+        return list(_events_store_on_known_leads(events))
+    except DatabaseError:
+        if len(events) == 1:
+            raise
+    outcomes: list[tuple[int | None, int | None] | Exception] = []
+    for event in events:
+        try:
+            outcomes += _events_store_on_known_leads([event])
+        except DatabaseError as error:
+            outcomes.append(error)
+    return outcomes
+
+
+# A web process's concurrent single-event requests share one INSERT (core.groups): the leading request's
+# thread runs it on its connection, outside any transaction.
+_known_lead_stores = GroupCommit(
+    "ingest-single-event", _known_lead_stores_grouped, key=lambda stored: (stored[0], stored[1].event_id)
+)
 
 
 def _event_store_on_known_lead(*, project_id: int, event: CanonicalEvent, received_at: datetime) -> IngestResult | None:
-    """Store one event of an anonymous id whose lead exists in one statement (the lead's lookup and
-    the insert `ON CONFLICT DO NOTHING`; atomic by itself, so no transaction); None when there is no lead.
-
-    The lead is found as `_leads_resolve` finds it for such an event: by its anonymous id, following a merge.
-    """
-    sql, fields = _event_on_known_lead_sql()
-    values: dict[str, Any] = {
-        "project": project_id,
-        "event_id": event.event_id,
-        "type": event.type,
-        "name": event.name,
-        "anonymous_id": event.anonymous_id,
-        "user_id": event.user_id,
-        "session_id": event.session_id,
-        "properties": event.properties,
-        "context": event.context,
-        "timestamp": event.timestamp,
-        "received_at": received_at,
-        "processed_at": None,
-    }
-    # the values as the fields would adapt them (JSON wrapped; text, integers and aware datetimes as they are)
-    adapt_json = connection.ops.adapt_json_value
-    params: list[Any] = [project_id, event.anonymous_id]
-    params += [adapt_json(values[name], None) if is_json else values[name] for name, is_json in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        lead_id, stored_on = cursor.fetchone()
+    """Store one event of an anonymous id whose lead exists in one statement, shared with concurrent requests'
+    (see `_known_lead_stores`); None when there is no lead."""
+    item = (project_id, event, received_at)
+    if connection.in_atomic_block:  # the caller's transaction is its own: no other request's event joins it
+        lead_id, stored_on = _events_store_on_known_leads([item])[0]
+    else:
+        lead_id, stored_on = _known_lead_stores.submit(item)
     if lead_id is None:
         return None
     if stored_on is None:
