@@ -312,7 +312,8 @@ class Children:
 
 def topology(args: argparse.Namespace, port: int) -> dict[str, str]:
     """The Procfile's processes (release already ran), as `python -m` commands."""
-    web = f"--port {port} --workers {args.web_workers}"
+    # --timeout-keep-alive 75: the Procfile's (WEB_KEEPALIVE_SECONDS' default)
+    web = f"--port {port} --workers {args.web_workers} --timeout-keep-alive 75"
     procs = {
         "web": f"uvicorn leadpulse.asgi:application --host 127.0.0.1 {web} --no-access-log {args.web_options}".strip(),
         "worker": worker_command(args, "worker"),
@@ -366,8 +367,9 @@ class Connection:
 
     async def request(self, raw: bytes) -> tuple[int, bytes]:
         if self.reader is not None and self.reader.at_eof():
-            # the server closed it while idle (uvicorn's keep-alive timeout is 5 s): reconnect, as
-            # HTTP clients do, instead of writing into a closed connection and counting an error
+            # the server closed it while idle (after its keep-alive timeout: 75 s in the Procfile's topology, 5 s
+            # with uvicorn's default): reconnect, as HTTP clients do, instead of writing into a closed connection
+            # and counting an error
             self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)

@@ -33,7 +33,8 @@ DASHBOARD = ROOT / "docs" / "grafana" / "leadpulse.json"
 
 @pytest.fixture(scope="module")
 def web(workers, tmp_path_factory):
-    """`uvicorn leadpulse.asgi:application --workers 2`, the Procfile's web process, logging JSON."""
+    """`uvicorn leadpulse.asgi:application --workers 2 --timeout-keep-alive 75`, the Procfile's web process, logging
+    JSON."""
     log_path: Path = tmp_path_factory.mktemp("web") / "web.log"
     env = {
         **worker_env(),
@@ -45,7 +46,7 @@ def web(workers, tmp_path_factory):
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "leadpulse.asgi:application", "--host", "127.0.0.1",
-             "--port", "0", "--workers", "2", "--no-access-log"],
+             "--port", "0", "--workers", "2", "--timeout-keep-alive", "75", "--no-access-log"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:

@@ -4,17 +4,21 @@ Processes start as a deploy starts them: no DJANGO_SETTINGS_MODULE (the entry po
 default decides), the Procfile's commands, the test database and Redis.
 """
 
+import http.client
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import time
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
 import pytest
 from rest_framework_simplejwt.tokens import AccessToken
 
+from leadpulse.health import worker_heartbeat_record
 from leadpulse.settings.base import INSECURE_DEVELOPMENT_SECRET_KEY
 from tests.accounts.factories import project_with_owner
 from tests.live import ROOT, free_port, procfile_commands, procfile_env, procfile_web, worker_env
@@ -141,6 +145,31 @@ def test_production_redirects_plain_http_except_probes_and_sends_hsts_and_csp(pr
     assert secure.status_code == 401
     assert secure.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains; preload"
     assert "script-src 'self'" in secure.headers["content-security-policy"]
+
+
+def test_the_web_process_keeps_an_idle_connection_open_longer_than_its_clients_do(production_web, transactional_db):
+    # A client (httpx: 5 s) or load balancer (ALB: 60 s) reuses an idle connection until its own timeout: if the
+    # server closed it first (uvicorn's default: 5 s), the request sent on it gets a reset or a 502.
+    worker_heartbeat_record(hostname="w1@test")  # so that the health check answers 200
+    url = urlsplit(production_web)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    try:
+        # given a keep-alive connection that has carried one request
+        connection.request("GET", "/api/health")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close
+        sock = connection.sock
+        # when it stays idle longer than uvicorn's default keep-alive timeout
+        time.sleep(6.5)
+        connection.request("GET", "/api/health")
+        second = connection.getresponse()
+        second.read()
+        # then the next request on the same socket is answered
+        assert second.status == 200
+        assert connection.sock is sock, "http.client reconnected"
+    finally:
+        connection.close()
 
 
 def test_every_long_running_procfile_process_shares_one_metrics_directory():
