@@ -19,6 +19,7 @@ from core import metrics
 from core.groups import GroupCommit
 from core.pipeline import lead_score_request
 from core.realtime import project_broadcast
+from core.sql import prepared_cursor
 
 # re-exported: the lead tallies' write other apps make (scoring moves leads between stages, merges and erasure
 # take them out)
@@ -354,7 +355,7 @@ def _events_on_known_leads_sql(rows: int) -> tuple[str, list[tuple[str, bool]]]:
     fields = [f for f in meta.concrete_fields if not f.primary_key and f.name != "lead"]
     columns = [qn(str(f.column)) for f in fields]
     cells = ", ".join(f"CAST(%s AS {f.db_type(connection)})" for f in fields)
-    values = ", ".join(f"(%s, {cells})" for _ in range(rows))
+    values = ", ".join(f"(CAST(%s AS integer), {cells})" for _ in range(rows))
     stored_fields = [f for f in meta.concrete_fields if not f.primary_key]
     inserted = ", ".join(qn(str(f.column)) for f in stored_fields)
     selected = ", ".join("lead.id" if f.name == "lead" else f"input.{qn(str(f.column))}" for f in stored_fields)
@@ -405,7 +406,7 @@ def _events_store_on_known_leads(events: Sequence[KnownLeadEvent]) -> list[tuple
         # the values as the fields would adapt them (JSON wrapped; text, integers and aware datetimes as they are)
         params.append(position)
         params += [adapt_json(values[name], None) if is_json else values[name] for name, is_json in fields]
-    with connection.cursor() as cursor:
+    with prepared_cursor(connection) as cursor:
         cursor.execute(sql, params)
         return [(lead_id, stored_on) for _, lead_id, stored_on in cursor.fetchall()]
 

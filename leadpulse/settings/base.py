@@ -106,7 +106,12 @@ def postgres_database(url: str) -> dict:
     # used; broken ones returned are dropped.
     database["ENGINE"] = "core.postgresql"
     database["CONN_HEALTH_CHECKS"] = True
-    database.setdefault("OPTIONS", {})["pool"] = {
+    # Django disables psycopg's prepared statements for PgBouncer's sake; the few statements run through
+    # `core.sql.prepared_cursor` use them (prepared at their fifth run on a connection). Behind a pooler in
+    # transaction mode that does not track them (PgBouncer before 1.21), set this to false.
+    prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+    database.setdefault("OPTIONS", {})["prepare_threshold"] = 5 if prepared else None
+    database["OPTIONS"]["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
         "max_size": env.int("DATABASE_POOL_MAX", default=8),
         "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),

@@ -88,3 +88,22 @@ def test_the_event_log_keeps_only_the_indexes_and_the_constraint_it_needs():
     project.delete()
     assert list(Event.objects.values_list("project_id", flat=True)) == [other.id]
     assert list(Lead.objects.values_list("project_id", flat=True)) == [other.id]
+
+
+def test_the_single_event_statement_is_prepared_once_per_connection():
+    """PostgreSQL parsed and planned the single event's statement at every request (more of its CPU than running
+    it): psycopg prepares it on its connection after a few runs (`core.sql.prepared_cursor`)."""
+    project = project_with_owner()[0]
+    events_ingest(project_id=project.id, events=[event("e0", "anon-1")])  # the lead exists now
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+            return [statement for (statement,) in cursor.fetchall() if "ingest_event" in statement]
+
+    assert prepared() == []
+    for i in range(1, 7):
+        assert events_ingest(project_id=project.id, events=[event(f"e{i}", "anon-1")]).accepted == [f"e{i}"]
+    assert len(prepared()) == 1
+    assert prepared()[0].startswith("WITH input")
+    assert Event.objects.filter(project=project).count() == 7
