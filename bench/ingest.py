@@ -28,6 +28,7 @@ import gzip
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -49,6 +50,7 @@ from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+METRICS_DIR = RESULTS / "prometheus"
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
 DB_NAME = "leadpulse_bench"
 DATABASE_URL = f"{PG_SERVER}/{DB_NAME}"
@@ -229,6 +231,10 @@ def child_env() -> dict[str, str]:
         # measured) but never refuse. `--env` overrides them.
         "LEADPULSE_RATE_INGEST_KEY": "10000000/s",
         "LEADPULSE_RATE_INGEST_IP": "10000000/s",
+        # metrics as the Procfile keeps them (one directory for all processes), readable from here: the
+        # phases report how many single events shared an INSERT with other requests'
+        "PROMETHEUS_MULTIPROC_DIR": str(METRICS_DIR),
+        "LEADPULSE_METRICS_ALLOW": "127.0.0.1/32",
         **EXTRA_ENV,
     }
 
@@ -250,6 +256,8 @@ def fresh_stores() -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
     redis.Redis.from_url(REDIS_URL).flushdb()
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    METRICS_DIR.mkdir(parents=True)
     manage("migrate", "--noinput", "-v0", log="migrate.log")
 
 
@@ -564,6 +572,20 @@ def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, f
     return used
 
 
+def grouped_items(base_url: str) -> float:
+    """Single events the web processes stored in a statement shared with other requests' (all processes)."""
+    try:
+        text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return float("nan")
+    prefix = 'leadpulse_grouped_items_total{group="ingest-single-event"}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def shared_column(before: float, after: float, requests: int) -> dict:
+    return {"grouped": round((after - before) / requests, 2) if requests else None}
+
+
 def cpu_columns(used: dict[str, float], requests: int) -> dict:
     """CPU ms per request of the web server, the scoring worker and PostgreSQL's backends."""
     return {f"cpu_{name}_ms": round(used.get(name, 0.0) * 1000 / requests, 2) for name in ("web", "worker", "postgres")}
@@ -653,9 +675,11 @@ def run_phase(
     params = {"project": project_id, "prefix": f"{tag}-%"}
     with peak_db_connections() as peak:
         started_at = datetime.now(UTC)
+        grouped_before = grouped_items(base_url)
         cpu_before = process_cpu(children, db)
         wall, statuses, samples = run_async(send_all(base_url, calls, args.clients))
         cpu = cpu_used(cpu_before, process_cpu(children, db))  # while sending only (the drain is not counted)
+        grouped = shared_column(grouped_before, grouped_items(base_url), len(calls))
         for sample in samples:
             print(f"    non-2xx sample: {sample}")
         unscored = wait_scored(db, params, args.drain_timeout)
@@ -679,6 +703,7 @@ def run_phase(
         "drain_s": drain and round(drain, 3),
         "scored_eps": round(scored / drain, 1) if drain else None,
         "peak_db_connections": peak[0],
+        **grouped,
         **cpu_columns(cpu, len(calls)),
         "load_1m": round(os.getloadavg()[0], 2),
     }
@@ -711,9 +736,11 @@ def run_open_phase(
     print(f"[{name}] open loop: {len(schedule)} requests, {events} events over {seconds:.0f} s", flush=True)
     params = {"project": project_id, "prefix": f"{name}-%"}
     with backlog_samples() as samples:
+        grouped_before = grouped_items(base_url)
         cpu_before = process_cpu(children, db)
         start, sent, errors = run_async(send_open(base_url, schedule, args.open_connections))
         cpu = cpu_used(cpu_before, process_cpu(children, db))
+        grouped = shared_column(grouped_before, grouped_items(base_url), len(schedule))
         end = start + seconds
         sent_end = time.time()
         for sample in errors:
@@ -744,6 +771,7 @@ def run_open_phase(
         "scored_max_ms": ms(max(scored, default=None)),
         "unscored": unscored,
         **backlog_summary(samples, start, end, events / seconds),
+        **grouped,
         **cpu_columns(cpu, len(sent)),
         "load_1m": round(os.getloadavg()[0], 2),
     }
@@ -806,7 +834,8 @@ COLUMNS = [  # (header, key, width)
     ("non-2xx", "non_2xx", 7), ("ingest s", "ingest_s", 8), ("req/s", "req_per_s", 7),
     ("ingest ev/s", "ingest_eps", 11), ("p50 s", "scored_p50_s", 7), ("p99 s", "scored_p99_s", 7),
     ("max s", "scored_max_s", 7), ("unscored", "unscored", 8), ("drain s", "drain_s", 8),
-    ("scored ev/s", "scored_eps", 11), ("db conns", "peak_db_connections", 8), ("web cpu", "cpu_web_ms", 7),
+    ("scored ev/s", "scored_eps", 11), ("db conns", "peak_db_connections", 8), ("grouped", "grouped", 7),
+    ("web cpu", "cpu_web_ms", 7),
     ("worker cpu", "cpu_worker_ms", 10), ("pg cpu", "cpu_postgres_ms", 6), ("load1", "load_1m", 5),
 ]  # fmt: skip
 OPEN_COLUMNS = [
@@ -814,7 +843,7 @@ OPEN_COLUMNS = [
     ("http p50", "http_p50_ms", 8), ("p95", "http_p95_ms", 7), ("p99", "http_p99_ms", 7), ("max", "http_max_ms", 7),
     ("scored p50", "scored_p50_ms", 10), ("p95", "scored_p95_ms", 7), ("p99", "scored_p99_ms", 7),
     ("max", "scored_max_ms", 7), ("backlog max", "backlog_max", 11), ("slope/s", "backlog_slope_eps", 7),
-    ("flat", "backlog_flat", 5), ("unscored", "unscored", 8), ("web cpu", "cpu_web_ms", 7),
+    ("flat", "backlog_flat", 5), ("unscored", "unscored", 8), ("grouped", "grouped", 7), ("web cpu", "cpu_web_ms", 7),
     ("worker cpu", "cpu_worker_ms", 10), ("pg cpu", "cpu_postgres_ms", 6), ("load1", "load_1m", 5),
 ]  # fmt: skip
 KEEPUP_COLUMNS = [
@@ -969,7 +998,8 @@ def main() -> None:
     if closed:
         print("\nClosed loop. p50/p99/max = processed_at - received_at (ingest -> scored); drain = phase start ->")
         print("last event scored; db conns = peak connections to the bench database (1 is the bench's own);")
-        print("web/worker/pg cpu = CPU ms per request of uvicorn, Celery and the database's backends while sending\n")
+        print("web/worker/pg cpu = CPU ms per request of uvicorn, Celery and the database's backends while sending;")
+        print("grouped = single events per request stored in an INSERT shared with other requests' (core.groups)\n")
         print(table(closed))
     if opened:
         print(f"\nOpen loop, {args.open_seconds:.0f} s each. http = response time from the scheduled send (ms);")
