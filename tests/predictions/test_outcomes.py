@@ -486,3 +486,51 @@ def test_a_won_event_past_the_changes_first_500_events_still_counts(tenant, pipe
     assert [len(change["eventIds"]) for message in messages for change in message["changes"]] == [500]
     outcome = Outcome.objects.get(lead_id=lead_id)
     assert (outcome.outcome, outcome.occurred_at) == ("won", NOW)
+
+
+def test_the_won_event_lookup_reads_the_batchs_events_not_the_projects(tenant, other_tenant):
+    """A batch's won events are found by the events' ids. With the project in the condition, PostgreSQL's planner
+    went through the project's index whenever its statistics thought the project small (a new project growing
+    between two autoanalyzes, or a log never analyzed yet) and read every event of the project, per batch."""
+    from django.db import connection
+
+    from predictions.services import _won_events_record
+
+    def log(project, prefix: str, count: int) -> None:
+        events_ingest(
+            project_id=project.id,
+            events=[CanonicalEvent(event_id=f"{prefix}-{i}", anonymous_id=f"{prefix}-{i % 20}", name="page_view",
+                                   timestamp=NOW - timedelta(seconds=i)) for i in range(count)],
+        )  # fmt: skip
+
+    log(other_tenant.project, "old", 3000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ingest_event")  # the statistics know the other project's events only
+    log(tenant.project, "new", 2000)
+    lead_id = ingest(tenant.project, "ann", "page_view", "contract_signed")
+    batch = set(Event.objects.filter(lead_id=lead_id).values_list("id", flat=True))
+
+    statements: list[tuple[str, tuple]] = []
+
+    def record(execute, sql, params, many, context):
+        if '"ingest_event"."name" =' in sql:
+            statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        assert _won_events_record(project_id=tenant.project.id, event_ids=batch, lead_ids=set(), name="contract_signed")
+    assert len(statements) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statements[0][0]}", statements[0][1])
+        plan = cursor.fetchone()[0]
+
+    def event_rows_read(node: dict) -> int:
+        """Rows the plan read from the event log's table and indexes (kept or filtered out)."""
+        of_events = node.get("Relation Name") == "ingest_event" or "event" in node.get("Index Name", "")
+        own = sum(
+            node.get(key, 0) for key in ("Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck")
+        )
+        return (own if of_events else 0) + sum(event_rows_read(child) for child in node.get("Plans", []))
+
+    assert event_rows_read(plan[0]["Plan"]) < 50  # the batch's 2 events (and their index entries), not 2,000
+    assert Outcome.objects.get(lead_id=lead_id).outcome == "won"
