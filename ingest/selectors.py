@@ -254,23 +254,30 @@ def leads_profiles_locked(*, project_id: int, lead_ids: Iterable[int]) -> Locked
 
     from django.db import connection
 
+    from core.sql import int_array
+
     ids = sorted(set(lead_ids))
     if not ids:
         return LockedProfiles({}, [])
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Lead._meta.db_table)
+        # By the leads' own indexes only: with the project in the condition, a planner whose statistics thought
+        # the project small went through the project's index and read (and share-locked) all its leads. Leads
+        # are merged within a project only; the project's rows are kept below all the same.
         sql = (
-            f"SELECT id, email, company, traits, merged_into_id FROM {table} WHERE project_id = %s"  # noqa: S608
-            " AND (id = ANY(%s::bigint[]) OR merged_into_id = ANY(%s::bigint[])) ORDER BY id FOR KEY SHARE"
+            f"SELECT id, email, company, traits, merged_into_id, project_id FROM {table}"  # noqa: S608
+            " WHERE id = ANY(%s::bigint[]) OR merged_into_id = ANY(%s::bigint[]) ORDER BY id FOR KEY SHARE"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [project_id, ids, ids])
+            cursor.execute(sql, [int_array(ids), int_array(ids)])
             rows = cursor.fetchall()
     else:  # SQLite (embedded mode) has one writer at a time
         leads = Lead.objects.filter(project_id=project_id).filter(Q(id__in=ids) | Q(merged_into_id__in=ids))
-        rows = list(leads.values_list("id", "email", "company", "traits", "merged_into_id"))
+        rows = list(leads.values_list("id", "email", "company", "traits", "merged_into_id", "project_id"))
     profiles, merged = {}, []
-    for lead_id, email, company, traits, merged_into_id in rows:
+    for lead_id, email, company, traits, merged_into_id, lead_project_id in rows:
+        if lead_project_id != project_id:
+            continue
         if merged_into_id is not None:
             merged.append(lead_id)
             continue

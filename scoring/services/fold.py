@@ -595,10 +595,16 @@ def _leads_update(leads: list[Lead]) -> None:
     table = connection.ops.quote_name(Lead._meta.db_table)
     attnames = [f.attname for f in fields]
     rows = [dict(zip(names, [getattr(lead, attname) for attname in attnames], strict=True)) for lead in leads]
-    # identifiers and types come from the model's metadata; the values are one parameter
-    sql = f"UPDATE {table} AS l SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) WHERE l.id = v.id"  # noqa: S608
+    # The ids again as an array, which PostgreSQL can count: it guesses 100 rows for any jsonb_to_recordset and,
+    # on a leads table it thought small (a new one, or one without statistics yet), hash-joined a whole scan of it.
+    # Identifiers and types come from the model's metadata; the values are two parameters.
+    sql = (
+        f"UPDATE {table} AS l SET {assignments} FROM jsonb_to_recordset(%s::jsonb) AS v ({record}) "  # noqa: S608
+        "WHERE l.id = ANY(%s::bigint[]) AND l.id = v.id"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [orjson.dumps(rows).decode()])  # datetimes as ISO 8601 with their offset
+        # datetimes as ISO 8601 with their offset
+        cursor.execute(sql, [orjson.dumps(rows).decode(), int_array(lead.id for lead in leads)])
 
 
 def _lead_scores_save(scored: Sequence[Scored], *, now: datetime) -> None:

@@ -28,6 +28,7 @@ from scoring.services import lead_erase, lead_score
 from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
 from tests.handover import sent_to
+from tests.plans import rows_read, statements_matching
 from tests.scoring.factories import scored_lead
 
 pytestmark = pytest.mark.django_db
@@ -510,27 +511,8 @@ def test_the_won_event_lookup_reads_the_batchs_events_not_the_projects(tenant, o
     lead_id = ingest(tenant.project, "ann", "page_view", "contract_signed")
     batch = set(Event.objects.filter(lead_id=lead_id).values_list("id", flat=True))
 
-    statements: list[tuple[str, tuple]] = []
-
-    def record(execute, sql, params, many, context):
-        if '"ingest_event"."name" =' in sql:
-            statements.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(record):
+    with statements_matching('"ingest_event"."name" =') as statements:
         assert _won_events_record(project_id=tenant.project.id, event_ids=batch, lead_ids=set(), name="contract_signed")
     assert len(statements) == 1
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statements[0][0]}", statements[0][1])
-        plan = cursor.fetchone()[0]
-
-    def event_rows_read(node: dict) -> int:
-        """Rows the plan read from the event log's table and indexes (kept or filtered out)."""
-        of_events = node.get("Relation Name") == "ingest_event" or "event" in node.get("Index Name", "")
-        own = sum(
-            node.get(key, 0) for key in ("Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck")
-        )
-        return (own if of_events else 0) + sum(event_rows_read(child) for child in node.get("Plans", []))
-
-    assert event_rows_read(plan[0]["Plan"]) < 50  # the batch's 2 events (and their index entries), not 2,000
+    assert rows_read(statements[0], "ingest_event") < 50  # the batch's 2 events (and their index entries), not 2,000
     assert Outcome.objects.get(lead_id=lead_id).outcome == "won"
