@@ -192,7 +192,7 @@ def rate_limited(*, scope: str) -> None:
 class ScrapeTimeCollector:
     """Backlog, oldest unscored event, queue depth and dead letters, read when Prometheus asks.
 
-    Each is one cheap query: the unscored ones use the partial index `event_unprocessed_idx`
+    Each is one cheap query: the unscored ones use the partial index `event_pending_idx`
     (rows with `processed_at IS NULL` only), so they cost the backlog, not the events table.
     A source that is down is reported by `leadpulse_scrape_source_up` instead of failing the scrape.
     """

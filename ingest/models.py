@@ -104,7 +104,13 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["lead", "timestamp", "event_id"], name="event_lead_order_idx"),
             models.Index(fields=["project", "-timestamp"], name="event_project_time_idx"),
-            models.Index(fields=["received_at"], condition=Q(processed_at__isnull=True), name="event_unprocessed_idx"),
+            # the events not scored yet, in fold order: a batch reads each lead's pending events, not its history
+            # (nor the whole backlog); the backlog's count and age read it whole (it holds the backlog only)
+            models.Index(
+                fields=["lead", "timestamp", "event_id"],
+                condition=Q(processed_at__isnull=True),
+                name="event_pending_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -180,7 +180,7 @@ def events_filtered_for_project(
 def events_unscored_summary() -> dict[str, Any]:
     """Every project's stored events not scored yet: {"n": count, "oldest": earliest received_at}.
 
-    One query on the partial index `event_unprocessed_idx` (unprocessed rows only): it costs the
+    One query on the partial index `event_pending_idx` (unprocessed rows only): it costs the
     backlog, not the events table. /metrics asks it at scrape time (`LEADPULSE_BACKLOG`).
     """
     return Event.objects.filter(processed_at__isnull=True).aggregate(n=Count("*"), oldest=Min("received_at"))

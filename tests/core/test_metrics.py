@@ -216,7 +216,7 @@ def test_the_scrape_time_queries_read_the_partial_index_not_the_events_table(ten
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN {backlog_sql}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "event_unprocessed_idx" in plan, plan
+    assert "event_pending_idx" in plan, plan
     assert "Seq Scan" not in plan, plan
 
 

@@ -76,9 +76,12 @@ def test_the_event_log_keeps_only_the_indexes_and_the_constraint_it_needs():
         constraints = connection.introspection.get_constraints(cursor, Event._meta.db_table)
     indexed = sorted(tuple(c["columns"]) for c in constraints.values() if c["index"] or c["unique"])
     assert indexed == [
-        ("id",), ("lead_id", "timestamp", "event_id"), ("project_id", "event_id"), ("project_id", "timestamp"),
-        ("received_at",),
+        ("id",), ("lead_id", "timestamp", "event_id"), ("lead_id", "timestamp", "event_id"), ("project_id", "event_id"),
+        ("project_id", "timestamp"),
     ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'event_pending_idx'")
+        assert cursor.fetchone()[0].endswith('(lead_id, "timestamp", event_id) WHERE (processed_at IS NULL)')
     assert [c["foreign_key"] for c in constraints.values() if c["foreign_key"]] == [("ingest_lead", "id")]
 
     project = project_with_owner()[0]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from ingest.models import Lead
+from ingest.models import Event, Lead
 from ingest.schema import CanonicalEvent
 from ingest.services import events_ingest
 from scoring.services import leads_score
@@ -57,3 +57,30 @@ def test_the_companies_read_of_a_batchs_lead_profiles_reads_its_leads_not_the_pr
 
     assert sorted(locked.profiles) == batch  # another project's lead is not among them
     assert rows_read(statements[0], "ingest_lead") < 20
+
+
+def test_reading_a_batchs_pending_events_reads_them_not_the_leads_history(tenant):
+    """A lead with a long scored history and two new events: the batch reads the two (the partial index of pending
+    events, `event_pending_idx`), not the history before them (the lead's index, filtering out scored events) nor
+    the whole backlog of every lead (the backlog's index)."""
+    history = [CanonicalEvent(event_id=f"old-{i}", anonymous_id="busy", name="page_view",
+                              timestamp=NOW - timedelta(hours=1, seconds=i)) for i in range(2000)]  # fmt: skip
+    events_ingest(project_id=tenant.project.id, events=history)
+    busy = Lead.objects.get(project=tenant.project, anonymous_id="busy")
+    leads_score(lead_ids=[busy.id])
+    leads(tenant.project, "backlog", 500)  # other leads' unscored events
+    events_ingest(
+        project_id=tenant.project.id,
+        events=[
+            CanonicalEvent(event_id=f"new-{i}", anonymous_id="busy", name="page_view", timestamp=NOW) for i in (1, 2)
+        ],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE ingest_event")
+
+    with statements_matching("CROSS JOIN LATERAL") as statements:
+        leads_score(lead_ids=[busy.id])
+
+    assert len(statements) == 1
+    assert rows_read(statements[0], "ingest_event") < 20  # the 2 new events, not 2,000 scored ones or 500 others'
+    assert not Event.objects.filter(lead=busy, processed_at__isnull=True).exists()
