@@ -591,6 +591,45 @@ def cpu_columns(used: dict[str, float], requests: int) -> dict:
     return {f"cpu_{name}_ms": round(used.get(name, 0.0) * 1000 / requests, 2) for name in ("web", "worker", "postgres")}
 
 
+# PostgreSQL's default autovacuum thresholds (autovacuum_vacuum_threshold/_scale_factor, autovacuum_analyze_*)
+VACUUM_BASE, VACUUM_SCALE, ANALYZE_BASE, ANALYZE_SCALE = 50, 0.2, 50, 0.1
+AUTOVACUUM_SQL = """
+    SELECT relname, n_dead_tup > %(vb)s + %(vs)s * n_live_tup, n_mod_since_analyze > %(ab)s + %(as)s * n_live_tup
+    FROM pg_stat_user_tables
+"""
+
+
+@contextlib.contextmanager
+def autovacuum(every: float) -> Iterator[Counter]:
+    """What the server's autovacuum does with its default thresholds, in a thread, when it is off on this server
+    (this machine kind's PostgreSQL runs the test suites with `autovacuum = off`). Without it, no table of the bench
+    database is ever analyzed or vacuumed: the planner has no statistics (it picks indexes as if every project were
+    tiny) and every update leaves a dead row that each later scan walks, which no production database does.
+    Counts the VACUUMs and ANALYZEs it ran (their CPU is the database's, as autovacuum's would be)."""
+    runs: Counter = Counter()
+    stop = threading.Event()
+
+    def work() -> None:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
+            if conn.execute("SHOW autovacuum").fetchone()[0] == "on" or every <= 0:
+                return
+            params = {"vb": VACUUM_BASE, "vs": VACUUM_SCALE, "ab": ANALYZE_BASE, "as": ANALYZE_SCALE}
+            while not stop.wait(every):
+                for table, vacuum, analyze in conn.execute(AUTOVACUUM_SQL, params).fetchall():
+                    if vacuum or analyze:
+                        verb = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+                        conn.execute(sql.SQL(f"{verb} {{}}").format(sql.Identifier(table)))
+                        runs["vacuum" if vacuum else "analyze"] += 1
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        yield runs
+    finally:
+        stop.set()
+        thread.join()
+
+
 @contextlib.contextmanager
 def backlog_samples(every: float = 1.0) -> Iterator[list[tuple[float, int]]]:
     """Sample the number of unprocessed events (all of the bench database's) in a thread: [(time.time(), n)]."""
@@ -933,6 +972,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=300, help="seconds to wait for a phase to be scored")
     p.add_argument("--db-name", default=DB_NAME, help="the PostgreSQL database to recreate")
     p.add_argument("--redis-db", type=int, default=14, help="the Redis DB to flush and use")
+    p.add_argument(
+        "--autovacuum-every", type=float, default=10,
+        help="when the server's autovacuum is off: check tables against its default thresholds this often (0: never)",
+    )  # fmt: skip
     args = p.parse_args()
     args.phases = [name.strip() for name in args.phases.split(",") if name.strip()]
     if unknown := set(args.phases) - set(ALL_PHASES):
@@ -975,7 +1018,7 @@ def main() -> None:
             children.start(name, [sys.executable, "-m", *command.split()])
         wait_healthy(base_url, children)
         print(f"topology up on {base_url}", flush=True)
-        with psycopg.connect(DATABASE_URL, autocommit=True) as db:
+        with psycopg.connect(DATABASE_URL, autocommit=True) as db, autovacuum(args.autovacuum_every) as vacuums:
             for round_ in range(1, args.rounds + 1):
                 closed += [
                     run_phase(n, args, base_url, db, project, children, round_) for n in args.phases if n in PHASES
@@ -986,6 +1029,8 @@ def main() -> None:
                 keepup = run_keepup(args, base_url, db, project, children)
         if dead := children.dead():
             print(f"WARNING: {', '.join(dead)} exited during the run; see {RESULTS}")
+        if vacuums:
+            print(f"autovacuum stand-in (the server's is off): {dict(vacuums)}", flush=True)
     finally:
         children.stop()
 
