@@ -86,17 +86,28 @@ def lead_locked():
     other.close()
 
 
-def test_requests_arriving_during_a_statement_share_the_next_one_each_answered_as_alone(lead_locked):
-    project = project_with_owner()[0]
-    leads = ["held", *(f"anon-{i}" for i in range(8))]
-    events_ingest(project_id=project.id, events=[event(f"seed-{lead}", lead) for lead in leads])
+@pytest.fixture
+def round_held(lead_locked):
+    """A project whose leads `held` and anon-0…anon-{n-1} exist, and a first request queued on `held`, its statement
+    waiting on the lead's row lock another session holds: (project, threads, outcomes, release)."""
     lock, other = lead_locked
-    lock(project.id)
-    before, outcomes = grouped(), {}
 
-    # the first request's statement waits on the held lead
-    threads = [ingest_in_thread(project.id, event("first", "held"), outcomes)]
-    wait_for(lambda: queued() == 1)
+    def start(known: int):
+        project = project_with_owner()[0]
+        leads = ["held", *(f"anon-{i}" for i in range(known))]
+        events_ingest(project_id=project.id, events=[event(f"seed-{lead}", lead) for lead in leads])
+        lock(project.id)
+        outcomes: dict = {}
+        threads = [ingest_in_thread(project.id, event("first", "held"), outcomes)]
+        wait_for(lambda: queued() == 1)
+        return project, threads, outcomes, other.commit
+
+    return start
+
+
+def test_requests_arriving_during_a_statement_share_the_next_one_each_answered_as_alone(round_held):
+    before = grouped()
+    project, threads, outcomes, release = round_held(8)  # the first request's statement waits on the held lead
     time.sleep(0.1)
     # meanwhile: eight known leads' events, one repeating another's id (it waits for the round after), an
     # event of a new lead, an event that PostgreSQL refuses, and an already-stored id
@@ -115,7 +126,7 @@ def test_requests_arriving_during_a_statement_share_the_next_one_each_answered_a
     assert outcomes["inside", "anon-5"].accepted == ["inside"]
     assert not any(key in outcomes for key in [("first", "held"), ("e-1", "anon-1")])
 
-    other.commit()  # the held lead is free
+    release()  # the held lead is free
     for thread in threads:
         thread.join(10)
 
@@ -133,23 +144,17 @@ def test_requests_arriving_during_a_statement_share_the_next_one_each_answered_a
         "first": "held", "inside": "anon-5", "new": "anon-new", **{f"e-{i}": f"anon-{i}" for i in range(8)}
     }  # fmt: skip
     assert "bad" not in stored
-    assert Lead.objects.filter(project=project).count() == len(leads) + 1
+    assert Lead.objects.filter(project=project).count() == 1 + 8 + 1  # held, anon-0…7, the new one
 
 
-def test_a_round_is_one_statement_inserting_in_key_order(lead_locked):
+def test_a_round_is_one_statement_inserting_in_key_order(round_held):
     """One INSERT stores a round's events in key order (so that two rounds never wait on each other's keys in
     opposite orders): they arrive in the reverse order, and their ids still follow their keys."""
-    project = project_with_owner()[0]
-    leads = ["held", *(f"anon-{i}" for i in range(5))]
-    events_ingest(project_id=project.id, events=[event(f"seed-{lead}", lead) for lead in leads])
-    lock, other = lead_locked
-    lock(project.id)
-    before, outcomes = grouped(), {}
-    threads = [ingest_in_thread(project.id, event("first", "held"), outcomes)]
-    wait_for(lambda: queued() == 1)
+    before = grouped()
+    project, threads, outcomes, release = round_held(5)
     for i in reversed(range(5)):
         queue_behind(threads, ingest_in_thread(project.id, event(f"e-{i}", f"anon-{i}"), outcomes))
-    other.commit()
+    release()
     for thread in threads:
         thread.join(10)
 
