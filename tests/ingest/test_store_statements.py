@@ -104,9 +104,11 @@ def test_the_single_event_statement_is_prepared_once_per_connection():
             cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
             return [statement for (statement,) in cursor.fetchall() if "ingest_event" in statement]
 
-    assert prepared() == []
-    for i in range(1, 7):
+    for i in range(1, 7):  # prepared at its fifth run, unless an earlier test's runs on this connection did it
         assert events_ingest(project_id=project.id, events=[event(f"e{i}", "anon-1")]).accepted == [f"e{i}"]
     assert len(prepared()) == 1
     assert prepared()[0].startswith("WITH input")
-    assert Event.objects.filter(project=project).count() == 7
+    for i in range(7, 10):  # and only once
+        assert events_ingest(project_id=project.id, events=[event(f"e{i}", "anon-1")]).accepted == [f"e{i}"]
+    assert len(prepared()) == 1
+    assert Event.objects.filter(project=project).count() == 10

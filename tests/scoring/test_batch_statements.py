@@ -60,15 +60,15 @@ def test_the_companies_read_of_a_batchs_lead_profiles_reads_its_leads_not_the_pr
 
 
 def test_reading_a_batchs_pending_events_reads_them_not_the_leads_history(tenant):
-    """A lead with a long scored history and two new events: the batch reads the two (the partial index of pending
-    events, `event_pending_idx`), not the history before them (the lead's index, filtering out scored events) nor
-    the whole backlog of every lead (the backlog's index)."""
+    """A lead with a long scored history (600 events) and two new events: the batch reads the two (the partial index
+    of pending events, `event_pending_idx`), not the history before them (the lead's index, filtering out scored
+    events) nor the whole backlog of every lead (the backlog's index)."""
     history = [CanonicalEvent(event_id=f"old-{i}", anonymous_id="busy", name="page_view",
-                              timestamp=NOW - timedelta(hours=1, seconds=i)) for i in range(2000)]  # fmt: skip
+                              timestamp=NOW - timedelta(hours=1, seconds=i)) for i in range(600)]  # fmt: skip
     events_ingest(project_id=tenant.project.id, events=history)
     busy = Lead.objects.get(project=tenant.project, anonymous_id="busy")
     leads_score(lead_ids=[busy.id])
-    leads(tenant.project, "backlog", 500)  # other leads' unscored events
+    leads(tenant.project, "backlog", 200)  # other leads' unscored events
     events_ingest(
         project_id=tenant.project.id,
         events=[
@@ -82,5 +82,5 @@ def test_reading_a_batchs_pending_events_reads_them_not_the_leads_history(tenant
         leads_score(lead_ids=[busy.id])
 
     assert len(statements) == 1
-    assert rows_read(statements[0], "ingest_event") < 20  # the 2 new events, not 2,000 scored ones or 500 others'
+    assert rows_read(statements[0], "ingest_event") < 20  # the 2 new events, not 600 scored ones or 200 others'
     assert not Event.objects.filter(lead=busy, processed_at__isnull=True).exists()
