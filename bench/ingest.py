@@ -12,7 +12,7 @@ Phases come in three kinds:
 - closed loop (`PHASES`): `--clients` connections send a list of requests as fast as answers come;
   `bare` is a do-nothing Django JSON view on the same server (bench/urls.py), the floor that
   `single` is compared with. `--rounds N` repeats them in turn, so each ratio pairs neighbours.
-  `single-apart` is `single` with the worker stopped while it sends (started again for the drain), as when
+  `apart` is `single` with the worker stopped while it sends (started again for the drain), as when
   scoring runs on other hosts: the web tier's own throughput, without the worker's CPU on the same cores.
 - open loop (`OPEN_PHASES`): requests are sent on a fixed schedule whatever the server answers,
   and latencies are measured from the scheduled send time (no coordinated omission).
@@ -157,7 +157,7 @@ def phase_segment(args: argparse.Namespace, key: str, tag: str) -> list[Call]:
 PHASES: dict[str, Callable[[argparse.Namespace, str, str], list[Call]]] = {
     "bare": phase_bare,
     "single": phase_single,
-    "single-apart": phase_single,
+    "apart": phase_single,
     "batch": phase_batch,
     "segment": phase_segment,
 }
@@ -720,14 +720,14 @@ def run_phase(
     params = {"project": project_id, "prefix": f"{tag}-%"}
     with peak_db_connections() as peak:
         started_at = datetime.now(UTC)
-        if name == "single-apart":
+        if name == "apart":
             children.stop(names=["worker"])
         grouped_before = grouped_items(base_url)
         cpu_before = process_cpu(children, db)
         wall, statuses, samples = run_async(send_all(base_url, calls, args.clients))
         cpu = cpu_used(cpu_before, process_cpu(children, db))  # while sending only (the drain is not counted)
         grouped = shared_column(grouped_before, grouped_items(base_url), len(calls))
-        if name == "single-apart":
+        if name == "apart":
             children.start("worker", [sys.executable, "-m", *worker_command(args, "worker").split()])
             wait_log(children, "worker", " ready.")
         for sample in samples:
@@ -926,7 +926,7 @@ def summary(closed: list[dict], opened: dict[str, dict], keepup: dict | None) ->
     ratios = [s["req_per_s"] / b["req_per_s"] for b, s in zip(bare, single, strict=False)]
     if ratios:
         lines.append(f"single ÷ bare throughput (closed loop): {spread(ratios)}  goal ≥ 0.50")
-    apart = [r for r in closed if r["phase"].split(".")[0] == "single-apart"]
+    apart = [r for r in closed if r["phase"].split(".")[0] == "apart"]
     if apart_ratios := [s["req_per_s"] / b["req_per_s"] for b, s in zip(bare, apart, strict=False)]:
         lines.append(f"single ÷ bare with the worker stopped while sending (scoring elsewhere): {spread(apart_ratios)}")
     if (o := opened.get("open-single")) is not None:
