@@ -242,9 +242,14 @@ def lead_fold_locked(
 
 
 def log_pages(
-    *, lead_id: int, pending: Collection[int] = (), head: list[tuple[int, engine.EventFact]] | None = None
+    *,
+    lead_id: int,
+    pending: Collection[int] = (),
+    head: list[tuple[int, engine.EventFact]] | None = None,
+    start: tuple[datetime, str] | None = None,
 ) -> Iterator[tuple[int, engine.EventFact]]:
-    """The lead's log to refold, in fold order, read a page of LEADPULSE_SCORE_CHUNK_EVENTS at a time.
+    """The lead's log to refold, in fold order, read a page of LEADPULSE_SCORE_CHUNK_EVENTS at a time
+    (from the event with key `start` on, when given).
 
     The log is the events folded before and the `pending` ones the caller read; not one
     committed since (it is not marked processed by this fold, so it must not be folded here
@@ -257,6 +262,8 @@ def log_pages(
         if len(head) < size:
             return  # the whole log: no query
     log = Event.objects.filter(lead_id=lead_id).filter(Q(processed_at__isnull=False) | Q(id__in=list(pending)))
+    if start is not None:
+        log = log.filter(Q(timestamp__gt=start[0]) | Q(timestamp=start[0], event_id__gte=start[1]))
     page = head if head is not None else facts(log, limit=size)
     if head is None:
         yield from page

@@ -79,8 +79,8 @@ def _segment_rows(
         details: dict[str, Any] = segment.details
         start = (datetime.fromisoformat(details["from"][0]), str(details["from"][1]))
         end = (datetime.fromisoformat(details["to"][0]), str(details["to"][1]))
-        if ahead is None or ahead[1].key > start:  # the first segment (or one behind: read the log again)
-            log, ahead = log_pages(lead_id=lead_id), None
+        if ahead is None or ahead[1].key > start:  # the first segment (or one behind): read the log from its start
+            log, ahead = log_pages(lead_id=lead_id, start=start), None
         run: list[tuple[int, engine.EventFact]] = []
         while True:
             item = ahead if ahead is not None else next(log, None)
@@ -140,6 +140,45 @@ def made_rows(
     return heapq.merge(*streams, key=history_key)
 
 
+def _made_rows_newest_first(
+    *, lead_id: int, segments: Iterable[ScoreHistory], model: ScoringModel | None
+) -> Iterator[ScoreHistory]:
+    """The rows the segments stand for, newest first: each model's segments from its newest, each made from its
+    own part of the log, so memory holds one segment's rows and the newest rows cost the newest segments only."""
+    by_model: dict[int, list[ScoreHistory]] = defaultdict(list)
+    for segment in segments:
+        by_model[segment.model_id].append(segment)
+    models = {model.id: model} if model is not None and set(by_model) == {model.id} else None
+    if models is None:
+        models = ScoringModel.objects.in_bulk(list(by_model))
+    specs = _Specs()
+
+    def stream(model: ScoringModel, segments: list[ScoreHistory]) -> Iterator[ScoreHistory]:
+        for segment in sorted(segments, key=lambda r: r.id, reverse=True):
+            made = list(_segment_rows(lead_id=lead_id, model=model, segments=[segment], events=None, specs=specs))
+            yield from reversed(made)
+
+    streams = [stream(models[model_id], rows) for model_id, rows in by_model.items() if model_id in models]
+    return heapq.merge(*streams, key=history_key, reverse=True)
+
+
+def newest_first(
+    *, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None
+) -> Iterator[ScoreHistory]:
+    """Every one of `rows` (the lead's), made or stored, newest first, streamed (each with `event_uid` and
+    `model_key`): reading the first n costs about n stored rows and the newest segments' events, not the log."""
+    segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
+    stored = (
+        rows.exclude(reason=engine.SEGMENT)
+        .annotate(event_uid=F("event__event_id"), model_key=F("model__key"))
+        .order_by("-occurred_at", "-id")
+    )
+    if not segments:
+        return stored.iterator(chunk_size=2000)
+    made = _made_rows_newest_first(lead_id=lead.id, segments=segments, model=model)
+    return heapq.merge(stored.iterator(chunk_size=2000), made, key=history_key, reverse=True)
+
+
 def split(rows: Iterable[ScoreHistory]) -> tuple[list[ScoreHistory], list[ScoreHistory]]:
     """Stored rows and segments apart."""
     stored: list[ScoreHistory] = []
@@ -169,13 +208,10 @@ def newest_rows(
     newest, segments = split(rows.filter(Q(id__in=top) | Q(reason=engine.SEGMENT)).order_by("occurred_at", "id"))
     if not segments:
         return newest
-    made: list[ScoreHistory] = []
-    for row in made_rows(lead_id=lead.id, segments=segments, model=model):
-        made.append(row)
-        if len(made) > 2 * limit:
-            del made[:-limit]  # keep the newest `limit`, trimmed now and then
-    merged = list(heapq.merge(newest, made[-limit:], key=history_key))
-    return merged[-limit:]
+    made = _made_rows_newest_first(lead_id=lead.id, segments=segments, model=model)
+    page = list(islice(heapq.merge(reversed(newest), made, key=history_key, reverse=True), limit))
+    page.reverse()
+    return page
 
 
 def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> Iterator[ScoreHistory]:
@@ -195,8 +231,8 @@ def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | 
 
 class NewestFirst(Sequence[ScoreHistory]):
     """A lead's history rows newest first, for a paginator: counted in one query without folding, each page
-    one query when no segment is among the rows, else one pass over them (stored ones from the database, made
-    ones from the log), holding only the page."""
+    one query when no segment is among the rows, else read newest first up to the page (stored ones from the
+    database, made ones from the newest segments' part of the log), holding a segment's rows and the page."""
 
     def __init__(self, *, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None) -> None:
         self.lead, self.rows, self.model = lead, rows, model
@@ -230,11 +266,7 @@ class NewestFirst(Sequence[ScoreHistory]):
         if not self.counts()["segments"]:
             newest = self.rows.annotate(event_uid=F("event__event_id")).order_by("-occurred_at", "-id")
             return list(newest[start:stop])
-        # newest first [start, stop) is oldest first [total - stop, total - start)
-        rows = all_rows(lead=self.lead, rows=self.rows, model=self.model)
-        page = list(islice(rows, total - stop, total - start))
-        page.reverse()
-        return page
+        return list(islice(newest_first(lead=self.lead, rows=self.rows, model=self.model), start, stop))
 
 
 def history_newest_first(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> NewestFirst:
