@@ -5,6 +5,7 @@ selects Redis for the Celery broker, the channel layer and the cache (absent: th
 embedded, single-process mode of DESIGN.md).
 """
 
+import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -428,6 +429,10 @@ LEADPULSE_METRICS_ALLOW = env.list("LEADPULSE_METRICS_ALLOW", default=[])
 
 def logging_config(log_format: str) -> dict:
     """Plain lines for people (development, tests) or one JSON object per line (production)."""
+    # Off only when uvicorn configured its logging before loading us and left its access log without a handler
+    # (`--no-access-log`); on when it has one, or when uvicorn starts after Django (`runembedded`).
+    configured = "uvicorn.access" in logging.root.manager.loggerDict
+    uvicorn_access = not configured or bool(logging.getLogger("uvicorn.access").handlers)
     formatters = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "core.logs.JsonFormatter", "fmt": "{asctime}{levelname}{name}{message}", "style": "{"},
@@ -449,9 +454,14 @@ def logging_config(log_format: str) -> dict:
         "loggers": {
             "django.db.backends": {"level": "WARNING"},
             # uvicorn configured its own handlers before Django loaded: route its lines through ours.
-            # Its access log writes query strings: production drops it (leadpulse.request replaces it).
+            # Its access log writes query strings: production drops it (leadpulse.request replaces it);
+            # development keeps it unless uvicorn was started without it (`--no-access-log`, as the Procfile
+            # does): naming our handler here used to switch it back on.
             "uvicorn": {"handlers": ["console"], "propagate": False},
-            "uvicorn.access": {"handlers": ["console"] if log_format == "plain" else [], "propagate": False},
+            "uvicorn.access": {
+                "handlers": ["console"] if log_format == "plain" and uvicorn_access else [],
+                "propagate": False,
+            },
         },
     }
 

@@ -177,3 +177,8 @@ def test_every_page_works_under_the_content_security_policy(web):
     assert violations == []
     assert console == []
     assert errors == []
+    # the Procfile starts uvicorn without its access log: each request is logged once, by our line, in
+    # development's plain logs too (the logging settings used to give uvicorn's access log its handler back)
+    log = (ROOT / "test-artifacts" / "web-csp.log").read_text()
+    assert " leadpulse.request GET /leads/ 200 " in log
+    assert " uvicorn.access " not in log and 'HTTP/1.1" 200' not in log
