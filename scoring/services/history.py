@@ -162,23 +162,6 @@ def _made_rows_newest_first(
     return heapq.merge(*streams, key=history_key, reverse=True)
 
 
-def newest_first(
-    *, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None
-) -> Iterator[ScoreHistory]:
-    """Every one of `rows` (the lead's), made or stored, newest first, streamed (each with `event_uid` and
-    `model_key`): reading the first n costs about n stored rows and the newest segments' events, not the log."""
-    segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
-    stored = (
-        rows.exclude(reason=engine.SEGMENT)
-        .annotate(event_uid=F("event__event_id"), model_key=F("model__key"))
-        .order_by("-occurred_at", "-id")
-    )
-    if not segments:
-        return stored.iterator(chunk_size=2000)
-    made = _made_rows_newest_first(lead_id=lead.id, segments=segments, model=model)
-    return heapq.merge(stored.iterator(chunk_size=2000), made, key=history_key, reverse=True)
-
-
 def split(rows: Iterable[ScoreHistory]) -> tuple[list[ScoreHistory], list[ScoreHistory]]:
     """Stored rows and segments apart."""
     stored: list[ScoreHistory] = []
@@ -214,19 +197,26 @@ def newest_rows(
     return page
 
 
-def all_rows(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> Iterator[ScoreHistory]:
-    """Every one of `rows` (the lead's), made or stored, oldest first, streamed (each with `event_uid` and
-    `model_key`)."""
+def all_rows(
+    *, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None, newest_first: bool = False
+) -> Iterator[ScoreHistory]:
+    """Every one of `rows` (the lead's), made or stored, oldest first (or newest first), streamed (each with
+    `event_uid` and `model_key`). Newest first, the first n rows cost about n stored rows and the newest
+    segments' events, not a fold of the log."""
     segments = list(rows.filter(reason=engine.SEGMENT).order_by("id"))
     stored = (
         rows.exclude(reason=engine.SEGMENT)
         .annotate(event_uid=F("event__event_id"), model_key=F("model__key"))
-        .order_by("occurred_at", "id")
+        .order_by(*(("-occurred_at", "-id") if newest_first else ("occurred_at", "id")))
+        .iterator(chunk_size=2000)
     )
     if not segments:
-        return stored.iterator(chunk_size=2000)
-    made = made_rows(lead_id=lead.id, segments=segments, model=model)
-    return heapq.merge(stored.iterator(chunk_size=2000), made, key=history_key)
+        return stored
+    if newest_first:
+        made = _made_rows_newest_first(lead_id=lead.id, segments=segments, model=model)
+    else:
+        made = made_rows(lead_id=lead.id, segments=segments, model=model)
+    return heapq.merge(stored, made, key=history_key, reverse=newest_first)
 
 
 class NewestFirst(Sequence[ScoreHistory]):
@@ -266,7 +256,8 @@ class NewestFirst(Sequence[ScoreHistory]):
         if not self.counts()["segments"]:
             newest = self.rows.annotate(event_uid=F("event__event_id")).order_by("-occurred_at", "-id")
             return list(newest[start:stop])
-        return list(islice(newest_first(lead=self.lead, rows=self.rows, model=self.model), start, stop))
+        rows = all_rows(lead=self.lead, rows=self.rows, model=self.model, newest_first=True)
+        return list(islice(rows, start, stop))
 
 
 def history_newest_first(*, lead: Lead, rows: QuerySet[ScoreHistory], model: ScoringModel | None = None) -> NewestFirst:
