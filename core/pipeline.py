@@ -172,9 +172,13 @@ class CoalescedRequests:
 
     A single-event request under load (a web process's threads storing an event each) would otherwise pay a
     round trip to Redis of its own after its commit. A thread whose leads another sends returns at once: they
-    reach the set within that round trip. A process that dies in between loses only the requests, not the
-    events (stored and committed): the reconciler requests their leads again.
+    reach the set within that round trip. A request's thread sends at most `LEADER_ROUNDS` rounds of others'
+    leads: under steady load there is always more, and its own client would wait for all of it. What is left
+    then goes on in a thread of its own, so nothing asked for stays unsent. A process that dies in between
+    loses only the requests, not the events (stored and committed): the reconciler requests their leads again.
     """
+
+    LEADER_ROUNDS = 4
 
     def __init__(self) -> None:
         self._reset()
@@ -191,17 +195,35 @@ class CoalescedRequests:
                 self._waiting.update(ids)
                 return len(ids)
             self._sending = True
-        sent = 0
         try:
             sent = _request_send(ids, wake=True)
-            while True:
-                with self._lock:
-                    waiting, self._waiting = self._waiting, set()
-                    if not waiting:
-                        self._sending = False
-                        return sent
-                metrics.scoring_requests_shared(leads=len(waiting))
-                _request_send(sorted(waiting), wake=True)
+            self._send_waiting(rounds=self.LEADER_ROUNDS)
+        except BaseException:
+            with self._lock:
+                self._sending = False
+            raise
+        return sent
+
+    def _send_waiting(self, *, rounds: int | None) -> None:
+        """Send what other threads asked for meanwhile, a round trip each time, until nothing waits; after
+        `rounds` (None: no limit), hand what waits then on to a thread of its own."""
+        done = 0
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    self._sending = False
+                    return
+                if rounds is not None and done == rounds:
+                    threading.Thread(target=self._send_rest, name="scoring-requests", daemon=True).start()
+                    return  # still sending: the thread goes on
+                waiting, self._waiting = self._waiting, set()
+            metrics.scoring_requests_shared(leads=len(waiting))
+            _request_send(sorted(waiting), wake=True)
+            done += 1
+
+    def _send_rest(self) -> None:
+        try:
+            self._send_waiting(rounds=None)
         except BaseException:
             with self._lock:
                 self._sending = False

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from core import pipeline
 from core.metrics import SCORING_REQUESTS_SHARED
+from tests.live import wait_until
 
 
 @pytest.fixture
@@ -20,6 +21,15 @@ def pending():
     client.set(pipeline.WAKE_KEY, 1, ex=60)
     yield client
     client.delete(pipeline.PENDING_KEY, pipeline.WAKE_KEY)
+
+
+# Keep Redis busy for ARGV[1] microseconds (a script holds the server: every other command waits).
+BUSY = """
+local start = redis.call('TIME')
+repeat
+    local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) >= tonumber(ARGV[1])
+"""
 
 
 def shared() -> float:
@@ -66,3 +76,52 @@ def test_a_lone_request_is_sent_before_it_returns_and_a_failed_one_does_not_stop
     monkeypatch.undo()
     assert pipeline.lead_score_request(lead_ids=[10]) == 1
     assert sorted(int(i) for i in pending.smembers(pipeline.PENDING_KEY)) == [7, 8, 10]
+
+
+def test_a_request_sends_a_few_rounds_of_others_leads_and_a_thread_of_its_own_the_rest(pending):
+    pipeline.lead_score_request(lead_ids=[1])  # the process's connection is open
+    feeding, asked, took = threading.Event(), [], []
+    feeding.set()
+
+    def busy():  # Redis runs a 20 ms script after another: each round trip waits for the one under way
+        admin = redis.Redis.from_url(settings.REDIS_URL)
+        while feeding.is_set():
+            admin.eval(BUSY, 0, 20_000)
+
+    def feed(first: int) -> None:  # steady load: threads ask for a lead each, one after another
+        lead = first
+        while feeding.is_set():
+            started = time.monotonic()
+            pipeline.lead_score_request(lead_ids=[lead])
+            took.append(time.monotonic() - started)
+            asked.append(lead)
+            lead += 1
+            time.sleep(0.0002)
+
+    threads = [threading.Thread(target=feed, args=(first,)) for first in (1000, 200_000, 400_000)]
+    busy_thread = threading.Thread(target=busy)
+    busy_thread.start()
+    time.sleep(0.05)  # Redis busy first
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    time.sleep(0.75)
+    # under steady load, what others ask for goes on in a thread of the process's own
+    sender = [thread for thread in threading.enumerate() if thread.name == "scoring-requests"]
+    time.sleep(0.75)
+    feeding.clear()
+    for thread in [*threads, busy_thread]:
+        thread.join()
+
+    # whichever request led a round trip came back after its own and a few of others' (each waiting up to 20 ms
+    # for the script under way), not after the 1.5 s of steady load
+    assert time.monotonic() - started > 1.5
+    assert max(took) < 0.4, sorted(took)[-5:]
+    # and every lead asked for reached the set: the rest went on in a thread of its own
+    wait_until(lambda: {1, *asked} <= {int(i) for i in pending.smembers(pipeline.PENDING_KEY)}, timeout=10)
+    # which ended once nothing was left, handing the sending back: a lone request is sent before it returns again
+    assert len(sender) == 1
+    sender[0].join(timeout=10)
+    assert not sender[0].is_alive()
+    assert pipeline.lead_score_request(lead_ids=[9999]) == 1
+    assert pending.sismember(pipeline.PENDING_KEY, 9999)
