@@ -15,11 +15,11 @@ $(VENV)/bin/python:
 	$(VENV)/bin/pip install -q --upgrade pip
 
 $(VENV)/.run-deps: requirements.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip install -q --no-compile -r requirements.txt
 	@touch $@
 
 $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/python
-	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-compile -r requirements-dev.txt
 	@touch $@ $(VENV)/.run-deps
 
 ## Start everything: embedded (SQLite, in-process worker and beat, development settings) unless
