@@ -8,6 +8,10 @@ still ahead. The model is a regularised logistic regression on standardised feat
 (log-counts), which is calibrated by its loss; the report checks that on the holdout.
 A trained model is plain numbers (vocabulary, scaler, coefficients) and round-trips through
 JSON; `predict` needs neither scikit-learn nor numpy.
+
+scikit-learn is imported by the functions that train, not by this module: importing it (with SciPy) costs
+seconds of CPU and tens of MB in every process that loads the application (web, workers, beat), and only
+a training task or the training report needs it.
 """
 
 import heapq
@@ -19,8 +23,6 @@ from statistics import median
 from typing import Any, TypedDict
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from .features import (
     RECENCY,
@@ -262,6 +264,8 @@ def model_train(
     scale = x_train.std(axis=0)
     scale[scale == 0] = 1.0
     y_train = np.array([example.won for example in train], dtype=int)
+    from sklearn.linear_model import LogisticRegression  # see the module's docstring
+
     classifier = LogisticRegression(C=regularisation, max_iter=2000)
     classifier.fit((x_train - mean) / scale, y_train)
 
@@ -441,6 +445,8 @@ def _quantile_threshold(scores: np.ndarray, share: float) -> float:
 
 def evaluation(scores: np.ndarray, labels: np.ndarray, thresholds: Sequence[float]) -> Evaluation:
     """AUC, precision and recall per stage, lift by decile and a precision curve of one scorer on the holdout."""
+    from sklearn.metrics import roc_auc_score  # see the module's docstring
+
     return Evaluation(
         auc=float(roc_auc_score(labels, scores)),
         stage_thresholds=[float(t) for t in thresholds],
@@ -542,6 +548,8 @@ def event_log_odds_learn(
     columns = [position[count_name(event, WINDOWS[-1])] for event in vocabulary.events]
     if not columns:
         return {}
+    from sklearn.linear_model import LogisticRegression  # see the module's docstring
+
     additive = LogisticRegression(C=regularisation, max_iter=2000).fit(raw[:, columns], labels)
     return {event: float(w) for event, w in zip(vocabulary.events, additive.coef_[0], strict=True)}
 

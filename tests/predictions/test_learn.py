@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 from statistics import median
@@ -31,6 +34,7 @@ from predictions.learn import (
 from predictions.synthetic import SyntheticLead, labels_shuffle, leads_generate
 from scoring.engine import EventFact, Policy, Rule, fold
 from scoring.services.leads import DEFAULT_RULES
+from tests.live import ROOT
 
 LEADS = 3000
 POLICY = Policy()
@@ -294,3 +298,20 @@ def test_without_rule_scores_the_report_has_no_rules_side(leads):
     # a lead with no events at all still gets a probability and three factors
     empty = lead_predict(model, LeadFacts(events=[]), now=leads[0].at)
     assert 0 < empty.probability < 1 and len(empty.factors) == 3
+
+
+def test_loading_the_application_does_not_import_scikit_learn():
+    """What a web process and a worker import (URLs, ASGI application, every task module) leaves scikit-learn and
+    SciPy out: they cost each process seconds of start-up and tens of MB, and only training uses them."""
+    script = (
+        "import sys, django; django.setup()\n"
+        "import leadpulse.asgi, leadpulse.urls\n"
+        "from leadpulse.celery import app; app.loader.import_default_modules()\n"
+        "from predictions.services import training\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}), len(app.tasks))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "leadpulse.settings.test", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded, tasks = out.stdout.split("]")
+    assert loaded == "[" and int(tasks) > 20  # the task modules were imported, and neither library
