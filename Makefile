@@ -42,8 +42,20 @@ $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 
 ## Install test dependencies, lint (style, types, import boundaries) and run the whole suite (needs PostgreSQL and Redis).
-test: lint $(CHROMIUM)
-	$(VENV)/bin/pytest
+## Three processes at once: the main pytest session (servers, workers, browsers: it waits on them a lot), and beside
+## it, at a lower CPU priority, the lint and a second session of the in-process modules (tests/conftest.py's
+## IN_PROCESS_MODULES, on a test database and Redis database of its own). Their output follows the main session's.
+test: $(VENV)/.test-deps $(CHROMIUM)
+	@mkdir -p test-artifacts
+	@nice -n 10 $(MAKE) --no-print-directory lint > test-artifacts/lint.log 2>&1 & lint=$$!; \
+	LEADPULSE_TEST_SESSION=inprocess nice -n 10 $(VENV)/bin/pytest -m in_process -p no:cacheprovider \
+		> test-artifacts/in-process-tests.log 2>&1 & inprocess=$$!; \
+	$(VENV)/bin/pytest -m "not in_process"; main=$$?; \
+	wait $$inprocess; inprocess_status=$$?; wait $$lint; lint_status=$$?; \
+	echo "=== in-process tests (second session, exit $$inprocess_status) ==="; cat test-artifacts/in-process-tests.log; \
+	echo "=== lint (exit $$lint_status) ==="; cat test-artifacts/lint.log; \
+	echo "=== main session exit $$main, in-process session exit $$inprocess_status, lint exit $$lint_status ==="; \
+	test $$main -eq 0 -a $$inprocess_status -eq 0 -a $$lint_status -eq 0
 
 ## Style, formatting, types and the import boundaries of .importlinter (layers, apps' public faces).
 lint: $(VENV)/.test-deps

@@ -17,6 +17,86 @@ from accounts.models import Project, User
 from tests.accounts.factories import project_with_owner
 from tests.live import ROOT, WorkerPool, sqlite_migrate, web_server
 
+# Modules whose tests run in the test process alone: no server, worker, browser or other process, no threads, no
+# clock, nothing but this process's requests to the test database and Redis. `make test` runs them (`-m in_process`)
+# in a second pytest session beside the rest, at a lower CPU priority, with its own test database and Redis database
+# (LEADPULSE_TEST_SESSION, leadpulse/settings/test.py): they fill the CPU the main session leaves idle while it waits
+# on its servers, workers and browsers, and no timing of the main session's tests depends on them. A new module runs
+# in the main session unless it is added here.
+IN_PROCESS_MODULES = frozenset(
+    {
+        "tests/accounts/test_api.py",
+        "tests/accounts/test_secret_keys.py",
+        "tests/accounts/test_sign_in_limits.py",
+        "tests/accounts/test_tokens.py",
+        "tests/api/test_access.py",
+        "tests/api/test_fuzz.py",
+        "tests/automations/test_api.py",
+        "tests/automations/test_engine.py",
+        "tests/automations/test_lead_document_facets.py",
+        "tests/automations/test_registry.py",
+        "tests/companies/test_api.py",
+        "tests/companies/test_pages.py",
+        "tests/companies/test_rollup.py",
+        "tests/companies/test_selectors.py",
+        "tests/companies/test_triggers.py",
+        "tests/core/test_charts.py",
+        "tests/core/test_contracts.py",
+        "tests/core/test_errors.py",
+        "tests/core/test_fanout.py",
+        "tests/core/test_json_format.py",
+        "tests/core/test_nav.py",
+        "tests/core/test_queries.py",
+        "tests/core/test_ratelimits.py",
+        "tests/ingest/test_admission.py",
+        "tests/ingest/test_json_bodies.py",
+        "tests/ingest/test_lead_tallies.py",
+        "tests/ingest/test_schema.py",
+        "tests/ingest/test_segment_api.py",
+        "tests/ingest/test_server_event_view.py",
+        "tests/ingest/test_store_statements.py",
+        "tests/ingest/test_suggestions.py",
+        "tests/leadpulse/test_admin.py",
+        "tests/leadpulse/test_seed_demo.py",
+        "tests/predictions/test_features.py",
+        "tests/predictions/test_predictions_api.py",
+        "tests/predictions/test_training.py",
+        "tests/predictions/test_training_seed.py",
+        "tests/scoring/test_adjustments_api.py",
+        "tests/scoring/test_adjustments_properties.py",
+        "tests/scoring/test_api.py",
+        "tests/scoring/test_batch_properties.py",
+        "tests/scoring/test_batch_statements.py",
+        "tests/scoring/test_csv_export.py",
+        "tests/scoring/test_engine.py",
+        "tests/scoring/test_engine_adjustments.py",
+        "tests/scoring/test_engine_evaluate.py",
+        "tests/scoring/test_engine_matrix.py",
+        "tests/scoring/test_engine_windows.py",
+        "tests/scoring/test_leads_gdpr.py",
+        "tests/scoring/test_models.py",
+        "tests/scoring/test_path_turning_points.py",
+        "tests/scoring/test_reports_api.py",
+        "tests/scoring/test_rescore_decay.py",
+        "tests/scoring/test_rescore_slices.py",
+        "tests/scoring/test_rules_api.py",
+        "tests/scoring/test_rules_windows_api.py",
+        "tests/scoring/test_services.py",
+        "tests/scoring/test_versions.py",
+        "tests/tools/test_architecture.py",
+    }
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "in_process: runs in the test process alone (IN_PROCESS_MODULES)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item):
+    if item.nodeid.split("::", 1)[0] in IN_PROCESS_MODULES:
+        item.add_marker(pytest.mark.in_process)
+
 
 def pytest_collection_modifyitems(items):
     """Run the tests that share the Celery worker processes last (in their order, after pytest-django's).

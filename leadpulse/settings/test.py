@@ -1,13 +1,21 @@
 """Test suite: PostgreSQL and Redis by default (the real thing), fast hashing."""
 
 import os
+from urllib.parse import urlsplit
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/leadpulse")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# `make test` runs the in-process test modules in a second pytest session beside the main one (tests/conftest.py):
+# that session gets its own test database (the name suffixed) and Redis database (14 instead of 15's).
+TEST_SESSION = os.environ.get("LEADPULSE_TEST_SESSION", "")
+if TEST_SESSION:
+    os.environ["REDIS_URL"] = urlsplit(os.environ["REDIS_URL"])._replace(path="/14").geturl()
 
-from .base import *  # noqa: F403
-from .base import INSECURE_DEVELOPMENT_SECRET_KEY, env
+from .base import *  # noqa: E402, F403
+from .base import INSECURE_DEVELOPMENT_SECRET_KEY, env  # noqa: E402
 
+if TEST_SESSION:
+    DATABASES["default"]["NAME"] = f"{DATABASES['default']['NAME']}_{TEST_SESSION}"  # noqa: F405
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default=INSECURE_DEVELOPMENT_SECRET_KEY)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
