@@ -26,6 +26,7 @@ from tests.live import ROOT, WorkerPool, sqlite_migrate, web_server
 IN_PROCESS_MODULES = frozenset(
     {
         "tests/accounts/test_api.py",
+        "tests/accounts/test_invitations.py",
         "tests/accounts/test_secret_keys.py",
         "tests/accounts/test_sign_in_limits.py",
         "tests/accounts/test_tokens.py",
@@ -34,11 +35,13 @@ IN_PROCESS_MODULES = frozenset(
         "tests/automations/test_api.py",
         "tests/automations/test_engine.py",
         "tests/automations/test_lead_document_facets.py",
+        "tests/automations/test_pages.py",
         "tests/automations/test_registry.py",
         "tests/companies/test_api.py",
         "tests/companies/test_pages.py",
         "tests/companies/test_rollup.py",
         "tests/companies/test_selectors.py",
+        "tests/companies/test_services.py",
         "tests/companies/test_triggers.py",
         "tests/core/test_charts.py",
         "tests/core/test_contracts.py",
@@ -51,19 +54,27 @@ IN_PROCESS_MODULES = frozenset(
         "tests/ingest/test_admission.py",
         "tests/ingest/test_json_bodies.py",
         "tests/ingest/test_lead_tallies.py",
+        "tests/ingest/test_pages.py",
         "tests/ingest/test_schema.py",
         "tests/ingest/test_segment_api.py",
         "tests/ingest/test_server_event_view.py",
         "tests/ingest/test_store_statements.py",
         "tests/ingest/test_suggestions.py",
         "tests/leadpulse/test_admin.py",
+        "tests/leadpulse/test_csp.py",
+        "tests/leadpulse/test_dashboard.py",
+        "tests/leadpulse/test_health.py",
         "tests/leadpulse/test_seed_demo.py",
         "tests/predictions/test_features.py",
+        "tests/predictions/test_outcomes.py",
         "tests/predictions/test_predictions_api.py",
+        "tests/predictions/test_predictions_pages.py",
         "tests/predictions/test_training.py",
         "tests/predictions/test_training_seed.py",
+        "tests/scoring/test_adjustment_pages.py",
         "tests/scoring/test_adjustments_api.py",
         "tests/scoring/test_adjustments_properties.py",
+        "tests/scoring/test_adjustments_replay.py",
         "tests/scoring/test_api.py",
         "tests/scoring/test_batch_properties.py",
         "tests/scoring/test_batch_statements.py",
@@ -73,8 +84,14 @@ IN_PROCESS_MODULES = frozenset(
         "tests/scoring/test_engine_evaluate.py",
         "tests/scoring/test_engine_matrix.py",
         "tests/scoring/test_engine_windows.py",
+        "tests/scoring/test_history_folded.py",
+        "tests/scoring/test_identity.py",
+        "tests/scoring/test_lead_facets.py",
         "tests/scoring/test_leads_gdpr.py",
+        "tests/scoring/test_matrix.py",
+        "tests/scoring/test_model_pages.py",
         "tests/scoring/test_models.py",
+        "tests/scoring/test_pages.py",
         "tests/scoring/test_path_turning_points.py",
         "tests/scoring/test_reports_api.py",
         "tests/scoring/test_rescore_decay.py",
@@ -82,7 +99,9 @@ IN_PROCESS_MODULES = frozenset(
         "tests/scoring/test_rules_api.py",
         "tests/scoring/test_rules_windows_api.py",
         "tests/scoring/test_services.py",
+        "tests/scoring/test_version_pages.py",
         "tests/scoring/test_versions.py",
+        "tests/scoring/test_window_pages.py",
         "tests/tools/test_architecture.py",
     }
 )
@@ -92,10 +111,20 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "in_process: runs in the test process alone (IN_PROCESS_MODULES)")
 
 
+# What an in-process module's test may not use: each starts or needs processes of its own.
+NOT_IN_PROCESS_FIXTURES = frozenset({"workers", "live_web", "live_pipeline", "migrated_sqlite", "receiver"})
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_itemcollected(item):
-    if item.nodeid.split("::", 1)[0] in IN_PROCESS_MODULES:
-        item.add_marker(pytest.mark.in_process)
+    if item.nodeid.split("::", 1)[0] not in IN_PROCESS_MODULES:
+        return
+    used = NOT_IN_PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if used or item.get_closest_marker("live"):
+        raise pytest.UsageError(
+            f"{item.nodeid} uses {sorted(used) or 'live'}: take its module out of IN_PROCESS_MODULES"
+        )
+    item.add_marker(pytest.mark.in_process)
 
 
 def pytest_collection_modifyitems(items):
