@@ -6,6 +6,9 @@ PYTHON ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# Style, formatting, types and the import boundaries of .importlinter (layers, apps' public faces).
+LINT := $(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy . \
+	&& $(VENV)/bin/lint-imports --no-cache
 
 .PHONY: run test lint format bench clean
 
@@ -45,9 +48,10 @@ $(CHROMIUM):
 ## Three processes at once: the main pytest session (servers, workers, browsers: it waits on them a lot), and beside
 ## it, at a lower CPU priority, the lint and a second session of the in-process modules (tests/conftest.py's
 ## IN_PROCESS_MODULES, on a test database and Redis database of its own). Their output follows the main session's.
+## (No recursive make in the recipe: `make -n test` must print it, not run it.)
 test: $(VENV)/.test-deps $(CHROMIUM)
 	@mkdir -p test-artifacts
-	@nice -n 10 $(MAKE) --no-print-directory lint > test-artifacts/lint.log 2>&1 & lint=$$!; \
+	@nice -n 10 bash -c 'set -x; $(LINT)' > test-artifacts/lint.log 2>&1 & lint=$$!; \
 	LEADPULSE_TEST_SESSION=inprocess nice -n 10 $(VENV)/bin/pytest -m in_process -p no:cacheprovider \
 		> test-artifacts/in-process-tests.log 2>&1 & inprocess=$$!; \
 	$(VENV)/bin/pytest -m "not in_process"; main=$$?; \
@@ -59,10 +63,7 @@ test: $(VENV)/.test-deps $(CHROMIUM)
 
 ## Style, formatting, types and the import boundaries of .importlinter (layers, apps' public faces).
 lint: $(VENV)/.test-deps
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy .
-	$(VENV)/bin/lint-imports --no-cache
+	$(LINT)
 
 format: $(VENV)/.test-deps
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

@@ -8,6 +8,7 @@ events table answered, also while a backlog is being scored.
 import json
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -135,7 +136,9 @@ def test_rollups_stay_exact_through_concurrent_ingest_scoring_merges_and_an_eras
         holder.execute("SELECT id FROM ingest_lead WHERE id = ANY(%s) FOR UPDATE", [held_ids])
         workers.start()
         others = Event.objects.filter(project=project, processed_at__isnull=True).exclude(lead_id__in=held_ids)
+        deadline = time.monotonic() + 120
         while others.exists():
+            assert time.monotonic() < deadline, "the leads not held were not scored within 120 s"
             # nothing is ingested meanwhile: scoring and merges move events between the rollups and the
             # backlog, and between leads, but each answer must stay the count over all the events
             assert answers_differ(project) == []
