@@ -108,7 +108,8 @@ IN_PROCESS_MODULES = frozenset(
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "in_process: runs in the test process alone (IN_PROCESS_MODULES)")
+    if missing := sorted(module for module in IN_PROCESS_MODULES if not (ROOT / module).is_file()):
+        raise pytest.UsageError(f"IN_PROCESS_MODULES names modules that do not exist: {missing}")
 
 
 # What an in-process module's test may not use: each starts or needs processes of its own.
